@@ -1,0 +1,366 @@
+//! The pure state machine: no clock, no I/O, no randomness.
+//!
+//! Every function here takes `now` and returns the next record; the
+//! [`Monitor`](crate::Monitor) writes it back with a compare-and-swap.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{add, since};
+use crate::{
+    Downtime, HostId, HostRecord, Lease, Notice, NoticeKind, Outbox, Policy, Silence, Status,
+    Timestamp,
+};
+
+/// What the monitor knows beyond the record itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// Silences currently stored (active or not; each is checked).
+    pub silences: &'a [Silence],
+    /// The most recent stretch when no monitor ran, for the startup grace.
+    pub downtime: Option<Downtime>,
+    /// Why the watcher may be blind to this host, put into its notices.
+    pub blind: Option<&'a str>,
+}
+
+impl Context<'_> {
+    /// The end of the latest silence covering `host` at `now`.
+    pub fn silence_end(&self, host: &HostId, now: Timestamp) -> Option<Timestamp> {
+        self.silences
+            .iter()
+            .filter(|s| s.covers(host, now))
+            .map(|s| s.ends_at)
+            .max()
+    }
+}
+
+/// The outcome of [`evaluate`]: the record to write and the notices it now owes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Decision {
+    /// The record to compare-and-swap in (its outbox holds any owed notice).
+    pub next: HostRecord,
+    /// Notices that became owed by this decision (already in `next.outbox`).
+    pub notices: Vec<Notice>,
+}
+
+/// How long to wait before retrying a channel that failed transiently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// The wait after the first failed round; doubled after each further one.
+    #[serde(with = "humantime_serde")]
+    pub base: Duration,
+    /// The longest wait.
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(2),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after `attempts` failed rounds (1 = the first).
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        self.base.saturating_mul(1u32 << exp).min(self.max)
+    }
+}
+
+/// What one channel did with a notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelOutcome {
+    /// It took the notice.
+    Delivered,
+    /// It failed; a retry may help (after `retry_after`, if it said).
+    Transient {
+        /// The channel's own requested wait (e.g. HTTP `Retry-After`).
+        retry_after: Option<Duration>,
+    },
+    /// It refused the notice for good; it is not retried there.
+    Permanent,
+}
+
+/// The deadline after which `r` is missing, with the startup grace applied:
+/// a silence overlapping a monitor downtime longer than the host's timeout
+/// is given a full timeout from the end of that downtime.
+pub fn deadline_with_grace(r: &HostRecord, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
+    let deadline = r.deadline(policy);
+    match ctx.downtime {
+        Some(d) if since(d.until, d.from) > policy.timeout && deadline > d.from => {
+            deadline.max(add(d.until, policy.timeout))
+        }
+        _ => deadline,
+    }
+}
+
+/// Decides what happens to `r` at `now`.
+///
+/// Implements every transition of the design: `up → missing` at the
+/// deadline (alarm owed unless silenced), `missing → up` quietly when no
+/// alarm went out, `alarmed → up` with a recovery owed, throttled
+/// reminders, silences, pause and the startup grace. A notice under a live
+/// lease belongs to its owner and is left alone.
+pub fn evaluate(r: &HostRecord, now: Timestamp, policy: &Policy, ctx: &Context<'_>) -> Decision {
+    let mut next = r.clone();
+    next.last_checked = Some(now);
+    let mut notices = Vec::new();
+    if let Some(lease) = r.outbox.as_ref().and_then(|o| o.lease.as_ref()) {
+        if lease.until > now {
+            next.due_at = Some(lease.until);
+            return Decision { next, notices };
+        }
+    }
+    let heard = now < r.deadline(policy);
+    let silence_end = ctx.silence_end(&r.host, now);
+    match r.status {
+        Status::Paused => {
+            next.due_at = None;
+        }
+        Status::Up => match &r.outbox {
+            // A recovery still owed goes out before anything else.
+            Some(ob) => next.due_at = Some(ob.next_attempt),
+            None => {
+                let deadline = deadline_with_grace(r, policy, ctx);
+                if now < deadline {
+                    next.due_at = Some(deadline);
+                } else {
+                    next.status = Status::Missing;
+                    next.missing_since = Some(deadline);
+                    next.silent_since = Some(r.last_seen);
+                    next.alarm_count = 0;
+                    match silence_end {
+                        Some(end) => next.due_at = Some(end),
+                        None => owe(&mut next, NoticeKind::Alarm, now, policy, ctx, &mut notices),
+                    }
+                }
+            }
+        },
+        Status::Missing | Status::Alarmed if heard => {
+            let alarm_went_out = r.status == Status::Alarmed
+                || r.outbox.as_ref().is_some_and(|o| !o.delivered.is_empty());
+            next.status = Status::Up;
+            next.outbox = None;
+            if alarm_went_out {
+                owe(&mut next, NoticeKind::Recovery, now, policy, ctx, &mut notices);
+            } else {
+                clear_outage(&mut next);
+                next.due_at = Some(r.deadline(policy));
+            }
+        }
+        Status::Missing | Status::Alarmed => match (&r.outbox, silence_end) {
+            // A silence began before anyone was told: hold the notice back.
+            (Some(ob), Some(end)) if ob.delivered.is_empty() => {
+                next.outbox = None;
+                next.due_at = Some(end);
+            }
+            (Some(ob), _) => next.due_at = Some(ob.next_attempt),
+            (None, silence) if r.status == Status::Missing => match silence {
+                Some(end) => next.due_at = Some(end),
+                None => owe(&mut next, NoticeKind::Alarm, now, policy, ctx, &mut notices),
+            },
+            (None, silence) => {
+                let reminder_at = r
+                    .last_alarm
+                    .zip(policy.reminder_after(r.alarm_count))
+                    .map(|(last, wait)| add(last, wait));
+                match (reminder_at, silence) {
+                    (None, _) => next.due_at = None,
+                    (Some(at), _) if now < at => next.due_at = Some(at),
+                    (Some(_), Some(end)) => next.due_at = Some(end),
+                    (Some(_), None) => {
+                        owe(&mut next, NoticeKind::Reminder, now, policy, ctx, &mut notices)
+                    }
+                }
+            }
+        },
+    }
+    Decision { next, notices }
+}
+
+fn clear_outage(r: &mut HostRecord) {
+    r.missing_since = None;
+    r.silent_since = None;
+    r.alarm_count = 0;
+}
+
+fn owe(
+    next: &mut HostRecord,
+    kind: NoticeKind,
+    now: Timestamp,
+    policy: &Policy,
+    ctx: &Context<'_>,
+    notices: &mut Vec<Notice>,
+) {
+    let notice = make_notice(next, kind, now, policy, ctx);
+    next.outbox = Some(Outbox::new(notice.clone()));
+    next.due_at = Some(now);
+    notices.push(notice);
+}
+
+fn make_notice(
+    r: &HostRecord,
+    kind: NoticeKind,
+    now: Timestamp,
+    policy: &Policy,
+    ctx: &Context<'_>,
+) -> Notice {
+    let missing_since = r.missing_since.unwrap_or(now);
+    let silent_since = r.silent_since.unwrap_or(r.last_seen);
+    let outage_id = format!("{}@{}", r.host, missing_since.timestamp_millis());
+    let (count, next_reminder, recovered_at, silent_for) = match kind {
+        NoticeKind::Alarm | NoticeKind::Reminder => {
+            let count = if kind == NoticeKind::Alarm {
+                1
+            } else {
+                r.alarm_count + 1
+            };
+            let next = policy.reminder_after(count).map(|w| add(now, w));
+            (count, next, None, since(now, silent_since))
+        }
+        NoticeKind::Recovery => (
+            r.alarm_count.max(1),
+            None,
+            Some(r.last_seen),
+            since(r.last_seen, silent_since),
+        ),
+    };
+    let id = match kind {
+        NoticeKind::Recovery => format!("{outage_id}/recovery"),
+        _ => format!("{outage_id}/{kind}/{count}"),
+    };
+    Notice {
+        id,
+        outage_id,
+        kind,
+        host: r.host.clone(),
+        created_at: now,
+        last_seen: silent_since,
+        missing_since,
+        recovered_at,
+        silent_for,
+        alarm_count: count,
+        next_reminder,
+        message: r.message.clone(),
+        report: if kind == NoticeKind::Recovery {
+            r.report.clone()
+        } else {
+            None
+        },
+        blind: ctx.blind.map(str::to_owned),
+    }
+}
+
+/// Takes the lease on `r`'s owed notice for `owner`, if it is deliverable
+/// at `now` (no live lease, its next attempt has come).
+pub fn claim(r: &HostRecord, owner: &str, now: Timestamp, lease: Duration) -> Option<HostRecord> {
+    let ob = r.outbox.as_ref()?;
+    if r.status == Status::Paused || ob.leased_at(now) || ob.next_attempt > now {
+        return None;
+    }
+    let mut next = r.clone();
+    let until = add(now, lease);
+    let ob = next.outbox.as_mut()?;
+    ob.lease = Some(Lease {
+        owner: owner.to_owned(),
+        until,
+    });
+    next.due_at = Some(until);
+    Some(next)
+}
+
+/// Applies the result of a delivery round of notice `notice_id` to `r`.
+///
+/// Returns `None` when `r` no longer owes that notice (another monitor
+/// finished it, or an operator paused the host). Otherwise the outbox
+/// records which channels took the notice; when every channel in
+/// `channels` is done the notice takes effect (alarm → `alarmed`,
+/// reminder → throttle restarts, recovery → outage closed) and the record
+/// is evaluated again, which may owe a new notice. Channels still owed are
+/// retried after [`RetryPolicy::backoff`] or the channel's own wait.
+#[allow(clippy::too_many_arguments)]
+pub fn settle(
+    r: &HostRecord,
+    notice_id: &str,
+    results: &[(String, ChannelOutcome)],
+    channels: &[String],
+    now: Timestamp,
+    policy: &Policy,
+    retry: &RetryPolicy,
+    ctx: &Context<'_>,
+) -> Option<Decision> {
+    let mut ob = r.outbox.clone().filter(|o| o.notice.id == notice_id)?;
+    let mut next = r.clone();
+    ob.lease = None;
+    let mut asked_wait = Duration::ZERO;
+    for (channel, outcome) in results {
+        if !ob.owed_to(channel) {
+            continue;
+        }
+        match outcome {
+            ChannelOutcome::Delivered => ob.delivered.push(channel.clone()),
+            ChannelOutcome::Permanent => ob.failed.push(channel.clone()),
+            ChannelOutcome::Transient { retry_after } => {
+                asked_wait = asked_wait.max(retry_after.unwrap_or_default())
+            }
+        }
+    }
+    if channels.iter().any(|c| ob.owed_to(c)) {
+        ob.attempts += 1;
+        ob.next_attempt = add(now, retry.backoff(ob.attempts).max(asked_wait));
+        next.due_at = Some(ob.next_attempt);
+        next.outbox = Some(ob);
+        return Some(Decision {
+            next,
+            notices: Vec::new(),
+        });
+    }
+    next.outbox = None;
+    match ob.notice.kind {
+        NoticeKind::Alarm => {
+            if next.status == Status::Missing {
+                next.status = Status::Alarmed;
+            }
+            next.last_alarm = Some(now);
+            next.alarm_count = 1;
+        }
+        NoticeKind::Reminder => {
+            next.last_alarm = Some(now);
+            next.alarm_count += 1;
+        }
+        NoticeKind::Recovery => clear_outage(&mut next),
+    }
+    Some(evaluate(&next, now, policy, ctx))
+}
+
+/// Turns monitoring off for `r`: no notices, nothing due, any undelivered
+/// notice dropped.
+pub fn pause(r: &HostRecord) -> HostRecord {
+    let mut next = r.clone();
+    next.status = Status::Paused;
+    next.outbox = None;
+    next.due_at = None;
+    clear_outage(&mut next);
+    next
+}
+
+/// Turns monitoring back on at `now`: the host is up and gets a full timeout
+/// from `now` before it can be declared missing.
+pub fn resume(r: &HostRecord, now: Timestamp, policy: &Policy) -> HostRecord {
+    let mut next = r.clone();
+    if r.status == Status::Paused {
+        next.status = Status::Up;
+        next.watch_from = now;
+        next.due_at = Some(next.deadline(policy));
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests;

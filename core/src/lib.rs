@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+
+mod clock;
+pub mod decide;
+mod host;
+mod memory;
+mod model;
+mod monitor;
+mod notifier;
+mod policy;
+mod store;
+
+#[cfg(feature = "test-util")]
+pub mod conformance;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use decide::{ChannelOutcome, Context, Decision, RetryPolicy, evaluate};
+pub use host::{HostId, HostPattern, InvalidHost, MAX_HOST_LEN};
+pub use memory::{MemoryStore, apply_heartbeat, created_by_heartbeat};
+pub use model::{
+    Downtime, Heartbeat, HostRecord, Lease, MonitorMark, Notice, NoticeKind, Outbox, Silence,
+    Status, Timestamp, add, since,
+};
+pub use monitor::{BlindProbe, Monitor, MonitorOptions, SweepReport};
+pub use notifier::{Notifier, NotifyError};
+pub use policy::{Policy, PolicyOverride, PolicySet};
+pub use store::{BoxError, HeartbeatOutcome, Store, StoreError};

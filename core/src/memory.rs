@@ -1,0 +1,203 @@
+//! A complete in-memory store, indexed by `due_at`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{
+    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
+    StoreError, Timestamp,
+};
+
+#[derive(Default)]
+struct Inner {
+    hosts: BTreeMap<HostId, HostRecord>,
+    due: BTreeSet<(Timestamp, HostId)>,
+    silences: BTreeMap<String, Silence>,
+    mark: MonitorMark,
+}
+
+impl Inner {
+    fn put(&mut self, rec: HostRecord) {
+        if let Some(old) = self.hosts.get(&rec.host) {
+            if let Some(d) = old.due_at {
+                self.due.remove(&(d, rec.host.clone()));
+            }
+        }
+        if let Some(d) = rec.due_at {
+            self.due.insert((d, rec.host.clone()));
+        }
+        self.hosts.insert(rec.host.clone(), rec);
+    }
+}
+
+/// Host records in memory: for embedding, tests and benchmarks.
+///
+/// Every operation is O(log hosts) or O(due); nothing survives the process.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many hosts it holds.
+    pub fn len(&self) -> usize {
+        self.lock().hosts.len()
+    }
+
+    /// Whether it holds no host.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("memory")
+    }
+}
+
+/// The heartbeat rule of the [`Store::record_heartbeat`] contract applied to
+/// a record in hand; for backends that read-modify-write under a lock or a
+/// transaction.
+pub fn apply_heartbeat(rec: &mut HostRecord, hb: &Heartbeat, due_if_up: Timestamp) {
+    rec.last_seen = rec.last_seen.max(hb.at);
+    rec.version += 1;
+    if hb.message.is_some() {
+        rec.message.clone_from(&hb.message);
+    }
+    if hb.report.is_some() {
+        rec.report.clone_from(&hb.report);
+    }
+    match rec.status {
+        Status::Up if rec.outbox.is_none() => rec.due_at = Some(due_if_up),
+        Status::Missing | Status::Alarmed => rec.due_at = Some(hb.at),
+        _ => {}
+    }
+}
+
+/// A new record for a heartbeat from an unknown host, per the contract.
+pub fn created_by_heartbeat(hb: &Heartbeat, due_if_up: Timestamp) -> HostRecord {
+    let mut rec = HostRecord::new(hb.host.clone(), hb.at, Duration::ZERO);
+    rec.due_at = Some(due_if_up);
+    rec.message.clone_from(&hb.message);
+    rec.report.clone_from(&hb.report);
+    rec
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn record_heartbeat(
+        &self,
+        hb: &Heartbeat,
+        due_if_up: Timestamp,
+        create: bool,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        let mut g = self.lock();
+        let Some(old) = g.hosts.get(&hb.host) else {
+            if !create {
+                return Ok(HeartbeatOutcome::Unknown);
+            }
+            g.put(created_by_heartbeat(hb, due_if_up));
+            return Ok(HeartbeatOutcome::Created);
+        };
+        let status = old.status;
+        let mut rec = old.clone();
+        apply_heartbeat(&mut rec, hb, due_if_up);
+        g.put(rec);
+        Ok(HeartbeatOutcome::Updated { status })
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
+        let g = self.lock();
+        Ok(g.due
+            .iter()
+            .take_while(|(d, _)| *d <= now)
+            .take(limit)
+            .filter_map(|(_, h)| g.hosts.get(h).cloned())
+            .collect())
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock().due.first().map(|(d, _)| *d))
+    }
+
+    async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        Ok(self.lock().hosts.get(host).cloned())
+    }
+
+    async fn compare_and_swap(
+        &self,
+        expected: u64,
+        next: &HostRecord,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.lock();
+        let current = g.hosts.get(&next.host).map(|r| r.version);
+        if current.unwrap_or(0) != expected {
+            return Ok(false);
+        }
+        g.put(next.clone());
+        Ok(true)
+    }
+
+    async fn list(
+        &self,
+        after: Option<&HostId>,
+        limit: usize,
+    ) -> Result<Vec<HostRecord>, StoreError> {
+        use std::ops::Bound;
+        let g = self.lock();
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(g.hosts
+            .range::<HostId, _>((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
+    async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
+        let mut g = self.lock();
+        match g.hosts.remove(host) {
+            Some(r) => {
+                if let Some(d) = r.due_at {
+                    g.due.remove(&(d, r.host));
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        self.lock()
+            .silences
+            .insert(silence.id.clone(), silence.clone());
+        Ok(())
+    }
+
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        Ok(self.lock().silences.values().cloned().collect())
+    }
+
+    async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().silences.remove(id).is_some())
+    }
+
+    async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
+        let mut g = self.lock();
+        g.mark = g.mark.advance(now, gap);
+        Ok(g.mark)
+    }
+}

@@ -1,0 +1,421 @@
+//! Host records, notices, heartbeats and silences.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{HostId, HostPattern, Policy};
+
+/// An instant, in UTC.
+pub type Timestamp = DateTime<Utc>;
+
+/// `t + d`, saturating at the end of chrono's range.
+pub fn add(t: Timestamp, d: Duration) -> Timestamp {
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `later - earlier`, zero when `later` is not later.
+pub fn since(later: Timestamp, earlier: Timestamp) -> Duration {
+    (later - earlier).to_std().unwrap_or(Duration::ZERO)
+}
+
+/// Where a host stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Heard from within its timeout.
+    Up,
+    /// Silent past its timeout; the alarm is owed but not yet delivered
+    /// (pending delivery, silenced, or retrying).
+    Missing,
+    /// The alarm was delivered; reminders follow, throttled.
+    Alarmed,
+    /// Monitoring is off for this host.
+    Paused,
+}
+
+impl Status {
+    /// The lowercase name used in APIs and stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Up => "up",
+            Status::Missing => "missing",
+            Status::Alarmed => "alarmed",
+            Status::Paused => "paused",
+        }
+    }
+
+    /// Parses [`Status::as_str`]'s output.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "up" => Status::Up,
+            "missing" => Status::Missing,
+            "alarmed" => Status::Alarmed,
+            "paused" => Status::Paused,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a notice announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeKind {
+    /// The host fell silent past its timeout.
+    Alarm,
+    /// The host is still silent (throttled by the reminder interval).
+    Reminder,
+    /// The host reports again after an alarm was delivered.
+    Recovery,
+}
+
+impl NoticeKind {
+    /// `alarm`, `reminder` or `recovery`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Alarm => "alarm",
+            NoticeKind::Reminder => "reminder",
+            NoticeKind::Recovery => "recovery",
+        }
+    }
+}
+
+impl fmt::Display for NoticeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One message to the team: an alarm, a reminder or an all-clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Stable across redeliveries: receivers may deduplicate on it.
+    pub id: String,
+    /// Stable for the whole outage (alarm, reminders and recovery share it),
+    /// e.g. a PagerDuty `dedup_key`.
+    pub outage_id: String,
+    /// Alarm, reminder or recovery.
+    pub kind: NoticeKind,
+    /// The host concerned.
+    pub host: HostId,
+    /// When the monitor decided this notice was owed.
+    pub created_at: Timestamp,
+    /// The last heartbeat before the silence began.
+    pub last_seen: Timestamp,
+    /// When the host was declared missing (one timeout after `last_seen`,
+    /// later if a startup grace applied).
+    pub missing_since: Timestamp,
+    /// For a recovery: the heartbeat that ended the silence.
+    pub recovered_at: Option<Timestamp>,
+    /// How long the host had been silent: until `created_at` for an alarm or
+    /// reminder, until `recovered_at` for a recovery.
+    #[serde(with = "humantime_serde")]
+    pub silent_for: Duration,
+    /// Alarms and reminders delivered for this outage, this one included
+    /// (for a recovery: how many were delivered in all).
+    pub alarm_count: u32,
+    /// When the next reminder would come if the host stays silent.
+    pub next_reminder: Option<Timestamp>,
+    /// The host's last heartbeat message, if it sent one.
+    pub message: Option<String>,
+    /// The agent's own account of the outage (what failed, from inside the
+    /// site), sent with its first heartbeat that got through.
+    pub report: Option<String>,
+    /// Why the watcher itself may have been blind (e.g. heartbeats for this
+    /// host were being rejected).
+    pub blind: Option<String>,
+}
+
+impl Notice {
+    /// `[iamalive] ALARM build-01`-style one-line summary.
+    pub fn subject(&self) -> String {
+        let tag = match self.kind {
+            NoticeKind::Alarm => "ALARM",
+            NoticeKind::Reminder => "REMINDER",
+            NoticeKind::Recovery => "RECOVERED",
+        };
+        format!("[iamalive] {tag} {}", self.host)
+    }
+
+    /// A plain-text body naming who, since when, for how long and why.
+    pub fn body(&self) -> String {
+        use std::fmt::Write;
+        let ts = |t: &Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let human = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
+        let mut b = String::new();
+        let _ = match self.kind {
+            NoticeKind::Alarm => writeln!(b, "Host {} has gone silent.", self.host),
+            NoticeKind::Reminder => writeln!(b, "Host {} is still silent.", self.host),
+            NoticeKind::Recovery => writeln!(b, "Host {} reports again.", self.host),
+        };
+        let _ = writeln!(b);
+        let _ = writeln!(b, "host:          {}", self.host);
+        let _ = writeln!(b, "last seen:     {}", ts(&self.last_seen));
+        let _ = writeln!(b, "missing since: {}", ts(&self.missing_since));
+        if let Some(r) = &self.recovered_at {
+            let _ = writeln!(b, "back at:       {}", ts(r));
+            let _ = writeln!(b, "silent for:    {} in all", human(self.silent_for));
+        } else {
+            let _ = writeln!(b, "silent for:    {}", human(self.silent_for));
+        }
+        let _ = writeln!(b, "alarm count:   {}", self.alarm_count);
+        if let Some(n) = &self.next_reminder {
+            let _ = writeln!(b, "next reminder: {} if still silent", ts(n));
+        }
+        if let Some(m) = &self.message {
+            let _ = writeln!(b, "last message:  {m}");
+        }
+        if let Some(why) = &self.blind {
+            let _ = writeln!(b, "watcher note:  {why}");
+        }
+        if let Some(r) = &self.report {
+            let _ = writeln!(b, "\nThe agent's account of the outage:\n{r}");
+        }
+        let _ = writeln!(b, "\nnotice id: {}", self.id);
+        b
+    }
+}
+
+/// Who holds the right to deliver an owed notice, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The monitor that won the compare-and-swap.
+    pub owner: String,
+    /// After this instant another monitor may take the notice over.
+    pub until: Timestamp,
+}
+
+/// A notice owed by a host record: the outbox inside the row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbox {
+    /// The notice.
+    pub notice: Notice,
+    /// Channels that have taken it.
+    #[serde(default)]
+    pub delivered: Vec<String>,
+    /// Channels that refused it for good (it is not retried there).
+    #[serde(default)]
+    pub failed: Vec<String>,
+    /// Delivery rounds that left some channel still owed.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Earliest instant of the next delivery round.
+    pub next_attempt: Timestamp,
+    /// The current owner's lease, if one holds it.
+    #[serde(default)]
+    pub lease: Option<Lease>,
+}
+
+impl Outbox {
+    /// A fresh outbox for `notice`, deliverable at once.
+    pub fn new(notice: Notice) -> Self {
+        Self {
+            next_attempt: notice.created_at,
+            notice,
+            delivered: Vec::new(),
+            failed: Vec::new(),
+            attempts: 0,
+            lease: None,
+        }
+    }
+
+    /// Whether a live lease holds it at `now`.
+    pub fn leased_at(&self, now: Timestamp) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.until > now)
+    }
+
+    /// Whether `channel` still needs it.
+    pub fn owed_to(&self, channel: &str) -> bool {
+        !self.delivered.iter().any(|c| c == channel) && !self.failed.iter().any(|c| c == channel)
+    }
+}
+
+/// Everything the watcher knows of one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRecord {
+    /// The host.
+    pub host: HostId,
+    /// Where it stands.
+    pub status: Status,
+    /// Its most recent heartbeat.
+    pub last_seen: Timestamp,
+    /// Monitoring (re)started at this instant: the host is given a full
+    /// timeout from here even if `last_seen` is older (set on registration
+    /// and on resume).
+    pub watch_from: Timestamp,
+    /// When a monitor last evaluated it.
+    pub last_checked: Option<Timestamp>,
+    /// When it was declared missing, during an outage.
+    pub missing_since: Option<Timestamp>,
+    /// Its last heartbeat before the current outage's silence began.
+    pub silent_since: Option<Timestamp>,
+    /// When the last alarm or reminder was delivered.
+    pub last_alarm: Option<Timestamp>,
+    /// Alarms and reminders delivered in the current outage.
+    pub alarm_count: u32,
+    /// The next instant a monitor must look at it; `None` when nothing can
+    /// happen without a heartbeat or an operator (paused, reminders capped).
+    pub due_at: Option<Timestamp>,
+    /// Bumped by every write; the compare-and-swap token.
+    pub version: u64,
+    /// A notice owed and not yet delivered everywhere.
+    pub outbox: Option<Outbox>,
+    /// The message of the last heartbeat that carried one.
+    pub message: Option<String>,
+    /// The agent's last outage report.
+    pub report: Option<String>,
+}
+
+impl HostRecord {
+    /// A newly registered, up host first heard at `at`.
+    pub fn new(host: HostId, at: Timestamp, timeout: Duration) -> Self {
+        Self {
+            host,
+            status: Status::Up,
+            last_seen: at,
+            watch_from: at,
+            last_checked: None,
+            missing_since: None,
+            silent_since: None,
+            last_alarm: None,
+            alarm_count: 0,
+            due_at: Some(add(at, timeout)),
+            version: 1,
+            outbox: None,
+            message: None,
+            report: None,
+        }
+    }
+
+    /// The instant the host becomes missing unless heard from (before any
+    /// startup grace).
+    pub fn deadline(&self, policy: &Policy) -> Timestamp {
+        add(self.last_seen.max(self.watch_from), policy.timeout)
+    }
+
+    /// How long it has been silent at `now`.
+    pub fn silent_for(&self, now: Timestamp) -> Duration {
+        since(now, self.last_seen)
+    }
+}
+
+/// One heartbeat as the ingest received it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Who.
+    pub host: HostId,
+    /// When the watcher received it (its own clock, never the agent's).
+    pub at: Timestamp,
+    /// An optional short message from the agent.
+    pub message: Option<String>,
+    /// The agent's account of an outage it lived through, if any.
+    pub report: Option<String>,
+}
+
+impl Heartbeat {
+    /// A bare heartbeat.
+    pub fn new(host: HostId, at: Timestamp) -> Self {
+        Self {
+            host,
+            at,
+            message: None,
+            report: None,
+        }
+    }
+}
+
+/// A maintenance window: no alarm or reminder for matching hosts inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Silence {
+    /// Unique id.
+    pub id: String,
+    /// Which hosts it covers.
+    pub hosts: HostPattern,
+    /// Start, inclusive.
+    pub starts_at: Timestamp,
+    /// End, exclusive.
+    pub ends_at: Timestamp,
+    /// Why (shown in the API and logs).
+    pub reason: String,
+}
+
+impl Silence {
+    /// Validates and builds a silence; `ends_at` must come after `starts_at`.
+    pub fn new(
+        id: impl Into<String>,
+        hosts: HostPattern,
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+        reason: impl Into<String>,
+    ) -> Result<Self, String> {
+        let id = id.into();
+        if id.is_empty() || id.len() > 128 {
+            return Err("silence id must be 1 to 128 characters".into());
+        }
+        if ends_at <= starts_at {
+            return Err(format!(
+                "silence must end after it starts ({ends_at} is not after {starts_at})"
+            ));
+        }
+        Ok(Self {
+            id,
+            hosts,
+            starts_at,
+            ends_at,
+            reason: reason.into(),
+        })
+    }
+
+    /// Whether it covers `host` at `now`.
+    pub fn covers(&self, host: &HostId, now: Timestamp) -> bool {
+        self.starts_at <= now && now < self.ends_at && self.hosts.matches(host)
+    }
+}
+
+/// A stretch during which no monitor ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Downtime {
+    /// The last run before the gap.
+    pub from: Timestamp,
+    /// The first run after it.
+    pub until: Timestamp,
+}
+
+/// The monitors' shared mark of when any of them last ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MonitorMark {
+    /// The latest run of any monitor.
+    pub last_run: Option<Timestamp>,
+    /// The most recent gap longer than the gap threshold.
+    pub downtime: Option<Downtime>,
+}
+
+impl MonitorMark {
+    /// The mark after a run at `now`: a gap longer than `gap` since the
+    /// previous run is recorded as downtime. Backends call this inside
+    /// whatever makes their read-modify-write atomic.
+    pub fn advance(self, now: Timestamp, gap: Duration) -> Self {
+        let mut next = self;
+        if let Some(prev) = self.last_run {
+            if now > add(prev, gap) {
+                next.downtime = Some(Downtime {
+                    from: prev,
+                    until: now,
+                });
+            }
+        }
+        next.last_run = Some(self.last_run.map_or(now, |p| p.max(now)));
+        next
+    }
+}

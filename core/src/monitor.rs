@@ -1,0 +1,483 @@
+//! The loop body: take what is due, decide, compare-and-swap, deliver.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use rand::Rng;
+
+use crate::decide::{self, ChannelOutcome, Context, RetryPolicy};
+use crate::model::add;
+use crate::{
+    Clock, Downtime, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice, Notifier,
+    PolicySet, Silence, Status, Store, StoreError, Timestamp,
+};
+
+/// How many times one record is re-read and decided again after losing a
+/// compare-and-swap before the sweep leaves it for the next one.
+const MAX_ROUNDS: usize = 16;
+
+/// Tells why the watcher may be blind to a host (e.g. its heartbeats are
+/// being rejected); the text goes into that host's notices.
+pub type BlindProbe = Arc<dyn Fn(&HostId) -> Option<String> + Send + Sync>;
+
+/// Tuning for a [`Monitor`].
+#[derive(Debug, Clone)]
+pub struct MonitorOptions {
+    /// This monitor's name in leases; unique per process. Default: random.
+    pub owner: String,
+    /// How long a monitor owns a notice it is delivering before another may
+    /// take it over. Longer than any channel's own timeout. Default 2 min.
+    pub lease: Duration,
+    /// Records read from the due index per query. Default 512.
+    pub batch: usize,
+    /// Records decided and delivered at once. Default 32.
+    pub concurrency: usize,
+    /// Backoff for channels that failed transiently.
+    pub retry: RetryPolicy,
+    /// How often the monitor marks itself alive in the store (for the
+    /// startup grace). Default: a quarter of the shortest timeout, at most 30 s.
+    pub mark_interval: Option<Duration>,
+    /// Create unknown hosts on their first heartbeat. Default true.
+    pub auto_register: bool,
+}
+
+impl Default for MonitorOptions {
+    fn default() -> Self {
+        let n: u64 = rand::rng().random();
+        Self {
+            owner: format!("monitor-{n:016x}"),
+            lease: Duration::from_secs(120),
+            batch: 512,
+            concurrency: 32,
+            retry: RetryPolicy::default(),
+            mark_interval: None,
+            auto_register: true,
+        }
+    }
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use]
+pub struct SweepReport {
+    /// Records decided.
+    pub evaluated: usize,
+    /// Notices that reached every channel (or were refused for good).
+    pub completed: usize,
+    /// Channel deliveries that failed and will be retried or were refused.
+    pub failed_deliveries: usize,
+    /// Compare-and-swaps lost to a heartbeat or another monitor.
+    pub conflicts: usize,
+    /// Records left for a later sweep after a store error.
+    pub errors: usize,
+}
+
+impl SweepReport {
+    fn add(&mut self, o: SweepReport) {
+        self.evaluated += o.evaluated;
+        self.completed += o.completed;
+        self.failed_deliveries += o.failed_deliveries;
+        self.conflicts += o.conflicts;
+        self.errors += o.errors;
+    }
+}
+
+/// Drives the pure state machine against a [`Store`] and delivers through
+/// [`Notifier`]s.
+///
+/// Several monitors may share one store: every transition is a
+/// compare-and-swap, and a notice is delivered by the monitor that won the
+/// swap which made it owed, under a lease.
+pub struct Monitor<S: ?Sized, C> {
+    store: Arc<S>,
+    channels: Vec<Arc<dyn Notifier>>,
+    names: Vec<String>,
+    clock: C,
+    policies: PolicySet,
+    opts: MonitorOptions,
+    state: Mutex<MarkState>,
+    blind: Option<BlindProbe>,
+}
+
+#[derive(Default)]
+struct MarkState {
+    marked_at: Option<Timestamp>,
+    downtime: Option<Downtime>,
+}
+
+impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
+    /// A monitor over `store`, delivering to `channels`.
+    ///
+    /// # Panics
+    /// If two channels share a name (their progress could not be told apart).
+    pub fn new(
+        store: Arc<S>,
+        channels: Vec<Arc<dyn Notifier>>,
+        clock: C,
+        policies: PolicySet,
+        opts: MonitorOptions,
+    ) -> Self {
+        let names: Vec<String> = channels.iter().map(|c| c.name().to_owned()).collect();
+        for (i, n) in names.iter().enumerate() {
+            assert!(
+                !names[..i].contains(n),
+                "two notification channels are named {n:?}; channel names must be unique"
+            );
+        }
+        Self {
+            store,
+            channels,
+            names,
+            clock,
+            policies,
+            opts,
+            state: Mutex::default(),
+            blind: None,
+        }
+    }
+
+    /// Adds a probe that says why the watcher may be blind to a host.
+    pub fn with_blind_probe(mut self, probe: BlindProbe) -> Self {
+        self.blind = Some(probe);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The policies.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// The options.
+    pub fn options(&self) -> &MonitorOptions {
+        &self.opts
+    }
+
+    /// The channels' names.
+    pub fn channel_names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn mark_interval(&self) -> Duration {
+        self.opts.mark_interval.unwrap_or_else(|| {
+            (self.policies.shortest_timeout() / 4).clamp(Duration::from_millis(10), Duration::from_secs(30))
+        })
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, MarkState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a heartbeat: one store write. The `due_at` for an up host is
+    /// `hb.at` plus the host's timeout.
+    pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatOutcome, StoreError> {
+        let due_if_up = add(hb.at, self.policies.timeout_for(&hb.host));
+        self.store
+            .record_heartbeat(hb, due_if_up, self.opts.auto_register)
+            .await
+    }
+
+    /// When a runner should call [`sweep`](Self::sweep) next: the earliest
+    /// `due_at`, or the next self-mark, whichever comes first.
+    pub async fn next_wakeup(&self) -> Result<Timestamp, StoreError> {
+        let mark_due = {
+            let st = self.lock_state();
+            st.marked_at
+                .map_or_else(|| self.clock.now(), |m| add(m, self.mark_interval()))
+        };
+        Ok(match self.store.next_due().await? {
+            Some(d) => d.min(mark_due),
+            None => mark_due,
+        })
+    }
+
+    /// Decides every due record, writes the decisions back and delivers the
+    /// notices they owe.
+    pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        let now = self.clock.now();
+        self.mark(now).await?;
+        let downtime = self.lock_state().downtime;
+        let mut silences = self.store.silences().await?;
+        for s in silences.iter().filter(|s| s.ends_at <= now) {
+            self.store.remove_silence(&s.id).await?;
+        }
+        silences.retain(|s| s.ends_at > now);
+        let mut report = SweepReport::default();
+        // Bounded: every processed record leaves the due set unless an error
+        // left it there, and an error ends the sweep after its batch.
+        for _ in 0..10_000 {
+            let batch = self.store.due(now, self.opts.batch).await?;
+            let full = batch.len() == self.opts.batch;
+            let results: Vec<SweepReport> = futures::stream::iter(batch)
+                .map(|rec| self.process(rec, now, &silences, downtime))
+                .buffer_unordered(self.opts.concurrency.max(1))
+                .collect()
+                .await;
+            let mut batch_report = SweepReport::default();
+            for r in results {
+                batch_report.add(r);
+            }
+            report.add(batch_report);
+            if !full || batch_report.errors > 0 {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn mark(&self, now: Timestamp) -> Result<(), StoreError> {
+        let interval = self.mark_interval();
+        let needed = self
+            .lock_state()
+            .marked_at
+            .is_none_or(|m| now >= add(m, interval));
+        if needed {
+            let mark = self
+                .store
+                .mark_run(now, self.policies.shortest_timeout())
+                .await?;
+            let mut st = self.lock_state();
+            st.marked_at = Some(now);
+            st.downtime = mark.downtime;
+        }
+        Ok(())
+    }
+
+    /// Decides one record until it has nothing more to do now; never fails
+    /// the sweep (errors are counted and logged, the record stays due).
+    async fn process(
+        &self,
+        rec: HostRecord,
+        now: Timestamp,
+        silences: &[Silence],
+        downtime: Option<Downtime>,
+    ) -> SweepReport {
+        let host = rec.host.clone();
+        let mut report = SweepReport::default();
+        if let Err(e) = self.process_inner(rec, now, silences, downtime, &mut report).await {
+            tracing::warn!(store = %self.store, %host, error = %e, "could not decide host; it stays due");
+            report.errors += 1;
+        }
+        report
+    }
+
+    async fn process_inner(
+        &self,
+        mut rec: HostRecord,
+        mut now: Timestamp,
+        silences: &[Silence],
+        downtime: Option<Downtime>,
+        report: &mut SweepReport,
+    ) -> Result<(), StoreError> {
+        let policy = self.policies.for_host(&rec.host);
+        let blind = self.blind.as_ref().and_then(|p| p(&rec.host));
+        let ctx = Context {
+            silences,
+            downtime,
+            blind: blind.as_deref(),
+        };
+        for _ in 0..MAX_ROUNDS {
+            report.evaluated += 1;
+            let decided = decide::evaluate(&rec, now, &policy, &ctx).next;
+            let claimed = decide::claim(&decided, &self.opts.owner, now, self.opts.lease);
+            let deliver = claimed.is_some();
+            let mut next = claimed.unwrap_or(decided);
+            let unchanged = HostRecord {
+                last_checked: rec.last_checked,
+                ..next.clone()
+            } == rec;
+            if unchanged && next.due_at.is_none_or(|d| d > now) {
+                return Ok(());
+            }
+            next.version = rec.version + 1;
+            if !self.store.compare_and_swap(rec.version, &next).await? {
+                report.conflicts += 1;
+                match self.store.get(&rec.host).await? {
+                    Some(fresh) => {
+                        rec = fresh;
+                        continue;
+                    }
+                    None => return Ok(()),
+                }
+            }
+            for n in next.outbox.iter().filter(|_| deliver) {
+                tracing::info!(host = %next.host, kind = %n.notice.kind, id = %n.notice.id, "notice owed");
+            }
+            rec = next;
+            if !deliver {
+                return Ok(());
+            }
+            let Some(outbox) = rec.outbox.clone() else {
+                return Ok(());
+            };
+            let results = self.deliver(&outbox.notice, &outbox.delivered, &outbox.failed).await;
+            report.failed_deliveries += results
+                .iter()
+                .filter(|(_, o)| *o != ChannelOutcome::Delivered)
+                .count();
+            now = self.clock.now();
+            let mut settled = false;
+            for _ in 0..MAX_ROUNDS {
+                let Some(d) = decide::settle(
+                    &rec,
+                    &outbox.notice.id,
+                    &results,
+                    &self.names,
+                    now,
+                    &policy,
+                    &self.opts.retry,
+                    &ctx,
+                ) else {
+                    return Ok(());
+                };
+                let mut next = d.next;
+                next.version = rec.version + 1;
+                if self.store.compare_and_swap(rec.version, &next).await? {
+                    if next.outbox.as_ref().is_none_or(|o| o.notice.id != outbox.notice.id) {
+                        report.completed += 1;
+                    }
+                    rec = next;
+                    settled = true;
+                    break;
+                }
+                report.conflicts += 1;
+                match self.store.get(&rec.host).await? {
+                    Some(fresh) => rec = fresh,
+                    None => return Ok(()),
+                }
+            }
+            if !settled || rec.due_at.is_none_or(|d| d > now) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers `notice` to every channel not yet done with it, all at once.
+    async fn deliver(
+        &self,
+        notice: &Notice,
+        delivered: &[String],
+        failed: &[String],
+    ) -> Vec<(String, ChannelOutcome)> {
+        let owed = self
+            .channels
+            .iter()
+            .filter(|c| !delivered.iter().any(|d| d == c.name()) && !failed.iter().any(|d| d == c.name()));
+        futures::future::join_all(owed.map(|c| async move {
+            let outcome = match c.deliver(notice).await {
+                Ok(()) => {
+                    tracing::info!(channel = c.name(), host = %notice.host, kind = %notice.kind, id = %notice.id, "notice delivered");
+                    ChannelOutcome::Delivered
+                }
+                Err(crate::NotifyError::Transient { reason, retry_after, .. }) => {
+                    tracing::warn!(channel = c.name(), host = %notice.host, id = %notice.id, %reason, "delivery failed; will retry");
+                    ChannelOutcome::Transient { retry_after }
+                }
+                Err(e) => {
+                    tracing::error!(channel = c.name(), host = %notice.host, id = %notice.id, error = %e, "delivery refused; not retried on this channel");
+                    ChannelOutcome::Permanent
+                }
+            };
+            (c.name().to_owned(), outcome)
+        }))
+        .await
+    }
+
+    /// Reads one host.
+    pub async fn host(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        self.store.get(host).await
+    }
+
+    /// Registers a host that has not reported yet: it is given a full
+    /// timeout from now. `false` if it already exists.
+    pub async fn register(&self, host: &HostId) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let rec = HostRecord::new(host.clone(), now, self.policies.timeout_for(host));
+        self.store.compare_and_swap(0, &rec).await
+    }
+
+    /// Pauses monitoring of `host`; returns the new record, `None` if unknown.
+    pub async fn pause(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        self.update(host, |r, _, _| decide::pause(r)).await
+    }
+
+    /// Resumes monitoring of `host` with a full timeout from now.
+    pub async fn resume(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        self.update(host, |r, now, p| decide::resume(r, now, p)).await
+    }
+
+    async fn update(
+        &self,
+        host: &HostId,
+        f: impl Fn(&HostRecord, Timestamp, &crate::Policy) -> HostRecord,
+    ) -> Result<Option<HostRecord>, StoreError> {
+        let policy = self.policies.for_host(host);
+        for _ in 0..MAX_ROUNDS {
+            let Some(rec) = self.store.get(host).await? else {
+                return Ok(None);
+            };
+            let mut next = f(&rec, self.clock.now(), &policy);
+            next.version = rec.version + 1;
+            if self.store.compare_and_swap(rec.version, &next).await? {
+                return Ok(Some(next));
+            }
+        }
+        Err(StoreError::unavailable(
+            "monitor",
+            format!("{host} kept changing; gave up after {MAX_ROUNDS} tries"),
+        ))
+    }
+
+    /// Stores a silence.
+    pub async fn add_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        self.store.put_silence(silence).await
+    }
+
+    /// Deletes a silence and makes the missing hosts it covered due now, so
+    /// an alarm it held back goes out at the next sweep rather than at its
+    /// planned end. That touch walks the host list: an operator action, not
+    /// a hot path.
+    pub async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        let silence = self.store.silences().await?.into_iter().find(|s| s.id == id);
+        let Some(silence) = silence else {
+            return Ok(false);
+        };
+        let removed = self.store.remove_silence(id).await?;
+        let now = self.clock.now();
+        let mut after: Option<HostId> = None;
+        loop {
+            let page = self.store.list(after.as_ref(), 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.host.clone());
+            for rec in page {
+                let held = matches!(rec.status, Status::Missing | Status::Alarmed)
+                    && silence.hosts.matches(&rec.host)
+                    && rec.due_at.is_some_and(|d| d > now);
+                if held {
+                    let mut next = rec.clone();
+                    next.due_at = Some(now);
+                    next.version = rec.version + 1;
+                    // A lost swap means someone else just wrote it: fine.
+                    let _ = self.store.compare_and_swap(rec.version, &next).await?;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes a host.
+    pub async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
+        self.store.remove(host).await
+    }
+}

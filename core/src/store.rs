@@ -1,0 +1,188 @@
+//! The storage contract every backend implements.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{Heartbeat, HostId, HostRecord, MonitorMark, Silence, Status, Timestamp};
+
+/// A boxed error from a backend's own client library.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong in a store.
+///
+/// The backend's own error is printed in `Display` (and so not returned
+/// again from `source()`, which would make reporters print it twice).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend could not be reached or timed out; a retry may help.
+    #[error("{store} is unavailable: {error}")]
+    Unavailable {
+        /// Which store spoke.
+        store: &'static str,
+        /// The backend's error.
+        error: BoxError,
+    },
+    /// The request was refused for what it asked; a retry will not help.
+    #[error("{store}: invalid input: {reason}")]
+    InvalidInput {
+        /// Which store spoke.
+        store: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Stored data could not be read back.
+    #[error("{store}: corrupt data at {key}: {reason}")]
+    Corrupt {
+        /// Which store spoke.
+        store: &'static str,
+        /// The key or row.
+        key: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// Any other backend failure; a retry will not help.
+    #[error("{store}: {error}")]
+    Backend {
+        /// Which store spoke.
+        store: &'static str,
+        /// The backend's error.
+        error: BoxError,
+    },
+}
+
+impl StoreError {
+    /// Wraps a transient backend error.
+    pub fn unavailable(store: &'static str, error: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            store,
+            error: error.into(),
+        }
+    }
+
+    /// Wraps a permanent backend error.
+    pub fn backend(store: &'static str, error: impl Into<BoxError>) -> Self {
+        Self::Backend {
+            store,
+            error: error.into(),
+        }
+    }
+
+    /// Whether retrying the same call later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// What [`Store::record_heartbeat`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatOutcome {
+    /// The host was unknown and creation was not asked for: nothing written.
+    Unknown,
+    /// The host was unknown and has been created `up`.
+    Created,
+    /// A known host's `last_seen` was moved; `status` is its status before.
+    Updated {
+        /// Its status when the heartbeat landed.
+        status: Status,
+    },
+}
+
+impl HeartbeatOutcome {
+    /// Whether a monitor should look at the host now (a possible recovery).
+    pub fn needs_decision(self) -> bool {
+        matches!(
+            self,
+            Self::Updated {
+                status: Status::Missing | Status::Alarmed
+            }
+        )
+    }
+}
+
+/// Where host records, silences and the monitors' mark live.
+///
+/// Every method is one a backend cannot do without; the conveniences live
+/// on [`Monitor`](crate::Monitor). Backends implement `Display` so logs say
+/// which store spoke (`sqlite(/var/lib/iamalive.db)`).
+///
+/// Run [`conformance`](crate::conformance) (feature `test-util`) against a
+/// new backend: it checks every contract below.
+#[async_trait]
+pub trait Store: fmt::Display + Send + Sync + 'static {
+    /// Records a heartbeat in **one atomic write**: the hot path.
+    ///
+    /// *Contract*: `last_seen` becomes the later of its old value and
+    /// `hb.at`; `version` is bumped; `message` and `report` are replaced when
+    /// the heartbeat carries them, kept otherwise. `due_at` becomes
+    /// `due_if_up` when the host is `up` with no owed notice, becomes `hb.at`
+    /// (due now) when it is `missing` or `alarmed`, and is left alone
+    /// otherwise (`paused`, or a recovery still owed). A backend may leave an
+    /// up host's `due_at` earlier than `due_if_up` (early is allowed, late
+    /// never). An unknown host is created as [`HostRecord::new`] with
+    /// `due_if_up` as its `due_at` when `create` is true, and nothing is
+    /// written when it is false. Concurrent heartbeats for one host never
+    /// lose a bump.
+    async fn record_heartbeat(
+        &self,
+        hb: &Heartbeat,
+        due_if_up: Timestamp,
+        create: bool,
+    ) -> Result<HeartbeatOutcome, StoreError>;
+
+    /// Records whose `due_at ≤ now`, earliest first, at most `limit`.
+    ///
+    /// *Contract*: costs O(due), never O(hosts); records with no `due_at`
+    /// are never returned. The records may be slightly stale (an index
+    /// lagging its table): callers decide with compare-and-swap.
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError>;
+
+    /// The earliest `due_at` of any record, for a runner to sleep until.
+    ///
+    /// *Contract*: O(1) or O(shards); may be early, never later than the
+    /// true earliest.
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// One record, read consistently (never older than a completed write).
+    async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError>;
+
+    /// Writes `next` if the stored version is `expected`; `expected == 0`
+    /// means "create if absent".
+    ///
+    /// *Contract*: atomic. Returns `false` and writes nothing when the stored
+    /// version differs (a heartbeat or another monitor got there first), or
+    /// when the record is absent and `expected != 0`. The stored version
+    /// afterwards is `next.version`, which callers set to `expected + 1`;
+    /// the due index follows `next.due_at` in the same atomic step.
+    async fn compare_and_swap(&self, expected: u64, next: &HostRecord)
+    -> Result<bool, StoreError>;
+
+    /// Up to `limit` records ordered by host id, strictly after `after`.
+    async fn list(
+        &self,
+        after: Option<&HostId>,
+        limit: usize,
+    ) -> Result<Vec<HostRecord>, StoreError>;
+
+    /// Deletes a host and its due-index entry; `false` if it was absent.
+    async fn remove(&self, host: &HostId) -> Result<bool, StoreError>;
+
+    /// Stores (or replaces, by id) a silence, shared by every monitor.
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError>;
+
+    /// All stored silences.
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError>;
+
+    /// Deletes a silence; `false` if it was absent.
+    async fn remove_silence(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Marks that a monitor runs at `now` and returns the shared mark after
+    /// [`MonitorMark::advance`]`(now, gap)`.
+    ///
+    /// *Contract*: the read-modify-write is atomic enough that two monitors
+    /// marking at once leave `last_run` at the later instant and keep any
+    /// recorded downtime.
+    async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError>;
+}
