@@ -1,0 +1,3 @@
+//! The iamalive agent: sends heartbeats, remembers what failed
+
+fn main() {}

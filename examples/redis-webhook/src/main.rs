@@ -1,0 +1,3 @@
+//! iamalive on Redis with webhook notices: HA across monitors
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Notification channels for iamalive: SMTP, stdout, webhooks, SNS

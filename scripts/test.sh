@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs the real servers the
+# tests start (redis-server, moto for DynamoDB+SNS, aiosmtpd for SMTP), then
+# runs format, lint, docs and every test. Each test starts its own servers
+# on free loopback ports and stops them; none is left running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+VENV="${IAMALIVE_TEST_VENV:-$PWD/.test-env/venv}"
+export IAMALIVE_TEST_VENV="$VENV"
+
+install_servers() {
+  if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  fi
+  if ! "$VENV/bin/python" -c "import moto, aiosmtpd, flask, flask_cors" >/dev/null 2>&1; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "moto[dynamodb,sns]" flask flask-cors aiosmtpd
+  fi
+}
+
+echo "==> installing test servers (in the background) and building"
+log=$(mktemp)
+install_servers >"$log" 2>&1 &
+installer=$!
+cargo fmt --all -- --check
+cargo build --workspace --all-targets --all-features --quiet
+if ! wait "$installer"; then
+  cat "$log"; echo "installing the test servers failed" >&2; exit 1
+fi
+rm -f "$log"
+echo "==> clippy"
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
+echo "==> docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+echo "==> tests"
+cargo test --workspace --all-features

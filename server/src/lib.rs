@@ -1,0 +1,1 @@
+//! HTTP ingest and management API for iamalive, and the runner that drives the monitor

@@ -1,0 +1,1 @@
+//! SQLite store for iamalive: one file, WAL, the embedded default

@@ -1,0 +1,197 @@
+//! Real servers for tests, each on a free loopback port, stopped on drop.
+//!
+//! A missing server is a test failure, never a skip: `./scripts/test.sh`
+//! installs them (redis-server from Debian, moto and aiosmtpd into
+//! `.test-env/venv`, or wherever `IAMALIVE_TEST_VENV` points).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// The Python virtualenv holding moto and aiosmtpd.
+pub fn venv() -> PathBuf {
+    std::env::var_os("IAMALIVE_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(".test-env")
+                .join("venv")
+        })
+}
+
+fn require(path: &Path, what: &str) {
+    assert!(
+        path.exists(),
+        "{what} not found at {}: run ./scripts/test.sh, which installs the test servers",
+        path.display()
+    );
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A child process killed (and reaped) when dropped.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// A scratch directory that lives as long as the server.
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Spawns `cmd` (which must listen on `port`) and waits up to 20 s for
+    /// the port to accept connections.
+    pub fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir, what: &str) -> Self {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {what}: {e}"));
+        let mut server = Self { child, addr, dir };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("{what} exited before listening on {addr}: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{what} did not listen on {addr} within 20 s");
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server now (e.g. to test an outage of it).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `redis-server` on a free port, no persistence.
+pub fn redis() -> Server {
+    redis_on(free_port())
+}
+
+/// `redis-server` on `port` (to restart one where it was).
+pub fn redis_on(port: u16) -> Server {
+    let bin = which("redis-server").unwrap_or_else(|| PathBuf::from("/usr/bin/redis-server"));
+    require(&bin, "redis-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(bin);
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .current_dir(dir.path());
+    Server::spawn(cmd, port, dir, "redis-server")
+}
+
+impl Server {
+    /// `redis://127.0.0.1:PORT/`.
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// For an SMTP server: the directory each received message lands in
+    /// as one file.
+    pub fn maildir_new(&self) -> PathBuf {
+        self.dir.path().join("mail").join("new")
+    }
+}
+
+/// moto's server (DynamoDB and SNS) on a free port. Give each test its own
+/// table and topic names.
+pub fn moto() -> Server {
+    let bin = venv().join("bin").join("moto_server");
+    require(&bin, "moto_server");
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(bin);
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .current_dir(dir.path());
+    Server::spawn(cmd, port, dir, "moto_server")
+}
+
+/// The fake credentials and region for moto, as (name, value) pairs to put
+/// into an SDK config or a child process's environment.
+pub fn aws_test_env_vars() -> [(&'static str, &'static str); 4] {
+    [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+}
+
+/// An SMTP server (aiosmtpd) that stores each message as a file in
+/// [`Server::maildir_new`]. With `tls = Some((cert, key))` it requires
+/// STARTTLS.
+pub fn smtp(tls: Option<(&Path, &Path)>) -> Server {
+    smtp_on(free_port(), tls)
+}
+
+/// [`smtp`] on a given port (to restart one where it was).
+pub fn smtp_on(port: u16, tls: Option<(&Path, &Path)>) -> Server {
+    let python = venv().join("bin").join("python");
+    require(&python, "the test virtualenv's python (with aiosmtpd)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mail = dir.path().join("mail");
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", "aiosmtpd.handlers.Mailbox"]);
+    if let Some((cert, key)) = tls {
+        cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+    }
+    cmd.arg(&mail).current_dir(dir.path());
+    Server::spawn(cmd, port, dir, "aiosmtpd")
+}
+
+/// Reads every message file in `dir` (e.g. [`Server::maildir_new`]).
+pub fn read_messages(dir: &Path) -> Vec<String> {
+    let mut out: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let t = e.metadata().ok()?.modified().ok()?;
+                    Some((t, std::fs::read_to_string(e.path()).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|(t, _)| *t);
+    out.into_iter().map(|(_, s)| s).collect()
+}
