@@ -111,11 +111,11 @@ pub fn evaluate(r: &HostRecord, now: Timestamp, policy: &Policy, ctx: &Context<'
     let mut next = r.clone();
     next.last_checked = Some(now);
     let mut notices = Vec::new();
-    if let Some(lease) = r.outbox.as_ref().and_then(|o| o.lease.as_ref()) {
-        if lease.until > now {
-            next.due_at = Some(lease.until);
-            return Decision { next, notices };
-        }
+    if let Some(lease) = r.outbox.as_ref().and_then(|o| o.lease.as_ref())
+        && lease.until > now
+    {
+        next.due_at = Some(lease.until);
+        return Decision { next, notices };
     }
     let heard = now < r.deadline(policy);
     let silence_end = ctx.silence_end(&r.host, now);
@@ -148,7 +148,14 @@ pub fn evaluate(r: &HostRecord, now: Timestamp, policy: &Policy, ctx: &Context<'
             next.status = Status::Up;
             next.outbox = None;
             if alarm_went_out {
-                owe(&mut next, NoticeKind::Recovery, now, policy, ctx, &mut notices);
+                owe(
+                    &mut next,
+                    NoticeKind::Recovery,
+                    now,
+                    policy,
+                    ctx,
+                    &mut notices,
+                );
             } else {
                 clear_outage(&mut next);
                 next.due_at = Some(r.deadline(policy));
@@ -174,9 +181,14 @@ pub fn evaluate(r: &HostRecord, now: Timestamp, policy: &Policy, ctx: &Context<'
                     (None, _) => next.due_at = None,
                     (Some(at), _) if now < at => next.due_at = Some(at),
                     (Some(_), Some(end)) => next.due_at = Some(end),
-                    (Some(_), None) => {
-                        owe(&mut next, NoticeKind::Reminder, now, policy, ctx, &mut notices)
-                    }
+                    (Some(_), None) => owe(
+                        &mut next,
+                        NoticeKind::Reminder,
+                        now,
+                        policy,
+                        ctx,
+                        &mut notices,
+                    ),
                 }
             }
         },

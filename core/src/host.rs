@@ -21,7 +21,9 @@ pub enum InvalidHost {
         len: usize,
     },
     /// The string held a character outside `[A-Za-z0-9._-]`.
-    #[error("host id has {found:?} at byte {at}; only letters, digits, '.', '_' and '-' are allowed")]
+    #[error(
+        "host id has {found:?} at byte {at}; only letters, digits, '.', '_' and '-' are allowed"
+    )]
     BadChar {
         /// The offending character.
         found: char,

@@ -22,10 +22,8 @@ struct Inner {
 
 impl Inner {
     fn put(&mut self, rec: HostRecord) {
-        if let Some(old) = self.hosts.get(&rec.host) {
-            if let Some(d) = old.due_at {
-                self.due.remove(&(d, rec.host.clone()));
-            }
+        if let Some(d) = self.hosts.get(&rec.host).and_then(|old| old.due_at) {
+            self.due.remove(&(d, rec.host.clone()));
         }
         if let Some(d) = rec.due_at {
             self.due.insert((d, rec.host.clone()));
@@ -138,11 +136,7 @@ impl Store for MemoryStore {
         Ok(self.lock().hosts.get(host).cloned())
     }
 
-    async fn compare_and_swap(
-        &self,
-        expected: u64,
-        next: &HostRecord,
-    ) -> Result<bool, StoreError> {
+    async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
         let mut g = self.lock();
         let current = g.hosts.get(&next.host).map(|r| r.version);
         if current.unwrap_or(0) != expected {

@@ -152,7 +152,8 @@ impl Notice {
     pub fn body(&self) -> String {
         use std::fmt::Write;
         let ts = |t: &Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let human = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
+        let human =
+            |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
         let mut b = String::new();
         let _ = match self.kind {
             NoticeKind::Alarm => writeln!(b, "Host {} has gone silent.", self.host),
@@ -407,13 +408,13 @@ impl MonitorMark {
     /// whatever makes their read-modify-write atomic.
     pub fn advance(self, now: Timestamp, gap: Duration) -> Self {
         let mut next = self;
-        if let Some(prev) = self.last_run {
-            if now > add(prev, gap) {
-                next.downtime = Some(Downtime {
-                    from: prev,
-                    until: now,
-                });
-            }
+        if let Some(prev) = self.last_run
+            && now > add(prev, gap)
+        {
+            next.downtime = Some(Downtime {
+                from: prev,
+                until: now,
+            });
         }
         next.last_run = Some(self.last_run.map_or(now, |p| p.max(now)));
         next

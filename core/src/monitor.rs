@@ -9,8 +9,8 @@ use rand::Rng;
 use crate::decide::{self, ChannelOutcome, Context, RetryPolicy};
 use crate::model::add;
 use crate::{
-    Clock, Downtime, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice, Notifier,
-    PolicySet, Silence, Status, Store, StoreError, Timestamp,
+    Clock, Downtime, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice, Notifier, PolicySet,
+    Silence, Status, Store, StoreError, Timestamp,
 };
 
 /// How many times one record is re-read and decided again after losing a
@@ -38,6 +38,11 @@ pub struct MonitorOptions {
     /// How often the monitor marks itself alive in the store (for the
     /// startup grace). Default: a quarter of the shortest timeout, at most 30 s.
     pub mark_interval: Option<Duration>,
+    /// A stretch longer than this with no monitor running counts as
+    /// downtime, and hosts whose silence overlaps it get the startup grace
+    /// (a host's own timeout must also be shorter than the stretch).
+    /// Default: the shortest timeout.
+    pub downtime_gap: Option<Duration>,
     /// Create unknown hosts on their first heartbeat. Default true.
     pub auto_register: bool,
 }
@@ -52,6 +57,7 @@ impl Default for MonitorOptions {
             concurrency: 32,
             retry: RetryPolicy::default(),
             mark_interval: None,
+            downtime_gap: None,
             auto_register: true,
         }
     }
@@ -163,6 +169,11 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         &self.opts
     }
 
+    /// The options, to adjust before the first sweep.
+    pub fn options_mut(&mut self) -> &mut MonitorOptions {
+        &mut self.opts
+    }
+
     /// The channels' names.
     pub fn channel_names(&self) -> &[String] {
         &self.names
@@ -170,7 +181,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
 
     fn mark_interval(&self) -> Duration {
         self.opts.mark_interval.unwrap_or_else(|| {
-            (self.policies.shortest_timeout() / 4).clamp(Duration::from_millis(10), Duration::from_secs(30))
+            (self.policies.shortest_timeout() / 4)
+                .clamp(Duration::from_millis(10), Duration::from_secs(30))
         })
     }
 
@@ -244,7 +256,12 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         if needed {
             let mark = self
                 .store
-                .mark_run(now, self.policies.shortest_timeout())
+                .mark_run(
+                    now,
+                    self.opts
+                        .downtime_gap
+                        .unwrap_or_else(|| self.policies.shortest_timeout()),
+                )
                 .await?;
             let mut st = self.lock_state();
             st.marked_at = Some(now);
@@ -264,7 +281,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     ) -> SweepReport {
         let host = rec.host.clone();
         let mut report = SweepReport::default();
-        if let Err(e) = self.process_inner(rec, now, silences, downtime, &mut report).await {
+        if let Err(e) = self
+            .process_inner(rec, now, silences, downtime, &mut report)
+            .await
+        {
             tracing::warn!(store = %self.store, %host, error = %e, "could not decide host; it stays due");
             report.errors += 1;
         }
@@ -320,7 +340,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             let Some(outbox) = rec.outbox.clone() else {
                 return Ok(());
             };
-            let results = self.deliver(&outbox.notice, &outbox.delivered, &outbox.failed).await;
+            let results = self
+                .deliver(&outbox.notice, &outbox.delivered, &outbox.failed)
+                .await;
             report.failed_deliveries += results
                 .iter()
                 .filter(|(_, o)| *o != ChannelOutcome::Delivered)
@@ -343,7 +365,11 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 let mut next = d.next;
                 next.version = rec.version + 1;
                 if self.store.compare_and_swap(rec.version, &next).await? {
-                    if next.outbox.as_ref().is_none_or(|o| o.notice.id != outbox.notice.id) {
+                    if next
+                        .outbox
+                        .as_ref()
+                        .is_none_or(|o| o.notice.id != outbox.notice.id)
+                    {
                         report.completed += 1;
                     }
                     rec = next;
@@ -370,10 +396,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         delivered: &[String],
         failed: &[String],
     ) -> Vec<(String, ChannelOutcome)> {
-        let owed = self
-            .channels
-            .iter()
-            .filter(|c| !delivered.iter().any(|d| d == c.name()) && !failed.iter().any(|d| d == c.name()));
+        let owed = self.channels.iter().filter(|c| {
+            !delivered.iter().any(|d| d == c.name()) && !failed.iter().any(|d| d == c.name())
+        });
         futures::future::join_all(owed.map(|c| async move {
             let outcome = match c.deliver(notice).await {
                 Ok(()) => {
@@ -414,7 +439,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
 
     /// Resumes monitoring of `host` with a full timeout from now.
     pub async fn resume(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
-        self.update(host, |r, now, p| decide::resume(r, now, p)).await
+        self.update(host, decide::resume).await
     }
 
     async fn update(
@@ -449,7 +474,12 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// planned end. That touch walks the host list: an operator action, not
     /// a hot path.
     pub async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
-        let silence = self.store.silences().await?.into_iter().find(|s| s.id == id);
+        let silence = self
+            .store
+            .silences()
+            .await?
+            .into_iter()
+            .find(|s| s.id == id);
         let Some(silence) = silence else {
             return Ok(false);
         };

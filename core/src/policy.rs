@@ -175,7 +175,9 @@ impl PolicySet {
 
     /// Validates the default and every override, naming the bad one.
     pub fn validate(&self) -> Result<(), String> {
-        self.default.validate().map_err(|e| format!("default policy: {e}"))?;
+        self.default
+            .validate()
+            .map_err(|e| format!("default policy: {e}"))?;
         for o in &self.overrides {
             let mut p = self.default.clone();
             p.timeout = o.timeout.unwrap_or(p.timeout);

@@ -156,8 +156,7 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
     /// when the record is absent and `expected != 0`. The stored version
     /// afterwards is `next.version`, which callers set to `expected + 1`;
     /// the due index follows `next.due_at` in the same atomic step.
-    async fn compare_and_swap(&self, expected: u64, next: &HostRecord)
-    -> Result<bool, StoreError>;
+    async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError>;
 
     /// Up to `limit` records ordered by host id, strictly after `after`.
     async fn list(

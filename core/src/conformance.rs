@@ -1,0 +1,1001 @@
+//! The one conformance suite every [`Store`] backend runs.
+//!
+//! Plain async functions, each taking a fresh store in its own namespace
+//! (table, key prefix, file). [`run_all`] runs every one of them;
+//! a backend's test is:
+//!
+//! ```no_run
+//! # async fn make_my_store() -> std::sync::Arc<dyn iamalive_core::Store> { unimplemented!() }
+//! # async fn t() {
+//! iamalive_core::conformance::run_all(|| async { make_my_store().await }).await;
+//! # }
+//! ```
+//!
+//! Every function panics with a message naming the broken contract.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::testing::RecordingNotifier;
+use crate::{
+    Clock, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, ManualClock, Monitor,
+    MonitorMark, MonitorOptions, NoticeKind, Notifier, Outbox, Policy, PolicySet, RetryPolicy,
+    Silence, Status, Store, StoreError, Timestamp, add, decide,
+};
+
+/// The instant every test starts at.
+pub fn t0() -> Timestamp {
+    DateTime::<Utc>::from_timestamp(1_767_225_600, 0).expect("2026-01-01") // 2026-01-01T00:00:00Z
+}
+
+/// `t0() + secs`.
+pub fn at(secs: u64) -> Timestamp {
+    add(t0(), Duration::from_secs(secs))
+}
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+fn host(s: &str) -> HostId {
+    HostId::new(s).expect("valid test host")
+}
+
+/// The policy the suite uses: 10 s timeout, 60 s reminders.
+pub fn policy() -> Policy {
+    Policy {
+        timeout: Duration::from_secs(10),
+        reminder_interval: Duration::from_secs(60),
+        ..Policy::default()
+    }
+}
+
+/// A monitor over `store` named `owner`, with the suite's policy.
+pub fn monitor(
+    store: Arc<dyn Store>,
+    clock: &ManualClock,
+    channels: Vec<Arc<dyn Notifier>>,
+    owner: &str,
+) -> Monitor<dyn Store, ManualClock> {
+    Monitor::new(
+        store,
+        channels,
+        clock.clone(),
+        PolicySet::new(policy()),
+        MonitorOptions {
+            owner: owner.into(),
+            lease: Duration::from_secs(30),
+            batch: 64,
+            concurrency: 8,
+            retry: RetryPolicy {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(8),
+            },
+            mark_interval: Some(Duration::from_secs(2)),
+            // The suite jumps the clock between sweeps; only the grace test
+            // wants those jumps taken as downtime.
+            downtime_gap: Some(Duration::from_secs(3600)),
+            auto_register: true,
+        },
+    )
+}
+
+async fn beat(store: &dyn Store, h: &HostId, t: Timestamp) -> HeartbeatOutcome {
+    store
+        .record_heartbeat(
+            &Heartbeat::new(h.clone(), t),
+            add(t, policy().timeout),
+            true,
+        )
+        .await
+        .expect("record_heartbeat")
+}
+
+async fn get(store: &dyn Store, h: &HostId) -> HostRecord {
+    store
+        .get(h)
+        .await
+        .expect("get")
+        .unwrap_or_else(|| panic!("{h} should exist"))
+}
+
+/// Runs the whole suite, each function on a fresh store from `make`.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    heartbeat_creates_and_updates(make().await).await;
+    heartbeat_unknown_host(make().await).await;
+    heartbeat_due_rules(make().await).await;
+    due_index(make().await).await;
+    compare_and_swap_rules(make().await).await;
+    heartbeat_between_read_and_write(make().await).await;
+    lifecycle_through_monitor(make().await).await;
+    concurrent_monitors(make().await).await;
+    dead_owner_notice_redelivered(make().await).await;
+    failing_channel_retried_alone(make().await).await;
+    silences(make().await).await;
+    pause_and_resume(make().await).await;
+    remove_and_list(make().await).await;
+    mark_and_startup_grace(make().await).await;
+    odd_input_round_trips(make().await).await;
+}
+
+/// A heartbeat creates an unknown host `up` at version 1 and bumps the
+/// version of a known one; `last_seen` never goes backwards.
+pub async fn heartbeat_creates_and_updates(store: Arc<dyn Store>) {
+    let h = host("web-01");
+    assert_eq!(beat(&*store, &h, at(0)).await, HeartbeatOutcome::Created);
+    let r = get(&*store, &h).await;
+    assert_eq!(r.status, Status::Up, "{store}: new host is up");
+    assert_eq!(r.version, 1, "{store}: new host has version 1");
+    assert_eq!(r.last_seen, at(0));
+    assert_eq!(r.watch_from, at(0));
+    assert_eq!(r.due_at, Some(at(10)), "{store}: new host due at due_if_up");
+    assert_eq!(
+        beat(&*store, &h, at(5)).await,
+        HeartbeatOutcome::Updated { status: Status::Up }
+    );
+    let r = get(&*store, &h).await;
+    assert_eq!(r.version, 2, "{store}: heartbeat bumps version");
+    assert_eq!(r.last_seen, at(5));
+    assert!(
+        r.due_at.is_some_and(|d| d <= at(15) && d >= at(5)),
+        "{store}: due_at of an up host moves to due_if_up (or stays earlier): {:?}",
+        r.due_at
+    );
+    // Out of order: last_seen keeps the later instant, the version still moves.
+    beat(&*store, &h, at(3)).await;
+    let r = get(&*store, &h).await;
+    assert_eq!(
+        r.last_seen,
+        at(5),
+        "{store}: last_seen never goes backwards"
+    );
+    assert_eq!(r.version, 3);
+    // Concurrent heartbeats never lose a bump.
+    let futs = (0..20).map(|i| {
+        let store = store.clone();
+        let h = h.clone();
+        async move { beat(&*store, &h, at(10 + i)).await }
+    });
+    futures::future::join_all(futs).await;
+    let r = get(&*store, &h).await;
+    assert_eq!(r.version, 23, "{store}: 20 concurrent heartbeats, 20 bumps");
+    assert_eq!(r.last_seen, at(29));
+}
+
+/// With `create = false`, an unknown host is reported and nothing written.
+pub async fn heartbeat_unknown_host(store: Arc<dyn Store>) {
+    let h = host("ghost");
+    let hb = Heartbeat::new(h.clone(), at(0));
+    let out = store
+        .record_heartbeat(&hb, at(10), false)
+        .await
+        .expect("record_heartbeat");
+    assert_eq!(out, HeartbeatOutcome::Unknown, "{store}");
+    assert!(
+        store.get(&h).await.expect("get").is_none(),
+        "{store}: nothing written"
+    );
+    assert!(store.due(at(100), 10).await.expect("due").is_empty());
+}
+
+/// `due_at` follows the heartbeat rule by status and outbox; message and
+/// report are replaced when given and kept otherwise.
+pub async fn heartbeat_due_rules(store: Arc<dyn Store>) {
+    let h = host("db-1");
+    let mut hb = Heartbeat::new(h.clone(), at(0));
+    hb.message = Some("first".into());
+    store.record_heartbeat(&hb, at(10), true).await.expect("hb");
+    let r = get(&*store, &h).await;
+    assert_eq!(r.message.as_deref(), Some("first"));
+    beat(&*store, &h, at(1)).await;
+    assert_eq!(
+        get(&*store, &h).await.message.as_deref(),
+        Some("first"),
+        "{store}: message kept"
+    );
+
+    // Missing (or alarmed): the heartbeat makes it due now.
+    for status in [Status::Missing, Status::Alarmed] {
+        let r = get(&*store, &h).await;
+        let mut next = r.clone();
+        next.status = status;
+        next.due_at = Some(at(500));
+        next.version = r.version + 1;
+        assert!(store.compare_and_swap(r.version, &next).await.expect("cas"));
+        let mut hb = Heartbeat::new(h.clone(), at(20));
+        hb.report = Some(r#"{"failures":[]}"#.into());
+        let out = store.record_heartbeat(&hb, at(30), true).await.expect("hb");
+        assert_eq!(out, HeartbeatOutcome::Updated { status }, "{store}");
+        assert!(out.needs_decision());
+        let r = get(&*store, &h).await;
+        assert_eq!(
+            r.due_at,
+            Some(at(20)),
+            "{store}: a {status} host is due at its heartbeat"
+        );
+        assert_eq!(r.report.as_deref(), Some(r#"{"failures":[]}"#));
+        let ids: Vec<_> = store
+            .due(at(20), 10)
+            .await
+            .expect("due")
+            .into_iter()
+            .map(|r| r.host)
+            .collect();
+        assert_eq!(ids, vec![h.clone()], "{store}: and in the due index");
+    }
+    // Paused: due_at stays None, last_seen still moves.
+    let r = get(&*store, &h).await;
+    let mut paused = decide::pause(&r);
+    paused.version = r.version + 1;
+    assert!(
+        store
+            .compare_and_swap(r.version, &paused)
+            .await
+            .expect("cas")
+    );
+    beat(&*store, &h, at(40)).await;
+    let r = get(&*store, &h).await;
+    assert_eq!(r.status, Status::Paused);
+    assert_eq!(r.due_at, None, "{store}: a paused host never becomes due");
+    assert_eq!(r.last_seen, at(40));
+    // Up with a recovery still owed: due_at is left alone.
+    let mut owed = r.clone();
+    owed.status = Status::Up;
+    owed.due_at = Some(at(41));
+    owed.outbox = Some(Outbox::new(sample_notice(&h, NoticeKind::Recovery)));
+    owed.version = r.version + 1;
+    assert!(store.compare_and_swap(r.version, &owed).await.expect("cas"));
+    beat(&*store, &h, at(42)).await;
+    let r = get(&*store, &h).await;
+    assert_eq!(
+        r.due_at,
+        Some(at(41)),
+        "{store}: a pending recovery keeps its due_at"
+    );
+    assert_eq!(
+        r.outbox, owed.outbox,
+        "{store}: the heartbeat never touches the outbox"
+    );
+}
+
+fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {
+    crate::Notice {
+        id: format!("{h}@1/{kind}"),
+        outage_id: format!("{h}@1"),
+        kind,
+        host: h.clone(),
+        created_at: at(41),
+        last_seen: at(0),
+        missing_since: at(10),
+        recovered_at: Some(at(40)),
+        silent_for: Duration::from_secs(40),
+        alarm_count: 1,
+        next_reminder: None,
+        message: Some("quote \" and newline\n and ünïcode ✓".into()),
+        report: Some(r#"{"k":"v"}"#.into()),
+        blind: None,
+    }
+}
+
+/// `due` returns only records due at `now`, earliest first, at most `limit`;
+/// `next_due` is the earliest.
+pub async fn due_index(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.next_due().await.expect("next_due"),
+        None,
+        "{store}: empty store"
+    );
+    for (i, name) in ["e", "a", "d", "b", "c"].iter().enumerate() {
+        // due at 10 + 2*i seconds: e=10, a=12, d=14, b=16, c=18
+        let h = host(name);
+        store
+            .record_heartbeat(&Heartbeat::new(h, at(0)), at(10 + 2 * i as u64), true)
+            .await
+            .expect("hb");
+    }
+    assert!(
+        store.due(at(9), 10).await.expect("due").is_empty(),
+        "{store}: nothing due yet"
+    );
+    let names = |v: Vec<HostRecord>| {
+        v.into_iter()
+            .map(|r| r.host.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(store.due(at(14), 10).await.expect("due")),
+        ["e", "a", "d"],
+        "{store}: only due, in due order"
+    );
+    assert_eq!(
+        names(store.due(at(100), 2).await.expect("due")),
+        ["e", "a"],
+        "{store}: limit"
+    );
+    assert_eq!(store.due(at(100), 10).await.expect("due").len(), 5);
+    let next = store.next_due().await.expect("next_due");
+    assert!(
+        next.is_some_and(|n| n <= at(10)),
+        "{store}: next_due is the earliest: {next:?}"
+    );
+    // A record with no due_at is never returned.
+    let r = get(&*store, &host("e")).await;
+    let mut n = r.clone();
+    n.due_at = None;
+    n.version = r.version + 1;
+    assert!(store.compare_and_swap(r.version, &n).await.expect("cas"));
+    assert_eq!(
+        names(store.due(at(100), 10).await.expect("due")),
+        ["a", "d", "b", "c"],
+        "{store}: None leaves the index"
+    );
+    let next = store.next_due().await.expect("next_due");
+    assert!(next.is_some_and(|n| n <= at(12)), "{store}: {next:?}");
+}
+
+/// Compare-and-swap: only on the expected version; 0 creates if absent.
+pub async fn compare_and_swap_rules(store: Arc<dyn Store>) {
+    let h = host("cas");
+    let rec = HostRecord::new(h.clone(), at(0), Duration::from_secs(10));
+    assert!(
+        store.compare_and_swap(0, &rec).await.expect("cas"),
+        "{store}: 0 creates"
+    );
+    assert!(
+        !store.compare_and_swap(0, &rec).await.expect("cas"),
+        "{store}: 0 fails when present"
+    );
+    let mut next = rec.clone();
+    next.status = Status::Missing;
+    next.due_at = Some(at(50));
+    next.version = 2;
+    assert!(
+        !store.compare_and_swap(7, &next).await.expect("cas"),
+        "{store}: wrong version"
+    );
+    assert_eq!(
+        get(&*store, &h).await,
+        rec,
+        "{store}: a lost swap writes nothing"
+    );
+    assert!(store.compare_and_swap(1, &next).await.expect("cas"));
+    assert_eq!(
+        get(&*store, &h).await,
+        next,
+        "{store}: the record is stored whole"
+    );
+    assert!(
+        store.due(at(20), 10).await.expect("due").is_empty(),
+        "{store}: index follows the swap"
+    );
+    assert_eq!(store.due(at(50), 10).await.expect("due").len(), 1);
+    let ghost = HostRecord::new(host("ghost"), at(0), Duration::from_secs(10));
+    assert!(
+        !store.compare_and_swap(3, &ghost).await.expect("cas"),
+        "{store}: absent record"
+    );
+    assert!(
+        store.get(&host("ghost")).await.expect("get").is_none(),
+        "{store}: not created"
+    );
+}
+
+/// Wraps a store and lands a heartbeat for `target` just before its first
+/// compare-and-swap of that host: the race of a heartbeat arriving between
+/// a monitor's read and write.
+struct Interleave {
+    inner: Arc<dyn Store>,
+    target: HostId,
+    at: Timestamp,
+    fired: AtomicBool,
+}
+
+impl std::fmt::Display for Interleave {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.inner)
+    }
+}
+
+#[async_trait]
+impl Store for Interleave {
+    async fn record_heartbeat(
+        &self,
+        hb: &Heartbeat,
+        d: Timestamp,
+        c: bool,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        self.inner.record_heartbeat(hb, d, c).await
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
+        self.inner.due(now, limit).await
+    }
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.next_due().await
+    }
+    async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        self.inner.get(host).await
+    }
+    async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
+        if next.host == self.target && !self.fired.swap(true, Ordering::SeqCst) {
+            let hb = Heartbeat::new(self.target.clone(), self.at);
+            self.inner
+                .record_heartbeat(&hb, add(self.at, policy().timeout), true)
+                .await?;
+        }
+        self.inner.compare_and_swap(expected, next).await
+    }
+    async fn list(
+        &self,
+        after: Option<&HostId>,
+        limit: usize,
+    ) -> Result<Vec<HostRecord>, StoreError> {
+        self.inner.list(after, limit).await
+    }
+    async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
+        self.inner.remove(host).await
+    }
+    async fn put_silence(&self, s: &Silence) -> Result<(), StoreError> {
+        self.inner.put_silence(s).await
+    }
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        self.inner.silences().await
+    }
+    async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.remove_silence(id).await
+    }
+    async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
+        self.inner.mark_run(now, gap).await
+    }
+}
+
+/// A heartbeat landing between a monitor's read and its write makes the
+/// write fail; the monitor reads again, sees the host alive, and alarms
+/// nobody.
+pub async fn heartbeat_between_read_and_write(store: Arc<dyn Store>) {
+    let h = host("racy");
+    beat(&*store, &h, at(0)).await;
+    let clock = ManualClock::new(at(11));
+    let wrapped: Arc<dyn Store> = Arc::new(Interleave {
+        inner: store.clone(),
+        target: h.clone(),
+        at: at(11),
+        fired: AtomicBool::new(false),
+    });
+    let rec = RecordingNotifier::new("rec");
+    let m = monitor(wrapped, &clock, vec![Arc::new(rec.clone())], "m1");
+    let report = m.sweep().await.expect("sweep");
+    assert!(
+        report.conflicts >= 1,
+        "{store}: the swap must lose to the heartbeat: {report:?}"
+    );
+    assert!(
+        rec.notices().is_empty(),
+        "{store}: no alarm for a host heard in time"
+    );
+    let r = get(&*store, &h).await;
+    assert_eq!(r.status, Status::Up, "{store}");
+    assert_eq!(r.last_seen, at(11));
+    assert!(
+        r.due_at.is_some_and(|d| d > at(11)),
+        "{store}: re-armed: {:?}",
+        r.due_at
+    );
+}
+
+/// Alarm, throttled reminders, recovery, driven by a manual clock.
+pub async fn lifecycle_through_monitor(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let rec = RecordingNotifier::new("rec");
+    let m = monitor(store.clone(), &clock, vec![Arc::new(rec.clone())], "m1");
+    let h = host("life");
+    m.heartbeat(&Heartbeat::new(h.clone(), clock.now()))
+        .await
+        .expect("hb");
+    clock.set(at(10) - chrono::TimeDelta::milliseconds(1));
+    let _ = m.sweep().await.expect("sweep");
+    assert!(
+        rec.notices().is_empty(),
+        "{store}: 1 ms before the deadline nothing happens"
+    );
+    clock.set(at(10));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(
+        rec.count(NoticeKind::Alarm),
+        1,
+        "{store}: alarm at the deadline"
+    );
+    let r = get(&*store, &h).await;
+    assert_eq!(r.status, Status::Alarmed);
+    assert_eq!(r.alarm_count, 1);
+    assert!(r.outbox.is_none(), "{store}: outbox cleared after delivery");
+    for s in [11, 30, 69] {
+        clock.set(at(s));
+        let _ = m.sweep().await.expect("sweep");
+    }
+    assert_eq!(
+        rec.notices().len(),
+        1,
+        "{store}: no reminder inside the interval"
+    );
+    clock.set(at(70));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(
+        rec.count(NoticeKind::Reminder),
+        1,
+        "{store}: reminder after 60 s"
+    );
+    clock.set(at(75));
+    m.heartbeat(&Heartbeat::new(h.clone(), clock.now()))
+        .await
+        .expect("hb");
+    let _ = m.sweep().await.expect("sweep");
+    let kinds: Vec<_> = rec.notices().iter().map(|n| n.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            NoticeKind::Alarm,
+            NoticeKind::Reminder,
+            NoticeKind::Recovery
+        ],
+        "{store}"
+    );
+    let recovery = &rec.notices()[2];
+    assert_eq!(recovery.last_seen, at(0));
+    assert_eq!(recovery.recovered_at, Some(at(75)));
+    assert_eq!(recovery.alarm_count, 2);
+    let r = get(&*store, &h).await;
+    assert_eq!(
+        (r.status, r.alarm_count, r.missing_since),
+        (Status::Up, 0, None),
+        "{store}"
+    );
+    assert_eq!(r.due_at, Some(at(85)));
+}
+
+/// Several monitors sweep one store at once over hundreds of outages: each
+/// outage yields exactly one alarm and one recovery, none missed.
+pub async fn concurrent_monitors(store: Arc<dyn Store>) {
+    const HOSTS: usize = 40;
+    const ROUNDS: u64 = 5;
+    let clock = ManualClock::new(at(0));
+    let rec = RecordingNotifier::new("shared");
+    let monitors: Vec<_> = (0..3)
+        .map(|i| {
+            monitor(
+                store.clone(),
+                &clock,
+                vec![Arc::new(rec.clone())],
+                &format!("m{i}"),
+            )
+        })
+        .collect();
+    let hosts: Vec<HostId> = (0..HOSTS).map(|i| host(&format!("node-{i:03}"))).collect();
+    let mut t = 0;
+    for round in 0..ROUNDS {
+        // Everyone reports, then a rotating subset falls silent.
+        clock.set(at(t));
+        for h in &hosts {
+            monitors[0]
+                .heartbeat(&Heartbeat::new(h.clone(), at(t)))
+                .await
+                .expect("hb");
+        }
+        let silent: Vec<&HostId> = hosts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (*i as u64 + round).is_multiple_of(2))
+            .map(|(_, h)| h)
+            .collect();
+        let alive: Vec<&HostId> = hosts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(*i as u64 + round).is_multiple_of(2))
+            .map(|(_, h)| h)
+            .collect();
+        for step in 1..=3 {
+            clock.set(at(t + 5 * step));
+            for h in &alive {
+                monitors[1]
+                    .heartbeat(&Heartbeat::new((*h).clone(), clock.now()))
+                    .await
+                    .expect("hb");
+            }
+            futures::future::join_all(monitors.iter().map(|m| m.sweep()))
+                .await
+                .into_iter()
+                .for_each(|r| {
+                    let _ = r.expect("sweep");
+                });
+        }
+        // Recovery: the silent ones report again.
+        clock.set(at(t + 20));
+        for h in &silent {
+            monitors[2]
+                .heartbeat(&Heartbeat::new((*h).clone(), clock.now()))
+                .await
+                .expect("hb");
+        }
+        for h in &alive {
+            monitors[2]
+                .heartbeat(&Heartbeat::new((*h).clone(), clock.now()))
+                .await
+                .expect("hb");
+        }
+        futures::future::join_all(monitors.iter().map(|m| m.sweep()))
+            .await
+            .into_iter()
+            .for_each(|r| {
+                let _ = r.expect("sweep");
+            });
+        let notices = rec.notices();
+        for h in &hosts {
+            let mine: Vec<_> = notices
+                .iter()
+                .filter(|n| &n.host == h)
+                .map(|n| n.kind)
+                .collect();
+            if silent.contains(&h) {
+                assert_eq!(
+                    mine,
+                    [NoticeKind::Alarm, NoticeKind::Recovery],
+                    "{store}: round {round}, {h}"
+                );
+            } else {
+                assert!(
+                    mine.is_empty(),
+                    "{store}: round {round}, {h} was never silent: {mine:?}"
+                );
+            }
+        }
+        rec.clear();
+        t += 30;
+    }
+}
+
+/// A monitor that dies after claiming a notice leaves it owed; another
+/// delivers it once the lease is over, not before.
+pub async fn dead_owner_notice_redelivered(store: Arc<dyn Store>) {
+    let h = host("orphan");
+    beat(&*store, &h, at(0)).await;
+    // The dead monitor's last act: decide and claim, in one swap.
+    let r = get(&*store, &h).await;
+    let d = decide::evaluate(&r, at(10), &policy(), &Default::default());
+    assert_eq!(d.notices.len(), 1);
+    let mut claimed =
+        decide::claim(&d.next, "dead", at(10), Duration::from_secs(30)).expect("claimable");
+    claimed.version = r.version + 1;
+    assert!(
+        store
+            .compare_and_swap(r.version, &claimed)
+            .await
+            .expect("cas")
+    );
+    let clock = ManualClock::new(at(20));
+    let rec = RecordingNotifier::new("rec");
+    let m = monitor(store.clone(), &clock, vec![Arc::new(rec.clone())], "alive");
+    let _ = m.sweep().await.expect("sweep");
+    assert!(
+        rec.notices().is_empty(),
+        "{store}: the lease still holds at 20 s"
+    );
+    clock.set(at(40));
+    let _ = m.sweep().await.expect("sweep");
+    let n = rec.notices();
+    assert_eq!(n.len(), 1, "{store}: delivered after the lease");
+    assert_eq!(n[0].id, d.notices[0].id, "{store}: the same notice id");
+    assert_eq!(get(&*store, &h).await.status, Status::Alarmed);
+}
+
+/// A failing channel is retried with backoff; the channel that took the
+/// notice is not given it again.
+pub async fn failing_channel_retried_alone(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let good = RecordingNotifier::new("good");
+    let flaky = RecordingNotifier::new("flaky");
+    flaky.set_down(true);
+    let m = monitor(
+        store.clone(),
+        &clock,
+        vec![Arc::new(good.clone()), Arc::new(flaky.clone())],
+        "m",
+    );
+    let h = host("retry");
+    m.heartbeat(&Heartbeat::new(h.clone(), at(0)))
+        .await
+        .expect("hb");
+    clock.set(at(10));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(good.notices().len(), 1);
+    let r = get(&*store, &h).await;
+    assert_eq!(
+        r.status,
+        Status::Missing,
+        "{store}: not alarmed until every channel has it"
+    );
+    let ob = r.outbox.expect("still owed");
+    assert_eq!(ob.delivered, ["good"]);
+    assert_eq!(ob.next_attempt, at(11), "{store}: first retry after 1 s");
+    clock.set(at(11));
+    let _ = m.sweep().await.expect("sweep"); // fails again: next after 2 s
+    assert_eq!(
+        get(&*store, &h).await.outbox.expect("owed").next_attempt,
+        at(13)
+    );
+    flaky.set_down(false);
+    clock.set(at(12));
+    let _ = m.sweep().await.expect("sweep");
+    assert!(flaky.notices().is_empty(), "{store}: backoff respected");
+    clock.set(at(13));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(flaky.notices().len(), 1, "{store}: delivered once back");
+    assert_eq!(
+        good.notices().len(),
+        1,
+        "{store}: the good channel was not repeated"
+    );
+    assert_eq!(flaky.notices()[0].id, good.notices()[0].id);
+    let r = get(&*store, &h).await;
+    assert_eq!(
+        (r.status, r.last_alarm),
+        (Status::Alarmed, Some(at(13))),
+        "{store}"
+    );
+}
+
+/// Silences: stored and shared; no alarm inside; alarm at the end if still
+/// missing; a host back inside recovers quietly; removal re-arms at once.
+pub async fn silences(store: Arc<dyn Store>) {
+    let s = Silence::new(
+        "mw-1",
+        HostPattern::new("db-*").expect("p"),
+        at(5),
+        at(100),
+        "patching ✓ \"db\"",
+    )
+    .expect("silence");
+    store.put_silence(&s).await.expect("put");
+    assert_eq!(
+        store.silences().await.expect("list"),
+        vec![s.clone()],
+        "{store}: round trip"
+    );
+    let clock = ManualClock::new(at(0));
+    let rec = RecordingNotifier::new("rec");
+    let m = monitor(store.clone(), &clock, vec![Arc::new(rec.clone())], "m");
+    let (quiet, late, web) = (host("db-quiet"), host("db-late"), host("web-1"));
+    for h in [&quiet, &late, &web] {
+        m.heartbeat(&Heartbeat::new(h.clone(), at(0)))
+            .await
+            .expect("hb");
+    }
+    clock.set(at(10));
+    let _ = m.sweep().await.expect("sweep");
+    let hosts: Vec<_> = rec.notices().into_iter().map(|n| n.host).collect();
+    assert_eq!(
+        hosts,
+        vec![web.clone()],
+        "{store}: only the unsilenced host alarms"
+    );
+    assert_eq!(get(&*store, &quiet).await.status, Status::Missing);
+    clock.set(at(50));
+    m.heartbeat(&Heartbeat::new(quiet.clone(), at(50)))
+        .await
+        .expect("hb");
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(
+        get(&*store, &quiet).await.status,
+        Status::Up,
+        "{store}: back inside the silence"
+    );
+    assert_eq!(rec.notices().len(), 1, "{store}: quietly");
+    clock.set(at(100));
+    let _ = m.sweep().await.expect("sweep");
+    let late_notices: Vec<_> = rec
+        .notices()
+        .into_iter()
+        .filter(|n| n.host == late)
+        .collect();
+    assert_eq!(
+        late_notices.len(),
+        1,
+        "{store}: alarm when the silence ends"
+    );
+    assert_eq!(late_notices[0].kind, NoticeKind::Alarm);
+    assert!(
+        store.silences().await.expect("list").is_empty(),
+        "{store}: ended silences are purged"
+    );
+    // Removing a silence early makes what it held back due at once.
+    let s2 = Silence::new(
+        "mw-2",
+        HostPattern::new("web-*").expect("p"),
+        at(100),
+        at(10_000),
+        "long",
+    )
+    .expect("silence");
+    m.add_silence(&s2).await.expect("put");
+    let w2 = host("web-2");
+    m.heartbeat(&Heartbeat::new(w2.clone(), at(100)))
+        .await
+        .expect("hb");
+    clock.set(at(120));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(get(&*store, &w2).await.status, Status::Missing);
+    assert!(m.remove_silence("mw-2").await.expect("remove"));
+    assert!(
+        !m.remove_silence("mw-2").await.expect("remove"),
+        "{store}: absent the second time"
+    );
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(
+        get(&*store, &w2).await.status,
+        Status::Alarmed,
+        "{store}: alarmed at once after removal"
+    );
+}
+
+/// Paused hosts never alarm; resumed hosts get a full timeout.
+pub async fn pause_and_resume(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let rec = RecordingNotifier::new("rec");
+    let m = monitor(store.clone(), &clock, vec![Arc::new(rec.clone())], "m");
+    let h = host("maint");
+    m.heartbeat(&Heartbeat::new(h.clone(), at(0)))
+        .await
+        .expect("hb");
+    let p = m.pause(&h).await.expect("pause").expect("known");
+    assert_eq!(p.status, Status::Paused);
+    assert!(m.pause(&host("nobody")).await.expect("pause").is_none());
+    clock.set(at(1000));
+    let _ = m.sweep().await.expect("sweep");
+    assert!(
+        rec.notices().is_empty(),
+        "{store}: paused hosts are not watched"
+    );
+    assert!(store.due(at(1000), 10).await.expect("due").is_empty());
+    let r = m.resume(&h).await.expect("resume").expect("known");
+    assert_eq!(
+        (r.status, r.due_at),
+        (Status::Up, Some(at(1010))),
+        "{store}"
+    );
+    clock.set(at(1009));
+    let _ = m.sweep().await.expect("sweep");
+    assert!(
+        rec.notices().is_empty(),
+        "{store}: a full timeout after resume"
+    );
+    clock.set(at(1010));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(rec.count(NoticeKind::Alarm), 1);
+}
+
+/// Remove and list: paging by host id, strictly after the cursor.
+pub async fn remove_and_list(store: Arc<dyn Store>) {
+    for i in 0..25 {
+        beat(&*store, &host(&format!("h{i:02}")), at(0)).await;
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<HostId> = None;
+    loop {
+        let page = store.list(after.as_ref(), 10).await.expect("list");
+        assert!(page.len() <= 10, "{store}: limit");
+        let Some(last) = page.last() else { break };
+        after = Some(last.host.clone());
+        seen.extend(page.into_iter().map(|r| r.host.to_string()));
+    }
+    let want: Vec<String> = (0..25).map(|i| format!("h{i:02}")).collect();
+    assert_eq!(seen, want, "{store}: every host once, in order");
+    assert!(store.remove(&host("h03")).await.expect("remove"));
+    assert!(
+        !store.remove(&host("h03")).await.expect("remove"),
+        "{store}: absent"
+    );
+    assert!(store.get(&host("h03")).await.expect("get").is_none());
+    assert_eq!(
+        store.due(at(100), 100).await.expect("due").len(),
+        24,
+        "{store}: removed from the index"
+    );
+    assert!(!store.remove_silence("none").await.expect("remove_silence"));
+}
+
+/// The shared mark records downtime; the monitor gives hosts whose silence
+/// overlaps it a full timeout after it resumes (no storm of false alarms).
+pub async fn mark_and_startup_grace(store: Arc<dyn Store>) {
+    let gap = Duration::from_secs(10);
+    let m1 = store.mark_run(at(0), gap).await.expect("mark");
+    assert_eq!(
+        m1,
+        MonitorMark {
+            last_run: Some(at(0)),
+            downtime: None
+        },
+        "{store}"
+    );
+    let m2 = store.mark_run(at(5), gap).await.expect("mark");
+    assert_eq!(m2.downtime, None, "{store}: a short gap is no downtime");
+    let m3 = store.mark_run(at(3), gap).await.expect("mark");
+    assert_eq!(
+        m3.last_run,
+        Some(at(5)),
+        "{store}: last_run never goes back"
+    );
+    let clock = ManualClock::new(at(0));
+    let rec = RecordingNotifier::new("rec");
+    let mut m = monitor(store.clone(), &clock, vec![Arc::new(rec.clone())], "m");
+    m.options_mut().downtime_gap = None;
+    let h = host("grace");
+    m.heartbeat(&Heartbeat::new(h.clone(), at(5)))
+        .await
+        .expect("hb");
+    // The monitor (and the ingest) were down from 5 s to 60 s.
+    clock.set(at(60));
+    let _ = m.sweep().await.expect("sweep");
+    assert!(
+        rec.notices().is_empty(),
+        "{store}: no alarm for silence overlapping the downtime"
+    );
+    let mark = store.mark_run(at(60), gap).await.expect("mark");
+    assert_eq!(
+        mark.downtime.map(|d| (d.from, d.until)),
+        Some((at(5), at(60))),
+        "{store}"
+    );
+    clock.set(at(69));
+    let _ = m.sweep().await.expect("sweep");
+    assert!(rec.notices().is_empty(), "{store}: still inside the grace");
+    clock.set(at(70));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(
+        rec.count(NoticeKind::Alarm),
+        1,
+        "{store}: a full timeout after resuming, it alarms"
+    );
+}
+
+/// Host ids at the edges of what is valid, and text with quotes, newlines
+/// and non-ASCII in messages, reports and outboxes, round-trip unchanged.
+pub async fn odd_input_round_trips(store: Arc<dyn Store>) {
+    let long = host(&"a.b-c_d".repeat(37)[..253]);
+    let mut hb = Heartbeat::new(long.clone(), at(0));
+    hb.message = Some("it's \"fine\"\n\t— ✓ 🚀; DROP TABLE hosts; --".into());
+    hb.report = Some(r#"{"failures":[{"kind":"dns","detail":"NXDOMAIN \"x\""}]}"#.into());
+    store.record_heartbeat(&hb, at(10), true).await.expect("hb");
+    let r = get(&*store, &long).await;
+    assert_eq!(r.message, hb.message, "{store}");
+    assert_eq!(r.report, hb.report, "{store}");
+    let mut next = r.clone();
+    next.outbox = Some(Outbox::new(sample_notice(&long, NoticeKind::Alarm)));
+    next.version = r.version + 1;
+    assert!(store.compare_and_swap(r.version, &next).await.expect("cas"));
+    assert_eq!(
+        get(&*store, &long).await,
+        next,
+        "{store}: the outbox round-trips"
+    );
+    for name in ["x", "0", "a_b", "-lead", "trail.", "..."] {
+        let h = host(name);
+        beat(&*store, &h, at(1)).await;
+        assert_eq!(get(&*store, &h).await.host, h, "{store}: {name:?}");
+    }
+    // Millisecond precision survives.
+    let h = host("precise");
+    let t = add(at(0), ms(1234));
+    beat(&*store, &h, t).await;
+    assert_eq!(
+        get(&*store, &h).await.last_seen,
+        t,
+        "{store}: millisecond precision"
+    );
+}

@@ -1,0 +1,1 @@
+//! Unit tests of every transition, to the millisecond.
