@@ -218,7 +218,11 @@ mod tests {
         let h = |s| HostId::new(s).unwrap();
         assert_eq!(set.for_host(&h("db-1")).timeout, Duration::from_secs(30));
         assert_eq!(set.timeout_for(&h("db-1")), Duration::from_secs(30));
-        assert_eq!(set.for_host(&h("web")).timeout, Duration::from_secs(600));
+        assert_eq!(set.for_host(&h("web")).timeout, Duration::from_secs(3600));
+        assert_eq!(
+            PolicySet::default().for_host(&h("web")).timeout,
+            Duration::from_secs(600)
+        );
         assert_eq!(set.shortest_timeout(), Duration::from_secs(30));
         assert!(set.validate().is_ok());
     }

@@ -11,3 +11,98 @@ async fn memory_store_passes_the_conformance_suite() {
     })
     .await;
 }
+
+/// A store whose compare-and-swap ignores the version: the suite must fail
+/// on it, or it proves nothing.
+struct IgnoresVersions(MemoryStore);
+
+impl std::fmt::Display for IgnoresVersions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("broken")
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for IgnoresVersions {
+    async fn record_heartbeat(
+        &self,
+        hb: &iamalive_core::Heartbeat,
+        due: iamalive_core::Timestamp,
+        create: bool,
+    ) -> Result<iamalive_core::HeartbeatOutcome, iamalive_core::StoreError> {
+        self.0.record_heartbeat(hb, due, create).await
+    }
+    async fn due(
+        &self,
+        now: iamalive_core::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<iamalive_core::HostRecord>, iamalive_core::StoreError> {
+        self.0.due(now, limit).await
+    }
+    async fn next_due(
+        &self,
+    ) -> Result<Option<iamalive_core::Timestamp>, iamalive_core::StoreError> {
+        self.0.next_due().await
+    }
+    async fn get(
+        &self,
+        host: &iamalive_core::HostId,
+    ) -> Result<Option<iamalive_core::HostRecord>, iamalive_core::StoreError> {
+        self.0.get(host).await
+    }
+    async fn compare_and_swap(
+        &self,
+        _expected: u64,
+        next: &iamalive_core::HostRecord,
+    ) -> Result<bool, iamalive_core::StoreError> {
+        let current = self.0.get(&next.host).await?.map_or(0, |r| r.version);
+        self.0.compare_and_swap(current, next).await
+    }
+    async fn list(
+        &self,
+        after: Option<&iamalive_core::HostId>,
+        limit: usize,
+    ) -> Result<Vec<iamalive_core::HostRecord>, iamalive_core::StoreError> {
+        self.0.list(after, limit).await
+    }
+    async fn remove(
+        &self,
+        host: &iamalive_core::HostId,
+    ) -> Result<bool, iamalive_core::StoreError> {
+        self.0.remove(host).await
+    }
+    async fn put_silence(
+        &self,
+        s: &iamalive_core::Silence,
+    ) -> Result<(), iamalive_core::StoreError> {
+        self.0.put_silence(s).await
+    }
+    async fn silences(&self) -> Result<Vec<iamalive_core::Silence>, iamalive_core::StoreError> {
+        self.0.silences().await
+    }
+    async fn remove_silence(&self, id: &str) -> Result<bool, iamalive_core::StoreError> {
+        self.0.remove_silence(id).await
+    }
+    async fn mark_run(
+        &self,
+        now: iamalive_core::Timestamp,
+        gap: std::time::Duration,
+    ) -> Result<iamalive_core::MonitorMark, iamalive_core::StoreError> {
+        self.0.mark_run(now, gap).await
+    }
+}
+
+#[tokio::test]
+async fn the_suite_fails_a_store_that_ignores_versions() {
+    let run = tokio::spawn(iamalive_core::conformance::compare_and_swap_rules(
+        Arc::new(IgnoresVersions(MemoryStore::new())),
+    ));
+    let err = run.await.expect_err("the suite must reject this store");
+    assert!(err.is_panic());
+    let run = tokio::spawn(
+        iamalive_core::conformance::heartbeat_between_read_and_write(Arc::new(IgnoresVersions(
+            MemoryStore::new(),
+        ))),
+    );
+    assert!(run.await.is_err(), "the race test must catch a lost update");
+}

@@ -1,1 +1,651 @@
-//! Unit tests of every transition, to the millisecond.
+//! Unit tests of every transition, to the millisecond, and property tests
+//! over random sequences of heartbeats, sweeps, silences and clock jumps.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use proptest::prelude::*;
+
+use super::*;
+use crate::{HostPattern, Silence};
+
+const CH: &str = "ch";
+
+fn t(ms: i64) -> Timestamp {
+    chrono::DateTime::from_timestamp_millis(1_767_225_600_000 + ms).expect("in range")
+}
+
+fn policy() -> Policy {
+    Policy {
+        timeout: Duration::from_secs(10),
+        reminder_interval: Duration::from_secs(60),
+        ..Policy::default()
+    }
+}
+
+fn rec_at(ms: i64) -> HostRecord {
+    HostRecord::new(HostId::new("h1").unwrap(), t(ms), policy().timeout)
+}
+
+fn ctx() -> Context<'static> {
+    Context::default()
+}
+
+fn channels() -> Vec<String> {
+    vec![CH.to_owned()]
+}
+
+/// Evaluates, claims and delivers with `outcome`, like one monitor pass.
+fn pass(
+    r: &HostRecord,
+    now: Timestamp,
+    p: &Policy,
+    c: &Context<'_>,
+    outcome: ChannelOutcome,
+) -> (HostRecord, Vec<Notice>) {
+    let d = evaluate(r, now, p, c);
+    let mut rec = d.next;
+    let mut delivered = Vec::new();
+    if let Some(claimed) = claim(&rec, "me", now, Duration::from_secs(30)) {
+        let notice = claimed.outbox.clone().unwrap().notice;
+        if outcome == ChannelOutcome::Delivered {
+            delivered.push(notice.clone());
+        }
+        let results = vec![(CH.to_owned(), outcome)];
+        rec = settle(
+            &claimed,
+            &notice.id,
+            &results,
+            &channels(),
+            now,
+            p,
+            &RetryPolicy::default(),
+            c,
+        )
+        .expect("owned")
+        .next;
+    }
+    (rec, delivered)
+}
+
+#[test]
+fn up_until_the_deadline_to_the_millisecond() {
+    let r = rec_at(0);
+    let d = evaluate(&r, t(9_999), &policy(), &ctx());
+    assert_eq!(d.next.status, Status::Up);
+    assert_eq!(d.next.due_at, Some(t(10_000)));
+    assert!(d.notices.is_empty());
+    assert_eq!(d.next.last_checked, Some(t(9_999)));
+    let d = evaluate(&r, t(10_000), &policy(), &ctx());
+    assert_eq!(d.next.status, Status::Missing);
+    assert_eq!(d.notices.len(), 1);
+}
+
+#[test]
+fn alarm_notice_says_who_since_when_and_how_long() {
+    let r = rec_at(0);
+    let d = evaluate(&r, t(12_345), &policy(), &ctx());
+    let n = &d.notices[0];
+    assert_eq!(n.kind, NoticeKind::Alarm);
+    assert_eq!(n.host.as_str(), "h1");
+    assert_eq!(n.last_seen, t(0));
+    assert_eq!(n.missing_since, t(10_000));
+    assert_eq!(n.silent_for, Duration::from_millis(12_345));
+    assert_eq!(n.alarm_count, 1);
+    assert_eq!(n.next_reminder, Some(t(72_345)));
+    assert_eq!(n.outage_id, format!("h1@{}", t(10_000).timestamp_millis()));
+    assert_eq!(n.id, format!("{}/alarm/1", n.outage_id));
+    assert_eq!(
+        d.next.outbox.as_ref().unwrap().notice,
+        *n,
+        "the notice sits in the outbox"
+    );
+    assert_eq!(d.next.due_at, Some(t(12_345)), "owed now");
+    assert_eq!(d.next.silent_since, Some(t(0)));
+    assert!(n.body().contains("silent for:    12s"), "{}", n.body());
+    assert_eq!(n.subject(), "[iamalive] ALARM h1");
+}
+
+#[test]
+fn a_leased_notice_is_left_to_its_owner() {
+    let r = rec_at(0);
+    let d = evaluate(&r, t(10_000), &policy(), &ctx());
+    let claimed = claim(&d.next, "a", t(10_000), Duration::from_secs(30)).unwrap();
+    assert_eq!(claimed.due_at, Some(t(40_000)));
+    assert!(claim(&claimed, "b", t(39_999), Duration::from_secs(30)).is_none());
+    let e = evaluate(&claimed, t(20_000), &policy(), &ctx());
+    assert_eq!(e.next.outbox, claimed.outbox);
+    assert_eq!(e.next.due_at, Some(t(40_000)));
+    // After the lease, anyone may take it over.
+    let taken = claim(&claimed, "b", t(40_000), Duration::from_secs(30)).unwrap();
+    assert_eq!(taken.outbox.unwrap().lease.unwrap().owner, "b");
+}
+
+#[test]
+fn delivered_alarm_makes_alarmed_and_arms_the_reminder() {
+    let (r, sent) = pass(
+        &rec_at(0),
+        t(10_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Delivered,
+    );
+    assert_eq!(sent.len(), 1);
+    assert_eq!(r.status, Status::Alarmed);
+    assert_eq!(r.last_alarm, Some(t(10_000)));
+    assert_eq!(r.alarm_count, 1);
+    assert_eq!(r.outbox, None);
+    assert_eq!(r.due_at, Some(t(70_000)));
+}
+
+#[test]
+fn reminders_are_throttled_backed_off_and_capped() {
+    let p = Policy {
+        reminder_backoff: 2.0,
+        max_reminders: Some(2),
+        ..policy()
+    };
+    let (r, _) = pass(&rec_at(0), t(10_000), &p, &ctx(), ChannelOutcome::Delivered);
+    let (r2, sent) = pass(&r, t(69_999), &p, &ctx(), ChannelOutcome::Delivered);
+    assert!(sent.is_empty(), "not a millisecond early");
+    assert_eq!(r2.due_at, Some(t(70_000)));
+    let (r, sent) = pass(&r2, t(70_000), &p, &ctx(), ChannelOutcome::Delivered);
+    assert_eq!(sent[0].kind, NoticeKind::Reminder);
+    assert_eq!(sent[0].alarm_count, 2);
+    assert_eq!(sent[0].id, format!("{}/reminder/2", sent[0].outage_id));
+    assert_eq!(r.due_at, Some(t(190_000)), "second wait is doubled");
+    let (r, sent) = pass(&r, t(190_000), &p, &ctx(), ChannelOutcome::Delivered);
+    assert_eq!(sent[0].alarm_count, 3);
+    assert_eq!(sent[0].next_reminder, None, "the cap is reached");
+    assert_eq!(r.due_at, None, "nothing more without a heartbeat");
+}
+
+#[test]
+fn recovery_only_after_a_delivered_alarm() {
+    // Alarm delivered, then heard: recovery owed.
+    let (mut r, _) = pass(
+        &rec_at(0),
+        t(10_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Delivered,
+    );
+    r.last_seen = t(15_000);
+    let (r, sent) = pass(&r, t(15_000), &policy(), &ctx(), ChannelOutcome::Delivered);
+    assert_eq!(sent[0].kind, NoticeKind::Recovery);
+    assert_eq!(sent[0].recovered_at, Some(t(15_000)));
+    assert_eq!(sent[0].last_seen, t(0));
+    assert_eq!(sent[0].silent_for, Duration::from_secs(15));
+    assert_eq!(sent[0].id, format!("{}/recovery", sent[0].outage_id));
+    assert_eq!(
+        (r.status, r.missing_since, r.alarm_count),
+        (Status::Up, None, 0)
+    );
+    assert_eq!(r.due_at, Some(t(25_000)));
+
+    // Alarm never got out (channel down), then heard: quiet.
+    let (mut r, sent) = pass(
+        &rec_at(0),
+        t(10_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Transient { retry_after: None },
+    );
+    assert!(sent.is_empty());
+    assert_eq!(r.status, Status::Missing);
+    r.last_seen = t(11_000);
+    let d = evaluate(&r, t(11_000), &policy(), &ctx());
+    assert!(d.notices.is_empty(), "recovers quietly");
+    assert_eq!((d.next.status, d.next.outbox.as_ref()), (Status::Up, None));
+    assert_eq!(d.next.due_at, Some(t(21_000)));
+}
+
+#[test]
+fn partly_delivered_alarm_still_owes_a_recovery() {
+    let r = evaluate(&rec_at(0), t(10_000), &policy(), &ctx()).next;
+    let id = r.outbox.as_ref().unwrap().notice.id.clone();
+    let chans = vec!["a".to_owned(), "b".to_owned()];
+    let results = vec![
+        ("a".to_owned(), ChannelOutcome::Delivered),
+        (
+            "b".to_owned(),
+            ChannelOutcome::Transient {
+                retry_after: Some(Duration::from_secs(7)),
+            },
+        ),
+    ];
+    let mut r = settle(
+        &r,
+        &id,
+        &results,
+        &chans,
+        t(10_000),
+        &policy(),
+        &RetryPolicy::default(),
+        &ctx(),
+    )
+    .unwrap()
+    .next;
+    let ob = r.outbox.clone().unwrap();
+    assert_eq!(ob.delivered, ["a"]);
+    assert_eq!(
+        ob.next_attempt,
+        t(17_000),
+        "the channel's Retry-After beats the 2 s backoff"
+    );
+    assert_eq!(r.status, Status::Missing);
+    r.last_seen = t(12_000);
+    let d = evaluate(&r, t(12_000), &policy(), &ctx());
+    assert_eq!(d.notices[0].kind, NoticeKind::Recovery);
+}
+
+#[test]
+fn permanent_failure_is_not_retried() {
+    let r = evaluate(&rec_at(0), t(10_000), &policy(), &ctx()).next;
+    let id = r.outbox.as_ref().unwrap().notice.id.clone();
+    let results = vec![(CH.to_owned(), ChannelOutcome::Permanent)];
+    let r = settle(
+        &r,
+        &id,
+        &results,
+        &channels(),
+        t(10_000),
+        &policy(),
+        &RetryPolicy::default(),
+        &ctx(),
+    )
+    .unwrap()
+    .next;
+    assert_eq!(r.outbox, None, "nothing left to try");
+    assert_eq!(r.status, Status::Alarmed);
+}
+
+#[test]
+fn backoff_doubles_up_to_the_max() {
+    let rp = RetryPolicy {
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(5),
+    };
+    let waits: Vec<u64> = (1..=5).map(|a| rp.backoff(a).as_secs()).collect();
+    assert_eq!(waits, [1, 2, 4, 5, 5]);
+}
+
+#[test]
+fn settle_of_a_stale_notice_does_nothing() {
+    let r = evaluate(&rec_at(0), t(10_000), &policy(), &ctx()).next;
+    let results = vec![(CH.to_owned(), ChannelOutcome::Delivered)];
+    assert!(
+        settle(
+            &r,
+            "other-id",
+            &results,
+            &channels(),
+            t(10_000),
+            &policy(),
+            &RetryPolicy::default(),
+            &ctx()
+        )
+        .is_none()
+    );
+    assert!(
+        settle(
+            &rec_at(0),
+            "x",
+            &results,
+            &channels(),
+            t(0),
+            &policy(),
+            &RetryPolicy::default(),
+            &ctx()
+        )
+        .is_none()
+    );
+}
+
+fn silence(from: i64, to: i64) -> Silence {
+    Silence::new(
+        "s",
+        HostPattern::new("h*").unwrap(),
+        t(from),
+        t(to),
+        "maintenance",
+    )
+    .unwrap()
+}
+
+#[test]
+fn silence_holds_the_alarm_until_it_ends() {
+    let s = [silence(5_000, 30_000)];
+    let c = Context {
+        silences: &s,
+        ..ctx()
+    };
+    let d = evaluate(&rec_at(0), t(10_000), &policy(), &c);
+    assert!(d.notices.is_empty());
+    assert_eq!(d.next.status, Status::Missing);
+    assert_eq!(d.next.due_at, Some(t(30_000)));
+    let d2 = evaluate(&d.next, t(30_000), &policy(), &c);
+    assert_eq!(
+        d2.notices[0].kind,
+        NoticeKind::Alarm,
+        "still missing at the end: alarm"
+    );
+    assert_eq!(d2.notices[0].missing_since, t(10_000));
+    // Other hosts are not covered.
+    let other = HostRecord::new(HostId::new("x").unwrap(), t(0), policy().timeout);
+    assert_eq!(evaluate(&other, t(10_000), &policy(), &c).notices.len(), 1);
+}
+
+#[test]
+fn silence_starting_during_retries_holds_an_undelivered_alarm_back() {
+    let (r, _) = pass(
+        &rec_at(0),
+        t(10_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Transient { retry_after: None },
+    );
+    let s = [silence(11_000, 50_000)];
+    let c = Context {
+        silences: &s,
+        ..ctx()
+    };
+    let d = evaluate(&r, t(12_000), &policy(), &c);
+    assert_eq!(d.next.outbox, None);
+    assert_eq!(d.next.due_at, Some(t(50_000)));
+}
+
+#[test]
+fn reminder_inside_a_silence_waits_for_its_end() {
+    let (r, _) = pass(
+        &rec_at(0),
+        t(10_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Delivered,
+    );
+    let s = [silence(60_000, 100_000)];
+    let c = Context {
+        silences: &s,
+        ..ctx()
+    };
+    let d = evaluate(&r, t(70_000), &policy(), &c);
+    assert!(d.notices.is_empty());
+    assert_eq!(d.next.due_at, Some(t(100_000)));
+    let d = evaluate(&d.next, t(100_000), &policy(), &c);
+    assert_eq!(d.notices[0].kind, NoticeKind::Reminder);
+}
+
+#[test]
+fn pause_and_resume() {
+    let (r, _) = pass(
+        &rec_at(0),
+        t(10_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Delivered,
+    );
+    let p = pause(&r);
+    assert_eq!(
+        (p.status, p.due_at, p.alarm_count),
+        (Status::Paused, None, 0)
+    );
+    let d = evaluate(&p, t(1_000_000), &policy(), &ctx());
+    assert!(d.notices.is_empty());
+    assert_eq!(d.next.due_at, None);
+    assert!(claim(&p, "m", t(1_000_000), Duration::from_secs(1)).is_none());
+    let u = resume(&p, t(1_000_000), &policy());
+    assert_eq!((u.status, u.due_at), (Status::Up, Some(t(1_010_000))));
+    assert!(
+        evaluate(&u, t(1_009_999), &policy(), &ctx())
+            .notices
+            .is_empty()
+    );
+    assert_eq!(
+        evaluate(&u, t(1_010_000), &policy(), &ctx()).notices.len(),
+        1
+    );
+    assert_eq!(
+        resume(&u, t(2_000_000), &policy()),
+        u,
+        "resuming an up host changes nothing"
+    );
+}
+
+#[test]
+fn startup_grace_after_a_long_downtime() {
+    let long = Downtime {
+        from: t(5_000),
+        until: t(60_000),
+    };
+    let c = Context {
+        downtime: Some(long),
+        ..ctx()
+    };
+    let r = rec_at(0); // deadline 10 s, inside the downtime
+    assert_eq!(deadline_with_grace(&r, &policy(), &c), t(70_000));
+    assert!(evaluate(&r, t(69_999), &policy(), &c).notices.is_empty());
+    let d = evaluate(&r, t(70_000), &policy(), &c);
+    assert_eq!(d.notices.len(), 1);
+    assert_eq!(d.notices[0].missing_since, t(70_000));
+    // A downtime shorter than the timeout gives no grace.
+    let short = Context {
+        downtime: Some(Downtime {
+            from: t(5_000),
+            until: t(9_000),
+        }),
+        ..ctx()
+    };
+    assert_eq!(deadline_with_grace(&r, &policy(), &short), t(10_000));
+    // A host already overdue when the monitor stopped gets none either.
+    let late = Context {
+        downtime: Some(Downtime {
+            from: t(20_000),
+            until: t(60_000),
+        }),
+        ..ctx()
+    };
+    assert_eq!(deadline_with_grace(&r, &policy(), &late), t(10_000));
+}
+
+#[test]
+fn a_pending_recovery_goes_out_before_a_new_alarm() {
+    let (mut r, _) = pass(
+        &rec_at(0),
+        t(10_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Delivered,
+    );
+    r.last_seen = t(15_000);
+    let (r, sent) = pass(
+        &r,
+        t(15_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Transient { retry_after: None },
+    );
+    assert!(sent.is_empty());
+    assert_eq!(r.outbox.as_ref().unwrap().notice.kind, NoticeKind::Recovery);
+    // Silent again past the next deadline while the recovery is still owed.
+    let d = evaluate(&r, t(30_000), &policy(), &ctx());
+    assert!(d.notices.is_empty());
+    assert_eq!(
+        d.next.outbox.as_ref().unwrap().notice.kind,
+        NoticeKind::Recovery
+    );
+    let (r, sent) = pass(&r, t(30_000), &policy(), &ctx(), ChannelOutcome::Delivered);
+    let kinds: Vec<_> = sent.iter().map(|n| n.kind).collect();
+    assert_eq!(kinds, [NoticeKind::Recovery]);
+    // Settling the recovery re-evaluated the record: the new outage's alarm is owed.
+    assert_eq!(r.status, Status::Missing);
+    assert_eq!(r.outbox.as_ref().unwrap().notice.kind, NoticeKind::Alarm);
+    assert_eq!(r.outbox.as_ref().unwrap().notice.missing_since, t(25_000));
+}
+
+#[test]
+fn blind_reason_reaches_the_notice() {
+    let c = Context {
+        blind: Some("37 heartbeats rejected: rate limit"),
+        ..ctx()
+    };
+    let d = evaluate(&rec_at(0), t(10_000), &policy(), &c);
+    assert_eq!(
+        d.notices[0].blind.as_deref(),
+        Some("37 heartbeats rejected: rate limit")
+    );
+    assert!(d.notices[0].body().contains("rate limit"));
+}
+
+// ---- properties ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    Beat,
+    Advance(u32),
+    Sweep { ok: bool },
+    Silence { start_in: u32, len: u32 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => Just(Op::Beat),
+        4 => (1u32..40_000).prop_map(Op::Advance),
+        5 => any::<bool>().prop_map(|ok| Op::Sweep { ok }),
+        1 => (0u32..20_000, 1u32..60_000).prop_map(|(start_in, len)| Op::Silence { start_in, len }),
+    ]
+}
+
+struct Sim {
+    rec: HostRecord,
+    now: Timestamp,
+    policy: Policy,
+    silences: Vec<Silence>,
+    delivered: Vec<Notice>,
+    created: Vec<(Notice, Timestamp)>,
+}
+
+impl Sim {
+    fn sweep(&mut self, ok: bool) {
+        for _ in 0..8 {
+            let c = Context {
+                silences: &self.silences,
+                ..ctx()
+            };
+            let before_seen = self.rec.last_seen.max(self.rec.watch_from);
+            let d = evaluate(&self.rec, self.now, &self.policy, &c);
+            for n in &d.notices {
+                if n.kind != NoticeKind::Recovery {
+                    // A host heard from within its timeout is never alarmed.
+                    assert!(
+                        self.now >= add(before_seen, self.policy.timeout),
+                        "{:?} at {} for a host seen at {}",
+                        n.kind,
+                        self.now,
+                        before_seen
+                    );
+                }
+                self.created.push((n.clone(), self.now));
+            }
+            self.rec = d.next;
+            let Some(claimed) = claim(&self.rec, "m", self.now, Duration::from_secs(30)) else {
+                break;
+            };
+            let notice = claimed.outbox.clone().unwrap().notice;
+            let outcome = if ok {
+                self.delivered.push(notice.clone());
+                ChannelOutcome::Delivered
+            } else {
+                ChannelOutcome::Transient { retry_after: None }
+            };
+            self.rec = settle(
+                &claimed,
+                &notice.id,
+                &[(CH.into(), outcome)],
+                &channels(),
+                self.now,
+                &self.policy,
+                &RetryPolicy::default(),
+                &c,
+            )
+            .expect("owner settles")
+            .next;
+            if self.rec.due_at.is_none_or(|d| d > self.now) {
+                break;
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn invariants_hold_over_random_histories(
+        ops in proptest::collection::vec(op(), 1..80),
+        backoff in prop_oneof![Just(1.0), Just(1.5)],
+        cap in prop_oneof![Just(None), Just(Some(2u32))],
+    ) {
+        let policy = Policy {
+            timeout: Duration::from_secs(10),
+            reminder_interval: Duration::from_secs(30),
+            reminder_backoff: backoff,
+            max_reminders: cap,
+            ..Policy::default()
+        };
+        let mut sim = Sim { rec: rec_at(0), now: t(0), policy, silences: vec![], delivered: vec![], created: vec![] };
+        let mut n_silences = 0;
+        for op in ops {
+            match op {
+                Op::Beat => sim.rec.last_seen = sim.rec.last_seen.max(sim.now),
+                Op::Advance(ms) => sim.now += TimeDelta::milliseconds(ms.into()),
+                Op::Sweep { ok } => sim.sweep(ok),
+                Op::Silence { start_in, len } => {
+                    n_silences += 1;
+                    let from = sim.now + TimeDelta::milliseconds(start_in.into());
+                    sim.silences.push(Silence::new(format!("s{n_silences}"), HostPattern::any(), from, from + TimeDelta::milliseconds(len.into()), "p").unwrap());
+                }
+            }
+            // At most one alarm or reminder per reminder interval, per outage.
+            let mut last: Option<(&str, Timestamp)> = None;
+            for n in sim.delivered.iter().filter(|n| n.kind != NoticeKind::Recovery) {
+                if let Some((outage, at)) = last
+                    && outage == n.outage_id
+                {
+                    prop_assert!(
+                        n.created_at >= add(at, sim.policy.reminder_interval),
+                        "reminders too close: {} then {}", at, n.created_at
+                    );
+                }
+                last = Some((&n.outage_id, n.created_at));
+            }
+            // A recovery is delivered only for an outage whose alarm was delivered.
+            for r in sim.delivered.iter().filter(|n| n.kind == NoticeKind::Recovery) {
+                prop_assert!(sim.delivered.iter().any(|a| a.kind == NoticeKind::Alarm && a.outage_id == r.outage_id));
+            }
+        }
+        // Drain: the host reports, the channel works, time passes past any
+        // backoff and silence. Nothing owed may be left, and every outage
+        // whose alarm went out gets its recovery.
+        sim.silences.clear();
+        for _ in 0..40 {
+            sim.now += TimeDelta::seconds(9);
+            sim.rec.last_seen = sim.now;
+            sim.sweep(true);
+        }
+        prop_assert_eq!(sim.rec.status, Status::Up);
+        prop_assert!(sim.rec.outbox.is_none(), "owed notice lost: {:?}", sim.rec.outbox);
+        for a in sim.delivered.iter().filter(|n| n.kind == NoticeKind::Alarm) {
+            prop_assert!(
+                sim.delivered.iter().any(|r| r.kind == NoticeKind::Recovery && r.outage_id == a.outage_id),
+                "alarm {} never got its all-clear", a.id
+            );
+        }
+        // And none went out twice.
+        let mut ids: Vec<&str> = sim.delivered.iter().map(|n| n.id.as_str()).collect();
+        let all = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        prop_assert_eq!(ids.len(), all, "a notice was delivered twice");
+    }
+}
