@@ -1,1 +1,691 @@
-//! SQLite store for iamalive: one file, WAL, the embedded default
+#![doc = include_str!("../README.md")]
+
+mod codec;
+mod schema;
+mod worker;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use iamalive_core::{
+    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Store, StoreError,
+    Timestamp,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::codec::{COLS, opt_ts, outbox_json, record_from_row, ts};
+use crate::worker::{Channels, ReadJob, WriteJob, read_job, write_job};
+
+/// The name this store gives in errors.
+pub(crate) const STORE: &str = "sqlite";
+
+/// Whether a SQLite error is worth a retry (locked, busy, I/O, full).
+pub(crate) fn is_transient(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | OutOfMemory)
+    )
+}
+
+/// Wraps a SQLite error, transient or not.
+pub(crate) fn sqlite_error(e: rusqlite::Error) -> StoreError {
+    if is_transient(&e) {
+        StoreError::unavailable(STORE, e)
+    } else {
+        StoreError::backend(STORE, e)
+    }
+}
+
+/// How hard SQLite works to make a commit survive a power cut
+/// (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// Every commit is fsynced before a caller hears "stored". With group
+    /// commit that is one fsync per batch, not per heartbeat. The default.
+    #[default]
+    Full,
+    /// Commits reach the WAL file but are fsynced only at checkpoints: a
+    /// power cut (not a process crash) may lose the last few commits.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Configures a [`SqliteStore`]; [`build`](Self::build) validates and opens.
+#[derive(Debug, Clone)]
+pub struct SqliteStoreBuilder {
+    path: Option<PathBuf>,
+    busy_timeout: Duration,
+    readers: usize,
+    max_batch: usize,
+    synchronous: Synchronous,
+    cache_mib: u32,
+}
+
+impl Default for SqliteStoreBuilder {
+    fn default() -> Self {
+        Self {
+            path: None,
+            busy_timeout: Duration::from_secs(5),
+            readers: 2,
+            max_batch: 4096,
+            synchronous: Synchronous::default(),
+            cache_mib: 32,
+        }
+    }
+}
+
+impl SqliteStoreBuilder {
+    /// The database file; created (with its schema) if absent. Required.
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// How long a connection waits for another process's lock before a call
+    /// fails as unavailable. Default 5 s.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Read connections, each on its own thread. Default 2.
+    pub fn readers(mut self, n: usize) -> Self {
+        self.readers = n;
+        self
+    }
+
+    /// The most writes applied in one transaction (group commit). Default 4096.
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n;
+        self
+    }
+
+    /// Durability of each commit. Default [`Synchronous::Full`].
+    pub fn synchronous(mut self, s: Synchronous) -> Self {
+        self.synchronous = s;
+        self
+    }
+
+    /// The writer connection's page cache, in MiB. Default 32.
+    pub fn cache_mib(mut self, mib: u32) -> Self {
+        self.cache_mib = mib;
+        self
+    }
+
+    /// Checks the settings, opens the file (WAL, busy timeout), brings its
+    /// schema up to date and starts the writer and reader threads.
+    pub fn build(self) -> Result<SqliteStore, StoreError> {
+        let invalid = |reason: String| StoreError::InvalidInput {
+            store: STORE,
+            reason,
+        };
+        let path = self
+            .path
+            .ok_or_else(|| invalid("path: a database file is required".into()))?;
+        let shown = path.display().to_string();
+        if shown.is_empty() || shown == ":memory:" || shown.contains("mode=memory") {
+            return Err(invalid(format!(
+                "path: {shown:?} is not a file; an in-memory database cannot be shared by \
+                 the store's connections (use iamalive_core::MemoryStore instead)"
+            )));
+        }
+        if self.readers == 0 {
+            return Err(invalid(
+                "readers: at least one read connection is needed".into(),
+            ));
+        }
+        if self.max_batch == 0 {
+            return Err(invalid("max_batch: must be at least 1".into()));
+        }
+        let opening = |e: rusqlite::Error| {
+            let transient = is_transient(&e);
+            let msg = format!("cannot open {shown}: {e}");
+            if transient {
+                StoreError::unavailable(STORE, msg)
+            } else {
+                StoreError::backend(STORE, msg)
+            }
+        };
+        let writer = Connection::open(&path).map_err(opening)?;
+        writer.busy_timeout(self.busy_timeout).map_err(opening)?;
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(opening)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::backend(
+                STORE,
+                format!("{shown}: could not switch to WAL (journal mode is {mode})"),
+            ));
+        }
+        writer
+            .pragma_update(None, "synchronous", self.synchronous.pragma())
+            .map_err(opening)?;
+        writer
+            .pragma_update(None, "cache_size", -(i64::from(self.cache_mib) * 1024))
+            .map_err(opening)?;
+        writer.set_prepared_statement_cache_capacity(32);
+        match schema::migrate(&writer) {
+            Ok(from) if from < schema::LATEST => {
+                tracing::info!(path = %shown, from, to = schema::LATEST, "sqlite schema migrated");
+            }
+            Ok(_) => {}
+            Err(schema::MigrateError::TooNew(v)) => {
+                return Err(StoreError::backend(
+                    STORE,
+                    format!(
+                        "{shown} has schema version {v}, newer than this build knows ({}); \
+                         upgrade iamalive",
+                        schema::LATEST
+                    ),
+                ));
+            }
+            Err(schema::MigrateError::Sqlite(e)) => return Err(opening(e)),
+        }
+
+        let mut readers = Vec::with_capacity(self.readers);
+        for _ in 0..self.readers {
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(opening)?;
+            conn.busy_timeout(self.busy_timeout).map_err(opening)?;
+            readers.push(conn);
+        }
+
+        let spawn_failed = |e: std::io::Error| StoreError::backend(STORE, e);
+        let (wtx, wrx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let max_batch = self.max_batch;
+        std::thread::Builder::new()
+            .name("iamalive-sqlite-writer".into())
+            .spawn(move || worker::writer_loop(writer, wrx, max_batch))
+            .map_err(spawn_failed)?;
+        let (rtx, rrx) = mpsc::channel::<ReadJob>();
+        let rrx = Arc::new(Mutex::new(rrx));
+        for (i, conn) in readers.into_iter().enumerate() {
+            let rrx = Arc::clone(&rrx);
+            std::thread::Builder::new()
+                .name(format!("iamalive-sqlite-reader-{i}"))
+                .spawn(move || worker::reader_loop(conn, rrx))
+                .map_err(spawn_failed)?;
+        }
+        Ok(SqliteStore {
+            path,
+            ch: Channels {
+                writer: wtx,
+                reader: rtx,
+            },
+        })
+    }
+}
+
+/// A [`Store`] in one SQLite file: WAL, a partial index on `due_at`,
+/// compare-and-swap on `version`, group-committed heartbeats.
+///
+/// Several processes may open the same file; every write runs in a
+/// `BEGIN IMMEDIATE` transaction, so their compare-and-swaps exclude each
+/// other. Dropping the store lets its threads finish what is queued and
+/// close their connections.
+pub struct SqliteStore {
+    path: PathBuf,
+    ch: Channels,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl fmt::Display for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sqlite({})", self.path.display())
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::unavailable(STORE, "the store's connection threads have stopped")
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+const HEARTBEAT_SQL: &str = "UPDATE hosts SET
+        last_seen = max(last_seen, ?2),
+        version = version + 1,
+        message = coalesce(?3, message),
+        report = coalesce(?4, report),
+        due_at = CASE
+            WHEN status = 'up' AND outbox IS NULL THEN ?5
+            WHEN status IN ('missing', 'alarmed') THEN ?2
+            ELSE due_at END
+    WHERE host = ?1 AND status IN ('up', 'missing', 'alarmed', 'paused')
+    RETURNING status";
+
+const CREATE_SQL: &str = "INSERT INTO hosts
+        (host, status, last_seen, watch_from, alarm_count, due_at, version, message, report)
+    VALUES (?1, 'up', ?2, ?2, 0, ?5, 1, ?3, ?4)
+    ON CONFLICT (host) DO NOTHING";
+
+const CAS_UPDATE_SQL: &str = "UPDATE hosts SET
+        status = ?2, last_seen = ?3, watch_from = ?4, last_checked = ?5, missing_since = ?6,
+        silent_since = ?7, last_alarm = ?8, alarm_count = ?9, due_at = ?10, version = ?11,
+        outbox = ?12, message = ?13, report = ?14
+    WHERE host = ?1 AND version = ?15";
+
+const CAS_CREATE_SQL: &str = "INSERT INTO hosts (host, status, last_seen, watch_from,
+        last_checked, missing_since, silent_since, last_alarm, alarm_count, due_at, version,
+        outbox, message, report)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+    ON CONFLICT (host) DO UPDATE SET
+        status = excluded.status, last_seen = excluded.last_seen,
+        watch_from = excluded.watch_from, last_checked = excluded.last_checked,
+        missing_since = excluded.missing_since, silent_since = excluded.silent_since,
+        last_alarm = excluded.last_alarm, alarm_count = excluded.alarm_count,
+        due_at = excluded.due_at, version = excluded.version, outbox = excluded.outbox,
+        message = excluded.message, report = excluded.report
+    WHERE hosts.version = 0";
+
+/// A heartbeat in the writer: one `UPDATE … RETURNING` for a known host,
+/// one `INSERT` for a new one.
+fn apply_heartbeat(
+    conn: &Connection,
+    host: &str,
+    at: i64,
+    message: Option<&str>,
+    report: Option<&str>,
+    due_if_up: i64,
+    create: bool,
+) -> Result<HeartbeatOutcome, StoreError> {
+    let args = params![host, at, message, report, due_if_up];
+    let old: Option<String> = conn
+        .prepare_cached(HEARTBEAT_SQL)
+        .and_then(|mut s| s.query_row(args, |r| r.get(0)).optional())
+        .map_err(sqlite_error)?;
+    if let Some(old) = old {
+        return Ok(HeartbeatOutcome::Updated {
+            status: codec::status(&old, host)?,
+        });
+    }
+    // Absent, or present with a status no build of ours writes.
+    let created = create
+        && conn
+            .prepare_cached(CREATE_SQL)
+            .and_then(|mut s| s.execute(args))
+            .map_err(sqlite_error)?
+            == 1;
+    if created {
+        return Ok(HeartbeatOutcome::Created);
+    }
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM hosts WHERE host = ?1")
+        .and_then(|mut s| s.exists([host]))
+        .map_err(sqlite_error)?;
+    if exists {
+        // Re-read it for the precise reason.
+        let reason = conn
+            .prepare_cached(&format!("SELECT {COLS} FROM hosts WHERE host = ?1"))
+            .and_then(|mut s| s.query_row([host], |r| Ok(record_from_row(r))))
+            .map_err(sqlite_error)?
+            .err()
+            .map_or_else(|| "unreadable status".to_owned(), |e| e.to_string());
+        return Err(StoreError::Corrupt {
+            store: STORE,
+            key: host.to_owned(),
+            reason,
+        });
+    }
+    Ok(HeartbeatOutcome::Unknown)
+}
+
+/// A record's columns, encoded on the caller's thread.
+struct Row {
+    host: String,
+    status: &'static str,
+    last_seen: i64,
+    watch_from: i64,
+    last_checked: Option<i64>,
+    missing_since: Option<i64>,
+    silent_since: Option<i64>,
+    last_alarm: Option<i64>,
+    alarm_count: i64,
+    due_at: Option<i64>,
+    version: i64,
+    outbox: Option<String>,
+    message: Option<String>,
+    report: Option<String>,
+}
+
+impl Row {
+    fn encode(r: &HostRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            host: r.host.as_str().to_owned(),
+            status: r.status.as_str(),
+            last_seen: ts(r.last_seen),
+            watch_from: ts(r.watch_from),
+            last_checked: opt_ts(r.last_checked),
+            missing_since: opt_ts(r.missing_since),
+            silent_since: opt_ts(r.silent_since),
+            last_alarm: opt_ts(r.last_alarm),
+            alarm_count: i64::from(r.alarm_count),
+            due_at: opt_ts(r.due_at),
+            version: codec::version(r.version)?,
+            outbox: outbox_json(r.outbox.as_ref())?,
+            message: r.message.clone(),
+            report: r.report.clone(),
+        })
+    }
+}
+
+fn compare_and_swap(conn: &Connection, expected: i64, r: &Row) -> Result<bool, StoreError> {
+    let cols = params![
+        r.host,
+        r.status,
+        r.last_seen,
+        r.watch_from,
+        r.last_checked,
+        r.missing_since,
+        r.silent_since,
+        r.last_alarm,
+        r.alarm_count,
+        r.due_at,
+        r.version,
+        r.outbox,
+        r.message,
+        r.report,
+    ];
+    let changed = if expected == 0 {
+        conn.prepare_cached(CAS_CREATE_SQL)
+            .and_then(|mut s| s.execute(cols))
+    } else {
+        let mut args = cols.to_vec();
+        args.push(&expected);
+        conn.prepare_cached(CAS_UPDATE_SQL)
+            .and_then(|mut s| s.execute(args.as_slice()))
+    }
+    .map_err(sqlite_error)?;
+    Ok(changed == 1)
+}
+
+fn mark_run(conn: &Connection, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
+    let old = conn
+        .prepare_cached("SELECT last_run, down_from, down_until FROM monitor_mark WHERE id = 1")
+        .and_then(|mut s| s.query_row([], |r| Ok(codec::mark_from_row(r))).optional())
+        .map_err(sqlite_error)?
+        .transpose()?
+        .unwrap_or_default();
+    let next = old.advance(now, gap);
+    let down = next.downtime;
+    conn.prepare_cached(
+        "INSERT INTO monitor_mark (id, last_run, down_from, down_until) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET last_run = excluded.last_run,
+             down_from = excluded.down_from, down_until = excluded.down_until",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            opt_ts(next.last_run),
+            opt_ts(down.map(|d| d.from)),
+            opt_ts(down.map(|d| d.until)),
+        ])
+    })
+    .map_err(sqlite_error)?;
+    Ok(next)
+}
+
+fn query_records(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<HostRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sqlite_error)?;
+    let mut rows = stmt.query(args).map_err(sqlite_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sqlite_error)? {
+        out.push(record_from_row(row)?);
+    }
+    Ok(out)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` with default settings.
+    ///
+    /// ```no_run
+    /// let store = iamalive_store_sqlite::SqliteStore::open("iamalive.db")?;
+    /// assert_eq!(store.to_string(), "sqlite(iamalive.db)");
+    /// # Ok::<(), iamalive_core::StoreError>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        Self::builder().path(path.as_ref()).build()
+    }
+
+    /// A builder for the settings beyond the path.
+    pub fn builder() -> SqliteStoreBuilder {
+        SqliteStoreBuilder::default()
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, rx) = write_job(work);
+        self.ch.writer.send(job).map_err(|_| stopped())?;
+        await_reply(rx).await
+    }
+
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, rx) = read_job(work);
+        self.ch.reader.send(job).map_err(|_| stopped())?;
+        await_reply(rx).await
+    }
+}
+
+async fn await_reply<T>(rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+    rx.await.map_err(|_| stopped())?
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn record_heartbeat(
+        &self,
+        hb: &Heartbeat,
+        due_if_up: Timestamp,
+        create: bool,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        let host = hb.host.as_str().to_owned();
+        let at = ts(hb.at);
+        let due = ts(due_if_up);
+        let message = hb.message.clone();
+        let report = hb.report.clone();
+        self.write(move |conn| {
+            apply_heartbeat(
+                conn,
+                &host,
+                at,
+                message.as_deref(),
+                report.as_deref(),
+                due,
+                create,
+            )
+        })
+        .await
+    }
+
+    async fn due(&self, now: Timestamp, limit_n: usize) -> Result<Vec<HostRecord>, StoreError> {
+        let now = ts(now);
+        let n = limit(limit_n);
+        self.read(move |conn| {
+            query_records(
+                conn,
+                &format!("SELECT {COLS} FROM hosts WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2"),
+                params![now, n],
+            )
+        })
+        .await
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|conn| {
+            let v: Option<rusqlite::types::Value> = conn
+                .prepare_cached(
+                    "SELECT due_at FROM hosts WHERE due_at IS NOT NULL ORDER BY due_at LIMIT 1",
+                )
+                .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+                .map_err(sqlite_error)?;
+            match v {
+                None => Ok(None),
+                Some(rusqlite::types::Value::Integer(n)) => Ok(Some(codec::from_ts(n))),
+                Some(other) => Err(StoreError::Corrupt {
+                    store: STORE,
+                    key: "hosts.due_at".into(),
+                    reason: format!("earliest due_at is not an integer: {other:?}"),
+                }),
+            }
+        })
+        .await
+    }
+
+    async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        let host = host.as_str().to_owned();
+        self.read(move |conn| {
+            let mut v = query_records(
+                conn,
+                &format!("SELECT {COLS} FROM hosts WHERE host = ?1"),
+                [&host],
+            )?;
+            Ok(v.pop())
+        })
+        .await
+    }
+
+    async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
+        let expected = codec::version(expected)?;
+        let row = Row::encode(next)?;
+        self.write(move |conn| compare_and_swap(conn, expected, &row))
+            .await
+    }
+
+    async fn list(
+        &self,
+        after: Option<&HostId>,
+        limit_n: usize,
+    ) -> Result<Vec<HostRecord>, StoreError> {
+        let after = after.map(|h| h.as_str().to_owned());
+        let n = limit(limit_n);
+        self.read(move |conn| match after {
+            Some(a) => query_records(
+                conn,
+                &format!("SELECT {COLS} FROM hosts WHERE host > ?1 ORDER BY host LIMIT ?2"),
+                params![a, n],
+            ),
+            None => query_records(
+                conn,
+                &format!("SELECT {COLS} FROM hosts ORDER BY host LIMIT ?1"),
+                [n],
+            ),
+        })
+        .await
+    }
+
+    async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
+        let host = host.as_str().to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached("DELETE FROM hosts WHERE host = ?1")
+                .and_then(|mut s| s.execute([&host]))
+                .map(|n| n > 0)
+                .map_err(sqlite_error)
+        })
+        .await
+    }
+
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        let id = silence.id.clone();
+        let body = serde_json::to_string(silence).map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("silence cannot be written as JSON: {e}"),
+        })?;
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO silences (id, body) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            )
+            .and_then(|mut s| s.execute([&id, &body]))
+            .map(drop)
+            .map_err(sqlite_error)
+        })
+        .await
+    }
+
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, body FROM silences ORDER BY id")
+                .map_err(sqlite_error)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0), r.get::<_, String>(1))))
+                .map_err(sqlite_error)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, body) = row.map_err(sqlite_error)?;
+                let id = id.unwrap_or_else(|e| format!("<unreadable id: {e}>"));
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    store: STORE,
+                    key: format!("silence {id}"),
+                    reason,
+                };
+                let body = body.map_err(|e| corrupt(e.to_string()))?;
+                let s: Silence = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
+                if s.id != id {
+                    return Err(corrupt(format!("its body names id {:?}", s.id)));
+                }
+                out.push(s);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached("DELETE FROM silences WHERE id = ?1")
+                .and_then(|mut s| s.execute([&id]))
+                .map(|n| n > 0)
+                .map_err(sqlite_error)
+        })
+        .await
+    }
+
+    async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
+        self.write(move |conn| mark_run(conn, now, gap)).await
+    }
+}

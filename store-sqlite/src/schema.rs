@@ -1,0 +1,82 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `i` to `i + 1`. Append only:
+/// a released migration is never edited.
+const MIGRATIONS: &[&str] = &[
+    // 1: hosts with a partial due index, silences, the monitors' mark.
+    "CREATE TABLE hosts (
+        host          TEXT PRIMARY KEY NOT NULL,
+        status        TEXT NOT NULL,
+        last_seen     INTEGER NOT NULL,
+        watch_from    INTEGER NOT NULL,
+        last_checked  INTEGER,
+        missing_since INTEGER,
+        silent_since  INTEGER,
+        last_alarm    INTEGER,
+        alarm_count   INTEGER NOT NULL,
+        due_at        INTEGER,
+        version       INTEGER NOT NULL,
+        outbox        TEXT,
+        message       TEXT,
+        report        TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX hosts_due ON hosts (due_at) WHERE due_at IS NOT NULL;
+    CREATE TABLE silences (
+        id   TEXT PRIMARY KEY NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE monitor_mark (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        last_run   INTEGER,
+        down_from  INTEGER,
+        down_until INTEGER
+    );
+    INSERT INTO monitor_mark (id) VALUES (1);",
+];
+
+/// The schema version this build writes.
+pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Why the schema could not be brought up to date.
+#[derive(Debug)]
+pub(crate) enum MigrateError {
+    /// The file was written by a newer build.
+    TooNew(i64),
+    /// SQLite failed.
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(e)
+    }
+}
+
+/// Brings the schema up to [`LATEST`] in one write transaction, so several
+/// processes opening a new file at once migrate it exactly once.
+pub(crate) fn migrate(conn: &Connection) -> Result<i64, MigrateError> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if current > LATEST {
+            return Err(MigrateError::TooNew(current));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            conn.execute_batch(sql)?;
+            conn.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        Ok(current)
+    })();
+    match result {
+        Ok(v) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}

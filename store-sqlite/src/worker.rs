@@ -1,0 +1,184 @@
+//! The threads that own the connections: one writer doing group commit,
+//! and a few readers. Async callers talk to them through channels and wait
+//! on a oneshot, so no runtime worker ever blocks on SQLite.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+
+use iamalive_core::StoreError;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{STORE, is_transient};
+
+/// Why a whole batch failed (BEGIN or COMMIT did not go through).
+pub(crate) struct BatchFailure {
+    message: String,
+    transient: bool,
+}
+
+impl BatchFailure {
+    fn from_sqlite(what: &str, e: &rusqlite::Error) -> Self {
+        Self {
+            message: format!("{what}: {e}"),
+            transient: is_transient(e),
+        }
+    }
+
+    fn to_error(&self) -> StoreError {
+        if self.transient {
+            StoreError::unavailable(STORE, self.message.clone())
+        } else {
+            StoreError::backend(STORE, self.message.clone())
+        }
+    }
+}
+
+/// One write: run inside the batch's transaction, answered after COMMIT.
+pub(crate) trait WriteJob: Send {
+    /// Does the write; its result is held until the batch commits.
+    fn run(&mut self, conn: &Connection);
+    /// Answers the caller: the held result if the batch committed, the
+    /// batch's failure otherwise.
+    fn finish(self: Box<Self>, failure: Option<&BatchFailure>);
+}
+
+struct Pending<T, F> {
+    work: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteJob for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) {
+        if let Some(work) = self.work.take() {
+            let r = catch_unwind(AssertUnwindSafe(|| work(conn)))
+                .unwrap_or_else(|_| Err(StoreError::backend(STORE, "a write panicked")));
+            self.result = Some(r);
+        }
+    }
+
+    fn finish(self: Box<Self>, failure: Option<&BatchFailure>) {
+        let r = match (failure, self.result) {
+            (Some(f), _) => Err(f.to_error()),
+            (None, Some(r)) => r,
+            (None, None) => Err(StoreError::backend(STORE, "a write was never run")),
+        };
+        let _ = self.reply.send(r);
+    }
+}
+
+/// Wraps `work` as a job and the receiver its caller awaits.
+pub(crate) fn write_job<T, F>(
+    work: F,
+) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    let job = Pending {
+        work: Some(work),
+        result: None,
+        reply,
+    };
+    (Box::new(job), rx)
+}
+
+/// The writer's loop: take everything queued (up to `max_batch`), apply it
+/// in one `BEGIN IMMEDIATE … COMMIT`, then answer every caller.
+pub(crate) fn writer_loop(conn: Connection, rx: Receiver<Box<dyn WriteJob>>, max_batch: usize) {
+    let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(max_batch.min(16_384));
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        run_batch(&conn, &mut batch);
+    }
+    tracing::debug!("sqlite writer stopped");
+}
+
+fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn WriteJob>>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let failure = BatchFailure::from_sqlite("could not begin a write transaction", &e);
+        tracing::warn!(error = %e, jobs = batch.len(), "sqlite batch not started");
+        for job in batch.drain(..) {
+            job.finish(Some(&failure));
+        }
+        return;
+    }
+    for job in batch.iter_mut() {
+        job.run(conn);
+    }
+    // Some errors (disk full, I/O, out of memory) roll the whole
+    // transaction back on their own: then nothing of this batch is stored.
+    let failure = if conn.is_autocommit() {
+        Some(BatchFailure {
+            message: "the write transaction was rolled back by SQLite".into(),
+            transient: true,
+        })
+    } else {
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => None,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Some(BatchFailure::from_sqlite("commit failed", &e))
+            }
+        }
+    };
+    if let Some(f) = &failure {
+        tracing::warn!(reason = %f.message, jobs = batch.len(), "sqlite batch not stored");
+    }
+    for job in batch.drain(..) {
+        job.finish(failure.as_ref());
+    }
+}
+
+/// One read, run on a reader thread.
+pub(crate) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// A reader's loop: take the next read from the shared queue and run it.
+pub(crate) fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {
+    loop {
+        let job = {
+            let guard = rx.lock().unwrap_or_else(|e| e.into_inner());
+            guard.recv()
+        };
+        match job {
+            Ok(job) => {
+                if catch_unwind(AssertUnwindSafe(|| job(&conn))).is_err() {
+                    tracing::error!("a sqlite read panicked");
+                }
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// Wraps `work` as a read job and the receiver its caller awaits.
+pub(crate) fn read_job<T, F>(work: F) -> (ReadJob, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    let job: ReadJob = Box::new(move |conn| {
+        let _ = reply.send(work(conn));
+    });
+    (job, rx)
+}
+
+/// The sending halves held by the store.
+pub(crate) struct Channels {
+    pub(crate) writer: Sender<Box<dyn WriteJob>>,
+    pub(crate) reader: Sender<ReadJob>,
+}
