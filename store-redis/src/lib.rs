@@ -1,1 +1,609 @@
-//! Redis store for iamalive: many monitors, one region
+#![doc = include_str!("../README.md")]
+
+mod codec;
+mod scripts;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use iamalive_core::{
+    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
+    StoreError, Timestamp,
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
+use tokio::time::Instant;
+
+use crate::codec::{decode, decode_mark, encode, encode_mark, from_score, score, ts};
+
+/// The name this store gives in errors.
+pub(crate) const STORE: &str = "redis";
+
+/// How often `mark_run` retries its optimistic swap before giving up.
+const MARK_ROUNDS: usize = 64;
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = RedisResult<T>> + Send + 'a>>;
+
+/// The keys of one deployment, all under one hash tag.
+#[derive(Debug)]
+struct Keys {
+    /// `{prefix}:h:` — followed by the host id.
+    host: String,
+    due: String,
+    hosts: String,
+    silences: String,
+    mark: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Self {
+        let tag = format!("{{{prefix}}}");
+        Self {
+            host: format!("{tag}:h:"),
+            due: format!("{tag}:due"),
+            hosts: format!("{tag}:hosts"),
+            silences: format!("{tag}:silences"),
+            mark: format!("{tag}:mark"),
+        }
+    }
+
+    fn host(&self, host: &HostId) -> String {
+        let mut k = String::with_capacity(self.host.len() + host.as_str().len());
+        k.push_str(&self.host);
+        k.push_str(host.as_str());
+        k
+    }
+}
+
+/// Host records in Redis: one hash per host, a sorted set as the due index.
+///
+/// Cheap to clone (clones share one multiplexed connection). See the crate
+/// docs for the key layout.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    keys: Arc<Keys>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "redis({})", self.prefix)
+    }
+}
+
+/// Configures and connects a [`RedisStore`]; see [`RedisStore::builder`].
+#[derive(Clone)]
+pub struct RedisStoreBuilder {
+    url: Option<String>,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &self.url.as_deref().map(redact))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `redis://user:secret@host/` → `redis://***@host/`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s + 3 => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+impl Default for RedisStoreBuilder {
+    fn default() -> Self {
+        Self {
+            url: None,
+            prefix: RedisStore::DEFAULT_PREFIX.to_owned(),
+            timeout: RedisStore::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The server, e.g. `redis://127.0.0.1:6379/0` or
+    /// `rediss://user:password@redis.example:6380/`. Required.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// The key prefix of this deployment (default `iamalive`): every key
+    /// is `{prefix}:…`. 1–128 printable ASCII characters, no `{`, `}` or
+    /// spaces.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The longest any one store call may take, connecting included
+    /// (default 2 s). While Redis is down every call fails with
+    /// [`StoreError::Unavailable`] within this time.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Validates the settings and connects.
+    ///
+    /// Fails with [`StoreError::InvalidInput`] naming the bad setting, or
+    /// [`StoreError::Unavailable`] if Redis cannot be reached within the
+    /// timeout.
+    pub async fn build(self) -> Result<RedisStore, StoreError> {
+        let invalid = |reason: String| StoreError::InvalidInput {
+            store: STORE,
+            reason,
+        };
+        let url = self
+            .url
+            .ok_or_else(|| invalid("redis url: not set".into()))?;
+        check_prefix(&self.prefix).map_err(invalid)?;
+        if self.timeout.is_zero() {
+            return Err(invalid("redis timeout: must be greater than zero".into()));
+        }
+        let client = redis::Client::open(url.as_str())
+            .map_err(|e| invalid(format!("redis url {}: {e}", redact(&url))))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(self.timeout.min(Duration::from_secs(1)));
+        let conn = match tokio::time::timeout(
+            self.timeout,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(map_err(e)),
+            Err(_) => return Err(timed_out(self.timeout)),
+        };
+        Ok(RedisStore {
+            conn,
+            keys: Arc::new(Keys::new(&self.prefix)),
+            prefix: self.prefix.into(),
+            timeout: self.timeout,
+        })
+    }
+}
+
+fn check_prefix(p: &str) -> Result<(), String> {
+    if p.is_empty() || p.len() > 128 {
+        return Err(format!("redis prefix {p:?}: must be 1 to 128 characters"));
+    }
+    if let Some(c) = p
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || matches!(c, '{' | '}'))
+    {
+        return Err(format!(
+            "redis prefix {p:?}: {c:?} is not allowed (printable ASCII without '{{', '}}' or spaces)"
+        ));
+    }
+    Ok(())
+}
+
+fn transient(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
+                    | ServerErrorKind::Moved
+                    | ServerErrorKind::Ask
+            )
+        )
+}
+
+fn map_err(e: RedisError) -> StoreError {
+    if transient(&e) {
+        StoreError::unavailable(STORE, e)
+    } else {
+        StoreError::backend(STORE, e)
+    }
+}
+
+fn timed_out(t: Duration) -> StoreError {
+    StoreError::unavailable(STORE, format!("no answer within {t:?}"))
+}
+
+impl RedisStore {
+    /// The prefix used when none is given.
+    pub const DEFAULT_PREFIX: &'static str = "iamalive";
+    /// The per-call time limit used when none is given.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Connects to `url` with keys under `prefix` and default settings.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), iamalive_core::StoreError> {
+    /// let store = iamalive_store_redis::RedisStore::from_url("redis://127.0.0.1/", "prod").await?;
+    /// assert_eq!(store.to_string(), "redis(prod)");
+    /// # Ok(()) }
+    /// ```
+    pub async fn from_url(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
+        Self::builder().url(url).prefix(prefix).build().await
+    }
+
+    /// A builder with the default prefix and timeout.
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder::default()
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The hash key holding `host`'s record (`{prefix}:h:<host>`).
+    pub fn host_key(&self, host: &HostId) -> String {
+        self.keys.host(host)
+    }
+
+    /// The sorted set indexing hosts by `due_at` in milliseconds
+    /// (`{prefix}:due`).
+    pub fn due_key(&self) -> &str {
+        &self.keys.due
+    }
+
+    /// Runs one Redis call under the time limit. With `retry`, a call that
+    /// failed on a dropped connection (e.g. the first call after a Redis
+    /// restart) is tried once more on the reconnected one, within the same
+    /// time limit; only for calls that are safe to repeat.
+    async fn call<'a, T>(
+        &'a self,
+        retry: bool,
+        f: impl Fn(ConnectionManager) -> BoxFut<'a, T>,
+    ) -> Result<T, StoreError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut tries = if retry { 2 } else { 1 };
+        loop {
+            tries -= 1;
+            match tokio::time::timeout_at(deadline, f(self.conn.clone())).await {
+                Err(_) => return Err(timed_out(self.timeout)),
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if tries > 0 && e.is_unrecoverable_error() => {
+                    tracing::debug!(store = %self, error = %e, "redis connection lost; trying again");
+                }
+                Ok(Err(e)) => return Err(map_err(e)),
+            }
+        }
+    }
+
+    /// HGETALL of each key, pipelined; absent keys are skipped.
+    async fn records(&self, hosts: &[String]) -> Result<Vec<HostRecord>, StoreError> {
+        if hosts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = hosts
+            .iter()
+            .map(|h| format!("{}{h}", self.keys.host))
+            .collect();
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            pipe.cmd("HGETALL").arg(k);
+        }
+        let pipe = &pipe;
+        let maps: Vec<HashMap<String, String>> = self
+            .call(true, |mut c| {
+                Box::pin(async move { pipe.query_async(&mut c).await })
+            })
+            .await?;
+        let mut out = Vec::with_capacity(maps.len());
+        for (k, m) in keys.iter().zip(maps) {
+            if let Some(r) = decode(k, m)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn record_heartbeat(
+        &self,
+        hb: &Heartbeat,
+        due_if_up: Timestamp,
+        create: bool,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        let flag = |b: bool| if b { "1" } else { "0" };
+        let mut inv = scripts::HEARTBEAT.prepare_invoke();
+        inv.key(self.keys.host(&hb.host))
+            .key(&self.keys.due)
+            .key(&self.keys.hosts)
+            .arg(hb.host.as_str())
+            .arg(ts(hb.at))
+            .arg(score(hb.at))
+            .arg(ts(due_if_up))
+            .arg(score(due_if_up))
+            .arg(flag(create))
+            .arg(flag(hb.message.is_some()))
+            .arg(hb.message.as_deref().unwrap_or(""))
+            .arg(flag(hb.report.is_some()))
+            .arg(hb.report.as_deref().unwrap_or(""));
+        let inv = &inv;
+        // Safe to repeat: last_seen takes the later instant, and a second
+        // version bump only invalidates swaps that were racing it anyway.
+        let out: String = self
+            .call(true, |mut c| {
+                Box::pin(async move { inv.invoke_async(&mut c).await })
+            })
+            .await?;
+        Ok(match out.as_str() {
+            "unknown" => HeartbeatOutcome::Unknown,
+            "created" => HeartbeatOutcome::Created,
+            s => HeartbeatOutcome::Updated {
+                status: Status::parse(s).ok_or_else(|| StoreError::Corrupt {
+                    store: STORE,
+                    key: self.keys.host(&hb.host),
+                    reason: format!("status {s:?}"),
+                })?,
+            },
+        })
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("ZRANGEBYSCORE");
+        cmd.arg(&self.keys.due)
+            .arg("-inf")
+            .arg(score(now))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit.min(i64::MAX as usize));
+        let cmd = &cmd;
+        let hosts: Vec<String> = self
+            .call(true, |mut c| {
+                Box::pin(async move { cmd.query_async(&mut c).await })
+            })
+            .await?;
+        let mut recs = self.records(&hosts).await?;
+        // Scores are whole milliseconds: drop the few due within the
+        // current millisecond but after `now`.
+        recs.retain(|r| r.due_at.is_some_and(|d| d <= now));
+        Ok(recs)
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(&self.keys.due).arg(0).arg(0).arg("WITHSCORES");
+        let cmd = &cmd;
+        let first: Vec<(String, f64)> = self
+            .call(true, |mut c| {
+                Box::pin(async move { cmd.query_async(&mut c).await })
+            })
+            .await?;
+        Ok(first.first().and_then(|(_, s)| from_score(*s)))
+    }
+
+    async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        let key = self.keys.host(host);
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(&key);
+        let cmd = &cmd;
+        let m: HashMap<String, String> = self
+            .call(true, |mut c| {
+                Box::pin(async move { cmd.query_async(&mut c).await })
+            })
+            .await?;
+        decode(&key, m)
+    }
+
+    async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
+        let mut inv = scripts::CAS.prepare_invoke();
+        inv.key(self.keys.host(&next.host))
+            .key(&self.keys.due)
+            .key(&self.keys.hosts)
+            .arg(expected.to_string())
+            .arg(next.host.as_str())
+            .arg(
+                next.due_at
+                    .map(|d| score(d).to_string())
+                    .unwrap_or_default(),
+            );
+        for (k, v) in encode(next)? {
+            inv.arg(k).arg(v);
+        }
+        let inv = &inv;
+        // Never repeated: a swap that landed but whose answer was lost would
+        // report a conflict the second time.
+        let n: i64 = self
+            .call(false, |mut c| {
+                Box::pin(async move { inv.invoke_async(&mut c).await })
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn list(
+        &self,
+        after: Option<&HostId>,
+        limit: usize,
+    ) -> Result<Vec<HostRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let min = after.map_or_else(|| "-".to_owned(), |h| format!("({h}"));
+        let mut cmd = redis::cmd("ZRANGEBYLEX");
+        cmd.arg(&self.keys.hosts)
+            .arg(min)
+            .arg("+")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit.min(i64::MAX as usize));
+        let cmd = &cmd;
+        let hosts: Vec<String> = self
+            .call(true, |mut c| {
+                Box::pin(async move { cmd.query_async(&mut c).await })
+            })
+            .await?;
+        self.records(&hosts).await
+    }
+
+    async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
+        let mut inv = scripts::REMOVE.prepare_invoke();
+        inv.key(self.keys.host(host))
+            .key(&self.keys.due)
+            .key(&self.keys.hosts)
+            .arg(host.as_str());
+        let inv = &inv;
+        let n: i64 = self
+            .call(false, |mut c| {
+                Box::pin(async move { inv.invoke_async(&mut c).await })
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        let json = serde_json::to_string(silence).map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("silence {}: {e}", silence.id),
+        })?;
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(&self.keys.silences).arg(&silence.id).arg(json);
+        let cmd = &cmd;
+        self.call(true, |mut c| {
+            Box::pin(async move { cmd.query_async::<()>(&mut c).await })
+        })
+        .await
+    }
+
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(&self.keys.silences);
+        let cmd = &cmd;
+        let m: HashMap<String, String> = self
+            .call(true, |mut c| {
+                Box::pin(async move { cmd.query_async(&mut c).await })
+            })
+            .await?;
+        let mut out = Vec::with_capacity(m.len());
+        for (id, json) in m {
+            out.push(
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                    store: STORE,
+                    key: format!("{} {id}", self.keys.silences),
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        out.sort_by(|a: &Silence, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("HDEL");
+        cmd.arg(&self.keys.silences).arg(id);
+        let cmd = &cmd;
+        let n: i64 = self
+            .call(false, |mut c| {
+                Box::pin(async move { cmd.query_async(&mut c).await })
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
+        for _ in 0..MARK_ROUNDS {
+            let mut read = redis::cmd("HGETALL");
+            read.arg(&self.keys.mark);
+            let read = &read;
+            let m: HashMap<String, String> = self
+                .call(true, |mut c| {
+                    Box::pin(async move { read.query_async(&mut c).await })
+                })
+                .await?;
+            let (mark, version) = decode_mark(&self.keys.mark, &m)?;
+            let next = mark.advance(now, gap);
+            let mut inv = scripts::MARK.prepare_invoke();
+            inv.key(&self.keys.mark)
+                .arg(version.to_string())
+                .arg((version + 1).to_string());
+            for (k, v) in encode_mark(&next) {
+                inv.arg(k).arg(v);
+            }
+            let inv = &inv;
+            // Repeating is harmless: advancing twice to the same instant
+            // gives the same mark.
+            let n: i64 = self
+                .call(true, |mut c| {
+                    Box::pin(async move { inv.invoke_async(&mut c).await })
+                })
+                .await?;
+            if n == 1 {
+                return Ok(next);
+            }
+        }
+        Err(StoreError::unavailable(
+            STORE,
+            format!(
+                "{}: gave up after {MARK_ROUNDS} contended tries",
+                self.keys.mark
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_checked() {
+        assert!(check_prefix("prod-eu.1").is_ok());
+        assert!(check_prefix("").is_err());
+        assert!(check_prefix("a{b").is_err());
+        assert!(check_prefix("a b").is_err());
+        assert!(check_prefix(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let k = Keys::new("prod");
+        assert_eq!(k.host(&HostId::new("Web-1").unwrap()), "{prod}:h:web-1");
+        assert_eq!(k.due, "{prod}:due");
+        assert_eq!(k.hosts, "{prod}:hosts");
+        assert_eq!(k.silences, "{prod}:silences");
+        assert_eq!(k.mark, "{prod}:mark");
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact("redis://u:pw@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(redact("redis://h:1/"), "redis://h:1/");
+    }
+}

@@ -1,0 +1,196 @@
+//! Host records as Redis hash fields, readable with `redis-cli HGETALL`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use iamalive_core::{Downtime, HostId, HostRecord, MonitorMark, Status, StoreError, Timestamp};
+
+use crate::STORE;
+
+/// RFC 3339 in UTC with exactly nine fractional digits: fixed width (for
+/// years 0–9999), so the heartbeat script compares instants as strings.
+pub(crate) fn ts(t: Timestamp) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// The sorted-set score of an instant: whole milliseconds, rounded down
+/// (a score is never later than the instant it stands for).
+pub(crate) fn score(t: Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The instant a score stands for (at or before the true instant).
+pub(crate) fn from_score(s: f64) -> Option<Timestamp> {
+    DateTime::from_timestamp_millis(s.floor() as i64)
+}
+
+fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        store: STORE,
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_ts(key: &str, field: &str, v: &str) -> Result<Timestamp, StoreError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        // Years past 9999 (a saturated "never") carry a sign RFC 3339 lacks.
+        .or_else(|_| v.parse::<DateTime<Utc>>())
+        .map_err(|e| corrupt(key, format!("field {field} = {v:?}: {e}")))
+}
+
+/// The field/value pairs of a record; `None` fields are left out.
+pub(crate) fn encode(rec: &HostRecord) -> Result<Vec<(&'static str, String)>, StoreError> {
+    let mut f = vec![
+        ("host", rec.host.as_str().to_owned()),
+        ("status", rec.status.as_str().to_owned()),
+        ("last_seen", ts(rec.last_seen)),
+        ("watch_from", ts(rec.watch_from)),
+        ("alarm_count", rec.alarm_count.to_string()),
+        ("version", rec.version.to_string()),
+    ];
+    let opt = [
+        ("last_checked", rec.last_checked),
+        ("missing_since", rec.missing_since),
+        ("silent_since", rec.silent_since),
+        ("last_alarm", rec.last_alarm),
+        ("due_at", rec.due_at),
+    ];
+    f.extend(opt.into_iter().filter_map(|(k, v)| Some((k, ts(v?)))));
+    if let Some(o) = &rec.outbox {
+        let json = serde_json::to_string(o).map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("outbox of {} cannot be encoded: {e}", rec.host),
+        })?;
+        f.push(("outbox", json));
+    }
+    if let Some(m) = &rec.message {
+        f.push(("message", m.clone()));
+    }
+    if let Some(r) = &rec.report {
+        f.push(("report", r.clone()));
+    }
+    Ok(f)
+}
+
+/// A record from its hash; `None` for an empty hash (an absent key).
+pub(crate) fn decode(
+    key: &str,
+    mut m: HashMap<String, String>,
+) -> Result<Option<HostRecord>, StoreError> {
+    if m.is_empty() {
+        return Ok(None);
+    }
+    let mut take = |f: &str| m.remove(f);
+    let need = |f: &str, v: Option<String>| v.ok_or_else(|| corrupt(key, format!("no field {f}")));
+    let host = need("host", take("host"))?;
+    let host = HostId::new(&host).map_err(|e| corrupt(key, format!("host {host:?}: {e}")))?;
+    let status = need("status", take("status"))?;
+    let status =
+        Status::parse(&status).ok_or_else(|| corrupt(key, format!("status {status:?}")))?;
+    let req_ts = |f: &str, v: Option<String>| parse_ts(key, f, &need(f, v)?);
+    let opt_ts = |f: &str, v: Option<String>| v.map(|v| parse_ts(key, f, &v)).transpose();
+    let last_seen = req_ts("last_seen", take("last_seen"))?;
+    let watch_from = req_ts("watch_from", take("watch_from"))?;
+    let last_checked = opt_ts("last_checked", take("last_checked"))?;
+    let missing_since = opt_ts("missing_since", take("missing_since"))?;
+    let silent_since = opt_ts("silent_since", take("silent_since"))?;
+    let last_alarm = opt_ts("last_alarm", take("last_alarm"))?;
+    let due_at = opt_ts("due_at", take("due_at"))?;
+    let alarm_count = need("alarm_count", take("alarm_count"))?;
+    let alarm_count = alarm_count
+        .parse()
+        .map_err(|e| corrupt(key, format!("alarm_count {alarm_count:?}: {e}")))?;
+    let version = need("version", take("version"))?;
+    let version = version
+        .parse()
+        .map_err(|e| corrupt(key, format!("version {version:?}: {e}")))?;
+    let outbox = take("outbox")
+        .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("outbox: {e}"))))
+        .transpose()?;
+    Ok(Some(HostRecord {
+        host,
+        status,
+        last_seen,
+        watch_from,
+        last_checked,
+        missing_since,
+        silent_since,
+        last_alarm,
+        alarm_count,
+        due_at,
+        version,
+        outbox,
+        message: take("message"),
+        report: take("report"),
+    }))
+}
+
+/// The monitors' mark and its version (0 when absent).
+pub(crate) fn decode_mark(
+    key: &str,
+    m: &HashMap<String, String>,
+) -> Result<(MonitorMark, u64), StoreError> {
+    let get = |f: &str| m.get(f).map(|v| parse_ts(key, f, v)).transpose();
+    let version = match m.get("version") {
+        Some(v) => v
+            .parse()
+            .map_err(|e| corrupt(key, format!("version {v:?}: {e}")))?,
+        None => 0,
+    };
+    let downtime = match (get("downtime_from")?, get("downtime_until")?) {
+        (Some(from), Some(until)) => Some(Downtime { from, until }),
+        _ => None,
+    };
+    Ok((
+        MonitorMark {
+            last_run: get("last_run")?,
+            downtime,
+        },
+        version,
+    ))
+}
+
+/// The field/value pairs of a mark (without its version).
+pub(crate) fn encode_mark(mark: &MonitorMark) -> Vec<(&'static str, String)> {
+    let mut f = Vec::new();
+    if let Some(t) = mark.last_run {
+        f.push(("last_run", ts(t)));
+    }
+    if let Some(d) = mark.downtime {
+        f.push(("downtime_from", ts(d.from)));
+        f.push(("downtime_until", ts(d.until)));
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_fixed_width_and_round_trip() {
+        let a = DateTime::from_timestamp_millis(1_767_225_600_001).unwrap();
+        let b = DateTime::from_timestamp(1_767_225_600, 123_456_789).unwrap();
+        assert_eq!(ts(a).len(), ts(b).len());
+        assert!(ts(a) < ts(b), "{} {}", ts(a), ts(b));
+        for t in [a, b, DateTime::UNIX_EPOCH, DateTime::<Utc>::MAX_UTC] {
+            assert_eq!(parse_ts("k", "f", &ts(t)).unwrap(), t, "{}", ts(t));
+        }
+        let back = from_score(score(b) as f64).unwrap();
+        assert!(back <= b && b - back < chrono::TimeDelta::milliseconds(1));
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let t = DateTime::from_timestamp(1_767_225_600, 5).unwrap();
+        let mut r = HostRecord::new(HostId::new("a-1").unwrap(), t, std::time::Duration::ZERO);
+        r.message = Some(String::new());
+        r.due_at = None;
+        let m = encode(&r).unwrap();
+        let m = m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        assert_eq!(decode("k", m).unwrap().unwrap(), r);
+        assert_eq!(decode("k", HashMap::new()).unwrap(), None);
+    }
+}

@@ -1,0 +1,469 @@
+//! The Redis store against a real `redis-server` on loopback; every store
+//! gets its own random key prefix (never FLUSHDB).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use iamalive_core::testing::RecordingNotifier;
+use iamalive_core::{
+    Clock, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, ManualClock, Monitor,
+    MonitorOptions, NoticeKind, Outbox, Policy, PolicySet, Silence, Status, Store, add,
+    conformance,
+};
+use iamalive_store_redis::RedisStore;
+use iamalive_testkit::Server;
+
+fn prefix() -> String {
+    format!("t-{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn store_on(server: &Server, timeout: Duration) -> RedisStore {
+    RedisStore::builder()
+        .url(server.redis_url())
+        .prefix(prefix())
+        .timeout(timeout)
+        .build()
+        .await
+        .expect("connect to the test redis-server")
+}
+
+async fn raw(server: &Server) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+fn h(s: &str) -> HostId {
+    HostId::new(s).unwrap()
+}
+
+fn t(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(1_767_225_600_000 + ms).unwrap()
+}
+
+async fn beat(s: &RedisStore, host: &HostId, at: i64, due: i64) -> HeartbeatOutcome {
+    s.record_heartbeat(&Heartbeat::new(host.clone(), t(at)), t(due), true)
+        .await
+        .unwrap()
+}
+
+async fn get(s: &RedisStore, host: &HostId) -> HostRecord {
+    s.get(host).await.unwrap().expect("record exists")
+}
+
+/// Writes `rec` with its status/outbox changed, as a monitor would.
+async fn set(s: &RedisStore, rec: &HostRecord, f: impl FnOnce(&mut HostRecord)) -> HostRecord {
+    let mut next = rec.clone();
+    f(&mut next);
+    next.version = rec.version + 1;
+    assert!(s.compare_and_swap(rec.version, &next).await.unwrap());
+    next
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite() {
+    let server = iamalive_testkit::redis();
+    let url = server.redis_url();
+    conformance::run_all(|| {
+        let url = url.clone();
+        async move {
+            let s = RedisStore::from_url(&url, &prefix())
+                .await
+                .expect("connect");
+            Arc::new(s) as Arc<dyn Store>
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn settings_are_validated() {
+    let bad = |r: Result<RedisStore, iamalive_core::StoreError>| {
+        let e = r.unwrap_err();
+        assert!(!e.is_transient(), "{e}");
+        e.to_string()
+    };
+    let e = bad(RedisStore::builder().build().await);
+    assert!(e.contains("url"), "{e}");
+    let e = bad(RedisStore::from_url("http://x/", "p").await);
+    assert!(e.contains("redis url"), "{e}");
+    let e = bad(RedisStore::from_url("redis://127.0.0.1:1/", "a{b}").await);
+    assert!(e.contains("prefix"), "{e}");
+    // Nothing listens: a transient error, not a hang or a panic.
+    let port = iamalive_testkit::free_port();
+    let e = RedisStore::builder()
+        .url(format!("redis://127.0.0.1:{port}/"))
+        .timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    let dbg = format!("{:?}", RedisStore::builder().url("redis://u:secret@h/"));
+    assert!(!dbg.contains("secret"), "{dbg}");
+}
+
+#[tokio::test]
+async fn heartbeat_script_follows_the_contract() {
+    let server = iamalive_testkit::redis();
+    let s = store_on(&server, Duration::from_secs(5)).await;
+    assert_eq!(s.to_string(), format!("redis({})", s.prefix()));
+    let a = h("web-1");
+
+    let hb = Heartbeat::new(a.clone(), t(0));
+    assert_eq!(
+        s.record_heartbeat(&hb, t(10), false).await.unwrap(),
+        HeartbeatOutcome::Unknown
+    );
+    assert!(
+        s.get(&a).await.unwrap().is_none(),
+        "nothing written without create"
+    );
+
+    assert_eq!(beat(&s, &a, 0, 10_000).await, HeartbeatOutcome::Created);
+    let r = get(&s, &a).await;
+    let mut want = HostRecord::new(a.clone(), t(0), Duration::from_secs(10));
+    want.due_at = Some(t(10_000));
+    assert_eq!(r, want);
+
+    // Up: last_seen moves, version bumps, due_at follows due_if_up.
+    assert_eq!(
+        beat(&s, &a, 5_000, 15_000).await,
+        HeartbeatOutcome::Updated { status: Status::Up }
+    );
+    let r = get(&s, &a).await;
+    assert_eq!(
+        (r.version, r.last_seen, r.due_at),
+        (2, t(5_000), Some(t(15_000)))
+    );
+    // An older heartbeat never moves last_seen back.
+    beat(&s, &a, 1_000, 11_000).await;
+    let r = get(&s, &a).await;
+    assert_eq!((r.version, r.last_seen), (3, t(5_000)));
+
+    // Message and report are replaced when given, kept otherwise.
+    let mut hb = Heartbeat::new(a.clone(), t(6_000));
+    hb.message = Some("hello".into());
+    hb.report = Some(r#"{"failed_attempts":3}"#.into());
+    s.record_heartbeat(&hb, t(16_000), true).await.unwrap();
+    beat(&s, &a, 7_000, 17_000).await;
+    let r = get(&s, &a).await;
+    assert_eq!(r.message.as_deref(), Some("hello"));
+    assert_eq!(r.report.as_deref(), Some(r#"{"failed_attempts":3}"#));
+
+    // Missing and alarmed: due now.
+    for status in [Status::Missing, Status::Alarmed] {
+        let r = get(&s, &a).await;
+        set(&s, &r, |n| {
+            n.status = status;
+            n.due_at = Some(t(99_000));
+        })
+        .await;
+        assert_eq!(
+            beat(&s, &a, 20_000, 30_000).await,
+            HeartbeatOutcome::Updated { status }
+        );
+        assert_eq!(get(&s, &a).await.due_at, Some(t(20_000)), "{status}");
+    }
+    // Paused: due_at untouched (none).
+    let r = get(&s, &a).await;
+    set(&s, &r, |n| {
+        n.status = Status::Paused;
+        n.due_at = None;
+    })
+    .await;
+    beat(&s, &a, 21_000, 31_000).await;
+    assert_eq!(get(&s, &a).await.due_at, None);
+    assert!(
+        s.next_due().await.unwrap().is_none(),
+        "paused hosts are not in the due index"
+    );
+    // Up with a recovery still owed: due_at untouched.
+    let r = get(&s, &a).await;
+    let notice = iamalive_core::Notice {
+        id: "n1".into(),
+        outage_id: "o1".into(),
+        kind: NoticeKind::Recovery,
+        host: a.clone(),
+        created_at: t(21_000),
+        last_seen: t(0),
+        missing_since: t(10_000),
+        recovered_at: Some(t(21_000)),
+        silent_for: Duration::from_secs(21),
+        alarm_count: 1,
+        next_reminder: None,
+        message: None,
+        report: None,
+        blind: None,
+    };
+    set(&s, &r, |n| {
+        n.status = Status::Up;
+        n.due_at = Some(t(22_000));
+        n.outbox = Some(Outbox::new(notice));
+    })
+    .await;
+    beat(&s, &a, 23_000, 33_000).await;
+    assert_eq!(get(&s, &a).await.due_at, Some(t(22_000)));
+
+    // The hash is readable with redis-cli, and the index agrees with it.
+    let mut c = raw(&server).await;
+    let key = s.host_key(&a);
+    assert!(key.starts_with(&format!("{{{}}}:h:", s.prefix())), "{key}");
+    let status: String = redis::cmd("HGET")
+        .arg(&key)
+        .arg("status")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(status, "up");
+    let seen: String = redis::cmd("HGET")
+        .arg(&key)
+        .arg("last_seen")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(seen, "2026-01-01T00:00:23.000000000Z");
+    let score: f64 = redis::cmd("ZSCORE")
+        .arg(s.due_key())
+        .arg("web-1")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(score as i64, t(22_000).timestamp_millis());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_heartbeats_never_lose_a_bump() {
+    let server = iamalive_testkit::redis();
+    let s = Arc::new(store_on(&server, Duration::from_secs(10)).await);
+    let a = h("busy");
+    let tasks: Vec<_> = (0..500)
+        .map(|i| {
+            let s = s.clone();
+            let a = a.clone();
+            tokio::spawn(async move { beat(&s, &a, i, i + 10_000).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        if task.await.unwrap() == HeartbeatOutcome::Created {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1, "exactly one heartbeat creates the host");
+    let r = get(&s, &a).await;
+    assert_eq!(r.version, 500);
+    assert_eq!(r.last_seen, t(499));
+}
+
+#[tokio::test]
+async fn due_index_and_swaps() {
+    let server = iamalive_testkit::redis();
+    let s = store_on(&server, Duration::from_secs(5)).await;
+    for (i, name) in ["c", "a", "b", "d"].iter().enumerate() {
+        beat(&s, &h(name), 0, 1_000 * (i as i64 + 1)).await;
+    }
+    assert_eq!(s.next_due().await.unwrap(), Some(t(1_000)));
+    let due = |now, limit| {
+        let s = &s;
+        async move {
+            s.due(t(now), limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.host.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(due(999, 10).await.is_empty());
+    assert_eq!(due(1_000, 10).await, ["c"]);
+    assert_eq!(due(3_000, 10).await, ["c", "a", "b"]);
+    assert_eq!(due(9_000, 2).await, ["c", "a"]);
+    assert!(due(9_000, 0).await.is_empty());
+    // Sub-millisecond: due_at a fraction of a ms after now is not yet due.
+    let r = get(&s, &h("d")).await;
+    let frac = add(t(500), Duration::from_micros(300));
+    set(&s, &r, |n| n.due_at = Some(frac)).await;
+    assert!(!due(500, 10).await.contains(&"d".to_string()));
+    assert!(due(501, 10).await.contains(&"d".to_string()));
+    assert_eq!(
+        s.next_due().await.unwrap(),
+        Some(t(500)),
+        "early, never late"
+    );
+
+    // Compare-and-swap: wrong version, absent host, create with 0.
+    let r = get(&s, &h("a")).await;
+    let mut next = r.clone();
+    next.version = r.version + 1;
+    next.due_at = None;
+    assert!(!s.compare_and_swap(r.version + 1, &next).await.unwrap());
+    assert_eq!(get(&s, &h("a")).await, r, "a lost swap writes nothing");
+    assert!(s.compare_and_swap(r.version, &next).await.unwrap());
+    assert!(
+        !due(9_000, 10).await.contains(&"a".to_string()),
+        "due index follows due_at"
+    );
+    let fresh = HostRecord::new(h("new"), t(0), Duration::from_secs(1));
+    let mut bumped = fresh.clone();
+    bumped.version = 5;
+    assert!(
+        !s.compare_and_swap(4, &bumped).await.unwrap(),
+        "absent and expected != 0"
+    );
+    assert!(s.compare_and_swap(0, &fresh).await.unwrap());
+    assert!(
+        !s.compare_and_swap(0, &fresh).await.unwrap(),
+        "0 only creates"
+    );
+    assert_eq!(get(&s, &h("new")).await, fresh);
+
+    // list pages by id; remove drops the record and its index entries.
+    let page = s.list(None, 3).await.unwrap();
+    let ids: Vec<_> = page.iter().map(|r| r.host.to_string()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    let page = s.list(Some(&h("c")), 10).await.unwrap();
+    let ids: Vec<_> = page.iter().map(|r| r.host.to_string()).collect();
+    assert_eq!(ids, ["d", "new"]);
+    assert!(s.remove(&h("new")).await.unwrap());
+    assert!(!s.remove(&h("new")).await.unwrap());
+    assert!(s.get(&h("new")).await.unwrap().is_none());
+    assert!(!due(1_000_000, 10).await.contains(&"new".to_string()));
+}
+
+#[tokio::test]
+async fn silences_and_mark() {
+    let server = iamalive_testkit::redis();
+    let s = store_on(&server, Duration::from_secs(5)).await;
+    let si = Silence::new(
+        "maint",
+        HostPattern::new("db-*").unwrap(),
+        t(0),
+        t(60_000),
+        "patching",
+    )
+    .unwrap();
+    s.put_silence(&si).await.unwrap();
+    s.put_silence(&si).await.unwrap();
+    assert_eq!(s.silences().await.unwrap(), vec![si]);
+    assert!(s.remove_silence("maint").await.unwrap());
+    assert!(!s.remove_silence("maint").await.unwrap());
+    assert!(s.silences().await.unwrap().is_empty());
+
+    let gap = Duration::from_secs(10);
+    let m = s.mark_run(t(0), gap).await.unwrap();
+    assert_eq!((m.last_run, m.downtime), (Some(t(0)), None));
+    let m = s.mark_run(t(5_000), gap).await.unwrap();
+    assert_eq!(m.downtime, None);
+    let m = s.mark_run(t(60_000), gap).await.unwrap();
+    let d = m.downtime.expect("a gap longer than 10 s is downtime");
+    assert_eq!((d.from, d.until), (t(5_000), t(60_000)));
+    // An older mark never moves last_run back, and keeps the downtime.
+    let m = s.mark_run(t(59_000), gap).await.unwrap();
+    assert_eq!(m.last_run, Some(t(60_000)));
+    assert!(m.downtime.is_some());
+    // Many monitors at once: the latest instant wins.
+    let s = Arc::new(s);
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.mark_run(t(61_000 + i * 10), gap).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let m = s.mark_run(t(0), gap).await.unwrap();
+    assert_eq!(m.last_run, Some(t(61_190)));
+}
+
+/// Redis goes away in the middle of a run: every call fails transiently
+/// (and returns), then Redis comes back on the same port and monitoring
+/// carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_a_redis_restart() {
+    let mut server = iamalive_testkit::redis();
+    let port = server.addr.port();
+    let store: Arc<dyn Store> = Arc::new(store_on(&server, Duration::from_millis(500)).await);
+    let clock = ManualClock::new(t(0));
+    let rec = Arc::new(RecordingNotifier::new("rec"));
+    let policy = Policy {
+        timeout: Duration::from_secs(10),
+        ..Policy::default()
+    };
+    let monitor = Monitor::new(
+        store.clone(),
+        vec![rec.clone()],
+        clock.clone(),
+        PolicySet::new(policy),
+        MonitorOptions::default(),
+    );
+    let a = h("db-1");
+    monitor
+        .heartbeat(&Heartbeat::new(a.clone(), clock.now()))
+        .await
+        .unwrap();
+    let _ = monitor.sweep().await.unwrap();
+
+    server.stop();
+    // Every call returns (never hangs) with a transient error.
+    let bounded = Duration::from_secs(20);
+    for _ in 0..3 {
+        let hb = tokio::time::timeout(
+            bounded,
+            monitor.heartbeat(&Heartbeat::new(a.clone(), clock.now())),
+        )
+        .await
+        .expect("a heartbeat returns while Redis is down");
+        assert!(hb.unwrap_err().is_transient());
+        let e = tokio::time::timeout(bounded, monitor.sweep())
+            .await
+            .expect("a sweep returns while Redis is down")
+            .unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        let e = tokio::time::timeout(bounded, store.get(&a))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        assert!(e.to_string().contains("redis"), "{e}");
+    }
+
+    // Back on the same port (empty: no persistence in tests).
+    let server = iamalive_testkit::redis_on(port);
+    // The reconnect happens in the background; poll until a heartbeat lands.
+    let mut landed = false;
+    for _ in 0..100 {
+        if monitor
+            .heartbeat(&Heartbeat::new(a.clone(), clock.now()))
+            .await
+            .is_ok()
+        {
+            landed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(landed, "heartbeats land again after Redis is back");
+    clock.advance(Duration::from_secs(11));
+    let report = monitor.sweep().await.expect("a sweep works again");
+    assert_eq!(report.evaluated, 1);
+    assert_eq!(
+        rec.count(NoticeKind::Alarm),
+        1,
+        "the silent host is alarmed"
+    );
+    assert_eq!(get_status(&*store, &a).await, Status::Alarmed);
+    monitor
+        .heartbeat(&Heartbeat::new(a.clone(), clock.now()))
+        .await
+        .unwrap();
+    let _ = monitor.sweep().await.unwrap();
+    assert_eq!(rec.count(NoticeKind::Recovery), 1);
+    drop(server);
+}
+
+async fn get_status(s: &dyn Store, host: &HostId) -> Status {
+    s.get(host).await.unwrap().unwrap().status
+}
