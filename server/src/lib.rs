@@ -1,1 +1,22 @@
-//! HTTP ingest and management API for iamalive, and the runner that drives the monitor
+#![doc = include_str!("../README.md")]
+
+mod api;
+mod config;
+mod error;
+mod keys;
+mod rejections;
+mod runner;
+mod serve;
+
+pub use api::{ApiError, AppState, DynMonitor, MAX_MESSAGE_LEN, router};
+pub use config::{
+    CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, MonitorSettings, Rate, Secret,
+    SmtpConfig, WebhookConfig,
+};
+pub use error::ServerError;
+pub use keys::{ApiKey, KeyHash, KeyRing, Role, generate_key};
+pub use rejections::{DEFAULT_MAX_HOSTS, Rejections};
+pub use runner::{MIN_SLEEP, Runner};
+pub use serve::{
+    FirstRunKey, first_run_banner, first_run_key, serve, serve_until, shutdown_signal,
+};

@@ -1,0 +1,856 @@
+//! The HTTP API: heartbeat ingest, ping URLs, host and silence management.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use iamalive_core::{
+    Clock, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, Monitor, MonitorOptions,
+    Notifier, Silence, Store, StoreError, Timestamp, add, since,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::config::{Config, Limits, Rate};
+use crate::keys::{ApiKey, KeyRing, Role};
+use crate::rejections::{DEFAULT_MAX_HOSTS, Rejections};
+
+/// The monitor type the server drives: any store, any clock.
+pub type DynMonitor = Monitor<dyn Store, Arc<dyn Clock>>;
+
+/// The longest heartbeat message kept, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+
+/// A 4xx/5xx answer with a JSON body `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    reason: String,
+    retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    /// An error with `status` and a reason for the client.
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    fn store(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "store call failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {e}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(json!({ "error": self.reason }))).into_response();
+        if let Some(d) = self.retry_after {
+            let secs = d.as_secs_f64().ceil().max(1.0) as u64;
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        r
+    }
+}
+
+fn limiter(rate: Option<Rate>) -> Option<DefaultDirectRateLimiter> {
+    let rate = rate?;
+    let per_cell = rate.period / rate.count.get();
+    let quota = Quota::with_period(per_cell.max(Duration::from_nanos(1)))?.allow_burst(rate.count);
+    Some(RateLimiter::direct(quota))
+}
+
+struct Shared {
+    monitor: Arc<DynMonitor>,
+    keys: KeyRing,
+    rejections: Arc<Rejections>,
+    wake: Arc<Notify>,
+    limits: Limits,
+    per_key: Vec<Option<DefaultDirectRateLimiter>>,
+    global: Option<DefaultDirectRateLimiter>,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// Everything the handlers and the runner share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.0.monitor.store().to_string())
+            .field("keys", &self.0.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Builds the monitor over `store` and `channels` with `config`'s
+    /// policies, keys and limits; `clock` is the system clock in production
+    /// and a manual one in tests.
+    pub fn new(
+        store: Arc<dyn Store>,
+        channels: Vec<Arc<dyn Notifier>>,
+        clock: Arc<dyn Clock>,
+        config: &Config,
+    ) -> Self {
+        let rejections = Arc::new(Rejections::new(
+            Arc::clone(&clock),
+            config.monitor.rejection_window,
+            DEFAULT_MAX_HOSTS,
+        ));
+        let opts = MonitorOptions {
+            lease: config.monitor.lease,
+            retry: config.monitor.retry,
+            auto_register: config.auto_register,
+            ..MonitorOptions::default()
+        };
+        let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)
+            .with_blind_probe(rejections.probe());
+        let keys = KeyRing::new(config.keys.clone());
+        Self(Arc::new(Shared {
+            monitor: Arc::new(monitor),
+            per_key: keys
+                .keys()
+                .iter()
+                .map(|_| limiter(config.limits.per_key))
+                .collect(),
+            global: limiter(config.limits.global),
+            keys,
+            rejections,
+            wake: Arc::new(Notify::new()),
+            limits: config.limits.clone(),
+            metrics: None,
+        }))
+    }
+
+    /// Serves `GET /metrics` from `handle` (a Prometheus recorder the
+    /// process installed).
+    pub fn with_metrics(self, handle: PrometheusHandle) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut s) => {
+                s.metrics = Some(handle);
+                Self(Arc::new(s))
+            }
+            Err(shared) => Self(shared),
+        }
+    }
+
+    /// The monitor.
+    pub fn monitor(&self) -> &Arc<DynMonitor> {
+        &self.0.monitor
+    }
+
+    /// Rejected heartbeats, per host.
+    pub fn rejections(&self) -> &Arc<Rejections> {
+        &self.0.rejections
+    }
+
+    /// Fired when a heartbeat needs a decision (a possible recovery); the
+    /// runner waits on it.
+    pub fn wake_signal(&self) -> &Arc<Notify> {
+        &self.0.wake
+    }
+
+    fn now(&self) -> Timestamp {
+        self.0.monitor.clock().now()
+    }
+
+    fn reject(&self, host: Option<&HostId>, reason: &'static str, e: ApiError) -> ApiError {
+        self.0.rejections.record(host, reason);
+        tracing::info!(host = host.map(HostId::as_str), status = e.status.as_u16(), reason = %e.reason, "heartbeat rejected");
+        e
+    }
+
+    fn check_global(&self, host: Option<&HostId>) -> Result<(), ApiError> {
+        if let Some(l) = &self.0.global
+            && let Err(not_until) = l.check()
+        {
+            {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "the watcher's global request rate limit is exceeded",
+                );
+                e.retry_after = Some(wait);
+                return Err(self.reject(host, "global rate limit", e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the key presented, and applies its rate limit.
+    fn authenticate(
+        &self,
+        presented: Option<&str>,
+        host: Option<&HostId>,
+        ingest: bool,
+    ) -> Result<&ApiKey, ApiError> {
+        let reject = |reason: &'static str, e: ApiError| {
+            if ingest {
+                self.reject(host, reason, e)
+            } else {
+                e
+            }
+        };
+        let Some(presented) = presented else {
+            return Err(reject(
+                "missing API key",
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing API key: send the header 'Authorization: Bearer <key>'",
+                ),
+            ));
+        };
+        let Some(i) = self.0.keys.find(presented) else {
+            return Err(reject(
+                "invalid API key",
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid API key"),
+            ));
+        };
+        let key = self.0.keys.get(i).expect("index from find");
+        if let Some(Some(l)) = self.0.per_key.get(i)
+            && let Err(not_until) = l.check()
+        {
+            {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("rate limit of key '{}' exceeded", key.name),
+                );
+                e.retry_after = Some(wait);
+                return Err(reject("rate limit of its key", e));
+            }
+        }
+        Ok(key)
+    }
+
+    fn check_host(&self, key: &ApiKey, host: &HostId) -> Result<(), ApiError> {
+        if key.allows(host) {
+            return Ok(());
+        }
+        Err(self.reject(
+            Some(host),
+            "key not allowed for host",
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "key '{}' may only act for hosts matching '{}', not '{host}'",
+                    key.name, key.hosts
+                ),
+            ),
+        ))
+    }
+
+    async fn record(&self, hb: Heartbeat) -> Result<Response, ApiError> {
+        let outcome = self
+            .0
+            .monitor
+            .heartbeat(&hb)
+            .await
+            .map_err(ApiError::store)?;
+        if outcome.needs_decision() {
+            self.0.wake.notify_one();
+        }
+        let status = match outcome {
+            HeartbeatOutcome::Unknown => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "unknown host '{}': auto-registration is off; register it first (PUT /v1/hosts/{})",
+                        hb.host, hb.host
+                    ),
+                ));
+            }
+            HeartbeatOutcome::Created => "created",
+            HeartbeatOutcome::Updated { .. } => "ok",
+        };
+        metrics::counter!("iamalive_heartbeats_total", "result" => status).increment(1);
+        tracing::debug!(host = %hb.host, status, "heartbeat");
+        Ok(Json(json!({ "host": hb.host, "status": status, "at": hb.at })).into_response())
+    }
+
+    /// An admin key for the management API.
+    fn admin(&self, headers: &HeaderMap) -> Result<&ApiKey, ApiError> {
+        let key = self.authenticate(bearer(headers)?, None, false)?;
+        if key.role != Role::Admin {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "key '{}' is heartbeat-only; the management API needs an admin key",
+                    key.name
+                ),
+            ));
+        }
+        Ok(key)
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| ApiError::new(StatusCode::UNAUTHORIZED, "Authorization header is not text"))?;
+    match v.split_once(' ') {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
+            Ok(Some(key.trim()))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Authorization header must be 'Bearer <key>'",
+        )),
+    }
+}
+
+fn body_error(st: &AppState, e: BytesRejection) -> ApiError {
+    let status = e.status();
+    let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "request body is larger than {} bytes",
+            st.0.limits.body_bytes
+        )
+    } else {
+        format!("could not read the request body: {e}")
+    };
+    st.reject(
+        None,
+        "unreadable or oversized body",
+        ApiError::new(status, reason),
+    )
+}
+
+fn parse_host(s: &str) -> Result<HostId, ApiError> {
+    HostId::new(s)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid host id: {e}")))
+}
+
+fn check_message(m: &Option<String>) -> Result<(), ApiError> {
+    match m {
+        Some(m) if m.len() > MAX_MESSAGE_LEN => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "message is {} bytes long; at most {MAX_MESSAGE_LEN} are allowed",
+                m.len()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The heartbeat body. Fields beyond these are ignored, so newer agents
+/// can talk to older watchers.
+#[derive(Debug, Deserialize)]
+struct HeartbeatBody {
+    host: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    report: Option<Value>,
+}
+
+async fn heartbeat(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_error(&st, e))?;
+    let parsed = serde_json::from_slice::<HeartbeatBody>(&body);
+    // Read the host first, so a rejection can be counted against it.
+    let host = parsed.as_ref().ok().and_then(|b| HostId::new(&b.host).ok());
+    st.check_global(host.as_ref())?;
+    let key = st.authenticate(
+        bearer(&headers).inspect_err(|_| {
+            st.0.rejections
+                .record(host.as_ref(), "malformed Authorization header");
+        })?,
+        host.as_ref(),
+        true,
+    )?;
+    let body = parsed.map_err(|e| {
+        st.reject(
+            None,
+            "invalid JSON",
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("body must be JSON like {{\"host\": \"build-01\"}}: {e}"),
+            ),
+        )
+    })?;
+    let host = parse_host(&body.host).map_err(|e| st.reject(None, "invalid host id", e))?;
+    st.check_host(key, &host)?;
+    check_message(&body.message).map_err(|e| st.reject(Some(&host), "message too long", e))?;
+    let report = match body.report {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.to_string()),
+        Some(_) => {
+            return Err(st.reject(
+                Some(&host),
+                "report is not an object",
+                ApiError::new(StatusCode::BAD_REQUEST, "report must be a JSON object"),
+            ));
+        }
+    };
+    let hb = Heartbeat {
+        at: st.now(),
+        host,
+        message: body.message,
+        report,
+    };
+    st.record(hb).await
+}
+
+async fn ping(
+    st: AppState,
+    method: Method,
+    key: String,
+    host: String,
+    action: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_error(&st, e))?;
+    let host_id = HostId::new(&host).ok();
+    st.check_global(host_id.as_ref())?;
+    let key = st.authenticate(Some(&key), host_id.as_ref(), true)?;
+    let host = parse_host(&host).map_err(|e| st.reject(None, "invalid host id", e))?;
+    st.check_host(key, &host)?;
+    let what = match action.as_deref() {
+        None => None,
+        Some("start") => Some("start".to_owned()),
+        Some("fail") => Some("fail".to_owned()),
+        Some(code) if code.parse::<u8>().is_ok() && code.len() <= 3 => {
+            Some(format!("exit status {code}"))
+        }
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown ping action '{other}'; use start, fail or an exit status 0-255"),
+            ));
+        }
+    };
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let message = match (what, text.is_empty()) {
+        (None, true) => None,
+        (None, false) => Some(text),
+        (Some(w), true) => Some(format!("ping: {w}")),
+        (Some(w), false) => Some(format!("ping: {w}: {text}")),
+    };
+    let message = message.map(|mut m| {
+        if m.len() > MAX_MESSAGE_LEN {
+            let mut cut = MAX_MESSAGE_LEN;
+            while !m.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            m.truncate(cut);
+        }
+        m
+    });
+    let hb = Heartbeat {
+        at: st.now(),
+        host,
+        message,
+        report: None,
+    };
+    st.record(hb).await?;
+    if method == Method::HEAD {
+        return Ok(StatusCode::OK.into_response());
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "OK",
+    )
+        .into_response())
+}
+
+async fn ping_plain(
+    State(st): State<AppState>,
+    method: Method,
+    Path((key, host)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    ping(st, method, key, host, None, body).await
+}
+
+async fn ping_action(
+    State(st): State<AppState>,
+    method: Method,
+    Path((key, host, action)): Path<(String, String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    ping(st, method, key, host, Some(action), body).await
+}
+
+fn view(rec: &HostRecord, now: Timestamp) -> Value {
+    let silent = since(now, rec.last_seen);
+    json!({
+        "host": rec.host,
+        "status": rec.status,
+        "last_seen": rec.last_seen,
+        "missing_since": rec.missing_since,
+        "silent_for_s": (silent.as_millis() as f64) / 1000.0,
+        "alarm_count": rec.alarm_count,
+        "last_alarm": rec.last_alarm,
+        "due_at": rec.due_at,
+        "message": rec.message,
+        "report": rec.report.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or_else(|_| Value::String(r.to_owned()))),
+        "owed_notice": rec.outbox.as_ref().map(|o| json!({
+            "id": o.notice.id,
+            "kind": o.notice.kind,
+            "delivered_to": o.delivered,
+            "refused_by": o.failed,
+            "attempts": o.attempts,
+            "next_attempt": o.next_attempt,
+        })),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_hosts(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let key = st.admin(&headers)?;
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let after = q.after.as_deref().map(parse_host).transpose()?;
+    let limit = q.limit.unwrap_or(500).clamp(1, 1000);
+    let page =
+        st.0.monitor
+            .store()
+            .list(after.as_ref(), limit)
+            .await
+            .map_err(ApiError::store)?;
+    let now = st.now();
+    let next_after = (page.len() == limit)
+        .then(|| page.last().map(|r| r.host.clone()))
+        .flatten();
+    let hosts: Vec<Value> = page
+        .iter()
+        .filter(|r| key.allows(&r.host))
+        .map(|r| view(r, now))
+        .collect();
+    Ok(Json(json!({ "hosts": hosts, "next_after": next_after })).into_response())
+}
+
+async fn admin_for_host(
+    st: &AppState,
+    headers: &HeaderMap,
+    host: &str,
+) -> Result<HostId, ApiError> {
+    let key = st.admin(headers)?;
+    let host = parse_host(host)?;
+    if !key.allows(&host) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "key '{}' may only manage hosts matching '{}'",
+                key.name, key.hosts
+            ),
+        ));
+    }
+    Ok(host)
+}
+
+fn not_found(host: &HostId) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("unknown host '{host}'"))
+}
+
+async fn get_host(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(host): Path<String>,
+) -> Result<Response, ApiError> {
+    let host = admin_for_host(&st, &headers, &host).await?;
+    let rec = st.0.monitor.host(&host).await.map_err(ApiError::store)?;
+    let rec = rec.ok_or_else(|| not_found(&host))?;
+    Ok(Json(view(&rec, st.now())).into_response())
+}
+
+async fn put_host(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(host): Path<String>,
+) -> Result<Response, ApiError> {
+    let host = admin_for_host(&st, &headers, &host).await?;
+    let created =
+        st.0.monitor
+            .register(&host)
+            .await
+            .map_err(ApiError::store)?;
+    let rec = st.0.monitor.host(&host).await.map_err(ApiError::store)?;
+    let rec = rec.ok_or_else(|| not_found(&host))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view(&rec, st.now()))).into_response())
+}
+
+async fn delete_host(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(host): Path<String>,
+) -> Result<Response, ApiError> {
+    let host = admin_for_host(&st, &headers, &host).await?;
+    if st.0.monitor.remove(&host).await.map_err(ApiError::store)? {
+        Ok(Json(json!({ "deleted": host })).into_response())
+    } else {
+        Err(not_found(&host))
+    }
+}
+
+async fn pause_host(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(host): Path<String>,
+) -> Result<Response, ApiError> {
+    let host = admin_for_host(&st, &headers, &host).await?;
+    let rec = st.0.monitor.pause(&host).await.map_err(ApiError::store)?;
+    let rec = rec.ok_or_else(|| not_found(&host))?;
+    Ok(Json(view(&rec, st.now())).into_response())
+}
+
+async fn resume_host(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(host): Path<String>,
+) -> Result<Response, ApiError> {
+    let host = admin_for_host(&st, &headers, &host).await?;
+    let rec = st.0.monitor.resume(&host).await.map_err(ApiError::store)?;
+    let rec = rec.ok_or_else(|| not_found(&host))?;
+    st.0.wake.notify_one();
+    Ok(Json(view(&rec, st.now())).into_response())
+}
+
+fn full_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let key = st.admin(headers)?;
+    if key.hosts != HostPattern::any() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "key '{}' is limited to hosts '{}'; silences need an unrestricted admin key",
+                key.name, key.hosts
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /v1/silences`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    id: Option<String>,
+    hosts: String,
+    starts_at: Option<Timestamp>,
+    ends_at: Option<Timestamp>,
+    #[serde(default, with = "humantime_serde::option")]
+    duration: Option<Duration>,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn list_silences(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    st.admin(&headers)?;
+    let mut s =
+        st.0.monitor
+            .store()
+            .silences()
+            .await
+            .map_err(ApiError::store)?;
+    s.sort_by(|a, b| a.starts_at.cmp(&b.starts_at).then(a.id.cmp(&b.id)));
+    Ok(Json(json!({ "silences": s })).into_response())
+}
+
+async fn create_silence(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    full_admin(&st, &headers)?;
+    let body = body.map_err(|e| body_error(&st, e))?;
+    let req: NewSilence = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("body must be JSON like {{\"hosts\": \"db-*\", \"duration\": \"2h\", \"reason\": \"maintenance\"}}: {e}"),
+        )
+    })?;
+    let hosts = HostPattern::new(&req.hosts).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid host pattern: {e}"),
+        )
+    })?;
+    let starts_at = req.starts_at.unwrap_or_else(|| st.now());
+    let ends_at = match (req.ends_at, req.duration) {
+        (Some(e), None) => e,
+        (None, Some(d)) => add(starts_at, d),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of ends_at (RFC 3339) or duration (e.g. \"2h\")",
+            ));
+        }
+    };
+    let id = req.id.unwrap_or_else(|| {
+        let n: u64 = rand::random();
+        format!("s-{n:016x}")
+    });
+    let silence = Silence::new(id, hosts, starts_at, ends_at, req.reason)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    st.0.monitor
+        .add_silence(&silence)
+        .await
+        .map_err(ApiError::store)?;
+    Ok((StatusCode::CREATED, Json(json!(silence))).into_response())
+}
+
+async fn delete_silence(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    full_admin(&st, &headers)?;
+    if st
+        .0
+        .monitor
+        .remove_silence(&id)
+        .await
+        .map_err(ApiError::store)?
+    {
+        st.0.wake.notify_one();
+        Ok(Json(json!({ "deleted": id })).into_response())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("unknown silence '{id}'"),
+        ))
+    }
+}
+
+async fn healthz(State(st): State<AppState>) -> Response {
+    let store = st.0.monitor.store();
+    match store.next_due().await {
+        Ok(_) => Json(json!({ "status": "ok", "store": store.to_string() })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "store": store.to_string(), "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_page(State(st): State<AppState>) -> Response {
+    match &st.0.metrics {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled in this process",
+        )
+        .into_response(),
+    }
+}
+
+async fn timeout_layer(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "request took longer than {}",
+                humantime::format_duration(limit)
+            ),
+        )
+        .into_response(),
+    }
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint",
+    )
+}
+
+/// The whole HTTP API as a Router, to serve or to mount into another service.
+///
+/// Endpoints: `POST /v1/heartbeat`; `GET|HEAD|POST /ping/{key}/{host}` and
+/// `/ping/{key}/{host}/{start|fail|<exit status>}`; `GET /v1/hosts`;
+/// `GET|PUT|DELETE /v1/hosts/{host}`; `POST /v1/hosts/{host}/pause` and
+/// `/resume`; `GET|POST /v1/silences`; `DELETE /v1/silences/{id}`;
+/// `GET /healthz`; `GET /metrics`.
+pub fn router(state: AppState) -> Router {
+    let limits = state.0.limits.clone();
+    Router::new()
+        .route("/v1/heartbeat", post(heartbeat))
+        .route(
+            "/ping/{key}/{host}",
+            get(ping_plain).head(ping_plain).post(ping_plain),
+        )
+        .route(
+            "/ping/{key}/{host}/{action}",
+            get(ping_action).head(ping_action).post(ping_action),
+        )
+        .route("/v1/hosts", get(list_hosts))
+        .route(
+            "/v1/hosts/{host}",
+            get(get_host).put(put_host).delete(delete_host),
+        )
+        .route("/v1/hosts/{host}/pause", post(pause_host))
+        .route("/v1/hosts/{host}/resume", post(resume_host))
+        .route("/v1/silences", get(list_silences).post(create_silence))
+        .route("/v1/silences/{id}", delete(delete_silence))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_page))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(middleware::from_fn_with_state(
+            limits.request_timeout,
+            timeout_layer,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

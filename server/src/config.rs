@@ -1,0 +1,834 @@
+//! Configuration: a TOML file and `IAMALIVE_*` environment variables.
+//!
+//! Environment variables override the file. Every key of every deployment
+//! is known here, so a typo anywhere is an error at start that names the
+//! key, never a silently ignored setting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use iamalive_core::{HostPattern, Policy, PolicyOverride, PolicySet, RetryPolicy};
+use serde::Deserialize;
+
+use crate::keys::{ApiKey, Role, parse_secret};
+
+/// A configuration problem, naming the key (TOML path or environment variable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {key}: {reason}")]
+pub struct ConfigError {
+    /// The offending key, e.g. `IAMALIVE_TIMEOUT` or `policy.timeout`.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A string that must not appear in logs (a URL with a password, a secret).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+/// A rate: `count` requests per `period`, with bursts of up to `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests allowed per period (also the burst size).
+    pub count: NonZeroU32,
+    /// The period.
+    pub period: Duration,
+}
+
+impl Rate {
+    /// Parses `<count>/<period>`: `100/1s`, `600/1m`, `10/s`; `off` gives `None`.
+    pub fn parse(s: &str) -> Result<Option<Rate>, String> {
+        let s = s.trim();
+        if s == "off" {
+            return Ok(None);
+        }
+        let (n, p) = s.split_once('/').ok_or_else(|| {
+            format!("expected <count>/<period> such as 100/1s, or off; found {s:?}")
+        })?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a request count"))?;
+        let count = NonZeroU32::new(count).ok_or("the request count must be at least 1")?;
+        let p = p.trim();
+        let p = if p.starts_with(|c: char| c.is_ascii_digit()) {
+            p.to_owned()
+        } else {
+            format!("1{p}")
+        };
+        let period = humantime::parse_duration(&p).map_err(|e| format!("period {p:?}: {e}"))?;
+        if period.is_zero() {
+            return Err("the period must be longer than zero".into());
+        }
+        Ok(Some(Rate { count, period }))
+    }
+}
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body accepted, in bytes. Default 16 KiB.
+    pub body_bytes: usize,
+    /// Requests taking longer are answered 503. Default 10 s.
+    pub request_timeout: Duration,
+    /// Per-key rate limit; `None` turns it off. Default 100/1s.
+    pub per_key: Option<Rate>,
+    /// Rate limit over all requests to the ingest; `None` turns it off.
+    /// Default 2000/1s.
+    pub global: Option<Rate>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 16 * 1024,
+            request_timeout: Duration::from_secs(10),
+            per_key: Some(Rate {
+                count: NonZeroU32::new(100).expect("non-zero"),
+                period: Duration::from_secs(1),
+            }),
+            global: Some(Rate {
+                count: NonZeroU32::new(2000).expect("non-zero"),
+                period: Duration::from_secs(1),
+            }),
+        }
+    }
+}
+
+/// How the monitor runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorSettings {
+    /// How long a monitor owns a notice it is delivering. Default 2 min.
+    pub lease: Duration,
+    /// Backoff for channels that failed transiently.
+    pub retry: RetryPolicy,
+    /// The longest the runner sleeps between sweeps, so other processes'
+    /// writes are noticed. Default 5 s.
+    pub max_sleep: Duration,
+    /// How long rejected heartbeats are remembered for alarm texts. Default 1 h.
+    pub rejection_window: Duration,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(120),
+            retry: RetryPolicy::default(),
+            max_sleep: Duration::from_secs(5),
+            rejection_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// SMTP delivery (`iamalive-notify`'s `SmtpNotifier`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    /// `smtp://user:pass@host:port` (STARTTLS when offered), `smtps://…`
+    /// (implicit TLS); see iamalive-notify for the exact forms.
+    pub url: Secret,
+    /// The sender address.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+}
+
+/// A webhook channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// Where to POST (often itself a secret).
+    pub url: Secret,
+    /// `json`, `teams`, `slack`, `discord` or `pagerduty`.
+    pub format: String,
+    /// Signs the body (HMAC-SHA256) when set.
+    pub secret: Option<Secret>,
+}
+
+/// The whole configuration of a server process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the HTTP server listens. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Create unknown hosts on their first heartbeat. Default true.
+    pub auto_register: bool,
+    /// Accepted API keys; empty means "generate one on first start".
+    pub keys: Vec<ApiKey>,
+    /// Where the hash of a generated key is kept. Default: beside the
+    /// SQLite file (`iamalive.db.key`).
+    pub generated_key_file: PathBuf,
+    /// Timeouts and reminder throttling, with per-host overrides.
+    pub policies: PolicySet,
+    /// Request limits.
+    pub limits: Limits,
+    /// Monitor tuning.
+    pub monitor: MonitorSettings,
+    /// The SQLite file. Default `iamalive.db` in the working directory.
+    pub sqlite_path: PathBuf,
+    /// How long SQLite waits on a locked database. Default 5 s.
+    pub sqlite_busy_timeout: Duration,
+    /// SMTP, when configured.
+    pub smtp: Option<SmtpConfig>,
+    /// Redis URL, when configured.
+    pub redis_url: Option<Secret>,
+    /// The prefix of every Redis key. Default `iamalive`.
+    pub redis_prefix: String,
+    /// A webhook, when configured.
+    pub webhook: Option<WebhookConfig>,
+    /// The DynamoDB table, when configured.
+    pub dynamo_table: Option<String>,
+    /// The SNS topic, when configured.
+    pub sns_topic_arn: Option<String>,
+    /// A `tracing` filter (`info`, `iamalive_server=debug`). Default `info`.
+    pub log: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_sources(None, std::iter::empty::<(String, String)>())
+            .expect("the empty configuration is valid")
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    auto_register: Option<bool>,
+    api_keys: Option<Vec<String>>,
+    keys: Option<Vec<KeyTable>>,
+    generated_key_file: Option<PathBuf>,
+    log: Option<String>,
+    policy: Option<PolicyTable>,
+    limits: Option<LimitsTable>,
+    monitor: Option<MonitorTable>,
+    sqlite: Option<SqliteTable>,
+    smtp: Option<SmtpTable>,
+    redis: Option<RedisTable>,
+    webhook: Option<WebhookTable>,
+    dynamo: Option<DynamoTable>,
+    sns: Option<SnsTable>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyTable {
+    name: Option<String>,
+    key: Option<String>,
+    hash: Option<String>,
+    role: Option<Role>,
+    hosts: Option<HostPattern>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyTable {
+    #[serde(default, with = "humantime_serde::option")]
+    timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    reminder_interval: Option<Duration>,
+    reminder_backoff: Option<f64>,
+    #[serde(default, with = "humantime_serde::option")]
+    max_reminder_interval: Option<Duration>,
+    max_reminders: Option<u32>,
+    #[serde(default)]
+    hosts: Vec<PolicyOverride>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsTable {
+    body_bytes: Option<usize>,
+    #[serde(default, with = "humantime_serde::option")]
+    request_timeout: Option<Duration>,
+    per_key: Option<String>,
+    global: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MonitorTable {
+    #[serde(default, with = "humantime_serde::option")]
+    lease: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    retry_base: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    retry_max: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    max_sleep: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    rejection_window: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqliteTable {
+    path: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde::option")]
+    busy_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmtpTable {
+    url: Option<String>,
+    from: Option<String>,
+    to: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisTable {
+    url: Option<String>,
+    prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookTable {
+    url: Option<String>,
+    format: Option<String>,
+    secret: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DynamoTable {
+    table: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnsTable {
+    topic_arn: Option<String>,
+}
+
+/// How an environment value is read.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Duration,
+    Float,
+    Int,
+    Bool,
+    List,
+}
+
+/// Every environment variable the server reads, with its TOML path.
+pub const ENV_KEYS: &[(&str, &str)] = &[
+    ("IAMALIVE_LISTEN", "listen"),
+    ("IAMALIVE_AUTO_REGISTER", "auto_register"),
+    ("IAMALIVE_API_KEYS", "api_keys"),
+    ("IAMALIVE_GENERATED_KEY_FILE", "generated_key_file"),
+    ("IAMALIVE_LOG", "log"),
+    ("IAMALIVE_TIMEOUT", "policy.timeout"),
+    ("IAMALIVE_REMINDER_INTERVAL", "policy.reminder_interval"),
+    ("IAMALIVE_REMINDER_BACKOFF", "policy.reminder_backoff"),
+    (
+        "IAMALIVE_MAX_REMINDER_INTERVAL",
+        "policy.max_reminder_interval",
+    ),
+    ("IAMALIVE_MAX_REMINDERS", "policy.max_reminders"),
+    ("IAMALIVE_BODY_LIMIT", "limits.body_bytes"),
+    ("IAMALIVE_REQUEST_TIMEOUT", "limits.request_timeout"),
+    ("IAMALIVE_RATE_LIMIT_PER_KEY", "limits.per_key"),
+    ("IAMALIVE_RATE_LIMIT_GLOBAL", "limits.global"),
+    ("IAMALIVE_LEASE", "monitor.lease"),
+    ("IAMALIVE_RETRY_BASE", "monitor.retry_base"),
+    ("IAMALIVE_RETRY_MAX", "monitor.retry_max"),
+    ("IAMALIVE_MAX_SLEEP", "monitor.max_sleep"),
+    ("IAMALIVE_REJECTION_WINDOW", "monitor.rejection_window"),
+    ("IAMALIVE_SQLITE_PATH", "sqlite.path"),
+    ("IAMALIVE_SQLITE_BUSY_TIMEOUT", "sqlite.busy_timeout"),
+    ("IAMALIVE_SMTP_URL", "smtp.url"),
+    ("IAMALIVE_SMTP_FROM", "smtp.from"),
+    ("IAMALIVE_SMTP_TO", "smtp.to"),
+    ("IAMALIVE_REDIS_URL", "redis.url"),
+    ("IAMALIVE_REDIS_PREFIX", "redis.prefix"),
+    ("IAMALIVE_WEBHOOK_URL", "webhook.url"),
+    ("IAMALIVE_WEBHOOK_FORMAT", "webhook.format"),
+    ("IAMALIVE_WEBHOOK_SECRET", "webhook.secret"),
+    ("IAMALIVE_DYNAMO_TABLE", "dynamo.table"),
+    ("IAMALIVE_SNS_TOPIC_ARN", "sns.topic_arn"),
+];
+
+/// The variable naming the TOML file to read.
+pub const CONFIG_FILE_ENV: &str = "IAMALIVE_CONFIG";
+
+/// `IAMALIVE_*` names read by other iamalive programs (the agent, the test
+/// tools), which the server leaves alone.
+const FOREIGN_PREFIXES: &[&str] = &["IAMALIVE_AGENT_", "IAMALIVE_TEST_"];
+
+fn kind_of(path: &str) -> Kind {
+    match path {
+        "auto_register" => Kind::Bool,
+        "api_keys" | "smtp.to" => Kind::List,
+        "policy.reminder_backoff" => Kind::Float,
+        "policy.max_reminders" | "limits.body_bytes" => Kind::Int,
+        p if p.ends_with("timeout") || p.ends_with("interval") || p.starts_with("monitor.") => {
+            Kind::Duration
+        }
+        _ => Kind::Str,
+    }
+}
+
+fn env_value(name: &str, path: &str, raw: &str) -> Result<toml::Value, ConfigError> {
+    let err = |r: String| ConfigError::new(name, r);
+    Ok(match kind_of(path) {
+        Kind::Str => toml::Value::String(raw.to_owned()),
+        Kind::Duration => {
+            humantime::parse_duration(raw.trim()).map_err(|e| {
+                err(format!(
+                    "{raw:?} is not a duration such as 10m, 90s or 500ms: {e}"
+                ))
+            })?;
+            toml::Value::String(raw.trim().to_owned())
+        }
+        Kind::Float => toml::Value::Float(
+            raw.trim()
+                .parse()
+                .map_err(|_| err(format!("{raw:?} is not a number")))?,
+        ),
+        Kind::Int => toml::Value::Integer(
+            raw.trim()
+                .parse::<u32>()
+                .map_err(|_| err(format!("{raw:?} is not a whole number")))?
+                .into(),
+        ),
+        Kind::Bool => toml::Value::Boolean(match raw.trim() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(err(format!("{raw:?} is not true or false"))),
+        }),
+        Kind::List => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+    })
+}
+
+impl Config {
+    /// Reads the TOML file named by `IAMALIVE_CONFIG` (if set) and the
+    /// process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from);
+        Self::load_with(file.as_deref(), std::env::vars())
+    }
+
+    /// Reads `file` (if any) and overlays the `IAMALIVE_*` variables of `env`.
+    pub fn load_with(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = match file {
+            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+                ConfigError::new(CONFIG_FILE_ENV, format!("cannot read {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
+        Self::from_sources(text.as_deref(), env)
+    }
+
+    /// Builds a configuration from TOML text and environment pairs (those
+    /// not starting with `IAMALIVE_` are ignored).
+    pub fn from_sources(
+        toml_text: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = match toml_text {
+            Some(t) => t
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::new("config file", e.message()))?,
+            None => toml::Table::new(),
+        };
+        let mut env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("IAMALIVE_"))
+            .collect();
+        env.sort();
+        for (name, raw) in env {
+            if name == CONFIG_FILE_ENV || FOREIGN_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                continue;
+            }
+            let Some((_, path)) = ENV_KEYS.iter().find(|(n, _)| *n == name) else {
+                return Err(ConfigError::new(
+                    &name,
+                    "unknown setting (see the server's README for every IAMALIVE_* name)",
+                ));
+            };
+            let value = env_value(&name, path, &raw)?;
+            let mut t = &mut table;
+            let mut parts = path.split('.').peekable();
+            while let Some(part) = parts.next() {
+                if parts.peek().is_none() {
+                    t.insert(part.to_owned(), value);
+                    break;
+                }
+                let entry = t
+                    .entry(part.to_owned())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                t = entry.as_table_mut().ok_or_else(|| {
+                    ConfigError::new(&name, format!("the config file's `{part}` is not a table"))
+                })?;
+            }
+        }
+        let file: FileConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::new("configuration", e.message()))?;
+        Self::resolve(file)
+    }
+
+    fn resolve(f: FileConfig) -> Result<Self, ConfigError> {
+        let listen = match f.listen {
+            Some(s) => s
+                .parse()
+                .map_err(|e| ConfigError::new("listen (IAMALIVE_LISTEN)", format!("{s:?}: {e}")))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let mut keys = Vec::new();
+        for (i, entry) in f.api_keys.unwrap_or_default().iter().enumerate() {
+            keys.push(ApiKey::parse_compact(entry, i).map_err(|e| {
+                ConfigError::new(format!("api_keys (IAMALIVE_API_KEYS) entry {}", i + 1), e)
+            })?);
+        }
+        for (i, t) in f.keys.unwrap_or_default().into_iter().enumerate() {
+            let at = format!("keys[{i}]");
+            let hash = match (t.key, t.hash) {
+                (Some(k), None) => parse_secret(&k),
+                (None, Some(h)) => parse_secret(&h).and_then(|hash| {
+                    if h.starts_with("sha256:") {
+                        Ok(hash)
+                    } else {
+                        Err("hash must be written sha256:<64 hex digits>".into())
+                    }
+                }),
+                _ => Err("give exactly one of key or hash".into()),
+            }
+            .map_err(|e| ConfigError::new(&at, e))?;
+            keys.push(ApiKey {
+                name: t.name.unwrap_or_else(|| format!("keys-{}", i + 1)),
+                hash,
+                role: t.role.unwrap_or(Role::Admin),
+                hosts: t.hosts.unwrap_or_else(HostPattern::any),
+            });
+        }
+
+        let p = f.policy.unwrap_or_default();
+        let base = Policy::default();
+        let policies = PolicySet {
+            default: Policy {
+                timeout: p.timeout.unwrap_or(base.timeout),
+                reminder_interval: p.reminder_interval.unwrap_or(base.reminder_interval),
+                reminder_backoff: p.reminder_backoff.unwrap_or(base.reminder_backoff),
+                max_reminder_interval: p.max_reminder_interval.or(base.max_reminder_interval),
+                max_reminders: p.max_reminders.or(base.max_reminders),
+            },
+            overrides: p.hosts,
+        };
+        policies
+            .validate()
+            .map_err(|e| ConfigError::new("policy (IAMALIVE_TIMEOUT, IAMALIVE_REMINDER_*)", e))?;
+
+        let l = f.limits.unwrap_or_default();
+        let dl = Limits::default();
+        let rate = |v: Option<String>, key: &str, d: Option<Rate>| match v {
+            Some(s) => Rate::parse(&s).map_err(|e| ConfigError::new(key, e)),
+            None => Ok(d),
+        };
+        let limits = Limits {
+            body_bytes: l.body_bytes.unwrap_or(dl.body_bytes),
+            request_timeout: l.request_timeout.unwrap_or(dl.request_timeout),
+            per_key: rate(
+                l.per_key,
+                "limits.per_key (IAMALIVE_RATE_LIMIT_PER_KEY)",
+                dl.per_key,
+            )?,
+            global: rate(
+                l.global,
+                "limits.global (IAMALIVE_RATE_LIMIT_GLOBAL)",
+                dl.global,
+            )?,
+        };
+        if limits.body_bytes < 256 {
+            return Err(ConfigError::new(
+                "limits.body_bytes (IAMALIVE_BODY_LIMIT)",
+                "must be at least 256 bytes",
+            ));
+        }
+        if limits.request_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "limits.request_timeout (IAMALIVE_REQUEST_TIMEOUT)",
+                "must be longer than zero",
+            ));
+        }
+
+        let m = f.monitor.unwrap_or_default();
+        let dm = MonitorSettings::default();
+        let monitor = MonitorSettings {
+            lease: m.lease.unwrap_or(dm.lease),
+            retry: RetryPolicy {
+                base: m.retry_base.unwrap_or(dm.retry.base),
+                max: m.retry_max.unwrap_or(dm.retry.max),
+            },
+            max_sleep: m.max_sleep.unwrap_or(dm.max_sleep),
+            rejection_window: m.rejection_window.unwrap_or(dm.rejection_window),
+        };
+        for (v, key) in [
+            (monitor.lease, "monitor.lease (IAMALIVE_LEASE)"),
+            (
+                monitor.retry.base,
+                "monitor.retry_base (IAMALIVE_RETRY_BASE)",
+            ),
+            (monitor.max_sleep, "monitor.max_sleep (IAMALIVE_MAX_SLEEP)"),
+        ] {
+            if v.is_zero() {
+                return Err(ConfigError::new(key, "must be longer than zero"));
+            }
+        }
+
+        let sq = f.sqlite.unwrap_or_default();
+        let sqlite_path = sq.path.unwrap_or_else(|| PathBuf::from("iamalive.db"));
+        let generated_key_file = f.generated_key_file.unwrap_or_else(|| {
+            let mut s = sqlite_path.clone().into_os_string();
+            s.push(".key");
+            PathBuf::from(s)
+        });
+
+        let smtp = match f.smtp.unwrap_or_default() {
+            SmtpTable {
+                url: None,
+                from: None,
+                to: None,
+            } => None,
+            SmtpTable {
+                url: Some(url),
+                from: Some(from),
+                to: Some(to),
+            } if !to.is_empty() => Some(SmtpConfig {
+                url: Secret::new(url),
+                from,
+                to,
+            }),
+            t => {
+                let missing = if t.url.is_none() {
+                    "smtp.url (IAMALIVE_SMTP_URL)"
+                } else if t.from.is_none() {
+                    "smtp.from (IAMALIVE_SMTP_FROM)"
+                } else {
+                    "smtp.to (IAMALIVE_SMTP_TO)"
+                };
+                return Err(ConfigError::new(
+                    missing,
+                    "missing: SMTP needs a URL, a sender and at least one recipient",
+                ));
+            }
+        };
+
+        let r = f.redis.unwrap_or_default();
+        let w = f.webhook.unwrap_or_default();
+        let webhook = match w.url {
+            Some(url) => Some(WebhookConfig {
+                url: Secret::new(url),
+                format: w.format.unwrap_or_else(|| "json".into()),
+                secret: w.secret.map(Secret::new),
+            }),
+            None if w.format.is_some() || w.secret.is_some() => {
+                return Err(ConfigError::new(
+                    "webhook.url (IAMALIVE_WEBHOOK_URL)",
+                    "missing: a webhook format or secret was given without a URL",
+                ));
+            }
+            None => None,
+        };
+        if let Some(w) = &webhook {
+            const FORMATS: [&str; 5] = ["json", "teams", "slack", "discord", "pagerduty"];
+            if !FORMATS.contains(&w.format.as_str()) {
+                return Err(ConfigError::new(
+                    "webhook.format (IAMALIVE_WEBHOOK_FORMAT)",
+                    format!("{:?} is not one of {}", w.format, FORMATS.join(", ")),
+                ));
+            }
+        }
+
+        Ok(Config {
+            listen,
+            auto_register: f.auto_register.unwrap_or(true),
+            keys,
+            generated_key_file,
+            policies,
+            limits,
+            monitor,
+            sqlite_path,
+            sqlite_busy_timeout: sq.busy_timeout.unwrap_or(Duration::from_secs(5)),
+            smtp,
+            redis_url: r.url.map(Secret::new),
+            redis_prefix: r.prefix.unwrap_or_else(|| "iamalive".into()),
+            webhook,
+            dynamo_table: f.dynamo.unwrap_or_default().table,
+            sns_topic_arn: f.sns.unwrap_or_default().topic_arn,
+            log: f.log,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn zero_config_defaults() {
+        let c = Config::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.keys.is_empty() && c.auto_register && c.smtp.is_none());
+        assert_eq!(c.sqlite_path, PathBuf::from("iamalive.db"));
+        assert_eq!(c.generated_key_file, PathBuf::from("iamalive.db.key"));
+        assert_eq!(c.policies.default, Policy::default());
+    }
+
+    #[test]
+    fn env_overrides_file_and_subsecond_durations_work() {
+        let toml = r#"
+            listen = "0.0.0.0:9000"
+            [policy]
+            timeout = "5m"
+            reminder_interval = "2h"
+            [[policy.hosts]]
+            hosts = "db-*"
+            timeout = "30s"
+            [[keys]]
+            name = "agents"
+            hash = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+            role = "heartbeat"
+            hosts = "web-*"
+            [smtp]
+            url = "smtp://u:p@127.0.0.1:25"
+            from = "iamalive@example.org"
+            to = ["ops@example.org"]
+        "#;
+        let c = Config::from_sources(
+            Some(toml),
+            env(&[
+                ("IAMALIVE_TIMEOUT", "300ms"),
+                ("IAMALIVE_REMINDER_INTERVAL", "1s"),
+                (
+                    "IAMALIVE_API_KEYS",
+                    "plain-key-0123456789, x0123456789abcdefgh;role=heartbeat",
+                ),
+                ("IAMALIVE_SMTP_TO", "a@example.org,b@example.org"),
+                ("IAMALIVE_TEST_VENV", "/somewhere"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.policies.default.timeout, Duration::from_millis(300));
+        assert_eq!(c.policies.default.reminder_interval, Duration::from_secs(1));
+        assert_eq!(c.policies.overrides.len(), 1);
+        assert_eq!(c.keys.len(), 3);
+        assert_eq!(c.keys[1].role, Role::Heartbeat);
+        assert_eq!(c.keys[2].name, "agents");
+        let smtp = c.smtp.unwrap();
+        assert_eq!(smtp.to, vec!["a@example.org", "b@example.org"]);
+        assert_eq!(smtp.url.expose(), "smtp://u:p@127.0.0.1:25");
+        assert!(!format!("{smtp:?}").contains("u:p"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = |pairs: &[(&str, &str)]| Config::from_sources(None, env(pairs)).unwrap_err();
+        assert_eq!(e(&[("IAMALIVE_TIMEOT", "1s")]).key, "IAMALIVE_TIMEOT");
+        assert_eq!(e(&[("IAMALIVE_TIMEOUT", "soon")]).key, "IAMALIVE_TIMEOUT");
+        assert_eq!(
+            e(&[("IAMALIVE_MAX_REMINDERS", "-1")]).key,
+            "IAMALIVE_MAX_REMINDERS"
+        );
+        assert!(
+            e(&[("IAMALIVE_TIMEOUT", "0s")])
+                .key
+                .contains("IAMALIVE_TIMEOUT")
+        );
+        assert!(
+            e(&[("IAMALIVE_LISTEN", "here")])
+                .key
+                .contains("IAMALIVE_LISTEN")
+        );
+        assert!(
+            e(&[("IAMALIVE_API_KEYS", "short")])
+                .key
+                .contains("IAMALIVE_API_KEYS")
+        );
+        assert!(
+            e(&[("IAMALIVE_SMTP_URL", "smtp://x")])
+                .key
+                .contains("IAMALIVE_SMTP_FROM")
+        );
+        assert!(
+            e(&[("IAMALIVE_RATE_LIMIT_PER_KEY", "fast")])
+                .key
+                .contains("IAMALIVE_RATE_LIMIT_PER_KEY")
+        );
+        assert!(
+            e(&[
+                ("IAMALIVE_WEBHOOK_URL", "http://x"),
+                ("IAMALIVE_WEBHOOK_FORMAT", "irc")
+            ])
+            .key
+            .contains("IAMALIVE_WEBHOOK_FORMAT")
+        );
+        let bad = Config::from_sources(Some("[policy]\ntmeout = \"1s\""), env(&[])).unwrap_err();
+        assert!(bad.reason.contains("tmeout"), "{bad}");
+        let bad = Config::from_sources(Some("lisen = \"x\""), env(&[])).unwrap_err();
+        assert!(bad.reason.contains("lisen"), "{bad}");
+        let bad = Config::from_sources(Some("[[keys]]\nrole = \"admin\""), env(&[])).unwrap_err();
+        assert_eq!(bad.key, "keys[0]");
+    }
+
+    #[test]
+    fn rates() {
+        let r = Rate::parse("10/s").unwrap().unwrap();
+        assert_eq!((r.count.get(), r.period), (10, Duration::from_secs(1)));
+        let r = Rate::parse("600/5m").unwrap().unwrap();
+        assert_eq!(r.period, Duration::from_secs(300));
+        assert_eq!(Rate::parse("off").unwrap(), None);
+        assert!(Rate::parse("0/s").is_err());
+        assert!(Rate::parse("10").is_err());
+    }
+}

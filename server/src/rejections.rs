@@ -1,0 +1,178 @@
+//! Rejected heartbeats, counted per host in bounded memory, so the monitor
+//! can say why it may be blind to a host.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iamalive_core::{BlindProbe, Clock, HostId, Timestamp, add};
+
+/// The most hosts whose rejections are remembered at once; beyond it the
+/// entry rejected least recently is forgotten.
+pub const DEFAULT_MAX_HOSTS: usize = 10_000;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    first: Timestamp,
+    last: Timestamp,
+    count: u64,
+    last_reason: &'static str,
+}
+
+/// Counts rejected heartbeats per host.
+///
+/// A run of rejections with gaps shorter than `window` is one episode; the
+/// probe reports the current episode while its last rejection is younger
+/// than `window`. Requests whose host could not be read are counted apart.
+pub struct Rejections {
+    clock: Arc<dyn Clock>,
+    window: Duration,
+    max_hosts: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    hosts: HashMap<HostId, Entry>,
+    unattributed: u64,
+}
+
+impl std::fmt::Debug for Rejections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rejections")
+            .field("window", &self.window)
+            .field("max_hosts", &self.max_hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rejections {
+    /// A counter remembering episodes for `window`, for at most `max_hosts` hosts.
+    pub fn new(clock: Arc<dyn Clock>, window: Duration, max_hosts: usize) -> Self {
+        Self {
+            clock,
+            window,
+            max_hosts: max_hosts.max(1),
+            inner: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one rejected heartbeat; `host` is `None` when it could not be read.
+    pub fn record(&self, host: Option<&HostId>, reason: &'static str) {
+        metrics::counter!("iamalive_rejected_heartbeats_total", "reason" => reason).increment(1);
+        let now = self.clock.now();
+        let mut g = self.lock();
+        let Some(host) = host else {
+            g.unattributed += 1;
+            return;
+        };
+        if let Some(e) = g.hosts.get_mut(host) {
+            if add(e.last, self.window) < now {
+                *e = Entry {
+                    first: now,
+                    last: now,
+                    count: 0,
+                    last_reason: reason,
+                };
+            }
+            e.count += 1;
+            e.last = e.last.max(now);
+            e.last_reason = reason;
+            return;
+        }
+        if g.hosts.len() >= self.max_hosts {
+            let window = self.window;
+            g.hosts.retain(|_, e| add(e.last, window) >= now);
+            if g.hosts.len() >= self.max_hosts
+                && let Some(oldest) = g
+                    .hosts
+                    .iter()
+                    .min_by_key(|(_, e)| e.last)
+                    .map(|(h, _)| h.clone())
+            {
+                g.hosts.remove(&oldest);
+            }
+        }
+        g.hosts.insert(
+            host.clone(),
+            Entry {
+                first: now,
+                last: now,
+                count: 1,
+                last_reason: reason,
+            },
+        );
+    }
+
+    /// Rejections whose host could not be read, since start.
+    pub fn unattributed(&self) -> u64 {
+        self.lock().unattributed
+    }
+
+    /// How many hosts have a remembered episode.
+    pub fn tracked_hosts(&self) -> usize {
+        self.lock().hosts.len()
+    }
+
+    /// The current episode for `host`, as a sentence for a notice.
+    pub fn describe(&self, host: &HostId) -> Option<String> {
+        let now = self.clock.now();
+        let g = self.lock();
+        let e = g.hosts.get(host)?;
+        if add(e.last, self.window) < now {
+            return None;
+        }
+        let ts = |t: &Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let plural = if e.count == 1 { "" } else { "s" };
+        Some(format!(
+            "{} heartbeat{plural} for this host were rejected by the watcher between {} and {} \
+             (last reason: {}); the host may be alive but unable to report",
+            e.count,
+            ts(&e.first),
+            ts(&e.last),
+            e.last_reason
+        ))
+    }
+
+    /// A probe for [`Monitor::with_blind_probe`](iamalive_core::Monitor::with_blind_probe).
+    pub fn probe(self: &Arc<Self>) -> BlindProbe {
+        let me = Arc::clone(self);
+        Arc::new(move |h: &HostId| me.describe(h))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iamalive_core::ManualClock;
+
+    #[test]
+    fn episodes_expire_and_memory_is_bounded() {
+        let clock = ManualClock::at_millis(0);
+        let r = Rejections::new(Arc::new(clock.clone()), Duration::from_secs(60), 2);
+        let a = HostId::new("a").unwrap();
+        r.record(Some(&a), "rate limited");
+        clock.advance(Duration::from_secs(30));
+        r.record(Some(&a), "invalid key");
+        let d = r.describe(&a).unwrap();
+        assert!(
+            d.starts_with("2 heartbeats") && d.contains("invalid key"),
+            "{d}"
+        );
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(r.describe(&a), None);
+        r.record(Some(&a), "rate limited");
+        assert!(r.describe(&a).unwrap().starts_with("1 heartbeat for"));
+        for h in ["b", "c", "d"] {
+            clock.advance(Duration::from_secs(1));
+            r.record(Some(&HostId::new(h).unwrap()), "invalid key");
+        }
+        assert_eq!(r.tracked_hosts(), 2);
+        r.record(None, "bad json");
+        assert_eq!(r.unattributed(), 1);
+    }
+}
