@@ -91,7 +91,10 @@ pub enum ChannelOutcome {
 /// a silence overlapping a monitor downtime longer than the host's timeout
 /// is given a full timeout from the end of that downtime.
 pub fn deadline_with_grace(r: &HostRecord, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
-    let deadline = r.deadline(policy);
+    grace(r.deadline(policy), policy, ctx)
+}
+
+fn grace(deadline: Timestamp, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
     match ctx.downtime {
         Some(d) if since(d.until, d.from) > policy.timeout && deadline > d.from => {
             deadline.max(add(d.until, policy.timeout))
@@ -107,93 +110,99 @@ pub fn deadline_with_grace(r: &HostRecord, policy: &Policy, ctx: &Context<'_>) -
 /// alarm went out, `alarmed → up` with a recovery owed, throttled
 /// reminders, silences, pause and the startup grace. A notice under a live
 /// lease belongs to its owner and is left alone.
+///
+/// This clones `r`; [`evaluate_in_place`] is the same decision without the
+/// copy, for hot loops that own their record.
 pub fn evaluate(r: &HostRecord, now: Timestamp, policy: &Policy, ctx: &Context<'_>) -> Decision {
     let mut next = r.clone();
-    next.last_checked = Some(now);
+    let notices = evaluate_in_place(&mut next, now, policy, ctx);
+    Decision { next, notices }
+}
+
+/// [`evaluate`] applied to `rec` itself; returns the notices that became owed.
+#[must_use]
+pub fn evaluate_in_place(
+    rec: &mut HostRecord,
+    now: Timestamp,
+    policy: &Policy,
+    ctx: &Context<'_>,
+) -> Vec<Notice> {
+    rec.last_checked = Some(now);
     let mut notices = Vec::new();
-    if let Some(lease) = r.outbox.as_ref().and_then(|o| o.lease.as_ref())
+    if let Some(lease) = rec.outbox.as_ref().and_then(|o| o.lease.as_ref())
         && lease.until > now
     {
-        next.due_at = Some(lease.until);
-        return Decision { next, notices };
+        rec.due_at = Some(lease.until);
+        return notices;
     }
-    let heard = now < r.deadline(policy);
-    let silence_end = ctx.silence_end(&r.host, now);
-    match r.status {
-        Status::Paused => {
-            next.due_at = None;
-        }
-        Status::Up => match &r.outbox {
+    let deadline = rec.deadline(policy);
+    let heard = now < deadline;
+    // (present, delivered anywhere, next attempt) of an owed notice.
+    let owed = rec
+        .outbox
+        .as_ref()
+        .map(|o| (!o.delivered.is_empty(), o.next_attempt));
+    match rec.status {
+        Status::Paused => rec.due_at = None,
+        Status::Up => match owed {
             // A recovery still owed goes out before anything else.
-            Some(ob) => next.due_at = Some(ob.next_attempt),
+            Some((_, next_attempt)) => rec.due_at = Some(next_attempt),
             None => {
-                let deadline = deadline_with_grace(r, policy, ctx);
+                let deadline = grace(deadline, policy, ctx);
                 if now < deadline {
-                    next.due_at = Some(deadline);
+                    rec.due_at = Some(deadline);
                 } else {
-                    next.status = Status::Missing;
-                    next.missing_since = Some(deadline);
-                    next.silent_since = Some(r.last_seen);
-                    next.alarm_count = 0;
-                    match silence_end {
-                        Some(end) => next.due_at = Some(end),
-                        None => owe(&mut next, NoticeKind::Alarm, now, policy, ctx, &mut notices),
+                    rec.status = Status::Missing;
+                    rec.missing_since = Some(deadline);
+                    rec.silent_since = Some(rec.last_seen);
+                    rec.alarm_count = 0;
+                    match ctx.silence_end(&rec.host, now) {
+                        Some(end) => rec.due_at = Some(end),
+                        None => owe(rec, NoticeKind::Alarm, now, policy, ctx, &mut notices),
                     }
                 }
             }
         },
         Status::Missing | Status::Alarmed if heard => {
-            let alarm_went_out = r.status == Status::Alarmed
-                || r.outbox.as_ref().is_some_and(|o| !o.delivered.is_empty());
-            next.status = Status::Up;
-            next.outbox = None;
+            let alarm_went_out =
+                rec.status == Status::Alarmed || owed.is_some_and(|(delivered, _)| delivered);
+            rec.status = Status::Up;
+            rec.outbox = None;
             if alarm_went_out {
-                owe(
-                    &mut next,
-                    NoticeKind::Recovery,
-                    now,
-                    policy,
-                    ctx,
-                    &mut notices,
-                );
+                owe(rec, NoticeKind::Recovery, now, policy, ctx, &mut notices);
             } else {
-                clear_outage(&mut next);
-                next.due_at = Some(r.deadline(policy));
+                clear_outage(rec);
+                rec.due_at = Some(deadline);
             }
         }
-        Status::Missing | Status::Alarmed => match (&r.outbox, silence_end) {
+        Status::Missing | Status::Alarmed => match (owed, ctx.silence_end(&rec.host, now)) {
             // A silence began before anyone was told: hold the notice back.
-            (Some(ob), Some(end)) if ob.delivered.is_empty() => {
-                next.outbox = None;
-                next.due_at = Some(end);
+            (Some((false, _)), Some(end)) => {
+                rec.outbox = None;
+                rec.due_at = Some(end);
             }
-            (Some(ob), _) => next.due_at = Some(ob.next_attempt),
-            (None, silence) if r.status == Status::Missing => match silence {
-                Some(end) => next.due_at = Some(end),
-                None => owe(&mut next, NoticeKind::Alarm, now, policy, ctx, &mut notices),
+            (Some((_, next_attempt)), _) => rec.due_at = Some(next_attempt),
+            (None, silence) if rec.status == Status::Missing => match silence {
+                Some(end) => rec.due_at = Some(end),
+                None => owe(rec, NoticeKind::Alarm, now, policy, ctx, &mut notices),
             },
             (None, silence) => {
-                let reminder_at = r
+                let reminder_at = rec
                     .last_alarm
-                    .zip(policy.reminder_after(r.alarm_count))
+                    .zip(policy.reminder_after(rec.alarm_count))
                     .map(|(last, wait)| add(last, wait));
                 match (reminder_at, silence) {
-                    (None, _) => next.due_at = None,
-                    (Some(at), _) if now < at => next.due_at = Some(at),
-                    (Some(_), Some(end)) => next.due_at = Some(end),
-                    (Some(_), None) => owe(
-                        &mut next,
-                        NoticeKind::Reminder,
-                        now,
-                        policy,
-                        ctx,
-                        &mut notices,
-                    ),
+                    (None, _) => rec.due_at = None,
+                    (Some(at), _) if now < at => rec.due_at = Some(at),
+                    (Some(_), Some(end)) => rec.due_at = Some(end),
+                    (Some(_), None) => {
+                        owe(rec, NoticeKind::Reminder, now, policy, ctx, &mut notices)
+                    }
                 }
             }
         },
     }
-    Decision { next, notices }
+    notices
 }
 
 fn clear_outage(r: &mut HostRecord) {
@@ -348,7 +357,8 @@ pub fn settle(
         }
         NoticeKind::Recovery => clear_outage(&mut next),
     }
-    Some(evaluate(&next, now, policy, ctx))
+    let notices = evaluate_in_place(&mut next, now, policy, ctx);
+    Some(Decision { next, notices })
 }
 
 /// Turns monitoring off for `r`: no notices, nothing due, any undelivered

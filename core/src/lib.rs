@@ -16,7 +16,7 @@ pub mod conformance;
 pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use decide::{ChannelOutcome, Context, Decision, RetryPolicy, evaluate};
+pub use decide::{ChannelOutcome, Context, Decision, RetryPolicy, evaluate, evaluate_in_place};
 pub use host::{HostId, HostPattern, InvalidHost, MAX_HOST_LEN};
 pub use memory::{MemoryStore, apply_heartbeat, created_by_heartbeat};
 pub use model::{

@@ -308,7 +308,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         };
         for _ in 0..MAX_ROUNDS {
             report.evaluated += 1;
-            let decided = decide::evaluate(&rec, now, &policy, &ctx).next;
+            let mut decided = rec.clone();
+            let _owed = decide::evaluate_in_place(&mut decided, now, &policy, &ctx);
             let claimed = decide::claim(&decided, &self.opts.owner, now, self.opts.lease);
             let deliver = claimed.is_some();
             let mut next = claimed.unwrap_or(decided);
