@@ -195,3 +195,5 @@ pub fn read_messages(dir: &Path) -> Vec<String> {
     out.sort_by_key(|(t, _)| *t);
     out.into_iter().map(|(_, s)| s).collect()
 }
+
+pub mod moto_serial;
