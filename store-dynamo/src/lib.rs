@@ -1,1 +1,700 @@
-//! DynamoDB store for iamalive: serverless, past one machine
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod item;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
+};
+use iamalive_core::{
+    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
+    StoreError, Timestamp, apply_heartbeat, created_by_heartbeat,
+};
+
+use item::*;
+
+/// The store's name in errors.
+const STORE: &str = "dynamo";
+
+/// The default number of write shards of the due index.
+pub const DEFAULT_SHARDS: u16 = 4;
+
+/// The name of the sparse due index.
+pub const DUE_INDEX: &str = "due";
+
+/// How often a read-modify-write is retried after losing a race before the
+/// call gives up with a transient error.
+const MAX_ROUNDS: usize = 64;
+
+/// Host records in one DynamoDB table, due records found through a sparse,
+/// write-sharded global secondary index.
+///
+/// Cheap to clone: clones share the SDK client. See the crate docs for the
+/// table layout and what each operation costs.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    shards: u16,
+}
+
+impl fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DynamoStore")
+            .field("table", &self.table)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for DynamoStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dynamo({})", self.table)
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(k: impl Into<String>) -> Item {
+    HashMap::from([(PK.to_owned(), s(k))])
+}
+
+fn is_condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    e: &SdkError<E, R>,
+) -> bool {
+    e.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+impl DynamoStore {
+    /// A store over `table` through `client`, with [`DEFAULT_SHARDS`] due
+    /// shards. No request is made; see
+    /// [`create_table_if_missing`](Self::create_table_if_missing).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            shards: DEFAULT_SHARDS,
+        }
+    }
+
+    /// A store over `table` with the SDK's standard configuration from the
+    /// environment: `AWS_REGION`, credentials (environment, profile, role,
+    /// instance metadata), and `AWS_ENDPOINT_URL` /
+    /// `AWS_ENDPOINT_URL_DYNAMODB` to talk to something other than AWS.
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::new(Client::new(&conf), table)
+    }
+
+    /// Sets the number of write shards of the due index (1 to 1000).
+    ///
+    /// Every process sharing a table must use the same number, and it may
+    /// only ever grow: a record written under a shard beyond a smaller count
+    /// would never be found due. A sweep with nothing due costs one Query
+    /// per shard; each shard takes up to 1,000 index writes per second.
+    pub fn with_shards(mut self, shards: u16) -> Self {
+        self.shards = shards.clamp(1, 1000);
+        self
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The number of due-index shards.
+    pub fn shards(&self) -> u16 {
+        self.shards
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates the table with its due index (on-demand billing) unless it
+    /// exists, and waits until it is active. Returns `true` if it created it.
+    pub async fn create_table_if_missing(&self) -> Result<bool, StoreError> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let active =
+                    out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active);
+                if !active {
+                    self.wait_active().await?;
+                }
+                return Ok(false);
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(error::map(e)),
+        }
+        let attr = |name: &str, t: ScalarAttributeType| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(t)
+                .build()
+                .map_err(|e| StoreError::backend(STORE, e))
+        };
+        let key_el = |name: &str, t: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(t)
+                .build()
+                .map_err(|e| StoreError::backend(STORE, e))
+        };
+        let gsi = GlobalSecondaryIndex::builder()
+            .index_name(DUE_INDEX)
+            .key_schema(key_el(DUE_SHARD, KeyType::Hash)?)
+            .key_schema(key_el(DUE_AT, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| StoreError::backend(STORE, e))?;
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr(PK, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(DUE_SHARD, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(DUE_AT, ScalarAttributeType::N)?)
+            .key_schema(key_el(PK, KeyType::Hash)?)
+            .global_secondary_indexes(gsi)
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            // Someone else created it in the meantime.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(error::map(e)),
+        }
+        self.wait_active().await?;
+        Ok(true)
+    }
+
+    async fn wait_active(&self) -> Result<(), StoreError> {
+        // Bounded: DynamoDB creates a small on-demand table in seconds.
+        for _ in 0..300 {
+            let out = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(error::map)?;
+            let t = out.table();
+            let table_active = t.and_then(|t| t.table_status()) == Some(&TableStatus::Active);
+            let index_active = t
+                .map(|t| t.global_secondary_indexes())
+                .unwrap_or_default()
+                .iter()
+                .all(|i| {
+                    i.index_status()
+                        .is_none_or(|s| *s == aws_sdk_dynamodb::types::IndexStatus::Active)
+                });
+            if table_active && index_active {
+                return Ok(());
+            }
+            tokio_sleep(Duration::from_secs(1)).await;
+        }
+        Err(StoreError::unavailable(
+            STORE,
+            format!(
+                "table {} did not become active within 5 minutes",
+                self.table
+            ),
+        ))
+    }
+
+    /// Deletes the table (tests, teardown). Irreversible.
+    pub async fn delete_table(&self) -> Result<(), StoreError> {
+        self.client
+            .delete_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(error::map)?;
+        Ok(())
+    }
+
+    async fn get_item(&self, k: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(k)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(error::map)?;
+        Ok(out.item)
+    }
+
+    /// Writes `item` if the stored version is `expected` (0: absent).
+    async fn put_if_version(&self, item: Item, expected: u64) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        req = if expected == 0 {
+            req.condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+        } else {
+            req.condition_expression("#v = :expected")
+                .expression_attribute_names("#v", VERSION)
+                .expression_attribute_values(":expected", n(expected))
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed::<PutItemError, _>(&e) => Ok(false),
+            Err(e) => Err(error::map(e)),
+        }
+    }
+
+    /// The common heartbeat: an up host with no owed notice whose
+    /// `lastSeen` is not later than the heartbeat. One UpdateItem. On a
+    /// failed condition, returns the item as it was (if it exists).
+    async fn fast_heartbeat(
+        &self,
+        hb: &Heartbeat,
+        due_if_up: Timestamp,
+    ) -> Result<Result<(), Option<Item>>, StoreError> {
+        let host = hb.host.as_str();
+        let mut set = String::from("SET #seen = :at, #v = #v + :one, #due = :due, #shard = :shard");
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(host)))
+            .condition_expression(
+                "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND #seen <= :at",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#outbox", OUTBOX)
+            .expression_attribute_names("#seen", LAST_SEEN)
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_names("#due", DUE_AT)
+            .expression_attribute_names("#shard", DUE_SHARD)
+            .expression_attribute_values(":up", s(Status::Up.as_str()))
+            .expression_attribute_values(":at", n_time(hb.at))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":due", n_time(due_if_up))
+            .expression_attribute_values(":shard", s(shard_of(host, self.shards)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(m) = &hb.message {
+            set.push_str(", #msg = :msg");
+            req = req
+                .expression_attribute_names("#msg", MESSAGE)
+                .expression_attribute_values(":msg", s(m.clone()));
+        }
+        if let Some(r) = &hb.report {
+            set.push_str(", #report = :report");
+            req = req
+                .expression_attribute_names("#report", REPORT)
+                .expression_attribute_values(":report", s(r.clone()));
+        }
+        match req.update_expression(set).send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(e) if is_condition_failed::<UpdateItemError, _>(&e) => {
+                let old = match e.into_service_error() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                };
+                Ok(Err(old))
+            }
+            Err(e) => Err(error::map(e)),
+        }
+    }
+
+    /// Queries one shard of the due index for keys due by `now`, earliest
+    /// first, at most `limit`.
+    async fn query_shard(
+        &self,
+        shard: u16,
+        now: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .expression_attribute_names("#shard", DUE_SHARD)
+                .expression_attribute_values(":shard", s(shard.to_string()))
+                .scan_index_forward(true)
+                .limit(want)
+                .set_exclusive_start_key(start.take());
+            req = match now {
+                Some(now) => req
+                    .key_condition_expression("#shard = :shard AND #due <= :now")
+                    .expression_attribute_names("#due", DUE_AT)
+                    .expression_attribute_values(":now", n_time(now)),
+                None => req.key_condition_expression("#shard = :shard"),
+            };
+            let page = req.send().await.map_err(error::map)?;
+            for it in page.items() {
+                let Some(k) = get_s(it, PK) else { continue };
+                if let Some(d) = opt_time(it, k, DUE_AT)? {
+                    out.push((d, k.to_owned()));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if out.len() < limit && !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Reads `keys` with consistent reads, in batches of 100.
+    async fn batch_get(&self, keys: Vec<String>) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut pending: Vec<Item> = chunk.iter().map(|k| key(k.clone())).collect();
+            // Unprocessed keys come back under throttling; bounded retries.
+            for round in 0..MAX_ROUNDS {
+                if pending.is_empty() {
+                    break;
+                }
+                if round > 0 {
+                    tokio_sleep(Duration::from_millis(20 << round.min(6))).await;
+                }
+                let ka = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::backend(STORE, e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, ka)
+                    .send()
+                    .await
+                    .map_err(error::map)?;
+                if let Some(mut r) = out.responses {
+                    items.extend(r.remove(&self.table).unwrap_or_default());
+                }
+                if let Some(ka) = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    pending = ka.keys;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::unavailable(
+                    STORE,
+                    "BatchGetItem kept returning unprocessed keys",
+                ));
+            }
+        }
+        Ok(items)
+    }
+}
+
+async fn tokio_sleep(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn record_heartbeat(
+        &self,
+        hb: &Heartbeat,
+        due_if_up: Timestamp,
+        create: bool,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        let mut old = match self.fast_heartbeat(hb, due_if_up).await? {
+            Ok(()) => return Ok(HeartbeatOutcome::Updated { status: Status::Up }),
+            Err(old) => old,
+        };
+        // The rare path: unknown, missing, alarmed, paused, a notice owed, or
+        // an out-of-order heartbeat. Read-modify-write with compare-and-swap.
+        for round in 0..MAX_ROUNDS {
+            if round > 0 || old.is_none() {
+                old = self.get_item(hb.host.as_str()).await?;
+            }
+            match old.take() {
+                None => {
+                    if !create {
+                        return Ok(HeartbeatOutcome::Unknown);
+                    }
+                    let rec = created_by_heartbeat(hb, due_if_up);
+                    if self.put_if_version(to_item(&rec, self.shards)?, 0).await? {
+                        return Ok(HeartbeatOutcome::Created);
+                    }
+                }
+                Some(item) => {
+                    let mut rec = from_item(&item)?;
+                    let status = rec.status;
+                    let expected = rec.version;
+                    apply_heartbeat(&mut rec, hb, due_if_up);
+                    if self
+                        .put_if_version(to_item(&rec, self.shards)?, expected)
+                        .await?
+                    {
+                        return Ok(HeartbeatOutcome::Updated { status });
+                    }
+                }
+            }
+        }
+        Err(StoreError::unavailable(
+            STORE,
+            format!("{}: heartbeat lost {MAX_ROUNDS} races in a row", hb.host),
+        ))
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let queries = (0..self.shards).map(|sh| self.query_shard(sh, Some(now), limit));
+        let mut candidates: Vec<(Timestamp, String)> = futures::future::try_join_all(queries)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        candidates.sort();
+        candidates.truncate(limit);
+        // The index is eventually consistent: decide on what the table says.
+        let items = self
+            .batch_get(candidates.into_iter().map(|(_, k)| k).collect())
+            .await?;
+        let mut recs = Vec::with_capacity(items.len());
+        for it in &items {
+            let rec = from_item(it)?;
+            if rec.due_at.is_some_and(|d| d <= now) {
+                recs.push(rec);
+            }
+        }
+        recs.sort_by(|a, b| (a.due_at, &a.host).cmp(&(b.due_at, &b.host)));
+        Ok(recs)
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let queries = (0..self.shards).map(|sh| self.query_shard(sh, None, 1));
+        Ok(futures::future::try_join_all(queries)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|(d, _)| d)
+            .min())
+    }
+
+    async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        self.get_item(host.as_str())
+            .await?
+            .map(|it| from_item(&it))
+            .transpose()
+    }
+
+    async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
+        self.put_if_version(to_item(next, self.shards)?, expected)
+            .await
+    }
+
+    async fn list(
+        &self,
+        after: Option<&HostId>,
+        limit: usize,
+    ) -> Result<Vec<HostRecord>, StoreError> {
+        // An operator action: walks the table (a partition key has no
+        // order), keeping only the `limit` smallest ids after `after`.
+        let mut best: std::collections::BTreeMap<String, HostRecord> = Default::default();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut req = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take());
+            if let Some(a) = after {
+                req = req
+                    .filter_expression("#pk > :after")
+                    .expression_attribute_names("#pk", PK)
+                    .expression_attribute_values(":after", s(a.as_str()));
+            }
+            let page = req.send().await.map_err(error::map)?;
+            for it in page.items() {
+                let Some(k) = get_s(it, PK) else { continue };
+                if k.starts_with('#') || after.is_some_and(|a| k <= a.as_str()) {
+                    continue;
+                }
+                if best.len() == limit
+                    && best.last_key_value().is_some_and(|(l, _)| k >= l.as_str())
+                {
+                    continue;
+                }
+                best.insert(k.to_owned(), from_item(it)?);
+                if best.len() > limit {
+                    best.pop_last();
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(best.into_values().collect())
+    }
+
+    async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(host.as_str())))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(error::map)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        let json = serde_json::to_string(silence).map_err(|e| StoreError::backend(STORE, e))?;
+        for _ in 0..MAX_ROUNDS {
+            // Into the existing map, or create the map with this entry.
+            let into = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(SILENCES_KEY)))
+                .update_expression("SET #s.#id = :json")
+                .condition_expression("attribute_exists(#s)")
+                .expression_attribute_names("#s", SILENCES)
+                .expression_attribute_names("#id", &silence.id)
+                .expression_attribute_values(":json", s(json.clone()))
+                .send()
+                .await;
+            match into {
+                Ok(_) => return Ok(()),
+                Err(e) if is_condition_failed::<UpdateItemError, _>(&e) => {}
+                Err(e) => return Err(error::map(e)),
+            }
+            let fresh = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(SILENCES_KEY)))
+                .update_expression("SET #s = :map")
+                .condition_expression("attribute_not_exists(#s)")
+                .expression_attribute_names("#s", SILENCES)
+                .expression_attribute_values(
+                    ":map",
+                    AttributeValue::M(HashMap::from([(silence.id.clone(), s(json.clone()))])),
+                )
+                .send()
+                .await;
+            match fresh {
+                Ok(_) => return Ok(()),
+                Err(e) if is_condition_failed::<UpdateItemError, _>(&e) => {}
+                Err(e) => return Err(error::map(e)),
+            }
+        }
+        Err(StoreError::unavailable(
+            STORE,
+            "silences item kept changing",
+        ))
+    }
+
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        let Some(item) = self.get_item(SILENCES_KEY).await? else {
+            return Ok(Vec::new());
+        };
+        let Some(map) = item.get(SILENCES).and_then(|m| m.as_m().ok()) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(map.len());
+        for (id, v) in map {
+            let json = v.as_s().map_err(|_| StoreError::Corrupt {
+                store: STORE,
+                key: format!("{SILENCES_KEY}.{id}"),
+                reason: "not a string".into(),
+            })?;
+            out.push(serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+                store: STORE,
+                key: format!("{SILENCES_KEY}.{id}"),
+                reason: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(SILENCES_KEY)))
+            .update_expression("REMOVE #s.#id")
+            .condition_expression("attribute_exists(#s.#id)")
+            .expression_attribute_names("#s", SILENCES)
+            .expression_attribute_names("#id", id)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed::<UpdateItemError, _>(&e) => Ok(false),
+            Err(e) => Err(error::map(e)),
+        }
+    }
+
+    async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
+        for _ in 0..MAX_ROUNDS {
+            let old = self.get_item(MARK_KEY).await?;
+            let (mark, version) = match &old {
+                Some(it) => (mark_from_item(it)?, get_u64(it, MARK_KEY, VERSION)?),
+                None => (MonitorMark::default(), 0),
+            };
+            let next = mark.advance(now, gap);
+            let mut item = key(MARK_KEY);
+            item.insert(VERSION.into(), n(version + 1));
+            if let Some(t) = next.last_run {
+                item.insert(LAST_RUN.into(), n_time(t));
+            }
+            if let Some(d) = next.downtime {
+                item.insert(DOWNTIME_FROM.into(), n_time(d.from));
+                item.insert(DOWNTIME_UNTIL.into(), n_time(d.until));
+            }
+            if self.put_if_version(item, version).await? {
+                return Ok(next);
+            }
+        }
+        Err(StoreError::unavailable(STORE, "monitor mark kept changing"))
+    }
+}
