@@ -313,10 +313,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             let claimed = decide::claim(&decided, &self.opts.owner, now, self.opts.lease);
             let deliver = claimed.is_some();
             let mut next = claimed.unwrap_or(decided);
-            let unchanged = HostRecord {
-                last_checked: rec.last_checked,
-                ..next.clone()
-            } == rec;
+            let checked = std::mem::replace(&mut next.last_checked, rec.last_checked);
+            let unchanged = next == rec;
+            next.last_checked = checked;
             if unchanged && next.due_at.is_none_or(|d| d > now) {
                 return Ok(());
             }
