@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod codec;
+mod heartbeat;
 mod schema;
 mod worker;
 
@@ -19,6 +20,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::codec::{COLS, opt_ts, outbox_json, record_from_row, ts};
+use crate::heartbeat::HeartbeatJob;
 use crate::worker::{Channels, ReadJob, WriteJob, read_job, write_job};
 
 /// The name this store gives in errors.
@@ -44,16 +46,22 @@ pub(crate) fn sqlite_error(e: rusqlite::Error) -> StoreError {
 
 /// How hard SQLite works to make a commit survive a power cut
 /// (`PRAGMA synchronous`).
+///
+/// Either way a caller hears "stored" only after its batch has committed,
+/// and a committed write survives the process crashing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Synchronous {
-    /// Every commit is fsynced before a caller hears "stored". With group
-    /// commit that is one fsync per batch, not per heartbeat. The default.
+    /// Commits are written to the WAL file and fsynced at checkpoints: a
+    /// power cut or kernel crash (not a process crash) may lose the last
+    /// commits before the checkpoint. The default: an fsync per batch would
+    /// cap heartbeats at the disk's fsync rate times the batch size, and a
+    /// watcher that lost power restarts with the startup grace anyway.
     #[default]
-    Full,
-    /// Commits reach the WAL file but are fsynced only at checkpoints: a
-    /// power cut (not a process crash) may lose the last few commits.
     Normal,
+    /// Every commit is fsynced before its callers hear "stored": one fsync
+    /// per group-committed batch, not per heartbeat.
+    Full,
 }
 
 impl Synchronous {
@@ -115,7 +123,7 @@ impl SqliteStoreBuilder {
         self
     }
 
-    /// Durability of each commit. Default [`Synchronous::Full`].
+    /// Durability of each commit. Default [`Synchronous::Normal`].
     pub fn synchronous(mut self, s: Synchronous) -> Self {
         self.synchronous = s;
         self
@@ -211,10 +219,10 @@ impl SqliteStoreBuilder {
         }
 
         let spawn_failed = |e: std::io::Error| StoreError::backend(STORE, e);
-        let (wtx, wrx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let (wtx, wrx) = mpsc::channel::<WriteJob>();
         let max_batch = self.max_batch;
         std::thread::Builder::new()
-            .name("iamalive-sqlite-writer".into())
+            .name("sqlite-writer".into())
             .spawn(move || worker::writer_loop(writer, wrx, max_batch))
             .map_err(spawn_failed)?;
         let (rtx, rrx) = mpsc::channel::<ReadJob>();
@@ -222,7 +230,7 @@ impl SqliteStoreBuilder {
         for (i, conn) in readers.into_iter().enumerate() {
             let rrx = Arc::clone(&rrx);
             std::thread::Builder::new()
-                .name(format!("iamalive-sqlite-reader-{i}"))
+                .name(format!("sqlite-reader-{i}"))
                 .spawn(move || worker::reader_loop(conn, rrx))
                 .map_err(spawn_failed)?;
         }
@@ -270,23 +278,6 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-const HEARTBEAT_SQL: &str = "UPDATE hosts SET
-        last_seen = max(last_seen, ?2),
-        version = version + 1,
-        message = coalesce(?3, message),
-        report = coalesce(?4, report),
-        due_at = CASE
-            WHEN status = 'up' AND outbox IS NULL THEN ?5
-            WHEN status IN ('missing', 'alarmed') THEN ?2
-            ELSE due_at END
-    WHERE host = ?1 AND status IN ('up', 'missing', 'alarmed', 'paused')
-    RETURNING status";
-
-const CREATE_SQL: &str = "INSERT INTO hosts
-        (host, status, last_seen, watch_from, alarm_count, due_at, version, message, report)
-    VALUES (?1, 'up', ?2, ?2, 0, ?5, 1, ?3, ?4)
-    ON CONFLICT (host) DO NOTHING";
-
 const CAS_UPDATE_SQL: &str = "UPDATE hosts SET
         status = ?2, last_seen = ?3, watch_from = ?4, last_checked = ?5, missing_since = ?6,
         silent_since = ?7, last_alarm = ?8, alarm_count = ?9, due_at = ?10, version = ?11,
@@ -305,58 +296,6 @@ const CAS_CREATE_SQL: &str = "INSERT INTO hosts (host, status, last_seen, watch_
         due_at = excluded.due_at, version = excluded.version, outbox = excluded.outbox,
         message = excluded.message, report = excluded.report
     WHERE hosts.version = 0";
-
-/// A heartbeat in the writer: one `UPDATE … RETURNING` for a known host,
-/// one `INSERT` for a new one.
-fn apply_heartbeat(
-    conn: &Connection,
-    host: &str,
-    at: i64,
-    message: Option<&str>,
-    report: Option<&str>,
-    due_if_up: i64,
-    create: bool,
-) -> Result<HeartbeatOutcome, StoreError> {
-    let args = params![host, at, message, report, due_if_up];
-    let old: Option<String> = conn
-        .prepare_cached(HEARTBEAT_SQL)
-        .and_then(|mut s| s.query_row(args, |r| r.get(0)).optional())
-        .map_err(sqlite_error)?;
-    if let Some(old) = old {
-        return Ok(HeartbeatOutcome::Updated {
-            status: codec::status(&old, host)?,
-        });
-    }
-    // Absent, or present with a status no build of ours writes.
-    let created = create
-        && conn
-            .prepare_cached(CREATE_SQL)
-            .and_then(|mut s| s.execute(args))
-            .map_err(sqlite_error)?
-            == 1;
-    if created {
-        return Ok(HeartbeatOutcome::Created);
-    }
-    let exists = conn
-        .prepare_cached("SELECT 1 FROM hosts WHERE host = ?1")
-        .and_then(|mut s| s.exists([host]))
-        .map_err(sqlite_error)?;
-    if exists {
-        // Re-read it for the precise reason.
-        let reason = conn
-            .prepare_cached(&format!("SELECT {COLS} FROM hosts WHERE host = ?1"))
-            .and_then(|mut s| s.query_row([host], |r| Ok(record_from_row(r))))
-            .map_err(sqlite_error)?
-            .err()
-            .map_or_else(|| "unreadable status".to_owned(), |e| e.to_string());
-        return Err(StoreError::Corrupt {
-            store: STORE,
-            key: host.to_owned(),
-            reason,
-        });
-    }
-    Ok(HeartbeatOutcome::Unknown)
-}
 
 /// A record's columns, encoded on the caller's thread.
 struct Row {
@@ -494,7 +433,10 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (job, rx) = write_job(work);
-        self.ch.writer.send(job).map_err(|_| stopped())?;
+        self.ch
+            .writer
+            .send(WriteJob::Other(job))
+            .map_err(|_| stopped())?;
         await_reply(rx).await
     }
 
@@ -521,23 +463,12 @@ impl Store for SqliteStore {
         due_if_up: Timestamp,
         create: bool,
     ) -> Result<HeartbeatOutcome, StoreError> {
-        let host = hb.host.as_str().to_owned();
-        let at = ts(hb.at);
-        let due = ts(due_if_up);
-        let message = hb.message.clone();
-        let report = hb.report.clone();
-        self.write(move |conn| {
-            apply_heartbeat(
-                conn,
-                &host,
-                at,
-                message.as_deref(),
-                report.as_deref(),
-                due,
-                create,
-            )
-        })
-        .await
+        let (job, rx) = HeartbeatJob::new(hb, due_if_up, create);
+        self.ch
+            .writer
+            .send(WriteJob::Heartbeat(job))
+            .map_err(|_| stopped())?;
+        await_reply(rx).await
     }
 
     async fn due(&self, now: Timestamp, limit_n: usize) -> Result<Vec<HostRecord>, StoreError> {

@@ -7,9 +7,10 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 
 use iamalive_core::StoreError;
-use rusqlite::Connection;
+use rusqlite::{Connection, Statement};
 use tokio::sync::oneshot;
 
+use crate::heartbeat::{self, HeartbeatJob};
 use crate::{STORE, is_transient};
 
 /// Why a whole batch failed (BEGIN or COMMIT did not go through).
@@ -35,8 +36,36 @@ impl BatchFailure {
     }
 }
 
+/// What the writer is asked to do.
+pub(crate) enum WriteJob {
+    /// The hot path, kept unboxed and run with a statement prepared once.
+    Heartbeat(HeartbeatJob),
+    /// Any other write.
+    Other(Box<dyn Job>),
+}
+
+impl WriteJob {
+    fn run(&mut self, conn: &Connection, up: Option<&mut Statement<'_>>) {
+        match self {
+            WriteJob::Heartbeat(j) => {
+                if catch_unwind(AssertUnwindSafe(|| j.run(conn, up))).is_err() {
+                    tracing::error!("a sqlite heartbeat panicked");
+                }
+            }
+            WriteJob::Other(j) => j.run(conn),
+        }
+    }
+
+    fn finish(self, failure: Option<&BatchFailure>) {
+        match self {
+            WriteJob::Heartbeat(j) => j.finish(failure.map(BatchFailure::to_error)),
+            WriteJob::Other(j) => j.finish(failure),
+        }
+    }
+}
+
 /// One write: run inside the batch's transaction, answered after COMMIT.
-pub(crate) trait WriteJob: Send {
+pub(crate) trait Job: Send {
     /// Does the write; its result is held until the batch commits.
     fn run(&mut self, conn: &Connection);
     /// Answers the caller: the held result if the batch committed, the
@@ -50,7 +79,7 @@ struct Pending<T, F> {
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T, F> WriteJob for Pending<T, F>
+impl<T, F> Job for Pending<T, F>
 where
     T: Send,
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
@@ -74,9 +103,7 @@ where
 }
 
 /// Wraps `work` as a job and the receiver its caller awaits.
-pub(crate) fn write_job<T, F>(
-    work: F,
-) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<T, StoreError>>)
+pub(crate) fn write_job<T, F>(work: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>)
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -92,8 +119,11 @@ where
 
 /// The writer's loop: take everything queued (up to `max_batch`), apply it
 /// in one `BEGIN IMMEDIATE … COMMIT`, then answer every caller.
-pub(crate) fn writer_loop(conn: Connection, rx: Receiver<Box<dyn WriteJob>>, max_batch: usize) {
-    let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(max_batch.min(16_384));
+pub(crate) fn writer_loop(conn: Connection, rx: Receiver<WriteJob>, max_batch: usize) {
+    // Prepared once for the writer's life; if that fails each heartbeat
+    // falls back to the statement cache and reports the error itself.
+    let mut up = conn.prepare(heartbeat::UP_SQL).ok();
+    let mut batch: Vec<WriteJob> = Vec::with_capacity(max_batch.min(16_384));
     while let Ok(first) = rx.recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -102,12 +132,13 @@ pub(crate) fn writer_loop(conn: Connection, rx: Receiver<Box<dyn WriteJob>>, max
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        run_batch(&conn, &mut batch);
+        run_batch(&conn, up.as_mut(), &mut batch);
     }
+    drop(up);
     tracing::debug!("sqlite writer stopped");
 }
 
-fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn WriteJob>>) {
+fn run_batch(conn: &Connection, mut up: Option<&mut Statement<'_>>, batch: &mut Vec<WriteJob>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let failure = BatchFailure::from_sqlite("could not begin a write transaction", &e);
         tracing::warn!(error = %e, jobs = batch.len(), "sqlite batch not started");
@@ -117,7 +148,7 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn WriteJob>>) {
         return;
     }
     for job in batch.iter_mut() {
-        job.run(conn);
+        job.run(conn, up.as_deref_mut());
     }
     // Some errors (disk full, I/O, out of memory) roll the whole
     // transaction back on their own: then nothing of this batch is stored.
@@ -179,6 +210,6 @@ where
 
 /// The sending halves held by the store.
 pub(crate) struct Channels {
-    pub(crate) writer: Sender<Box<dyn WriteJob>>,
+    pub(crate) writer: Sender<WriteJob>,
     pub(crate) reader: Sender<ReadJob>,
 }

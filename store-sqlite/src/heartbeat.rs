@@ -1,0 +1,149 @@
+//! The hot path: a heartbeat applied by the writer inside its batch.
+
+use iamalive_core::{Heartbeat, HeartbeatOutcome, Status, StoreError, Timestamp};
+use rusqlite::{Connection, OptionalExtension, Statement, params};
+use tokio::sync::oneshot;
+
+use crate::codec::{self, COLS, record_from_row, ts};
+use crate::{STORE, sqlite_error};
+
+/// The common case, an up host: one `UPDATE` and no `RETURNING` (whose
+/// ephemeral result table costs more than the update itself). `due_at`
+/// moves to `due_if_up` unless a recovery is still owed.
+pub(crate) const UP_SQL: &str = "UPDATE hosts SET
+        last_seen = max(last_seen, ?2),
+        version = version + 1,
+        message = coalesce(?3, message),
+        report = coalesce(?4, report),
+        due_at = CASE WHEN outbox IS NULL THEN ?5 ELSE due_at END
+    WHERE host = ?1 AND status = 'up'";
+
+/// Any other known status, reporting it: a missing or alarmed host becomes
+/// due at the heartbeat, a paused one keeps no `due_at`. Written with `OR`
+/// rather than `IN (…)`, which would build a temporary table each time.
+const OTHER_SQL: &str = "UPDATE hosts SET
+        last_seen = max(last_seen, ?2),
+        version = version + 1,
+        message = coalesce(?3, message),
+        report = coalesce(?4, report),
+        due_at = CASE WHEN status = 'paused' THEN due_at ELSE ?2 END
+    WHERE host = ?1 AND (status = 'missing' OR status = 'alarmed' OR status = 'paused')
+    RETURNING status";
+
+/// A new host, as `HostRecord::new` with `due_if_up` as its `due_at`.
+const CREATE_SQL: &str = "INSERT INTO hosts
+        (host, status, last_seen, watch_from, alarm_count, due_at, version, message, report)
+    VALUES (?1, 'up', ?2, ?2, 0, ?5, 1, ?3, ?4)
+    ON CONFLICT (host) DO NOTHING";
+
+/// One queued heartbeat and the caller waiting for its outcome.
+pub(crate) struct HeartbeatJob {
+    host: String,
+    at: i64,
+    due_if_up: i64,
+    message: Option<String>,
+    report: Option<String>,
+    create: bool,
+    result: Option<Result<HeartbeatOutcome, StoreError>>,
+    reply: oneshot::Sender<Result<HeartbeatOutcome, StoreError>>,
+}
+
+impl HeartbeatJob {
+    /// The job and the receiver its caller awaits.
+    pub(crate) fn new(
+        hb: &Heartbeat,
+        due_if_up: Timestamp,
+        create: bool,
+    ) -> (
+        Self,
+        oneshot::Receiver<Result<HeartbeatOutcome, StoreError>>,
+    ) {
+        let (reply, rx) = oneshot::channel();
+        let job = Self {
+            host: hb.host.as_str().to_owned(),
+            at: ts(hb.at),
+            due_if_up: ts(due_if_up),
+            message: hb.message.clone(),
+            report: hb.report.clone(),
+            create,
+            result: None,
+            reply,
+        };
+        (job, rx)
+    }
+
+    /// Applies it; `up` is the writer's prepared [`UP_SQL`].
+    pub(crate) fn run(&mut self, conn: &Connection, up: Option<&mut Statement<'_>>) {
+        self.result = Some(self.apply(conn, up));
+    }
+
+    /// Answers the caller with the held result, or `failure` if the batch
+    /// did not commit.
+    pub(crate) fn finish(self, failure: Option<StoreError>) {
+        let r = match (failure, self.result) {
+            (Some(e), _) => Err(e),
+            (None, Some(r)) => r,
+            (None, None) => Err(StoreError::backend(STORE, "a heartbeat was never run")),
+        };
+        let _ = self.reply.send(r);
+    }
+
+    fn apply(
+        &self,
+        conn: &Connection,
+        up: Option<&mut Statement<'_>>,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        let host = self.host.as_str();
+        let args = params![
+            host,
+            self.at,
+            self.message.as_deref(),
+            self.report.as_deref(),
+            self.due_if_up
+        ];
+        let updated = match up {
+            Some(stmt) => stmt.execute(args),
+            None => conn
+                .prepare_cached(UP_SQL)
+                .and_then(|mut s| s.execute(args)),
+        }
+        .map_err(sqlite_error)?;
+        if updated == 1 {
+            return Ok(HeartbeatOutcome::Updated { status: Status::Up });
+        }
+        let old: Option<String> = conn
+            .prepare_cached(OTHER_SQL)
+            .and_then(|mut s| s.query_row(&args[..4], |r| r.get(0)).optional())
+            .map_err(sqlite_error)?;
+        if let Some(old) = old {
+            return Ok(HeartbeatOutcome::Updated {
+                status: codec::status(&old, host)?,
+            });
+        }
+        // Absent, or present with a status no build of ours writes.
+        let created = self.create
+            && conn
+                .prepare_cached(CREATE_SQL)
+                .and_then(|mut s| s.execute(args))
+                .map_err(sqlite_error)?
+                == 1;
+        if created {
+            return Ok(HeartbeatOutcome::Created);
+        }
+        let row = conn
+            .prepare_cached(&format!("SELECT {COLS} FROM hosts WHERE host = ?1"))
+            .and_then(|mut s| s.query_row([host], |r| Ok(record_from_row(r))).optional())
+            .map_err(sqlite_error)?;
+        match row {
+            None => Ok(HeartbeatOutcome::Unknown),
+            Some(decoded) => Err(StoreError::Corrupt {
+                store: STORE,
+                key: host.to_owned(),
+                reason: decoded.err().map_or_else(
+                    || "its status cannot take a heartbeat".to_owned(),
+                    |e| e.to_string(),
+                ),
+            }),
+        }
+    }
+}
