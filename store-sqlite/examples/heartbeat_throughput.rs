@@ -69,10 +69,33 @@ fn main() {
             hosts as f64 / created.as_secs_f64()
         );
         let dur = Duration::from_secs(seconds);
+        let cpu_before = writer_cpu_ns();
         let n = run(&store, &ids, concurrency, Some(dur), timeout).await;
+        let cpu = writer_cpu_ns() - cpu_before;
         println!(
             "heartbeats: {n} in {seconds} s = {:.0}/s (sync={sync:?}, concurrency={concurrency}, hosts={hosts})",
             n as f64 / dur.as_secs_f64()
+        );
+        println!(
+            "writer thread CPU: {:.2} µs per heartbeat (a bound of {:.0}/s on one free core)",
+            cpu as f64 / 1000.0 / n as f64,
+            n as f64 / (cpu as f64 / 1e9)
+        );
+        // A sweep's reads with nothing due: O(due), so independent of hosts.
+        let now = chrono::Utc::now();
+        let mut took = Vec::new();
+        for _ in 0..200 {
+            let start = Instant::now();
+            let due = store.due(now, 512).await.expect("due");
+            let next = store.next_due().await.expect("next_due");
+            took.push(start.elapsed());
+            assert!(due.is_empty() && next.is_some());
+        }
+        took.sort();
+        println!(
+            "due() + next_due() with nothing due among {hosts} hosts: median {:?}, max {:?}",
+            took[took.len() / 2],
+            took[took.len() - 1]
         );
     });
     drop(store);
@@ -92,6 +115,25 @@ fn main() {
         bytes as f64 / hosts as f64,
         pages
     );
+}
+
+/// CPU time the writer thread has used, in ns (Linux schedstat; 0 elsewhere).
+fn writer_cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "sqlite-writer" {
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            return stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+        }
+    }
+    0
 }
 
 /// `concurrency` tasks send heartbeats round-robin over the hosts; once
