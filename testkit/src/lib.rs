@@ -197,3 +197,4 @@ pub fn read_messages(dir: &Path) -> Vec<String> {
 }
 
 pub mod moto_serial;
+pub mod smtp_auth;
