@@ -1,1 +1,100 @@
-//! Notification channels for iamalive: SMTP, stdout, webhooks, SNS
+#![doc = include_str!("../README.md")]
+
+mod stdout;
+pub use stdout::StdoutNotifier;
+
+#[cfg(feature = "smtp")]
+mod smtp;
+#[cfg(feature = "smtp")]
+pub use smtp::{SmtpNotifier, SmtpSecurity};
+
+#[cfg(feature = "webhook")]
+mod webhook;
+#[cfg(feature = "webhook")]
+pub use webhook::{
+    NOTICE_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookFormat, WebhookNotifier,
+    classify_status, payload, sign,
+};
+
+#[cfg(feature = "sns")]
+mod sns;
+/// The SNS SDK this crate was built with, to build a matching client.
+#[cfg(feature = "sns")]
+pub use aws_sdk_sns;
+#[cfg(feature = "sns")]
+pub use sns::{SnsNotifier, sns_subject};
+
+pub use iamalive_core::{Notice, NoticeKind, Notifier, NotifyError};
+
+/// A channel's configuration was not usable; raised at construction, never
+/// at delivery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// One setting was missing or malformed.
+    #[error("{setting}: {reason}")]
+    Invalid {
+        /// Which setting (`smtp url`, `smtp from`, `webhook format`, ...).
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(setting: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            setting,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// RFC 3339 in UTC with whole seconds: `2024-05-01T12:00:00Z`.
+pub(crate) fn ts(t: &iamalive_core::Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A duration in whole seconds, human readable (`10m 5s`).
+pub(crate) fn human(d: std::time::Duration) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// Parses a duration setting given in a URL query (`10s`, `500ms`).
+#[cfg(any(feature = "smtp", feature = "webhook"))]
+pub(crate) fn parse_duration(
+    setting: &'static str,
+    v: &str,
+) -> Result<std::time::Duration, ConfigError> {
+    let d = humantime::parse_duration(v)
+        .map_err(|e| ConfigError::invalid(setting, format!("{v:?} is not a duration: {e}")))?;
+    if d.is_zero() {
+        return Err(ConfigError::invalid(setting, "must be more than zero"));
+    }
+    Ok(d)
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut
+/// with `…`.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_keeps_char_boundaries() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcdef", 5), "ab…");
+        assert!(truncate("ééééé", 6).len() <= 6);
+    }
+}

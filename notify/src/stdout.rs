@@ -1,0 +1,121 @@
+//! The zero-config channel: one line per notice on standard output.
+
+use std::io::Write;
+
+use async_trait::async_trait;
+use iamalive_core::{Notice, NoticeKind, Notifier, NotifyError};
+
+use crate::{human, ts};
+
+/// Prints one readable line per notice to standard output; the default
+/// channel when nothing else is configured.
+///
+/// ```text
+/// [iamalive] ALARM build-01: silent for 10m, last seen 2024-05-01T12:00:00Z, alarm 1, next reminder 2024-05-01T13:10:00Z (id build-01@1714565400000/alarm/1)
+/// ```
+///
+/// Its channel name is `stdout`.
+#[derive(Debug, Clone, Default)]
+pub struct StdoutNotifier {
+    _private: (),
+}
+
+impl StdoutNotifier {
+    /// The stdout channel.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The line printed for `notice` (without the newline).
+    pub fn line(notice: &Notice) -> String {
+        let mut s = format!("{}: ", notice.subject());
+        match notice.kind {
+            NoticeKind::Recovery => {
+                s.push_str(&format!(
+                    "back after {} silent, last seen {}",
+                    human(notice.silent_for),
+                    ts(&notice.last_seen)
+                ));
+                if let Some(at) = &notice.recovered_at {
+                    s.push_str(&format!(", back at {}", ts(at)));
+                }
+                s.push_str(&format!(", {} alarm(s) sent", notice.alarm_count));
+            }
+            NoticeKind::Alarm | NoticeKind::Reminder => {
+                s.push_str(&format!(
+                    "silent for {}, last seen {}, alarm {}",
+                    human(notice.silent_for),
+                    ts(&notice.last_seen),
+                    notice.alarm_count
+                ));
+                if let Some(n) = &notice.next_reminder {
+                    s.push_str(&format!(", next reminder {}", ts(n)));
+                }
+            }
+        }
+        if let Some(why) = &notice.blind {
+            s.push_str(&format!(", watcher note: {}", one_line(why)));
+        }
+        if let Some(r) = &notice.report {
+            s.push_str(&format!(", agent report: {}", one_line(r)));
+        }
+        s.push_str(&format!(" (id {})", notice.id));
+        s
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[async_trait]
+impl Notifier for StdoutNotifier {
+    fn name(&self) -> &str {
+        "stdout"
+    }
+
+    async fn deliver(&self, notice: &Notice) -> Result<(), NotifyError> {
+        let line = Self::line(notice);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|e| NotifyError::transient("stdout", format!("cannot write: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use iamalive_core::HostId;
+    use std::time::Duration;
+
+    #[test]
+    fn one_line_per_notice() {
+        let t = chrono::Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+        let n = Notice {
+            id: "build-01@1/alarm/1".into(),
+            outage_id: "build-01@1".into(),
+            kind: NoticeKind::Alarm,
+            host: HostId::new("build-01").unwrap(),
+            created_at: t,
+            last_seen: t,
+            missing_since: t,
+            recovered_at: None,
+            silent_for: Duration::from_secs(600),
+            alarm_count: 1,
+            next_reminder: Some(t),
+            message: None,
+            report: Some("{\n  \"a\": 1\n}".into()),
+            blind: None,
+        };
+        let l = StdoutNotifier::line(&n);
+        assert!(!l.contains('\n'), "{l}");
+        assert!(
+            l.starts_with("[iamalive] ALARM build-01: silent for 10m"),
+            "{l}"
+        );
+        assert!(l.contains("last seen 2024-05-01T12:00:00Z"), "{l}");
+        assert!(l.ends_with("(id build-01@1/alarm/1)"), "{l}");
+    }
+}
