@@ -1,3 +1,193 @@
-//! The iamalive agent: sends heartbeats, remembers what failed
+//! The iamalive agent: sends a heartbeat every interval, and after an
+//! outage tells the watcher what failed while it could not get through.
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use iamalive_agent::{Agent, AgentConfig, Attempt, endpoint};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Sends heartbeats to an iamalive server.
+#[derive(Debug, Parser)]
+#[command(name = "iamalive-agent", version, about)]
+struct Args {
+    /// The iamalive server's base URL (`/v1/heartbeat` is appended unless present).
+    #[arg(long, env = "IAMALIVE_URL")]
+    url: String,
+    /// The API key.
+    #[arg(
+        long,
+        env = "IAMALIVE_KEY",
+        hide_env_values = true,
+        conflicts_with = "key_file"
+    )]
+    key: Option<String>,
+    /// A file holding the API key (surrounding whitespace is ignored).
+    #[arg(long, env = "IAMALIVE_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// The host id to report as [default: this machine's hostname, lowercased].
+    #[arg(long, env = "IAMALIVE_HOST")]
+    host: Option<String>,
+    /// Time between heartbeats (`5m`, `30s`, `500ms`).
+    #[arg(long, env = "IAMALIVE_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Each wait is moved by a random amount up to this much either way
+    /// [default: a tenth of the interval].
+    #[arg(long, env = "IAMALIVE_JITTER", value_parser = humantime::parse_duration)]
+    jitter: Option<Duration>,
+    /// Bound on one request.
+    #[arg(long, env = "IAMALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Further attempts after a failure, inside one interval.
+    #[arg(long, env = "IAMALIVE_RETRIES", default_value_t = 3)]
+    retries: u32,
+    /// Wait before the first retry; doubles for each further one.
+    #[arg(long, env = "IAMALIVE_RETRY_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration)]
+    retry_backoff: Duration,
+    /// A short message sent with every heartbeat.
+    #[arg(long, env = "IAMALIVE_MESSAGE")]
+    message: Option<String>,
+    /// Send one heartbeat (with retries) and exit: 0 if it got through, 1 if not.
+    #[arg(long)]
+    once: bool,
+    /// Also append logs to this file.
+    #[arg(long, env = "IAMALIVE_LOG_FILE")]
+    log_file: Option<PathBuf>,
+    /// Log filter (`info`, `debug`, `iamalive_agent=debug`); RUST_LOG also works.
+    #[arg(long, env = "IAMALIVE_LOG", default_value = "info")]
+    log: String,
+}
+
+fn init_logging(args: &Args) -> Result<(), String> {
+    let filter = || EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter().map_err(|e| format!("--log {:?}: {e}", args.log))?);
+    let file = match &args.log_file {
+        None => None,
+        Some(p) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| format!("--log-file {}: {e}", p.display()))?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_filter(filter().map_err(|e| e.to_string())?),
+            )
+        }
+    };
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
+        .init();
+    Ok(())
+}
+
+fn config(args: &Args) -> Result<AgentConfig, String> {
+    let key = match (&args.key, &args.key_file) {
+        (Some(k), _) => k.trim().to_owned(),
+        (None, Some(p)) => std::fs::read_to_string(p)
+            .map_err(|e| format!("--key-file {}: {e}", p.display()))?
+            .trim()
+            .to_owned(),
+        (None, None) => {
+            return Err("no API key: give --key, IAMALIVE_KEY or --key-file".into());
+        }
+    };
+    let host = match &args.host {
+        Some(h) => h.trim().to_ascii_lowercase(),
+        None => gethostname::gethostname()
+            .into_string()
+            .map_err(|_| "the hostname is not UTF-8; give --host".to_string())?
+            .trim()
+            .to_ascii_lowercase(),
+    };
+    if host.is_empty()
+        || host.len() > 253
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(format!(
+            "host id {host:?}: use 1 to 253 of letters, digits, '.', '_', '-' (give --host)"
+        ));
+    }
+    if args.interval.is_zero() {
+        return Err("--interval must be more than zero".into());
+    }
+    Ok(AgentConfig {
+        url: endpoint(&args.url).map_err(|e| e.to_string())?,
+        key,
+        host,
+        message: args.message.clone(),
+        timeout: args.timeout,
+        retries: args.retries,
+        retry_backoff: args.retry_backoff,
+    })
+}
+
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(e) = init_logging(&args) {
+        eprintln!("iamalive-agent: {e}");
+        return ExitCode::from(2);
+    }
+    let cfg = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut agent = match Agent::new(cfg) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(url = %agent.config().url, host = %agent.config().host,
+        interval = %humantime::format_duration(args.interval), once = args.once, "starting");
+    if args.once {
+        let outcome = tokio::select! {
+            a = agent.beat() => a,
+            _ = stop_signal() => return ExitCode::from(1),
+        };
+        return match outcome {
+            Attempt::Delivered { .. } => ExitCode::SUCCESS,
+            Attempt::Failed { .. } => ExitCode::from(1),
+        };
+    }
+    let jitter = args.jitter.unwrap_or(args.interval / 10);
+    agent.run(args.interval, jitter, stop_signal()).await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,295 @@
+//! The agent against a real axum receiver on loopback.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use iamalive_agent::{Agent, AgentConfig, Attempt, FailureKind, endpoint};
+use serde_json::Value;
+
+#[derive(Default)]
+struct Receiver {
+    status: AtomicU16,
+    got: Mutex<Vec<(Option<String>, Value)>>,
+}
+
+impl Receiver {
+    fn got(&self) -> Vec<(Option<String>, Value)> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+async fn serve_on(listener: tokio::net::TcpListener) -> Arc<Receiver> {
+    let r = Arc::new(Receiver {
+        status: AtomicU16::new(200),
+        ..Default::default()
+    });
+    let app = Router::new()
+        .route(
+            "/v1/heartbeat",
+            post(
+                |State(r): State<Arc<Receiver>>, h: HeaderMap, body: String| async move {
+                    let auth = h
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    r.got.lock().unwrap().push((auth, v));
+                    StatusCode::from_u16(r.status.load(Ordering::SeqCst)).unwrap()
+                },
+            ),
+        )
+        .with_state(r.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    r
+}
+
+async fn receiver() -> (SocketAddr, Arc<Receiver>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    (addr, serve_on(l).await)
+}
+
+fn config(addr: SocketAddr) -> AgentConfig {
+    AgentConfig {
+        url: endpoint(&format!("http://{addr}")).unwrap(),
+        key: "k-123".into(),
+        host: "build-01".into(),
+        message: Some("hello".into()),
+        timeout: Duration::from_secs(5),
+        retries: 2,
+        retry_backoff: Duration::from_millis(10),
+    }
+}
+
+#[tokio::test]
+async fn heartbeat_body_and_auth() {
+    let (addr, r) = receiver().await;
+    let mut agent = Agent::new(config(addr)).unwrap();
+    assert_eq!(
+        agent.attempt().await,
+        Attempt::Delivered {
+            carried_report: false
+        }
+    );
+    let got = r.got();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0.as_deref(), Some("Bearer k-123"));
+    assert_eq!(
+        got[0].1,
+        serde_json::json!({"host": "build-01", "message": "hello"})
+    );
+}
+
+#[tokio::test]
+async fn failures_are_reported_with_the_first_heartbeat_that_gets_through() {
+    // A port nothing listens on yet: connection refused.
+    let port = iamalive_testkit::free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut agent = Agent::new(config(addr)).unwrap();
+    match agent.beat().await {
+        Attempt::Failed {
+            kind, retryable, ..
+        } => {
+            assert_eq!(kind, FailureKind::Connect);
+            assert!(retryable);
+        }
+        other => panic!("{other:?}"),
+    }
+    // One attempt plus two retries.
+    assert_eq!(agent.failures().failed_attempts(), 3);
+
+    // The endpoint comes up but answers 503.
+    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let r = serve_on(l).await;
+    r.status.store(503, Ordering::SeqCst);
+    match agent.attempt().await {
+        Attempt::Failed { kind, detail, .. } => {
+            assert_eq!((kind, detail.as_str()), (FailureKind::Http, "HTTP 503"));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // It recovers: the heartbeat carries the report, then the report is gone.
+    r.status.store(200, Ordering::SeqCst);
+    assert_eq!(
+        agent.attempt().await,
+        Attempt::Delivered {
+            carried_report: true
+        }
+    );
+    let got = r.got();
+    let report = &got.last().unwrap().1["report"];
+    assert_eq!(report["failed_attempts"], 4);
+    let failures = report["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 2, "{report}");
+    assert_eq!(failures[0]["kind"], "connect");
+    assert_eq!(failures[0]["count"], 3);
+    assert!(
+        failures[0]["detail"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("refused"),
+        "{report}"
+    );
+    assert_eq!(failures[1]["kind"], "http");
+    assert_eq!(failures[1]["detail"], "HTTP 503");
+    assert_eq!(failures[1]["count"], 1);
+    for f in failures {
+        let first = chrono::DateTime::parse_from_rfc3339(f["first"].as_str().unwrap()).unwrap();
+        let last = chrono::DateTime::parse_from_rfc3339(f["last"].as_str().unwrap()).unwrap();
+        assert!(first <= last);
+    }
+    assert!(report["since"].as_str().is_some());
+    assert!(agent.failures().is_empty());
+
+    assert_eq!(
+        agent.attempt().await,
+        Attempt::Delivered {
+            carried_report: false
+        }
+    );
+    assert!(r.got().last().unwrap().1.get("report").is_none());
+}
+
+#[tokio::test]
+async fn a_refused_key_is_not_retried() {
+    let (addr, r) = receiver().await;
+    r.status.store(401, Ordering::SeqCst);
+    let mut agent = Agent::new(config(addr)).unwrap();
+    match agent.beat().await {
+        Attempt::Failed {
+            kind, retryable, ..
+        } => {
+            assert_eq!(kind, FailureKind::Http);
+            assert!(!retryable);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.got().len(), 1, "4xx is not retried inside the interval");
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_iamalive-agent"));
+    c.env_remove("IAMALIVE_KEY")
+        .env_remove("IAMALIVE_URL")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if start.elapsed() > within {
+            let _ = child.kill();
+            panic!("the agent did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_exits_zero_on_success_and_non_zero_on_failure() {
+    let (addr, r) = receiver().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let key_file = dir.join("key");
+    std::fs::write(&key_file, "  file-key\n").unwrap();
+    let log_file = dir.join("agent.log");
+
+    let url = format!("http://{addr}");
+    let (ok, log) = tokio::task::spawn_blocking({
+        let key_file = key_file.clone();
+        let log_file = log_file.clone();
+        move || {
+            let st = bin()
+                .args(["--url", &url, "--host", "Build-01", "--once"])
+                .arg("--key-file")
+                .arg(&key_file)
+                .arg("--log-file")
+                .arg(&log_file)
+                .status()
+                .unwrap();
+            (st, std::fs::read_to_string(&log_file).unwrap_or_default())
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ok.success(), "{ok}");
+    assert!(log.contains("starting"), "log file: {log:?}");
+    let got = r.got();
+    assert_eq!(got[0].0.as_deref(), Some("Bearer file-key"));
+    assert_eq!(got[0].1["host"], "build-01");
+
+    let closed = format!("http://127.0.0.1:{}", iamalive_testkit::free_port());
+    let st = tokio::task::spawn_blocking(move || {
+        bin()
+            .args([
+                "--url",
+                &closed,
+                "--once",
+                "--retries",
+                "1",
+                "--retry-backoff",
+                "10ms",
+            ])
+            .env("IAMALIVE_KEY", "k")
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(st.code(), Some(1));
+
+    let st = tokio::task::spawn_blocking(|| {
+        bin()
+            .args(["--url", "http://x", "--once"])
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!st.success(), "no key is a configuration error");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_loop_gracefully() {
+    let (addr, r) = receiver().await;
+    let mut child = bin()
+        .args([
+            "--url",
+            &format!("http://{addr}"),
+            "--key",
+            "k",
+            "--host",
+            "h1",
+        ])
+        .args(["--interval", "1h"])
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while r.got().is_empty() && start.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(r.got().len(), 1, "the first heartbeat goes out at once");
+    let pid = child.id().to_string();
+    let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(st.success());
+    let st = tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(st.success(), "{st}");
+}
