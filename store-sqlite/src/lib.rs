@@ -169,7 +169,7 @@ impl SqliteStoreBuilder {
                 StoreError::backend(STORE, msg)
             }
         };
-        let writer = Connection::open(&path).map_err(opening)?;
+        let mut writer = Connection::open(&path).map_err(opening)?;
         writer.busy_timeout(self.busy_timeout).map_err(opening)?;
         let mode: String = writer
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
@@ -185,6 +185,10 @@ impl SqliteStoreBuilder {
             .map_err(opening)?;
         writer
             .pragma_update(None, "cache_size", -(i64::from(self.cache_mib) * 1024))
+            .map_err(opening)?;
+        // The WAL file is reused after each checkpoint; cap what it keeps.
+        writer
+            .pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
             .map_err(opening)?;
         writer.set_prepared_statement_cache_capacity(32);
         match schema::migrate(&writer) {
@@ -219,6 +223,31 @@ impl SqliteStoreBuilder {
         }
 
         let spawn_failed = |e: std::io::Error| StoreError::backend(STORE, e);
+        // Checkpoints (copying the WAL back into the file, with its fsyncs)
+        // run on their own connection and thread, so the writer never stalls
+        // on them; the writer only signals when the WAL has grown.
+        let checkpointer = Connection::open(&path).map_err(opening)?;
+        checkpointer
+            .busy_timeout(self.busy_timeout)
+            .map_err(opening)?;
+        let (ctx, crx) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("sqlite-ckpt".into())
+            .spawn(move || worker::checkpoint_loop(checkpointer, crx))
+            .map_err(spawn_failed)?;
+        writer
+            .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
+                if pages >= worker::CHECKPOINT_PAGES {
+                    let behind = pages >= worker::CHECKPOINT_PAGES * 16;
+                    if ctx.try_send(()).is_err() && behind {
+                        // The checkpointer is gone or far behind: do it here.
+                        let _ = wal.checkpoint();
+                    }
+                }
+                // Never an error: the commit has happened either way.
+                Ok(())
+            }))
+            .map_err(opening)?;
         let (wtx, wrx) = mpsc::channel::<WriteJob>();
         let max_batch = self.max_batch;
         std::thread::Builder::new()

@@ -174,6 +174,24 @@ fn run_batch(conn: &Connection, mut up: Option<&mut Statement<'_>>, batch: &mut 
     }
 }
 
+/// WAL size, in pages, at which the writer asks for a checkpoint
+/// (SQLite's own automatic checkpoint uses the same figure).
+pub(crate) const CHECKPOINT_PAGES: i32 = 1000;
+
+/// The checkpointer's loop: a passive checkpoint each time the writer
+/// signals a grown WAL. Passive means it never blocks readers or the writer.
+pub(crate) fn checkpoint_loop(conn: Connection, rx: Receiver<()>) {
+    while rx.recv().is_ok() {
+        let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        match r {
+            Ok((log, done)) => tracing::trace!(log, done, "sqlite checkpoint"),
+            Err(e) => tracing::warn!(error = %e, "sqlite checkpoint failed; will retry"),
+        }
+    }
+}
+
 /// One read, run on a reader thread.
 pub(crate) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
