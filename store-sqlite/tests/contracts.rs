@@ -578,3 +578,33 @@ async fn a_lock_held_past_the_busy_timeout_is_transient() {
         HeartbeatOutcome::Created
     );
 }
+
+#[tokio::test]
+async fn many_openers_of_a_new_file_migrate_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let openers: Vec<_> = (0..6)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || SqliteStore::open(path))
+        })
+        .collect();
+    let stores: Vec<SqliteStore> = openers
+        .into_iter()
+        .map(|t| t.join().unwrap().expect("every opener succeeds"))
+        .collect();
+    for (i, s) in stores.iter().enumerate() {
+        beat(s, &host(&format!("h{i}")), t(0)).await;
+    }
+    let c = raw(&stores[0]);
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM hosts", [], |r| r.get(0))
+        .unwrap();
+    let marks: i64 = c
+        .query_row("SELECT count(*) FROM monitor_mark", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((v, n, marks), (1, 6, 1));
+}
