@@ -1,0 +1,226 @@
+//! End to end: two real `redis-webhook` processes on one real Redis, a real
+//! webhook receiver on loopback, sub-second timeouts. An outage gives
+//! exactly one alarm and one recovery at the receiver.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::post;
+use serde_json::Value;
+
+const KEY: &str = "e2e-test-key-0123456789abcdef";
+
+/// A child process killed when dropped (a failing test leaves nothing behind).
+struct Proc {
+    child: Child,
+    name: String,
+    log: std::path::PathBuf,
+}
+
+impl Proc {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- {} log ---\n{}", self.name, self.log());
+        }
+    }
+}
+
+type Received = Arc<Mutex<Vec<Value>>>;
+
+async fn receiver() -> (String, Received) {
+    let got: Received = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            post(
+                |State(got): State<Received>, Json(v): Json<Value>| async move {
+                    got.lock().unwrap().push(v);
+                },
+            ),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
+
+fn start(
+    name: &str,
+    dir: &std::path::Path,
+    redis_url: &str,
+    prefix: &str,
+    hook: &str,
+) -> (Proc, SocketAddr) {
+    let port = iamalive_testkit::free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let log = dir.join(format!("{name}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_redis-webhook"));
+    // Only what the test sets: nothing inherited from the developer's shell.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("IAMALIVE_")) {
+        cmd.env_remove(k);
+    }
+    cmd.current_dir(dir)
+        .env("IAMALIVE_LISTEN", addr.to_string())
+        .env("IAMALIVE_API_KEYS", KEY)
+        .env("IAMALIVE_REDIS_URL", redis_url)
+        .env("IAMALIVE_REDIS_PREFIX", prefix)
+        .env("IAMALIVE_WEBHOOK_URL", hook)
+        .env("IAMALIVE_WEBHOOK_FORMAT", "json")
+        .env("IAMALIVE_WEBHOOK_SECRET", "e2e-signing-secret")
+        .env("IAMALIVE_TIMEOUT", "600ms")
+        .env("IAMALIVE_REMINDER_INTERVAL", "1h")
+        .env("IAMALIVE_MAX_SLEEP", "50ms")
+        .env("IAMALIVE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    let child = cmd.spawn().expect("start redis-webhook");
+    (
+        Proc {
+            child,
+            name: name.into(),
+            log,
+        },
+        addr,
+    )
+}
+
+async fn beat(http: &reqwest::Client, addr: SocketAddr, host: &str) -> Result<(), String> {
+    let r = http
+        .post(format!("http://{addr}/v1/heartbeat"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"host": host}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        ))
+    }
+}
+
+/// Polls until `f` holds, for at most `limit`.
+async fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
+
+fn kinds(got: &Received) -> Vec<(String, String)> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap_or("?").to_owned(),
+                v["host"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_one_alarm_one_recovery() {
+    let redis = iamalive_testkit::redis();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    let (hook, got) = receiver().await;
+    let (a, addr_a) = start("a", dir.path(), &redis.redis_url(), &prefix, &hook);
+    let (b, addr_b) = start("b", dir.path(), &redis.redis_url(), &prefix, &hook);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+
+    // Both instances come up and take heartbeats.
+    for addr in [addr_a, addr_b] {
+        let start = Instant::now();
+        loop {
+            match beat(&http, addr, "edge-01").await {
+                Ok(()) => break,
+                Err(e) if start.elapsed() > Duration::from_secs(30) => {
+                    panic!(
+                        "{addr} never took a heartbeat: {e}\n{}\n{}",
+                        a.log(),
+                        b.log()
+                    )
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    // Up: heartbeats to both instances in turn, well inside the timeout.
+    for i in 0..10 {
+        let addr = if i % 2 == 0 { addr_a } else { addr_b };
+        beat(&http, addr, "edge-01").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        kinds(&got).is_empty(),
+        "no notice while the host reports: {:?}",
+        kinds(&got)
+    );
+
+    // The outage: silence. Exactly one alarm, from whichever monitor won.
+    assert!(
+        wait_for(Duration::from_secs(15), || !kinds(&got).is_empty()).await,
+        "an alarm arrives\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    // Both runners sweep every ≤ 50 ms: give them many sweeps to duplicate.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(kinds(&got), [("alarm".into(), "edge-01".into())]);
+
+    // Back: exactly one recovery.
+    beat(&http, addr_b, "edge-01").await.unwrap();
+    assert!(
+        wait_for(Duration::from_secs(15), || kinds(&got).len() >= 2).await,
+        "a recovery arrives\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    // Keep it up while both monitors sweep many times.
+    for _ in 0..4 {
+        beat(&http, addr_a, "edge-01").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let all = kinds(&got);
+    assert_eq!(
+        all,
+        [
+            ("alarm".to_owned(), "edge-01".to_owned()),
+            ("recovery".to_owned(), "edge-01".to_owned())
+        ]
+    );
+    let bodies = got.lock().unwrap().clone();
+    assert_eq!(bodies[0]["outage_id"], bodies[1]["outage_id"], "one outage");
+    assert_ne!(bodies[0]["id"], bodies[1]["id"]);
+    assert_eq!(bodies[1]["alarm_count"], 1);
+    drop((a, b));
+}
