@@ -528,6 +528,19 @@ fn view(rec: &HostRecord, now: Timestamp) -> Value {
     })
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ping_keys_stay_out_of_logs() {
+        assert_eq!(
+            super::log_path("/ping/s3cret/web-1/fail"),
+            "/ping/<key>/web-1/fail"
+        );
+        assert_eq!(super::log_path("/ping/s3cret"), "/ping/<key>");
+        assert_eq!(super::log_path("/v1/hosts"), "/v1/hosts");
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -803,6 +816,17 @@ async fn timeout_layer(State(limit): State<Duration>, req: Request, next: Next) 
     }
 }
 
+/// The request path for logs, with a ping URL's key replaced.
+fn log_path(path: &str) -> String {
+    match path.strip_prefix("/ping/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((_, tail)) => format!("/ping/<key>/{tail}"),
+            None => "/ping/<key>".to_owned(),
+        },
+        None => path.to_owned(),
+    }
+}
+
 async fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
 }
@@ -851,6 +875,12 @@ pub fn router(state: AppState) -> Router {
             limits.request_timeout,
             timeout_layer,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!("http", method = %req.method(), path = %log_path(req.uri().path()))
+                },
+            ),
+        )
         .with_state(state)
 }

@@ -326,3 +326,28 @@ async fn zero_config_prints_a_key_once_and_keeps_only_its_hash() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn sigterm_stops_it_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = start(dir.path(), &dir.path().join("iamalive.db"), None, &[]);
+    assert_eq!(w.heartbeat("e2e-04").await.status(), 200);
+    let killed = Command::new("kill")
+        .args(["-TERM", &w.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let start_wait = Instant::now();
+    let status = loop {
+        if let Some(s) = w.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(15),
+            "still running after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status}: {}", w.log());
+    assert!(w.log().contains("runner stopped"), "{}", w.log());
+}
