@@ -42,6 +42,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    #[cfg_attr(not(any(feature = "smtp", feature = "webhook")), allow(dead_code))]
     pub(crate) fn invalid(setting: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             setting,
@@ -61,7 +62,7 @@ pub(crate) fn human(d: std::time::Duration) -> String {
 }
 
 /// Parses a duration setting given in a URL query (`10s`, `500ms`).
-#[cfg(any(feature = "smtp", feature = "webhook"))]
+#[cfg(feature = "smtp")]
 pub(crate) fn parse_duration(
     setting: &'static str,
     v: &str,
@@ -76,6 +77,7 @@ pub(crate) fn parse_duration(
 
 /// Cuts `s` to at most `max` bytes on a character boundary, marking the cut
 /// with `…`.
+#[cfg(feature = "webhook")]
 pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
@@ -87,7 +89,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "webhook"))]
 mod tests {
     use super::*;
 
