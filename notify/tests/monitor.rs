@@ -75,10 +75,15 @@ async fn alarm_survives_a_relay_outage_once_per_channel() {
         .unwrap();
 
     // The host falls silent; the runner sweeps every minute. The relay is down.
+    let mut failed = 0;
     for _ in 0..11 {
         clock.advance(Duration::from_secs(60));
-        monitor.sweep().await.unwrap();
+        failed += monitor.sweep().await.unwrap().failed_deliveries;
     }
+    assert!(
+        failed >= 1,
+        "the SMTP delivery failed (transient) and is retried"
+    );
     let alarms = |g: &Got| {
         g.lock()
             .unwrap()
@@ -90,10 +95,12 @@ async fn alarm_survives_a_relay_outage_once_per_channel() {
 
     // The relay comes back; the next rounds deliver the owed email only.
     let relay = iamalive_testkit::smtp_on(smtp_port, None);
+    let mut failed = 0;
     for _ in 0..5 {
         clock.advance(Duration::from_secs(30));
-        monitor.sweep().await.unwrap();
+        failed += monitor.sweep().await.unwrap().failed_deliveries;
     }
+    assert_eq!(failed, 0);
     let mails = wait_for_mail(&relay.maildir_new(), 1);
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert!(mails[0].contains("Subject: [iamalive] ALARM web-1"));
@@ -105,7 +112,7 @@ async fn alarm_survives_a_relay_outage_once_per_channel() {
         .await
         .unwrap();
     for _ in 0..3 {
-        monitor.sweep().await.unwrap();
+        let _ = monitor.sweep().await.unwrap();
         clock.advance(Duration::from_secs(1));
     }
     let mails = wait_for_mail(&relay.maildir_new(), 2);
