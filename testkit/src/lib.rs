@@ -198,3 +198,4 @@ pub fn read_messages(dir: &Path) -> Vec<String> {
 
 pub mod moto_serial;
 pub mod smtp_auth;
+pub mod smtps;
