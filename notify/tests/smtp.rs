@@ -151,6 +151,29 @@ async fn starttls_with_a_trusted_self_signed_certificate() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn implicit_tls_with_a_trusted_self_signed_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path());
+    let server = iamalive_testkit::smtps::smtps(&cert, &key);
+    let n = SmtpNotifier::from_url(
+        &format!(
+            "smtps://127.0.0.1:{}?ca_file={}",
+            server.addr.port(),
+            cert.display()
+        ),
+        "iamalive@example.com",
+        &rcpts(),
+    )
+    .unwrap();
+    n.deliver(&notice("web-2", NoticeKind::Alarm))
+        .await
+        .unwrap();
+    let mails = wait_for_mail(&server.maildir_new(), 1);
+    assert_eq!(mails.len(), 1);
+    assert_eq!(header(&mails[0], "Subject"), Some("[iamalive] ALARM web-2"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn refused_credentials_are_permanent_and_accepted_ones_deliver() {
     let server = iamalive_testkit::smtp_auth::smtp_with_auth("alerts", "p@ss word");
     let addr = server.addr;
