@@ -17,12 +17,20 @@ use iamalive_core::{
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::codec::{decode, decode_mark, encode, encode_mark, from_score, score, ts};
 
 /// The name this store gives in errors.
 pub(crate) const STORE: &str = "redis";
+
+/// Heartbeats sent to Redis in one script call, at most.
+const BATCH: usize = 256;
+/// Heartbeat batches in flight on the connection at once.
+const IN_FLIGHT: usize = 8;
+/// Heartbeats waiting for a batch, at most (then callers wait).
+const QUEUE: usize = 16 * 1024;
 
 /// How often `mark_run` retries its optimistic swap before giving up.
 const MARK_ROUNDS: usize = 64;
@@ -66,24 +74,46 @@ impl Keys {
 /// docs for the key layout.
 #[derive(Clone)]
 pub struct RedisStore {
+    c: Conn,
+    beats: mpsc::Sender<Pending>,
+}
+
+/// The connection and the keys: what the store and its heartbeat batcher
+/// share.
+#[derive(Clone)]
+struct Conn {
     conn: ConnectionManager,
     prefix: Arc<str>,
     keys: Arc<Keys>,
     timeout: Duration,
 }
 
+impl fmt::Display for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "redis({})", self.prefix)
+    }
+}
+
+/// A heartbeat waiting for its batch.
+struct Pending {
+    hb: Heartbeat,
+    due_if_up: Timestamp,
+    create: bool,
+    done: oneshot::Sender<Result<HeartbeatOutcome, StoreError>>,
+}
+
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
+            .field("prefix", &self.c.prefix)
+            .field("timeout", &self.c.timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl fmt::Display for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "redis({})", self.prefix)
+        self.c.fmt(f)
     }
 }
 
@@ -182,12 +212,15 @@ impl RedisStoreBuilder {
             Ok(Err(e)) => return Err(map_err(e)),
             Err(_) => return Err(timed_out(self.timeout)),
         };
-        Ok(RedisStore {
+        let c = Conn {
             conn,
             keys: Arc::new(Keys::new(&self.prefix)),
             prefix: self.prefix.into(),
             timeout: self.timeout,
-        })
+        };
+        let (beats, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(batcher(c.clone(), queue));
+        Ok(RedisStore { c, beats })
     }
 }
 
@@ -262,20 +295,22 @@ impl RedisStore {
 
     /// The key prefix.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.c.prefix
     }
 
     /// The hash key holding `host`'s record (`{prefix}:h:<host>`).
     pub fn host_key(&self, host: &HostId) -> String {
-        self.keys.host(host)
+        self.c.keys.host(host)
     }
 
     /// The sorted set indexing hosts by `due_at` in milliseconds
     /// (`{prefix}:due`).
     pub fn due_key(&self) -> &str {
-        &self.keys.due
+        &self.c.keys.due
     }
+}
 
+impl Conn {
     /// Runs one Redis call under the time limit. With `retry`, a call that
     /// failed on a dropped connection (e.g. the first call after a Redis
     /// restart) is tried once more on the reconnected one, within the same
@@ -337,40 +372,22 @@ impl Store for RedisStore {
         due_if_up: Timestamp,
         create: bool,
     ) -> Result<HeartbeatOutcome, StoreError> {
-        let flag = |b: bool| if b { "1" } else { "0" };
-        let mut inv = scripts::HEARTBEAT.prepare_invoke();
-        inv.key(self.keys.host(&hb.host))
-            .key(&self.keys.due)
-            .key(&self.keys.hosts)
-            .arg(hb.host.as_str())
-            .arg(ts(hb.at))
-            .arg(score(hb.at))
-            .arg(ts(due_if_up))
-            .arg(score(due_if_up))
-            .arg(flag(create))
-            .arg(flag(hb.message.is_some()))
-            .arg(hb.message.as_deref().unwrap_or(""))
-            .arg(flag(hb.report.is_some()))
-            .arg(hb.report.as_deref().unwrap_or(""));
-        let inv = &inv;
-        // Safe to repeat: last_seen takes the later instant, and a second
-        // version bump only invalidates swaps that were racing it anyway.
-        let out: String = self
-            .call(true, |mut c| {
-                Box::pin(async move { inv.invoke_async(&mut c).await })
-            })
-            .await?;
-        Ok(match out.as_str() {
-            "unknown" => HeartbeatOutcome::Unknown,
-            "created" => HeartbeatOutcome::Created,
-            s => HeartbeatOutcome::Updated {
-                status: Status::parse(s).ok_or_else(|| StoreError::Corrupt {
-                    store: STORE,
-                    key: self.keys.host(&hb.host),
-                    reason: format!("status {s:?}"),
-                })?,
-            },
-        })
+        let deadline = Instant::now() + self.c.timeout;
+        let (done, answer) = oneshot::channel();
+        let pending = Pending {
+            hb: hb.clone(),
+            due_if_up,
+            create,
+            done,
+        };
+        let queued = tokio::time::timeout_at(deadline, self.beats.send(pending)).await;
+        if !matches!(queued, Ok(Ok(()))) {
+            return Err(timed_out(self.c.timeout));
+        }
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(r)) => r,
+            _ => Err(timed_out(self.c.timeout)),
+        }
     }
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
@@ -378,7 +395,7 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let mut cmd = redis::cmd("ZRANGEBYSCORE");
-        cmd.arg(&self.keys.due)
+        cmd.arg(&self.c.keys.due)
             .arg("-inf")
             .arg(score(now))
             .arg("LIMIT")
@@ -386,11 +403,12 @@ impl Store for RedisStore {
             .arg(limit.min(i64::MAX as usize));
         let cmd = &cmd;
         let hosts: Vec<String> = self
+            .c
             .call(true, |mut c| {
                 Box::pin(async move { cmd.query_async(&mut c).await })
             })
             .await?;
-        let mut recs = self.records(&hosts).await?;
+        let mut recs = self.c.records(&hosts).await?;
         // Scores are whole milliseconds: drop the few due within the
         // current millisecond but after `now`.
         recs.retain(|r| r.due_at.is_some_and(|d| d <= now));
@@ -399,9 +417,10 @@ impl Store for RedisStore {
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(&self.keys.due).arg(0).arg(0).arg("WITHSCORES");
+        cmd.arg(&self.c.keys.due).arg(0).arg(0).arg("WITHSCORES");
         let cmd = &cmd;
         let first: Vec<(String, f64)> = self
+            .c
             .call(true, |mut c| {
                 Box::pin(async move { cmd.query_async(&mut c).await })
             })
@@ -410,11 +429,12 @@ impl Store for RedisStore {
     }
 
     async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
-        let key = self.keys.host(host);
+        let key = self.c.keys.host(host);
         let mut cmd = redis::cmd("HGETALL");
         cmd.arg(&key);
         let cmd = &cmd;
         let m: HashMap<String, String> = self
+            .c
             .call(true, |mut c| {
                 Box::pin(async move { cmd.query_async(&mut c).await })
             })
@@ -424,9 +444,9 @@ impl Store for RedisStore {
 
     async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
         let mut inv = scripts::CAS.prepare_invoke();
-        inv.key(self.keys.host(&next.host))
-            .key(&self.keys.due)
-            .key(&self.keys.hosts)
+        inv.key(self.c.keys.host(&next.host))
+            .key(&self.c.keys.due)
+            .key(&self.c.keys.hosts)
             .arg(expected.to_string())
             .arg(next.host.as_str())
             .arg(
@@ -441,6 +461,7 @@ impl Store for RedisStore {
         // Never repeated: a swap that landed but whose answer was lost would
         // report a conflict the second time.
         let n: i64 = self
+            .c
             .call(false, |mut c| {
                 Box::pin(async move { inv.invoke_async(&mut c).await })
             })
@@ -458,7 +479,7 @@ impl Store for RedisStore {
         }
         let min = after.map_or_else(|| "-".to_owned(), |h| format!("({h}"));
         let mut cmd = redis::cmd("ZRANGEBYLEX");
-        cmd.arg(&self.keys.hosts)
+        cmd.arg(&self.c.keys.hosts)
             .arg(min)
             .arg("+")
             .arg("LIMIT")
@@ -466,21 +487,23 @@ impl Store for RedisStore {
             .arg(limit.min(i64::MAX as usize));
         let cmd = &cmd;
         let hosts: Vec<String> = self
+            .c
             .call(true, |mut c| {
                 Box::pin(async move { cmd.query_async(&mut c).await })
             })
             .await?;
-        self.records(&hosts).await
+        self.c.records(&hosts).await
     }
 
     async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
         let mut inv = scripts::REMOVE.prepare_invoke();
-        inv.key(self.keys.host(host))
-            .key(&self.keys.due)
-            .key(&self.keys.hosts)
+        inv.key(self.c.keys.host(host))
+            .key(&self.c.keys.due)
+            .key(&self.c.keys.hosts)
             .arg(host.as_str());
         let inv = &inv;
         let n: i64 = self
+            .c
             .call(false, |mut c| {
                 Box::pin(async move { inv.invoke_async(&mut c).await })
             })
@@ -494,19 +517,21 @@ impl Store for RedisStore {
             reason: format!("silence {}: {e}", silence.id),
         })?;
         let mut cmd = redis::cmd("HSET");
-        cmd.arg(&self.keys.silences).arg(&silence.id).arg(json);
+        cmd.arg(&self.c.keys.silences).arg(&silence.id).arg(json);
         let cmd = &cmd;
-        self.call(true, |mut c| {
-            Box::pin(async move { cmd.query_async::<()>(&mut c).await })
-        })
-        .await
+        self.c
+            .call(true, |mut c| {
+                Box::pin(async move { cmd.query_async::<()>(&mut c).await })
+            })
+            .await
     }
 
     async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
         let mut cmd = redis::cmd("HGETALL");
-        cmd.arg(&self.keys.silences);
+        cmd.arg(&self.c.keys.silences);
         let cmd = &cmd;
         let m: HashMap<String, String> = self
+            .c
             .call(true, |mut c| {
                 Box::pin(async move { cmd.query_async(&mut c).await })
             })
@@ -516,7 +541,7 @@ impl Store for RedisStore {
             out.push(
                 serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
                     store: STORE,
-                    key: format!("{} {id}", self.keys.silences),
+                    key: format!("{} {id}", self.c.keys.silences),
                     reason: e.to_string(),
                 })?,
             );
@@ -527,9 +552,10 @@ impl Store for RedisStore {
 
     async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("HDEL");
-        cmd.arg(&self.keys.silences).arg(id);
+        cmd.arg(&self.c.keys.silences).arg(id);
         let cmd = &cmd;
         let n: i64 = self
+            .c
             .call(false, |mut c| {
                 Box::pin(async move { cmd.query_async(&mut c).await })
             })
@@ -540,17 +566,18 @@ impl Store for RedisStore {
     async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
         for _ in 0..MARK_ROUNDS {
             let mut read = redis::cmd("HGETALL");
-            read.arg(&self.keys.mark);
+            read.arg(&self.c.keys.mark);
             let read = &read;
             let m: HashMap<String, String> = self
+                .c
                 .call(true, |mut c| {
                     Box::pin(async move { read.query_async(&mut c).await })
                 })
                 .await?;
-            let (mark, version) = decode_mark(&self.keys.mark, &m)?;
+            let (mark, version) = decode_mark(&self.c.keys.mark, &m)?;
             let next = mark.advance(now, gap);
             let mut inv = scripts::MARK.prepare_invoke();
-            inv.key(&self.keys.mark)
+            inv.key(&self.c.keys.mark)
                 .arg(version.to_string())
                 .arg((version + 1).to_string());
             for (k, v) in encode_mark(&next) {
@@ -560,6 +587,7 @@ impl Store for RedisStore {
             // Repeating is harmless: advancing twice to the same instant
             // gives the same mark.
             let n: i64 = self
+                .c
                 .call(true, |mut c| {
                     Box::pin(async move { inv.invoke_async(&mut c).await })
                 })
@@ -572,9 +600,106 @@ impl Store for RedisStore {
             STORE,
             format!(
                 "{}: gave up after {MARK_ROUNDS} contended tries",
-                self.keys.mark
+                self.c.keys.mark
             ),
         ))
+    }
+}
+
+/// Gathers concurrent heartbeats into batches, each one script call:
+/// under load a batch holds whatever queued while earlier batches were in
+/// flight (group commit), so the per-call cost of a script is shared. A
+/// caller is answered only after its batch ran in Redis.
+async fn batcher(c: Conn, mut queue: mpsc::Receiver<Pending>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match queue.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let c = c.clone();
+        tokio::spawn(async move {
+            run_batch(&c, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn run_batch(c: &Conn, batch: Vec<Pending>) {
+    let flag = |b: bool| if b { "1" } else { "0" };
+    let mut inv = scripts::HEARTBEATS.prepare_invoke();
+    inv.key(&c.keys.due).key(&c.keys.hosts);
+    for p in &batch {
+        let hb = &p.hb;
+        inv.key(c.keys.host(&hb.host))
+            .arg(hb.host.as_str())
+            .arg(ts(hb.at))
+            .arg(score(hb.at))
+            .arg(ts(p.due_if_up))
+            .arg(score(p.due_if_up))
+            .arg(flag(p.create))
+            .arg(flag(hb.message.is_some()))
+            .arg(hb.message.as_deref().unwrap_or(""))
+            .arg(flag(hb.report.is_some()))
+            .arg(hb.report.as_deref().unwrap_or(""));
+    }
+    let inv = &inv;
+    // Safe to repeat: last_seen takes the later instant, and a second
+    // version bump only invalidates swaps that were racing it anyway.
+    let out: Result<Vec<String>, StoreError> = c
+        .call(true, |mut conn| {
+            Box::pin(async move { inv.invoke_async(&mut conn).await })
+        })
+        .await;
+    match out {
+        Ok(out) if out.len() == batch.len() => {
+            for (p, s) in batch.into_iter().zip(out) {
+                let r = match s.as_str() {
+                    "unknown" => Ok(HeartbeatOutcome::Unknown),
+                    "created" => Ok(HeartbeatOutcome::Created),
+                    s => Status::parse(s)
+                        .map(|status| HeartbeatOutcome::Updated { status })
+                        .ok_or_else(|| StoreError::Corrupt {
+                            store: STORE,
+                            key: c.keys.host(&p.hb.host),
+                            reason: format!("status {s:?}"),
+                        }),
+                };
+                let _ = p.done.send(r);
+            }
+        }
+        Ok(out) => {
+            let why = format!(
+                "heartbeat script answered {} results for {} heartbeats",
+                out.len(),
+                batch.len()
+            );
+            for p in batch {
+                let _ = p.done.send(Err(StoreError::backend(STORE, why.clone())));
+            }
+        }
+        Err(e) => {
+            let transient = e.is_transient();
+            let why = match &e {
+                StoreError::Unavailable { error, .. } | StoreError::Backend { error, .. } => {
+                    error.to_string()
+                }
+                other => other.to_string(),
+            };
+            for p in batch {
+                let _ = p.done.send(Err(if transient {
+                    StoreError::unavailable(STORE, why.clone())
+                } else {
+                    StoreError::backend(STORE, why.clone())
+                }));
+            }
+        }
     }
 }
 

@@ -7,42 +7,52 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// `record_heartbeat`: KEYS = host hash, due zset, hosts zset.
-/// ARGV = host, at, at_ms, due_if_up, due_if_up_ms, create ("1"/"0"),
-/// has_message, message, has_report, report.
-/// Returns `unknown`, `created`, or the status before the heartbeat.
-pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+/// `record_heartbeat` for a batch of heartbeats, applied in order.
+/// KEYS = due zset, hosts zset, then one host hash per heartbeat.
+/// ARGV = ten values per heartbeat: host, at, at_ms, due_if_up,
+/// due_if_up_ms, create ("1"/"0"), has_message, message, has_report, report.
+/// Returns, per heartbeat, `unknown`, `created`, or the status before it.
+pub(crate) static HEARTBEATS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local h, due, hosts = KEYS[1], KEYS[2], KEYS[3]
-local host, at, at_ms, dup, dup_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local cur = redis.call('HMGET', h, 'status', 'last_seen', 'outbox')
-local status = cur[1]
-if not status then
-  if ARGV[6] ~= '1' then return 'unknown' end
-  local f = {'host', host, 'status', 'up', 'last_seen', at, 'watch_from', at,
-             'alarm_count', '0', 'due_at', dup, 'version', '1'}
-  if ARGV[7] == '1' then f[#f + 1] = 'message'; f[#f + 1] = ARGV[8] end
-  if ARGV[9] == '1' then f[#f + 1] = 'report'; f[#f + 1] = ARGV[10] end
-  redis.call('HSET', h, unpack(f))
-  redis.call('ZADD', due, dup_ms, host)
-  redis.call('ZADD', hosts, 0, host)
-  return 'created'
+local due, hosts = KEYS[1], KEYS[2]
+local out = {}
+for i = 1, #KEYS - 2 do
+  local h = KEYS[i + 2]
+  local a = (i - 1) * 10
+  local host, at, at_ms, dup, dup_ms = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local cur = redis.call('HMGET', h, 'status', 'last_seen', 'outbox', 'version')
+  local status = cur[1]
+  if not status then
+    if ARGV[a + 6] ~= '1' then
+      out[i] = 'unknown'
+    else
+      local f = {'host', host, 'status', 'up', 'last_seen', at, 'watch_from', at,
+                 'alarm_count', '0', 'due_at', dup, 'version', '1'}
+      if ARGV[a + 7] == '1' then f[#f + 1] = 'message'; f[#f + 1] = ARGV[a + 8] end
+      if ARGV[a + 9] == '1' then f[#f + 1] = 'report'; f[#f + 1] = ARGV[a + 10] end
+      redis.call('HSET', h, unpack(f))
+      redis.call('ZADD', due, dup_ms, host)
+      redis.call('ZADD', hosts, 0, host)
+      out[i] = 'created'
+    end
+  else
+    local f = {'version', string.format('%d', (tonumber(cur[4]) or 0) + 1)}
+    if (not cur[2]) or at > cur[2] then f[#f + 1] = 'last_seen'; f[#f + 1] = at end
+    if ARGV[a + 7] == '1' then f[#f + 1] = 'message'; f[#f + 1] = ARGV[a + 8] end
+    if ARGV[a + 9] == '1' then f[#f + 1] = 'report'; f[#f + 1] = ARGV[a + 10] end
+    if status == 'up' and not cur[3] then
+      f[#f + 1] = 'due_at'; f[#f + 1] = dup
+      redis.call('ZADD', due, dup_ms, host)
+    elseif status == 'missing' or status == 'alarmed' then
+      f[#f + 1] = 'due_at'; f[#f + 1] = at
+      redis.call('ZADD', due, at_ms, host)
+    end
+    redis.call('HSET', h, unpack(f))
+    out[i] = status
+  end
 end
-redis.call('HINCRBY', h, 'version', 1)
-local f = {}
-if (not cur[2]) or at > cur[2] then f[#f + 1] = 'last_seen'; f[#f + 1] = at end
-if ARGV[7] == '1' then f[#f + 1] = 'message'; f[#f + 1] = ARGV[8] end
-if ARGV[9] == '1' then f[#f + 1] = 'report'; f[#f + 1] = ARGV[10] end
-if status == 'up' and not cur[3] then
-  f[#f + 1] = 'due_at'; f[#f + 1] = dup
-  redis.call('ZADD', due, dup_ms, host)
-elseif status == 'missing' or status == 'alarmed' then
-  f[#f + 1] = 'due_at'; f[#f + 1] = at
-  redis.call('ZADD', due, at_ms, host)
-end
-if #f > 0 then redis.call('HSET', h, unpack(f)) end
-return status
+return out
 "#,
     )
 });

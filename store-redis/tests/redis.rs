@@ -467,3 +467,54 @@ async fn survives_a_redis_restart() {
 async fn get_status(s: &dyn Store, host: &HostId) -> Status {
     s.get(host).await.unwrap().unwrap().status
 }
+
+/// Heartbeats for many hosts at once are grouped into batches; each one
+/// still gets its own outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_heartbeats_keep_their_own_outcomes() {
+    let server = iamalive_testkit::redis();
+    let s = Arc::new(store_on(&server, Duration::from_secs(10)).await);
+    beat(&s, &h("known-0"), 0, 10_000).await;
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let host = if i % 2 == 0 {
+                    format!("known-{}", i % 4)
+                } else {
+                    format!("stranger-{i}")
+                };
+                let mut hb = Heartbeat::new(h(&host), t(i));
+                hb.message = Some(format!("m{i}"));
+                let out = s
+                    .record_heartbeat(&hb, t(i + 10_000), i % 4 != 1)
+                    .await
+                    .unwrap();
+                (i, out)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (i, out) = task.await.unwrap();
+        match i % 4 {
+            1 => assert_eq!(out, HeartbeatOutcome::Unknown, "{i}"),
+            3 => assert_eq!(out, HeartbeatOutcome::Created, "{i}"),
+            _ => assert!(
+                matches!(
+                    out,
+                    HeartbeatOutcome::Updated { status: Status::Up } | HeartbeatOutcome::Created
+                ),
+                "{i}: {out:?}"
+            ),
+        }
+    }
+    assert!(s.get(&h("stranger-1")).await.unwrap().is_none());
+    assert_eq!(
+        get(&s, &h("stranger-3")).await.message.as_deref(),
+        Some("m3")
+    );
+    let k0 = get(&s, &h("known-0")).await;
+    assert_eq!(k0.version, 101, "one creation and 100 bumps");
+    assert_eq!(k0.last_seen, t(396));
+    assert_eq!(get(&s, &h("known-2")).await.version, 100);
+}
