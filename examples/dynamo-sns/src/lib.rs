@@ -70,7 +70,7 @@ pub fn from_clients(
     (store, channels)
 }
 
-/// Logs as JSON-less plain lines at the level of `config.log` (or
+/// Logs plain text lines at the level of `config.log` (or
 /// `RUST_LOG`), without ANSI colours (CloudWatch shows them raw).
 pub fn init_logging(config: &Config) {
     let filter = config
