@@ -456,6 +456,43 @@ fn env_value(name: &str, path: &str, raw: &str) -> Result<toml::Value, ConfigErr
 }
 
 impl Config {
+    /// Refuses settings of other deployments: a binary that cannot use a
+    /// configured channel or store must say so at start, not run without it.
+    /// `used` names the settings this binary reads (`"smtp"`, `"redis"`,
+    /// `"webhook"`, `"dynamo"`, `"sns"`).
+    pub fn refuse_unused(&self, binary: &str, used: &[&str]) -> Result<(), ConfigError> {
+        let set = [
+            ("smtp", self.smtp.is_some(), "smtp.url (IAMALIVE_SMTP_URL)"),
+            (
+                "redis",
+                self.redis_url.is_some(),
+                "redis.url (IAMALIVE_REDIS_URL)",
+            ),
+            (
+                "webhook",
+                self.webhook.is_some(),
+                "webhook.url (IAMALIVE_WEBHOOK_URL)",
+            ),
+            (
+                "dynamo",
+                self.dynamo_table.is_some(),
+                "dynamo.table (IAMALIVE_DYNAMO_TABLE)",
+            ),
+            (
+                "sns",
+                self.sns_topic_arn.is_some(),
+                "sns.topic_arn (IAMALIVE_SNS_TOPIC_ARN)",
+            ),
+        ];
+        match set.iter().find(|(what, on, _)| *on && !used.contains(what)) {
+            Some((what, _, key)) => Err(ConfigError::new(
+                *key,
+                format!("{binary} has no {what} support; use the binary built for it, or unset it"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Reads the TOML file named by `IAMALIVE_CONFIG` (if set) and the
     /// process environment.
     pub fn load() -> Result<Self, ConfigError> {
@@ -731,6 +768,23 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn settings_of_other_deployments_are_refused_by_name() {
+        let c = Config::from_sources(None, env(&[("IAMALIVE_REDIS_URL", "redis://127.0.0.1:1/")]))
+            .unwrap();
+        let e = c.refuse_unused("sqlite-smtp", &["smtp"]).unwrap_err();
+        assert!(e.key.contains("IAMALIVE_REDIS_URL"), "{e}");
+        assert!(
+            e.to_string().contains("sqlite-smtp has no redis support"),
+            "{e}"
+        );
+        assert!(
+            c.refuse_unused("redis-webhook", &["redis", "webhook"])
+                .is_ok()
+        );
+        assert!(Config::default().refuse_unused("x", &[]).is_ok());
     }
 
     #[test]

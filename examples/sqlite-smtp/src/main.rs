@@ -77,16 +77,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    for (set, name) in [
-        (config.redis_url.is_some(), "IAMALIVE_REDIS_URL"),
-        (config.webhook.is_some(), "IAMALIVE_WEBHOOK_URL"),
-        (config.dynamo_table.is_some(), "IAMALIVE_DYNAMO_TABLE"),
-        (config.sns_topic_arn.is_some(), "IAMALIVE_SNS_TOPIC_ARN"),
-    ] {
-        if set {
-            tracing::warn!("{name} is set but this binary (sqlite-smtp) does not use it");
-        }
-    }
+    config.refuse_unused("sqlite-smtp", &["smtp"])?;
     let store = SqliteStore::builder()
         .path(&config.sqlite_path)
         .busy_timeout(config.sqlite_busy_timeout)
