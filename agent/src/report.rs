@@ -127,6 +127,8 @@ pub fn classify(f: &ErrorFacts) -> (FailureKind, String) {
             "handshake",
             "unknownissuer",
             "invalid peer",
+            "corrupt message",
+            "invalidcontenttype",
         ],
     ) {
         FailureKind::Tls

@@ -159,6 +159,95 @@ async fn failures_are_reported_with_the_first_heartbeat_that_gets_through() {
     assert!(r.got().last().unwrap().1.get("report").is_none());
 }
 
+async fn hanging_receiver() -> SocketAddr {
+    let app = Router::new().route(
+        "/v1/heartbeat",
+        post(|| async {
+            std::future::pending::<()>().await;
+            "never"
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn a_silent_endpoint_is_a_timeout() {
+    let addr = hanging_receiver().await;
+    let mut agent = Agent::new(AgentConfig {
+        timeout: Duration::from_millis(300),
+        retries: 0,
+        ..config(addr)
+    })
+    .unwrap();
+    match agent.beat().await {
+        Attempt::Failed { kind, .. } => assert_eq!(kind, FailureKind::Timeout),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_failures_are_classified_as_tls() {
+    // A real TLS server whose self-signed certificate the agent does not trust.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl makes the test certificate");
+    assert!(st.success());
+    let port = iamalive_testkit::free_port();
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key);
+    let _server = iamalive_testkit::Server::spawn(
+        cmd,
+        port,
+        tempfile::tempdir().unwrap(),
+        "openssl s_server",
+    );
+    let mut agent = Agent::new(AgentConfig {
+        url: endpoint(&format!("https://127.0.0.1:{port}")).unwrap(),
+        retries: 0,
+        ..config(([127, 0, 0, 1], port).into())
+    })
+    .unwrap();
+    match agent.beat().await {
+        Attempt::Failed { kind, detail, .. } => assert_eq!(kind, FailureKind::Tls, "{detail}"),
+        other => panic!("{other:?}"),
+    }
+
+    // https:// to a plain HTTP endpoint (e.g. a proxy answering in clear).
+    let (plain, _r) = receiver().await;
+    let mut agent = Agent::new(AgentConfig {
+        url: endpoint(&format!("https://{plain}")).unwrap(),
+        retries: 0,
+        ..config(plain)
+    })
+    .unwrap();
+    match agent.beat().await {
+        Attempt::Failed { kind, detail, .. } => assert_eq!(kind, FailureKind::Tls, "{detail}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_refused_key_is_not_retried() {
     let (addr, r) = receiver().await;
