@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -28,6 +29,9 @@ pub struct AgentConfig {
     pub retries: u32,
     /// The wait before the first retry; it doubles for each further one.
     pub retry_backoff: Duration,
+    /// Where the failure record is kept between runs (for `--once` from
+    /// cron, and across restarts); `None` keeps it in memory only.
+    pub state_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for AgentConfig {
@@ -40,6 +44,7 @@ impl fmt::Debug for AgentConfig {
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
             .field("retry_backoff", &self.retry_backoff)
+            .field("state_file", &self.state_file)
             .finish()
     }
 }
@@ -132,10 +137,14 @@ impl Agent {
             .user_agent(concat!("iamalive-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| AgentError::Config(format!("HTTP client: {e}")))?;
+        let failures = match &config.state_file {
+            Some(p) => load_state(p),
+            None => FailureLog::new(),
+        };
         Ok(Agent {
             client,
             config,
-            failures: FailureLog::new(),
+            failures,
         })
     }
 
@@ -176,7 +185,11 @@ impl Agent {
             .await;
         let (facts, retryable) = match sent {
             Ok(resp) if resp.status().is_success() => {
+                let had = !self.failures.is_empty();
                 self.failures.clear();
+                if had {
+                    self.save_state();
+                }
                 return Attempt::Delivered { carried_report };
             }
             Ok(resp) => {
@@ -190,6 +203,7 @@ impl Agent {
         };
         let (kind, detail) = classify(&facts);
         self.failures.record(kind, &detail, Utc::now());
+        self.save_state();
         Attempt::Failed {
             kind,
             detail,
@@ -243,6 +257,48 @@ impl Agent {
         }
         tracing::info!("stopping");
     }
+}
+
+impl Agent {
+    fn save_state(&self) {
+        let Some(path) = &self.config.state_file else {
+            return;
+        };
+        let result = match self.failures.report() {
+            None => match std::fs::remove_file(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+            Some(r) => {
+                // Write beside it, then rename: a crash never leaves half a file.
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, r.to_string()).and_then(|()| std::fs::rename(&tmp, path))
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "cannot save the failure record");
+        }
+    }
+}
+
+/// The failure record saved in `path`, or an empty one (a missing file is
+/// normal; an unreadable one is logged and ignored).
+fn load_state(path: &Path) -> FailureLog {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FailureLog::new(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the failure record");
+            return FailureLog::new();
+        }
+    };
+    serde_json::from_str(&text)
+        .ok()
+        .and_then(|v| FailureLog::from_report(&v))
+        .unwrap_or_else(|| {
+            tracing::warn!(path = %path.display(), "ignoring an unreadable failure record");
+            FailureLog::new()
+        })
 }
 
 fn log_attempt(config: &AgentConfig, a: &Attempt, log: &FailureLog) {

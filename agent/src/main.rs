@@ -48,6 +48,10 @@ struct Args {
     /// Wait before the first retry; doubles for each further one.
     #[arg(long, env = "IAMALIVE_RETRY_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration)]
     retry_backoff: Duration,
+    /// Keep the failure record in this file between runs (needed with
+    /// --once from cron; survives restarts).
+    #[arg(long, env = "IAMALIVE_STATE_FILE")]
+    state_file: Option<PathBuf>,
     /// A short message sent with every heartbeat.
     #[arg(long, env = "IAMALIVE_MESSAGE")]
     message: Option<String>,
@@ -130,6 +134,7 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         timeout: args.timeout,
         retries: args.retries,
         retry_backoff: args.retry_backoff,
+        state_file: args.state_file.clone(),
     })
 }
 

@@ -274,6 +274,45 @@ impl FailureLog {
     pub fn clear(&mut self) {
         *self = Self::default();
     }
+
+    /// Rebuilds a log from its [`report`](Self::report) (as saved in a
+    /// state file); `None` if `v` is not such a report.
+    pub fn from_report(v: &Value) -> Option<FailureLog> {
+        let time = |v: &Value| -> Option<DateTime<Utc>> {
+            Some(
+                DateTime::parse_from_rfc3339(v.as_str()?)
+                    .ok()?
+                    .with_timezone(&Utc),
+            )
+        };
+        let kind = |s: &str| {
+            Some(match s {
+                "dns" => FailureKind::Dns,
+                "connect" => FailureKind::Connect,
+                "tls" => FailureKind::Tls,
+                "timeout" => FailureKind::Timeout,
+                "http" => FailureKind::Http,
+                "other" => FailureKind::Other,
+                _ => return None,
+            })
+        };
+        let mut entries = Vec::new();
+        for f in v.get("failures")?.as_array()? {
+            entries.push(FailureEntry {
+                kind: kind(f.get("kind")?.as_str()?)?,
+                detail: cut(f.get("detail")?.as_str()?),
+                first: time(f.get("first")?)?,
+                last: time(f.get("last")?)?,
+                count: f.get("count")?.as_u64()?,
+            });
+        }
+        entries.truncate(MAX_FAILURES);
+        Some(FailureLog {
+            since: Some(time(v.get("since")?)?),
+            attempts: v.get("failed_attempts")?.as_u64()?,
+            entries,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -384,6 +423,10 @@ mod tests {
 
         log.record(FailureKind::Other, &"x".repeat(1000), at(300));
         assert!(log.entries().iter().all(|e| e.detail.len() <= MAX_DETAIL));
+
+        let back = FailureLog::from_report(&log.report().unwrap()).unwrap();
+        assert_eq!(back.report(), log.report());
+        assert!(FailureLog::from_report(&json!({"since": "yesterday"})).is_none());
 
         log.clear();
         assert!(log.is_empty() && log.report().is_none());

@@ -65,6 +65,7 @@ fn config(addr: SocketAddr) -> AgentConfig {
         timeout: Duration::from_secs(5),
         retries: 2,
         retry_backoff: Duration::from_millis(10),
+        state_file: None,
     }
 }
 
@@ -246,6 +247,45 @@ async fn tls_failures_are_classified_as_tls() {
         Attempt::Failed { kind, detail, .. } => assert_eq!(kind, FailureKind::Tls, "{detail}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_from_cron_keeps_the_record_in_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("failures.json");
+    let port = iamalive_testkit::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let run = move |url: String, state: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            bin()
+                .args(["--url", &url, "--key", "k", "--host", "cron-1", "--once"])
+                .args(["--retries", "0"])
+                .arg("--state-file")
+                .arg(&state)
+                .status()
+                .unwrap()
+        })
+    };
+    // Two cron runs while nothing listens: each fails, the record grows.
+    for _ in 0..2 {
+        let st = run(url.clone(), state.clone()).await.unwrap();
+        assert_eq!(st.code(), Some(1));
+    }
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["failed_attempts"], 2);
+
+    // The endpoint is back: the third run carries the report and clears it.
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let r = serve_on(l).await;
+    let st = run(url.clone(), state.clone()).await.unwrap();
+    assert!(st.success());
+    let got = r.got();
+    assert_eq!(got[0].1["report"]["failed_attempts"], 2);
+    assert_eq!(got[0].1["report"]["failures"][0]["kind"], "connect");
+    assert_eq!(got[0].1["report"]["failures"][0]["count"], 2);
+    assert!(!state.exists(), "the record is cleared once it got through");
 }
 
 #[tokio::test]
