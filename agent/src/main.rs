@@ -16,53 +16,53 @@ use tracing_subscriber::{EnvFilter, Layer};
 #[command(name = "iamalive-agent", version, about)]
 struct Args {
     /// The iamalive server's base URL (`/v1/heartbeat` is appended unless present).
-    #[arg(long, env = "IAMALIVE_URL")]
+    #[arg(long, env = "IAMALIVE_AGENT_URL")]
     url: String,
     /// The API key.
     #[arg(
         long,
-        env = "IAMALIVE_KEY",
+        env = "IAMALIVE_AGENT_KEY",
         hide_env_values = true,
         conflicts_with = "key_file"
     )]
     key: Option<String>,
     /// A file holding the API key (surrounding whitespace is ignored).
-    #[arg(long, env = "IAMALIVE_KEY_FILE")]
+    #[arg(long, env = "IAMALIVE_AGENT_KEY_FILE")]
     key_file: Option<PathBuf>,
     /// The host id to report as [default: this machine's hostname, lowercased].
-    #[arg(long, env = "IAMALIVE_HOST")]
+    #[arg(long, env = "IAMALIVE_AGENT_HOST")]
     host: Option<String>,
     /// Time between heartbeats (`5m`, `30s`, `500ms`).
-    #[arg(long, env = "IAMALIVE_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "IAMALIVE_AGENT_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
     interval: Duration,
     /// Each wait is moved by a random amount up to this much either way
     /// [default: a tenth of the interval].
-    #[arg(long, env = "IAMALIVE_JITTER", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "IAMALIVE_AGENT_JITTER", value_parser = humantime::parse_duration)]
     jitter: Option<Duration>,
     /// Bound on one request.
-    #[arg(long, env = "IAMALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "IAMALIVE_AGENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
     /// Further attempts after a failure, inside one interval.
-    #[arg(long, env = "IAMALIVE_RETRIES", default_value_t = 3)]
+    #[arg(long, env = "IAMALIVE_AGENT_RETRIES", default_value_t = 3)]
     retries: u32,
     /// Wait before the first retry; doubles for each further one.
-    #[arg(long, env = "IAMALIVE_RETRY_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "IAMALIVE_AGENT_RETRY_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration)]
     retry_backoff: Duration,
     /// Keep the failure record in this file between runs (needed with
     /// --once from cron; survives restarts).
-    #[arg(long, env = "IAMALIVE_STATE_FILE")]
+    #[arg(long, env = "IAMALIVE_AGENT_STATE_FILE")]
     state_file: Option<PathBuf>,
     /// A short message sent with every heartbeat.
-    #[arg(long, env = "IAMALIVE_MESSAGE")]
+    #[arg(long, env = "IAMALIVE_AGENT_MESSAGE")]
     message: Option<String>,
     /// Send one heartbeat (with retries) and exit: 0 if it got through, 1 if not.
     #[arg(long)]
     once: bool,
     /// Also append logs to this file.
-    #[arg(long, env = "IAMALIVE_LOG_FILE")]
+    #[arg(long, env = "IAMALIVE_AGENT_LOG_FILE")]
     log_file: Option<PathBuf>,
     /// Log filter (`info`, `debug`, `iamalive_agent=debug`); RUST_LOG also works.
-    #[arg(long, env = "IAMALIVE_LOG", default_value = "info")]
+    #[arg(long, env = "IAMALIVE_AGENT_LOG", default_value = "info")]
     log: String,
 }
 
@@ -102,7 +102,7 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
             .trim()
             .to_owned(),
         (None, None) => {
-            return Err("no API key: give --key, IAMALIVE_KEY or --key-file".into());
+            return Err("no API key: give --key, IAMALIVE_AGENT_KEY or --key-file".into());
         }
     };
     let host = match &args.host {

@@ -307,8 +307,8 @@ async fn a_refused_key_is_not_retried() {
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_iamalive-agent"));
-    c.env_remove("IAMALIVE_KEY")
-        .env_remove("IAMALIVE_URL")
+    c.env_remove("IAMALIVE_AGENT_KEY")
+        .env_remove("IAMALIVE_AGENT_URL")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -375,7 +375,7 @@ async fn once_exits_zero_on_success_and_non_zero_on_failure() {
                 "--retry-backoff",
                 "10ms",
             ])
-            .env("IAMALIVE_KEY", "k")
+            .env("IAMALIVE_AGENT_KEY", "k")
             .status()
             .unwrap()
     })

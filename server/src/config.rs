@@ -387,23 +387,6 @@ pub const CONFIG_FILE_ENV: &str = "IAMALIVE_CONFIG";
 /// tools), which the server leaves alone.
 const FOREIGN_PREFIXES: &[&str] = &["IAMALIVE_AGENT_", "IAMALIVE_TEST_"];
 
-/// The agent's own variables (`iamalive-agent --help`), left alone so an
-/// agent and a server can share one environment. `IAMALIVE_TIMEOUT` is
-/// read by both, with different meanings; the server takes it as the host
-/// timeout.
-pub const AGENT_ENV_KEYS: &[&str] = &[
-    "IAMALIVE_URL",
-    "IAMALIVE_KEY",
-    "IAMALIVE_KEY_FILE",
-    "IAMALIVE_HOST",
-    "IAMALIVE_INTERVAL",
-    "IAMALIVE_JITTER",
-    "IAMALIVE_RETRIES",
-    "IAMALIVE_RETRY_BACKOFF",
-    "IAMALIVE_MESSAGE",
-    "IAMALIVE_LOG_FILE",
-];
-
 fn kind_of(path: &str) -> Kind {
     match path {
         "auto_register" => Kind::Bool,
@@ -532,10 +515,7 @@ impl Config {
             .collect();
         env.sort();
         for (name, raw) in env {
-            if name == CONFIG_FILE_ENV
-                || AGENT_ENV_KEYS.contains(&name.as_str())
-                || FOREIGN_PREFIXES.iter().any(|p| name.starts_with(p))
-            {
+            if name == CONFIG_FILE_ENV || FOREIGN_PREFIXES.iter().any(|p| name.starts_with(p)) {
                 continue;
             }
             let Some((_, path)) = ENV_KEYS.iter().find(|(n, _)| *n == name) else {
@@ -828,7 +808,7 @@ mod tests {
                 ),
                 ("IAMALIVE_SMTP_TO", "a@example.org,b@example.org"),
                 ("IAMALIVE_TEST_VENV", "/somewhere"),
-                ("IAMALIVE_URL", "http://127.0.0.1:8080"),
+                ("IAMALIVE_AGENT_URL", "http://127.0.0.1:8080"),
                 ("PATH", "/bin"),
             ]),
         )

@@ -10,8 +10,8 @@ mod serve;
 
 pub use api::{ApiError, AppState, DynMonitor, MAX_MESSAGE_LEN, router};
 pub use config::{
-    AGENT_ENV_KEYS, CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, MonitorSettings, Rate,
-    Secret, SmtpConfig, WebhookConfig,
+    CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, MonitorSettings, Rate, Secret,
+    SmtpConfig, WebhookConfig,
 };
 pub use error::ServerError;
 pub use keys::{ApiKey, KeyHash, KeyRing, Role, generate_key};
