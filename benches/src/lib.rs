@@ -1,11 +1,23 @@
-//! Shared set-up for iamalive's benchmarks: filling stores with many hosts
-//! and the naive full scan the due index is compared against.
+#![doc = include_str!("../README.md")]
 
 use std::time::Duration;
 
 use futures::StreamExt;
 
 use iamalive_core::{Heartbeat, HostId, HostRecord, Store, StoreError, Timestamp, add};
+
+pub mod backend;
+pub mod http;
+mod null;
+pub mod stats;
+
+pub use backend::Backend;
+pub use null::NullStore;
+
+/// Whether `IAMALIVE_BENCH_QUICK` asks for the smaller sizes.
+pub fn quick() -> bool {
+    std::env::var_os("IAMALIVE_BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0")
+}
 
 /// The instant benchmarks start at.
 pub fn t0() -> Timestamp {
@@ -31,7 +43,9 @@ pub async fn fill(
         let due_at = if i < due { t } else { add(t, timeout) };
         store.record_heartbeat(&hb, due_at, true).await
     });
-    let mut stream = futures::stream::iter(futs).buffer_unordered(256);
+    // Many writes in flight: SQLite's writer commits them in groups, Redis's
+    // multiplexed connection pipelines them.
+    let mut stream = futures::stream::iter(futs).buffer_unordered(4096);
     while let Some(r) = stream.next().await {
         r?;
     }

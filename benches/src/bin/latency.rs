@@ -1,0 +1,267 @@
+//! Detection latency: from a host's deadline to its alarm reaching the
+//! notifier, with many hosts monitored, on each store, idle and under
+//! heartbeat load — the real runner on the system clock, one process.
+//!
+//! `cargo run --release -p iamalive-benches --bin latency -- --hosts 100000 --outages 1000`
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use clap::Parser;
+use futures::StreamExt;
+use iamalive_benches::http::{LoadSpec, app_state, bench_config, drive, serve};
+use iamalive_benches::stats::{Latencies, median, ms};
+use iamalive_benches::{Backend, backend, host};
+use iamalive_core::{
+    Heartbeat, HostId, HostPattern, Notice, NoticeKind, Notifier, NotifyError, PolicyOverride,
+    Timestamp, add,
+};
+use iamalive_server::Runner;
+
+#[derive(Parser, Debug)]
+#[command(about = "Measures deadline-to-notifier latency of alarms")]
+struct Args {
+    /// Stores to measure (memory, sqlite, redis); default all three.
+    #[arg(long = "store", value_delimiter = ',')]
+    stores: Vec<Backend>,
+    /// Hosts monitored in all (the outage hosts included).
+    #[arg(long, default_value_t = 100_000)]
+    hosts: usize,
+    /// Hosts that fall silent, their deadlines spread evenly over `--spread`.
+    #[arg(long, default_value_t = 1_000)]
+    outages: usize,
+    /// The stretch the outages' deadlines are spread over.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    spread: Duration,
+    /// The outage hosts' timeout (the others have an hour).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Keep-alive connections posting heartbeats for the other hosts in
+    /// the loaded mode.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Which modes: idle, load, or both (default).
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["idle".to_owned(), "load".to_owned()])]
+    mode: Vec<String>,
+    /// Runs of the whole set; the summary gives the median of each figure.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+/// Timestamps every alarm as it arrives.
+#[derive(Default)]
+struct Stamper {
+    got: Mutex<Vec<(HostId, Timestamp, Timestamp)>>,
+}
+
+#[async_trait]
+impl Notifier for Stamper {
+    fn name(&self) -> &str {
+        "stamper"
+    }
+
+    async fn deliver(&self, notice: &Notice) -> Result<(), NotifyError> {
+        let arrived = chrono::Utc::now();
+        if notice.kind == NoticeKind::Alarm {
+            self.got.lock().unwrap_or_else(|e| e.into_inner()).push((
+                notice.host.clone(),
+                notice.last_seen,
+                arrived,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Per store and mode: [p50, p99, max] of each run, and heartbeats/s.
+type Summary = (Backend, String, Vec<[f64; 3]>, Vec<f64>);
+
+struct Outcome {
+    lat: Latencies,
+    alarms: usize,
+    early: usize,
+    heartbeats_per_s: f64,
+}
+
+fn outage_host(i: usize) -> HostId {
+    HostId::new(format!("out-{i:05}")).expect("valid")
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let stores = if args.stores.is_empty() {
+        vec![Backend::Memory, Backend::Sqlite, Backend::Redis]
+    } else {
+        args.stores.clone()
+    };
+    let redis = stores.contains(&Backend::Redis).then(backend::redis_server);
+    let redis_url = redis.as_ref().map(|r| r.redis_url());
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("server")
+        .enable_all()
+        .build()?;
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("client")
+        .enable_all()
+        .build()?;
+    println!(
+        "{} hosts monitored, {} outages with deadlines spread over {:?}, timeout {:?}; {} run(s)",
+        args.hosts, args.outages, args.spread, args.timeout, args.runs
+    );
+    let mut summary: Vec<Summary> = Vec::new();
+    for run in 0..args.runs {
+        for &b in &stores {
+            for mode in &args.mode {
+                let load = mode == "load";
+                let o = one(&args, b, load, &server_rt, &client_rt, redis_url.as_deref())?;
+                let mut lat = o.lat;
+                let f = [
+                    ms(lat.percentile(50.0)),
+                    ms(lat.percentile(99.0)),
+                    ms(lat.max()),
+                ];
+                println!(
+                    "run {run} {:<7} {:<5} alarms {}/{}  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  early {}  heartbeats {:.0}/s",
+                    b.name(),
+                    mode,
+                    o.alarms,
+                    args.outages,
+                    f[0],
+                    f[1],
+                    f[2],
+                    o.early,
+                    o.heartbeats_per_s
+                );
+                match summary.iter_mut().find(|s| s.0 == b && &s.1 == mode) {
+                    Some(s) => {
+                        s.2.push(f);
+                        s.3.push(o.heartbeats_per_s);
+                    }
+                    None => summary.push((b, mode.clone(), vec![f], vec![o.heartbeats_per_s])),
+                }
+            }
+        }
+    }
+    println!("\nmedian of {} run(s):", args.runs);
+    println!("store    mode     p50 ms   p99 ms   max ms   heartbeats/s");
+    for (b, mode, fs, hb) in &summary {
+        let col = |k: usize| median(&fs.iter().map(|f| f[k]).collect::<Vec<_>>());
+        println!(
+            "{:<8} {:<5} {:>8.2} {:>8.2} {:>8.2} {:>12.0}",
+            b.name(),
+            mode,
+            col(0),
+            col(1),
+            col(2),
+            median(hb)
+        );
+    }
+    drop(redis);
+    Ok(())
+}
+
+fn one(
+    args: &Args,
+    b: Backend,
+    load: bool,
+    server_rt: &tokio::runtime::Runtime,
+    client_rt: &tokio::runtime::Runtime,
+    redis_url: Option<&str>,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    let mut config = bench_config();
+    config.policies.default.timeout = Duration::from_secs(3600);
+    config.policies.overrides.push(PolicyOverride {
+        hosts: HostPattern::new("out-*")?,
+        timeout: Some(args.timeout),
+        reminder_interval: Some(Duration::from_secs(3600)),
+        reminder_backoff: None,
+        max_reminder_interval: None,
+        max_reminders: None,
+    });
+    let stamper = Arc::new(Stamper::default());
+    let others = args.hosts - args.outages;
+    let (opened, state) = server_rt.block_on(async {
+        let opened = backend::open(b, redis_url).await?;
+        let state = app_state(opened.store.clone(), vec![stamper.clone()], &config);
+        let monitor = Arc::clone(state.monitor());
+        let now = chrono::Utc::now();
+        let mut s = futures::stream::iter((0..others).map(|i| {
+            let monitor = Arc::clone(&monitor);
+            async move { monitor.heartbeat(&Heartbeat::new(host(i), now)).await }
+        }))
+        .buffer_unordered(4096);
+        while let Some(r) = s.next().await {
+            r?;
+        }
+        Ok::<_, Box<dyn std::error::Error>>((opened, state))
+    })?;
+    let (addr, handle) = server_rt.block_on(serve(state.clone()))?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = server_rt.spawn(Runner::new(&state, Duration::from_secs(1)).run(async {
+        let _ = stop_rx.await;
+    }));
+
+    // The heartbeat load for the other hosts, over HTTP, for the whole run.
+    let window = args.spread + args.timeout + Duration::from_secs(1);
+    let loader = load.then(|| {
+        let spec = LoadSpec {
+            addr,
+            connections: args.connections,
+            hosts: others,
+            warmup: Duration::ZERO,
+            duration: window,
+        };
+        client_rt.spawn(async move { drive(&spec).await })
+    });
+
+    // The outage hosts: each heard from once, at its own instant, then silent.
+    let monitor = Arc::clone(state.monitor());
+    let n = args.outages;
+    let spread = args.spread;
+    client_rt.block_on(async {
+        let start = tokio::time::Instant::now();
+        for i in 0..n {
+            tokio::time::sleep_until(start + spread.mul_f64(i as f64 / n as f64)).await;
+            monitor
+                .heartbeat(&Heartbeat::new(outage_host(i), chrono::Utc::now()))
+                .await?;
+        }
+        // Until every alarm arrived, or well past the last deadline.
+        let give_up = Instant::now() + args.timeout + Duration::from_secs(5);
+        while stamper.got.lock().unwrap_or_else(|e| e.into_inner()).len() < n
+            && Instant::now() < give_up
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok::<_, iamalive_core::StoreError>(())
+    })?;
+    let heartbeats_per_s = match loader {
+        Some(l) => client_rt.block_on(l)??.rate(),
+        None => 0.0,
+    };
+    let _ = stop_tx.send(());
+    let _ = server_rt.block_on(runner);
+    drop(handle);
+    drop(state);
+    server_rt.block_on(async move { drop(opened) });
+
+    let got = std::mem::take(&mut *stamper.got.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut lat = Latencies::default();
+    let mut early = 0;
+    for (_, last_seen, arrived) in &got {
+        let deadline = add(*last_seen, args.timeout);
+        match (*arrived - deadline).to_std() {
+            Ok(d) => lat.record(d),
+            Err(_) => early += 1,
+        }
+    }
+    Ok(Outcome {
+        lat,
+        alarms: got.len(),
+        early,
+        heartbeats_per_s,
+    })
+}
