@@ -647,7 +647,11 @@ async fn run_batch(c: &Conn, batch: Vec<Pending>) {
             .arg(flag(hb.message.is_some()))
             .arg(hb.message.as_deref().unwrap_or(""))
             .arg(flag(hb.report.is_some()))
-            .arg(hb.report.as_deref().unwrap_or(""));
+            .arg(hb.report.as_deref().unwrap_or(""))
+            .arg(ts(hb
+                .at
+                .checked_add_signed((p.due_if_up - hb.at) / 2)
+                .unwrap_or(hb.at)));
     }
     let inv = &inv;
     // Safe to repeat: last_seen takes the later instant, and a second

@@ -518,3 +518,35 @@ async fn batched_heartbeats_keep_their_own_outcomes() {
     assert_eq!(k0.last_seen, t(396));
     assert_eq!(get(&s, &h("known-2")).await.version, 100);
 }
+
+/// An up host's index entry is rewritten only once its stored `due_at` is
+/// less than half a timeout away, and never left later than `due_if_up`.
+#[tokio::test]
+async fn up_hosts_are_re_armed_lazily_but_never_late() {
+    let server = iamalive_testkit::redis();
+    let s = store_on(&server, Duration::from_secs(5)).await;
+    let a = h("chatty");
+    let due = |s: &RedisStore| {
+        let s = s.clone();
+        let a = a.clone();
+        async move { get(&s, &a).await.due_at }
+    };
+    beat(&s, &a, 0, 10_000).await;
+    beat(&s, &a, 1_000, 11_000).await;
+    assert_eq!(
+        due(&s).await,
+        Some(t(10_000)),
+        "still more than half a timeout away: kept"
+    );
+    assert_eq!(s.next_due().await.unwrap(), Some(t(10_000)), "index agrees");
+    beat(&s, &a, 6_000, 16_000).await;
+    assert_eq!(
+        due(&s).await,
+        Some(t(16_000)),
+        "less than half a timeout away: re-armed"
+    );
+    // A shorter timeout (config change): never keep a later due_at.
+    beat(&s, &a, 7_000, 8_000).await;
+    assert_eq!(due(&s).await, Some(t(8_000)));
+    assert_eq!(s.next_due().await.unwrap(), Some(t(8_000)));
+}
