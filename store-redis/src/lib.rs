@@ -380,13 +380,21 @@ impl Store for RedisStore {
             create,
             done,
         };
-        let queued = tokio::time::timeout_at(deadline, self.beats.send(pending)).await;
-        if !matches!(queued, Ok(Ok(()))) {
-            return Err(timed_out(self.c.timeout));
+        let stopped = || {
+            StoreError::unavailable(
+                STORE,
+                "the heartbeat batcher has stopped (the Tokio runtime that built this store shut down)",
+            )
+        };
+        match tokio::time::timeout_at(deadline, self.beats.send(pending)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(stopped()),
+            Err(_) => return Err(timed_out(self.c.timeout)),
         }
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(r)) => r,
-            _ => Err(timed_out(self.c.timeout)),
+            Ok(Err(_)) => Err(stopped()),
+            Err(_) => Err(timed_out(self.c.timeout)),
         }
     }
 
