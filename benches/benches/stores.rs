@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
-use iamalive_benches::stats::median;
+use iamalive_benches::stats::{median, timed};
 use iamalive_benches::{Backend, backend, fill, full_scan, host, quick, t0};
 use iamalive_core::{
     Clock, Heartbeat, ManualClock, Monitor, MonitorOptions, Policy, PolicySet, add,
@@ -24,18 +24,6 @@ fn sizes() -> Vec<usize> {
     } else {
         vec![10_000, 100_000, 1_000_000]
     }
-}
-
-/// Times `f` once per iteration, keeping each iteration's time for the
-/// ratio printed after the group.
-fn timed<F: FnMut() -> Duration>(iters: u64, keep: &Mutex<Vec<f64>>, mut f: F) -> Duration {
-    let mut total = Duration::ZERO;
-    for _ in 0..iters {
-        let d = f();
-        keep.lock().unwrap().push(d.as_secs_f64());
-        total += d;
-    }
-    total
 }
 
 fn bench_store(c: &mut Criterion, b: Backend, redis_url: Option<&str>) {

@@ -81,3 +81,22 @@ pub fn rss() -> Option<(u64, u64)> {
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
+
+/// Runs `f` `iters` times (each call times itself) and returns the total,
+/// keeping every single time in `keep` — for criterion's `iter_custom`
+/// when the medians are wanted afterwards (the ratios the benches print).
+pub fn timed<F: FnMut() -> Duration>(
+    iters: u64,
+    keep: &std::sync::Mutex<Vec<f64>>,
+    mut f: F,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let d = f();
+        keep.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(d.as_secs_f64());
+        total += d;
+    }
+    total
+}
