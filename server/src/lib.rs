@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod api;
+mod binary;
 mod config;
 mod error;
 mod keys;
@@ -9,6 +10,7 @@ mod runner;
 mod serve;
 
 pub use api::{ApiError, AppState, DynMonitor, MAX_MESSAGE_LEN, router};
+pub use binary::{Deployment, SetupError, run_binary};
 pub use config::{
     CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, MonitorSettings, Rate, Secret,
     SmtpConfig, WebhookConfig,

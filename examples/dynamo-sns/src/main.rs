@@ -5,34 +5,26 @@
 
 use std::process::ExitCode;
 
-use iamalive_server::Config;
+const USAGE: &str = "\
+usage: dynamo-sns [--config FILE]
+
+Runs the iamalive watcher on DynamoDB (IAMALIVE_DYNAMO_TABLE) with notices to
+an SNS topic (IAMALIVE_SNS_TOPIC_ARN). Region, credentials and endpoint come
+from the AWS SDK's usual variables (AWS_REGION, AWS_ENDPOINT_URL, ...). Every
+setting is also an IAMALIVE_* environment variable; see the iamalive-server
+README.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("dynamo-sns: configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    dynamo_sns::init_logging(&config);
-    let (store, channels) = match dynamo_sns::from_env(&config).await {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("dynamo-sns: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = store.create_table_if_missing().await {
-        eprintln!("dynamo-sns: {e}");
-        return ExitCode::FAILURE;
-    }
-    match iamalive_server::serve(config, dynamo_sns::shared(store), channels).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("dynamo-sns: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    iamalive_server::run_binary(
+        "dynamo-sns",
+        USAGE,
+        &["dynamo", "sns"],
+        |config| async move {
+            let (store, channels) = dynamo_sns::from_env(&config).await?;
+            store.create_table_if_missing().await?;
+            Ok((dynamo_sns::shared(store), channels))
+        },
+    )
+    .await
 }

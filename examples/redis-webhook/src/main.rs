@@ -1,12 +1,11 @@
 #![doc = include_str!("../README.md")]
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use iamalive_core::{Notifier, Store};
 use iamalive_notify::{StdoutNotifier, WebhookFormat, WebhookNotifier};
-use iamalive_server::Config;
+use iamalive_server::{Config, Deployment, SetupError};
 use iamalive_store_redis::RedisStore;
 
 const USAGE: &str = "\
@@ -19,76 +18,12 @@ until a webhook is configured. Several instances on one Redis are an HA
 setup. Every setting is also an IAMALIVE_* environment variable; see the
 iamalive-server README.";
 
-fn args() -> Result<Option<PathBuf>, String> {
-    let mut file = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-h" | "--help" => return Err(String::new()),
-            "-c" | "--config" => {
-                file = Some(PathBuf::from(it.next().ok_or("--config needs a file")?));
-            }
-            other => return Err(format!("unexpected argument {other:?}")),
-        }
-    }
-    Ok(file)
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let file = match args() {
-        Ok(f) => {
-            f.or_else(|| std::env::var_os(iamalive_server::CONFIG_FILE_ENV).map(PathBuf::from))
-        }
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("redis-webhook: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let config = match Config::load_with(file.as_deref(), std::env::vars()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("redis-webhook: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().or_else(|_| {
-        tracing_subscriber::EnvFilter::try_new(config.log.as_deref().unwrap_or("info"))
-    });
-    let filter = match filter {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("redis-webhook: configuration: log (IAMALIVE_LOG): {e}");
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("redis-webhook: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    iamalive_server::run_binary("redis-webhook", USAGE, &["redis", "webhook"], build).await
 }
 
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    for (set, name) in [
-        (config.smtp.is_some(), "IAMALIVE_SMTP_URL"),
-        (config.dynamo_table.is_some(), "IAMALIVE_DYNAMO_TABLE"),
-        (config.sns_topic_arn.is_some(), "IAMALIVE_SNS_TOPIC_ARN"),
-    ] {
-        if set {
-            tracing::warn!("{name} is set but this binary (redis-webhook) does not use it");
-        }
-    }
+async fn build(config: Config) -> Result<Deployment, SetupError> {
     let url = config.redis_url.as_ref().ok_or(
         "configuration: redis.url (IAMALIVE_REDIS_URL) is required, e.g. redis://127.0.0.1:6379/0",
     )?;
@@ -115,6 +50,5 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             Arc::new(StdoutNotifier::new())
         }
     };
-    iamalive_server::serve(config, store, vec![channel]).await?;
-    Ok(())
+    Ok((store, vec![channel]))
 }

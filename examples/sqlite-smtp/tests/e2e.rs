@@ -351,3 +351,30 @@ async fn sigterm_stops_it_cleanly() {
     assert!(status.success(), "{status}: {}", w.log());
     assert!(w.log().contains("runner stopped"), "{}", w.log());
 }
+
+/// Configuration this binary cannot use, or cannot read, stops it at start
+/// with the key named, exit status 2, and nothing written.
+#[test]
+fn bad_or_foreign_configuration_stops_it_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value) in [
+        ("IAMALIVE_REDIS_URL", "redis://127.0.0.1:1/"),
+        ("IAMALIVE_TIMEOUT", "ten minutes"),
+        ("IAMALIVE_TIMEOUTT", "10m"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sqlite-smtp"))
+            .current_dir(dir.path())
+            .env(key, value)
+            .env("IAMALIVE_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
+        assert!(stderr.contains(key), "{key} is named: {stderr}");
+        assert!(
+            !dir.path().join("iamalive.db").exists(),
+            "{key}: nothing written"
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! The shared `main` of the deployable binaries.
+
+use std::error::Error;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use iamalive_core::{Notifier, Store};
+
+use crate::{CONFIG_FILE_ENV, Config};
+
+/// What a binary builds from its configuration: the store and the channels.
+pub type Deployment = (Arc<dyn Store>, Vec<Arc<dyn Notifier>>);
+
+/// Why a binary could not build its store or channels.
+pub type SetupError = Box<dyn Error + Send + Sync>;
+
+/// Everything a deployable binary does: reads `[--config FILE]` (or
+/// `IAMALIVE_CONFIG`) and the `IAMALIVE_*` environment, logs to stderr at
+/// `IAMALIVE_LOG` (or `RUST_LOG`), refuses settings of deployments it does
+/// not `use`, lets `build` make the store and channels, and [`serve`]s
+/// until SIGTERM or Ctrl-C.
+///
+/// Returns the process's exit code: 2 for a usage, configuration or set-up
+/// error (named on stderr), 1 when serving failed.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use iamalive_core::{MemoryStore, Store};
+///
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     iamalive_server::run_binary("memory-stdout", "usage: memory-stdout", &[], |_config| async {
+///         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+///         Ok((store, vec![]))
+///     })
+///     .await
+/// }
+/// ```
+///
+/// [`serve`]: crate::serve
+pub async fn run_binary<F, Fut>(name: &str, usage: &str, uses: &[&str], build: F) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = Result<Deployment, SetupError>>,
+{
+    let file = match config_file_arg(std::env::args().skip(1)) {
+        Ok(f) => f.or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from)),
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("{name}: {e}");
+            }
+            eprintln!("{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::load_with(file.as_deref(), std::env::vars())
+        .and_then(|c| c.refuse_unused(name, uses).map(|()| c))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().or_else(|_| {
+        tracing_subscriber::EnvFilter::try_new(config.log.as_deref().unwrap_or("info"))
+    });
+    match filter {
+        Ok(filter) => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+        Err(e) => {
+            eprintln!("{name}: configuration: log (IAMALIVE_LOG): {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let (store, channels) = match build(config.clone()).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::serve(config, store, channels).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `-c FILE` / `--config FILE`; `Err("")` asks for the usage text.
+fn config_file_arg(args: impl IntoIterator<Item = String>) -> Result<Option<PathBuf>, String> {
+    let mut file = None;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            "-c" | "--config" => {
+                file = Some(PathBuf::from(it.next().ok_or("--config needs a file")?));
+            }
+            other => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Result<Option<PathBuf>, String> {
+        config_file_arg(a.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn config_file_argument() {
+        assert_eq!(args(&[]), Ok(None));
+        assert_eq!(args(&["-c", "a.toml"]), Ok(Some(PathBuf::from("a.toml"))));
+        assert_eq!(
+            args(&["--config", "b.toml"]),
+            Ok(Some(PathBuf::from("b.toml")))
+        );
+        assert_eq!(args(&["--help"]), Err(String::new()));
+        assert!(args(&["--config"]).unwrap_err().contains("needs a file"));
+        assert!(args(&["--bogus"]).unwrap_err().contains("--bogus"));
+    }
+}
