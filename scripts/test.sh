@@ -15,9 +15,9 @@ install_servers() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
   fi
-  if ! "$VENV/bin/python" -c "import moto, aiosmtpd, flask, flask_cors" >/dev/null 2>&1; then
+  if ! "$VENV/bin/python" -c "import moto, aiosmtpd, flask, flask_cors, cfnlint" >/dev/null 2>&1; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check "moto[dynamodb,sns]" flask flask-cors aiosmtpd
+    "$VENV/bin/pip" install -q --disable-pip-version-check "moto[dynamodb,sns]" flask flask-cors aiosmtpd cfn-lint
   fi
 }
 
@@ -31,6 +31,8 @@ if ! wait "$installer"; then
   cat "$log"; echo "installing the test servers failed" >&2; exit 1
 fi
 rm -f "$log"
+echo "==> the Lambda deployment template"
+"$VENV/bin/cfn-lint" examples/dynamo-sns/template.yaml
 echo "==> clippy"
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 echo "==> docs"
