@@ -18,6 +18,19 @@ pub(crate) const UP_SQL: &str = "UPDATE hosts SET
         due_at = CASE WHEN outbox IS NULL THEN ?5 ELSE due_at END
     WHERE host = ?1 AND status = 'up'";
 
+/// The cheapest case, tried first: an up host with nothing owed whose
+/// `due_at` already lies between half a timeout from now (`?6`) and the new
+/// deadline (`?5`). It keeps that `due_at`, so the due index is not written
+/// at all; the design allows a `due_at` that is early, never one that is
+/// late, and the sweep re-arms a record it finds due too soon.
+pub(crate) const LAZY_SQL: &str = "UPDATE hosts SET
+        last_seen = max(last_seen, ?2),
+        version = version + 1,
+        message = coalesce(?3, message),
+        report = coalesce(?4, report)
+    WHERE host = ?1 AND status = 'up' AND outbox IS NULL
+        AND due_at >= ?6 AND due_at <= ?5";
+
 /// Any other known status, reporting it: a missing or alarmed host becomes
 /// due at the heartbeat, a paused one keeps no `due_at`. Written with `OR`
 /// rather than `IN (…)`, which would build a temporary table each time.
@@ -72,7 +85,7 @@ impl HeartbeatJob {
         (job, rx)
     }
 
-    /// Applies it; `up` is the writer's prepared [`UP_SQL`].
+    /// Applies it; `up` is the writer's prepared [`LAZY_SQL`].
     pub(crate) fn run(&mut self, conn: &Connection, up: Option<&mut Statement<'_>>) {
         self.result = Some(self.apply(conn, up));
     }
@@ -101,13 +114,30 @@ impl HeartbeatJob {
             self.report.as_deref(),
             self.due_if_up
         ];
-        let updated = match up {
-            Some(stmt) => stmt.execute(args),
+        // Half a timeout from now: (at + due_if_up) / 2, without overflow.
+        let half_way = self.at + (self.due_if_up - self.at) / 2;
+        let lazy_args = params![
+            host,
+            self.at,
+            self.message.as_deref(),
+            self.report.as_deref(),
+            self.due_if_up,
+            half_way
+        ];
+        let kept = match up {
+            Some(stmt) => stmt.execute(lazy_args),
             None => conn
-                .prepare_cached(UP_SQL)
-                .and_then(|mut s| s.execute(args)),
+                .prepare_cached(LAZY_SQL)
+                .and_then(|mut s| s.execute(lazy_args)),
         }
         .map_err(sqlite_error)?;
+        if kept == 1 {
+            return Ok(HeartbeatOutcome::Updated { status: Status::Up });
+        }
+        let updated = conn
+            .prepare_cached(UP_SQL)
+            .and_then(|mut s| s.execute(args))
+            .map_err(sqlite_error)?;
         if updated == 1 {
             return Ok(HeartbeatOutcome::Updated { status: Status::Up });
         }

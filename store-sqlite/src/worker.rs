@@ -122,7 +122,7 @@ where
 pub(crate) fn writer_loop(conn: Connection, rx: Receiver<WriteJob>, max_batch: usize) {
     // Prepared once for the writer's life; if that fails each heartbeat
     // falls back to the statement cache and reports the error itself.
-    let mut up = conn.prepare(heartbeat::UP_SQL).ok();
+    let mut up = conn.prepare(heartbeat::LAZY_SQL).ok();
     let mut batch: Vec<WriteJob> = Vec::with_capacity(max_batch.min(16_384));
     while let Ok(first) = rx.recv() {
         batch.push(first);

@@ -171,7 +171,9 @@ async fn heartbeat_creates_updates_and_reports_unknown() {
         HeartbeatOutcome::Updated { status: Status::Up }
     );
     let r = get(&store, &h).await;
-    assert_eq!((r.version, r.last_seen, r.due_at), (2, t(5), Some(t(15))));
+    // due 10 already lies between half a timeout from 5 s and the new
+    // deadline (15), so it is kept: early is allowed, late never.
+    assert_eq!((r.version, r.last_seen, r.due_at), (2, t(5), Some(t(10))));
     assert_eq!(
         r.message.as_deref(),
         Some("hello"),
@@ -607,4 +609,38 @@ async fn many_openers_of_a_new_file_migrate_it_once() {
         .query_row("SELECT count(*) FROM monitor_mark", [], |r| r.get(0))
         .unwrap();
     assert_eq!((v, n, marks), (1, 6, 1));
+}
+
+/// An up host's `due_at` is left where it is while it lies between half a
+/// timeout from now and the new deadline (no write to the due index), and
+/// moved otherwise; it is never later than the new deadline.
+#[tokio::test]
+async fn up_heartbeat_rearms_the_due_index_lazily_never_late() {
+    let (_d, store) = fresh();
+    let h = host("lazy");
+    beat(&store, &h, t(0)).await; // due 10
+    // At 4 s the new deadline is 14, half way is 9: 10 is kept.
+    beat(&store, &h, t(4)).await;
+    let r = get(&store, &h).await;
+    assert_eq!((r.due_at, r.last_seen, r.version), (Some(t(10)), t(4), 2));
+    // At 6 s half way is 11: 10 is too early to keep, so it moves to 16.
+    beat(&store, &h, t(6)).await;
+    assert_eq!(get(&store, &h).await.due_at, Some(t(16)));
+    // A shorter timeout than before: the kept due_at would be late, so it moves.
+    store
+        .record_heartbeat(&Heartbeat::new(h.clone(), t(7)), t(9), true)
+        .await
+        .expect("heartbeat");
+    assert_eq!(get(&store, &h).await.due_at, Some(t(9)));
+    // A message still lands on the lazy path.
+    // At 8 s with a 2 s timeout half way is 9: 9 is kept.
+    let mut hb = Heartbeat::new(h.clone(), t(8));
+    hb.message = Some("kept due, new message".into());
+    store
+        .record_heartbeat(&hb, t(10), true)
+        .await
+        .expect("heartbeat");
+    let r = get(&store, &h).await;
+    assert_eq!(r.due_at, Some(t(9)));
+    assert_eq!(r.message.as_deref(), Some("kept due, new message"));
 }
