@@ -251,7 +251,10 @@ pub async fn heartbeat_due_rules(store: Arc<dyn Store>) {
     let mut owed = r.clone();
     owed.status = Status::Up;
     owed.due_at = Some(at(41));
-    owed.outbox = Some(Outbox::new(sample_notice(&h, NoticeKind::Recovery)));
+    owed.outbox = Some(Box::new(Outbox::new(sample_notice(
+        &h,
+        NoticeKind::Recovery,
+    ))));
     owed.version = r.version + 1;
     assert!(store.compare_and_swap(r.version, &owed).await.expect("cas"));
     beat(&*store, &h, at(42)).await;
@@ -976,7 +979,10 @@ pub async fn odd_input_round_trips(store: Arc<dyn Store>) {
     assert_eq!(r.message, hb.message, "{store}");
     assert_eq!(r.report, hb.report, "{store}");
     let mut next = r.clone();
-    next.outbox = Some(Outbox::new(sample_notice(&long, NoticeKind::Alarm)));
+    next.outbox = Some(Box::new(Outbox::new(sample_notice(
+        &long,
+        NoticeKind::Alarm,
+    ))));
     next.version = r.version + 1;
     assert!(store.compare_and_swap(r.version, &next).await.expect("cas"));
     assert_eq!(

@@ -220,7 +220,7 @@ fn owe(
     notices: &mut Vec<Notice>,
 ) {
     let notice = make_notice(next, kind, now, policy, ctx);
-    next.outbox = Some(Outbox::new(notice.clone()));
+    next.outbox = Some(Box::new(Outbox::new(notice.clone())));
     next.due_at = Some(now);
     notices.push(notice);
 }

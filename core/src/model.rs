@@ -270,8 +270,9 @@ pub struct HostRecord {
     pub due_at: Option<Timestamp>,
     /// Bumped by every write; the compare-and-swap token.
     pub version: u64,
-    /// A notice owed and not yet delivered everywhere.
-    pub outbox: Option<Outbox>,
+    /// A notice owed and not yet delivered everywhere. Boxed: most records
+    /// owe nothing, and a record without it is half the size to copy.
+    pub outbox: Option<Box<Outbox>>,
     /// The message of the last heartbeat that carried one.
     pub message: Option<String>,
     /// The agent's last outage report.

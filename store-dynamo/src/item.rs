@@ -214,7 +214,7 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
             .map_err(|_| corrupt(key, "alarmCount is out of range"))?,
         due_at: opt_time(item, key, DUE_AT)?,
         version: get_u64(item, key, VERSION)?,
-        outbox,
+        outbox: outbox.map(Box::new),
         message: get_s(item, MESSAGE).map(str::to_owned),
         report: get_s(item, REPORT).map(str::to_owned),
         host,

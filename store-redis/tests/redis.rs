@@ -200,7 +200,7 @@ async fn heartbeat_script_follows_the_contract() {
     set(&s, &r, |n| {
         n.status = Status::Up;
         n.due_at = Some(t(22_000));
-        n.outbox = Some(Outbox::new(notice));
+        n.outbox = Some(Box::new(Outbox::new(notice)));
     })
     .await;
     beat(&s, &a, 23_000, 33_000).await;

@@ -149,7 +149,7 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
         due_at: opt_int(row, 9, key, "due_at")?.map(from_ts),
         version: u64::try_from(version)
             .map_err(|_| corrupt(key, format!("version {version} is negative")))?,
-        outbox,
+        outbox: outbox.map(Box::new),
         message: opt_text(row, 12, key, "message")?,
         report: opt_text(row, 13, key, "report")?,
         host,

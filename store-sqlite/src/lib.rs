@@ -358,7 +358,7 @@ impl Row {
             alarm_count: i64::from(r.alarm_count),
             due_at: opt_ts(r.due_at),
             version: codec::version(r.version)?,
-            outbox: outbox_json(r.outbox.as_ref())?,
+            outbox: outbox_json(r.outbox.as_deref())?,
             message: r.message.clone(),
             report: r.report.clone(),
         })

@@ -225,7 +225,7 @@ async fn heartbeat_due_rules_by_status_and_outbox() {
     let r = set(&store, &r, |n| {
         n.status = Status::Up;
         n.due_at = Some(t(41));
-        n.outbox = Some(Outbox::new(notice(&h, NoticeKind::Recovery)));
+        n.outbox = Some(Box::new(Outbox::new(notice(&h, NoticeKind::Recovery))));
     })
     .await;
     beat(&store, &h, t(42)).await;
@@ -306,7 +306,7 @@ async fn compare_and_swap_rules() {
     next.silent_since = Some(t(0));
     next.last_checked = Some(t(11));
     next.due_at = Some(t(11));
-    next.outbox = Some(Outbox::new(notice(&h, NoticeKind::Alarm)));
+    next.outbox = Some(Box::new(Outbox::new(notice(&h, NoticeKind::Alarm))));
     assert!(
         !store.compare_and_swap(7, &next).await.unwrap(),
         "stale version"
