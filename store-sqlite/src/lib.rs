@@ -238,7 +238,7 @@ impl SqliteStoreBuilder {
         writer
             .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
                 if pages >= worker::CHECKPOINT_PAGES {
-                    let behind = pages >= worker::CHECKPOINT_PAGES * 16;
+                    let behind = pages >= worker::CHECKPOINT_PAGES * 4;
                     if ctx.try_send(()).is_err() && behind {
                         // The checkpointer is gone or far behind: do it here.
                         let _ = wal.checkpoint();

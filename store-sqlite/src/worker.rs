@@ -174,9 +174,13 @@ fn run_batch(conn: &Connection, mut up: Option<&mut Statement<'_>>, batch: &mut 
     }
 }
 
-/// WAL size, in pages, at which the writer asks for a checkpoint
-/// (SQLite's own automatic checkpoint uses the same figure).
-pub(crate) const CHECKPOINT_PAGES: i32 = 1000;
+/// WAL size, in pages, at which the writer asks for a checkpoint: 64 MiB.
+/// SQLite's own default (1000 pages) made the checkpoint copy each hot page
+/// back into the database about every thousand commits of it; letting the
+/// WAL hold many versions of the same page before one copy-back took SQLite
+/// from 0.44–0.50 to 0.61–0.64 of the HTTP ceiling (BENCHMARKS.md). The
+/// WAL file is cut back to `journal_size_limit` after each checkpoint.
+pub(crate) const CHECKPOINT_PAGES: i32 = 16_000;
 
 /// The checkpointer's loop: a passive checkpoint each time the writer
 /// signals a grown WAL. Passive means it never blocks readers or the writer.
