@@ -1,12 +1,12 @@
 //! The Store contracts, checked one by one against a real moto server, each
 //! test in its own table.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use iamalive_core::{
@@ -15,19 +15,9 @@ use iamalive_core::{
 use iamalive_store_dynamo::{DUE_INDEX, DynamoStore};
 use iamalive_testkit::Server;
 
-fn client(moto: &Server) -> Client {
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .endpoint_url(moto.http_url())
-        .build();
-    Client::from_conf(conf)
-}
-
 async fn store(moto: &Server, shards: u16) -> DynamoStore {
     let table = format!("iamalive-{}", uuid::Uuid::new_v4());
-    let st = DynamoStore::new(client(moto), table).with_shards(shards);
+    let st = DynamoStore::new(common::client(moto), table).with_shards(shards);
     assert!(st.create_table_if_missing().await.unwrap());
     assert!(!st.create_table_if_missing().await.unwrap());
     st
