@@ -1,4 +1,5 @@
-//! The sweep's cost on the SQLite and Redis stores: O(due), not O(hosts).
+//! The sweep's cost on the memory, SQLite and Redis stores: O(due), not
+//! O(hosts).
 //!
 //! For N = 10k, 100k and 1M hosts (`IAMALIVE_BENCH_QUICK=1` stops at
 //! 100k): one sweep with nothing due, the naive full scan of the same data
@@ -121,6 +122,10 @@ fn bench_store(c: &mut Criterion, b: Backend, redis_url: Option<&str>) {
     g.finish();
 }
 
+fn bench_memory(c: &mut Criterion) {
+    bench_store(c, Backend::Memory, None);
+}
+
 fn bench_sqlite(c: &mut Criterion) {
     bench_store(c, Backend::Sqlite, None);
 }
@@ -130,5 +135,5 @@ fn bench_redis(c: &mut Criterion) {
     bench_store(c, Backend::Redis, Some(&server.redis_url()));
 }
 
-criterion_group!(benches, bench_sqlite, bench_redis);
+criterion_group!(benches, bench_memory, bench_sqlite, bench_redis);
 criterion_main!(benches);
