@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use iamalive_core::{Downtime, HostId, HostRecord, MonitorMark, Status, StoreError, Timestamp};
 
 use crate::STORE;
@@ -11,6 +11,73 @@ use crate::STORE;
 /// years 0–9999), so the heartbeat script compares instants as strings.
 pub(crate) fn ts(t: Timestamp) -> String {
     t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// An instant as [`ts`] writes it, formatted without allocating for the
+/// years 0–9999 (the heartbeat's hot path).
+pub(crate) enum TsArg {
+    /// The 30 bytes `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+    Fixed([u8; 30]),
+    /// Anything else (years past 9999, leap seconds), as [`ts`] gives it.
+    Other(String),
+}
+
+impl TsArg {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Fixed(b) => b,
+            Self::Other(s) => s.as_bytes(),
+        }
+    }
+}
+
+/// [`ts`] into a [`TsArg`].
+pub(crate) fn ts_arg(t: Timestamp) -> TsArg {
+    let (year, ns) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || ns >= 1_000_000_000 {
+        return TsArg::Other(ts(t));
+    }
+    let mut b = *b"0000-00-00T00:00:00.000000000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, 9, ns);
+    TsArg::Fixed(b)
+}
+
+/// The up-hash entry of a record: `due_at`, `last_seen` (30 bytes each)
+/// and `version`, or `None` when the record must have none (not up, a
+/// notice owed, no `due_at`, or an instant outside the years 0–9999).
+pub(crate) fn up_entry(rec: &HostRecord) -> Option<String> {
+    if rec.status != Status::Up || rec.outbox.is_some() {
+        return None;
+    }
+    let (due, seen) = (ts(rec.due_at?), ts(rec.last_seen));
+    let (d, s) = crate::scripts::UP_ENTRY;
+    (due.len() == d && seen.len() == s - d).then(|| format!("{due}{seen}{}", rec.version))
+}
+
+/// Applies a host's up-hash entry to its record read from the hash: while
+/// the entry exists, its `version` and `last_seen` are the true ones.
+pub(crate) fn merge_up(key: &str, rec: &mut HostRecord, entry: &str) -> Result<(), StoreError> {
+    let (d, s) = crate::scripts::UP_ENTRY;
+    let (Some(seen), Some(version)) = (entry.get(d..s), entry.get(s..)) else {
+        return Err(corrupt(key, format!("up entry {entry:?}")));
+    };
+    rec.last_seen = parse_ts(key, "up last_seen", seen)?;
+    rec.version = version
+        .parse()
+        .map_err(|e| corrupt(key, format!("up entry version {version:?}: {e}")))?;
+    Ok(())
 }
 
 /// The sorted-set score of an instant: whole milliseconds, rounded down
@@ -180,6 +247,41 @@ mod tests {
         }
         let back = from_score(score(b) as f64).unwrap();
         assert!(back <= b && b - back < chrono::TimeDelta::milliseconds(1));
+    }
+
+    #[test]
+    fn fast_timestamps_match_rfc3339() {
+        let mut t = DateTime::from_timestamp(0, 0).unwrap();
+        let step = chrono::TimeDelta::nanoseconds(7_919_000_123_457);
+        for _ in 0..300_000 {
+            assert_eq!(ts_arg(t).as_bytes(), ts(t).as_bytes());
+            t += step;
+        }
+        for t in [
+            DateTime::<Utc>::MAX_UTC,
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::from_timestamp(1_767_225_599, 999_999_999).unwrap(),
+        ] {
+            assert_eq!(ts_arg(t).as_bytes(), ts(t).as_bytes());
+        }
+        assert!(matches!(ts_arg(DateTime::<Utc>::MAX_UTC), TsArg::Other(_)));
+    }
+
+    #[test]
+    fn up_entries_round_trip() {
+        let t = DateTime::from_timestamp(1_767_225_600, 5).unwrap();
+        let mut r = HostRecord::new(HostId::new("a-1").unwrap(), t, std::time::Duration::ZERO);
+        r.version = 42;
+        let e = up_entry(&r).unwrap();
+        assert_eq!(e.len(), 62);
+        let mut back = r.clone();
+        back.version = 1;
+        back.last_seen = DateTime::UNIX_EPOCH;
+        merge_up("k", &mut back, &e).unwrap();
+        assert_eq!(back, r);
+        r.status = Status::Missing;
+        assert_eq!(up_entry(&r), None);
+        assert!(merge_up("k", &mut back, "short").is_err());
     }
 
     #[test]

@@ -16,11 +16,15 @@ use iamalive_core::{
     StoreError, Timestamp,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
+use redis::{
+    Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ServerErrorKind, Value,
+};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::codec::{decode, decode_mark, encode, encode_mark, from_score, score, ts};
+use crate::codec::{
+    decode, decode_mark, encode, encode_mark, from_score, merge_up, score, ts_arg, up_entry,
+};
 
 /// The name this store gives in errors.
 pub(crate) const STORE: &str = "redis";
@@ -44,6 +48,8 @@ struct Keys {
     host: String,
     due: String,
     hosts: String,
+    /// `{prefix}:up` — host id → the fast-path entry of an up host.
+    up: String,
     silences: String,
     mark: String,
 }
@@ -55,6 +61,7 @@ impl Keys {
             host: format!("{tag}:h:"),
             due: format!("{tag}:due"),
             hosts: format!("{tag}:hosts"),
+            up: format!("{tag}:up"),
             silences: format!("{tag}:silences"),
             mark: format!("{tag}:mark"),
         }
@@ -308,6 +315,13 @@ impl RedisStore {
     pub fn due_key(&self) -> &str {
         &self.c.keys.due
     }
+
+    /// The hash of up hosts' fast-path entries (`{prefix}:up`): host id →
+    /// `due_at`, `last_seen` and `version`; while a host has an entry, its
+    /// `version` and `last_seen` there are the true ones.
+    pub fn up_key(&self) -> &str {
+        &self.c.keys.up
+    }
 }
 
 impl Conn {
@@ -335,7 +349,9 @@ impl Conn {
         }
     }
 
-    /// HGETALL of each key, pipelined; absent keys are skipped.
+    /// The records of `hosts`, read in one transaction (`MULTI`): the up
+    /// entries (`HMGET {prefix}:up`) and one `HGETALL` per host, merged.
+    /// Absent hosts are skipped.
     async fn records(&self, hosts: &[String]) -> Result<Vec<HostRecord>, StoreError> {
         if hosts.is_empty() {
             return Ok(Vec::new());
@@ -345,22 +361,60 @@ impl Conn {
             .map(|h| format!("{}{h}", self.keys.host))
             .collect();
         let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("HMGET").arg(&self.keys.up).arg(hosts);
         for k in &keys {
             pipe.cmd("HGETALL").arg(k);
         }
         let pipe = &pipe;
-        let maps: Vec<HashMap<String, String>> = self
+        let values: Vec<Value> = self
             .call(true, |mut c| {
                 Box::pin(async move { pipe.query_async(&mut c).await })
             })
             .await?;
-        let mut out = Vec::with_capacity(maps.len());
-        for (k, m) in keys.iter().zip(maps) {
-            if let Some(r) = decode(k, m)? {
+        let mut values = values.into_iter();
+        let ups: Vec<Option<String>> = parse(&self.keys.up, values.next())?;
+        let mut out = Vec::with_capacity(keys.len());
+        for ((k, v), up) in keys.iter().zip(values).zip(ups) {
+            let m: HashMap<String, String> = parse(k, Some(v))?;
+            if let Some(mut r) = decode(k, m)? {
+                if let Some(e) = up {
+                    merge_up(k, &mut r, &e)?;
+                }
                 out.push(r);
             }
         }
         Ok(out)
+    }
+}
+
+/// One reply of a transaction, converted.
+fn parse<T: FromRedisValue>(key: &str, v: Option<Value>) -> Result<T, StoreError> {
+    let v = v.ok_or_else(|| StoreError::Corrupt {
+        store: STORE,
+        key: key.to_owned(),
+        reason: "no reply".into(),
+    })?;
+    redis::from_redis_value(v).map_err(|e| StoreError::Corrupt {
+        store: STORE,
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Runs a prepared `EVALSHA` of `script`, loading the script first when
+/// Redis does not know it (a restart emptied its script cache).
+async fn eval<T: FromRedisValue>(
+    conn: &mut ConnectionManager,
+    script: &Script,
+    cmd: &Cmd,
+) -> RedisResult<T> {
+    match cmd.query_async(conn).await {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.load_async(conn).await?;
+            cmd.query_async(conn).await
+        }
+        r => r,
     }
 }
 
@@ -437,17 +491,7 @@ impl Store for RedisStore {
     }
 
     async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
-        let key = self.c.keys.host(host);
-        let mut cmd = redis::cmd("HGETALL");
-        cmd.arg(&key);
-        let cmd = &cmd;
-        let m: HashMap<String, String> = self
-            .c
-            .call(true, |mut c| {
-                Box::pin(async move { cmd.query_async(&mut c).await })
-            })
-            .await?;
-        decode(&key, m)
+        Ok(self.c.records(&[host.as_str().to_owned()]).await?.pop())
     }
 
     async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
@@ -455,13 +499,15 @@ impl Store for RedisStore {
         inv.key(self.c.keys.host(&next.host))
             .key(&self.c.keys.due)
             .key(&self.c.keys.hosts)
+            .key(&self.c.keys.up)
             .arg(expected.to_string())
             .arg(next.host.as_str())
             .arg(
                 next.due_at
                     .map(|d| score(d).to_string())
                     .unwrap_or_default(),
-            );
+            )
+            .arg(up_entry(next).unwrap_or_default());
         for (k, v) in encode(next)? {
             inv.arg(k).arg(v);
         }
@@ -508,6 +554,7 @@ impl Store for RedisStore {
         inv.key(self.c.keys.host(host))
             .key(&self.c.keys.due)
             .key(&self.c.keys.hosts)
+            .key(&self.c.keys.up)
             .arg(host.as_str());
         let inv = &inv;
         let n: i64 = self
@@ -639,49 +686,93 @@ async fn batcher(c: Conn, mut queue: mpsc::Receiver<Pending>) {
     }
 }
 
-async fn run_batch(c: &Conn, batch: Vec<Pending>) {
-    let flag = |b: bool| if b { "1" } else { "0" };
-    let mut inv = scripts::HEARTBEATS.prepare_invoke();
-    inv.key(&c.keys.due).key(&c.keys.hosts);
-    for p in &batch {
-        let hb = &p.hb;
-        inv.key(c.keys.host(&hb.host))
-            .arg(hb.host.as_str())
-            .arg(ts(hb.at))
-            .arg(score(hb.at))
-            .arg(ts(p.due_if_up))
-            .arg(score(p.due_if_up))
-            .arg(flag(p.create))
-            .arg(flag(hb.message.is_some()))
-            .arg(hb.message.as_deref().unwrap_or(""))
-            .arg(flag(hb.report.is_some()))
-            .arg(hb.report.as_deref().unwrap_or(""))
-            .arg(ts(hb
-                .at
-                .checked_add_signed((p.due_if_up - hb.at) / 2)
-                .unwrap_or(hb.at)));
+/// The `EVALSHA` of [`scripts::HEARTBEATS`] for a batch, written straight
+/// into one command buffer (no allocation per heartbeat).
+fn heartbeats_cmd(keys: &Keys, batch: &[Pending]) -> Cmd {
+    use std::io::Write as _;
+    let prefix = keys.host.len();
+    let extra = batch
+        .iter()
+        .map(|p| usize::from(p.hb.message.is_some()) + usize::from(p.hb.report.is_some()))
+        .sum::<usize>();
+    let mut cmd = Cmd::with_capacity(
+        7 + 5 * batch.len() + extra,
+        128 + batch.len() * (prefix + 160),
+    );
+    cmd.arg("EVALSHA")
+        .arg(scripts::HEARTBEATS.get_hash())
+        .arg(3 + batch.len())
+        .arg(&keys.due)
+        .arg(&keys.hosts)
+        .arg(&keys.up);
+    let mut key = String::with_capacity(prefix + 64);
+    key.push_str(&keys.host);
+    for p in batch {
+        key.truncate(prefix);
+        key.push_str(p.hb.host.as_str());
+        cmd.arg(key.as_bytes());
     }
-    let inv = &inv;
+    cmd.arg(prefix + 1);
+    let mut flags: Vec<u8> = Vec::with_capacity(48);
+    let flag = |b: bool| if b { b'1' } else { b'0' };
+    for p in batch {
+        let hb = &p.hb;
+        let half = hb
+            .at
+            .checked_add_signed((p.due_if_up - hb.at) / 2)
+            .unwrap_or(hb.at);
+        flags.clear();
+        flags.extend([
+            flag(p.create),
+            flag(hb.message.is_some()),
+            flag(hb.report.is_some()),
+        ]);
+        let _ = write!(flags, "{},{}", score(hb.at), score(p.due_if_up));
+        cmd.arg(ts_arg(hb.at).as_bytes())
+            .arg(ts_arg(p.due_if_up).as_bytes())
+            .arg(ts_arg(half).as_bytes())
+            .arg(&flags[..]);
+        if let Some(m) = &hb.message {
+            cmd.arg(m.as_str());
+        }
+        if let Some(r) = &hb.report {
+            cmd.arg(r.as_str());
+        }
+    }
+    cmd
+}
+
+async fn run_batch(c: &Conn, batch: Vec<Pending>) {
+    let cmd = heartbeats_cmd(&c.keys, &batch);
+    let cmd = &cmd;
     // Safe to repeat: last_seen takes the later instant, and a second
     // version bump only invalidates swaps that were racing it anyway.
-    let out: Result<Vec<String>, StoreError> = c
+    let out: Result<Vec<u8>, StoreError> = c
         .call(true, |mut conn| {
-            Box::pin(async move { inv.invoke_async(&mut conn).await })
+            Box::pin(async move { eval(&mut conn, &scripts::HEARTBEATS, cmd).await })
         })
         .await;
     match out {
         Ok(out) if out.len() == batch.len() => {
             for (p, s) in batch.into_iter().zip(out) {
-                let r = match s.as_str() {
-                    "unknown" => Ok(HeartbeatOutcome::Unknown),
-                    "created" => Ok(HeartbeatOutcome::Created),
-                    s => Status::parse(s)
-                        .map(|status| HeartbeatOutcome::Updated { status })
-                        .ok_or_else(|| StoreError::Corrupt {
-                            store: STORE,
-                            key: c.keys.host(&p.hb.host),
-                            reason: format!("status {s:?}"),
-                        }),
+                let r = match s {
+                    b'n' => Ok(HeartbeatOutcome::Unknown),
+                    b'c' => Ok(HeartbeatOutcome::Created),
+                    b'u' => Ok(HeartbeatOutcome::Updated { status: Status::Up }),
+                    b'm' => Ok(HeartbeatOutcome::Updated {
+                        status: Status::Missing,
+                    }),
+                    b'a' => Ok(HeartbeatOutcome::Updated {
+                        status: Status::Alarmed,
+                    }),
+                    b'p' => Ok(HeartbeatOutcome::Updated {
+                        status: Status::Paused,
+                    }),
+                    s => Err(StoreError::Corrupt {
+                        store: STORE,
+                        key: c.keys.host(&p.hb.host),
+                        reason: format!("status starting with {:?}", char::from(s)),
+                    }),
                 };
                 let _ = p.done.send(r);
             }
@@ -734,6 +825,7 @@ mod tests {
         assert_eq!(k.host(&HostId::new("Web-1").unwrap()), "{prod}:h:web-1");
         assert_eq!(k.due, "{prod}:due");
         assert_eq!(k.hosts, "{prod}:hosts");
+        assert_eq!(k.up, "{prod}:up");
         assert_eq!(k.silences, "{prod}:silences");
         assert_eq!(k.mark, "{prod}:mark");
     }

@@ -8,89 +8,178 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// `record_heartbeat` for a batch of heartbeats, applied in order.
-/// KEYS = due zset, hosts zset, then one host hash per heartbeat.
-/// ARGV = eleven values per heartbeat: host, at, at_ms, due_if_up,
-/// due_if_up_ms, create ("1"/"0"), has_message, message, has_report,
-/// report, and the instant half-way from `at` to `due_if_up`.
-/// Returns, per heartbeat, `unknown`, `created`, or the status before it.
 ///
-/// An up host whose stored `due_at` lies between that half-way instant and
-/// `due_if_up` keeps it (early by at most half a timeout, never late): a
-/// host beating often then costs no index write on most heartbeats.
-pub(crate) static HEARTBEATS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local due, hosts = KEYS[1], KEYS[2]
+/// KEYS = due zset, hosts zset, up hash, then one host hash per heartbeat.
+/// ARGV\[1] = where the host id starts in a host key (the length of
+/// `{prefix}:h:` plus one); then per heartbeat: `at`, `due_if_up`, the
+/// instant half-way from `at` to `due_if_up`, a flags string (create,
+/// has message, has report as `0`/`1`, then `at` and `due_if_up` in
+/// milliseconds: `101767225600000,1767225610000`), and the message and
+/// report when the flags say they are there. Returns one character per
+/// heartbeat: `n` unknown, `c` created, or the first letter of the status
+/// before it (`u`, `m`, `a`, `p`).
+///
+/// The fast path: an up host with nothing owed has an entry in the up hash
+/// (`due_at`, `last_seen`, `version`, fixed width, see [`UP_ENTRY`]). A
+/// heartbeat without message or report whose host has an entry with
+/// `due_at` between the half-way instant and `due_if_up` (early by at most
+/// half a timeout, never late) only rewrites that entry: one `HMGET` for
+/// the whole batch before, one `HSET` after, no call per host. Any other
+/// heartbeat takes the slow path: it folds the entry (authoritative for
+/// `version` and `last_seen`) into the host's hash, applies the contract
+/// there (re-arming `due_at` and the index when needed), and keeps the
+/// entry exactly while the host stays up with nothing owed.
+pub(crate) static HEARTBEATS: LazyLock<Script> = LazyLock::new(|| Script::new(HEARTBEATS_LUA));
+
+/// The fixed-width layout of an up-hash entry: `due_at` (30 bytes),
+/// `last_seen` (30 bytes), then `version` in decimal.
+pub(crate) const UP_ENTRY: (usize, usize) = (30, 60);
+
+const HEARTBEATS_LUA: &str = r#"
+local due, hosts, up = KEYS[1], KEYS[2], KEYS[3]
+local n = #KEYS - 3
+local from = tonumber(ARGV[1])
+local names = {}
+for i = 1, n do names[i] = string.sub(KEYS[i + 3], from) end
+local got = redis.call('HMGET', up, unpack(names))
+local cur, dirty, dl, nd = {}, {}, {}, 0
+for i = 1, n do
+  local h = names[i]
+  if cur[h] == nil then cur[h] = got[i] end
+end
+local function entry(d, ls, v)
+  if d and #d == 30 and #ls == 30 then return d .. ls .. v end
+  return false
+end
 local out = {}
-for i = 1, #KEYS - 2 do
-  local h = KEYS[i + 2]
-  local a = (i - 1) * 11
-  local host, at, at_ms, dup, dup_ms = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
-  local cur = redis.call('HMGET', h, 'status', 'last_seen', 'outbox', 'version', 'due_at')
-  local status = cur[1]
-  if not status then
-    if ARGV[a + 6] ~= '1' then
-      out[i] = 'unknown'
-    else
-      local f = {'host', host, 'status', 'up', 'last_seen', at, 'watch_from', at,
-                 'alarm_count', '0', 'due_at', dup, 'version', '1'}
-      if ARGV[a + 7] == '1' then f[#f + 1] = 'message'; f[#f + 1] = ARGV[a + 8] end
-      if ARGV[a + 9] == '1' then f[#f + 1] = 'report'; f[#f + 1] = ARGV[a + 10] end
-      redis.call('HSET', h, unpack(f))
-      redis.call('ZADD', due, dup_ms, host)
-      redis.call('ZADD', hosts, 0, host)
-      out[i] = 'created'
-    end
-  else
-    local f = {'version', string.format('%d', (tonumber(cur[4]) or 0) + 1)}
-    if (not cur[2]) or at > cur[2] then f[#f + 1] = 'last_seen'; f[#f + 1] = at end
-    if ARGV[a + 7] == '1' then f[#f + 1] = 'message'; f[#f + 1] = ARGV[a + 8] end
-    if ARGV[a + 9] == '1' then f[#f + 1] = 'report'; f[#f + 1] = ARGV[a + 10] end
-    local d = cur[5]
-    if status == 'up' and not cur[3] then
-      if not (d and d > ARGV[a + 11] and d <= dup) then
-        f[#f + 1] = 'due_at'; f[#f + 1] = dup
-        redis.call('ZADD', due, dup_ms, host)
+local j = 2
+for i = 1, n do
+  local h = names[i]
+  local at, dup, half, fl = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
+  j = j + 4
+  local m, r = string.byte(fl, 2) == 49, string.byte(fl, 3) == 49
+  local msg, rep
+  if m then msg = ARGV[j]; j = j + 1 end
+  if r then rep = ARGV[j]; j = j + 1 end
+  local e = cur[h]
+  local fast = false
+  if e and not m and not r and #at == 30 then
+    local d = string.sub(e, 1, 30)
+    if d > half and d <= dup then
+      local v = tonumber(string.sub(e, 61))
+      if v and v < 1e14 then
+        local ls = string.sub(e, 31, 60)
+        if at > ls then ls = at end
+        cur[h] = d .. ls .. (v + 1)
+        fast = true
       end
-    elseif status == 'missing' or status == 'alarmed' then
-      f[#f + 1] = 'due_at'; f[#f + 1] = at
-      redis.call('ZADD', due, at_ms, host)
     end
-    redis.call('HSET', h, unpack(f))
-    out[i] = status
+  end
+  if fast then
+    out[i] = 'u'
+  else
+    local key = KEYS[i + 3]
+    local k = string.find(fl, ',', 5, true)
+    local at_ms, dup_ms = string.sub(fl, 4, k - 1), string.sub(fl, k + 1)
+    local cur_ = redis.call('HMGET', key, 'status', 'last_seen', 'outbox', 'version', 'due_at')
+    local status = cur_[1]
+    local ent = false
+    if not status then
+      if string.byte(fl, 1) ~= 49 then
+        out[i] = 'n'
+      else
+        local f = {'host', h, 'status', 'up', 'last_seen', at, 'watch_from', at,
+                   'alarm_count', '0', 'due_at', dup, 'version', '1'}
+        if m then f[#f + 1] = 'message'; f[#f + 1] = msg end
+        if r then f[#f + 1] = 'report'; f[#f + 1] = rep end
+        redis.call('HSET', key, unpack(f))
+        redis.call('ZADD', due, dup_ms, h)
+        redis.call('ZADD', hosts, 0, h)
+        ent = entry(dup, at, '1')
+        out[i] = 'c'
+      end
+    else
+      local ls, ver = cur_[2], cur_[4]
+      if e then ls = string.sub(e, 31, 60); ver = string.sub(e, 61) end
+      if (not ls) or at > ls then ls = at end
+      local v = string.format('%d', (tonumber(ver) or 0) + 1)
+      local f = {'version', v, 'last_seen', ls}
+      if m then f[#f + 1] = 'message'; f[#f + 1] = msg end
+      if r then f[#f + 1] = 'report'; f[#f + 1] = rep end
+      local d = cur_[5]
+      if status == 'up' and not cur_[3] then
+        if not (d and d > half and d <= dup) then
+          d = dup
+          f[#f + 1] = 'due_at'; f[#f + 1] = dup
+          redis.call('ZADD', due, dup_ms, h)
+        end
+        ent = entry(d, ls, v)
+      elseif status == 'missing' or status == 'alarmed' then
+        f[#f + 1] = 'due_at'; f[#f + 1] = at
+        redis.call('ZADD', due, at_ms, h)
+      end
+      redis.call('HSET', key, unpack(f))
+      out[i] = string.sub(status, 1, 1)
+    end
+    if ent or e then cur[h] = ent end
+  end
+  if cur[h] ~= got[i] and not dirty[h] then
+    dirty[h] = true; nd = nd + 1; dl[nd] = h
   end
 end
-return out
-"#,
-    )
-});
+if nd > 0 then
+  local set, del = {}, {}
+  for x = 1, nd do
+    local h = dl[x]
+    local v = cur[h]
+    if v then set[#set + 1] = h; set[#set + 1] = v else del[#del + 1] = h end
+  end
+  if #set > 0 then redis.call('HSET', up, unpack(set)) end
+  if #del > 0 then redis.call('HDEL', up, unpack(del)) end
+end
+return table.concat(out)
+"#;
 
-/// `compare_and_swap`: KEYS = host hash, due zset, hosts zset.
-/// ARGV = expected version, host, due_ms ("" for none), then the record's
-/// field/value pairs. Returns 1 when written, 0 when the version differed.
+/// `compare_and_swap`: KEYS = host hash, due zset, hosts zset, up hash.
+/// ARGV = expected version, host, due_ms ("" for none), the host's up-hash
+/// entry ("" when it must have none: not up, a notice owed, or no
+/// `due_at`), then the record's field/value pairs. The stored version is
+/// the entry's while there is one, else the hash's. Returns 1 when
+/// written, 0 when the version differed.
 pub(crate) static CAS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local v = redis.call('HGET', KEYS[1], 'version')
+local e = redis.call('HGET', KEYS[4], ARGV[2])
+local v
+if e then
+  v = string.sub(e, 61)
+else
+  v = redis.call('HGET', KEYS[1], 'version')
+end
 if v then
   if v ~= ARGV[1] then return 0 end
 elseif ARGV[1] ~= '0' then
   return 0
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[2], ARGV[2])
 else
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 end
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[2], ARGV[4])
+elseif e then
+  redis.call('HDEL', KEYS[4], ARGV[2])
+end
 return 1
 "#,
     )
 });
 
-/// `remove`: KEYS = host hash, due zset, hosts zset; ARGV = host.
+/// `remove`: KEYS = host hash, due zset, hosts zset, up hash; ARGV = host.
 /// Returns 1 if the host existed.
 pub(crate) static REMOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -98,6 +187,7 @@ pub(crate) static REMOVE: LazyLock<Script> = LazyLock::new(|| {
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 return n
 "#,
     )

@@ -550,3 +550,291 @@ async fn up_hosts_are_re_armed_lazily_but_never_late() {
     assert_eq!(due(&s).await, Some(t(8_000)));
     assert_eq!(s.next_due().await.unwrap(), Some(t(8_000)));
 }
+
+/// The raw state of a host: its hash's `version` and its up entry.
+async fn raw_state(
+    c: &mut redis::aio::MultiplexedConnection,
+    s: &RedisStore,
+    host: &HostId,
+) -> (Option<String>, Option<String>) {
+    let v: Option<String> = redis::cmd("HGET")
+        .arg(s.host_key(host))
+        .arg("version")
+        .query_async(c)
+        .await
+        .unwrap();
+    let e: Option<String> = redis::cmd("HGET")
+        .arg(s.up_key())
+        .arg(host.as_str())
+        .query_async(c)
+        .await
+        .unwrap();
+    (v, e)
+}
+
+/// An up host with nothing owed beats on the fast path (only its entry in
+/// `{prefix}:up` changes); every read sees the bumped version and the later
+/// `last_seen` at once.
+#[tokio::test]
+async fn fast_path_heartbeats_are_read_back_at_once() {
+    let server = iamalive_testkit::redis();
+    let s = store_on(&server, Duration::from_secs(5)).await;
+    let mut c = raw(&server).await;
+    let a = h("fast-1");
+    assert_eq!(beat(&s, &a, 0, 10_000).await, HeartbeatOutcome::Created);
+    let (v, e) = raw_state(&mut c, &s, &a).await;
+    assert_eq!(v.as_deref(), Some("1"));
+    assert!(e.is_some(), "a created up host gets an up entry");
+
+    for (i, at) in [1_000, 2_000, 1_500, 3_000].into_iter().enumerate() {
+        assert_eq!(
+            beat(&s, &a, at, at + 10_000).await,
+            HeartbeatOutcome::Updated { status: Status::Up }
+        );
+        let r = get(&s, &a).await;
+        assert_eq!(r.version, 2 + i as u64, "get right after a fast heartbeat");
+        let seen = if at == 1_500 { 2_000 } else { at };
+        assert_eq!(r.last_seen, t(seen), "last_seen never goes backwards");
+        assert_eq!(r.due_at, Some(t(10_000)), "due_at left alone (lazy)");
+    }
+    let (v, _) = raw_state(&mut c, &s, &a).await;
+    assert_eq!(
+        v.as_deref(),
+        Some("1"),
+        "the fast path leaves the hash alone"
+    );
+    // list and due merge the entry too.
+    let listed = s.list(None, 10).await.unwrap();
+    assert_eq!((listed[0].version, listed[0].last_seen), (5, t(3_000)));
+    let due = s.due(t(10_000), 10).await.unwrap();
+    assert_eq!((due[0].version, due[0].last_seen), (5, t(3_000)));
+
+    // A heartbeat with a message takes the slow path and folds the entry
+    // into the hash.
+    let mut hb = Heartbeat::new(a.clone(), t(2_500));
+    hb.message = Some("hi".into());
+    s.record_heartbeat(&hb, t(12_500), true).await.unwrap();
+    let (v, e) = raw_state(&mut c, &s, &a).await;
+    assert_eq!(v.as_deref(), Some("6"));
+    assert!(e.is_some(), "still up with nothing owed: entry kept");
+    let r = get(&s, &a).await;
+    assert_eq!(
+        (r.version, r.last_seen, r.message.as_deref()),
+        (6, t(3_000), Some("hi"))
+    );
+    // Re-arming (less than half a timeout left) also takes the slow path.
+    beat(&s, &a, 6_000, 16_000).await;
+    let r = get(&s, &a).await;
+    assert_eq!((r.version, r.due_at), (7, Some(t(16_000))));
+    assert_eq!(s.next_due().await.unwrap(), Some(t(16_000)));
+    assert_eq!(
+        raw_state(&mut c, &s, &a).await.0.as_deref(),
+        Some("7"),
+        "the slow path writes the hash"
+    );
+}
+
+/// A heartbeat that lands on the fast path between a monitor's read and
+/// its swap makes the swap fail.
+#[tokio::test]
+async fn fast_heartbeat_between_read_and_swap_fails_the_swap() {
+    let server = iamalive_testkit::redis();
+    let s = store_on(&server, Duration::from_secs(5)).await;
+    let a = h("racy");
+    beat(&s, &a, 0, 10_000).await;
+    beat(&s, &a, 1_000, 11_000).await;
+    let read = get(&s, &a).await;
+    assert_eq!(read.version, 2);
+    beat(&s, &a, 2_000, 12_000).await;
+    let mut next = read.clone();
+    next.status = Status::Missing;
+    next.version = read.version + 1;
+    assert!(
+        !s.compare_and_swap(read.version, &next).await.unwrap(),
+        "the heartbeat got there first"
+    );
+    let r = get(&s, &a).await;
+    assert_eq!(
+        (r.status, r.version, r.last_seen),
+        (Status::Up, 3, t(2_000))
+    );
+    // Against the merged version the swap goes through.
+    let mut next = r.clone();
+    next.last_checked = Some(t(2_500));
+    next.version = r.version + 1;
+    assert!(s.compare_and_swap(r.version, &next).await.unwrap());
+    assert_eq!(get(&s, &a).await, next);
+    // ... and the host stays on the fast path afterwards.
+    beat(&s, &a, 3_000, 13_000).await;
+    let r = get(&s, &a).await;
+    assert_eq!((r.version, r.last_seen), (5, t(3_000)));
+}
+
+/// A swap to missing, paused, or up with a notice owed removes the entry,
+/// so the next heartbeat takes the slow path (a recovery is still due at
+/// once); a swap back to up with nothing owed restores it; remove deletes
+/// it.
+#[tokio::test]
+async fn swaps_and_remove_keep_the_up_entry_exact() {
+    let server = iamalive_testkit::redis();
+    let s = store_on(&server, Duration::from_secs(5)).await;
+    let mut c = raw(&server).await;
+    let a = h("swapped");
+    beat(&s, &a, 0, 10_000).await;
+    beat(&s, &a, 1_000, 11_000).await;
+
+    // Missing: no entry; the heartbeat is a recovery, due now.
+    let r = get(&s, &a).await;
+    let r = set(&s, &r, |n| {
+        n.status = Status::Missing;
+        n.missing_since = Some(t(10_000));
+        n.due_at = Some(t(40_000));
+    })
+    .await;
+    assert_eq!(raw_state(&mut c, &s, &a).await.1, None);
+    assert_eq!(
+        beat(&s, &a, 12_000, 22_000).await,
+        HeartbeatOutcome::Updated {
+            status: Status::Missing
+        }
+    );
+    let got = get(&s, &a).await;
+    assert_eq!(
+        (got.version, got.due_at, got.last_seen),
+        (r.version + 1, Some(t(12_000)), t(12_000))
+    );
+    assert_eq!(
+        s.next_due().await.unwrap(),
+        Some(t(12_000)),
+        "recovery due now"
+    );
+    assert_eq!(
+        raw_state(&mut c, &s, &a).await.1,
+        None,
+        "a missing host gets no entry from a heartbeat"
+    );
+
+    // Up with a recovery owed: no entry, due_at untouched by heartbeats.
+    let notice = iamalive_core::Notice {
+        id: "n1".into(),
+        outage_id: "o1".into(),
+        kind: NoticeKind::Recovery,
+        host: a.clone(),
+        created_at: t(12_000),
+        last_seen: t(1_000),
+        missing_since: t(10_000),
+        recovered_at: Some(t(12_000)),
+        silent_for: Duration::from_secs(11),
+        alarm_count: 1,
+        next_reminder: None,
+        message: None,
+        report: None,
+        blind: None,
+    };
+    let r = set(&s, &got, |n| {
+        n.status = Status::Up;
+        n.missing_since = None;
+        n.due_at = Some(t(13_000));
+        n.outbox = Some(Box::new(Outbox::new(notice)));
+    })
+    .await;
+    assert_eq!(raw_state(&mut c, &s, &a).await.1, None);
+    beat(&s, &a, 12_500, 22_500).await;
+    let got = get(&s, &a).await;
+    assert_eq!((got.version, got.due_at), (r.version + 1, Some(t(13_000))));
+    assert!(got.outbox.is_some());
+
+    // Delivered: up with nothing owed gets its entry back from the swap.
+    let r = set(&s, &got, |n| n.outbox = None).await;
+    let (_, e) = raw_state(&mut c, &s, &a).await;
+    assert!(e.is_some());
+    // due_at 13_000 is less than half a timeout ahead: the slow path
+    // re-arms it, and the host is back on the fast path after that.
+    beat(&s, &a, 13_000, 23_000).await;
+    beat(&s, &a, 14_000, 24_000).await;
+    let got = get(&s, &a).await;
+    assert_eq!(
+        (got.version, got.due_at, got.last_seen),
+        (r.version + 2, Some(t(23_000)), t(14_000))
+    );
+    assert_eq!(
+        raw_state(&mut c, &s, &a).await.0,
+        Some((r.version + 1).to_string()),
+        "the second heartbeat took the fast path"
+    );
+
+    // Paused: no entry, heartbeats leave due_at alone.
+    let r = set(&s, &got, |n| {
+        n.status = Status::Paused;
+        n.due_at = None;
+    })
+    .await;
+    assert_eq!(raw_state(&mut c, &s, &a).await.1, None);
+    assert_eq!(
+        beat(&s, &a, 15_000, 25_000).await,
+        HeartbeatOutcome::Updated {
+            status: Status::Paused
+        }
+    );
+    let got = get(&s, &a).await;
+    assert_eq!((got.version, got.due_at), (r.version + 1, None));
+    assert_eq!(raw_state(&mut c, &s, &a).await.1, None);
+
+    // Up again, then removed: the entry goes with the host.
+    set(&s, &got, |n| {
+        n.status = Status::Up;
+        n.due_at = Some(t(25_000));
+    })
+    .await;
+    assert!(raw_state(&mut c, &s, &a).await.1.is_some());
+    assert!(s.remove(&a).await.unwrap());
+    assert_eq!(raw_state(&mut c, &s, &a).await, (None, None));
+    assert_eq!(
+        s.record_heartbeat(&Heartbeat::new(a.clone(), t(16_000)), t(26_000), false)
+            .await
+            .unwrap(),
+        HeartbeatOutcome::Unknown
+    );
+    assert_eq!(
+        beat(&s, &a, 16_000, 26_000).await,
+        HeartbeatOutcome::Created
+    );
+    assert_eq!(get(&s, &a).await.version, 1);
+}
+
+/// Fast and slow heartbeats for one host mixed in the same batches never
+/// lose a bump, and `last_seen` ends at the latest instant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_fast_and_slow_heartbeats_never_lose_a_bump() {
+    let server = iamalive_testkit::redis();
+    let s = Arc::new(store_on(&server, Duration::from_secs(10)).await);
+    let a = h("mixed");
+    beat(&s, &a, 0, 100_000).await;
+    let tasks: Vec<_> = (1..=600)
+        .map(|i| {
+            let s = s.clone();
+            let a = a.clone();
+            tokio::spawn(async move {
+                let mut hb = Heartbeat::new(a, t(i));
+                if i % 7 == 0 {
+                    hb.message = Some(format!("m{i}"));
+                }
+                // Every 50th re-arms (a shorter timeout: its due_if_up is
+                // earlier than the stored due_at).
+                let due = if i % 50 == 0 { 60_000 + i } else { 100_000 + i };
+                s.record_heartbeat(&hb, t(due), true).await.unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(
+            task.await.unwrap(),
+            HeartbeatOutcome::Updated { status: Status::Up }
+        );
+    }
+    let r = get(&s, &a).await;
+    assert_eq!((r.version, r.last_seen), (601, t(600)));
+    let d = r.due_at.unwrap();
+    assert!(d >= t(60_050) && d <= t(100_600), "{d}");
+    assert_eq!(s.next_due().await.unwrap(), Some(d), "index agrees");
+}
