@@ -8,7 +8,7 @@ use iamalive_core::{MemoryStore, Store, StoreError};
 use iamalive_store_redis::RedisStore;
 use iamalive_store_sqlite::SqliteStore;
 
-use crate::NullStore;
+use crate::{HandoffStore, NullStore};
 
 /// Which store a benchmark runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,9 @@ pub enum Backend {
     Sqlite,
     /// [`RedisStore`] with a fresh key prefix.
     Redis,
+    /// [`HandoffStore`]: nothing stored, but answered from another thread
+    /// like the SQLite store's writer (not in [`Backend::ALL`]; ask for it).
+    Handoff,
 }
 
 impl Backend {
@@ -32,13 +35,14 @@ impl Backend {
         Backend::Redis,
     ];
 
-    /// `null`, `memory`, `sqlite` or `redis`.
+    /// `null`, `memory`, `sqlite`, `redis` or `handoff`.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Null => "null",
             Backend::Memory => "memory",
             Backend::Sqlite => "sqlite",
             Backend::Redis => "redis",
+            Backend::Handoff => "handoff",
         }
     }
 }
@@ -54,8 +58,11 @@ impl FromStr for Backend {
     fn from_str(s: &str) -> Result<Self, String> {
         Backend::ALL
             .into_iter()
+            .chain([Backend::Handoff])
             .find(|b| b.name() == s)
-            .ok_or_else(|| format!("unknown store {s:?}: expected null, memory, sqlite or redis"))
+            .ok_or_else(|| {
+                format!("unknown store {s:?}: expected null, memory, sqlite, redis or handoff")
+            })
     }
 }
 
@@ -91,6 +98,11 @@ pub async fn open(backend: Backend, redis_url: Option<&str>) -> Result<Opened, S
     Ok(match backend {
         Backend::Null => Opened {
             store: Arc::new(NullStore),
+            sqlite_path: None,
+            _dir: None,
+        },
+        Backend::Handoff => Opened {
+            store: Arc::new(HandoffStore::new().map_err(|e| StoreError::backend("bench", e))?),
             sqlite_path: None,
             _dir: None,
         },

@@ -12,7 +12,7 @@ mod null;
 pub mod stats;
 
 pub use backend::Backend;
-pub use null::NullStore;
+pub use null::{HandoffStore, NullStore};
 
 /// Whether `IAMALIVE_BENCH_QUICK` asks for the smaller sizes.
 pub fn quick() -> bool {

@@ -80,3 +80,102 @@ impl Store for NullStore {
         Ok(MonitorMark::default().advance(now, gap))
     }
 }
+
+/// The [`NullStore`] behind the same hand-off the SQLite store's writer
+/// uses: each heartbeat is queued on a channel to one thread, which takes
+/// whatever is queued as a batch, does no work, and answers each caller on
+/// a oneshot. Comparing it with [`NullStore`] measures what *any* store
+/// that completes on another thread costs the HTTP path (the handler
+/// suspends, a cross-thread wake resumes it) before it stores anything.
+#[derive(Debug, Clone)]
+pub struct HandoffStore {
+    queue: std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl HandoffStore {
+    /// Starts the answering thread; it stops when the store is dropped.
+    pub fn new() -> std::io::Result<Self> {
+        let (queue, jobs) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>();
+        std::thread::Builder::new()
+            .name("handoff".into())
+            .spawn(move || {
+                let mut batch = Vec::new();
+                while let Ok(first) = jobs.recv() {
+                    batch.push(first);
+                    batch.extend(jobs.try_iter());
+                    for reply in batch.drain(..) {
+                        let _ = reply.send(());
+                    }
+                }
+            })?;
+        Ok(Self { queue })
+    }
+}
+
+impl fmt::Display for HandoffStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("handoff")
+    }
+}
+
+#[async_trait]
+impl Store for HandoffStore {
+    async fn record_heartbeat(
+        &self,
+        hb: &Heartbeat,
+        due_if_up: Timestamp,
+        create: bool,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(reply)
+            .map_err(|_| StoreError::unavailable("handoff", "the thread has stopped"))?;
+        done.await
+            .map_err(|_| StoreError::unavailable("handoff", "the thread has stopped"))?;
+        NullStore.record_heartbeat(hb, due_if_up, create).await
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
+        NullStore.due(now, limit).await
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        NullStore.next_due().await
+    }
+
+    async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        NullStore.get(host).await
+    }
+
+    async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
+        NullStore.compare_and_swap(expected, next).await
+    }
+
+    async fn list(
+        &self,
+        after: Option<&HostId>,
+        limit: usize,
+    ) -> Result<Vec<HostRecord>, StoreError> {
+        NullStore.list(after, limit).await
+    }
+
+    async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
+        NullStore.remove(host).await
+    }
+
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        NullStore.put_silence(silence).await
+    }
+
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        NullStore.silences().await
+    }
+
+    async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        NullStore.remove_silence(id).await
+    }
+
+    async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
+        NullStore.mark_run(now, gap).await
+    }
+}

@@ -19,7 +19,8 @@ use iamalive_server::Runner;
 #[derive(Parser, Debug)]
 #[command(about = "Posts heartbeats through the real HTTP service with each store")]
 struct Args {
-    /// Stores to measure, in order (null, memory, sqlite, redis); default all.
+    /// Stores to measure, in order (null, memory, sqlite, redis, or handoff: the null
+    /// store answered from another thread); default the first four.
     #[arg(long = "store", value_delimiter = ',')]
     stores: Vec<Backend>,
     /// Distinct hosts the heartbeats cycle through.
