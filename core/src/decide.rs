@@ -114,9 +114,13 @@ fn grace(deadline: Timestamp, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
 /// This clones `r`; [`evaluate_in_place`] is the same decision without the
 /// copy, for hot loops that own their record.
 pub fn evaluate(r: &HostRecord, now: Timestamp, policy: &Policy, ctx: &Context<'_>) -> Decision {
-    let mut next = r.clone();
-    let notices = evaluate_in_place(&mut next, now, policy, ctx);
-    Decision { next, notices }
+    // Built where it is returned, so the copy of the record is made once.
+    let mut d = Decision {
+        next: r.clone(),
+        notices: Vec::new(),
+    };
+    d.notices = evaluate_in_place(&mut d.next, now, policy, ctx);
+    d
 }
 
 /// [`evaluate`] applied to `rec` itself; returns the notices that became owed.

@@ -1,6 +1,7 @@
 //! Host identifiers and host patterns.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -58,16 +59,27 @@ fn check(s: &str, extra: &[u8]) -> Result<(), InvalidHost> {
 /// assert_eq!(h.as_str(), "build-01.example");
 /// assert!(HostId::new("bad host").is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct HostId(String);
+///
+/// The text is shared (`Arc<str>`): cloning a host id bumps a reference
+/// count instead of allocating, so cloning a
+/// [`HostRecord`](crate::HostRecord) with no message, report or owed
+/// notice allocates nothing ([`evaluate`](crate::evaluate) clones one per
+/// decision).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostId(Arc<str>);
+
+impl Serialize for HostId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl HostId {
     /// Validates `s` and folds it to lowercase.
     pub fn new(s: impl AsRef<str>) -> Result<Self, InvalidHost> {
         let s = s.as_ref();
         check(s, b"")?;
-        Ok(Self(s.to_ascii_lowercase()))
+        Ok(Self(Arc::from(s.to_ascii_lowercase())))
     }
 
     /// The id as a string slice.
