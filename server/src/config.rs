@@ -205,6 +205,9 @@ pub struct Config {
     pub webhook: Option<WebhookConfig>,
     /// The DynamoDB table, when configured.
     pub dynamo_table: Option<String>,
+    /// The number of write shards of the DynamoDB due index (1 to 1000);
+    /// the store's default when unset.
+    pub dynamo_shards: Option<u16>,
     /// The SNS topic, when configured.
     pub sns_topic_arn: Option<String>,
     /// A `tracing` filter (`info`, `iamalive_server=debug`). Default `info`.
@@ -323,6 +326,9 @@ struct WebhookTable {
 #[serde(deny_unknown_fields)]
 struct DynamoTable {
     table: Option<String>,
+    /// Checked in `resolve`, so a value of the wrong type is refused
+    /// naming the key.
+    shards: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -377,6 +383,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_WEBHOOK_FORMAT", "webhook.format"),
     ("IAMALIVE_WEBHOOK_SECRET", "webhook.secret"),
     ("IAMALIVE_DYNAMO_TABLE", "dynamo.table"),
+    ("IAMALIVE_DYNAMO_SHARDS", "dynamo.shards"),
     ("IAMALIVE_SNS_TOPIC_ARN", "sns.topic_arn"),
 ];
 
@@ -392,7 +399,7 @@ fn kind_of(path: &str) -> Kind {
         "auto_register" => Kind::Bool,
         "api_keys" | "smtp.to" => Kind::List,
         "policy.reminder_backoff" => Kind::Float,
-        "policy.max_reminders" | "limits.body_bytes" => Kind::Int,
+        "policy.max_reminders" | "limits.body_bytes" | "dynamo.shards" => Kind::Int,
         p if p.ends_with("timeout") || p.ends_with("interval") || p.starts_with("monitor.") => {
             Kind::Duration
         }
@@ -460,6 +467,11 @@ impl Config {
                 "dynamo",
                 self.dynamo_table.is_some(),
                 "dynamo.table (IAMALIVE_DYNAMO_TABLE)",
+            ),
+            (
+                "dynamo",
+                self.dynamo_shards.is_some(),
+                "dynamo.shards (IAMALIVE_DYNAMO_SHARDS)",
             ),
             (
                 "sns",
@@ -547,6 +559,21 @@ impl Config {
     }
 
     fn resolve(f: FileConfig) -> Result<Self, ConfigError> {
+        let dynamo = f.dynamo.unwrap_or_default();
+        let dynamo_shards = match dynamo.shards {
+            None => None,
+            Some(v) => Some(
+                v.as_integer()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "dynamo.shards (IAMALIVE_DYNAMO_SHARDS)",
+                            format!("{v} is not a shard count from 1 to 1000"),
+                        )
+                    })?,
+            ),
+        };
         let listen = match f.listen {
             Some(s) => s
                 .parse()
@@ -732,7 +759,8 @@ impl Config {
             redis_url: r.url.map(Secret::new),
             redis_prefix: r.prefix.unwrap_or_else(|| "iamalive".into()),
             webhook,
-            dynamo_table: f.dynamo.unwrap_or_default().table,
+            dynamo_table: dynamo.table,
+            dynamo_shards,
             sns_topic_arn: f.sns.unwrap_or_default().topic_arn,
             log: f.log,
         })

@@ -50,12 +50,23 @@ pub async fn from_env(
 ) -> Result<(DynamoStore, Vec<Arc<dyn Notifier>>), SetupError> {
     let (table, topic) = table_and_topic(config)?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Ok(from_clients(
+    let (store, channels) = from_clients(
         aws_sdk_dynamodb::Client::new(&sdk),
         aws_sdk_sns::Client::new(&sdk),
         table,
         topic,
-    ))
+    );
+    Ok((configure(store, config), channels))
+}
+
+/// `store` with the settings of `config` that belong to it: the number of
+/// write shards of the due index (`dynamo.shards`,
+/// `IAMALIVE_DYNAMO_SHARDS`; the store's default, 4, when unset).
+pub fn configure(store: DynamoStore, config: &Config) -> DynamoStore {
+    match config.dynamo_shards {
+        Some(n) => store.with_shards(n),
+        None => store,
+    }
 }
 
 /// The store and the SNS channel over given clients.
