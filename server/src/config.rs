@@ -552,9 +552,19 @@ impl Config {
                 })?;
             }
         }
-        let file: FileConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::new("configuration", e.message()))?;
+        // Deserialized through `serde_path_to_error` so a value of the
+        // wrong type names its key (`limits.body_bytes`), and the variable
+        // it may have come from, instead of only the type mismatch.
+        let file: FileConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let key = match ENV_KEYS.iter().find(|(_, p)| *p == path) {
+                    Some((var, _)) => format!("{path} ({var})"),
+                    None if path == "." => "configuration".to_owned(),
+                    None => path,
+                };
+                ConfigError::new(key, e.into_inner().message())
+            })?;
         Self::resolve(file)
     }
 
@@ -902,6 +912,16 @@ mod tests {
         assert!(bad.reason.contains("lisen"), "{bad}");
         let bad = Config::from_sources(Some("[[keys]]\nrole = \"admin\""), env(&[])).unwrap_err();
         assert_eq!(bad.key, "keys[0]");
+        // A value of the wrong type in the file names its key.
+        let bad =
+            Config::from_sources(Some("[limits]\nbody_bytes = \"big\""), env(&[])).unwrap_err();
+        assert!(bad.key.starts_with("limits.body_bytes"), "{bad}");
+        assert!(bad.reason.contains("big"), "{bad}");
+        let bad =
+            Config::from_sources(Some("[policy]\nmax_reminders = true"), env(&[])).unwrap_err();
+        assert!(bad.key.starts_with("policy.max_reminders"), "{bad}");
+        let bad = Config::from_sources(Some("auto_register = \"yes\""), env(&[])).unwrap_err();
+        assert!(bad.key.starts_with("auto_register"), "{bad}");
     }
 
     #[test]
