@@ -32,6 +32,10 @@ pub struct AgentConfig {
     /// Where the failure record is kept between runs (for `--once` from
     /// cron, and across restarts); `None` keeps it in memory only.
     pub state_file: Option<PathBuf>,
+    /// A PEM file of CA certificates to trust *instead of* the system's
+    /// roots (a private CA in front of the watcher); `None` trusts the
+    /// system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for AgentConfig {
@@ -45,6 +49,7 @@ impl fmt::Debug for AgentConfig {
             .field("retries", &self.retries)
             .field("retry_backoff", &self.retry_backoff)
             .field("state_file", &self.state_file)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -109,6 +114,21 @@ pub enum Attempt {
     },
 }
 
+/// The certificates of a PEM bundle, or why it cannot be used.
+fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, AgentError> {
+    let shown = path.display();
+    let pem =
+        std::fs::read(path).map_err(|e| AgentError::Config(format!("--ca-file {shown}: {e}")))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| AgentError::Config(format!("--ca-file {shown}: {e}")))?;
+    if certs.is_empty() {
+        return Err(AgentError::Config(format!(
+            "--ca-file {shown}: no PEM certificate in it"
+        )));
+    }
+    Ok(certs)
+}
+
 /// Sends heartbeats and remembers what failed until one gets through.
 #[derive(Debug)]
 pub struct Agent {
@@ -131,10 +151,14 @@ impl Agent {
                 "--timeout must be more than zero".into(),
             ));
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .user_agent(concat!("iamalive-agent/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("iamalive-agent/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &config.ca_file {
+            builder = builder.tls_certs_only(ca_certificates(path)?);
+        }
+        let client = builder
             .build()
             .map_err(|e| AgentError::Config(format!("HTTP client: {e}")))?;
         let failures = match &config.state_file {

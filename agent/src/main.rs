@@ -52,6 +52,10 @@ struct Args {
     /// --once from cron; survives restarts).
     #[arg(long, env = "IAMALIVE_AGENT_STATE_FILE")]
     state_file: Option<PathBuf>,
+    /// Trust only the CA certificates in this PEM file (a private CA in
+    /// front of the watcher) instead of the system's roots.
+    #[arg(long, env = "IAMALIVE_AGENT_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// A short message sent with every heartbeat.
     #[arg(long, env = "IAMALIVE_AGENT_MESSAGE")]
     message: Option<String>,
@@ -135,6 +139,7 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         retries: args.retries,
         retry_backoff: args.retry_backoff,
         state_file: args.state_file.clone(),
+        ca_file: args.ca_file.clone(),
     })
 }
 

@@ -66,6 +66,7 @@ fn config(addr: SocketAddr) -> AgentConfig {
         retries: 2,
         retry_backoff: Duration::from_millis(10),
         state_file: None,
+        ca_file: None,
     }
 }
 
@@ -421,4 +422,173 @@ async fn sigterm_stops_the_loop_gracefully() {
         .await
         .unwrap();
     assert!(st.success(), "{st}");
+}
+
+fn openssl(args: &[&str]) {
+    let st = Command::new("openssl")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl makes the test certificates");
+    assert!(st.success(), "openssl {args:?}");
+}
+
+/// A private CA, a server certificate for 127.0.0.1 it signed, and a real
+/// HTTPS server (Python's `http.server` behind `ssl`) answering 200 to
+/// every POST with that certificate.
+fn private_ca_server(dir: &std::path::Path) -> (u16, iamalive_testkit::Server) {
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=iamalive test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &p("srv.key"),
+        "-out",
+        &p("srv.csr"),
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("srv.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("srv.pem"),
+    ]);
+    let script = r#"
+import http.server, ssl, sys
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        b = b'{"status":"up"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+
+    def log_message(self, *a):
+        pass
+
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+"#;
+    let port = iamalive_testkit::free_port();
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(p("srv.pem"))
+        .arg(p("srv.key"));
+    let server = iamalive_testkit::Server::spawn(
+        cmd,
+        port,
+        tempfile::tempdir().unwrap(),
+        "python3 https server",
+    );
+    (port, server)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_ca_is_trusted_with_ca_file_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _server) = private_ca_server(dir.path());
+    let url = endpoint(&format!("https://127.0.0.1:{port}")).unwrap();
+    let with = |ca_file: Option<std::path::PathBuf>| AgentConfig {
+        url: url.clone(),
+        retries: 0,
+        ca_file,
+        ..config(([127, 0, 0, 1], port).into())
+    };
+
+    // The system's roots do not know the private CA: a TLS failure.
+    let mut agent = Agent::new(with(None)).unwrap();
+    match agent.beat().await {
+        Attempt::Failed { kind, detail, .. } => assert_eq!(kind, FailureKind::Tls, "{detail}"),
+        other => panic!("{other:?}"),
+    }
+
+    // Trusting the CA's PEM, the same server is reached.
+    let mut agent = Agent::new(with(Some(dir.path().join("ca.pem")))).unwrap();
+    assert!(
+        matches!(agent.beat().await, Attempt::Delivered { .. }),
+        "the private CA was not trusted"
+    );
+
+    // Trusting some other CA only: refused, as a proxy re-signing would be.
+    let other = tempfile::tempdir().unwrap();
+    let p = |f: &str| other.path().join(f).to_str().unwrap().to_owned();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=other CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    let mut agent = Agent::new(with(Some(other.path().join("ca.pem")))).unwrap();
+    match agent.beat().await {
+        Attempt::Failed { kind, detail, .. } => assert_eq!(kind, FailureKind::Tls, "{detail}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A file that is missing or holds no certificate stops the agent at
+    // start, naming the file.
+    for bad in [dir.path().join("absent.pem"), dir.path().join("ext.cnf")] {
+        let e = Agent::new(with(Some(bad.clone()))).unwrap_err().to_string();
+        assert!(
+            e.contains("--ca-file") && e.contains(&*bad.to_string_lossy()),
+            "{e}"
+        );
+    }
 }
