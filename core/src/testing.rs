@@ -1,11 +1,17 @@
-//! Notifiers for tests: one that records, one that can be made to fail.
+//! For tests: a notifier that records and can be made to fail, and a store
+//! whose heartbeat writes can be made to hang.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Notice, NoticeKind, Notifier, NotifyError};
+use crate::{
+    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Notice, NoticeKind, Notifier,
+    NotifyError, Silence, Store, StoreError, Timestamp,
+};
 
 /// Records every notice it is given. Clones share the same log, so several
 /// monitors can stand for one real channel.
@@ -75,5 +81,90 @@ impl Notifier for RecordingNotifier {
                 Ok(())
             }
         }
+    }
+}
+
+/// A store whose `record_heartbeat` never completes while stalled, as a
+/// store behind a dead link would; everything else goes straight to the
+/// store it wraps. For testing what bounds a hung write (request
+/// timeouts) and that nothing is written meanwhile.
+#[derive(Debug)]
+pub struct StallingStore<S> {
+    inner: S,
+    stalled: AtomicBool,
+}
+
+impl<S: Store> StallingStore<S> {
+    /// Wraps `inner`, not stalled.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            stalled: AtomicBool::new(false),
+        }
+    }
+
+    /// Heartbeat writes started from now on hang (`true`) or go through.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+
+    /// The wrapped store, to look at what was written.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: Store> fmt::Display for StallingStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stalling({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for StallingStore<S> {
+    async fn record_heartbeat(
+        &self,
+        hb: &Heartbeat,
+        due_if_up: Timestamp,
+        create: bool,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        if self.stalled.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.record_heartbeat(hb, due_if_up, create).await
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
+        self.inner.due(now, limit).await
+    }
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.next_due().await
+    }
+    async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        self.inner.get(host).await
+    }
+    async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
+        self.inner.compare_and_swap(expected, next).await
+    }
+    async fn list(
+        &self,
+        after: Option<&HostId>,
+        limit: usize,
+    ) -> Result<Vec<HostRecord>, StoreError> {
+        self.inner.list(after, limit).await
+    }
+    async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
+        self.inner.remove(host).await
+    }
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        self.inner.put_silence(silence).await
+    }
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        self.inner.silences().await
+    }
+    async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.remove_silence(id).await
+    }
+    async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
+        self.inner.mark_run(now, gap).await
     }
 }

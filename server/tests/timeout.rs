@@ -2,86 +2,18 @@
 //! with a 503 and a reason, writes nothing, and the service keeps serving.
 //! Tokio's clock is paused: the timeout elapses without the test sleeping.
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use iamalive_core::testing::RecordingNotifier;
-use iamalive_core::{
-    Heartbeat, HeartbeatOutcome, HostId, HostRecord, ManualClock, MemoryStore, MonitorMark,
-    Notifier, Silence, Store, StoreError, Timestamp,
-};
+use iamalive_core::testing::{RecordingNotifier, StallingStore};
+use iamalive_core::{HostId, ManualClock, MemoryStore, Notifier, Store};
 use iamalive_server::{AppState, Config, router};
 use serde_json::Value;
 use tower::ServiceExt;
 
 const KEY: &str = "admin-key-0123456789";
-
-/// A [`MemoryStore`] whose heartbeat writes hang while `stalled` is set,
-/// as a store behind a dead network link would.
-struct Stall {
-    inner: MemoryStore,
-    stalled: AtomicBool,
-}
-
-impl fmt::Display for Stall {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("stall")
-    }
-}
-
-#[async_trait]
-impl Store for Stall {
-    async fn record_heartbeat(
-        &self,
-        hb: &Heartbeat,
-        due_if_up: Timestamp,
-        create: bool,
-    ) -> Result<HeartbeatOutcome, StoreError> {
-        if self.stalled.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        self.inner.record_heartbeat(hb, due_if_up, create).await
-    }
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
-        self.inner.due(now, limit).await
-    }
-    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.next_due().await
-    }
-    async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
-        self.inner.get(host).await
-    }
-    async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
-        self.inner.compare_and_swap(expected, next).await
-    }
-    async fn list(
-        &self,
-        after: Option<&HostId>,
-        limit: usize,
-    ) -> Result<Vec<HostRecord>, StoreError> {
-        self.inner.list(after, limit).await
-    }
-    async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
-        self.inner.remove(host).await
-    }
-    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
-        self.inner.put_silence(silence).await
-    }
-    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
-        self.inner.silences().await
-    }
-    async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
-        self.inner.remove_silence(id).await
-    }
-    async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
-        self.inner.mark_run(now, gap).await
-    }
-}
 
 async fn heartbeat(state: &AppState, host: &str) -> (StatusCode, Value) {
     let req = Request::builder()
@@ -110,10 +42,8 @@ async fn a_hung_store_is_cut_off_at_the_request_timeout_and_the_service_goes_on(
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     )
     .unwrap();
-    let store = Arc::new(Stall {
-        inner: MemoryStore::new(),
-        stalled: AtomicBool::new(true),
-    });
+    let store = Arc::new(StallingStore::new(MemoryStore::new()));
+    store.set_stalled(true);
     let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(RecordingNotifier::new("test"))];
     let state = AppState::new(
         store.clone() as Arc<dyn Store>,
@@ -139,12 +69,12 @@ async fn a_hung_store_is_cut_off_at_the_request_timeout_and_the_service_goes_on(
         waited >= Duration::from_millis(250) && waited < Duration::from_millis(300),
         "{waited:?}"
     );
-    assert!(store.inner.list(None, 10).await.unwrap().is_empty());
+    assert!(store.inner().list(None, 10).await.unwrap().is_empty());
 
     // The store comes back: the same service answers and stores.
-    store.stalled.store(false, Ordering::SeqCst);
+    store.set_stalled(false);
     let (status, body) = heartbeat(&state, "web-01").await;
     assert!(status.is_success(), "{status} {body}");
-    let rec = store.inner.get(&HostId::new("web-01").unwrap()).await;
+    let rec = store.inner().get(&HostId::new("web-01").unwrap()).await;
     assert!(rec.unwrap().is_some());
 }
