@@ -24,6 +24,9 @@ pub enum Backend {
     /// [`HandoffStore`]: nothing stored, but answered from another thread
     /// like the SQLite store's writer (not in [`Backend::ALL`]; ask for it).
     Handoff,
+    /// [`HandoffStore::yielding`]: nothing stored, the handler suspended
+    /// once and resumed on its own runtime (not in [`Backend::ALL`]).
+    Yield,
 }
 
 impl Backend {
@@ -35,7 +38,7 @@ impl Backend {
         Backend::Redis,
     ];
 
-    /// `null`, `memory`, `sqlite`, `redis` or `handoff`.
+    /// `null`, `memory`, `sqlite`, `redis`, `handoff` or `yield`.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Null => "null",
@@ -43,6 +46,7 @@ impl Backend {
             Backend::Sqlite => "sqlite",
             Backend::Redis => "redis",
             Backend::Handoff => "handoff",
+            Backend::Yield => "yield",
         }
     }
 }
@@ -58,10 +62,12 @@ impl FromStr for Backend {
     fn from_str(s: &str) -> Result<Self, String> {
         Backend::ALL
             .into_iter()
-            .chain([Backend::Handoff])
+            .chain([Backend::Handoff, Backend::Yield])
             .find(|b| b.name() == s)
             .ok_or_else(|| {
-                format!("unknown store {s:?}: expected null, memory, sqlite, redis or handoff")
+                format!(
+                    "unknown store {s:?}: expected null, memory, sqlite, redis, handoff or yield"
+                )
             })
     }
 }
@@ -103,6 +109,11 @@ pub async fn open(backend: Backend, redis_url: Option<&str>) -> Result<Opened, S
         },
         Backend::Handoff => Opened {
             store: Arc::new(HandoffStore::new().map_err(|e| StoreError::backend("bench", e))?),
+            sqlite_path: None,
+            _dir: None,
+        },
+        Backend::Yield => Opened {
+            store: Arc::new(HandoffStore::yielding()),
             sqlite_path: None,
             _dir: None,
         },

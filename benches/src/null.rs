@@ -87,12 +87,22 @@ impl Store for NullStore {
 /// a oneshot. Comparing it with [`NullStore`] measures what *any* store
 /// that completes on another thread costs the HTTP path (the handler
 /// suspends, a cross-thread wake resumes it) before it stores anything.
+///
+/// [`HandoffStore::yielding`] is the same store without the thread: the
+/// handler suspends once and is resumed by its own runtime, which
+/// separates the cost of suspending from that of the cross-thread wake.
 #[derive(Debug, Clone)]
 pub struct HandoffStore {
-    queue: std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+    /// `None`: yield once instead of handing off.
+    queue: Option<std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl HandoffStore {
+    /// The store that suspends once and resumes on the same runtime.
+    pub fn yielding() -> Self {
+        Self { queue: None }
+    }
+
     /// Starts the answering thread; it stops when the store is dropped.
     pub fn new() -> std::io::Result<Self> {
         let (queue, jobs) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>();
@@ -108,13 +118,17 @@ impl HandoffStore {
                     }
                 }
             })?;
-        Ok(Self { queue })
+        Ok(Self { queue: Some(queue) })
     }
 }
 
 impl fmt::Display for HandoffStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("handoff")
+        f.write_str(if self.queue.is_some() {
+            "handoff"
+        } else {
+            "yield"
+        })
     }
 }
 
@@ -126,8 +140,12 @@ impl Store for HandoffStore {
         due_if_up: Timestamp,
         create: bool,
     ) -> Result<HeartbeatOutcome, StoreError> {
+        let Some(queue) = &self.queue else {
+            tokio::task::yield_now().await;
+            return NullStore.record_heartbeat(hb, due_if_up, create).await;
+        };
         let (reply, done) = tokio::sync::oneshot::channel();
-        self.queue
+        queue
             .send(reply)
             .map_err(|_| StoreError::unavailable("handoff", "the thread has stopped"))?;
         done.await

@@ -19,8 +19,9 @@ use iamalive_server::Runner;
 #[derive(Parser, Debug)]
 #[command(about = "Posts heartbeats through the real HTTP service with each store")]
 struct Args {
-    /// Stores to measure, in order (null, memory, sqlite, redis, or handoff: the null
-    /// store answered from another thread); default the first four.
+    /// Stores to measure, in order (null, memory, sqlite, redis; or handoff: the
+    /// null store answered from another thread, yield: suspended once and
+    /// resumed on its runtime); default the first four.
     #[arg(long = "store", value_delimiter = ',')]
     stores: Vec<Backend>,
     /// Distinct hosts the heartbeats cycle through.
