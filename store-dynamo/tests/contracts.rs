@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use iamalive_core::{
     Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, Silence, Status, Store, Timestamp,
 };
-use iamalive_store_dynamo::{DUE_INDEX, DynamoStore};
+use iamalive_store_dynamo::DynamoStore;
 use iamalive_testkit::Server;
 
 async fn store(moto: &Server, shards: u16) -> DynamoStore {
@@ -415,21 +415,10 @@ async fn item_layout_and_sparse_index() {
     );
 
     // Only the host with a due_at is in the index.
-    let mut in_index = Vec::new();
-    for shard in 0..st.shards() {
-        let out = st
-            .client()
-            .query()
-            .table_name(st.table())
-            .index_name(DUE_INDEX)
-            .key_condition_expression("dueShard = :s")
-            .expression_attribute_values(":s", AttributeValue::S(shard.to_string()))
-            .send()
-            .await
-            .unwrap();
-        for it in out.items() {
-            in_index.push(it["server"].as_s().unwrap().clone());
-        }
-    }
+    let in_index: Vec<String> = common::index_entries(&st)
+        .await
+        .into_iter()
+        .map(|(server, _)| server)
+        .collect();
     assert_eq!(in_index, ["web-01"]);
 }

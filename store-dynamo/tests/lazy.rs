@@ -25,14 +25,13 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::get_item::GetItemInput;
 use aws_sdk_dynamodb::operation::put_item::PutItemInput;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemInput;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use iamalive_core::conformance::{at, monitor};
 use iamalive_core::testing::RecordingNotifier;
 use iamalive_core::{
     Clock, Heartbeat, HeartbeatOutcome, HostId, ManualClock, NoticeKind, Status, Store, Timestamp,
 };
-use iamalive_store_dynamo::{DUE_INDEX, DynamoStore};
+use iamalive_store_dynamo::DynamoStore;
 use iamalive_testkit::Server;
 
 /// One request as the store sent it.
@@ -166,24 +165,10 @@ async fn beat(st: &DynamoStore, host: &str, at: i64) -> HeartbeatOutcome {
 
 /// `dueAt` of `host` as the due index holds it (moto updates it at once).
 async fn index_due(st: &DynamoStore, host: &str) -> Option<String> {
-    for shard in 0..st.shards() {
-        let out = st
-            .client()
-            .query()
-            .table_name(st.table())
-            .index_name(DUE_INDEX)
-            .key_condition_expression("dueShard = :s")
-            .expression_attribute_values(":s", AttributeValue::S(shard.to_string()))
-            .send()
-            .await
-            .unwrap();
-        for it in out.items() {
-            if it["server"].as_s().unwrap() == host {
-                return Some(it["dueAt"].as_n().unwrap().clone());
-            }
-        }
-    }
-    None
+    common::index_entries(st)
+        .await
+        .into_iter()
+        .find_map(|(server, due)| (server == host).then_some(due))
 }
 
 fn millis(ms: i64) -> Option<String> {
