@@ -194,26 +194,15 @@ async fn a_silent_endpoint_is_a_timeout() {
 async fn tls_failures_are_classified_as_tls() {
     // A real TLS server whose self-signed certificate the agent does not trust.
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
+    let (cert, key) = self_signed(
+        dir.path(),
+        "cert",
         "/CN=localhost",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-    ]);
+        &[
+            "basicConstraints=critical,CA:FALSE",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+    );
     let port = iamalive_testkit::free_port();
     let mut cmd = Command::new("openssl");
     cmd.args(["s_server", "-quiet", "-www", "-accept"])
@@ -437,30 +426,48 @@ fn openssl(args: &[&str]) {
     assert!(st.success(), "openssl {args:?}");
 }
 
+/// A self-signed certificate with the given subject and `-addext`
+/// extensions: `dir/{name}.pem` and its key `dir/{name}.key`.
+fn self_signed(
+    dir: &std::path::Path,
+    name: &str,
+    subj: &str,
+    exts: &[&str],
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let mut args = vec![
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subj,
+    ];
+    for e in exts {
+        args.extend(["-addext", e]);
+    }
+    args.extend([
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+    openssl(&args);
+    (cert, key)
+}
+
 /// A private CA, a server certificate for 127.0.0.1 it signed, and a real
 /// HTTPS server (Python's `http.server` behind `ssl`) answering 200 to
 /// every POST with that certificate.
 fn private_ca_server(dir: &std::path::Path) -> (u16, iamalive_testkit::Server) {
     let p = |f: &str| dir.join(f).to_str().unwrap().to_owned();
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
+    self_signed(
+        dir,
+        "ca",
         "/CN=iamalive test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-    ]);
+        &[
+            "basicConstraints=critical,CA:TRUE",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
     openssl(&[
         "req",
         "-newkey",
@@ -561,25 +568,13 @@ async fn a_private_ca_is_trusted_with_ca_file_and_only_then() {
 
     // Trusting some other CA only: refused, as a proxy re-signing would be.
     let other = tempfile::tempdir().unwrap();
-    let p = |f: &str| other.path().join(f).to_str().unwrap().to_owned();
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
+    let (other_ca, _) = self_signed(
+        other.path(),
+        "ca",
         "/CN=other CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-    ]);
-    let mut agent = Agent::new(with(Some(other.path().join("ca.pem")))).unwrap();
+        &["basicConstraints=critical,CA:TRUE"],
+    );
+    let mut agent = Agent::new(with(Some(other_ca))).unwrap();
     match agent.beat().await {
         Attempt::Failed { kind, detail, .. } => assert_eq!(kind, FailureKind::Tls, "{detail}"),
         other => panic!("{other:?}"),
