@@ -79,7 +79,12 @@ impl HostId {
     pub fn new(s: impl AsRef<str>) -> Result<Self, InvalidHost> {
         let s = s.as_ref();
         check(s, b"")?;
-        Ok(Self(Arc::from(s.to_ascii_lowercase())))
+        // One allocation: copy into the shared buffer, then fold in place.
+        let mut id: Arc<str> = Arc::from(s);
+        Arc::get_mut(&mut id)
+            .expect("a new Arc has no other owner")
+            .make_ascii_lowercase();
+        Ok(Self(id))
     }
 
     /// The id as a string slice.
