@@ -21,6 +21,17 @@ install_servers() {
   fi
 }
 
+# A clean run writes a few GiB under target/. CI builds once, so incremental
+# state would only take disk; say so up front when the disk is nearly full,
+# rather than failing half-way with "No space left on device".
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+mkdir -p "$target_dir"
+free_kib=$(df -Pk "$target_dir" | awk 'NR==2 {print $4}')
+if [ "${free_kib:-0}" -lt $((4 * 1024 * 1024)) ]; then
+  echo "warning: only $((free_kib / 1024)) MiB free for $target_dir; a clean build and test run needs about 4 GiB" >&2
+fi
+
 echo "==> installing test servers (in the background) and building"
 log=$(mktemp)
 install_servers >"$log" 2>&1 &
