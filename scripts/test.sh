@@ -28,8 +28,8 @@ if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 mkdir -p "$target_dir"
 free_kib=$(df -Pk "$target_dir" | awk 'NR==2 {print $4}')
-if [ "${free_kib:-0}" -lt $((4 * 1024 * 1024)) ]; then
-  echo "warning: only $((free_kib / 1024)) MiB free for $target_dir; a clean build and test run needs about 4 GiB" >&2
+if [ "${free_kib:-0}" -lt $((3 * 1024 * 1024)) ]; then
+  echo "warning: only $((free_kib / 1024)) MiB free for $target_dir; a clean build and test run needs about 3 GiB" >&2
 fi
 
 echo "==> installing test servers (in the background) and building"
