@@ -113,6 +113,7 @@ fn grace(deadline: Timestamp, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
 ///
 /// This clones `r`; [`evaluate_in_place`] is the same decision without the
 /// copy, for hot loops that own their record.
+#[inline]
 pub fn evaluate(r: &HostRecord, now: Timestamp, policy: &Policy, ctx: &Context<'_>) -> Decision {
     // Built where it is returned, so the copy of the record is made once.
     let mut d = Decision {
