@@ -10,10 +10,13 @@ VENV="${IAMALIVE_TEST_VENV:-$PWD/.test-env/venv}"
 export IAMALIVE_TEST_VENV="$VENV"
 
 install_servers() {
-  if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+  # redis-cli (package redis-tools, a dependency of redis-server) builds
+  # the test Redis Cluster.
+  if { ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; } ||
+     { ! command -v redis-cli >/dev/null 2>&1 && [ ! -x /usr/bin/redis-cli ]; }; then
     local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
   fi
   if ! "$VENV/bin/python" -c "import moto, aiosmtpd, flask, flask_cors, cfnlint" >/dev/null 2>&1; then
     python3 -m venv "$VENV"

@@ -1,8 +1,9 @@
 //! Real servers for tests, each on a free loopback port, stopped on drop.
 //!
 //! A missing server is a test failure, never a skip: `./scripts/test.sh`
-//! installs them (redis-server from Debian, moto and aiosmtpd into
-//! `.test-env/venv`, or wherever `IAMALIVE_TEST_VENV` points).
+//! installs them (redis-server and redis-cli from Debian, moto and
+//! aiosmtpd into `.test-env/venv`, or wherever `IAMALIVE_TEST_VENV`
+//! points).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -113,6 +114,82 @@ pub fn redis_on(port: u16) -> Server {
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
         .current_dir(dir.path());
     Server::spawn(cmd, port, dir, "redis-server")
+}
+
+/// A Redis Cluster of three masters (no replicas) on free loopback ports,
+/// each `redis-server` stopped on drop. Its 16384 slots are split evenly:
+/// the first node owns 0–5460, the second 5461–10922, the third
+/// 10923–16383.
+#[derive(Debug)]
+pub struct RedisCluster {
+    /// The nodes, in slot order.
+    pub nodes: Vec<Server>,
+}
+
+impl RedisCluster {
+    /// Every node's `redis://127.0.0.1:PORT/`.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(Server::redis_url).collect()
+    }
+}
+
+/// Starts three cluster-enabled `redis-server`s, joins them into one
+/// cluster with `redis-cli --cluster create` and waits (up to 30 s) until
+/// every node reports `cluster_state:ok`.
+pub fn redis_cluster() -> RedisCluster {
+    let server = which("redis-server").unwrap_or_else(|| PathBuf::from("/usr/bin/redis-server"));
+    require(&server, "redis-server");
+    let cli = which("redis-cli").unwrap_or_else(|| PathBuf::from("/usr/bin/redis-cli"));
+    require(&cli, "redis-cli");
+    let nodes: Vec<Server> = (0..3)
+        .map(|_| {
+            let port = free_port();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut cmd = Command::new(&server);
+            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes"])
+                .arg("--cluster-config-file")
+                .arg(dir.path().join(format!("nodes-{port}.conf")))
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .current_dir(dir.path());
+            Server::spawn(cmd, port, dir, "redis-server (cluster node)")
+        })
+        .collect();
+    let out = Command::new(&cli)
+        .args(["--cluster", "create"])
+        .args(nodes.iter().map(|n| n.addr.to_string()))
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("could not run redis-cli: {e}"));
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster create failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = Instant::now();
+    loop {
+        let ok = nodes.iter().all(|n| {
+            Command::new(&cli)
+                .args(["-h", "127.0.0.1", "-p", &n.addr.port().to_string()])
+                .args(["CLUSTER", "INFO"])
+                .stdin(Stdio::null())
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        });
+        if ok {
+            return RedisCluster { nodes };
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the redis cluster did not reach cluster_state:ok within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 impl Server {
