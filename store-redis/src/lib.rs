@@ -15,9 +15,12 @@ use iamalive_core::{
     Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
     StoreError, Timestamp,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use redis::{
-    Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ServerErrorKind, Value,
+    Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script,
+    ServerErrorKind, Value,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
@@ -85,11 +88,53 @@ pub struct RedisStore {
     beats: mpsc::Sender<Pending>,
 }
 
+/// The connection to Redis: one server, or a Redis Cluster.
+///
+/// An enum rather than a type parameter keeps `RedisStore` one type for
+/// its users; each call costs one branch before it goes to the same
+/// connection type as before, which is negligible next to a round trip.
+#[derive(Clone)]
+enum Link {
+    /// One server (or a primary behind a failover address).
+    Single(ConnectionManager),
+    /// A Redis Cluster: the `redis` crate routes each command to the node
+    /// owning its key's slot and follows `MOVED`/`ASK` redirects.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Link::Single(c) => c.req_packed_command(cmd),
+            Link::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Link::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Link::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Single(c) => c.get_db(),
+            Link::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// The connection and the keys: what the store and its heartbeat batcher
 /// share.
 #[derive(Clone)]
 struct Conn {
-    conn: ConnectionManager,
+    conn: Link,
     prefix: Arc<str>,
     keys: Arc<Keys>,
     timeout: Duration,
@@ -128,6 +173,7 @@ impl fmt::Display for RedisStore {
 #[derive(Clone)]
 pub struct RedisStoreBuilder {
     url: Option<String>,
+    cluster: Option<Vec<String>>,
     prefix: String,
     timeout: Duration,
 }
@@ -136,6 +182,13 @@ impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStoreBuilder")
             .field("url", &self.url.as_deref().map(redact))
+            .field(
+                "cluster",
+                &self
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.iter().map(|u| redact(u)).collect::<Vec<_>>()),
+            )
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish()
@@ -154,6 +207,7 @@ impl Default for RedisStoreBuilder {
     fn default() -> Self {
         Self {
             url: None,
+            cluster: None,
             prefix: RedisStore::DEFAULT_PREFIX.to_owned(),
             timeout: RedisStore::DEFAULT_TIMEOUT,
         }
@@ -162,9 +216,31 @@ impl Default for RedisStoreBuilder {
 
 impl RedisStoreBuilder {
     /// The server, e.g. `redis://127.0.0.1:6379/0` or
-    /// `rediss://user:password@redis.example:6380/`. Required.
+    /// `rediss://user:password@redis.example:6380/`. Required, unless
+    /// [`cluster`](Self::cluster) is used instead.
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
+        self
+    }
+
+    /// Connects to a Redis Cluster instead of one server: `seeds` are the
+    /// urls of one or more of its nodes, e.g.
+    /// `["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/"]`. Any one
+    /// reachable node is enough; the others are discovered from it, and
+    /// each command goes to the node owning its keys' slot (redirects after
+    /// resharding are followed). Several seeds only help when some are
+    /// down at connect time. Give credentials and `rediss://` in the urls
+    /// as for [`url`](Self::url); the database must be 0.
+    ///
+    /// All of one deployment's keys share the hash tag `{prefix}`, so they
+    /// live on one node; deployments with different prefixes spread over
+    /// the cluster. Use either this or [`url`](Self::url), not both.
+    pub fn cluster<I, S>(mut self, seeds: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cluster = Some(seeds.into_iter().map(Into::into).collect());
         self
     }
 
@@ -190,34 +266,19 @@ impl RedisStoreBuilder {
     /// [`StoreError::Unavailable`] if Redis cannot be reached within the
     /// timeout.
     pub async fn build(self) -> Result<RedisStore, StoreError> {
-        let invalid = |reason: String| StoreError::InvalidInput {
-            store: STORE,
-            reason,
-        };
-        let url = self
-            .url
-            .ok_or_else(|| invalid("redis url: not set".into()))?;
         check_prefix(&self.prefix).map_err(invalid)?;
         if self.timeout.is_zero() {
             return Err(invalid("redis timeout: must be greater than zero".into()));
         }
-        let client = redis::Client::open(url.as_str())
-            .map_err(|e| invalid(format!("redis url {}: {e}", redact(&url))))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(self.timeout.min(Duration::from_secs(1)));
-        let conn = match tokio::time::timeout(
-            self.timeout,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(map_err(e)),
-            Err(_) => return Err(timed_out(self.timeout)),
+        let conn = match (self.url, self.cluster) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "redis url and redis cluster: give one, not both".into(),
+                ));
+            }
+            (None, None) => return Err(invalid("redis url: not set".into())),
+            (Some(url), None) => Link::Single(connect_single(&url, self.timeout).await?),
+            (None, Some(seeds)) => Link::Cluster(connect_cluster(&seeds, self.timeout).await?),
         };
         let c = Conn {
             conn,
@@ -229,6 +290,67 @@ impl RedisStoreBuilder {
         tokio::spawn(batcher(c.clone(), queue));
         Ok(RedisStore { c, beats })
     }
+}
+
+fn invalid(reason: String) -> StoreError {
+    StoreError::InvalidInput {
+        store: STORE,
+        reason,
+    }
+}
+
+/// Awaits `f` within `t`, mapping its error.
+async fn within<T>(t: Duration, f: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
+    match tokio::time::timeout(t, f).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(map_err(e)),
+        Err(_) => Err(timed_out(t)),
+    }
+}
+
+async fn connect_single(url: &str, timeout: Duration) -> Result<ConnectionManager, StoreError> {
+    let client =
+        redis::Client::open(url).map_err(|e| invalid(format!("redis url {}: {e}", redact(url))))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(20))
+        .set_max_delay(timeout.min(Duration::from_secs(1)));
+    within(timeout, ConnectionManager::new_with_config(client, config)).await
+}
+
+async fn connect_cluster(
+    seeds: &[String],
+    timeout: Duration,
+) -> Result<ClusterConnection, StoreError> {
+    if seeds.is_empty() {
+        return Err(invalid("redis cluster: no seed url given".into()));
+    }
+    let mut infos = Vec::with_capacity(seeds.len());
+    for url in seeds {
+        let info = redis::IntoConnectionInfo::into_connection_info(url.as_str())
+            .map_err(|e| invalid(format!("redis cluster url {}: {e}", redact(url))))?;
+        if info.redis_settings().db() != 0 {
+            return Err(invalid(format!(
+                "redis cluster url {}: a cluster has only database 0",
+                redact(url)
+            )));
+        }
+        infos.push(info);
+    }
+    // Redirects and topology changes are retried inside the cluster
+    // client, with short waits; the store's own time limit still bounds
+    // every call.
+    let client = ClusterClientBuilder::new(infos)
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(8)
+        .min_retry_wait(10)
+        .max_retry_wait(timeout.min(Duration::from_secs(1)).as_millis() as u64)
+        .build()
+        .map_err(|e| invalid(format!("redis cluster: {e}")))?;
+    within(timeout, client.get_async_connection()).await
 }
 
 fn check_prefix(p: &str) -> Result<(), String> {
@@ -332,7 +454,7 @@ impl Conn {
     async fn call<'a, T>(
         &'a self,
         retry: bool,
-        f: impl Fn(ConnectionManager) -> BoxFut<'a, T>,
+        f: impl Fn(Link) -> BoxFut<'a, T>,
     ) -> Result<T, StoreError> {
         let deadline = Instant::now() + self.timeout;
         let mut tries = if retry { 2 } else { 1 };
@@ -360,18 +482,37 @@ impl Conn {
             .iter()
             .map(|h| format!("{}{h}", self.keys.host))
             .collect();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("HMGET").arg(&self.keys.up).arg(hosts);
-        for k in &keys {
-            pipe.cmd("HGETALL").arg(k);
-        }
-        let pipe = &pipe;
-        let values: Vec<Value> = self
-            .call(true, |mut c| {
-                Box::pin(async move { pipe.query_async(&mut c).await })
-            })
-            .await?;
+        let values: Vec<Value> = match self.conn {
+            Link::Single(_) => {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                pipe.cmd("HMGET").arg(&self.keys.up).arg(hosts);
+                for k in &keys {
+                    pipe.cmd("HGETALL").arg(k);
+                }
+                let pipe = &pipe;
+                self.call(true, |mut c| {
+                    Box::pin(async move { pipe.query_async(&mut c).await })
+                })
+                .await?
+            }
+            // A transaction is not redirected as a whole when its slot
+            // moves; a script is (and retried while the slot is half
+            // moved), and it is one atomic step all the same.
+            Link::Cluster(_) => {
+                let mut inv = scripts::RECORDS.prepare_invoke();
+                inv.key(&self.keys.up);
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(hosts);
+                let inv = &inv;
+                self.call(true, |mut c| {
+                    Box::pin(async move { inv.invoke_async(&mut c).await })
+                })
+                .await?
+            }
+        };
         let mut values = values.into_iter();
         let ups: Vec<Option<String>> = parse(&self.keys.up, values.next())?;
         let mut out = Vec::with_capacity(keys.len());
@@ -404,11 +545,7 @@ fn parse<T: FromRedisValue>(key: &str, v: Option<Value>) -> Result<T, StoreError
 
 /// Runs a prepared `EVALSHA` of `script`, loading the script first when
 /// Redis does not know it (a restart emptied its script cache).
-async fn eval<T: FromRedisValue>(
-    conn: &mut ConnectionManager,
-    script: &Script,
-    cmd: &Cmd,
-) -> RedisResult<T> {
+async fn eval<T: FromRedisValue>(conn: &mut Link, script: &Script, cmd: &Cmd) -> RedisResult<T> {
     match cmd.query_async(conn).await {
         Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
             script.load_async(conn).await?;

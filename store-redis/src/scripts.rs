@@ -206,3 +206,25 @@ return 1
 "#,
     )
 });
+
+/// The records of some hosts, read in one step (on Redis Cluster, where a
+/// `MULTI` transaction is not redirected when its slot moves): KEYS = up
+/// hash, then one host hash per host; ARGV = the host ids. Returns the
+/// hosts' up entries (as `HMGET` would; one `HGET` each, so any number of
+/// hosts fits), then one `HGETALL` reply per host,
+/// as the transaction does on one server. Writes nothing.
+pub(crate) static RECORDS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local ups = {}
+for i = 1, #ARGV do
+  ups[i] = redis.call('HGET', KEYS[1], ARGV[i])
+end
+local out = {ups}
+for i = 2, #KEYS do
+  out[i] = redis.call('HGETALL', KEYS[i])
+end
+return out
+"#,
+    )
+});
