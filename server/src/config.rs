@@ -197,8 +197,12 @@ pub struct Config {
     pub sqlite_busy_timeout: Duration,
     /// SMTP, when configured.
     pub smtp: Option<SmtpConfig>,
-    /// Redis URL, when configured.
+    /// Redis URL, when configured; with [`redis_cluster`](Self::redis_cluster)
+    /// the comma-separated seed urls of the cluster (see
+    /// [`redis_cluster_seeds`](Self::redis_cluster_seeds)).
     pub redis_url: Option<Secret>,
+    /// Connect to a Redis Cluster instead of one server. Default false.
+    pub redis_cluster: bool,
     /// The prefix of every Redis key. Default `iamalive`.
     pub redis_prefix: String,
     /// A webhook, when configured.
@@ -311,6 +315,7 @@ struct SmtpTable {
 #[serde(deny_unknown_fields)]
 struct RedisTable {
     url: Option<String>,
+    cluster: Option<bool>,
     prefix: Option<String>,
 }
 
@@ -379,6 +384,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_SMTP_TO", "smtp.to"),
     ("IAMALIVE_REDIS_URL", "redis.url"),
     ("IAMALIVE_REDIS_PREFIX", "redis.prefix"),
+    ("IAMALIVE_REDIS_CLUSTER", "redis.cluster"),
     ("IAMALIVE_WEBHOOK_URL", "webhook.url"),
     ("IAMALIVE_WEBHOOK_FORMAT", "webhook.format"),
     ("IAMALIVE_WEBHOOK_SECRET", "webhook.secret"),
@@ -396,7 +402,7 @@ const FOREIGN_PREFIXES: &[&str] = &["IAMALIVE_AGENT_", "IAMALIVE_TEST_"];
 
 fn kind_of(path: &str) -> Kind {
     match path {
-        "auto_register" => Kind::Bool,
+        "auto_register" | "redis.cluster" => Kind::Bool,
         "api_keys" | "smtp.to" => Kind::List,
         "policy.reminder_backoff" => Kind::Float,
         "policy.max_reminders" | "limits.body_bytes" | "dynamo.shards" => Kind::Int,
@@ -485,6 +491,16 @@ impl Config {
                 format!("{binary} has no {what} support; use the binary built for it, or unset it"),
             )),
             None => Ok(()),
+        }
+    }
+
+    /// With [`redis_cluster`](Self::redis_cluster) on, the seed urls of the
+    /// cluster: [`redis_url`](Self::redis_url) split at commas (checked
+    /// when the configuration was read). `None` for one server.
+    pub fn redis_cluster_seeds(&self) -> Option<Vec<&str>> {
+        match (&self.redis_url, self.redis_cluster) {
+            (Some(url), true) => Some(split_seeds(url.expose())),
+            _ => None,
         }
     }
 
@@ -730,6 +746,16 @@ impl Config {
         };
 
         let r = f.redis.unwrap_or_default();
+        let redis_cluster = r.cluster.unwrap_or(false);
+        if redis_cluster {
+            let url = r.url.as_deref().ok_or_else(|| {
+                ConfigError::new(
+                    "redis.url (IAMALIVE_REDIS_URL)",
+                    "missing: redis.cluster is on, so give the cluster's seed urls, comma-separated",
+                )
+            })?;
+            check_seeds(url).map_err(|e| ConfigError::new("redis.url (IAMALIVE_REDIS_URL)", e))?;
+        }
         let w = f.webhook.unwrap_or_default();
         let webhook = match w.url {
             Some(url) => Some(WebhookConfig {
@@ -767,6 +793,7 @@ impl Config {
             sqlite_busy_timeout: sq.busy_timeout.unwrap_or(Duration::from_secs(5)),
             smtp,
             redis_url: r.url.map(Secret::new),
+            redis_cluster,
             redis_prefix: r.prefix.unwrap_or_else(|| "iamalive".into()),
             webhook,
             dynamo_table: dynamo.table,
@@ -775,6 +802,31 @@ impl Config {
             log: f.log,
         })
     }
+}
+
+/// Comma-separated seed urls, blanks around them dropped.
+fn split_seeds(urls: &str) -> Vec<&str> {
+    urls.split(',').map(str::trim).collect()
+}
+
+/// Each seed must be a `redis://` or `rediss://` url. The message never
+/// repeats a url (they may hold a password), only its position.
+fn check_seeds(urls: &str) -> Result<(), String> {
+    for (i, seed) in split_seeds(urls).into_iter().enumerate() {
+        if seed.is_empty() {
+            return Err(format!(
+                "seed url {} is empty (give urls separated by single commas)",
+                i + 1
+            ));
+        }
+        if !(seed.starts_with("redis://") || seed.starts_with("rediss://")) {
+            return Err(format!(
+                "seed url {} does not start with redis:// or rediss://",
+                i + 1
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -922,6 +974,58 @@ mod tests {
         assert!(bad.key.starts_with("policy.max_reminders"), "{bad}");
         let bad = Config::from_sources(Some("auto_register = \"yes\""), env(&[])).unwrap_err();
         assert!(bad.key.starts_with("auto_register"), "{bad}");
+    }
+
+    #[test]
+    fn redis_cluster_seeds_are_split_and_checked() {
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("IAMALIVE_REDIS_CLUSTER", "true"),
+                (
+                    "IAMALIVE_REDIS_URL",
+                    "redis://10.0.0.1:6379/, rediss://u:pw@10.0.0.2:6380/",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert!(c.redis_cluster);
+        assert_eq!(
+            c.redis_cluster_seeds().unwrap(),
+            ["redis://10.0.0.1:6379/", "rediss://u:pw@10.0.0.2:6380/"]
+        );
+        let c = Config::from_sources(
+            Some("[redis]\nurl = \"redis://10.0.0.1:6379/\"\ncluster = true"),
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.redis_cluster_seeds().unwrap(), ["redis://10.0.0.1:6379/"]);
+        // One server: no seeds, and the url is left whole.
+        let c = Config::from_sources(None, env(&[("IAMALIVE_REDIS_URL", "redis://h:1/")])).unwrap();
+        assert!(!c.redis_cluster);
+        assert_eq!(c.redis_cluster_seeds(), None);
+        assert!(!Config::default().redis_cluster);
+
+        let e = |pairs: &[(&str, &str)]| Config::from_sources(None, env(pairs)).unwrap_err();
+        let bad = e(&[("IAMALIVE_REDIS_CLUSTER", "true")]);
+        assert!(bad.key.contains("IAMALIVE_REDIS_URL"), "{bad}");
+        assert!(bad.reason.contains("redis.cluster"), "{bad}");
+        let bad = e(&[
+            ("IAMALIVE_REDIS_CLUSTER", "true"),
+            ("IAMALIVE_REDIS_URL", "redis://a:1/,,redis://b:1/"),
+        ]);
+        assert!(bad.key.contains("IAMALIVE_REDIS_URL"), "{bad}");
+        assert!(bad.reason.contains("seed url 2 is empty"), "{bad}");
+        let bad = e(&[
+            ("IAMALIVE_REDIS_CLUSTER", "true"),
+            ("IAMALIVE_REDIS_URL", "redis://a:1/,u:secret@b:1"),
+        ]);
+        assert!(bad.reason.contains("seed url 2"), "{bad}");
+        assert!(!bad.to_string().contains("secret"), "{bad}");
+        let bad = e(&[("IAMALIVE_REDIS_CLUSTER", "maybe")]);
+        assert_eq!(bad.key, "IAMALIVE_REDIS_CLUSTER");
+        let bad = Config::from_sources(Some("[redis]\ncluster = \"yes\""), env(&[])).unwrap_err();
+        assert!(bad.key.starts_with("redis.cluster"), "{bad}");
     }
 
     #[test]

@@ -11,8 +11,9 @@ use iamalive_store_redis::RedisStore;
 const USAGE: &str = "\
 usage: redis-webhook [--config FILE]
 
-Runs the iamalive watcher on Redis (IAMALIVE_REDIS_URL, IAMALIVE_REDIS_PREFIX)
-with notices to a webhook (IAMALIVE_WEBHOOK_URL, IAMALIVE_WEBHOOK_FORMAT =
+Runs the iamalive watcher on Redis (IAMALIVE_REDIS_URL, IAMALIVE_REDIS_PREFIX;
+IAMALIVE_REDIS_CLUSTER=true for a Redis Cluster, with IAMALIVE_REDIS_URL
+holding comma-separated seed urls) with notices to a webhook (IAMALIVE_WEBHOOK_URL, IAMALIVE_WEBHOOK_FORMAT =
 json|teams|slack|discord|pagerduty, IAMALIVE_WEBHOOK_SECRET), or to stdout
 until a webhook is configured. Several instances on one Redis are an HA
 setup. Every setting is also an IAMALIVE_* environment variable; see the
@@ -27,9 +28,14 @@ async fn build(config: Config) -> Result<Deployment, SetupError> {
     let url = config.redis_url.as_ref().ok_or(
         "configuration: redis.url (IAMALIVE_REDIS_URL) is required, e.g. redis://127.0.0.1:6379/0",
     )?;
-    let store = RedisStore::from_url(url.expose(), &config.redis_prefix)
-        .await
-        .map_err(|e| format!("redis (IAMALIVE_REDIS_URL, IAMALIVE_REDIS_PREFIX): {e}"))?;
+    let builder = RedisStore::builder().prefix(&config.redis_prefix);
+    let builder = match config.redis_cluster_seeds() {
+        Some(seeds) => builder.cluster(seeds),
+        None => builder.url(url.expose()),
+    };
+    let store = builder.build().await.map_err(|e| {
+        format!("redis (IAMALIVE_REDIS_URL, IAMALIVE_REDIS_PREFIX, IAMALIVE_REDIS_CLUSTER): {e}")
+    })?;
     let store: Arc<dyn Store> = Arc::new(store);
     let channel: Arc<dyn Notifier> = match &config.webhook {
         Some(w) => {

@@ -1,6 +1,7 @@
 //! End to end: two real `redis-webhook` processes on one real Redis, a real
 //! webhook receiver on loopback, sub-second timeouts. An outage gives
-//! exactly one alarm and one recovery at the receiver.
+//! exactly one alarm and one recovery at the receiver. The same again on a
+//! real three-node Redis Cluster.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -61,6 +62,7 @@ fn start(
     name: &str,
     dir: &std::path::Path,
     redis_url: &str,
+    cluster: bool,
     prefix: &str,
     hook: &str,
 ) -> (Proc, SocketAddr) {
@@ -78,6 +80,7 @@ fn start(
         .env("IAMALIVE_API_KEYS", KEY)
         .env("IAMALIVE_REDIS_URL", redis_url)
         .env("IAMALIVE_REDIS_PREFIX", prefix)
+        .env("IAMALIVE_REDIS_CLUSTER", cluster.to_string())
         .env("IAMALIVE_WEBHOOK_URL", hook)
         .env("IAMALIVE_WEBHOOK_FORMAT", "json")
         .env("IAMALIVE_WEBHOOK_SECRET", "e2e-signing-secret")
@@ -146,11 +149,25 @@ fn kinds(got: &Received) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_one_alarm_one_recovery() {
     let redis = iamalive_testkit::redis();
+    one_alarm_one_recovery([redis.redis_url(), redis.redis_url()], false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_a_redis_cluster() {
+    let cluster = iamalive_testkit::redis_cluster();
+    // One instance knows every node, the other only one of them.
+    let urls = cluster.urls();
+    one_alarm_one_recovery([urls.join(","), urls[1].clone()], true).await;
+}
+
+/// Two instances on `urls` (one each), an outage of one host: exactly one
+/// alarm and one recovery.
+async fn one_alarm_one_recovery(urls: [String; 2], cluster: bool) {
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("e2e-{}", uuid::Uuid::new_v4().simple());
     let (hook, got) = receiver().await;
-    let (a, addr_a) = start("a", dir.path(), &redis.redis_url(), &prefix, &hook);
-    let (b, addr_b) = start("b", dir.path(), &redis.redis_url(), &prefix, &hook);
+    let (a, addr_a) = start("a", dir.path(), &urls[0], cluster, &prefix, &hook);
+    let (b, addr_b) = start("b", dir.path(), &urls[1], cluster, &prefix, &hook);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
