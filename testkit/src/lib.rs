@@ -131,30 +131,81 @@ impl RedisCluster {
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(Server::redis_url).collect()
     }
+
+    /// Starts node `i` again (after [`Server::stop`]) on its port with its
+    /// cluster config file, so it rejoins owning the same slots (empty: no
+    /// persistence), and waits until every node reports
+    /// `cluster_state:ok`.
+    pub fn restart(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.stop();
+        let port = node.addr.port();
+        let dir = std::mem::replace(&mut node.dir, tempfile::tempdir().expect("tempdir"));
+        self.nodes[i] = cluster_node(&redis_server_bin(), port, dir);
+        wait_cluster_ok(&self.nodes);
+    }
+}
+
+fn redis_server_bin() -> PathBuf {
+    let bin = which("redis-server").unwrap_or_else(|| PathBuf::from("/usr/bin/redis-server"));
+    require(&bin, "redis-server");
+    bin
+}
+
+fn redis_cli_bin() -> PathBuf {
+    let bin = which("redis-cli").unwrap_or_else(|| PathBuf::from("/usr/bin/redis-cli"));
+    require(&bin, "redis-cli");
+    bin
+}
+
+/// One cluster-enabled `redis-server` on `port`, its state in `dir`.
+fn cluster_node(bin: &Path, port: u16, dir: tempfile::TempDir) -> Server {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--cluster-enabled", "yes"])
+        .arg("--cluster-config-file")
+        .arg(dir.path().join(format!("nodes-{port}.conf")))
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .current_dir(dir.path());
+    Server::spawn(cmd, port, dir, "redis-server (cluster node)")
+}
+
+/// Waits (up to 30 s) until every node reports `cluster_state:ok`.
+fn wait_cluster_ok(nodes: &[Server]) {
+    let cli = redis_cli_bin();
+    let start = Instant::now();
+    loop {
+        let ok = nodes.iter().all(|n| {
+            Command::new(&cli)
+                .args(["-h", "127.0.0.1", "-p", &n.addr.port().to_string()])
+                .args(["CLUSTER", "INFO"])
+                .stdin(Stdio::null())
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        });
+        if ok {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the redis cluster did not reach cluster_state:ok within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Starts three cluster-enabled `redis-server`s, joins them into one
 /// cluster with `redis-cli --cluster create` and waits (up to 30 s) until
 /// every node reports `cluster_state:ok`.
 pub fn redis_cluster() -> RedisCluster {
-    let server = which("redis-server").unwrap_or_else(|| PathBuf::from("/usr/bin/redis-server"));
-    require(&server, "redis-server");
-    let cli = which("redis-cli").unwrap_or_else(|| PathBuf::from("/usr/bin/redis-cli"));
-    require(&cli, "redis-cli");
+    let server = redis_server_bin();
+    let cli = redis_cli_bin();
     let nodes: Vec<Server> = (0..3)
         .map(|_| {
-            let port = free_port();
             let dir = tempfile::tempdir().expect("tempdir");
-            let mut cmd = Command::new(&server);
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes"])
-                .arg("--cluster-config-file")
-                .arg(dir.path().join(format!("nodes-{port}.conf")))
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .current_dir(dir.path());
-            Server::spawn(cmd, port, dir, "redis-server (cluster node)")
+            cluster_node(&server, free_port(), dir)
         })
         .collect();
     let out = Command::new(&cli)
@@ -171,25 +222,8 @@ pub fn redis_cluster() -> RedisCluster {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let start = Instant::now();
-    loop {
-        let ok = nodes.iter().all(|n| {
-            Command::new(&cli)
-                .args(["-h", "127.0.0.1", "-p", &n.addr.port().to_string()])
-                .args(["CLUSTER", "INFO"])
-                .stdin(Stdio::null())
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
-        });
-        if ok {
-            return RedisCluster { nodes };
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the redis cluster did not reach cluster_state:ok within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_cluster_ok(&nodes);
+    RedisCluster { nodes }
 }
 
 impl Server {
