@@ -373,3 +373,72 @@ async fn bad_cluster_settings_are_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("redis cluster url"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_outage_is_transient_and_the_store_recovers() {
+    let mut cluster = iamalive_testkit::redis_cluster();
+    let p = prefix_on(&cluster, 2).await;
+    let s = RedisStore::builder()
+        .cluster(cluster.urls())
+        .prefix(&p)
+        .timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let a = h("db-1");
+    assert_eq!(beat(&s, &a, 0, 10_000).await, HeartbeatOutcome::Created);
+
+    // The node owning the deployment's slot goes away (no replica takes
+    // over): every call fails transiently within its time limit.
+    cluster.nodes[2].stop();
+    let bounded = Duration::from_secs(10);
+    for _ in 0..2 {
+        let e = tokio::time::timeout(
+            bounded,
+            s.record_heartbeat(&Heartbeat::new(a.clone(), t(1_000)), t(11_000), true),
+        )
+        .await
+        .expect("a heartbeat returns in time")
+        .unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        let e = tokio::time::timeout(bounded, s.get(&a))
+            .await
+            .expect("a read returns in time")
+            .unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        let e = tokio::time::timeout(bounded, s.due(t(20_000), 10))
+            .await
+            .expect("a sweep's read returns in time")
+            .unwrap_err();
+        assert!(e.is_transient(), "{e}");
+    }
+    // A prefix on a node that is still up keeps working meanwhile.
+    let other = store(
+        vec![cluster.nodes[0].redis_url()],
+        &prefix_on(&cluster, 0).await,
+    )
+    .await;
+    assert_eq!(beat(&other, &a, 0, 10_000).await, HeartbeatOutcome::Created);
+
+    // Back on its port with its slots (and no data: no persistence).
+    cluster.restart(2);
+    let mut landed = None;
+    for _ in 0..100 {
+        if let Ok(o) = s
+            .record_heartbeat(&Heartbeat::new(a.clone(), t(2_000)), t(12_000), true)
+            .await
+        {
+            landed = Some(o);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        landed,
+        Some(HeartbeatOutcome::Created),
+        "heartbeats land again"
+    );
+    let rec = s.get(&a).await.unwrap().expect("recreated");
+    assert_eq!(rec.last_seen, t(2_000));
+    assert_eq!(s.due(t(20_000), 10).await.unwrap().len(), 1);
+}
