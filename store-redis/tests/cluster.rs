@@ -7,7 +7,7 @@ use std::time::Duration;
 use iamalive_core::testing::RecordingNotifier;
 use iamalive_core::{
     Clock, Heartbeat, HeartbeatOutcome, HostId, ManualClock, Monitor, MonitorOptions, NoticeKind,
-    Policy, PolicySet, Status, Store, conformance,
+    Policy, PolicySet, Status, Store, StoreError, conformance,
 };
 use iamalive_store_redis::RedisStore;
 use iamalive_testkit::RedisCluster;
@@ -347,31 +347,25 @@ async fn the_store_follows_its_slot_to_another_node() {
 
 #[tokio::test]
 async fn bad_cluster_settings_are_refused() {
-    let err = RedisStore::builder()
-        .cluster(Vec::<String>::new())
-        .build()
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("no seed url"), "{err}");
-    let err = RedisStore::builder()
-        .cluster(["redis://127.0.0.1:1/"])
-        .url("redis://127.0.0.1:1/")
-        .build()
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("not both"), "{err}");
-    let err = RedisStore::builder()
-        .cluster(["redis://127.0.0.1:1/3"])
-        .build()
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("database 0"), "{err}");
-    let err = RedisStore::builder()
-        .cluster(["not a url"])
-        .build()
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("redis cluster url"), "{err}");
+    let b = RedisStore::builder;
+    let cases = [
+        (b().cluster(Vec::<String>::new()), "no seed url"),
+        (
+            b().cluster(["redis://127.0.0.1:1/"])
+                .url("redis://127.0.0.1:1/"),
+            "not both",
+        ),
+        (b().cluster(["redis://127.0.0.1:1/3"]), "database 0"),
+        (b().cluster(["not a url"]), "redis cluster url"),
+    ];
+    for (builder, want) in cases {
+        let err = builder.build().await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput { .. }),
+            "{want}: {err:?}"
+        );
+        assert!(err.to_string().contains(want), "{want}: {err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
