@@ -1,6 +1,8 @@
 //! Measures heartbeats per second through one `RedisStore` (one
 //! multiplexed connection): `cargo run --release -p iamalive-store-redis
 //! --example ingest -- redis://127.0.0.1:6379/ [hosts] [concurrency] [seconds]`.
+//! On a Redis Cluster, put `--cluster` first and give one or more nodes'
+//! urls, comma-separated: `-- --cluster redis://127.0.0.1:7000/,redis://127.0.0.1:7001/`.
 //!
 //! Writes under a fresh random prefix and deletes nothing else; remove the
 //! keys afterwards with `redis-cli --scan --pattern '{ingest-*' | xargs redis-cli del`.
@@ -14,7 +16,8 @@ use iamalive_store_redis::RedisStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let cluster = args.next_if(|a| a == "--cluster").is_some();
     let url = args
         .next()
         .unwrap_or_else(|| "redis://127.0.0.1:6379/".into());
@@ -22,7 +25,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let concurrency: usize = args.next().map_or(Ok(256), |s| s.parse())?;
     let secs: u64 = args.next().map_or(Ok(5), |s| s.parse())?;
     let prefix = format!("ingest-{}", std::process::id());
-    let store = Arc::new(RedisStore::from_url(&url, &prefix).await?);
+    let builder = RedisStore::builder().prefix(&prefix);
+    let builder = if cluster {
+        builder.cluster(url.split(','))
+    } else {
+        builder.url(&url)
+    };
+    let store = Arc::new(builder.build().await?);
     let ids: Arc<Vec<HostId>> = Arc::new(
         (0..hosts)
             .map(|i| HostId::new(format!("host-{i:07}")))
