@@ -80,7 +80,11 @@ pub fn monitor(
             // The suite jumps the clock between sweeps; only the grace test
             // wants those jumps taken as downtime.
             downtime_gap: Some(Duration::from_secs(3600)),
+            // Each test starts its monitors when it likes; only the grace
+            // tests want a start taken as the end of a downtime.
+            ingest_in_process: false,
             auto_register: true,
+            health: crate::HealthOptions::default(),
         },
     )
 }
@@ -105,27 +109,50 @@ async fn get(store: &dyn Store, h: &HostId) -> HostRecord {
 }
 
 /// Runs the whole suite, each function on a fresh store from `make`.
-pub async fn run_all<F, Fut>(make: F)
+///
+/// Returns how many suite functions ran (each on a store of its own), so a
+/// backend's test can check it made one store per function.
+pub async fn run_all<F, Fut>(make: F) -> usize
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn Store>>,
 {
-    heartbeat_creates_and_updates(make().await).await;
-    heartbeat_unknown_host(make().await).await;
-    heartbeat_due_rules(make().await).await;
-    due_index(make().await).await;
-    compare_and_swap_rules(make().await).await;
-    heartbeat_between_read_and_write(make().await).await;
-    lifecycle_through_monitor(make().await).await;
-    concurrent_monitors(make().await).await;
-    dead_owner_notice_redelivered(make().await).await;
-    failing_channel_retried_alone(make().await).await;
-    silences(make().await).await;
-    pause_and_resume(make().await).await;
-    remove_and_list(make().await).await;
-    mark_and_startup_grace(make().await).await;
-    odd_input_round_trips(make().await).await;
+    let mut ran = 0;
+    let mut one = async |store: Arc<dyn Store>, test: SuiteFn| {
+        test(store).await;
+        ran += 1;
+    };
+    one(make().await, |s| Box::pin(heartbeat_creates_and_updates(s))).await;
+    one(make().await, |s| Box::pin(heartbeat_unknown_host(s))).await;
+    one(make().await, |s| Box::pin(heartbeat_due_rules(s))).await;
+    one(make().await, |s| Box::pin(due_index(s))).await;
+    one(make().await, |s| Box::pin(compare_and_swap_rules(s))).await;
+    one(make().await, |s| {
+        Box::pin(heartbeat_between_read_and_write(s))
+    })
+    .await;
+    one(make().await, |s| Box::pin(lifecycle_through_monitor(s))).await;
+    one(make().await, |s| Box::pin(concurrent_monitors(s))).await;
+    one(make().await, |s| Box::pin(dead_owner_notice_redelivered(s))).await;
+    one(make().await, |s| Box::pin(failing_channel_retried_alone(s))).await;
+    one(make().await, |s| Box::pin(silences(s))).await;
+    one(make().await, |s| Box::pin(pause_and_resume(s))).await;
+    one(make().await, |s| Box::pin(remove_and_list(s))).await;
+    one(make().await, |s| Box::pin(mark_and_startup_grace(s))).await;
+    one(make().await, |s| Box::pin(odd_input_round_trips(s))).await;
+    one(make().await, |s| {
+        Box::pin(short_restart_gives_back_swallowed_time(s))
+    })
+    .await;
+    one(make().await, |s| {
+        Box::pin(refused_notice_stays_owed_and_is_announced(s))
+    })
+    .await;
+    ran
 }
+
+/// One suite function.
+type SuiteFn = fn(Arc<dyn Store>) -> std::pin::Pin<Box<dyn Future<Output = ()>>>;
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
 /// version of a known one; `last_seen` never goes backwards.
@@ -937,7 +964,8 @@ pub async fn mark_and_startup_grace(store: Arc<dyn Store>) {
     let clock = ManualClock::new(at(0));
     let rec = RecordingNotifier::new("rec");
     let mut m = monitor(store.clone(), &clock, vec![Arc::new(rec.clone())], "m");
-    m.options_mut().downtime_gap = None;
+    m.options_mut().downtime_gap = Some(policy().timeout);
+    m.options_mut().ingest_in_process = true;
     let h = host("grace");
     m.heartbeat(&Heartbeat::new(h.clone(), at(5)))
         .await
@@ -1004,4 +1032,131 @@ pub async fn odd_input_round_trips(store: Arc<dyn Store>) {
         t,
         "{store}: millisecond precision"
     );
+}
+
+/// A short restart of a watcher whose ingest runs with its monitor: the
+/// heartbeats sent while it was down were lost, so each host whose silence
+/// overlaps the restart gets that time back (no false alarm), and alarms
+/// the overlap later than it would have.
+pub async fn short_restart_gives_back_swallowed_time(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let rec = RecordingNotifier::new("rec");
+    let running = |clock: &ManualClock| {
+        let mut m = monitor(store.clone(), clock, vec![Arc::new(rec.clone())], "m");
+        m.options_mut().ingest_in_process = true;
+        m.options_mut().downtime_gap = None;
+        m
+    };
+    let m = running(&clock);
+    let h = host("restarted");
+    m.heartbeat(&Heartbeat::new(h.clone(), at(0)))
+        .await
+        .expect("hb");
+    for s in 0..=4 {
+        clock.set(at(s));
+        let _ = m.sweep().await.expect("sweep");
+    }
+    drop(m);
+    // Down from the last mark (4 s) to 7 s: shorter than the timeout.
+    clock.set(at(7));
+    let m = running(&clock);
+    let _ = m.sweep().await.expect("sweep");
+    let mark = store.mark_run(at(7), Duration::MAX).await.expect("mark");
+    assert_eq!(
+        mark.downtime.map(|d| (d.from, d.until)),
+        Some((at(4), at(7))),
+        "{store}: the restart is downtime"
+    );
+    clock.set(at(10));
+    let _ = m.sweep().await.expect("sweep");
+    clock.set(at(12));
+    let _ = m.sweep().await.expect("sweep");
+    assert!(
+        rec.notices().is_empty(),
+        "{store}: no alarm at the plain deadline; 3 s of listening were lost"
+    );
+    clock.set(at(13));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(
+        rec.count(NoticeKind::Alarm),
+        1,
+        "{store}: still silent after the time given back: it alarms"
+    );
+    assert_eq!(
+        rec.notices()[0].missing_since,
+        at(13),
+        "{store}: missing since the moved deadline"
+    );
+}
+
+/// A channel that refuses an alarm for good while no other channel has
+/// taken it: the alarm stays owed and is retried with backoff, never
+/// dropped, and goes out once the channel accepts again. Beside a working
+/// channel, the refusing one is given up for that notice and the working
+/// one is told which channel refused what.
+pub async fn refused_notice_stays_owed_and_is_announced(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let only = RecordingNotifier::new("only");
+    only.set_refusing();
+    let m = monitor(store.clone(), &clock, vec![Arc::new(only.clone())], "m");
+    let h = host("refused");
+    m.heartbeat(&Heartbeat::new(h.clone(), at(0)))
+        .await
+        .expect("hb");
+    clock.set(at(10));
+    let r = m.sweep().await.expect("sweep");
+    assert_eq!(r.refused, 1, "{store}");
+    let rec = get(&*store, &h).await;
+    assert_eq!(rec.status, Status::Missing, "{store}: nobody was told");
+    let ob = rec.outbox.expect("the alarm is still owed");
+    assert_eq!(ob.next_attempt, at(11), "{store}: retried with backoff");
+    assert_eq!(ob.refusals.len(), 1, "{store}: the refusal is on the host");
+    assert_eq!(ob.refusals[0].channel, "only");
+    assert!(m.health().degraded(), "{store}");
+    only.set_down(false);
+    clock.set(at(11));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(only.count(NoticeKind::Alarm), 1, "{store}: delivered late");
+    assert_eq!(
+        only.count(NoticeKind::Restored),
+        1,
+        "{store}: and the channel's all-clear"
+    );
+    assert_eq!(
+        get(&*store, &h).await.status,
+        Status::Alarmed,
+        "{store}: now somebody was told"
+    );
+    assert!(!m.health().degraded(), "{store}");
+
+    let good = RecordingNotifier::new("good");
+    let bad = RecordingNotifier::new("bad");
+    bad.set_refusing();
+    let m = monitor(
+        store.clone(),
+        &clock,
+        vec![Arc::new(good.clone()), Arc::new(bad.clone())],
+        "m2",
+    );
+    let h2 = host("refused-2");
+    m.heartbeat(&Heartbeat::new(h2.clone(), at(11)))
+        .await
+        .expect("hb");
+    clock.set(at(21));
+    let _ = m.sweep().await.expect("sweep");
+    let rec = get(&*store, &h2).await;
+    assert_eq!(rec.status, Status::Alarmed, "{store}: good took it");
+    assert_eq!(good.count(NoticeKind::Alarm), 1, "{store}");
+    let said = good.notices();
+    let degraded: Vec<_> = said
+        .iter()
+        .filter(|n| n.kind == NoticeKind::Degraded)
+        .collect();
+    assert_eq!(degraded.len(), 1, "{store}: one notice about the refusal");
+    let text = degraded[0].message.as_deref().unwrap_or_default();
+    assert!(
+        text.contains("bad") && text.contains("refused-2"),
+        "{store}: names the channel and the host: {text}"
+    );
+    assert!(bad.notices().is_empty(), "{store}");
 }

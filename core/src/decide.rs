@@ -83,23 +83,56 @@ pub enum ChannelOutcome {
         /// The channel's own requested wait (e.g. HTTP `Retry-After`).
         retry_after: Option<Duration>,
     },
-    /// It refused the notice for good; it is not retried there.
-    Permanent,
+    /// It refused the notice for good (a deleted webhook, a relay over its
+    /// quota). It is not retried there once another channel has taken the
+    /// notice; while none has, the notice stays owed everywhere and is
+    /// retried with backoff, so a refusal never drops it.
+    Permanent {
+        /// What the channel said.
+        reason: String,
+    },
 }
 
-/// The deadline after which `r` is missing, with the startup grace applied:
-/// a silence overlapping a monitor downtime longer than the host's timeout
-/// is given a full timeout from the end of that downtime.
-pub fn deadline_with_grace(r: &HostRecord, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
-    grace(r.deadline(policy), policy, ctx)
-}
-
-fn grace(deadline: Timestamp, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
-    match ctx.downtime {
-        Some(d) if since(d.until, d.from) > policy.timeout && deadline > d.from => {
-            deadline.max(add(d.until, policy.timeout))
+impl From<&crate::NotifyError> for ChannelOutcome {
+    fn from(e: &crate::NotifyError) -> Self {
+        match e {
+            crate::NotifyError::Transient { retry_after, .. } => Self::Transient {
+                retry_after: *retry_after,
+            },
+            crate::NotifyError::Permanent { reason, .. } => Self::Permanent {
+                reason: reason.clone(),
+            },
         }
-        _ => deadline,
+    }
+}
+
+/// The deadline after which `r` is missing, with the downtime grace applied.
+///
+/// While no monitor ran (a restart, an upgrade, a store that refused every
+/// write) nobody was listening: heartbeats sent then were lost. A host whose
+/// silence overlaps that downtime gets the overlap back, so its deadline
+/// moves by the part of its silence during which the watcher was deaf. After
+/// a downtime longer than the host's timeout it also gets at least a full
+/// timeout from the end of the downtime. A host already overdue when the
+/// downtime began gets nothing.
+pub fn deadline_with_grace(r: &HostRecord, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
+    grace(r, r.deadline(policy), policy, ctx)
+}
+
+fn grace(r: &HostRecord, deadline: Timestamp, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
+    let Some(d) = ctx.downtime else {
+        return deadline;
+    };
+    let heard = r.last_seen.max(r.watch_from);
+    if deadline <= d.from || heard >= d.until {
+        return deadline;
+    }
+    let deaf = since(d.until, heard.max(d.from));
+    let moved = add(deadline, deaf);
+    if since(d.until, d.from) > policy.timeout {
+        moved.max(add(d.until, policy.timeout))
+    } else {
+        moved
     }
 }
 
@@ -153,7 +186,7 @@ pub fn evaluate_in_place(
             // A recovery still owed goes out before anything else.
             Some((_, next_attempt)) => rec.due_at = Some(next_attempt),
             None => {
-                let deadline = grace(deadline, policy, ctx);
+                let deadline = grace(rec, deadline, policy, ctx);
                 if now < deadline {
                     rec.due_at = Some(deadline);
                 } else {
@@ -250,7 +283,7 @@ fn make_notice(
             let next = policy.reminder_after(count).map(|w| add(now, w));
             (count, next, None, since(now, silent_since))
         }
-        NoticeKind::Recovery => (
+        NoticeKind::Recovery | NoticeKind::Restored | NoticeKind::Degraded | NoticeKind::Test => (
             r.alarm_count.max(1),
             None,
             Some(r.last_seen),
@@ -305,8 +338,12 @@ pub fn claim(r: &HostRecord, owner: &str, now: Timestamp, lease: Duration) -> Op
 ///
 /// Returns `None` when `r` no longer owes that notice (another monitor
 /// finished it, or an operator paused the host). Otherwise the outbox
-/// records which channels took the notice; when every channel in
-/// `channels` is done the notice takes effect (alarm → `alarmed`,
+/// records which channels took the notice. A channel that refused it for
+/// good is given up once another channel has taken the notice; while no
+/// channel has, the refusal counts as a failed round like any other, so the
+/// notice stays owed and is retried with backoff (a relay over its daily
+/// quota delivers the alarm once it accepts mail again). When every channel
+/// in `channels` is done the notice takes effect (alarm → `alarmed`,
 /// reminder → throttle restarts, recovery → outage closed) and the record
 /// is evaluated again, which may owe a new notice. Channels still owed are
 /// retried after [`RetryPolicy::backoff`] or the channel's own wait.
@@ -325,17 +362,39 @@ pub fn settle(
     let mut next = r.clone();
     ob.lease = None;
     let mut asked_wait = Duration::ZERO;
+    let mut refused = Vec::new();
     for (channel, outcome) in results {
         if !ob.owed_to(channel) {
             continue;
         }
         match outcome {
-            ChannelOutcome::Delivered => ob.delivered.push(channel.clone()),
-            ChannelOutcome::Permanent => ob.failed.push(channel.clone()),
+            ChannelOutcome::Delivered => {
+                ob.delivered.push(channel.clone());
+                ob.refusals.retain(|f| f.channel != *channel);
+            }
+            ChannelOutcome::Permanent { reason } => {
+                refused.push(channel.clone());
+                ob.refusals.retain(|f| f.channel != *channel);
+                ob.refusals.push(crate::model::Refusal {
+                    channel: channel.clone(),
+                    reason: reason.clone(),
+                    at: now,
+                });
+            }
             ChannelOutcome::Transient { retry_after } => {
                 asked_wait = asked_wait.max(retry_after.unwrap_or_default())
             }
         }
+    }
+    // Given up on a refusing channel only once someone was told.
+    if !ob.delivered.is_empty() {
+        ob.failed.append(&mut refused);
+        let failed = &ob.failed;
+        let refusals = std::mem::take(&mut ob.refusals);
+        ob.refusals = refusals
+            .into_iter()
+            .filter(|f| !failed.contains(&f.channel))
+            .collect();
     }
     if channels.iter().any(|c| ob.owed_to(c)) {
         ob.attempts += 1;
@@ -361,6 +420,8 @@ pub fn settle(
             next.alarm_count += 1;
         }
         NoticeKind::Recovery => clear_outage(&mut next),
+        // Never stored in a host's outbox.
+        NoticeKind::Degraded | NoticeKind::Restored | NoticeKind::Test => {}
     }
     let notices = evaluate_in_place(&mut next, now, policy, ctx);
     Some(Decision { next, notices })

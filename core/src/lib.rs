@@ -2,6 +2,7 @@
 
 mod clock;
 pub mod decide;
+pub mod health;
 mod host;
 mod memory;
 mod model;
@@ -17,11 +18,12 @@ pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decide::{ChannelOutcome, Context, Decision, RetryPolicy, evaluate, evaluate_in_place};
+pub use health::{Announcement, HealthOptions, HealthReport, WatcherHealth};
 pub use host::{HostId, HostPattern, InvalidHost, MAX_HOST_LEN};
 pub use memory::{MemoryStore, apply_heartbeat, created_by_heartbeat};
 pub use model::{
-    Downtime, Heartbeat, HostRecord, Lease, MonitorMark, Notice, NoticeKind, Outbox, Silence,
-    Status, Timestamp, add, since,
+    Downtime, Heartbeat, HostRecord, Lease, MonitorMark, Notice, NoticeKind, Outbox, Refusal,
+    Silence, Status, Timestamp, add, since,
 };
 pub use monitor::{BlindProbe, Monitor, MonitorOptions, SweepReport};
 pub use notifier::{Notifier, NotifyError};

@@ -78,6 +78,13 @@ pub enum NoticeKind {
     Reminder,
     /// The host reports again after an alarm was delivered.
     Recovery,
+    /// The watcher itself is in trouble: a channel refuses notices, or its
+    /// store keeps failing. `host` is the watcher, `message` says what.
+    Degraded,
+    /// A trouble of the watcher's is over.
+    Restored,
+    /// A test notice an operator asked for, to check the wiring.
+    Test,
 }
 
 impl NoticeKind {
@@ -87,6 +94,38 @@ impl NoticeKind {
             NoticeKind::Alarm => "alarm",
             NoticeKind::Reminder => "reminder",
             NoticeKind::Recovery => "recovery",
+            NoticeKind::Degraded => "degraded",
+            NoticeKind::Restored => "restored",
+            NoticeKind::Test => "test",
+        }
+    }
+
+    /// Whether the notice is about the watcher itself rather than a host.
+    pub fn is_watcher(self) -> bool {
+        matches!(
+            self,
+            NoticeKind::Degraded | NoticeKind::Restored | NoticeKind::Test
+        )
+    }
+
+    /// Whether it reports a problem (alarm, reminder, degraded) rather than
+    /// its end or a test.
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            NoticeKind::Alarm | NoticeKind::Reminder | NoticeKind::Degraded
+        )
+    }
+
+    /// The upper-case tag of subjects: `ALARM`, `RECOVERED`, `DEGRADED`…
+    pub fn tag(self) -> &'static str {
+        match self {
+            NoticeKind::Alarm => "ALARM",
+            NoticeKind::Reminder => "REMINDER",
+            NoticeKind::Recovery => "RECOVERED",
+            NoticeKind::Degraded => "WATCHER DEGRADED",
+            NoticeKind::Restored => "WATCHER RESTORED",
+            NoticeKind::Test => "TEST",
         }
     }
 }
@@ -140,12 +179,25 @@ pub struct Notice {
 impl Notice {
     /// `[iamalive] ALARM build-01`-style one-line summary.
     pub fn subject(&self) -> String {
-        let tag = match self.kind {
-            NoticeKind::Alarm => "ALARM",
-            NoticeKind::Reminder => "REMINDER",
-            NoticeKind::Recovery => "RECOVERED",
-        };
-        format!("[iamalive] {tag} {}", self.host)
+        if self.kind.is_watcher() {
+            return format!("[iamalive] {}: {}", self.kind.tag(), self.headline());
+        }
+        format!("[iamalive] {} {}", self.kind.tag(), self.host)
+    }
+
+    /// One short sentence: "build-01 has gone silent", or for a watcher
+    /// notice the first sentence of its message.
+    pub fn headline(&self) -> String {
+        match self.kind {
+            NoticeKind::Alarm => format!("{} has gone silent", self.host),
+            NoticeKind::Reminder => format!("{} is still silent", self.host),
+            NoticeKind::Recovery => format!("{} reports again", self.host),
+            NoticeKind::Degraded | NoticeKind::Restored | NoticeKind::Test => {
+                let m = self.message.as_deref().unwrap_or("");
+                let first = m.split_once(". ").map_or(m, |(a, _)| a);
+                first.trim_end_matches('.').to_owned()
+            }
+        }
     }
 
     /// A plain-text body naming who, since when, for how long and why.
@@ -155,10 +207,18 @@ impl Notice {
         let human =
             |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
         let mut b = String::new();
+        if self.kind.is_watcher() {
+            let _ = writeln!(b, "{}", self.message.as_deref().unwrap_or(""));
+            let _ = writeln!(b);
+            let _ = writeln!(b, "since:         {}", ts(&self.missing_since));
+            let _ = writeln!(b, "at:            {}", ts(&self.created_at));
+            let _ = writeln!(b, "\nnotice id: {}", self.id);
+            return b;
+        }
         let _ = match self.kind {
             NoticeKind::Alarm => writeln!(b, "Host {} has gone silent.", self.host),
             NoticeKind::Reminder => writeln!(b, "Host {} is still silent.", self.host),
-            NoticeKind::Recovery => writeln!(b, "Host {} reports again.", self.host),
+            _ => writeln!(b, "Host {} reports again.", self.host),
         };
         let _ = writeln!(b);
         let _ = writeln!(b, "host:          {}", self.host);
@@ -216,6 +276,10 @@ pub struct Outbox {
     /// The current owner's lease, if one holds it.
     #[serde(default)]
     pub lease: Option<Lease>,
+    /// The latest refusal of each channel that refused it and is still
+    /// tried (no channel has taken the notice yet), for the API to show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<Refusal>,
 }
 
 impl Outbox {
@@ -228,6 +292,7 @@ impl Outbox {
             failed: Vec::new(),
             attempts: 0,
             lease: None,
+            refusals: Vec::new(),
         }
     }
 
@@ -240,6 +305,17 @@ impl Outbox {
     pub fn owed_to(&self, channel: &str) -> bool {
         !self.delivered.iter().any(|c| c == channel) && !self.failed.iter().any(|c| c == channel)
     }
+}
+
+/// A channel's refusal of an owed notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The channel.
+    pub channel: String,
+    /// What it said.
+    pub reason: String,
+    /// When.
+    pub at: Timestamp,
 }
 
 /// Everything the watcher knows of one host.

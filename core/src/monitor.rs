@@ -1,5 +1,6 @@
 //! The loop body: take what is due, decide, compare-and-swap, deliver.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -7,10 +8,11 @@ use futures::StreamExt;
 use rand::Rng;
 
 use crate::decide::{self, ChannelOutcome, Context, RetryPolicy};
+use crate::health::{Announcement, HealthOptions, HealthReport, WatcherHealth, watcher_notice};
 use crate::model::add;
 use crate::{
-    Clock, Downtime, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice, Notifier, PolicySet,
-    Silence, Status, Store, StoreError, Timestamp,
+    Clock, Downtime, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice, NoticeKind, Notifier,
+    NotifyError, PolicySet, Silence, Status, Store, StoreError, Timestamp,
 };
 
 /// How many times one record is re-read and decided again after losing a
@@ -38,13 +40,26 @@ pub struct MonitorOptions {
     /// How often the monitor marks itself alive in the store (for the
     /// startup grace). Default: a quarter of the shortest timeout, at most 30 s.
     pub mark_interval: Option<Duration>,
-    /// A stretch longer than this with no monitor running counts as
-    /// downtime, and hosts whose silence overlaps it get the startup grace
-    /// (a host's own timeout must also be shorter than the stretch).
-    /// Default: the shortest timeout.
+    /// A stretch longer than this with no monitor marking itself alive
+    /// counts as downtime, and hosts whose silence overlaps it get the
+    /// overlap back (see [`decide::deadline_with_grace`]). Default: twice
+    /// the mark interval when [`ingest_in_process`](Self::ingest_in_process),
+    /// else the shortest timeout.
     pub downtime_gap: Option<Duration>,
+    /// The heartbeat ingest runs in this process (the long-running
+    /// binaries): while this monitor was not running, nobody listened. Then
+    /// the gap before this process's first mark is downtime however short
+    /// it was (a restart or upgrade swallows the heartbeats sent during it),
+    /// and later gaps count from twice the mark interval (a store that
+    /// refused every write). Set it to `false` where the ingest is always
+    /// on and only the sweep is scheduled (a Lambda function): a pause
+    /// between scheduled sweeps is not a pause in listening. Default true.
+    pub ingest_in_process: bool,
     /// Create unknown hosts on their first heartbeat. Default true.
     pub auto_register: bool,
+    /// When the watcher tells the team about its own troubles (a store
+    /// that keeps failing, a channel that refuses notices).
+    pub health: HealthOptions,
 }
 
 impl Default for MonitorOptions {
@@ -58,7 +73,9 @@ impl Default for MonitorOptions {
             retry: RetryPolicy::default(),
             mark_interval: None,
             downtime_gap: None,
+            ingest_in_process: true,
             auto_register: true,
+            health: HealthOptions::default(),
         }
     }
 }
@@ -77,6 +94,8 @@ pub struct SweepReport {
     pub conflicts: usize,
     /// Records left for a later sweep after a store error.
     pub errors: usize,
+    /// Channel deliveries refused for good (a channel's permanent error).
+    pub refused: usize,
 }
 
 impl SweepReport {
@@ -86,6 +105,7 @@ impl SweepReport {
         self.failed_deliveries += o.failed_deliveries;
         self.conflicts += o.conflicts;
         self.errors += o.errors;
+        self.refused += o.refused;
     }
 }
 
@@ -104,7 +124,21 @@ pub struct Monitor<S: ?Sized, C> {
     opts: MonitorOptions,
     state: Mutex<MarkState>,
     blind: Option<BlindProbe>,
+    health: Mutex<HealthState>,
+    /// Set while the store is in trouble, so the heartbeat path only takes
+    /// the health lock when there is something to clear.
+    store_troubled: AtomicBool,
 }
+
+#[derive(Default)]
+struct HealthState {
+    health: WatcherHealth,
+    /// Watcher notices not yet taken by any channel (bounded).
+    pending: Vec<Announcement>,
+}
+
+/// At most this many watcher notices wait for a channel to take them.
+const MAX_PENDING_ANNOUNCEMENTS: usize = 32;
 
 #[derive(Default)]
 struct MarkState {
@@ -116,7 +150,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// A monitor over `store`, delivering to `channels`.
     ///
     /// # Panics
-    /// If two channels share a name (their progress could not be told apart).
+    /// If two channels share a name (their progress could not be told
+    /// apart); configuration refuses that before it gets here.
     pub fn new(
         store: Arc<S>,
         channels: Vec<Arc<dyn Notifier>>,
@@ -137,8 +172,13 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             names,
             clock,
             policies,
-            opts,
             state: Mutex::default(),
+            health: Mutex::new(HealthState {
+                health: WatcherHealth::new(opts.health),
+                pending: Vec::new(),
+            }),
+            store_troubled: AtomicBool::new(false),
+            opts,
             blind: None,
         }
     }
@@ -191,12 +231,44 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     }
 
     /// Records a heartbeat: one store write. The `due_at` for an up host is
-    /// `hb.at` plus the host's timeout.
+    /// `hb.at` plus the host's timeout. A store error counts toward the
+    /// watcher's store trouble (announced by the sweep once it lasts).
     pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatOutcome, StoreError> {
         let due_if_up = add(hb.at, self.policies.timeout_for(&hb.host));
-        self.store
+        let r = self
+            .store
             .record_heartbeat(hb, due_if_up, self.opts.auto_register)
-            .await
+            .await;
+        match &r {
+            Err(e) => self.store_result(Err(e)),
+            Ok(_) if self.store_troubled.load(Ordering::Relaxed) => self.store_result(Ok(())),
+            Ok(_) => {}
+        }
+        r
+    }
+
+    /// Notes a store call's result in the watcher's health; an all-clear or
+    /// a notice that became due waits for the next flush.
+    fn store_result(&self, r: Result<(), &StoreError>) {
+        let now = self.clock.now();
+        let mut h = self.lock_health();
+        let a = match r {
+            Ok(()) => h.health.store_ok(now),
+            Err(e) => h.health.store_failed(&e.to_string(), now),
+        };
+        self.store_troubled
+            .store(h.health.store_troubled(), Ordering::Relaxed);
+        h.pending.extend(a);
+    }
+
+    fn lock_health(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What is wrong with the watcher now: a failing store, refusing
+    /// channels. Empty when all is well.
+    pub fn health(&self) -> HealthReport {
+        self.lock_health().health.report()
     }
 
     /// When a runner should call [`sweep`](Self::sweep) next: the earliest
@@ -214,8 +286,91 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     }
 
     /// Decides every due record, writes the decisions back and delivers the
-    /// notices they owe.
+    /// notices they owe; then tells the team about the watcher's own
+    /// troubles (a store failing for longer than the bound, a channel
+    /// refusing notices), through the channels that still work.
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        let r = self.sweep_store().await;
+        match &r {
+            Ok(rep) if rep.errors == 0 => self.store_result(Ok(())),
+            Ok(rep) => self.store_result(Err(&StoreError::unavailable(
+                "monitor",
+                format!("{} record(s) could not be decided", rep.errors),
+            ))),
+            Err(e) => self.store_result(Err(e)),
+        }
+        self.flush_announcements().await;
+        r
+    }
+
+    /// Delivers the watcher notices that are owed, each to every channel
+    /// but the one it is about. One no channel took is kept for the next
+    /// flush (at most [`MAX_PENDING_ANNOUNCEMENTS`], oldest dropped).
+    async fn flush_announcements(&self) {
+        let pending = {
+            let mut h = self.lock_health();
+            let now = self.clock.now();
+            let due = h.health.due_store_notice(now);
+            h.pending.extend(due);
+            std::mem::take(&mut h.pending)
+        };
+        let mut kept = Vec::new();
+        for a in pending {
+            let results = self
+                .send_to(&a.notice, |c| a.except.as_deref() != Some(c))
+                .await;
+            if !results.iter().any(|(_, r)| r.is_ok()) && !results.is_empty() {
+                kept.push(a);
+            }
+        }
+        if !kept.is_empty() {
+            let mut h = self.lock_health();
+            kept.append(&mut h.pending);
+            let excess = kept.len().saturating_sub(MAX_PENDING_ANNOUNCEMENTS);
+            for a in kept.drain(..excess) {
+                tracing::error!(id = %a.notice.id, "no channel took this watcher notice; dropped: {}", a.notice.message.as_deref().unwrap_or(""));
+            }
+            h.pending = kept;
+        }
+    }
+
+    /// Sends `notice` to each channel `to` accepts, all at once, and logs
+    /// what each did. Used for notices that live outside any host record.
+    async fn send_to(
+        &self,
+        notice: &Notice,
+        to: impl Fn(&str) -> bool,
+    ) -> Vec<(String, Result<(), NotifyError>)> {
+        let chosen = self.channels.iter().filter(|c| to(c.name()));
+        futures::future::join_all(chosen.map(|c| async move {
+            let r = c.deliver(notice).await;
+            match &r {
+                Ok(()) => {
+                    tracing::info!(channel = c.name(), kind = %notice.kind, id = %notice.id, "notice delivered")
+                }
+                Err(e) => {
+                    tracing::warn!(channel = c.name(), kind = %notice.kind, id = %notice.id, error = %e, "watcher notice not delivered")
+                }
+            }
+            (c.name().to_owned(), r)
+        }))
+        .await
+    }
+
+    /// Sends one test notice through every channel and says what each did,
+    /// so an operator checks the wiring before an outage does.
+    pub async fn test_notice(&self) -> Vec<(String, Result<(), NotifyError>)> {
+        let now = self.clock.now();
+        let text = format!(
+            "Test notice from the iamalive watcher ({}); if you read this, this channel works.",
+            self.opts.owner
+        );
+        let outage = format!("watcher/test@{}", now.timestamp_millis());
+        let notice = watcher_notice(NoticeKind::Test, &outage, 1, now, now, text);
+        self.send_to(&notice, |_| true).await
+    }
+
+    async fn sweep_store(&self) -> Result<SweepReport, StoreError> {
         let now = self.clock.now();
         self.mark(now).await?;
         let downtime = self.lock_state().downtime;
@@ -247,27 +402,52 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         Ok(report)
     }
 
+    /// The gap after which a stretch without marks is downtime (see
+    /// [`MonitorOptions::downtime_gap`]).
+    fn downtime_gap(&self) -> Duration {
+        self.opts.downtime_gap.unwrap_or_else(|| {
+            if self.opts.ingest_in_process {
+                self.mark_interval() * 2
+            } else {
+                self.policies.shortest_timeout()
+            }
+        })
+    }
+
     async fn mark(&self, now: Timestamp) -> Result<(), StoreError> {
         let interval = self.mark_interval();
-        let needed = self
-            .lock_state()
-            .marked_at
-            .is_none_or(|m| now >= add(m, interval));
+        let (needed, first) = {
+            let st = self.lock_state();
+            (
+                st.marked_at.is_none_or(|m| now >= add(m, interval)),
+                st.marked_at.is_none(),
+            )
+        };
         if needed {
-            let mark = self
-                .store
-                .mark_run(
-                    now,
-                    self.opts
-                        .downtime_gap
-                        .unwrap_or_else(|| self.policies.shortest_timeout()),
-                )
-                .await?;
+            // This process just started: if it is also the ingest, nobody
+            // listened since the last mark, however short the gap.
+            let gap = if first && self.opts.ingest_in_process && self.opts.downtime_gap.is_none() {
+                Duration::ZERO
+            } else {
+                self.downtime_gap()
+            };
+            let mark = self.store.mark_run(now, gap).await?;
             let mut st = self.lock_state();
             st.marked_at = Some(now);
             st.downtime = mark.downtime;
         }
         Ok(())
+    }
+
+    /// Marks the store one last time before a graceful stop, so the
+    /// downtime the next start measures begins now rather than at the last
+    /// periodic mark. Best effort: a failure only makes that downtime
+    /// (and the grace it gives) a little longer.
+    pub async fn mark_stopping(&self) {
+        let now = self.clock.now();
+        if let Err(e) = self.store.mark_run(now, Duration::MAX).await {
+            tracing::debug!(store = %self.store, error = %e, "could not mark the stop");
+        }
     }
 
     /// Decides one record until it has nothing more to do now; never fails
@@ -347,6 +527,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 .iter()
                 .filter(|(_, o)| *o != ChannelOutcome::Delivered)
                 .count();
+            report.refused += results
+                .iter()
+                .filter(|(_, o)| matches!(o, ChannelOutcome::Permanent { .. }))
+                .count();
             now = self.clock.now();
             let mut settled = false;
             for _ in 0..MAX_ROUNDS {
@@ -390,6 +574,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     }
 
     /// Delivers `notice` to every channel not yet done with it, all at once.
+    /// A refusal, or a delivery by a channel that had been refusing, is
+    /// noted in the watcher's health for the next flush to announce.
     async fn deliver(
         &self,
         notice: &Notice,
@@ -399,24 +585,37 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         let owed = self.channels.iter().filter(|c| {
             !delivered.iter().any(|d| d == c.name()) && !failed.iter().any(|d| d == c.name())
         });
-        futures::future::join_all(owed.map(|c| async move {
+        let results = futures::future::join_all(owed.map(|c| async move {
             let outcome = match c.deliver(notice).await {
                 Ok(()) => {
                     tracing::info!(channel = c.name(), host = %notice.host, kind = %notice.kind, id = %notice.id, "notice delivered");
                     ChannelOutcome::Delivered
                 }
-                Err(crate::NotifyError::Transient { reason, retry_after, .. }) => {
-                    tracing::warn!(channel = c.name(), host = %notice.host, id = %notice.id, %reason, "delivery failed; will retry");
-                    ChannelOutcome::Transient { retry_after }
-                }
                 Err(e) => {
-                    tracing::error!(channel = c.name(), host = %notice.host, id = %notice.id, error = %e, "delivery refused; not retried on this channel");
-                    ChannelOutcome::Permanent
+                    if e.is_transient() {
+                        tracing::warn!(channel = c.name(), host = %notice.host, id = %notice.id, error = %e, "delivery failed; will retry");
+                    } else {
+                        tracing::error!(channel = c.name(), host = %notice.host, id = %notice.id, error = %e, "delivery refused");
+                    }
+                    ChannelOutcome::from(&e)
                 }
             };
             (c.name().to_owned(), outcome)
         }))
-        .await
+        .await;
+        let now = self.clock.now();
+        let mut h = self.lock_health();
+        for (channel, outcome) in &results {
+            let a = match outcome {
+                ChannelOutcome::Delivered => h.health.channel_delivered(channel, now),
+                ChannelOutcome::Permanent { reason } => {
+                    h.health.channel_refused(channel, notice, reason, now)
+                }
+                ChannelOutcome::Transient { .. } => None,
+            };
+            h.pending.extend(a);
+        }
+        results
     }
 
     /// Reads one host.

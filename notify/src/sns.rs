@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
-use iamalive_core::{Notice, NoticeKind, Notifier, NotifyError};
+use iamalive_core::{Notice, Notifier, NotifyError};
 
 const CHANNEL: &str = "sns";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -71,24 +71,28 @@ impl SnsNotifier {
 /// The SNS subject for `notice`: printable ASCII, no line breaks, at most
 /// 99 characters, naming the kind and the host.
 pub fn sns_subject(notice: &Notice) -> String {
-    let tag = match notice.kind {
-        NoticeKind::Alarm => "ALARM",
-        NoticeKind::Reminder => "REMINDER",
-        NoticeKind::Recovery => "RECOVERED",
+    let (prefix, rest) = if notice.kind.is_watcher() {
+        (
+            format!("[iamalive] {}: ", notice.kind.tag()),
+            notice.headline(),
+        )
+    } else {
+        (
+            format!("[iamalive] {} ", notice.kind.tag()),
+            notice.host.to_string(),
+        )
     };
-    let prefix = format!("[iamalive] {tag} ");
-    // Host ids are already [a-z0-9._-]; filter anyway so the rule holds.
-    let host: String = notice
-        .host
-        .as_str()
+    // SNS takes printable ASCII only; host ids already are, filter anyway
+    // so the rule holds for watcher headlines too.
+    let rest: String = rest
         .chars()
-        .filter(|c| c.is_ascii_graphic())
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
         .collect();
     let room = MAX_SUBJECT - prefix.len();
-    if host.len() <= room {
-        format!("{prefix}{host}")
+    if rest.len() <= room {
+        format!("{prefix}{rest}")
     } else {
-        format!("{prefix}{}...", &host[..room - 3])
+        format!("{prefix}{}...", &rest[..room - 3])
     }
 }
 
@@ -171,6 +175,7 @@ impl Notifier for SnsNotifier {
 mod tests {
     use super::*;
     use iamalive_core::HostId;
+    use iamalive_core::NoticeKind;
 
     fn notice(host: &str, kind: NoticeKind) -> Notice {
         let t = "2024-05-01T12:00:00Z".parse().unwrap();

@@ -28,6 +28,14 @@ impl StdoutNotifier {
 
     /// The line printed for `notice` (without the newline).
     pub fn line(notice: &Notice) -> String {
+        if notice.kind.is_watcher() {
+            return format!(
+                "[iamalive] {}: {} (notice {})",
+                notice.kind.tag(),
+                one_line(notice.message.as_deref().unwrap_or_default()),
+                notice.id
+            );
+        }
         let mut s = format!("{}: ", notice.subject());
         match notice.kind {
             NoticeKind::Recovery => {
@@ -41,7 +49,7 @@ impl StdoutNotifier {
                 }
                 s.push_str(&format!(", {} alarm(s) sent", notice.alarm_count));
             }
-            NoticeKind::Alarm | NoticeKind::Reminder => {
+            _ => {
                 s.push_str(&format!(
                     "silent for {}, last seen {}, alarm {}",
                     human(notice.silent_for),

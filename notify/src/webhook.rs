@@ -139,6 +139,18 @@ impl WebhookNotifier {
         format: WebhookFormat,
         secret: Option<String>,
     ) -> Result<WebhookNotifier, ConfigError> {
+        if let Some(i) = url.find(|c: char| c.is_whitespace() || c == ',')
+            && url[i + 1..].trim_start().contains("://")
+        {
+            return Err(ConfigError::invalid(
+                "webhook url",
+                format!(
+                    "looks like two URLs ({:?} and {:?}); a channel posts to one URL, so configure one channel per URL",
+                    &url[..i],
+                    url[i + 1..].trim_start()
+                ),
+            ));
+        }
         let mut url =
             url::Url::parse(url).map_err(|e| ConfigError::invalid("webhook url", e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -274,20 +286,25 @@ fn color(kind: NoticeKind) -> (&'static str, u32) {
     match kind {
         NoticeKind::Alarm => ("Attention", 0xD0_3B_3B),
         NoticeKind::Reminder => ("Warning", 0xE0_A0_30),
-        NoticeKind::Recovery => ("Good", 0x2E_A0_43),
+        NoticeKind::Recovery | NoticeKind::Restored => ("Good", 0x2E_A0_43),
+        NoticeKind::Degraded => ("Warning", 0xE0_70_30),
+        NoticeKind::Test => ("Accent", 0x35_74_C8),
     }
 }
 
 fn headline(n: &Notice) -> String {
-    match n.kind {
-        NoticeKind::Alarm => format!("{} has gone silent", n.host),
-        NoticeKind::Reminder => format!("{} is still silent", n.host),
-        NoticeKind::Recovery => format!("{} reports again", n.host),
-    }
+    n.headline()
 }
 
 /// (title, value) pairs shown by the chat formats.
 fn facts(n: &Notice) -> Vec<(&'static str, String)> {
+    if n.kind.is_watcher() {
+        return vec![
+            ("What", n.message.clone().unwrap_or_default()),
+            ("Since", ts(&n.missing_since)),
+            ("Notice id", n.id.clone()),
+        ];
+    }
     let mut f = vec![
         ("Host", n.host.to_string()),
         ("Last seen", ts(&n.last_seen)),
@@ -447,7 +464,7 @@ pub fn payload(
         WebhookFormat::PagerDuty => {
             let key = routing_key.unwrap_or_default();
             match n.kind {
-                NoticeKind::Recovery => json!({
+                NoticeKind::Recovery | NoticeKind::Restored => json!({
                     "routing_key": key,
                     "event_action": "resolve",
                     "dedup_key": n.outage_id,
@@ -455,6 +472,21 @@ pub fn payload(
                         "summary": truncate(&format!("{}: {}", n.subject(), headline(n)), 1024),
                         "source": n.host.as_str(),
                         "severity": "info",
+                        "custom_details": generic(n, sent_at),
+                    },
+                }),
+                NoticeKind::Degraded | NoticeKind::Test => json!({
+                    "routing_key": key,
+                    "event_action": "trigger",
+                    "dedup_key": n.outage_id,
+                    "client": "iamalive",
+                    "payload": {
+                        "summary": truncate(&n.subject(), 1024),
+                        "source": n.host.as_str(),
+                        "severity": if n.kind == NoticeKind::Test { "info" } else { "error" },
+                        "timestamp": ts(&n.created_at),
+                        "component": "watcher",
+                        "class": n.kind.as_str(),
                         "custom_details": generic(n, sent_at),
                     },
                 }),
@@ -609,6 +641,50 @@ mod tests {
             NotifyError::Transient { retry_after, .. } => assert_eq!(retry_after, None),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn two_urls_in_one_setting_are_refused_with_both_named() {
+        let e = WebhookNotifier::new("http://a/x,http://b/y", WebhookFormat::Json, None)
+            .expect_err("two URLs");
+        let text = e.to_string();
+        assert!(
+            text.contains("http://a/x") && text.contains("http://b/y"),
+            "{text}"
+        );
+        assert!(WebhookNotifier::new("http://a/x http://b/y", WebhookFormat::Json, None).is_err());
+        // A comma that does not start another URL is a URL's business.
+        assert!(WebhookNotifier::new("http://a/x?tags=a,b", WebhookFormat::Json, None).is_ok());
+    }
+
+    #[test]
+    fn watcher_notices_read_in_every_format() {
+        let degraded = iamalive_core::health::watcher_notice(
+            NoticeKind::Degraded,
+            "watcher/channel/smtp@1",
+            1,
+            now(),
+            now(),
+            "Channel smtp refused the alarm for db-1 (notice n1): 550 quota. More.".into(),
+        );
+        for f in ["json", "teams", "slack", "discord", "pagerduty"] {
+            let body = payload(&degraded, f.parse().unwrap(), Some("rk"), now()).to_string();
+            assert!(body.contains("550 quota"), "{f}: {body}");
+            assert!(
+                body.contains("WATCHER DEGRADED") || f == "json",
+                "{f}: {body}"
+            );
+        }
+        let pd = |n: &Notice| payload(n, WebhookFormat::PagerDuty, Some("rk"), now());
+        assert_eq!(pd(&degraded)["event_action"], "trigger");
+        let mut restored = degraded.clone();
+        restored.kind = NoticeKind::Restored;
+        assert_eq!(pd(&restored)["event_action"], "resolve");
+        assert_eq!(pd(&restored)["dedup_key"], pd(&degraded)["dedup_key"]);
+        assert_eq!(
+            payload(&degraded, WebhookFormat::Json, None, now())["kind"],
+            "degraded"
+        );
     }
 
     #[test]

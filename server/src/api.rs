@@ -13,8 +13,8 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iamalive_core::{
-    Clock, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, Monitor, MonitorOptions,
-    Notifier, Silence, Store, StoreError, Timestamp, add, since,
+    Clock, HealthOptions, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, Monitor,
+    MonitorOptions, Notifier, Silence, Store, StoreError, Timestamp, add, since,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -87,6 +87,18 @@ struct Shared {
     per_key: Vec<Option<DefaultDirectRateLimiter>>,
     global: Option<DefaultDirectRateLimiter>,
     metrics: Option<PrometheusHandle>,
+    /// Hosts already warned about an interval their timeout cannot carry.
+    interval_warned: std::sync::Mutex<std::collections::HashSet<HostId>>,
+}
+
+/// The most hosts remembered as warned about their interval; past this
+/// the set is cleared (a warning may then repeat, never grow memory).
+const MAX_INTERVAL_WARNED: usize = 10_000;
+
+/// The room a timeout must leave beyond two intervals: the retries of a
+/// lost beat. Half an interval, at most a minute.
+fn interval_margin(interval: Duration) -> Duration {
+    (interval / 2).min(Duration::from_secs(60))
 }
 
 /// Everything the handlers and the runner share; cheap to clone.
@@ -112,6 +124,29 @@ impl AppState {
         clock: Arc<dyn Clock>,
         config: &Config,
     ) -> Self {
+        Self::build(store, channels, clock, config, true)
+    }
+
+    /// [`new`](Self::new) for a deployment whose ingest is always on and
+    /// whose sweep runs on a schedule (a Lambda function): a pause between
+    /// scheduled sweeps is not a pause in listening, so it gives hosts no
+    /// downtime grace (see `MonitorOptions::ingest_in_process`).
+    pub fn new_scheduled(
+        store: Arc<dyn Store>,
+        channels: Vec<Arc<dyn Notifier>>,
+        clock: Arc<dyn Clock>,
+        config: &Config,
+    ) -> Self {
+        Self::build(store, channels, clock, config, false)
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        channels: Vec<Arc<dyn Notifier>>,
+        clock: Arc<dyn Clock>,
+        config: &Config,
+        ingest_in_process: bool,
+    ) -> Self {
         let rejections = Arc::new(Rejections::new(
             Arc::clone(&clock),
             config.monitor.rejection_window,
@@ -121,6 +156,11 @@ impl AppState {
             lease: config.monitor.lease,
             retry: config.monitor.retry,
             auto_register: config.auto_register,
+            ingest_in_process,
+            health: HealthOptions {
+                store_fault_after: config.monitor.store_fault_after,
+                reminder_interval: config.policies.default.reminder_interval,
+            },
             ..MonitorOptions::default()
         };
         let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)
@@ -139,6 +179,7 @@ impl AppState {
             wake: Arc::new(Notify::new()),
             limits: config.limits.clone(),
             metrics: None,
+            interval_warned: std::sync::Mutex::default(),
         }))
     }
 
@@ -370,6 +411,54 @@ struct HeartbeatBody {
     message: Option<String>,
     #[serde(default)]
     report: Option<Value>,
+    /// The agent's heartbeat interval in seconds, for the timeout check.
+    #[serde(default)]
+    interval: Option<f64>,
+}
+
+impl AppState {
+    /// Warns once per host (per process) when its declared heartbeat
+    /// interval leaves its timeout no room for one lost beat and its
+    /// retries: timeout ≥ 2 × interval + margin.
+    fn check_interval(&self, host: &HostId, interval: Duration) {
+        let timeout = self.0.monitor.policies().timeout_for(host);
+        let need = interval * 2 + interval_margin(interval);
+        if timeout >= need {
+            return;
+        }
+        let mut warned = self
+            .0
+            .interval_warned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if warned.len() >= MAX_INTERVAL_WARNED {
+            warned.clear();
+        }
+        if warned.insert(host.clone()) {
+            tracing::warn!(
+                %host,
+                interval = %humantime::format_duration(interval),
+                timeout = %humantime::format_duration(timeout),
+                needed = %humantime::format_duration(need),
+                "this host's heartbeat interval is too long for its timeout: one lost beat would raise a false alarm; \
+                 set the timeout to at least 2 x interval + margin, or shorten the agent's interval"
+            );
+            metrics::counter!("iamalive_interval_warnings_total").increment(1);
+        }
+    }
+}
+
+fn parse_interval(v: Option<f64>) -> Result<Option<Duration>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 && s <= 366.0 * 86_400.0 => {
+            Ok(Some(Duration::from_secs_f64(s)))
+        }
+        Some(s) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("interval must be a number of seconds between 0 and one year, not {s}"),
+        )),
+    }
 }
 
 async fn heartbeat(
@@ -403,6 +492,8 @@ async fn heartbeat(
     let host = parse_host(&body.host).map_err(|e| st.reject(None, "invalid host id", e))?;
     st.check_host(key, &host)?;
     check_message(&body.message).map_err(|e| st.reject(Some(&host), "message too long", e))?;
+    let interval =
+        parse_interval(body.interval).map_err(|e| st.reject(Some(&host), "bad interval", e))?;
     let report = match body.report {
         None | Some(Value::Null) => None,
         Some(v @ Value::Object(_)) => Some(v.to_string()),
@@ -414,6 +505,9 @@ async fn heartbeat(
             ));
         }
     };
+    if let Some(i) = interval {
+        st.check_interval(&host, i);
+    }
     let hb = Heartbeat {
         at: st.now(),
         host,
@@ -522,6 +616,7 @@ fn view(rec: &HostRecord, now: Timestamp) -> Value {
             "kind": o.notice.kind,
             "delivered_to": o.delivered,
             "refused_by": o.failed,
+            "refusals": o.refusals,
             "attempts": o.attempts,
             "next_attempt": o.next_attempt,
         })),
@@ -672,7 +767,7 @@ fn full_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!(
-                "key '{}' is limited to hosts '{}'; silences need an unrestricted admin key",
+                "key '{}' is limited to hosts '{}'; this needs an unrestricted admin key",
                 key.name, key.hosts
             ),
         ));
@@ -775,16 +870,74 @@ async fn delete_silence(
     }
 }
 
+/// `GET /healthz`: 200 `ok`; 200 `degraded` while a channel refuses
+/// notices (the watcher still watches, and says so on its other channels);
+/// 503 while the store cannot be used (heartbeats are being refused), each
+/// with the reasons.
 async fn healthz(State(st): State<AppState>) -> Response {
-    let store = st.0.monitor.store();
-    match store.next_due().await {
-        Ok(_) => Json(json!({ "status": "ok", "store": store.to_string() })).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "store": store.to_string(), "error": e.to_string() })),
-        )
-            .into_response(),
+    let monitor = &st.0.monitor;
+    let store = monitor.store();
+    let health = monitor.health();
+    let probe = store.next_due().await;
+    let mut reasons = health.reasons();
+    if let Err(e) = &probe
+        && health.store.is_none()
+    {
+        reasons.insert(0, format!("store unavailable: {e}"));
     }
+    let store_down = probe.is_err() || health.store.is_some();
+    let status = if store_down {
+        "unavailable"
+    } else if health.degraded() {
+        "degraded"
+    } else {
+        "ok"
+    };
+    let body = Json(json!({
+        "status": status,
+        "store": store.to_string(),
+        "reasons": reasons,
+        "channels": monitor.channel_names(),
+        "refusing_channels": health.channels.iter().map(|c| json!({
+            "channel": c.channel,
+            "since": c.since,
+            "refused": c.refused,
+            "reason": c.reason,
+            "last_notice": c.last_notice,
+        })).collect::<Vec<_>>(),
+        "error": probe.as_ref().err().map(ToString::to_string),
+    }));
+    if store_down {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    } else {
+        body.into_response()
+    }
+}
+
+/// `POST /v1/test-notice` (full admin): one test notice through every
+/// channel, and what each did. 200 when every channel took it, 502 when
+/// one did not (the body says which and why).
+async fn test_notice(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    full_admin(&st, &headers)?;
+    let results = st.0.monitor.test_notice().await;
+    let all_ok = results.iter().all(|(_, r)| r.is_ok());
+    let body = json!({
+        "ok": all_ok,
+        "channels": results.iter().map(|(name, r)| match r {
+            Ok(()) => json!({"channel": name, "outcome": "delivered"}),
+            Err(e) => json!({
+                "channel": name,
+                "outcome": if e.is_transient() { "failed" } else { "refused" },
+                "error": e.to_string(),
+            }),
+        }).collect::<Vec<_>>(),
+    });
+    let code = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    Ok((code, Json(body)).into_response())
 }
 
 async fn metrics_page(State(st): State<AppState>) -> Response {
@@ -867,6 +1020,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/silences", get(list_silences).post(create_silence))
         .route("/v1/silences/{id}", delete(delete_silence))
         .route("/healthz", get(healthz))
+        .route("/v1/test-notice", post(test_notice))
         .route("/metrics", get(metrics_page))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)

@@ -22,6 +22,10 @@ pub type SetupError = Box<dyn Error + Send + Sync>;
 /// not `use`, lets `build` make the store and channels, and [`serve`]s
 /// until SIGTERM or Ctrl-C.
 ///
+/// With `--test-notice` it serves nothing: it sends one test notice through
+/// every configured channel, prints what each did, and exits 0 when every
+/// channel took it, 1 when one did not.
+///
 /// Returns the process's exit code: 2 for a usage, configuration or set-up
 /// error (named on stderr), 1 when serving failed.
 ///
@@ -45,8 +49,12 @@ where
     F: FnOnce(Config) -> Fut,
     Fut: Future<Output = Result<Deployment, SetupError>>,
 {
-    let file = match config_file_arg(std::env::args().skip(1)) {
-        Ok(f) => f.or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from)),
+    let (file, test_notice) = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => (
+            a.config
+                .or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from)),
+            a.test_notice,
+        ),
         Err(e) => {
             if !e.is_empty() {
                 eprintln!("{name}: {e}");
@@ -87,6 +95,9 @@ where
             return ExitCode::from(2);
         }
     };
+    if test_notice {
+        return send_test_notice(name, &config, store, channels).await;
+    }
     match crate::serve(config, store, channels).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -97,20 +108,69 @@ where
     }
 }
 
-/// `-c FILE` / `--config FILE`; `Err("")` asks for the usage text.
-fn config_file_arg(args: impl IntoIterator<Item = String>) -> Result<Option<PathBuf>, String> {
-    let mut file = None;
+/// Sends one test notice through every channel and prints what each did.
+async fn send_test_notice(
+    name: &str,
+    config: &Config,
+    store: Arc<dyn Store>,
+    channels: Vec<Arc<dyn Notifier>>,
+) -> ExitCode {
+    let state = crate::AppState::new(
+        store,
+        channels,
+        Arc::new(iamalive_core::SystemClock),
+        config,
+    );
+    let results = state.monitor().test_notice().await;
+    let mut ok = true;
+    for (channel, r) in &results {
+        match r {
+            Ok(()) => println!("{channel}: delivered"),
+            Err(e) => {
+                ok = false;
+                let what = if e.is_transient() {
+                    "failed"
+                } else {
+                    "refused"
+                };
+                println!("{channel}: {what}: {e}");
+            }
+        }
+    }
+    if results.is_empty() {
+        eprintln!("{name}: no channel is configured");
+        ok = false;
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Args {
+    config: Option<PathBuf>,
+    test_notice: bool,
+}
+
+/// `-c FILE` / `--config FILE`, `--test-notice`; `Err("")` asks for the
+/// usage text.
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut out = Args::default();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => return Err(String::new()),
             "-c" | "--config" => {
-                file = Some(PathBuf::from(it.next().ok_or("--config needs a file")?));
+                out.config = Some(PathBuf::from(it.next().ok_or("--config needs a file")?));
             }
+            "--test-notice" => out.test_notice = true,
             other => return Err(format!("unexpected argument {other:?}")),
         }
     }
-    Ok(file)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -118,7 +178,7 @@ mod tests {
     use super::*;
 
     fn args(a: &[&str]) -> Result<Option<PathBuf>, String> {
-        config_file_arg(a.iter().map(|s| (*s).to_owned()))
+        parse_args(a.iter().map(|s| (*s).to_owned())).map(|a| a.config)
     }
 
     #[test]
@@ -132,5 +192,18 @@ mod tests {
         assert_eq!(args(&["--help"]), Err(String::new()));
         assert!(args(&["--config"]).unwrap_err().contains("needs a file"));
         assert!(args(&["--bogus"]).unwrap_err().contains("--bogus"));
+    }
+
+    #[test]
+    fn test_notice_flag() {
+        let a = parse_args(["--test-notice", "-c", "x.toml"].map(String::from)).unwrap();
+        assert_eq!(
+            a,
+            Args {
+                config: Some(PathBuf::from("x.toml")),
+                test_notice: true
+            }
+        );
+        assert!(!parse_args(Vec::<String>::new()).unwrap().test_notice);
     }
 }

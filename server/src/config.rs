@@ -137,6 +137,9 @@ pub struct MonitorSettings {
     pub max_sleep: Duration,
     /// How long rejected heartbeats are remembered for alarm texts. Default 1 h.
     pub rejection_window: Duration,
+    /// How long the store must keep failing (sweeps, heartbeat writes)
+    /// before every channel hears that the watcher is degraded. Default 30 s.
+    pub store_fault_after: Duration,
 }
 
 impl Default for MonitorSettings {
@@ -146,6 +149,7 @@ impl Default for MonitorSettings {
             retry: RetryPolicy::default(),
             max_sleep: Duration::from_secs(5),
             rejection_window: Duration::from_secs(3600),
+            store_fault_after: Duration::from_secs(30),
         }
     }
 }
@@ -293,6 +297,8 @@ struct MonitorTable {
     max_sleep: Option<Duration>,
     #[serde(default, with = "humantime_serde::option")]
     rejection_window: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    store_fault_after: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -377,6 +383,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_RETRY_MAX", "monitor.retry_max"),
     ("IAMALIVE_MAX_SLEEP", "monitor.max_sleep"),
     ("IAMALIVE_REJECTION_WINDOW", "monitor.rejection_window"),
+    ("IAMALIVE_STORE_FAULT_AFTER", "monitor.store_fault_after"),
     ("IAMALIVE_SQLITE_PATH", "sqlite.path"),
     ("IAMALIVE_SQLITE_BUSY_TIMEOUT", "sqlite.busy_timeout"),
     ("IAMALIVE_SMTP_URL", "smtp.url"),
@@ -693,6 +700,7 @@ impl Config {
             },
             max_sleep: m.max_sleep.unwrap_or(dm.max_sleep),
             rejection_window: m.rejection_window.unwrap_or(dm.rejection_window),
+            store_fault_after: m.store_fault_after.unwrap_or(dm.store_fault_after),
         };
         for (v, key) in [
             (monitor.lease, "monitor.lease (IAMALIVE_LEASE)"),

@@ -53,6 +53,10 @@ impl Runner {
                     tracing::debug!(?report, "sweep");
                 }
                 metrics::counter!("iamalive_sweeps_total").increment(1);
+                if report.refused > 0 {
+                    metrics::counter!("iamalive_notices_refused_total")
+                        .increment(report.refused as u64);
+                }
                 if report.errors > 0 {
                     return self.backoff(1);
                 }
@@ -92,6 +96,7 @@ impl Runner {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        self.monitor.mark_stopping().await;
         tracing::info!("runner stopped");
     }
 }

@@ -10,7 +10,7 @@ async fn sqlite_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let n = Mutex::new(0u32);
     let stores = Arc::new(Mutex::new(Vec::new()));
-    iamalive_core::conformance::run_all(|| {
+    let ran = iamalive_core::conformance::run_all(|| {
         let path = {
             let mut n = n.lock().unwrap();
             *n += 1;
@@ -24,9 +24,10 @@ async fn sqlite_passes_the_conformance_suite() {
         }
     })
     .await;
+    assert!(ran > 0);
     assert_eq!(
         stores.lock().unwrap().len(),
-        15,
+        ran,
         "every suite function ran on its own file"
     );
 }

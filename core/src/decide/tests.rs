@@ -240,10 +240,15 @@ fn partly_delivered_alarm_still_owes_a_recovery() {
 }
 
 #[test]
-fn permanent_failure_is_not_retried() {
+fn a_refusal_with_nobody_told_keeps_the_notice_owed_and_retried() {
+    // It used to be given up at once, and the host counted as alarmed with
+    // nobody told: one refusal (a relay over its quota) dropped the alarm.
     let r = evaluate(&rec_at(0), t(10_000), &policy(), &ctx()).next;
     let id = r.outbox.as_ref().unwrap().notice.id.clone();
-    let results = vec![(CH.to_owned(), ChannelOutcome::Permanent)];
+    let refused = ChannelOutcome::Permanent {
+        reason: "550 daily quota exceeded".into(),
+    };
+    let results = vec![(CH.to_owned(), refused.clone())];
     let r = settle(
         &r,
         &id,
@@ -256,7 +261,100 @@ fn permanent_failure_is_not_retried() {
     )
     .unwrap()
     .next;
+    assert_eq!(r.status, Status::Missing, "nobody was told");
+    let ob = r.outbox.clone().expect("still owed");
+    assert!(ob.owed_to(CH), "retried on the refusing channel");
+    assert_eq!(ob.next_attempt, t(12_000), "with the usual backoff");
+    assert_eq!(ob.refusals.len(), 1);
+    assert_eq!(ob.refusals[0].reason, "550 daily quota exceeded");
+    assert_eq!(r.due_at, Some(t(12_000)));
+    // The relay accepts mail again: the alarm goes out and takes effect.
+    let (r, sent) = pass(&r, t(12_000), &policy(), &ctx(), ChannelOutcome::Delivered);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].id, id);
+    assert_eq!(r.status, Status::Alarmed);
+    assert_eq!(r.outbox, None);
+}
+
+#[test]
+fn a_refusal_beside_a_channel_that_took_it_is_given_up() {
+    let r = evaluate(&rec_at(0), t(10_000), &policy(), &ctx()).next;
+    let id = r.outbox.as_ref().unwrap().notice.id.clone();
+    let chans = vec!["a".to_owned(), "b".to_owned()];
+    let results = vec![
+        ("a".to_owned(), ChannelOutcome::Delivered),
+        (
+            "b".to_owned(),
+            ChannelOutcome::Permanent {
+                reason: "404".into(),
+            },
+        ),
+    ];
+    let r = settle(
+        &r,
+        &id,
+        &results,
+        &chans,
+        t(10_000),
+        &policy(),
+        &RetryPolicy::default(),
+        &ctx(),
+    )
+    .unwrap()
+    .next;
     assert_eq!(r.outbox, None, "nothing left to try");
+    assert_eq!(r.status, Status::Alarmed);
+    // A refusal while another channel is still retrying: b is given up
+    // once a has the notice.
+    let r = evaluate(&rec_at(0), t(10_000), &policy(), &ctx()).next;
+    let first = vec![
+        (
+            "a".to_owned(),
+            ChannelOutcome::Transient { retry_after: None },
+        ),
+        (
+            "b".to_owned(),
+            ChannelOutcome::Permanent {
+                reason: "404".into(),
+            },
+        ),
+    ];
+    let r = settle(
+        &r,
+        &id,
+        &first,
+        &chans,
+        t(10_000),
+        &policy(),
+        &RetryPolicy::default(),
+        &ctx(),
+    )
+    .unwrap()
+    .next;
+    let ob = r.outbox.clone().unwrap();
+    assert!(ob.owed_to("a") && ob.owed_to("b"), "nobody told yet");
+    let second = vec![
+        ("a".to_owned(), ChannelOutcome::Delivered),
+        (
+            "b".to_owned(),
+            ChannelOutcome::Permanent {
+                reason: "404".into(),
+            },
+        ),
+    ];
+    let r = settle(
+        &r,
+        &id,
+        &second,
+        &chans,
+        t(12_000),
+        &policy(),
+        &RetryPolicy::default(),
+        &ctx(),
+    )
+    .unwrap()
+    .next;
+    assert_eq!(r.outbox, None);
     assert_eq!(r.status, Status::Alarmed);
 }
 
@@ -428,7 +526,9 @@ fn startup_grace_after_a_long_downtime() {
     let d = evaluate(&r, t(70_000), &policy(), &c);
     assert_eq!(d.notices.len(), 1);
     assert_eq!(d.notices[0].missing_since, t(70_000));
-    // A downtime shorter than the timeout gives no grace.
+    // A downtime shorter than the timeout gives back the overlap (4 s of
+    // silence fell while nobody listened); it used to give nothing, which
+    // raised false alarms after every short restart.
     let short = Context {
         downtime: Some(Downtime {
             from: t(5_000),
@@ -436,7 +536,7 @@ fn startup_grace_after_a_long_downtime() {
         }),
         ..ctx()
     };
-    assert_eq!(deadline_with_grace(&r, &policy(), &short), t(10_000));
+    assert_eq!(deadline_with_grace(&r, &policy(), &short), t(14_000));
     // A host already overdue when the monitor stopped gets none either.
     let late = Context {
         downtime: Some(Downtime {
@@ -446,6 +546,51 @@ fn startup_grace_after_a_long_downtime() {
         ..ctx()
     };
     assert_eq!(deadline_with_grace(&r, &policy(), &late), t(10_000));
+}
+
+#[test]
+fn a_short_restart_gives_back_the_heartbeats_it_swallowed() {
+    // The watcher was down for 3.5 s, from 7 s to 10.5 s (timeout 10 s).
+    let c = Context {
+        downtime: Some(Downtime {
+            from: t(7_000),
+            until: t(10_500),
+        }),
+        ..ctx()
+    };
+    // Heard at 0: its deadline (10 s) fell inside the downtime; the whole
+    // downtime was deaf time, so it moves by 3.5 s.
+    let r = rec_at(0);
+    assert_eq!(deadline_with_grace(&r, &policy(), &c), t(13_500));
+    assert!(evaluate(&r, t(13_499), &policy(), &c).notices.is_empty());
+    assert_eq!(evaluate(&r, t(13_500), &policy(), &c).notices.len(), 1);
+    // Heard at 3 s: its deadline (13 s) falls after the downtime; it still
+    // lost 3.5 s of listening.
+    assert_eq!(
+        deadline_with_grace(&rec_at(3_000), &policy(), &c),
+        t(16_500)
+    );
+    // Heard during the downtime (a beat another monitor took): only the
+    // deaf time after that beat counts.
+    assert_eq!(
+        deadline_with_grace(&rec_at(9_000), &policy(), &c),
+        t(20_500)
+    );
+    // Heard after the downtime ended: nothing to give back.
+    assert_eq!(
+        deadline_with_grace(&rec_at(11_000), &policy(), &c),
+        t(21_000)
+    );
+    // Already overdue before the watcher stopped (deadline 5 s < 7 s).
+    assert_eq!(
+        deadline_with_grace(&rec_at(-5_000), &policy(), &c),
+        t(5_000)
+    );
+    // Exactly at the start of the downtime counts as overdue.
+    assert_eq!(
+        deadline_with_grace(&rec_at(-3_000), &policy(), &c),
+        t(7_000)
+    );
 }
 
 #[test]
@@ -647,5 +792,44 @@ proptest! {
         ids.sort_unstable();
         ids.dedup();
         prop_assert_eq!(ids.len(), all, "a notice was delivered twice");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// A watcher downtime never causes an alarm for a host that beat until
+    /// it began and beats again within its timeout after it ended, however
+    /// long the downtime and wherever the sweeps fall after it.
+    #[test]
+    fn a_watcher_downtime_never_alarms_a_host_that_beat_around_it(
+        before in 0i64..5_000,
+        len in 1i64..120_000,
+        after_frac in 0.0f64..1.0,
+        sweeps in proptest::collection::vec(0.0f64..1.0, 1..12),
+    ) {
+        let p = policy();
+        let timeout = 10_000;
+        let from = 50_000;
+        let until = from + len;
+        let c = Context {
+            downtime: Some(Downtime { from: t(from), until: t(until) }),
+            ..ctx()
+        };
+        // Last beat `before` ms before the downtime; the next one lands
+        // within what is left of its timeout after the downtime ended.
+        let after = ((timeout - before - 1) as f64 * after_frac) as i64;
+        let mut rec = rec_at(from - before);
+        let mut at: Vec<i64> = sweeps.iter().map(|f| until + (after as f64 * f) as i64).collect();
+        at.sort_unstable();
+        for s in at {
+            let d = evaluate(&rec, t(s), &p, &c);
+            prop_assert!(d.notices.is_empty(), "alarm at {} (beat at {}, down {}..{})", s, from - before, from, until);
+            rec = d.next;
+        }
+        rec.last_seen = t(until + after);
+        let d = evaluate(&rec, t(until + after), &p, &c);
+        prop_assert!(d.notices.is_empty());
+        prop_assert_eq!(d.next.status, Status::Up);
     }
 }

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: dynamo-sns [--config FILE]
+usage: dynamo-sns [--config FILE] [--test-notice]
 
 Runs the iamalive watcher on DynamoDB (IAMALIVE_DYNAMO_TABLE) with notices to
 an SNS topic (IAMALIVE_SNS_TOPIC_ARN). Region, credentials and endpoint come

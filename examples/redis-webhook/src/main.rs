@@ -9,7 +9,7 @@ use iamalive_server::{Config, Deployment, SetupError};
 use iamalive_store_redis::RedisStore;
 
 const USAGE: &str = "\
-usage: redis-webhook [--config FILE]
+usage: redis-webhook [--config FILE] [--test-notice]
 
 Runs the iamalive watcher on Redis (IAMALIVE_REDIS_URL, IAMALIVE_REDIS_PREFIX;
 IAMALIVE_REDIS_CLUSTER=true for a Redis Cluster, with IAMALIVE_REDIS_URL

@@ -9,11 +9,14 @@ use iamalive_server::{Config, Deployment, SetupError};
 use iamalive_store_sqlite::SqliteStore;
 
 const USAGE: &str = "\
-usage: sqlite-smtp [--config FILE]
+usage: sqlite-smtp [--config FILE] [--test-notice]
 
 Runs the iamalive watcher on a SQLite file with notices by SMTP (or to
 stdout until SMTP is configured). Every setting is also an IAMALIVE_*
-environment variable; see the iamalive-server README.";
+environment variable; see the iamalive-server README.
+
+  --test-notice  send one test notice through every configured channel,
+                 print what each did, and exit (0: all took it, 1: not)";
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -31,6 +31,7 @@ pub fn notice(host: &str, kind: NoticeKind) -> Notice {
             None,
             2,
         ),
+        other => (format!("{outage_id}/{other}/1"), None, None, 1),
     };
     Notice {
         id,
