@@ -186,6 +186,11 @@ impl Agent {
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .user_agent(concat!("iamalive-agent/", env!("CARGO_PKG_VERSION")))
+            // A fresh connection for every attempt: one kept idle for a
+            // whole interval is often dead by then (a proxy or NAT closed
+            // it), which would fail a beat for no reason, and each attempt
+            // should test the real path (DNS, connect, TLS) it reports on.
+            .pool_max_idle_per_host(0)
             .no_proxy();
         if let Some(p) = &proxy_url {
             let proxy = reqwest::Proxy::all(p.as_str())
@@ -348,7 +353,7 @@ impl Agent {
                 tracing::warn!(
                     host = %self.config.host,
                     url = %self.config.url,
-                    proxy = self.proxy.as_deref().unwrap_or("none"),
+                    proxy = %self.proxy.as_deref().unwrap_or("none"),
                     %kind,
                     %detail,
                     failed_attempts = self.failures.failed_attempts(),

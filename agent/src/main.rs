@@ -217,7 +217,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(url = %agent.config().url, host = %agent.config().host,
-        proxy = agent.proxy().unwrap_or("none"),
+        proxy = %agent.proxy().unwrap_or("none"),
         interval = %humantime::format_duration(args.interval), once = args.once, "starting");
     if args.once {
         let budget = Budget {
