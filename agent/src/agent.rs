@@ -480,6 +480,16 @@ mod tests {
     }
 
     #[test]
+    fn the_interval_is_seconds_as_a_json_number() {
+        assert_eq!(interval_json(Duration::from_secs(300)).to_string(), "300");
+        assert_eq!(interval_json(Duration::from_millis(500)).to_string(), "0.5");
+        assert_eq!(
+            interval_json(Duration::from_millis(90_250)).to_string(),
+            "90.25"
+        );
+    }
+
+    #[test]
     fn jitter_stays_in_bounds() {
         let mut rng = rand::rng();
         let i = Duration::from_secs(300);
