@@ -13,10 +13,11 @@ install_servers() {
   # redis-cli (package redis-tools, a dependency of redis-server) builds
   # the test Redis Cluster.
   if { ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; } ||
-     { ! command -v redis-cli >/dev/null 2>&1 && [ ! -x /usr/bin/redis-cli ]; }; then
+     { ! command -v redis-cli >/dev/null 2>&1 && [ ! -x /usr/bin/redis-cli ]; } ||
+     { ! command -v tinyproxy >/dev/null 2>&1 && [ ! -x /usr/bin/tinyproxy ]; }; then
     local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools tinyproxy >/dev/null
   fi
   if ! "$VENV/bin/python" -c "import moto, aiosmtpd, flask, flask_cors, cfnlint" >/dev/null 2>&1; then
     python3 -m venv "$VENV"

@@ -1,4 +1,4 @@
-//! Sending heartbeats: one attempt, retries inside an interval, the loop.
+//! Sending heartbeats: one attempt, retries until one gets through, the loop.
 
 use std::fmt;
 use std::future::Future;
@@ -9,8 +9,14 @@ use chrono::Utc;
 use rand::Rng;
 use reqwest::Url;
 use serde_json::{Map, Value};
+use tokio::time::Instant;
 
-use crate::report::{ErrorFacts, FailureKind, FailureLog, classify};
+use crate::backoff::{Backoff, Budget};
+use crate::proxy::{ProxyChoice, redacted, resolve};
+use crate::report::{ErrorFacts, FailureKind, FailureLog, TELLING_HEADERS, classify, html_title};
+
+/// At most this much of a proxy's error page is read, for its title.
+const MAX_ERROR_PAGE: usize = 8 * 1024;
 
 /// Settings of an [`Agent`].
 #[derive(Clone)]
@@ -25,10 +31,11 @@ pub struct AgentConfig {
     pub message: Option<String>,
     /// The bound on one request.
     pub timeout: Duration,
-    /// Further attempts after a failed one, inside one interval.
-    pub retries: u32,
-    /// The wait before the first retry; it doubles for each further one.
-    pub retry_backoff: Duration,
+    /// The time between heartbeats; sent with each as `interval` (seconds).
+    pub interval: Duration,
+    /// The waits between attempts while a heartbeat does not get through
+    /// (usually [`Backoff::for_interval`]).
+    pub backoff: Backoff,
     /// Where the failure record is kept between runs (for `--once` from
     /// cron, and across restarts); `None` keeps it in memory only.
     pub state_file: Option<PathBuf>,
@@ -36,6 +43,8 @@ pub struct AgentConfig {
     /// roots (a private CA in front of the watcher); `None` trusts the
     /// system's.
     pub ca_file: Option<PathBuf>,
+    /// Which HTTP proxy carries the heartbeats.
+    pub proxy: ProxyChoice,
 }
 
 impl fmt::Debug for AgentConfig {
@@ -46,10 +55,11 @@ impl fmt::Debug for AgentConfig {
             .field("host", &self.host)
             .field("message", &self.message)
             .field("timeout", &self.timeout)
-            .field("retries", &self.retries)
-            .field("retry_backoff", &self.retry_backoff)
+            .field("interval", &self.interval)
+            .field("backoff", &self.backoff)
             .field("state_file", &self.state_file)
             .field("ca_file", &self.ca_file)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -109,7 +119,8 @@ pub enum Attempt {
         kind: FailureKind,
         /// A short description.
         detail: String,
-        /// Whether another attempt may help (not for 4xx other than 408/429).
+        /// Whether another attempt soon may help (not for 4xx other than
+        /// 408/425/429); the loop tries again one interval later if not.
         retryable: bool,
     },
 }
@@ -129,12 +140,24 @@ fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, AgentError>
     Ok(certs)
 }
 
+/// The interval as a JSON number of seconds: an integer when whole (`300`),
+/// else fractional (`0.5`).
+pub fn interval_json(interval: Duration) -> Value {
+    if interval.subsec_nanos() == 0 {
+        Value::from(interval.as_secs())
+    } else {
+        Value::from(interval.as_secs_f64())
+    }
+}
+
 /// Sends heartbeats and remembers what failed until one gets through.
 #[derive(Debug)]
 pub struct Agent {
     client: reqwest::Client,
     config: AgentConfig,
     failures: FailureLog,
+    /// The proxy in use, shown without credentials.
+    proxy: Option<String>,
 }
 
 impl Agent {
@@ -151,10 +174,29 @@ impl Agent {
                 "--timeout must be more than zero".into(),
             ));
         }
+        if config.interval.is_zero() {
+            return Err(AgentError::Config(
+                "--interval must be more than zero".into(),
+            ));
+        }
+        // The proxy is resolved once, here, and given to the client
+        // explicitly, so the agent knows which proxy it goes through.
+        let proxy_url = resolve(&config.proxy, &config.url)?;
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .user_agent(concat!("iamalive-agent/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("iamalive-agent/", env!("CARGO_PKG_VERSION")))
+            // A fresh connection for every attempt: one kept idle for a
+            // whole interval is often dead by then (a proxy or NAT closed
+            // it), which would fail a beat for no reason, and each attempt
+            // should test the real path (DNS, connect, TLS) it reports on.
+            .pool_max_idle_per_host(0)
+            .no_proxy();
+        if let Some(p) = &proxy_url {
+            let proxy = reqwest::Proxy::all(p.as_str())
+                .map_err(|e| AgentError::Config(format!("proxy {}: {e}", redacted(p))))?;
+            builder = builder.proxy(proxy);
+        }
         if let Some(path) = &config.ca_file {
             builder = builder.tls_certs_only(ca_certificates(path)?);
         }
@@ -169,7 +211,14 @@ impl Agent {
             client,
             config,
             failures,
+            proxy: proxy_url.as_ref().map(redacted),
         })
+    }
+
+    /// The proxy the heartbeats go through, shown without credentials;
+    /// `None` for direct connections.
+    pub fn proxy(&self) -> Option<&str> {
+        self.proxy.as_deref()
     }
 
     /// The settings.
@@ -186,6 +235,7 @@ impl Agent {
     pub fn body(&self) -> Value {
         let mut m = Map::new();
         m.insert("host".into(), Value::String(self.config.host.clone()));
+        m.insert("interval".into(), interval_json(self.config.interval));
         if let Some(msg) = &self.config.message {
             m.insert("message".into(), Value::String(msg.clone()));
         }
@@ -219,11 +269,15 @@ impl Agent {
             Ok(resp) => {
                 let s = resp.status().as_u16();
                 (
-                    ErrorFacts::from_status(s),
+                    self.answer_facts(resp).await,
                     matches!(s, 408 | 425 | 429 | 500..=599),
                 )
             }
             Err(e) => (ErrorFacts::from_reqwest(&e), true),
+        };
+        let facts = match &self.proxy {
+            Some(p) => facts.via_proxy(p, self.config.url.scheme() == "https"),
+            None => facts,
         };
         let (kind, detail) = classify(&facts);
         self.failures.record(kind, &detail, Utc::now());
@@ -235,38 +289,89 @@ impl Agent {
         }
     }
 
-    /// One heartbeat: an attempt and up to `retries` more with doubling
-    /// backoff while the failure is retryable. Returns the last attempt.
-    pub async fn beat(&mut self) -> Attempt {
-        let mut wait = self.config.retry_backoff;
-        let mut last = self.attempt().await;
-        for _ in 0..self.config.retries {
-            match &last {
-                Attempt::Delivered { .. } => break,
-                Attempt::Failed {
-                    retryable: false, ..
-                } => break,
-                Attempt::Failed { kind, detail, .. } => {
-                    tracing::debug!(%kind, %detail, ?wait, "retrying");
+    /// The facts of a non-success answer: the headers that tell who
+    /// answered and, through a proxy, the title of its error page.
+    async fn answer_facts(&self, mut resp: reqwest::Response) -> ErrorFacts {
+        let headers = TELLING_HEADERS
+            .iter()
+            .filter_map(|&name| {
+                let v = resp.headers().get(name)?.to_str().ok()?;
+                Some((name.to_owned(), v.to_owned()))
+            })
+            .collect();
+        let mut facts = ErrorFacts {
+            headers,
+            ..ErrorFacts::from_status(resp.status().as_u16())
+        };
+        if self.proxy.is_some() {
+            let mut page = Vec::new();
+            while page.len() < MAX_ERROR_PAGE {
+                match resp.chunk().await {
+                    Ok(Some(c)) => page.extend_from_slice(&c),
+                    _ => break,
                 }
             }
-            tokio::time::sleep(wait).await;
-            wait = wait.saturating_mul(2);
-            last = self.attempt().await;
+            facts.title = html_title(&String::from_utf8_lossy(&page));
         }
-        log_attempt(&self.config, &last, &self.failures);
-        last
+        facts
     }
 
-    /// Beats every `interval` (moved by up to `jitter`) until `stop`
-    /// resolves; a beat in flight is finished first only if it completes
-    /// promptly — `stop` interrupts waits and retries at once.
-    pub async fn run(
-        &mut self,
-        interval: Duration,
-        jitter: Duration,
-        stop: impl Future<Output = ()>,
-    ) {
+    /// One heartbeat: attempts until one gets through, waiting between them
+    /// as [`AgentConfig::backoff`] says. It ends early only on a failure
+    /// that retrying soon cannot help (a 4xx such as a refused key). Returns
+    /// the last attempt.
+    pub async fn beat(&mut self) -> Attempt {
+        self.beat_within(Budget::UNBOUNDED).await
+    }
+
+    /// [`beat`](Self::beat), bounded by `budget` (for `--once`): it also
+    /// ends when the budget allows no further attempt.
+    pub async fn beat_within(&mut self, budget: Budget) -> Attempt {
+        let start = Instant::now();
+        let mut attempts: u32 = 0;
+        let mut warned: Option<Instant> = None;
+        loop {
+            let last = self.attempt().await;
+            attempts = attempts.saturating_add(1);
+            let Attempt::Failed {
+                kind,
+                detail,
+                retryable: true,
+            } = &last
+            else {
+                log_attempt(&self.config, &last, &self.failures);
+                return last;
+            };
+            let wait = self.config.backoff.delay(attempts - 1, &mut rand::rng());
+            if !budget.allows(attempts, start.elapsed(), wait, self.config.timeout) {
+                log_attempt(&self.config, &last, &self.failures);
+                return last;
+            }
+            // Warn at the first failure, then at most once an interval.
+            if warned.is_none_or(|w| w.elapsed() >= self.config.interval) {
+                warned = Some(Instant::now());
+                tracing::warn!(
+                    host = %self.config.host,
+                    url = %self.config.url,
+                    proxy = %self.proxy.as_deref().unwrap_or("none"),
+                    %kind,
+                    %detail,
+                    failed_attempts = self.failures.failed_attempts(),
+                    "heartbeat did not get through; retrying until it does"
+                );
+            } else {
+                tracing::debug!(%kind, %detail, ?wait, "retrying");
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Beats until `stop` resolves: each beat retries until it gets
+    /// through (see [`beat`](Self::beat)), and the next beat starts one
+    /// interval (moved by up to `jitter`) after that. `stop` interrupts
+    /// waits and retries at once.
+    pub async fn run(&mut self, jitter: Duration, stop: impl Future<Output = ()>) {
+        let interval = self.config.interval;
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -334,13 +439,18 @@ fn log_attempt(config: &AgentConfig, a: &Attempt, log: &FailureLog) {
             "heartbeat delivered after an outage; the failure report went with it"
         ),
         Attempt::Delivered { .. } => tracing::debug!(host = %config.host, "heartbeat delivered"),
-        Attempt::Failed { kind, detail, .. } => tracing::warn!(
+        Attempt::Failed {
+            kind,
+            detail,
+            retryable,
+        } => tracing::warn!(
             host = %config.host,
             url = %config.url,
             %kind,
             %detail,
             failed_attempts = log.failed_attempts(),
-            "heartbeat did not get through"
+            "heartbeat did not get through{}",
+            if *retryable { "; giving up for this run" } else { "; retrying soon will not help" }
         ),
     }
 }
@@ -367,6 +477,16 @@ mod tests {
         );
         assert!(endpoint("ftp://x").is_err());
         assert!(endpoint("not a url").is_err());
+    }
+
+    #[test]
+    fn the_interval_is_seconds_as_a_json_number() {
+        assert_eq!(interval_json(Duration::from_secs(300)).to_string(), "300");
+        assert_eq!(interval_json(Duration::from_millis(500)).to_string(), "0.5");
+        assert_eq!(
+            interval_json(Duration::from_millis(90_250)).to_string(),
+            "90.25"
+        );
     }
 
     #[test]

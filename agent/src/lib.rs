@@ -1,7 +1,11 @@
 #![doc = include_str!("../README.md")]
 
 mod agent;
+pub mod backoff;
+pub mod proxy;
 pub mod report;
 
-pub use agent::{Agent, AgentConfig, AgentError, Attempt, endpoint, jittered};
+pub use agent::{Agent, AgentConfig, AgentError, Attempt, endpoint, interval_json, jittered};
+pub use backoff::{Backoff, Budget};
+pub use proxy::{ProxyChoice, parse_proxy};
 pub use report::{ErrorFacts, FailureEntry, FailureKind, FailureLog, classify};

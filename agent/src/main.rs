@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use iamalive_agent::{Agent, AgentConfig, Attempt, endpoint};
+use iamalive_agent::{
+    Agent, AgentConfig, Attempt, Backoff, Budget, ProxyChoice, endpoint, parse_proxy,
+};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -42,12 +44,28 @@ struct Args {
     /// Bound on one request.
     #[arg(long, env = "IAMALIVE_AGENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    /// Further attempts after a failure, inside one interval.
-    #[arg(long, env = "IAMALIVE_AGENT_RETRIES", default_value_t = 3)]
-    retries: u32,
-    /// Wait before the first retry; doubles for each further one.
-    #[arg(long, env = "IAMALIVE_AGENT_RETRY_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration)]
-    retry_backoff: Duration,
+    /// With --once: at most this many further attempts. Without --once it
+    /// is accepted and ignored: the agent retries until a heartbeat gets
+    /// through.
+    #[arg(long, env = "IAMALIVE_AGENT_RETRIES")]
+    retries: Option<u32>,
+    /// Wait before the first retry; doubles for each further one, up to
+    /// min(interval / 4, 30s), each wait randomly between half and all of
+    /// that [default: min(1s, interval / 20)].
+    #[arg(long, env = "IAMALIVE_AGENT_RETRY_BACKOFF", value_parser = humantime::parse_duration)]
+    retry_backoff: Option<Duration>,
+    /// With --once: start no attempt that could not end (--timeout
+    /// included) this long after the first [default: the interval].
+    #[arg(long, env = "IAMALIVE_AGENT_DEADLINE", value_parser = humantime::parse_duration)]
+    deadline: Option<Duration>,
+    /// Send heartbeats through this HTTP proxy (`http://host:port`,
+    /// `http://user:password@host:port`) instead of the one HTTPS_PROXY,
+    /// HTTP_PROXY or ALL_PROXY name.
+    #[arg(long, env = "IAMALIVE_AGENT_PROXY", hide_env_values = true)]
+    proxy: Option<String>,
+    /// Connect directly: no proxy, whatever --proxy or the environment say.
+    #[arg(long)]
+    no_proxy: bool,
     /// Keep the failure record in this file between runs (needed with
     /// --once from cron; survives restarts).
     #[arg(long, env = "IAMALIVE_AGENT_STATE_FILE")]
@@ -59,7 +77,8 @@ struct Args {
     /// A short message sent with every heartbeat.
     #[arg(long, env = "IAMALIVE_AGENT_MESSAGE")]
     message: Option<String>,
-    /// Send one heartbeat (with retries) and exit: 0 if it got through, 1 if not.
+    /// Send one heartbeat (retrying within --deadline) and exit: 0 if it got
+    /// through, 1 if not.
     #[arg(long)]
     once: bool,
     /// Also append logs to this file.
@@ -130,16 +149,28 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
     if args.interval.is_zero() {
         return Err("--interval must be more than zero".into());
     }
+    let proxy = match (&args.proxy, args.no_proxy) {
+        (_, true) => ProxyChoice::Off,
+        (Some(p), false) if !p.trim().is_empty() => {
+            ProxyChoice::Url(parse_proxy(p).map_err(|e| e.to_string())?)
+        }
+        _ => ProxyChoice::FromEnv,
+    };
+    let backoff = match args.retry_backoff {
+        Some(first) => Backoff::with_first(args.interval, first),
+        None => Backoff::for_interval(args.interval),
+    };
     Ok(AgentConfig {
         url: endpoint(&args.url).map_err(|e| e.to_string())?,
         key,
         host,
         message: args.message.clone(),
         timeout: args.timeout,
-        retries: args.retries,
-        retry_backoff: args.retry_backoff,
+        interval: args.interval,
+        backoff,
         state_file: args.state_file.clone(),
         ca_file: args.ca_file.clone(),
+        proxy,
     })
 }
 
@@ -186,10 +217,15 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(url = %agent.config().url, host = %agent.config().host,
+        proxy = %agent.proxy().unwrap_or("none"),
         interval = %humantime::format_duration(args.interval), once = args.once, "starting");
     if args.once {
+        let budget = Budget {
+            deadline: Some(args.deadline.unwrap_or(args.interval)),
+            max_attempts: args.retries.map(|r| r.saturating_add(1)),
+        };
         let outcome = tokio::select! {
-            a = agent.beat() => a,
+            a = agent.beat_within(budget) => a,
             _ = stop_signal() => return ExitCode::from(1),
         };
         return match outcome {
@@ -197,7 +233,15 @@ async fn main() -> ExitCode {
             Attempt::Failed { .. } => ExitCode::from(1),
         };
     }
+    if args.retries.is_some() {
+        tracing::info!(
+            "--retries only bounds --once runs; the agent retries until a heartbeat gets through"
+        );
+    }
+    if args.deadline.is_some() {
+        tracing::info!("--deadline only bounds --once runs");
+    }
     let jitter = args.jitter.unwrap_or(args.interval / 10);
-    agent.run(args.interval, jitter, stop_signal()).await;
+    agent.run(jitter, stop_signal()).await;
     ExitCode::SUCCESS
 }

@@ -25,12 +25,16 @@ pub enum FailureKind {
     Timeout,
     /// The endpoint answered with a non-success HTTP status.
     Http,
+    /// The configured HTTP proxy could not be reached, or it answered
+    /// itself instead of relaying the watcher's answer (its error page,
+    /// a 407, a refused tunnel); the detail names the proxy.
+    Proxy,
     /// Anything else.
     Other,
 }
 
 impl FailureKind {
-    /// `dns`, `connect`, `tls`, `timeout`, `http` or `other`.
+    /// `dns`, `connect`, `tls`, `timeout`, `http`, `proxy` or `other`.
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Dns => "dns",
@@ -38,6 +42,7 @@ impl FailureKind {
             FailureKind::Tls => "tls",
             FailureKind::Timeout => "timeout",
             FailureKind::Http => "http",
+            FailureKind::Proxy => "proxy",
             FailureKind::Other => "other",
         }
     }
@@ -61,6 +66,17 @@ pub struct ErrorFacts {
     pub status: Option<u16>,
     /// The error's messages, outermost first (its `source()` chain).
     pub chain: Vec<String>,
+    /// The proxy the request went through (shown without credentials),
+    /// `None` for a direct connection.
+    pub proxy: Option<String>,
+    /// The request went through a `CONNECT` tunnel (an `https://` watcher
+    /// behind a proxy): an HTTP status then came from the watcher itself.
+    pub tunneled: bool,
+    /// Response headers that tell who answered (lower-case names): `server`,
+    /// `via`, `proxy-status`, `x-squid-error`, `proxy-authenticate`.
+    pub headers: Vec<(String, String)>,
+    /// The `<title>` of an HTML error page, if one came.
+    pub title: Option<String>,
 }
 
 impl ErrorFacts {
@@ -77,6 +93,7 @@ impl ErrorFacts {
             connect: e.is_connect(),
             status: e.status().map(|s| s.as_u16()),
             chain,
+            ..Default::default()
         }
     }
 
@@ -87,6 +104,135 @@ impl ErrorFacts {
             ..Default::default()
         }
     }
+
+    /// These facts for a request that went through `proxy` (shown as
+    /// given: redact it first), through a `CONNECT` tunnel if `tunneled`.
+    pub fn via_proxy(self, proxy: &str, tunneled: bool) -> Self {
+        ErrorFacts {
+            proxy: Some(proxy.to_owned()),
+            tunneled,
+            ..self
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The response headers [`classify`] looks at to tell a proxy's own answer
+/// from a relayed one.
+pub const TELLING_HEADERS: [&str; 5] = [
+    "server",
+    "via",
+    "proxy-status",
+    "x-squid-error",
+    "proxy-authenticate",
+];
+
+/// Forward proxies whose `Server` header marks an answer as their own: a
+/// relayed answer keeps the watcher's `Server` header.
+const PROXY_SERVERS: [&str; 4] = ["tinyproxy", "squid", "privoxy", "ziproxy"];
+
+/// The `<title>` of an HTML page, whitespace collapsed, at most 80 bytes.
+pub fn html_title(body: &str) -> Option<String> {
+    let lower = body.to_ascii_lowercase();
+    let start = lower.find("<title")?;
+    let open_end = start + lower[start..].find('>')? + 1;
+    let close = open_end + lower[open_end..].find("</title")?;
+    let t = body[open_end..close]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let t = cut_to(&t, 80);
+    (!t.is_empty()).then_some(t)
+}
+
+/// Why an HTTP answer is the proxy's own rather than the watcher's, or
+/// `None` if it is (as far as can be told) the watcher's.
+fn proxy_evidence(f: &ErrorFacts, status: u16) -> Option<String> {
+    if status == 407 {
+        return Some("proxy authentication required".into());
+    }
+    if f.tunneled {
+        // Inside a TLS tunnel the proxy cannot answer for the watcher.
+        return None;
+    }
+    for h in ["x-squid-error", "proxy-status"] {
+        if let Some(v) = f.header(h) {
+            return Some(format!("{h}: {v}"));
+        }
+    }
+    if let Some(v) = f.header("server")
+        && PROXY_SERVERS
+            .iter()
+            .any(|p| v.to_ascii_lowercase().contains(p))
+    {
+        return Some(format!("server: {v}"));
+    }
+    // A proxy adds `Via` to every answer it relays (RFC 9110, 7.6.3); a
+    // gateway error without one is the proxy's own.
+    if matches!(status, 502..=504) && f.header("via").is_none() {
+        return Some("no via header".into());
+    }
+    None
+}
+
+/// A failure to be blamed on the proxy, if one was in use.
+fn classify_proxy(f: &ErrorFacts, proxy: &str) -> Option<(FailureKind, String)> {
+    if let Some(s) = f.status {
+        let why = proxy_evidence(f, s)?;
+        let title = f
+            .title
+            .as_deref()
+            .map(|t| format!(" \"{t}\""))
+            .unwrap_or_default();
+        return Some((
+            FailureKind::Proxy,
+            cut(&format!("proxy {proxy} answered HTTP {s}{title} ({why})")),
+        ));
+    }
+    let all = f.chain.join(": ").to_ascii_lowercase();
+    // hyper's CONNECT errors: "tunnel error: unsuccessful", "… proxy
+    // authorization required", "… unexpected end of file"; failing to
+    // reach the proxy at all is "… failed to create underlying connection".
+    if let Some(i) = all.find("tunnel error: ")
+        && !all.contains("failed to create underlying connection")
+    {
+        let what = all[i + "tunnel error: ".len()..]
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .trim();
+        let what = if what == "unsuccessful" {
+            "a non-200 answer"
+        } else {
+            what
+        };
+        return Some((
+            FailureKind::Proxy,
+            cut(&format!(
+                "proxy {proxy} refused the tunnel (CONNECT): {what}"
+            )),
+        ));
+    }
+    // Every connection goes to the proxy: failing to resolve or reach a
+    // host is failing to reach the proxy.
+    let (kind, detail) = classify_direct(f);
+    match kind {
+        FailureKind::Dns | FailureKind::Connect => Some((
+            FailureKind::Proxy,
+            cut(&format!("proxy {proxy} unreachable: {detail}")),
+        )),
+        FailureKind::Timeout if f.connect => Some((
+            FailureKind::Proxy,
+            cut(&format!("proxy {proxy} unreachable: connect timed out")),
+        )),
+        _ => None,
+    }
 }
 
 fn contains_any(hay: &str, needles: &[&str]) -> bool {
@@ -95,10 +241,29 @@ fn contains_any(hay: &str, needles: &[&str]) -> bool {
 
 /// Classifies a failed request: its kind and a short detail.
 ///
-/// The order matters: an HTTP status wins, then name resolution (a DNS
-/// failure is reported by clients as a connect error), then TLS (also
-/// surfaced while connecting), then timeouts, then other connect errors.
+/// Through a proxy, the proxy is blamed (kind `proxy`, the detail naming it
+/// and what it answered) when it could not be reached or resolved, when it
+/// refused the `CONNECT` tunnel, and when an HTTP answer is its own rather
+/// than the watcher's: any 407; an answer with `X-Squid-Error` or
+/// `Proxy-Status`, or whose `Server` names a known forward proxy
+/// (tinyproxy, Squid, Privoxy); a 502, 503 or 504 without the `Via` header
+/// a proxy adds to what it relays. Inside a tunnel other statuses are the
+/// watcher's.
+///
+/// Otherwise the order matters: an HTTP status wins, then name resolution
+/// (a DNS failure is reported by clients as a connect error), then TLS
+/// (also surfaced while connecting), then timeouts, then other connect
+/// errors.
 pub fn classify(f: &ErrorFacts) -> (FailureKind, String) {
+    if let Some(proxy) = &f.proxy
+        && let Some(found) = classify_proxy(f, proxy)
+    {
+        return found;
+    }
+    classify_direct(f)
+}
+
+fn classify_direct(f: &ErrorFacts) -> (FailureKind, String) {
     if let Some(s) = f.status {
         return (FailureKind::Http, format!("HTTP {s}"));
     }
@@ -159,11 +324,15 @@ pub fn classify(f: &ErrorFacts) -> (FailureKind, String) {
 }
 
 fn cut(s: &str) -> String {
+    cut_to(s, MAX_DETAIL)
+}
+
+fn cut_to(s: &str, max: usize) -> String {
     let s = s.trim();
-    if s.len() <= MAX_DETAIL {
+    if s.len() <= max {
         return s.to_owned();
     }
-    let mut end = MAX_DETAIL;
+    let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
@@ -292,6 +461,7 @@ impl FailureLog {
                 "tls" => FailureKind::Tls,
                 "timeout" => FailureKind::Timeout,
                 "http" => FailureKind::Http,
+                "proxy" => FailureKind::Proxy,
                 "other" => FailureKind::Other,
                 _ => return None,
             })
@@ -323,8 +493,8 @@ mod tests {
         ErrorFacts {
             timeout,
             connect,
-            status: None,
             chain: chain.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         }
     }
 
@@ -394,6 +564,208 @@ mod tests {
         );
     }
 
+    fn answer(status: u16, headers: &[(&str, &str)]) -> ErrorFacts {
+        ErrorFacts {
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            ..ErrorFacts::from_status(status)
+        }
+    }
+
+    const P: &str = "http://127.0.0.1:3128";
+
+    #[test]
+    fn proxy_classification() {
+        // Not reaching the proxy names the proxy, not the watcher.
+        let refused = facts(
+            &[
+                "error sending request for url (http://watch.example/v1/heartbeat)",
+                "client error (Connect)",
+                "tcp connect error",
+                "Connection refused (os error 111)",
+            ],
+            true,
+            false,
+        );
+        assert_eq!(
+            classify(&refused.clone().via_proxy(P, false)),
+            (
+                FailureKind::Proxy,
+                "proxy http://127.0.0.1:3128 unreachable: Connection refused (os error 111)".into()
+            )
+        );
+        assert_eq!(
+            classify(&refused).0,
+            FailureKind::Connect,
+            "direct: unchanged"
+        );
+        let tunnel_refused = facts(
+            &[
+                "error sending request",
+                "client error (Connect)",
+                "tunnel error: failed to create underlying connection",
+                "tcp connect error",
+                "Connection refused (os error 111)",
+            ],
+            true,
+            false,
+        )
+        .via_proxy(P, true);
+        let (kind, detail) = classify(&tunnel_refused);
+        assert_eq!(kind, FailureKind::Proxy);
+        assert!(
+            detail.contains("unreachable") && detail.contains("refused"),
+            "{detail}"
+        );
+        let dns = facts(
+            &[
+                "error sending request",
+                "dns error",
+                "failed to lookup address information",
+            ],
+            true,
+            false,
+        )
+        .via_proxy("http://proxy.corp:3128", false);
+        let (kind, detail) = classify(&dns);
+        assert_eq!(kind, FailureKind::Proxy);
+        assert!(
+            detail.starts_with("proxy http://proxy.corp:3128 unreachable"),
+            "{detail}"
+        );
+        let connect_timeout =
+            facts(&["error sending request", "timeout"], true, true).via_proxy(P, false);
+        assert_eq!(classify(&connect_timeout).0, FailureKind::Proxy);
+        // A slow answer after connecting may be the watcher's: a timeout.
+        let slow = facts(
+            &["error sending request", "operation timed out"],
+            false,
+            true,
+        )
+        .via_proxy(P, false);
+        assert_eq!(classify(&slow).0, FailureKind::Timeout);
+        // A TLS failure is end to end through the tunnel.
+        let tls = facts(
+            &[
+                "error sending request",
+                "invalid peer certificate: UnknownIssuer",
+            ],
+            true,
+            false,
+        )
+        .via_proxy(P, true);
+        assert_eq!(classify(&tls).0, FailureKind::Tls);
+
+        // The proxy refused the CONNECT tunnel.
+        for (msg, what) in [
+            ("tunnel error: unsuccessful", "a non-200 answer"),
+            (
+                "tunnel error: proxy authorization required",
+                "proxy authorization required",
+            ),
+        ] {
+            let f = facts(
+                &["error sending request", "client error (Connect)", msg],
+                true,
+                false,
+            )
+            .via_proxy(P, true);
+            assert_eq!(
+                classify(&f),
+                (
+                    FailureKind::Proxy,
+                    format!("proxy http://127.0.0.1:3128 refused the tunnel (CONNECT): {what}")
+                )
+            );
+        }
+
+        // tinyproxy's own error page.
+        let page = ErrorFacts {
+            title: Some("500 Unable to connect".into()),
+            ..answer(500, &[("server", "tinyproxy/1.11.1")])
+        }
+        .via_proxy(P, false);
+        assert_eq!(
+            classify(&page),
+            (
+                FailureKind::Proxy,
+                "proxy http://127.0.0.1:3128 answered HTTP 500 \"500 Unable to connect\" (server: tinyproxy/1.11.1)".into()
+            )
+        );
+        let squid = answer(
+            503,
+            &[
+                ("via", "1.1 p (squid/5.7)"),
+                ("x-squid-error", "ERR_CONNECT_FAIL 111"),
+            ],
+        )
+        .via_proxy(P, false);
+        let (kind, detail) = classify(&squid);
+        assert_eq!(kind, FailureKind::Proxy);
+        assert!(
+            detail.contains("x-squid-error: ERR_CONNECT_FAIL 111"),
+            "{detail}"
+        );
+        assert_eq!(
+            classify(&answer(407, &[]).via_proxy(P, false)).0,
+            FailureKind::Proxy
+        );
+        assert_eq!(
+            classify(&answer(502, &[]).via_proxy(P, false)).0,
+            FailureKind::Proxy
+        );
+        assert_eq!(
+            classify(
+                &answer(504, &[("proxy-status", "p; error=connection_timeout")])
+                    .via_proxy(P, false)
+            )
+            .0,
+            FailureKind::Proxy
+        );
+
+        // The watcher's own answers, relayed: still `http`.
+        for f in [
+            answer(503, &[("via", "1.1 tinyproxy (tinyproxy/1.11.1)")]),
+            answer(500, &[("server", "nginx")]),
+            answer(401, &[]),
+            answer(502, &[("server", "tinyproxy/1.11.1")]).via_proxy(P, true),
+        ] {
+            let f = if f.proxy.is_some() {
+                f
+            } else {
+                f.via_proxy(P, false)
+            };
+            assert_eq!(
+                classify(&f),
+                (FailureKind::Http, format!("HTTP {}", f.status.unwrap()))
+            );
+        }
+        // Without a proxy nothing is blamed on one.
+        assert_eq!(
+            classify(&answer(502, &[("server", "tinyproxy")])).0,
+            FailureKind::Http
+        );
+    }
+
+    #[test]
+    fn titles() {
+        assert_eq!(
+            html_title("<html><head><TITLE>\n 500  Unable to connect\n</title>").as_deref(),
+            Some("500 Unable to connect")
+        );
+        assert_eq!(html_title("<title></title>"), None);
+        assert_eq!(html_title("no html"), None);
+        assert_eq!(html_title("<title>never closed"), None);
+        assert!(
+            html_title(&format!("<title>{}</title>", "é".repeat(100)))
+                .unwrap()
+                .len()
+                <= 80
+        );
+    }
+
     #[test]
     fn log_merges_bounds_and_clears() {
         let t0: DateTime<Utc> = "2024-05-01T12:00:00Z".parse().unwrap();
@@ -424,6 +796,11 @@ mod tests {
         log.record(FailureKind::Other, &"x".repeat(1000), at(300));
         assert!(log.entries().iter().all(|e| e.detail.len() <= MAX_DETAIL));
 
+        log.record(
+            FailureKind::Proxy,
+            "proxy http://p:3128 unreachable",
+            at(310),
+        );
         let back = FailureLog::from_report(&log.report().unwrap()).unwrap();
         assert_eq!(back.report(), log.report());
         assert!(FailureLog::from_report(&json!({"since": "yesterday"})).is_none());

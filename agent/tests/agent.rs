@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,18 +10,28 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use iamalive_agent::{Agent, AgentConfig, Attempt, FailureKind, endpoint};
+use iamalive_agent::{
+    Agent, AgentConfig, Attempt, Backoff, Budget, FailureKind, ProxyChoice, endpoint,
+};
 use serde_json::Value;
 
 #[derive(Default)]
 struct Receiver {
     status: AtomicU16,
+    /// Answer 503 to this many requests first, then `status`.
+    fail_first: AtomicUsize,
     got: Mutex<Vec<(Option<String>, Value)>>,
+    /// When each request came, and what it was answered.
+    log: Mutex<Vec<(Instant, u16)>>,
 }
 
 impl Receiver {
     fn got(&self) -> Vec<(Option<String>, Value)> {
         self.got.lock().unwrap().clone()
+    }
+
+    fn log(&self) -> Vec<(Instant, u16)> {
+        self.log.lock().unwrap().clone()
     }
 }
 
@@ -41,7 +51,17 @@ async fn serve_on(listener: tokio::net::TcpListener) -> Arc<Receiver> {
                         .map(str::to_owned);
                     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                     r.got.lock().unwrap().push((auth, v));
-                    StatusCode::from_u16(r.status.load(Ordering::SeqCst)).unwrap()
+                    let failing = r
+                        .fail_first
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    let status = if failing {
+                        503
+                    } else {
+                        r.status.load(Ordering::SeqCst)
+                    };
+                    r.log.lock().unwrap().push((Instant::now(), status));
+                    StatusCode::from_u16(status).unwrap()
                 },
             ),
         )
@@ -63,10 +83,32 @@ fn config(addr: SocketAddr) -> AgentConfig {
         host: "build-01".into(),
         message: Some("hello".into()),
         timeout: Duration::from_secs(5),
-        retries: 2,
-        retry_backoff: Duration::from_millis(10),
+        interval: Duration::from_secs(2),
+        backoff: Backoff {
+            first: Duration::from_millis(10),
+            cap: Duration::from_millis(40),
+        },
         state_file: None,
         ca_file: None,
+        // Tests never depend on the proxies of the environment.
+        proxy: ProxyChoice::Off,
+    }
+}
+
+/// At most `n` attempts: for tests of what one failed beat leaves behind.
+fn attempts(n: u32) -> Budget {
+    Budget {
+        deadline: None,
+        max_attempts: Some(n),
+    }
+}
+
+/// Polls `done` every 10 ms for up to `within`.
+async fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -85,7 +127,24 @@ async fn heartbeat_body_and_auth() {
     assert_eq!(got[0].0.as_deref(), Some("Bearer k-123"));
     assert_eq!(
         got[0].1,
-        serde_json::json!({"host": "build-01", "message": "hello"})
+        serde_json::json!({"host": "build-01", "message": "hello", "interval": 2})
+    );
+    assert!(
+        got[0].1["interval"].is_u64(),
+        "a whole interval is an integer"
+    );
+
+    // A fractional interval is a fractional number of seconds.
+    let mut agent = Agent::new(AgentConfig {
+        interval: Duration::from_millis(500),
+        message: None,
+        ..config(addr)
+    })
+    .unwrap();
+    assert!(matches!(agent.attempt().await, Attempt::Delivered { .. }));
+    assert_eq!(
+        r.got()[1].1,
+        serde_json::json!({"host": "build-01", "interval": 0.5})
     );
 }
 
@@ -95,7 +154,7 @@ async fn failures_are_reported_with_the_first_heartbeat_that_gets_through() {
     let port = iamalive_testkit::free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut agent = Agent::new(config(addr)).unwrap();
-    match agent.beat().await {
+    match agent.beat_within(attempts(3)).await {
         Attempt::Failed {
             kind, retryable, ..
         } => {
@@ -104,7 +163,7 @@ async fn failures_are_reported_with_the_first_heartbeat_that_gets_through() {
         }
         other => panic!("{other:?}"),
     }
-    // One attempt plus two retries.
+    // Each attempt is recorded.
     assert_eq!(agent.failures().failed_attempts(), 3);
 
     // The endpoint comes up but answers 503.
@@ -180,11 +239,10 @@ async fn a_silent_endpoint_is_a_timeout() {
     let addr = hanging_receiver().await;
     let mut agent = Agent::new(AgentConfig {
         timeout: Duration::from_millis(300),
-        retries: 0,
         ..config(addr)
     })
     .unwrap();
-    match agent.beat().await {
+    match agent.attempt().await {
         Attempt::Failed { kind, .. } => assert_eq!(kind, FailureKind::Timeout),
         other => panic!("{other:?}"),
     }
@@ -219,11 +277,10 @@ async fn tls_failures_are_classified_as_tls() {
     );
     let mut agent = Agent::new(AgentConfig {
         url: endpoint(&format!("https://127.0.0.1:{port}")).unwrap(),
-        retries: 0,
         ..config(([127, 0, 0, 1], port).into())
     })
     .unwrap();
-    match agent.beat().await {
+    match agent.attempt().await {
         Attempt::Failed { kind, detail, .. } => assert_eq!(kind, FailureKind::Tls, "{detail}"),
         other => panic!("{other:?}"),
     }
@@ -232,11 +289,10 @@ async fn tls_failures_are_classified_as_tls() {
     let (plain, _r) = receiver().await;
     let mut agent = Agent::new(AgentConfig {
         url: endpoint(&format!("https://{plain}")).unwrap(),
-        retries: 0,
         ..config(plain)
     })
     .unwrap();
-    match agent.beat().await {
+    match agent.attempt().await {
         Attempt::Failed { kind, detail, .. } => assert_eq!(kind, FailureKind::Tls, "{detail}"),
         other => panic!("{other:?}"),
     }
@@ -302,8 +358,20 @@ fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_iamalive-agent"));
     c.env_remove("IAMALIVE_AGENT_KEY")
         .env_remove("IAMALIVE_AGENT_URL")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
+        .env_remove("RUST_LOG");
+    // Tests never depend on the proxies of the environment.
+    for v in [
+        "IAMALIVE_AGENT_PROXY",
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        c.env_remove(v);
+    }
+    c.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     c
@@ -547,14 +615,13 @@ async fn a_private_ca_is_trusted_with_ca_file_and_only_then() {
     let url = endpoint(&format!("https://127.0.0.1:{port}")).unwrap();
     let with = |ca_file: Option<std::path::PathBuf>| AgentConfig {
         url: url.clone(),
-        retries: 0,
         ca_file,
         ..config(([127, 0, 0, 1], port).into())
     };
 
     // The system's roots do not know the private CA: a TLS failure.
     let mut agent = Agent::new(with(None)).unwrap();
-    match agent.beat().await {
+    match agent.attempt().await {
         Attempt::Failed { kind, detail, .. } => assert_eq!(kind, FailureKind::Tls, "{detail}"),
         other => panic!("{other:?}"),
     }
@@ -562,7 +629,7 @@ async fn a_private_ca_is_trusted_with_ca_file_and_only_then() {
     // Trusting the CA's PEM, the same server is reached.
     let mut agent = Agent::new(with(Some(dir.path().join("ca.pem")))).unwrap();
     assert!(
-        matches!(agent.beat().await, Attempt::Delivered { .. }),
+        matches!(agent.attempt().await, Attempt::Delivered { .. }),
         "the private CA was not trusted"
     );
 
@@ -575,7 +642,7 @@ async fn a_private_ca_is_trusted_with_ca_file_and_only_then() {
         &["basicConstraints=critical,CA:TRUE"],
     );
     let mut agent = Agent::new(with(Some(other_ca))).unwrap();
-    match agent.beat().await {
+    match agent.attempt().await {
         Attempt::Failed { kind, detail, .. } => assert_eq!(kind, FailureKind::Tls, "{detail}"),
         other => panic!("{other:?}"),
     }
@@ -589,4 +656,158 @@ async fn a_private_ca_is_trusted_with_ca_file_and_only_then() {
             "{e}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_beat_is_retried_until_it_gets_through() {
+    // The default schedule for a 4 s interval: 200 ms first retry, 1 s cap.
+    let interval = Duration::from_secs(4);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("failures.json");
+    let port = iamalive_testkit::free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut agent = Agent::new(AgentConfig {
+        interval,
+        backoff: Backoff::for_interval(interval),
+        state_file: Some(state.clone()),
+        ..config(addr)
+    })
+    .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        agent
+            .run(Duration::ZERO, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        agent
+    });
+
+    // The watcher is down: the agent keeps trying, each failure recorded
+    // (the state file is rewritten after every failed attempt).
+    let failed = |state: &std::path::Path| {
+        std::fs::read_to_string(state)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["failed_attempts"].as_u64())
+            .unwrap_or(0)
+    };
+    wait_for(Duration::from_secs(20), "4 refused attempts", || {
+        failed(&state) >= 4
+    })
+    .await;
+
+    // It comes back answering 503: still retried, not abandoned.
+    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let r = serve_on(l).await;
+    r.fail_first.store(usize::MAX, Ordering::SeqCst);
+    wait_for(Duration::from_secs(20), "4 attempts answered 503", || {
+        r.log().len() >= 4
+    })
+    .await;
+
+    // It recovers: the beat lands within one backoff cap, well before one
+    // interval has passed.
+    let recovered = Instant::now();
+    r.fail_first.store(0, Ordering::SeqCst);
+    wait_for(Duration::from_secs(20), "a delivered beat", || {
+        r.log().iter().any(|(_, s)| *s == 200)
+    })
+    .await;
+    let log = r.log();
+    let first_ok = log.iter().position(|(_, s)| *s == 200).unwrap();
+    let landed = log[first_ok].0;
+    assert!(
+        landed.duration_since(recovered) < interval,
+        "the beat landed {:?} after the watcher recovered (interval {interval:?})",
+        landed.duration_since(recovered)
+    );
+    assert!(log[..first_ok].iter().all(|(_, s)| *s == 503));
+
+    // It carried the report of every failed attempt, in order.
+    let report = r.got()[first_ok].1["report"].clone();
+    let failures = report["failures"].as_array().unwrap();
+    assert_eq!(failures[0]["kind"], "connect", "{report}");
+    let refused = failures[0]["count"].as_u64().unwrap();
+    assert!(refused >= 4, "{report}");
+    assert_eq!(failures[1]["detail"], "HTTP 503", "{report}");
+    assert_eq!(failures[1]["count"].as_u64().unwrap(), first_ok as u64);
+    assert_eq!(
+        report["failed_attempts"].as_u64().unwrap(),
+        refused + first_ok as u64
+    );
+    assert!(!state.exists(), "cleared once delivered");
+    assert_eq!(r.got()[first_ok].1["interval"], 4);
+
+    // The next regular beat comes one interval after that success.
+    wait_for(Duration::from_secs(20), "the next regular beat", || {
+        r.log().len() > first_ok + 1
+    })
+    .await;
+    let next = r.log()[first_ok + 1];
+    assert_eq!(next.1, 200);
+    assert!(
+        next.0.duration_since(landed) >= interval - Duration::from_millis(50),
+        "next beat after {:?}",
+        next.0.duration_since(landed)
+    );
+    assert!(r.got()[first_ok + 1].1.get("report").is_none());
+
+    stop_tx.send(()).unwrap();
+    let agent = running.await.unwrap();
+    assert!(agent.failures().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_retries_within_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("failures.json");
+    let run = |url: String, extra: &'static [&'static str]| {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            let start = Instant::now();
+            let mut child = bin()
+                .args(["--url", &url, "--key", "k", "--host", "cron-2", "--once"])
+                .args(["--interval", "2s", "--timeout", "300ms"])
+                .args(extra)
+                .arg("--state-file")
+                .arg(&state)
+                .spawn()
+                .unwrap();
+            let st = wait_exit(&mut child, Duration::from_secs(30));
+            (st, start.elapsed())
+        })
+    };
+
+    // The watcher is down: several attempts inside the deadline (the
+    // interval by default), then exit 1.
+    let port = iamalive_testkit::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (st, took) = run(url.clone(), &[]).await.unwrap();
+    assert_eq!(st.code(), Some(1));
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let tried = saved["failed_attempts"].as_u64().unwrap();
+    assert!(tried >= 3, "only {tried} attempts in {took:?}");
+    // A longer deadline allows more attempts than the default one did.
+    let (st, _) = run(url.clone(), &["--deadline", "6s"]).await.unwrap();
+    assert_eq!(st.code(), Some(1));
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert!(saved["failed_attempts"].as_u64().unwrap() - tried > tried);
+
+    // Up, but answering 503 twice first: the same run retries and exits 0,
+    // carrying the report of everything before.
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let r = serve_on(l).await;
+    r.fail_first.store(2, Ordering::SeqCst);
+    let (st, _) = run(url, &[]).await.unwrap();
+    assert!(st.success(), "{st}");
+    let got = r.got();
+    assert_eq!(got.len(), 3);
+    let report = &got[2].1["report"];
+    assert_eq!(report["failures"][0]["kind"], "connect", "{report}");
+    assert_eq!(report["failures"][1]["detail"], "HTTP 503", "{report}");
+    assert_eq!(report["failures"][1]["count"], 2, "{report}");
+    assert!(!state.exists());
 }
