@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_interval() {
-        // The default 5 min interval: 1 s first retry, 30 s cap.
+        // A 5 min interval: 1 s first retry, 30 s cap.
         assert_eq!(
             Backoff::for_interval(S(300)),
             Backoff {

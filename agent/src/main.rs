@@ -35,7 +35,7 @@ struct Args {
     #[arg(long, env = "IAMALIVE_AGENT_HOST")]
     host: Option<String>,
     /// Time between heartbeats (`5m`, `30s`, `500ms`).
-    #[arg(long, env = "IAMALIVE_AGENT_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "IAMALIVE_AGENT_INTERVAL", default_value = "4m", value_parser = humantime::parse_duration)]
     interval: Duration,
     /// Each wait is moved by a random amount up to this much either way
     /// [default: a tenth of the interval].
