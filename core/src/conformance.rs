@@ -42,7 +42,8 @@ fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
-fn host(s: &str) -> HostId {
+/// A host id for tests.
+pub fn host(s: &str) -> HostId {
     HostId::new(s).expect("valid test host")
 }
 

@@ -42,18 +42,19 @@ pub struct MonitorOptions {
     pub mark_interval: Option<Duration>,
     /// A stretch longer than this with no monitor marking itself alive
     /// counts as downtime, and hosts whose silence overlaps it get the
-    /// overlap back (see [`decide::deadline_with_grace`]). Default: twice
-    /// the mark interval when [`ingest_in_process`](Self::ingest_in_process),
-    /// else the shortest timeout.
+    /// overlap back (see [`decide::deadline_with_grace`]). Default: the
+    /// shortest timeout. Two stretches count however short they are: the
+    /// one before a process's first mark (see
+    /// [`ingest_in_process`](Self::ingest_in_process)) and one during which
+    /// the store failed (heartbeats were refused).
     pub downtime_gap: Option<Duration>,
     /// The heartbeat ingest runs in this process (the long-running
-    /// binaries): while this monitor was not running, nobody listened. Then
-    /// the gap before this process's first mark is downtime however short
-    /// it was (a restart or upgrade swallows the heartbeats sent during it),
-    /// and later gaps count from twice the mark interval (a store that
-    /// refused every write). Set it to `false` where the ingest is always
-    /// on and only the sweep is scheduled (a Lambda function): a pause
-    /// between scheduled sweeps is not a pause in listening. Default true.
+    /// binaries): while this process was not running, nobody listened, so
+    /// the gap before its first mark is downtime however short it was (a
+    /// restart or upgrade swallows the heartbeats sent during it). Set it
+    /// to `false` where the ingest is always on and only the sweep is
+    /// scheduled (a Lambda function): a pause between scheduled sweeps is
+    /// not a pause in listening. Default true.
     pub ingest_in_process: bool,
     /// Create unknown hosts on their first heartbeat. Default true.
     pub auto_register: bool,
@@ -128,6 +129,9 @@ pub struct Monitor<S: ?Sized, C> {
     /// Set while the store is in trouble, so the heartbeat path only takes
     /// the health lock when there is something to clear.
     store_troubled: AtomicBool,
+    /// A store call failed since the last successful mark: the next mark
+    /// takes the whole gap as downtime (heartbeats may have been refused).
+    fault_since_mark: AtomicBool,
 }
 
 #[derive(Default)]
@@ -178,6 +182,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 pending: Vec::new(),
             }),
             store_troubled: AtomicBool::new(false),
+            fault_since_mark: AtomicBool::new(false),
             opts,
             blind: None,
         }
@@ -254,7 +259,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         let mut h = self.lock_health();
         let a = match r {
             Ok(()) => h.health.store_ok(now),
-            Err(e) => h.health.store_failed(&e.to_string(), now),
+            Err(e) => {
+                self.fault_since_mark.store(true, Ordering::Relaxed);
+                h.health.store_failed(&e.to_string(), now)
+            }
         };
         self.store_troubled
             .store(h.health.store_troubled(), Ordering::Relaxed);
@@ -402,18 +410,6 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         Ok(report)
     }
 
-    /// The gap after which a stretch without marks is downtime (see
-    /// [`MonitorOptions::downtime_gap`]).
-    fn downtime_gap(&self) -> Duration {
-        self.opts.downtime_gap.unwrap_or_else(|| {
-            if self.opts.ingest_in_process {
-                self.mark_interval() * 2
-            } else {
-                self.policies.shortest_timeout()
-            }
-        })
-    }
-
     async fn mark(&self, now: Timestamp) -> Result<(), StoreError> {
         let interval = self.mark_interval();
         let (needed, first) = {
@@ -424,14 +420,23 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             )
         };
         if needed {
-            // This process just started: if it is also the ingest, nobody
-            // listened since the last mark, however short the gap.
-            let gap = if first && self.opts.ingest_in_process && self.opts.downtime_gap.is_none() {
+            // Nobody listened since the last mark, however short the gap,
+            // when this process (which is also the ingest) just started, or
+            // when the store refused calls since. A slow sweep alone is no
+            // downtime: the ingest kept answering meanwhile.
+            let deaf = (first && self.opts.ingest_in_process)
+                || self.fault_since_mark.load(Ordering::Relaxed);
+            let gap = if deaf {
                 Duration::ZERO
             } else {
-                self.downtime_gap()
+                self.opts
+                    .downtime_gap
+                    .unwrap_or_else(|| self.policies.shortest_timeout())
             };
             let mark = self.store.mark_run(now, gap).await?;
+            if deaf {
+                self.fault_since_mark.store(false, Ordering::Relaxed);
+            }
             let mut st = self.lock_state();
             st.marked_at = Some(now);
             st.downtime = mark.downtime;

@@ -71,4 +71,15 @@ pub trait Notifier: Send + Sync + 'static {
     /// may be delivered more than once after a crash: pass `notice.id` on
     /// where the receiver can deduplicate on it.
     async fn deliver(&self, notice: &Notice) -> Result<(), NotifyError>;
+
+    /// Checks, without sending anything, that the channel can be reached
+    /// (an SMTP relay answers and accepts the login), so a start-up can
+    /// warn before an outage finds out.
+    ///
+    /// *Contract*: bounded in time, no notice sent. Channels that cannot
+    /// check without sending (a webhook) keep this default, which says
+    /// nothing is known.
+    async fn check(&self) -> Result<(), NotifyError> {
+        Ok(())
+    }
 }

@@ -1,5 +1,6 @@
 //! For tests: a notifier that records and can be made to fail, and a store
-//! whose heartbeat writes can be made to hang.
+//! whose heartbeat writes can be made to hang or whose calls can be made to
+//! fail.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -92,6 +93,7 @@ impl Notifier for RecordingNotifier {
 pub struct StallingStore<S> {
     inner: S,
     stalled: AtomicBool,
+    failing: AtomicBool,
 }
 
 impl<S: Store> StallingStore<S> {
@@ -100,6 +102,24 @@ impl<S: Store> StallingStore<S> {
         Self {
             inner,
             stalled: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// Every call from now on fails as a full disk would (`true`), or goes
+    /// through again.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    fn gate(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StoreError::unavailable(
+                "stalling",
+                "database or disk is full",
+            ))
+        } else {
+            Ok(())
         }
     }
 
@@ -128,21 +148,26 @@ impl<S: Store> Store for StallingStore<S> {
         due_if_up: Timestamp,
         create: bool,
     ) -> Result<HeartbeatOutcome, StoreError> {
+        self.gate()?;
         if self.stalled.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
         self.inner.record_heartbeat(hb, due_if_up, create).await
     }
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
+        self.gate()?;
         self.inner.due(now, limit).await
     }
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.gate()?;
         self.inner.next_due().await
     }
     async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        self.gate()?;
         self.inner.get(host).await
     }
     async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
+        self.gate()?;
         self.inner.compare_and_swap(expected, next).await
     }
     async fn list(
@@ -150,21 +175,27 @@ impl<S: Store> Store for StallingStore<S> {
         after: Option<&HostId>,
         limit: usize,
     ) -> Result<Vec<HostRecord>, StoreError> {
+        self.gate()?;
         self.inner.list(after, limit).await
     }
     async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
+        self.gate()?;
         self.inner.remove(host).await
     }
     async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        self.gate()?;
         self.inner.put_silence(silence).await
     }
     async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        self.gate()?;
         self.inner.silences().await
     }
     async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        self.gate()?;
         self.inner.remove_silence(id).await
     }
     async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
+        self.gate()?;
         self.inner.mark_run(now, gap).await
     }
 }

@@ -323,6 +323,21 @@ impl Notifier for SmtpNotifier {
         CHANNEL
     }
 
+    async fn check(&self) -> Result<(), NotifyError> {
+        match tokio::time::timeout(self.timeout, self.transport.test_connection()).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(NotifyError::transient(
+                CHANNEL,
+                "the relay did not answer NOOP",
+            )),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(NotifyError::transient(
+                CHANNEL,
+                format!("no answer within {:?}", self.timeout),
+            )),
+        }
+    }
+
     async fn deliver(&self, notice: &Notice) -> Result<(), NotifyError> {
         let msg = self.message(notice)?;
         match tokio::time::timeout(self.timeout, self.transport.send(msg)).await {

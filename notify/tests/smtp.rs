@@ -9,6 +9,7 @@ use std::process::Command;
 use common::{notice, wait_for_mail};
 use iamalive_core::{NoticeKind, Notifier};
 use iamalive_notify::SmtpNotifier;
+use iamalive_testkit::read_messages;
 
 fn rcpts() -> Vec<String> {
     vec![
@@ -217,9 +218,16 @@ async fn server_down_is_transient() {
         .await
         .unwrap_err();
     assert!(err.is_transient(), "{err}");
+    let err = n.check().await.expect_err("the start-up check sees it too");
+    assert!(err.is_transient(), "{err}");
 
     // Once a server listens there, the same notifier delivers.
     let server = iamalive_testkit::smtp_on(port, None);
+    n.check().await.expect("reachable now");
+    assert!(
+        read_messages(&server.maildir_new()).is_empty(),
+        "a check sends nothing"
+    );
     n.deliver(&notice("db-1", NoticeKind::Alarm)).await.unwrap();
     assert_eq!(wait_for_mail(&server.maildir_new(), 1).len(), 1);
 }

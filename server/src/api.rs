@@ -411,9 +411,10 @@ struct HeartbeatBody {
     message: Option<String>,
     #[serde(default)]
     report: Option<Value>,
-    /// The agent's heartbeat interval in seconds, for the timeout check.
+    /// The agent's heartbeat interval: seconds as a number, or a duration
+    /// such as `"5m"`; for the timeout check.
     #[serde(default)]
-    interval: Option<f64>,
+    interval: Option<Value>,
 }
 
 impl AppState {
@@ -448,16 +449,28 @@ impl AppState {
     }
 }
 
-fn parse_interval(v: Option<f64>) -> Result<Option<Duration>, ApiError> {
-    match v {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s > 0.0 && s <= 366.0 * 86_400.0 => {
-            Ok(Some(Duration::from_secs_f64(s)))
-        }
-        Some(s) => Err(ApiError::new(
+fn parse_interval(v: Option<Value>) -> Result<Option<Duration>, ApiError> {
+    const YEAR: f64 = 366.0 * 86_400.0;
+    let bad = |what: &dyn std::fmt::Display| {
+        ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("interval must be a number of seconds between 0 and one year, not {s}"),
-        )),
+            format!(
+                "interval must be seconds (a number) or a duration like \"5m\", more than zero and at most a year; not {what}"
+            ),
+        )
+    };
+    let secs = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| bad(&n))?,
+        Some(Value::String(s)) => humantime::parse_duration(&s)
+            .map_err(|_| bad(&format!("{s:?}")))?
+            .as_secs_f64(),
+        Some(other) => return Err(bad(&other)),
+    };
+    if secs.is_finite() && secs > 0.0 && secs <= YEAR {
+        Ok(Some(Duration::from_secs_f64(secs)))
+    } else {
+        Err(bad(&secs))
     }
 }
 

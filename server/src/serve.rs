@@ -179,6 +179,21 @@ pub async fn serve_until(
         config.keys.push(k.key);
     }
     let names: Vec<String> = channels.iter().map(|c| c.name().to_owned()).collect();
+    // A relay that cannot be reached is worth a warning now, not at the
+    // first outage; checked in the background so the start is not held.
+    for c in &channels {
+        let c = Arc::clone(c);
+        tokio::spawn(async move {
+            match c.check().await {
+                Ok(()) => tracing::debug!(channel = c.name(), "channel reachable"),
+                Err(e) => tracing::warn!(
+                    channel = c.name(),
+                    error = %e,
+                    "this channel cannot be reached now; notices will be retried, and POST /v1/test-notice (or --test-notice) checks it again"
+                ),
+            }
+        });
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut state = AppState::new(Arc::clone(&store), channels, clock, &config);
     if let Some(h) = metrics_handle() {

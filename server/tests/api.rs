@@ -660,3 +660,85 @@ async fn an_alarm_says_why_the_watcher_was_blind() {
     );
     assert!(alarms[0].body().contains("invalid API key"));
 }
+
+#[tokio::test]
+async fn test_notice_reports_each_channel_and_needs_a_full_admin() {
+    let f = fixture(&[]);
+    let a = call(&f, Method::POST, "/v1/test-notice", Some(AGENT), None).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+    assert!(f.channel.notices().is_empty());
+    let a = call(&f, Method::POST, "/v1/test-notice", Some(ADMIN), None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.json()["ok"], true);
+    assert_eq!(a.json()["channels"][0]["channel"], "test");
+    assert_eq!(a.json()["channels"][0]["outcome"], "delivered");
+    assert_eq!(f.channel.count(NoticeKind::Test), 1);
+    f.channel.set_refusing();
+    let a = call(&f, Method::POST, "/v1/test-notice", Some(ADMIN), None).await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text);
+    assert_eq!(a.json()["ok"], false);
+    assert_eq!(a.json()["channels"][0]["outcome"], "refused");
+    assert!(
+        a.json()["channels"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refuses")
+    );
+}
+
+#[tokio::test]
+async fn healthz_says_degraded_and_names_a_refusing_channel() {
+    let f = fixture(&[]);
+    let ok = call(&f, Method::GET, "/healthz", None, None).await;
+    assert_eq!(
+        (ok.status, ok.json()["status"].clone()),
+        (StatusCode::OK, json!("ok"))
+    );
+    assert_eq!(
+        hb(&f, Some(ADMIN), json!({"host": "db-1"})).await.status,
+        StatusCode::OK
+    );
+    f.channel.set_refusing();
+    f.clock.advance(Duration::from_secs(10));
+    let r = f.state.monitor().sweep().await.unwrap();
+    assert_eq!(r.refused, 1);
+    let a = call(&f, Method::GET, "/healthz", None, None).await;
+    assert_eq!(a.status, StatusCode::OK, "the store is fine: {}", a.text);
+    assert_eq!(a.json()["status"], "degraded", "{}", a.text);
+    assert_eq!(a.json()["refusing_channels"][0]["channel"], "test");
+    let host = call(&f, Method::GET, "/v1/hosts/db-1", Some(ADMIN), None).await;
+    assert_eq!(host.json()["status"], "missing", "{}", host.text);
+    assert_eq!(
+        host.json()["owed_notice"]["refusals"][0]["channel"],
+        "test",
+        "{}",
+        host.text
+    );
+    // It delivers again: the alarm goes out and the health clears.
+    f.channel.set_down(false);
+    f.clock.advance(Duration::from_secs(5));
+    let _ = f.state.monitor().sweep().await.unwrap();
+    assert_eq!(f.channel.count(NoticeKind::Alarm), 1);
+    let a = call(&f, Method::GET, "/healthz", None, None).await;
+    assert_eq!(a.json()["status"], "ok", "{}", a.text);
+}
+
+#[tokio::test]
+async fn a_heartbeat_interval_is_seconds_or_a_duration_and_bad_ones_are_refused() {
+    let f = fixture(&[]);
+    for good in [json!(240), json!(0.5), json!("4m")] {
+        let a = hb(&f, Some(ADMIN), json!({"host": "db-1", "interval": good})).await;
+        assert_eq!(a.status, StatusCode::OK, "{good}: {}", a.text);
+    }
+    let before = f.store.get(&h("db-1")).await.unwrap().unwrap();
+    for bad in [json!(0), json!(-3), json!("soon"), json!(true), json!(1e12)] {
+        hb(&f, Some(ADMIN), json!({"host": "db-1", "interval": bad}))
+            .await
+            .rejected(StatusCode::BAD_REQUEST, "interval");
+    }
+    assert_eq!(
+        f.store.get(&h("db-1")).await.unwrap().unwrap(),
+        before,
+        "a refused heartbeat writes nothing"
+    );
+}

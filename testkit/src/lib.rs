@@ -291,6 +291,45 @@ pub fn smtp_on(port: u16, tls: Option<(&Path, &Path)>) -> Server {
     Server::spawn(cmd, port, dir, "aiosmtpd")
 }
 
+/// An SMTP server like [`smtp`] that answers every message with
+/// `550 5.7.1 daily sending quota exceeded` while the file
+/// [`refusal_flag`] exists in its directory, as a relay over its sending
+/// quota does, and stores messages again once the file is gone.
+pub fn smtp_refusing() -> Server {
+    let port = free_port();
+    let python = venv().join("bin").join("python");
+    require(&python, "the test virtualenv's python (with aiosmtpd)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("refuser.py"),
+        r#"import os
+from aiosmtpd.handlers import Mailbox
+
+class Switchable(Mailbox):
+    async def handle_DATA(self, server, session, envelope):
+        if os.path.exists(os.environ["REFUSE_FLAG"]):
+            return "550 5.7.1 daily sending quota exceeded"
+        return await super().handle_DATA(server, session, envelope)
+"#,
+    )
+    .expect("write handler");
+    let flag = refusal_flag(dir.path());
+    std::fs::write(&flag, b"").expect("flag");
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", "refuser.Switchable"])
+        .arg(dir.path().join("mail"))
+        .env("PYTHONPATH", dir.path())
+        .env("REFUSE_FLAG", &flag)
+        .current_dir(dir.path());
+    Server::spawn(cmd, port, dir, "aiosmtpd (refusing)")
+}
+
+/// The file whose presence makes [`smtp_refusing`] refuse mail.
+pub fn refusal_flag(server_dir: &Path) -> PathBuf {
+    server_dir.join("refuse")
+}
+
 /// Reads every message file in `dir` (e.g. [`Server::maildir_new`]).
 pub fn read_messages(dir: &Path) -> Vec<String> {
     let mut out: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(dir)

@@ -648,15 +648,22 @@ fn blind_reason_reaches_the_notice() {
 enum Op {
     Beat,
     Advance(u32),
-    Sweep { ok: bool },
-    Silence { start_in: u32, len: u32 },
+    /// A sweep whose one channel delivers (0), fails for now (1) or
+    /// refuses for good (2).
+    Sweep {
+        outcome: u8,
+    },
+    Silence {
+        start_in: u32,
+        len: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => Just(Op::Beat),
         4 => (1u32..40_000).prop_map(Op::Advance),
-        5 => any::<bool>().prop_map(|ok| Op::Sweep { ok }),
+        5 => (0u8..3).prop_map(|outcome| Op::Sweep { outcome }),
         1 => (0u32..20_000, 1u32..60_000).prop_map(|(start_in, len)| Op::Silence { start_in, len }),
     ]
 }
@@ -671,7 +678,7 @@ struct Sim {
 }
 
 impl Sim {
-    fn sweep(&mut self, ok: bool) {
+    fn sweep(&mut self, outcome: u8) {
         for _ in 0..8 {
             let c = Context {
                 silences: &self.silences,
@@ -697,11 +704,15 @@ impl Sim {
                 break;
             };
             let notice = claimed.outbox.clone().unwrap().notice;
-            let outcome = if ok {
-                self.delivered.push(notice.clone());
-                ChannelOutcome::Delivered
-            } else {
-                ChannelOutcome::Transient { retry_after: None }
+            let outcome = match outcome {
+                0 => {
+                    self.delivered.push(notice.clone());
+                    ChannelOutcome::Delivered
+                }
+                1 => ChannelOutcome::Transient { retry_after: None },
+                _ => ChannelOutcome::Permanent {
+                    reason: "550 quota".into(),
+                },
             };
             self.rec = settle(
                 &claimed,
@@ -744,7 +755,7 @@ proptest! {
             match op {
                 Op::Beat => sim.rec.last_seen = sim.rec.last_seen.max(sim.now),
                 Op::Advance(ms) => sim.now += TimeDelta::milliseconds(ms.into()),
-                Op::Sweep { ok } => sim.sweep(ok),
+                Op::Sweep { outcome } => sim.sweep(outcome),
                 Op::Silence { start_in, len } => {
                     n_silences += 1;
                     let from = sim.now + TimeDelta::milliseconds(start_in.into());
@@ -764,6 +775,22 @@ proptest! {
                 }
                 last = Some((&n.outage_id, n.created_at));
             }
+            // No alarm or reminder disappears undelivered: while the host is
+            // still out and no silence holds it back, it is still owed.
+            let out = matches!(sim.rec.status, Status::Missing | Status::Alarmed);
+            // Held back by a silence that began: re-decided when it ends.
+            let held = sim.rec.outbox.is_none()
+                && sim.rec.due_at.is_some()
+                && sim.silences.iter().any(|s| s.starts_at <= sim.now);
+            for (n, _) in sim.created.iter().filter(|(n, _)| n.kind != NoticeKind::Recovery) {
+                let delivered = sim.delivered.iter().any(|d| d.id == n.id);
+                let owed = sim.rec.outbox.as_ref().is_some_and(|o| o.notice.outage_id == n.outage_id);
+                let this_outage = sim.rec.missing_since == Some(n.missing_since);
+                prop_assert!(
+                    delivered || owed || !out || !this_outage || held,
+                    "{} vanished undelivered", n.id
+                );
+            }
             // A recovery is delivered only for an outage whose alarm was delivered.
             for r in sim.delivered.iter().filter(|n| n.kind == NoticeKind::Recovery) {
                 prop_assert!(sim.delivered.iter().any(|a| a.kind == NoticeKind::Alarm && a.outage_id == r.outage_id));
@@ -776,7 +803,7 @@ proptest! {
         for _ in 0..40 {
             sim.now += TimeDelta::seconds(9);
             sim.rec.last_seen = sim.now;
-            sim.sweep(true);
+            sim.sweep(0);
         }
         prop_assert_eq!(sim.rec.status, Status::Up);
         prop_assert!(sim.rec.outbox.is_none(), "owed notice lost: {:?}", sim.rec.outbox);

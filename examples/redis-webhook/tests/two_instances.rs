@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,21 +42,35 @@ impl Drop for Proc {
 type Received = Arc<Mutex<Vec<Value>>>;
 
 async fn receiver() -> (String, Received) {
+    let (url, got, _) = switchable_receiver().await;
+    (url, got)
+}
+
+/// A receiver that answers 404 (a deleted or rotated workflow) and keeps
+/// nothing while its flag is set, and takes notices again once cleared.
+async fn switchable_receiver() -> (String, Received, Arc<AtomicBool>) {
     let got: Received = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            post(
-                |State(got): State<Received>, Json(v): Json<Value>| async move {
-                    got.lock().unwrap().push(v);
-                },
-            ),
-        )
-        .with_state(got.clone());
+    let gone = Arc::new(AtomicBool::new(false));
+    let app =
+        axum::Router::new()
+            .route(
+                "/hook",
+                post(
+                    |State((got, gone)): State<(Received, Arc<AtomicBool>)>,
+                     Json(v): Json<Value>| async move {
+                        if gone.load(Ordering::SeqCst) {
+                            return (axum::http::StatusCode::NOT_FOUND, "workflow not found");
+                        }
+                        got.lock().unwrap().push(v);
+                        (axum::http::StatusCode::OK, "")
+                    },
+                ),
+            )
+            .with_state((got.clone(), gone.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/hook"), got)
+    (format!("http://{addr}/hook"), got, gone)
 }
 
 fn start(
@@ -240,4 +255,102 @@ async fn one_alarm_one_recovery(urls: [String; 2], cluster: bool) {
     assert_ne!(bodies[0]["id"], bodies[1]["id"]);
     assert_eq!(bodies[1]["alarm_count"], 1);
     drop((a, b));
+}
+
+/// A webhook answering 404: the alarm is not dropped. It stays owed and is
+/// retried, /healthz says degraded and names the channel, the test notice
+/// says refused; once the receiver takes notices again the alarm arrives
+/// once, followed by the channel's all-clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_answering_404_drops_no_alarm() {
+    let redis = iamalive_testkit::redis();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    let (hook, got, gone) = switchable_receiver().await;
+    gone.store(true, Ordering::SeqCst);
+    let (w, addr) = start("w", dir.path(), &redis.redis_url(), false, &prefix, &hook);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let up = wait_for(Duration::from_secs(30), || {
+        std::net::TcpStream::connect(addr).is_ok()
+    })
+    .await;
+    assert!(up, "{}", w.log());
+    beat(&http, addr, "edge-02").await.unwrap();
+
+    let get = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(format!("http://{addr}{path}"))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let r = http
+        .post(format!("http://{addr}/v1/test-notice"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["channels"][0]["outcome"], "refused", "{body}");
+
+    // Silent: the alarm is refused, stays owed, and the watcher says so.
+    let start = Instant::now();
+    loop {
+        let (_, host) = get("/v1/hosts/edge-02").await;
+        if host["owed_notice"]["attempts"].as_u64() >= Some(2) {
+            assert_eq!(host["status"], "missing", "{host}");
+            assert!(
+                host["owed_notice"]["refusals"][0]["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("404"),
+                "{host}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{host}\n{}",
+            w.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, health) = get("/healthz").await;
+    assert_eq!(code, 200, "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(
+        health["refusing_channels"][0]["channel"], "webhook:json",
+        "{health}"
+    );
+
+    // The workflow is back: the alarm arrives once, then the all-clear of
+    // the channel itself.
+    gone.store(false, Ordering::SeqCst);
+    assert!(
+        wait_for(Duration::from_secs(15), || kinds(&got).len() >= 2).await,
+        "{:?}\n{}",
+        kinds(&got),
+        w.log()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut all = kinds(&got);
+    all.sort();
+    assert_eq!(
+        all,
+        [
+            ("alarm".to_owned(), "edge-02".to_owned()),
+            ("restored".to_owned(), "iamalive-watcher".to_owned())
+        ]
+    );
+    let (_, health) = get("/healthz").await;
+    assert_eq!(health["status"], "ok", "{health}");
 }
