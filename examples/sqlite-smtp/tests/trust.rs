@@ -179,10 +179,12 @@ async fn short_restarts_raise_no_alarm_for_100_beating_hosts() {
     let w = Watcher::start(dir.path(), port, 3, &env);
     tokio::time::sleep(Duration::from_millis(5_000)).await;
 
+    let alarms = printed(dir.path(), "ALARM");
     assert_eq!(
-        printed(dir.path(), "ALARM"),
-        Vec::<String>::new(),
-        "no host stopped beating, so no alarm"
+        alarms.len(),
+        0,
+        "no host stopped beating, so no alarm; the first: {:?}",
+        &alarms[..alarms.len().min(3)]
     );
     let (_, list) = w.get("/v1/hosts?limit=500").await;
     let up = list["hosts"]
