@@ -301,10 +301,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         let r = self.sweep_store().await;
         match &r {
             Ok(rep) if rep.errors == 0 => self.store_result(Ok(())),
-            Ok(rep) => self.store_result(Err(&StoreError::unavailable(
-                "monitor",
-                format!("{} record(s) could not be decided", rep.errors),
-            ))),
+            // Each record's error was noted where it happened.
+            Ok(_) => {}
             Err(e) => self.store_result(Err(e)),
         }
         self.flush_announcements().await;
@@ -471,6 +469,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             .await
         {
             tracing::warn!(store = %self.store, %host, error = %e, "could not decide host; it stays due");
+            if !matches!(e, StoreError::Contended { .. }) {
+                self.store_result(Err(&e));
+            }
             report.errors += 1;
         }
         report
@@ -662,10 +663,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 return Ok(Some(next));
             }
         }
-        Err(StoreError::unavailable(
-            "monitor",
-            format!("{host} kept changing; gave up after {MAX_ROUNDS} tries"),
-        ))
+        Err(StoreError::Contended {
+            key: host.to_string(),
+            rounds: MAX_ROUNDS,
+        })
     }
 
     /// Stores a silence.

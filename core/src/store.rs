@@ -43,6 +43,15 @@ pub enum StoreError {
         /// What was wrong with it.
         reason: String,
     },
+    /// A record kept changing under a read-modify-write (heartbeats or
+    /// other monitors won every compare-and-swap); a retry later may help.
+    #[error("{key} kept changing; gave up after {rounds} tries")]
+    Contended {
+        /// The record.
+        key: String,
+        /// Compare-and-swaps lost.
+        rounds: usize,
+    },
     /// Any other backend failure; a retry will not help.
     #[error("{store}: {error}")]
     Backend {
@@ -72,7 +81,7 @@ impl StoreError {
 
     /// Whether retrying the same call later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        matches!(self, Self::Unavailable { .. } | Self::Contended { .. })
     }
 }
 

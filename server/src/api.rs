@@ -49,12 +49,37 @@ impl ApiError {
         }
     }
 
+    /// Maps a store error by what happened: a store that cannot be
+    /// reached (or a record that kept changing) is a 503 the client may
+    /// retry after a second; input the store refused is a 400; corrupt data
+    /// or another backend failure is a 500 whose details go to the log.
     fn store(e: StoreError) -> Self {
-        tracing::warn!(error = %e, "store call failed");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("store unavailable: {e}"),
-        )
+        match &e {
+            StoreError::Unavailable { .. } | StoreError::Contended { .. } => {
+                tracing::warn!(error = %e, "store call failed; the client may retry");
+                Self {
+                    retry_after: Some(Duration::from_secs(1)),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("store unavailable, retry shortly: {e}"),
+                    )
+                }
+            }
+            StoreError::InvalidInput { .. } => {
+                tracing::info!(error = %e, "the store refused the request");
+                Self::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("refused by the store: {e}"),
+                )
+            }
+            _ => {
+                tracing::error!(error = %e, "store failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the store failed on this request; the server log has the details",
+                )
+            }
+        }
     }
 }
 
