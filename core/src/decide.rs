@@ -108,7 +108,8 @@ fn grace(deadline: Timestamp, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
 /// Implements every transition of the design: `up → missing` at the
 /// deadline (alarm owed unless silenced), `missing → up` quietly when no
 /// alarm went out, `alarmed → up` with a recovery owed, throttled
-/// reminders, silences, pause and the startup grace. A notice under a live
+/// reminders, silences (one-off or repeating), pause (and its end, when the
+/// host resumes by itself) and the startup grace. A notice under a live
 /// lease belongs to its owner and is left alone.
 ///
 /// This clones `r`; [`evaluate_in_place`] is the same decision without the
