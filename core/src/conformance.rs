@@ -24,8 +24,8 @@ use chrono::{DateTime, Utc};
 use crate::testing::RecordingNotifier;
 use crate::{
     Clock, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, ManualClock, Monitor,
-    MonitorMark, MonitorOptions, NoticeKind, Notifier, Outbox, Policy, PolicySet, RetryPolicy,
-    Silence, Status, Store, StoreError, Timestamp, add, decide,
+    MonitorMark, MonitorOptions, NoticeKind, Notifier, Outbox, Policy, PolicySet, Repeat,
+    RetryPolicy, Silence, Status, Store, StoreError, Timestamp, add, decide,
 };
 
 /// The instant every test starts at.
@@ -138,6 +138,8 @@ where
     one(make().await, |s| Box::pin(failing_channel_retried_alone(s))).await;
     one(make().await, |s| Box::pin(silences(s))).await;
     one(make().await, |s| Box::pin(pause_and_resume(s))).await;
+    one(make().await, |s| Box::pin(timed_pause_resumes_by_itself(s))).await;
+    one(make().await, |s| Box::pin(repeating_silences(s))).await;
     one(make().await, |s| Box::pin(remove_and_list(s))).await;
     one(make().await, |s| Box::pin(mark_and_startup_grace(s))).await;
     one(make().await, |s| Box::pin(odd_input_round_trips(s))).await;
@@ -909,6 +911,171 @@ pub async fn pause_and_resume(store: Arc<dyn Store>) {
     clock.set(at(1010));
     let _ = m.sweep().await.expect("sweep");
     assert_eq!(rec.count(NoticeKind::Alarm), 1);
+}
+
+/// A pause with an end: the record is due at the end (and only then), a
+/// heartbeat meanwhile moves `last_seen` but neither resumes it nor moves
+/// its `due_at`, and the sweep at the end resumes it with a full timeout.
+pub async fn timed_pause_resumes_by_itself(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let rec = RecordingNotifier::new("rec");
+    let m = monitor(store.clone(), &clock, vec![Arc::new(rec.clone())], "m");
+    let h = host("maint-timed");
+    m.heartbeat(&Heartbeat::new(h.clone(), at(0)))
+        .await
+        .expect("hb");
+    let p = m
+        .pause_until(&h, Some(at(100)))
+        .await
+        .expect("pause")
+        .expect("known");
+    assert_eq!((p.status, p.due_at), (Status::Paused, Some(at(100))));
+    assert_eq!(get(&*store, &h).await, p, "{store}: the pause is stored");
+    assert!(
+        m.pause_until(&host("nobody"), Some(at(100)))
+            .await
+            .expect("pause")
+            .is_none()
+    );
+    assert!(
+        store
+            .next_due()
+            .await
+            .expect("next_due")
+            .is_some_and(|d| d <= at(100)),
+        "{store}: the pause's end is in the due index"
+    );
+    clock.set(at(50));
+    let out = m
+        .heartbeat(&Heartbeat::new(h.clone(), at(50)))
+        .await
+        .expect("hb");
+    assert_eq!(
+        out,
+        HeartbeatOutcome::Updated {
+            status: Status::Paused
+        },
+        "{store}"
+    );
+    assert!(!out.needs_decision());
+    let r = get(&*store, &h).await;
+    assert_eq!(
+        (r.status, r.due_at, r.last_seen),
+        (Status::Paused, Some(at(100)), at(50)),
+        "{store}: a heartbeat leaves a paused host paused and its due_at alone"
+    );
+    let just_before = add(at(99), ms(999));
+    assert!(
+        store.due(just_before, 10).await.expect("due").is_empty(),
+        "{store}: not due before its end"
+    );
+    clock.set(just_before);
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(get(&*store, &h).await.status, Status::Paused, "{store}");
+    let due: Vec<_> = store
+        .due(at(100), 10)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|r| r.host)
+        .collect();
+    assert_eq!(due, vec![h.clone()], "{store}: due at its end");
+    clock.set(at(100));
+    let _ = m.sweep().await.expect("sweep");
+    let r = get(&*store, &h).await;
+    assert_eq!(
+        (r.status, r.watch_from, r.due_at),
+        (Status::Up, at(100), Some(at(110))),
+        "{store}: resumed by the sweep at its end, a full timeout from the end"
+    );
+    assert!(rec.notices().is_empty(), "{store}: quietly");
+    clock.set(add(at(109), ms(999)));
+    let _ = m.sweep().await.expect("sweep");
+    assert!(rec.notices().is_empty(), "{store}");
+    clock.set(at(110));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(
+        rec.count(NoticeKind::Alarm),
+        1,
+        "{store}: a host that never came back is reported"
+    );
+}
+
+/// A repeating silence is stored whole, covers each occurrence, outlives
+/// the end of its first window and is purged only after its `until`.
+pub async fn repeating_silences(store: Arc<dyn Store>) {
+    // Minute 30 of every hour, for 10 minutes, in Berlin (whole hours from
+    // UTC): 00:30-00:40Z, 01:30-01:40Z, 02:30-02:40Z, until 03:00Z.
+    let repeat = Repeat::new(
+        "30 * * * *",
+        "Europe/Berlin",
+        Duration::from_secs(600),
+        Some(at(3 * 3600)),
+    )
+    .expect("repeat");
+    let s = Silence::repeating(
+        "hourly",
+        HostPattern::new("db-*").expect("p"),
+        at(0),
+        repeat,
+        "images ✓",
+    )
+    .expect("silence");
+    assert_eq!(s.ends_at, at(2400), "the first window's end");
+    store.put_silence(&s).await.expect("put");
+    assert_eq!(
+        store.silences().await.expect("list"),
+        vec![s.clone()],
+        "{store}: a repeating silence round-trips"
+    );
+    let clock = ManualClock::new(at(0));
+    let rec = RecordingNotifier::new("rec");
+    let m = monitor(store.clone(), &clock, vec![Arc::new(rec.clone())], "m");
+    let of = |h: &HostId| {
+        rec.notices()
+            .into_iter()
+            .filter(|n| &n.host == h)
+            .collect::<Vec<_>>()
+    };
+    // Silent from inside the first window: held to its end.
+    let (d1, d2) = (host("db-1"), host("db-2"));
+    clock.set(at(1795));
+    m.heartbeat(&Heartbeat::new(d1.clone(), at(1795)))
+        .await
+        .expect("hb");
+    clock.set(at(1805));
+    let _ = m.sweep().await.expect("sweep");
+    let r = get(&*store, &d1).await;
+    assert_eq!((r.status, r.due_at), (Status::Missing, Some(at(2400))));
+    assert!(of(&d1).is_empty(), "{store}: held inside the occurrence");
+    clock.set(at(2400));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(of(&d1).len(), 1, "{store}: alarm when the occurrence ends");
+    assert_eq!(
+        store.silences().await.expect("list"),
+        vec![s.clone()],
+        "{store}: kept after its first window"
+    );
+    // The second occurrence holds another host's alarm.
+    clock.set(at(5395));
+    m.heartbeat(&Heartbeat::new(d2.clone(), at(5395)))
+        .await
+        .expect("hb");
+    clock.set(at(5405));
+    let _ = m.sweep().await.expect("sweep");
+    assert!(of(&d2).is_empty(), "{store}: the second occurrence covers");
+    clock.set(at(6000));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(of(&d2).len(), 1, "{store}");
+    clock.set(at(3 * 3600) - chrono::TimeDelta::milliseconds(1));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(store.silences().await.expect("list").len(), 1, "{store}");
+    clock.set(at(3 * 3600));
+    let _ = m.sweep().await.expect("sweep");
+    assert!(
+        store.silences().await.expect("list").is_empty(),
+        "{store}: purged at its until"
+    );
 }
 
 /// Remove and list: paging by host id, strictly after the cursor.

@@ -25,12 +25,12 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// The end of the latest silence covering `host` at `now`.
+    /// The end of the latest silence window covering `host` at `now` (for a
+    /// repeating silence, the end of its current occurrence).
     pub fn silence_end(&self, host: &HostId, now: Timestamp) -> Option<Timestamp> {
         self.silences
             .iter()
-            .filter(|s| s.covers(host, now))
-            .map(|s| s.ends_at)
+            .filter_map(|s| s.end_for(host, now))
             .max()
     }
 }
@@ -141,7 +141,8 @@ fn grace(r: &HostRecord, deadline: Timestamp, policy: &Policy, ctx: &Context<'_>
 /// Implements every transition of the design: `up → missing` at the
 /// deadline (alarm owed unless silenced), `missing → up` quietly when no
 /// alarm went out, `alarmed → up` with a recovery owed, throttled
-/// reminders, silences, pause and the startup grace. A notice under a live
+/// reminders, silences (one-off or repeating), pause (and its end, when the
+/// host resumes by itself) and the startup grace. A notice under a live
 /// lease belongs to its owner and is left alone.
 ///
 /// This clones `r`; [`evaluate_in_place`] is the same decision without the
@@ -181,7 +182,18 @@ pub fn evaluate_in_place(
         .as_ref()
         .map(|o| (!o.delivered.is_empty(), o.next_attempt));
     match rec.status {
-        Status::Paused => rec.due_at = None,
+        Status::Paused => {
+            // A pause with an end (its `due_at`) resumes by itself then, with
+            // a full timeout from that end, as `resume` would have given.
+            if let Some(until) = rec.due_at
+                && now >= until
+            {
+                rec.status = Status::Up;
+                rec.watch_from = until;
+                rec.due_at = Some(rec.deadline(policy));
+                return evaluate_in_place(rec, now, policy, ctx);
+            }
+        }
         Status::Up => match owed {
             // A recovery still owed goes out before anything else.
             Some((_, next_attempt)) => rec.due_at = Some(next_attempt),
@@ -427,13 +439,22 @@ pub fn settle(
     Some(Decision { next, notices })
 }
 
-/// Turns monitoring off for `r`: no notices, nothing due, any undelivered
-/// notice dropped.
+/// Turns monitoring off for `r` until it is resumed: no notices, nothing
+/// due, any undelivered notice dropped. [`pause_until`] with no end.
 pub fn pause(r: &HostRecord) -> HostRecord {
+    pause_until(r, None)
+}
+
+/// Turns monitoring off for `r`, until `until` if given: no notices, any
+/// undelivered notice dropped. The record's `due_at` is the pause's end
+/// (`None`: paused until resumed); a record evaluated at or after it is
+/// resumed as [`resume`] would have done at `until` (a full timeout from
+/// `until`), and evaluated again. Pausing a paused host replaces its end.
+pub fn pause_until(r: &HostRecord, until: Option<Timestamp>) -> HostRecord {
     let mut next = r.clone();
     next.status = Status::Paused;
     next.outbox = None;
-    next.due_at = None;
+    next.due_at = until;
     clear_outage(&mut next);
     next
 }

@@ -9,6 +9,7 @@ mod model;
 mod monitor;
 mod notifier;
 mod policy;
+mod silence;
 mod store;
 
 #[cfg(feature = "test-util")]
@@ -23,9 +24,10 @@ pub use host::{HostId, HostPattern, InvalidHost, MAX_HOST_LEN};
 pub use memory::{MemoryStore, apply_heartbeat, created_by_heartbeat};
 pub use model::{
     Downtime, Heartbeat, HostRecord, Lease, MonitorMark, Notice, NoticeKind, Outbox, Refusal,
-    Silence, Status, Timestamp, add, since,
+    Status, Timestamp, add, since,
 };
 pub use monitor::{BlindProbe, Monitor, MonitorOptions, SweepReport};
 pub use notifier::{Notifier, NotifyError};
 pub use policy::{Policy, PolicyOverride, PolicySet};
+pub use silence::{Repeat, Silence, check_tz, parse_instant};
 pub use store::{BoxError, HeartbeatOutcome, Store, StoreError};

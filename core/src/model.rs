@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{HostId, HostPattern, Policy};
+use crate::{HostId, Policy};
 
 /// An instant, in UTC.
 pub type Timestamp = DateTime<Utc>;
@@ -342,7 +342,9 @@ pub struct HostRecord {
     /// Alarms and reminders delivered in the current outage.
     pub alarm_count: u32,
     /// The next instant a monitor must look at it; `None` when nothing can
-    /// happen without a heartbeat or an operator (paused, reminders capped).
+    /// happen without a heartbeat or an operator (paused indefinitely,
+    /// reminders capped). For a paused host: the end of its pause, when a
+    /// monitor resumes it.
     pub due_at: Option<Timestamp>,
     /// Bumped by every write; the compare-and-swap token.
     pub version: u64,
@@ -446,54 +448,6 @@ impl Heartbeat {
             message: None,
             report: None,
         }
-    }
-}
-
-/// A maintenance window: no alarm or reminder for matching hosts inside it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Silence {
-    /// Unique id.
-    pub id: String,
-    /// Which hosts it covers.
-    pub hosts: HostPattern,
-    /// Start, inclusive.
-    pub starts_at: Timestamp,
-    /// End, exclusive.
-    pub ends_at: Timestamp,
-    /// Why (shown in the API and logs).
-    pub reason: String,
-}
-
-impl Silence {
-    /// Validates and builds a silence; `ends_at` must come after `starts_at`.
-    pub fn new(
-        id: impl Into<String>,
-        hosts: HostPattern,
-        starts_at: Timestamp,
-        ends_at: Timestamp,
-        reason: impl Into<String>,
-    ) -> Result<Self, String> {
-        let id = id.into();
-        if id.is_empty() || id.len() > 128 {
-            return Err("silence id must be 1 to 128 characters".into());
-        }
-        if ends_at <= starts_at {
-            return Err(format!(
-                "silence must end after it starts ({ends_at} is not after {starts_at})"
-            ));
-        }
-        Ok(Self {
-            id,
-            hosts,
-            starts_at,
-            ends_at,
-            reason: reason.into(),
-        })
-    }
-
-    /// Whether it covers `host` at `now`.
-    pub fn covers(&self, host: &HostId, now: Timestamp) -> bool {
-        self.starts_at <= now && now < self.ends_at && self.hosts.matches(host)
     }
 }
 

@@ -381,10 +381,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         self.mark(now).await?;
         let downtime = self.lock_state().downtime;
         let mut silences = self.store.silences().await?;
-        for s in silences.iter().filter(|s| s.ends_at <= now) {
+        for s in silences.iter().filter(|s| s.is_over(now)) {
             self.store.remove_silence(&s.id).await?;
         }
-        silences.retain(|s| s.ends_at > now);
+        silences.retain(|s| !s.is_over(now));
         let mut report = SweepReport::default();
         // Bounded: every processed record leaves the due set unless an error
         // left it there, and an error ends the sweep after its batch.
@@ -637,9 +637,23 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         self.store.compare_and_swap(0, &rec).await
     }
 
-    /// Pauses monitoring of `host`; returns the new record, `None` if unknown.
+    /// Pauses monitoring of `host` until it is resumed; returns the new
+    /// record, `None` if unknown.
     pub async fn pause(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
-        self.update(host, |r, _, _| decide::pause(r)).await
+        self.pause_until(host, None).await
+    }
+
+    /// Pauses monitoring of `host` until `until` (`None`: until resumed);
+    /// returns the new record, `None` if unknown. The record is due at
+    /// `until`, and the first sweep from then on resumes it with a full
+    /// timeout from `until`. Heartbeats meanwhile do not end the pause.
+    pub async fn pause_until(
+        &self,
+        host: &HostId,
+        until: Option<Timestamp>,
+    ) -> Result<Option<HostRecord>, StoreError> {
+        self.update(host, move |r, _, _| decide::pause_until(r, until))
+            .await
     }
 
     /// Resumes monitoring of `host` with a full timeout from now.

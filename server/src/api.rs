@@ -14,7 +14,8 @@ use axum::{Json, Router};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iamalive_core::{
     Clock, HealthOptions, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, Monitor,
-    MonitorOptions, Notifier, Silence, Store, StoreError, Timestamp, add, since,
+    MonitorOptions, Notifier, Repeat, Silence, Status, Store, StoreError, Timestamp, add, check_tz,
+    parse_instant, since,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -30,6 +31,10 @@ pub type DynMonitor = Monitor<dyn Store, Arc<dyn Clock>>;
 
 /// The longest heartbeat message kept, in bytes.
 pub const MAX_MESSAGE_LEN: usize = 1024;
+
+/// The longest pause with an end: one year (`"for": "1y"`, 365.25 days).
+/// Longer maintenance is a pause without an end, ended by `resume`.
+pub(crate) const MAX_PAUSE: Duration = Duration::from_secs(31_557_600);
 
 /// A 4xx/5xx answer with a JSON body `{"error": "..."}`.
 #[derive(Debug)]
@@ -636,8 +641,16 @@ async fn ping_action(
     ping(st, method, key, host, Some(action), body).await
 }
 
-fn view(rec: &HostRecord, now: Timestamp) -> Value {
+/// A host as the API shows it, with the pause or silence that holds its
+/// notices back and when that ends.
+fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
     let silent = since(now, rec.last_seen);
+    let paused = rec.status == Status::Paused;
+    // The covering window that ends last, as the monitor holds alarms to it.
+    let silence = silences
+        .iter()
+        .filter_map(|s| s.end_for(&rec.host, now).map(|end| (s, end)))
+        .max_by_key(|&(_, end)| end);
     json!({
         "host": rec.host,
         "status": rec.status,
@@ -658,7 +671,28 @@ fn view(rec: &HostRecord, now: Timestamp) -> Value {
             "attempts": o.attempts,
             "next_attempt": o.next_attempt,
         })),
+        "paused_until": if paused { rec.due_at } else { None },
+        "paused_indefinitely": paused && rec.due_at.is_none(),
+        "silenced_until": silence.map(|(_, end)| end),
+        "silence": silence.map(|(s, end)| json!({
+            "id": s.id,
+            "reason": s.reason,
+            "ends_at": end,
+        })),
     })
+}
+
+/// The stored silences, for [`view`].
+async fn silences(st: &AppState) -> Result<Vec<Silence>, ApiError> {
+    st.0.monitor
+        .store()
+        .silences()
+        .await
+        .map_err(ApiError::store)
+}
+
+fn bad(reason: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, reason)
 }
 
 #[cfg(test)]
@@ -696,6 +730,7 @@ async fn list_hosts(
             .list(after.as_ref(), limit)
             .await
             .map_err(ApiError::store)?;
+    let silences = silences(&st).await?;
     let now = st.now();
     let next_after = (page.len() == limit)
         .then(|| page.last().map(|r| r.host.clone()))
@@ -703,7 +738,7 @@ async fn list_hosts(
     let hosts: Vec<Value> = page
         .iter()
         .filter(|r| key.allows(&r.host))
-        .map(|r| view(r, now))
+        .map(|r| view(r, now, &silences))
         .collect();
     Ok(Json(json!({ "hosts": hosts, "next_after": next_after })).into_response())
 }
@@ -739,7 +774,7 @@ async fn get_host(
     let host = admin_for_host(&st, &headers, &host).await?;
     let rec = st.0.monitor.host(&host).await.map_err(ApiError::store)?;
     let rec = rec.ok_or_else(|| not_found(&host))?;
-    Ok(Json(view(&rec, st.now())).into_response())
+    Ok(Json(view(&rec, st.now(), &silences(&st).await?)).into_response())
 }
 
 async fn put_host(
@@ -760,7 +795,7 @@ async fn put_host(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(view(&rec, st.now()))).into_response())
+    Ok((status, Json(view(&rec, st.now(), &silences(&st).await?))).into_response())
 }
 
 async fn delete_host(
@@ -776,15 +811,86 @@ async fn delete_host(
     }
 }
 
+/// `POST /v1/hosts/{host}/pause`: no body (or `{}`) pauses until resumed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    /// The end: RFC 3339, or a local time read in `tz`.
+    until: Option<String>,
+    /// The end as a duration from now.
+    #[serde(default, rename = "for", with = "humantime_serde::option")]
+    for_: Option<Duration>,
+    /// The time zone of a local `until`.
+    tz: Option<String>,
+}
+
+/// When a pause asked for at `now` ends: `None` for a pause until resumed.
+fn pause_end(req: &PauseBody, now: Timestamp) -> Result<Option<Timestamp>, ApiError> {
+    if let Some(tz) = &req.tz {
+        check_tz(tz).map_err(bad)?;
+    }
+    let fmt = |t: Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match (&req.until, req.for_) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(bad(
+            "give one of until (a time) or for (a duration such as \"2h\"), not both",
+        )),
+        (None, Some(d)) if d.is_zero() => Err(bad("for must be longer than zero")),
+        (None, Some(d)) if d > MAX_PAUSE => Err(bad(format!(
+            "for is {}, longer than 1 year; pause without a body to pause until resumed",
+            humantime::format_duration(d)
+        ))),
+        (None, Some(d)) => Ok(Some(add(now, d))),
+        (Some(u), None) => {
+            let until =
+                parse_instant(u, req.tz.as_deref()).map_err(|e| bad(format!("until: {e}")))?;
+            if until <= now {
+                return Err(bad(format!(
+                    "until {} is in the past (it is {} now)",
+                    fmt(until),
+                    fmt(now)
+                )));
+            }
+            if until > add(now, MAX_PAUSE) {
+                return Err(bad(format!(
+                    "until {} is more than 1 year ahead; pause without a body to pause until resumed",
+                    fmt(until)
+                )));
+            }
+            Ok(Some(until))
+        }
+    }
+}
+
 async fn pause_host(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(host): Path<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let host = admin_for_host(&st, &headers, &host).await?;
-    let rec = st.0.monitor.pause(&host).await.map_err(ApiError::store)?;
+    let body = body.map_err(|e| body_error(&st, e))?;
+    let req: PauseBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PauseBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            bad(format!(
+                "body must be empty (pause until resumed) or JSON like {{\"for\": \"2h\"}} or {{\"until\": \"2026-11-26T20:00:00+01:00\"}}: {e}"
+            ))
+        })?
+    };
+    let until = pause_end(&req, st.now())?;
+    let rec =
+        st.0.monitor
+            .pause_until(&host, until)
+            .await
+            .map_err(ApiError::store)?;
     let rec = rec.ok_or_else(|| not_found(&host))?;
-    Ok(Json(view(&rec, st.now())).into_response())
+    if until.is_some() {
+        // The runner may sleep past the pause's end: let it look again.
+        st.0.wake.notify_one();
+    }
+    Ok(Json(view(&rec, st.now(), &silences(&st).await?)).into_response())
 }
 
 async fn resume_host(
@@ -796,7 +902,7 @@ async fn resume_host(
     let rec = st.0.monitor.resume(&host).await.map_err(ApiError::store)?;
     let rec = rec.ok_or_else(|| not_found(&host))?;
     st.0.wake.notify_one();
-    Ok(Json(view(&rec, st.now())).into_response())
+    Ok(Json(view(&rec, st.now(), &silences(&st).await?)).into_response())
 }
 
 fn full_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -819,12 +925,141 @@ fn full_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 struct NewSilence {
     id: Option<String>,
     hosts: String,
-    starts_at: Option<Timestamp>,
-    ends_at: Option<Timestamp>,
+    /// RFC 3339, or a local time read in `tz`. Default: now.
+    starts_at: Option<String>,
+    /// A one-off silence's end; with `repeat`, the first occurrence's end.
+    ends_at: Option<String>,
+    /// A one-off silence's length; with `repeat`, each occurrence's.
     #[serde(default, with = "humantime_serde::option")]
     duration: Option<Duration>,
+    /// The same as `duration`.
+    #[serde(default, rename = "for", with = "humantime_serde::option")]
+    for_: Option<Duration>,
+    /// The IANA time zone of local times and of the `repeat` schedule.
+    tz: Option<String>,
+    /// `daily` (at `starts_at`'s local time of day) or a cron expression.
+    repeat: Option<String>,
+    /// The end of a repeating silence: RFC 3339, or a local time in `tz`.
+    until: Option<String>,
     #[serde(default)]
     reason: String,
+}
+
+/// Validates a silence request made at `now`; the reason when it is refused.
+fn build_silence(req: NewSilence, now: Timestamp) -> Result<Silence, String> {
+    let hosts = HostPattern::new(&req.hosts).map_err(|e| format!("invalid host pattern: {e}"))?;
+    let tz = req.tz.as_deref();
+    if let Some(tz) = tz {
+        check_tz(tz)?;
+    }
+    let time = |field: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|v| parse_instant(v, tz).map_err(|e| format!("{field}: {e}")))
+            .transpose()
+    };
+    let starts_at = time("starts_at", &req.starts_at)?;
+    let ends_at = time("ends_at", &req.ends_at)?;
+    let until = time("until", &req.until)?;
+    let length = match (req.duration, req.for_) {
+        (Some(_), Some(_)) => return Err("give one of duration or for, not both".into()),
+        (d, f) => d.or(f),
+    };
+    let start = starts_at.unwrap_or(now);
+    let id = req.id.unwrap_or_else(|| {
+        let n: u64 = rand::random();
+        format!("s-{n:016x}")
+    });
+    let fmt = |t: Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let Some(spec) = req.repeat.as_deref().map(str::trim) else {
+        if until.is_some() {
+            return Err(
+                "until ends a repeating silence; a one-off silence ends at ends_at or after duration"
+                    .into(),
+            );
+        }
+        let end = match (ends_at, length) {
+            (Some(e), None) => e,
+            (None, Some(d)) => add(start, d),
+            _ => {
+                return Err(
+                    "give exactly one of ends_at (RFC 3339, or a local time with tz) or duration (e.g. \"2h\")"
+                        .into(),
+                );
+            }
+        };
+        let s = Silence::new(id, hosts, start, end, req.reason)?;
+        if s.ends_at <= now {
+            return Err(format!(
+                "the silence already ended at {} (it is {} now)",
+                fmt(s.ends_at),
+                fmt(now)
+            ));
+        }
+        return Ok(s);
+    };
+    let Some(tz) = tz else {
+        return Err(
+            "a repeating silence needs tz, the time zone its schedule is read in (e.g. \"Europe/Berlin\" or \"UTC\")"
+                .into(),
+        );
+    };
+    if let Some(u) = until.filter(|u| *u <= now) {
+        return Err(format!(
+            "the repeating silence already ended: until {} has passed (it is {} now)",
+            fmt(u),
+            fmt(now)
+        ));
+    }
+    let length = match (ends_at, length) {
+        (None, Some(d)) => d,
+        (Some(e), None) if e > start => since(e, start),
+        (Some(e), None) => {
+            return Err(format!(
+                "silence must end after it starts ({} is not after {})",
+                fmt(e),
+                fmt(start)
+            ));
+        }
+        _ => {
+            return Err(
+                "give exactly one of duration (each occurrence's length, e.g. \"1h\") or ends_at (the first occurrence's end)"
+                    .into(),
+            );
+        }
+    };
+    let repeat = if spec.eq_ignore_ascii_case("daily") {
+        if starts_at.is_none() {
+            return Err(
+                "repeat \"daily\" needs starts_at: its local time of day is when each day's window starts (e.g. \"2026-11-26 19:00\")"
+                    .into(),
+            );
+        }
+        Repeat::daily(start, tz, length, until)?
+    } else {
+        Repeat::new(spec, tz, length, until)?
+    };
+    let s = Silence::repeating(id, hosts, start, repeat, req.reason)?;
+    if s.next_window(now).is_none() {
+        return Err("the repeating silence has no window left after now".into());
+    }
+    Ok(s)
+}
+
+/// A silence as the API shows it: as stored, with whether it covers now
+/// and its current or next window.
+fn silence_view(s: &Silence, now: Timestamp) -> Value {
+    let mut v = json!(s);
+    if let Value::Object(m) = &mut v {
+        m.insert("active".into(), json!(s.window_at(now).is_some()));
+        m.insert(
+            "next_window".into(),
+            json!(
+                s.next_window(now)
+                    .map(|(from, to)| json!({ "starts_at": from, "ends_at": to }))
+            ),
+        );
+    }
+    v
 }
 
 async fn list_silences(
@@ -839,6 +1074,8 @@ async fn list_silences(
             .await
             .map_err(ApiError::store)?;
     s.sort_by(|a, b| a.starts_at.cmp(&b.starts_at).then(a.id.cmp(&b.id)));
+    let now = st.now();
+    let s: Vec<Value> = s.iter().map(|s| silence_view(s, now)).collect();
     Ok(Json(json!({ "silences": s })).into_response())
 }
 
@@ -855,34 +1092,13 @@ async fn create_silence(
             format!("body must be JSON like {{\"hosts\": \"db-*\", \"duration\": \"2h\", \"reason\": \"maintenance\"}}: {e}"),
         )
     })?;
-    let hosts = HostPattern::new(&req.hosts).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid host pattern: {e}"),
-        )
-    })?;
-    let starts_at = req.starts_at.unwrap_or_else(|| st.now());
-    let ends_at = match (req.ends_at, req.duration) {
-        (Some(e), None) => e,
-        (None, Some(d)) => add(starts_at, d),
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "give exactly one of ends_at (RFC 3339) or duration (e.g. \"2h\")",
-            ));
-        }
-    };
-    let id = req.id.unwrap_or_else(|| {
-        let n: u64 = rand::random();
-        format!("s-{n:016x}")
-    });
-    let silence = Silence::new(id, hosts, starts_at, ends_at, req.reason)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let now = st.now();
+    let silence = build_silence(req, now).map_err(bad)?;
     st.0.monitor
         .add_silence(&silence)
         .await
         .map_err(ApiError::store)?;
-    Ok((StatusCode::CREATED, Json(json!(silence))).into_response())
+    Ok((StatusCode::CREATED, Json(silence_view(&silence, now))).into_response())
 }
 
 async fn delete_silence(

@@ -742,3 +742,433 @@ async fn a_heartbeat_interval_is_seconds_or_a_duration_and_bad_ones_are_refused(
         "a refused heartbeat writes nothing"
     );
 }
+
+fn instant(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a time: {v}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("not a time ({e}): {v}"))
+}
+
+async fn pause(f: &Fixture, host: &str, body: Option<Value>) -> Answer {
+    call(
+        f,
+        Method::POST,
+        &format!("/v1/hosts/{host}/pause"),
+        Some(ADMIN),
+        body.map(|b| b.to_string()),
+    )
+    .await
+}
+
+async fn get_host(f: &Fixture, host: &str) -> Value {
+    let a = call(
+        f,
+        Method::GET,
+        &format!("/v1/hosts/{host}"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    a.json()
+}
+
+#[tokio::test]
+async fn a_pause_with_an_end_resumes_by_itself_and_says_so() {
+    let f = fixture(&[]);
+    let t0 = f.clock.now(); // 2023-11-14T22:13:20Z
+    for host in ["web-01", "db-01"] {
+        hb(&f, Some(ADMIN), json!({"host": host})).await;
+    }
+    let v = get_host(&f, "db-01").await;
+    assert_eq!(
+        (
+            &v["paused_until"],
+            &v["paused_indefinitely"],
+            &v["silenced_until"],
+            &v["silence"]
+        ),
+        (&Value::Null, &json!(false), &Value::Null, &Value::Null)
+    );
+
+    // No body: paused until resumed, and the API says so.
+    let p = pause(&f, "web-01", None).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+    let v = p.json();
+    assert_eq!(v["status"], "paused");
+    assert_eq!(v["paused_until"], Value::Null);
+    assert_eq!(v["paused_indefinitely"], true);
+    assert_eq!(
+        f.store.get(&h("web-01")).await.unwrap().unwrap().due_at,
+        None
+    );
+    // `{}` is the same.
+    assert_eq!(
+        pause(&f, "web-01", Some(json!({}))).await.json()["paused_indefinitely"],
+        true
+    );
+
+    // A duration.
+    let p = pause(&f, "db-01", Some(json!({"for": "2h"}))).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+    let v = p.json();
+    let end = t0 + chrono::TimeDelta::hours(2);
+    assert_eq!(instant(&v["paused_until"]), end);
+    assert_eq!(v["paused_indefinitely"], false);
+    let stored = f.store.get(&h("db-01")).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.due_at), (Status::Paused, Some(end)));
+    // An end time in local time replaces the indefinite pause.
+    let p = pause(
+        &f,
+        "web-01",
+        Some(json!({"until": "2023-11-15 01:00", "tz": "Europe/Berlin"})),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+    assert_eq!(
+        instant(&p.json()["paused_until"]),
+        instant(&json!("2023-11-15T00:00:00Z"))
+    );
+    let p = pause(
+        &f,
+        "web-01",
+        Some(json!({"until": "2023-11-15T00:30:00+01:00"})),
+    )
+    .await;
+    assert_eq!(
+        instant(&p.json()["paused_until"]),
+        instant(&json!("2023-11-14T23:30:00Z"))
+    );
+    let listed = call(&f, Method::GET, "/v1/hosts", Some(ADMIN), None)
+        .await
+        .json();
+    assert_eq!(listed["hosts"][0]["host"], "db-01");
+    assert_eq!(instant(&listed["hosts"][0]["paused_until"]), end);
+
+    // A heartbeat while paused does not end the pause.
+    f.clock.advance(Duration::from_secs(3600));
+    hb(&f, Some(ADMIN), json!({"host": "db-01"})).await;
+    let _ = f.state.monitor().sweep().await.unwrap();
+    let v = get_host(&f, "db-01").await;
+    assert_eq!(
+        (v["status"].as_str(), instant(&v["paused_until"])),
+        (Some("paused"), end)
+    );
+    // At its end the sweep resumes it, with a full timeout from the end.
+    f.clock.set(end - chrono::TimeDelta::milliseconds(1));
+    let _ = f.state.monitor().sweep().await.unwrap();
+    assert_eq!(get_host(&f, "db-01").await["status"], "paused");
+    f.clock.set(end);
+    let _ = f.state.monitor().sweep().await.unwrap();
+    let v = get_host(&f, "db-01").await;
+    assert_eq!(v["status"], "up");
+    assert_eq!(v["paused_until"], Value::Null);
+    assert_eq!(v["paused_indefinitely"], false);
+    assert_eq!(instant(&v["due_at"]), end + chrono::TimeDelta::seconds(10));
+    // Swept every 2 s, as a runner would (a longer gap between sweeps
+    // counts as watcher downtime and earns the host a grace).
+    for _ in 0..5 {
+        f.clock.advance(Duration::from_secs(2));
+        let _ = f.state.monitor().sweep().await.unwrap();
+    }
+    assert_eq!(f.clock.now(), end + chrono::TimeDelta::seconds(10));
+    let alarms: Vec<_> = f
+        .channel
+        .notices()
+        .into_iter()
+        .filter(|n| n.kind == NoticeKind::Alarm)
+        .map(|n| n.host.to_string())
+        .collect();
+    assert!(alarms.contains(&"db-01".to_owned()), "{alarms:?}");
+}
+
+#[tokio::test]
+async fn bad_pauses_are_400_with_a_reason_and_change_nothing() {
+    let f = fixture(&[]);
+    hb(&f, Some(ADMIN), json!({"host": "db-01"})).await;
+    let before = snapshot(&f).await;
+    for (body, needle) in [
+        (json!({"until": "2023-11-14T22:00:00Z"}), "in the past"),
+        (json!({"until": "2023-11-14T22:13:20Z"}), "in the past"),
+        (
+            json!({"until": "2023-11-14 23:00", "tz": "Europe/Berlin"}),
+            "in the past",
+        ),
+        (json!({"until": "2025-01-01T00:00:00Z"}), "more than 1 year"),
+        (json!({"for": "366d"}), "longer than 1 year"),
+        (json!({"for": "0s"}), "longer than zero"),
+        (
+            json!({"for": "2h", "until": "2023-11-15T00:00:00Z"}),
+            "not both",
+        ),
+        (json!({"until": "2023-11-15 10:00"}), "no UTC offset"),
+        (
+            json!({"until": "2023-11-15 10:00", "tz": "Mars/Olympus"}),
+            "unknown time zone",
+        ),
+        (json!({"for": "2h", "tz": "Berlin"}), "unknown time zone"),
+        (json!({"until": "soon"}), "neither RFC 3339"),
+        (json!({"for": "soon"}), "body must be empty"),
+        (json!({"pause": "2h"}), "pause"),
+    ] {
+        pause(&f, "db-01", Some(body.clone()))
+            .await
+            .rejected(StatusCode::BAD_REQUEST, needle);
+        assert_eq!(snapshot(&f).await, before, "{body} changed the store");
+    }
+    call(
+        &f,
+        Method::POST,
+        "/v1/hosts/db-01/pause",
+        Some(ADMIN),
+        Some("x".into()),
+    )
+    .await
+    .rejected(StatusCode::BAD_REQUEST, "body must be empty");
+    // A year is allowed; an unknown host is still a 404.
+    pause(&f, "nope", Some(json!({"for": "1y"})))
+        .await
+        .rejected(StatusCode::NOT_FOUND, "unknown host");
+    assert_eq!(snapshot(&f).await, before);
+    assert_eq!(
+        pause(&f, "db-01", Some(json!({"for": "1y"}))).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn silence(f: &Fixture, body: Value) -> Answer {
+    call(
+        f,
+        Method::POST,
+        "/v1/silences",
+        Some(ADMIN),
+        Some(body.to_string()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn silences_in_local_time_and_repeating_and_the_host_view_shows_them() {
+    let f = fixture(&[]);
+    // Now is 2023-11-14T22:13:20Z, 23:13:20 in Berlin.
+    hb(&f, Some(ADMIN), json!({"host": "web-01"})).await;
+    hb(&f, Some(ADMIN), json!({"host": "db-01"})).await;
+    let s = silence(
+        &f,
+        json!({"id": "tonight", "hosts": "web-*", "starts_at": "2023-11-14 23:00",
+               "tz": "Europe/Berlin", "for": "2h", "reason": "switch swap"}),
+    )
+    .await;
+    assert_eq!(s.status, StatusCode::CREATED, "{}", s.text);
+    let v = s.json();
+    assert_eq!(
+        instant(&v["starts_at"]),
+        instant(&json!("2023-11-14T22:00:00Z"))
+    );
+    assert_eq!(
+        instant(&v["ends_at"]),
+        instant(&json!("2023-11-15T00:00:00Z"))
+    );
+    assert_eq!(v["active"], true);
+    assert!(v.get("repeat").is_none(), "{v}");
+    // The recipe: web-* every evening 19:00-20:00 Berlin time.
+    let s = silence(
+        &f,
+        json!({"id": "images", "hosts": "web-*", "starts_at": "2023-11-15 19:00",
+               "tz": "Europe/Berlin", "repeat": "daily", "duration": "1h",
+               "reason": "recovery images"}),
+    )
+    .await;
+    assert_eq!(s.status, StatusCode::CREATED, "{}", s.text);
+    let v = s.json();
+    assert_eq!(v["repeat"]["cron"], "0 19 * * *");
+    assert_eq!(v["repeat"]["tz"], "Europe/Berlin");
+    assert_eq!(v["repeat"]["duration"], "1h");
+    assert_eq!(v["repeat"]["until"], Value::Null);
+    assert_eq!(v["active"], false);
+    assert_eq!(
+        (
+            instant(&v["next_window"]["starts_at"]),
+            instant(&v["next_window"]["ends_at"])
+        ),
+        (
+            instant(&json!("2023-11-15T18:00:00Z")),
+            instant(&json!("2023-11-15T19:00:00Z"))
+        )
+    );
+    // A cron expression with a time zone, and an end of the series.
+    let s = silence(
+        &f,
+        json!({"id": "backup", "hosts": "db-*", "repeat": "30 2 * * SUN", "tz": "Europe/Berlin",
+               "for": "1h", "until": "2024-06-01 00:00"}),
+    )
+    .await;
+    assert_eq!(s.status, StatusCode::CREATED, "{}", s.text);
+    let v = s.json();
+    assert_eq!(
+        instant(&v["repeat"]["until"]),
+        instant(&json!("2024-05-31T22:00:00Z"))
+    );
+    assert_eq!(
+        instant(&v["next_window"]["starts_at"]),
+        instant(&json!("2023-11-19T01:30:00Z")),
+        "Sunday 02:30 CET"
+    );
+    // The first window ends on ends_at: a daily window given as 19:00-20:00.
+    let s = silence(
+        &f,
+        json!({"id": "images-2", "hosts": "web-9*", "starts_at": "2023-11-15T19:00:00+01:00",
+               "ends_at": "2023-11-15T20:00:00+01:00", "tz": "Europe/Berlin", "repeat": "daily"}),
+    )
+    .await;
+    assert_eq!(s.status, StatusCode::CREATED, "{}", s.text);
+    assert_eq!(s.json()["repeat"]["duration"], "1h");
+
+    // The host view names what covers it now and when that ends.
+    let v = get_host(&f, "web-01").await;
+    assert_eq!(
+        instant(&v["silenced_until"]),
+        instant(&json!("2023-11-15T00:00:00Z"))
+    );
+    assert_eq!(v["silence"]["id"], "tonight");
+    assert_eq!(v["silence"]["reason"], "switch swap");
+    assert_eq!(
+        instant(&v["silence"]["ends_at"]),
+        instant(&json!("2023-11-15T00:00:00Z"))
+    );
+    assert_eq!(get_host(&f, "db-01").await["silence"], Value::Null);
+    // The next evening, inside the repeating window.
+    f.clock.set(instant(&json!("2023-11-15T18:30:00Z")));
+    hb(&f, Some(ADMIN), json!({"host": "web-01"})).await;
+    let v = get_host(&f, "web-01").await;
+    assert_eq!(v["silence"]["id"], "images");
+    assert_eq!(
+        instant(&v["silenced_until"]),
+        instant(&json!("2023-11-15T19:00:00Z"))
+    );
+    let listed = call(&f, Method::GET, "/v1/hosts", Some(ADMIN), None)
+        .await
+        .json();
+    let web = listed["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["host"] == "web-01")
+        .unwrap()
+        .clone();
+    assert_eq!(web["silence"]["id"], "images");
+    let all = call(&f, Method::GET, "/v1/silences", Some(ADMIN), None)
+        .await
+        .json();
+    let images = all["silences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "images")
+        .unwrap()
+        .clone();
+    assert_eq!(images["active"], true);
+    // Inside the window the host's alarm waits for its end.
+    f.clock.set(instant(&json!("2023-11-15T18:50:00Z")));
+    let _ = f.state.monitor().sweep().await.unwrap();
+    assert_eq!(
+        f.store.get(&h("web-01")).await.unwrap().unwrap().status,
+        Status::Missing
+    );
+    assert_eq!(f.channel.count(NoticeKind::Alarm), 1, "only db-01");
+    f.clock.set(instant(&json!("2023-11-15T19:00:00Z")));
+    let _ = f.state.monitor().sweep().await.unwrap();
+    assert_eq!(
+        f.channel.count(NoticeKind::Alarm),
+        2,
+        "web-01 when the window ends"
+    );
+    let ids: Vec<String> = f
+        .store
+        .silences()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids.len(), 3, "only the one-off silence was purged: {ids:?}");
+    assert!(!ids.contains(&"tonight".to_owned()));
+}
+
+#[tokio::test]
+async fn bad_silences_are_400_with_a_reason_and_store_nothing() {
+    let f = fixture(&[]);
+    for (body, needle) in [
+        (
+            json!({"hosts": "db-*", "starts_at": "2023-11-14T10:00:00Z", "ends_at": "2023-11-14T12:00:00Z"}),
+            "already ended",
+        ),
+        (
+            json!({"hosts": "db-*", "starts_at": "2023-11-14 10:00", "tz": "Europe/Berlin", "for": "1h"}),
+            "already ended",
+        ),
+        (
+            json!({"hosts": "db-*", "repeat": "daily", "starts_at": "2023-11-01 19:00",
+                   "tz": "Europe/Berlin", "duration": "1h", "until": "2023-11-10T00:00:00Z"}),
+            "already ended",
+        ),
+        (
+            json!({"hosts": "db-*", "starts_at": "2023-11-15 19:00", "tz": "Berlin", "duration": "1h"}),
+            "unknown time zone 'Berlin'",
+        ),
+        (
+            json!({"hosts": "db-*", "repeat": "0 19 * * *", "tz": "Nowhere/Land", "duration": "1h"}),
+            "unknown time zone",
+        ),
+        (
+            json!({"hosts": "db-*", "repeat": "0 25 * * *", "tz": "UTC", "duration": "1h"}),
+            "invalid cron expression",
+        ),
+        (
+            json!({"hosts": "db-*", "repeat": "weekly-ish", "tz": "UTC", "duration": "1h"}),
+            "invalid cron expression",
+        ),
+        (
+            json!({"hosts": "db-*", "starts_at": "2023-11-15 19:00", "duration": "1h"}),
+            "no UTC offset",
+        ),
+        (
+            json!({"hosts": "db-*", "starts_at": "2024-03-31 02:30", "tz": "Europe/Berlin", "duration": "1h"}),
+            "does not exist",
+        ),
+        (
+            json!({"hosts": "db-*", "repeat": "daily", "starts_at": "2023-11-15T19:00:00Z", "duration": "1h"}),
+            "needs tz",
+        ),
+        (
+            json!({"hosts": "db-*", "repeat": "daily", "tz": "UTC", "duration": "1h"}),
+            "needs starts_at",
+        ),
+        (
+            json!({"hosts": "db-*", "repeat": "0 19 * * *", "tz": "UTC"}),
+            "exactly one",
+        ),
+        (
+            json!({"hosts": "db-*", "repeat": "0 19 * * *", "tz": "UTC", "duration": "0s"}),
+            "greater than zero",
+        ),
+        (
+            json!({"hosts": "db-*", "duration": "1h", "for": "1h"}),
+            "not both",
+        ),
+        (
+            json!({"hosts": "db-*", "duration": "1h", "until": "2024-01-01T00:00:00Z"}),
+            "until ends a repeating",
+        ),
+        (json!({"hosts": "db-*", "repeat": "daily"}), "needs tz"),
+    ] {
+        silence(&f, body.clone())
+            .await
+            .rejected(StatusCode::BAD_REQUEST, needle);
+        assert!(
+            f.store.silences().await.unwrap().is_empty(),
+            "{body} stored a silence"
+        );
+    }
+}

@@ -32,7 +32,8 @@ pub(crate) const LAZY_SQL: &str = "UPDATE hosts SET
         AND due_at >= ?6 AND due_at <= ?5";
 
 /// Any other known status, reporting it: a missing or alarmed host becomes
-/// due at the heartbeat, a paused one keeps no `due_at`. Written with `OR`
+/// due at the heartbeat, a paused one keeps its `due_at` (none, or the end
+/// of its pause). Written with `OR`
 /// rather than `IN (…)`, which would build a temporary table each time.
 const OTHER_SQL: &str = "UPDATE hosts SET
         last_seen = max(last_seen, ?2),

@@ -511,6 +511,164 @@ fn pause_and_resume() {
 }
 
 #[test]
+fn a_timed_pause_resumes_by_itself_with_a_full_timeout_from_its_end() {
+    let (r, _) = pass(
+        &rec_at(0),
+        t(10_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Delivered,
+    );
+    assert_eq!(r.status, Status::Alarmed);
+    let p = pause_until(&r, Some(t(100_000)));
+    assert_eq!(
+        (p.status, p.due_at, p.alarm_count, p.missing_since),
+        (Status::Paused, Some(t(100_000)), 0, None),
+        "paused until its end, the outage forgotten"
+    );
+    let d = evaluate(&p, t(99_999), &policy(), &ctx());
+    assert!(d.notices.is_empty());
+    assert_eq!(
+        (d.next.status, d.next.due_at),
+        (Status::Paused, Some(t(100_000))),
+        "a millisecond before its end it stays paused and due at the end"
+    );
+    assert!(claim(&p, "m", t(99_999), Duration::from_secs(1)).is_none());
+    let d = evaluate(&d.next, t(100_000), &policy(), &ctx());
+    assert!(d.notices.is_empty(), "resuming owes nothing");
+    assert_eq!(
+        (d.next.status, d.next.watch_from, d.next.due_at),
+        (Status::Up, t(100_000), Some(t(110_000))),
+        "up at its end, with a full timeout from the end"
+    );
+    assert_eq!(d.next.last_checked, Some(t(100_000)));
+    let u = d.next;
+    assert!(
+        evaluate(&u, t(109_999), &policy(), &ctx())
+            .notices
+            .is_empty()
+    );
+    let d = evaluate(&u, t(110_000), &policy(), &ctx());
+    assert_eq!(d.next.status, Status::Missing);
+    assert_eq!(d.next.missing_since, Some(t(110_000)));
+    assert_eq!(d.notices.len(), 1);
+    assert_eq!(d.notices[0].kind, NoticeKind::Alarm);
+    assert_eq!(d.notices[0].missing_since, t(110_000));
+}
+
+#[test]
+fn a_sweep_long_after_the_pause_end_resumes_and_alarms_at_once() {
+    // Silent through the pause and a whole timeout after it: missing since
+    // one timeout after the pause's end, alarmed at the first look.
+    let p = pause_until(&rec_at(0), Some(t(100_000)));
+    let d = evaluate(&p, t(250_000), &policy(), &ctx());
+    assert_eq!(d.next.status, Status::Missing);
+    assert_eq!(d.next.watch_from, t(100_000));
+    assert_eq!(d.next.missing_since, Some(t(110_000)));
+    assert_eq!(d.notices.len(), 1);
+    assert_eq!(d.next.due_at, Some(t(250_000)), "owed now");
+    // A silence covering the resume holds that alarm back as usual.
+    let s = [silence(200_000, 300_000)];
+    let c = Context {
+        silences: &s,
+        ..ctx()
+    };
+    let d = evaluate(&p, t(250_000), &policy(), &c);
+    assert!(d.notices.is_empty());
+    assert_eq!(
+        (d.next.status, d.next.due_at),
+        (Status::Missing, Some(t(300_000)))
+    );
+}
+
+#[test]
+fn heartbeats_during_a_timed_pause_do_not_end_it_but_count_after_it() {
+    let mut p = pause_until(&rec_at(0), Some(t(100_000)));
+    // The store's heartbeat rule: last_seen moves, due_at stays.
+    p.last_seen = t(95_000);
+    let d = evaluate(&p, t(96_000), &policy(), &ctx());
+    assert_eq!(
+        (d.next.status, d.next.due_at),
+        (Status::Paused, Some(t(100_000)))
+    );
+    // Heard after the end but before a sweep got to it: its timeout runs
+    // from that heartbeat.
+    p.last_seen = t(105_000);
+    let d = evaluate(&p, t(106_000), &policy(), &ctx());
+    assert_eq!(
+        (d.next.status, d.next.due_at),
+        (Status::Up, Some(t(115_000)))
+    );
+    assert!(d.notices.is_empty());
+}
+
+#[test]
+fn pausing_again_replaces_the_end_and_resume_ends_it_early() {
+    let p = pause_until(&rec_at(0), Some(t(100_000)));
+    let later = pause_until(&p, Some(t(200_000)));
+    assert_eq!(later.due_at, Some(t(200_000)));
+    let d = evaluate(&later, t(150_000), &policy(), &ctx());
+    assert_eq!(d.next.status, Status::Paused);
+    let forever = pause_until(&p, None);
+    assert_eq!(forever.due_at, None);
+    assert_eq!(
+        evaluate(&forever, t(10_000_000), &policy(), &ctx())
+            .next
+            .status,
+        Status::Paused,
+        "without an end it never resumes by itself"
+    );
+    assert_eq!(pause(&p), forever, "pause is pause_until with no end");
+    let u = resume(&p, t(50_000), &policy());
+    assert_eq!(
+        (u.status, u.watch_from, u.due_at),
+        (Status::Up, t(50_000), Some(t(60_000))),
+        "an operator's resume wins over the planned end"
+    );
+}
+
+#[test]
+fn a_repeating_silence_holds_the_alarm_until_its_occurrence_ends() {
+    use crate::Repeat;
+    // Every minute at second 5, for 20 s (UTC): [5 s, 25 s), [65 s, 85 s)...
+    let r = Repeat::new("5 * * * * *", "UTC", Duration::from_secs(20), None).unwrap();
+    let s = [
+        Silence::repeating("every-minute", HostPattern::new("h*").unwrap(), t(0), r, "").unwrap(),
+    ];
+    assert_eq!(s[0].ends_at, t(25_000), "the first window");
+    let c = Context {
+        silences: &s,
+        ..ctx()
+    };
+    let h = HostId::new("h1").unwrap();
+    assert_eq!(c.silence_end(&h, t(4_999)), None);
+    assert_eq!(c.silence_end(&h, t(5_000)), Some(t(25_000)));
+    assert_eq!(c.silence_end(&h, t(65_000)), Some(t(85_000)));
+    // Missing at 10 s, inside the first occurrence: held until 25 s.
+    let d = evaluate(&rec_at(0), t(10_000), &policy(), &c);
+    assert!(d.notices.is_empty());
+    assert_eq!(
+        (d.next.status, d.next.due_at),
+        (Status::Missing, Some(t(25_000)))
+    );
+    let d = evaluate(&d.next, t(24_999), &policy(), &c);
+    assert!(d.notices.is_empty());
+    let (r, sent) = pass(&d.next, t(25_000), &policy(), &c, ChannelOutcome::Delivered);
+    assert_eq!(sent.len(), 1, "alarm when the occurrence ends");
+    assert_eq!(r.status, Status::Alarmed);
+    // The reminder falls due at 85 s (60 s later), just as the second
+    // occurrence ends: not covered, it goes out.
+    let d = evaluate(&r, t(84_999), &policy(), &c);
+    assert!(d.notices.is_empty());
+    assert_eq!(d.next.due_at, Some(t(85_000)));
+    let d = evaluate(&r, t(85_000), &policy(), &c);
+    assert_eq!(d.notices[0].kind, NoticeKind::Reminder);
+    // A host silent between occurrences is alarmed at once.
+    let d = evaluate(&rec_at(30_000), t(40_000), &policy(), &c);
+    assert_eq!(d.notices.len(), 1);
+}
+
+#[test]
 fn startup_grace_after_a_long_downtime() {
     let long = Downtime {
         from: t(5_000),

@@ -3,7 +3,7 @@
 //! and no alarm lost when the SMTP relay refuses mail for a while (550,
 //! "daily sending quota exceeded"). Real binary, real aiosmtpd, real HTTP.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +17,6 @@ const KEY: &str = "trust-test-key-0123456789";
 struct Watcher {
     child: Child,
     port: u16,
-    dir: PathBuf,
 }
 
 impl Drop for Watcher {
@@ -50,11 +49,7 @@ impl Watcher {
             assert!(start.elapsed() < Duration::from_secs(30), "not listening");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self {
-            child,
-            port,
-            dir: dir.to_owned(),
-        }
+        Self { child, port }
     }
 
     fn url(&self) -> String {
