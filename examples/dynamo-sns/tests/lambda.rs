@@ -390,3 +390,53 @@ async fn three_concurrent_sweeps_over_one_outage_publish_once() {
         "SNS saw six Publish calls"
     );
 }
+
+/// `dynamo-sns --test-notice`: the real binary against moto sends one test
+/// notice through SNS (the subscriber gets it) and exits 0; aimed at a
+/// topic that does not exist it prints what SNS said and exits 1, so an
+/// operator sees the wiring is wrong before an outage does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_checks_its_channels_with_a_test_notice() {
+    let env = Env::new().await;
+    let run = |topic: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dynamo-sns"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("IAMALIVE_")) {
+            cmd.env_remove(k);
+        }
+        cmd.args(["--test-notice"])
+            .envs(iamalive_testkit::aws_test_env_vars())
+            .env("AWS_ENDPOINT_URL", env.moto.http_url())
+            .env("IAMALIVE_API_KEYS", KEY)
+            .env("IAMALIVE_DYNAMO_TABLE", &env.table)
+            .env("IAMALIVE_SNS_TOPIC_ARN", topic)
+            .env("IAMALIVE_LOG", "warn")
+            .output()
+            .expect("run dynamo-sns")
+    };
+    let ok = run(&env.topic);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(out.contains("sns: delivered"), "{out}");
+    let got = env.notifications(1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0]["Subject"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("[iamalive] TEST"),
+        "{got:?}"
+    );
+
+    let missing = format!("{}-gone", env.topic);
+    let bad = run(&missing);
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{out}");
+    assert!(
+        out.starts_with("sns: refused") || out.starts_with("sns: failed"),
+        "{out}"
+    );
+}
