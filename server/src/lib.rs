@@ -5,6 +5,7 @@ mod binary;
 mod config;
 mod error;
 mod keys;
+mod listen;
 mod redact;
 mod rejections;
 mod runner;
@@ -18,6 +19,7 @@ pub use config::{
 };
 pub use error::ServerError;
 pub use keys::{ApiKey, KeyHash, KeyRing, Role, generate_key};
+pub use listen::{RESERVED_FILES, raise_open_file_limit, serve_listener};
 pub use rejections::{DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, Rejections};
 pub use runner::{MIN_SLEEP, Runner};
 pub use serve::{
