@@ -3,11 +3,11 @@
 //! nobody can hold the watcher's sockets (or its open files) away from the
 //! agents.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -87,20 +87,30 @@ fn client_of(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Counts open connections, in total and per client.
+/// Counts open connections, in total and per client, and knows them in
+/// the order they were admitted, so that when every place is taken the
+/// oldest connection with no request in flight can make room.
 struct Gate {
     total: Arc<Semaphore>,
     size: usize,
     per_client: Mutex<HashMap<IpAddr, usize>>,
     max_per_client: usize,
+    admitted: Mutex<VecDeque<Weak<Activity>>>,
 }
 
 /// One admitted connection; dropping it frees its places.
 struct Ticket {
     gate: Arc<Gate>,
     client: IpAddr,
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
 }
+
+/// How long a newcomer waits for the place of a connection it evicted.
+const EVICTION_WAIT: Duration = Duration::from_millis(200);
+
+/// How many admitted connections are looked at, at most, to find one to
+/// evict.
+const EVICTION_SCAN: usize = 256;
 
 impl Gate {
     fn new(size: usize, max_per_client: usize) -> Arc<Self> {
@@ -109,25 +119,66 @@ impl Gate {
             size,
             per_client: Mutex::default(),
             max_per_client,
+            admitted: Mutex::default(),
         })
     }
 
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, &'static str> {
-        let permit = Arc::clone(&self.total)
-            .try_acquire_owned()
-            .map_err(|_| "connection limit reached")?;
+    /// Takes a place for a connection from `ip`: refused past the cap for
+    /// its address; past the total cap, the oldest connection without a
+    /// request in flight is closed to make room, and the newcomer is
+    /// refused only if there is none.
+    async fn admit(self: &Arc<Self>, ip: IpAddr, activity: &Arc<Activity>) -> Admission {
         let client = client_of(ip);
-        let mut m = self.per_client.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(client).or_insert(0);
-        if *n >= self.max_per_client {
-            return Err("too many connections from one address");
+        {
+            let mut m = self.per_client.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(client).or_insert(0);
+            if *n >= self.max_per_client {
+                return Admission::Refused("too many connections from one address");
+            }
+            *n += 1;
         }
-        *n += 1;
-        Ok(Ticket {
+        let mut ticket = Ticket {
             gate: Arc::clone(self),
             client,
-            _permit: permit,
-        })
+            _permit: None,
+        };
+        let mut evicted = false;
+        let permit = match Arc::clone(&self.total).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) if self.evict_one() => {
+                evicted = true;
+                let wait = Arc::clone(&self.total).acquire_owned();
+                match tokio::time::timeout(EVICTION_WAIT, wait).await {
+                    Ok(Ok(p)) => p,
+                    _ => return Admission::Refused("connection limit reached"),
+                }
+            }
+            Err(_) => return Admission::Refused("connection limit reached"),
+        };
+        ticket._permit = Some(permit);
+        let mut q = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() > 2 * self.size + EVICTION_SCAN {
+            q.retain(|w| w.strong_count() > 0);
+        }
+        q.push_back(Arc::downgrade(activity));
+        Admission::Admitted { ticket, evicted }
+    }
+
+    /// Asks the oldest admitted connection with no request in flight to
+    /// close; whether there was one.
+    fn evict_one(&self) -> bool {
+        let mut q = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..q.len().min(EVICTION_SCAN) {
+            let Some(w) = q.pop_front() else { break };
+            let Some(a) = w.upgrade() else { continue };
+            if a.busy.load(Ordering::SeqCst) > 0 {
+                q.push_back(w);
+                continue;
+            }
+            a.evict.notify_one();
+            return true;
+        }
+        false
     }
 
     /// Resolves when every admitted connection has closed.
@@ -153,12 +204,20 @@ impl Drop for Ticket {
     }
 }
 
+/// Whether a connection got in, and whether another was evicted for it.
+enum Admission {
+    Admitted { ticket: Ticket, evicted: bool },
+    Refused(&'static str),
+}
+
 /// What a connection is doing: requests in flight, whether one ever
-/// started, and the last time one started or ended.
+/// started, and the last time one started or ended; and the signal that
+/// it is to close to make room for a newcomer.
 struct Activity {
     busy: AtomicUsize,
     served: AtomicBool,
     last: Mutex<Instant>,
+    evict: Notify,
 }
 
 struct Busy(Arc<Activity>);
@@ -169,6 +228,7 @@ impl Activity {
             busy: AtomicUsize::new(0),
             served: AtomicBool::new(false),
             last: Mutex::new(Instant::now()),
+            evict: Notify::new(),
         })
     }
 
@@ -265,9 +325,15 @@ pub async fn serve_listener(
                 }
             },
         };
-        let ticket = match gate.admit(peer.ip()) {
-            Ok(t) => t,
-            Err(reason) => {
+        let activity = Activity::new();
+        let ticket = match gate.admit(peer.ip(), &activity).await {
+            Admission::Admitted { ticket, evicted } => {
+                if evicted && log.note("idle connection closed to make room") {
+                    tracing::info!(client = %peer.ip(), "every place was taken: the oldest idle connection was closed to make room");
+                }
+                ticket
+            }
+            Admission::Refused(reason) => {
                 // Closed at once: a refused connection costs no task and
                 // holds no descriptor.
                 drop(stream);
@@ -281,6 +347,7 @@ pub async fn serve_listener(
         tokio::spawn(serve_connection(
             stream,
             peer,
+            activity,
             ticket,
             app.clone(),
             limits.clone(),
@@ -313,12 +380,12 @@ async fn accept_failed(log: &RejectionLog, e: std::io::Error) {
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    activity: Arc<Activity>,
     ticket: Ticket,
     app: Router,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
-    let activity = Activity::new();
     let service = {
         let activity = Arc::clone(&activity);
         hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -354,6 +421,7 @@ async fn serve_connection(
             .unwrap_or_else(|| Instant::now() + limits.idle_timeout);
         tokio::select! {
             _ = conn.as_mut() => break,
+            () = activity.evict.notified() => break,
             _ = stop.wait_for(|s| *s), if !stopping => {
                 stopping = true;
                 if closing.is_none() {
@@ -398,22 +466,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_gate_counts_per_client_and_in_total() {
+    async fn the_gate_counts_per_client_and_makes_room_from_idle_connections() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let gate = Gate::new(3, 2);
-        let a1 = gate.admit(ip("10.0.0.1")).unwrap();
-        let _a2 = gate.admit(ip("10.0.0.1")).unwrap();
-        assert_eq!(
-            gate.admit(ip("10.0.0.1")).err(),
-            Some("too many connections from one address")
-        );
-        let _b1 = gate.admit(ip("10.0.0.2")).unwrap();
-        assert_eq!(
-            gate.admit(ip("10.0.0.3")).err(),
-            Some("connection limit reached")
-        );
-        drop(a1);
-        let _a3 = gate.admit(ip("10.0.0.1")).unwrap();
-        assert_eq!(gate.per_client.lock().unwrap().len(), 2);
+        let admit = |a: &str, act: &Arc<Activity>| {
+            let gate = Arc::clone(&gate);
+            let (a, act) = (ip(a), Arc::clone(act));
+            async move { gate.admit(a, &act).await }
+        };
+        let acts: Vec<_> = (0..6).map(|_| Activity::new()).collect();
+        let busy: Vec<_> = acts.iter().map(Activity::begin).collect();
+        let Admission::Admitted { ticket: a1, .. } = admit("10.0.0.1", &acts[0]).await else {
+            panic!("refused")
+        };
+        let Admission::Admitted { ticket: _a2, .. } = admit("10.0.0.1", &acts[1]).await else {
+            panic!("refused")
+        };
+        assert!(matches!(
+            admit("10.0.0.1", &acts[2]).await,
+            Admission::Refused("too many connections from one address")
+        ));
+        let Admission::Admitted { ticket: _b1, .. } = admit("10.0.0.2", &acts[3]).await else {
+            panic!("refused")
+        };
+        // Full, and every connection has a request in flight: refused.
+        assert!(matches!(
+            admit("10.0.0.3", &acts[4]).await,
+            Admission::Refused("connection limit reached")
+        ));
+        // The oldest connection falls idle: it is told to close, and the
+        // newcomer gets its place once it has.
+        drop(busy);
+        let evicted = Arc::clone(&acts[0]);
+        let closer = tokio::spawn(async move {
+            evicted.evict.notified().await;
+            drop(a1);
+        });
+        let Admission::Admitted {
+            ticket: _c1,
+            evicted,
+        } = admit("10.0.0.3", &acts[5]).await
+        else {
+            panic!("refused")
+        };
+        assert!(evicted);
+        closer.await.unwrap();
+        assert_eq!(gate.per_client.lock().unwrap().len(), 3);
     }
 }
