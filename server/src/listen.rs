@@ -309,7 +309,7 @@ pub async fn serve_listener(
                     _ = stop.wait_for(|s| *s) => break,
                 }
             }
-            log.flush();
+            log.flush_all();
         })
     };
     let mut shutdown = std::pin::pin!(shutdown);

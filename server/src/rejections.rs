@@ -215,7 +215,16 @@ impl RejectionLog {
     /// Sums up the window if it has ended (a timer calls this, so the last
     /// window of a flood is summed up too).
     pub(crate) fn flush(&self) {
-        let now = self.clock.now();
+        self.flush_at(self.clock.now());
+    }
+
+    /// Sums up the current window even though it has not ended (at
+    /// shutdown, so a flood's last seconds are not lost).
+    pub(crate) fn flush_all(&self) {
+        self.flush_at(add(self.clock.now(), self.window));
+    }
+
+    fn flush_at(&self, now: Timestamp) {
         let ended = {
             let mut g = self.lock();
             self.take_ended(&mut g, now)
