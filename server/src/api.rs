@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,9 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, Limits, Rate};
 use crate::keys::{ApiKey, KeyRing, Role};
-use crate::rejections::{DEFAULT_MAX_HOSTS, Rejections};
+use crate::rejections::{
+    DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, RejectionLog, Rejections,
+};
 
 /// The monitor type the server drives: any store, any clock.
 pub type DynMonitor = Monitor<dyn Store, Arc<dyn Clock>>;
@@ -116,6 +118,8 @@ struct Shared {
     limits: Limits,
     per_key: Vec<Option<DefaultDirectRateLimiter>>,
     global: Option<DefaultDirectRateLimiter>,
+    unauthenticated: Option<DefaultDirectRateLimiter>,
+    log: Arc<RejectionLog>,
     metrics: Option<PrometheusHandle>,
     /// Hosts already warned about an interval their timeout cannot carry.
     interval_warned: std::sync::Mutex<std::collections::HashSet<HostId>>,
@@ -182,6 +186,11 @@ impl AppState {
             config.monitor.rejection_window,
             DEFAULT_MAX_HOSTS,
         ));
+        let log = Arc::new(RejectionLog::new(
+            Arc::clone(&clock),
+            LOG_WINDOW,
+            LOGGED_PER_REASON,
+        ));
         let opts = MonitorOptions {
             lease: config.monitor.lease,
             retry: config.monitor.retry,
@@ -204,6 +213,8 @@ impl AppState {
                 .map(|_| limiter(config.limits.per_key))
                 .collect(),
             global: limiter(config.limits.global),
+            unauthenticated: limiter(config.limits.unauthenticated),
+            log,
             keys,
             rejections,
             wake: Arc::new(Notify::new()),
@@ -245,77 +256,138 @@ impl AppState {
         self.0.monitor.clock().now()
     }
 
+    /// The request limits this state was built with.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.0.limits
+    }
+
+    /// The bounded log of rejected requests.
+    pub(crate) fn rejection_log(&self) -> &Arc<RejectionLog> {
+        &self.0.log
+    }
+
+    /// A rejected heartbeat that presented a valid key (or whose key was
+    /// not looked at yet): counted against `host` for its alarm, or apart
+    /// when `host` is `None`.
     fn reject(&self, host: Option<&HostId>, reason: &'static str, e: ApiError) -> ApiError {
         self.0.rejections.record(host, reason);
-        tracing::info!(host = host.map(HostId::as_str), status = e.status.as_u16(), reason = %e.reason, "heartbeat rejected");
+        if self.0.log.note(reason) {
+            tracing::info!(host = host.map(HostId::as_str), status = e.status.as_u16(), reason = %e.reason, "heartbeat rejected");
+        }
         e
     }
 
-    fn check_global(&self, host: Option<&HostId>) -> Result<(), ApiError> {
-        if let Some(l) = &self.0.global
+    /// A request without a valid key. It is charged to the unauthenticated
+    /// budget only (past it: 429 and nothing else), counted apart from
+    /// every host, and logged within the rejection log's bounds.
+    fn reject_unauthenticated(&self, reason: &'static str, e: ApiError, ingest: bool) -> ApiError {
+        if let Some(l) = &self.0.unauthenticated
             && let Err(not_until) = l.check()
         {
-            {
-                let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                    &governor::clock::DefaultClock::default(),
-                ));
-                let mut e = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "the watcher's global request rate limit is exceeded",
+            let reason = "unauthenticated rate limit";
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests without a valid API key",
+            );
+            e.retry_after = Some(wait_time(&not_until));
+            if self.0.log.note(reason) {
+                tracing::info!(
+                    status = e.status.as_u16(),
+                    reason,
+                    "request without a valid key rejected"
                 );
-                e.retry_after = Some(wait);
-                return Err(self.reject(host, "global rate limit", e));
             }
+            return e;
         }
-        Ok(())
+        if ingest {
+            self.0.rejections.record(None, reason);
+        }
+        if self.0.log.note(reason) {
+            tracing::info!(status = e.status.as_u16(), reason = %e.reason, "request without a valid key rejected");
+        }
+        e
     }
 
-    /// Finds the key presented, and applies its rate limit.
+    /// Finds the key presented (`presented` is what [`bearer`] read). No
+    /// rate limit is charged here: see [`charge`](Self::charge).
     fn authenticate(
         &self,
-        presented: Option<&str>,
-        host: Option<&HostId>,
+        presented: Result<Option<&str>, ApiError>,
         ingest: bool,
-    ) -> Result<&ApiKey, ApiError> {
-        let reject = |reason: &'static str, e: ApiError| {
-            if ingest {
-                self.reject(host, reason, e)
-            } else {
-                e
+    ) -> Result<(usize, &ApiKey), ApiError> {
+        let presented = match presented {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(self.reject_unauthenticated(
+                    "malformed Authorization header",
+                    e,
+                    ingest,
+                ));
             }
         };
         let Some(presented) = presented else {
-            return Err(reject(
+            return Err(self.reject_unauthenticated(
                 "missing API key",
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "missing API key: send the header 'Authorization: Bearer <key>'",
                 ),
+                ingest,
             ));
         };
         let Some(i) = self.0.keys.find(presented) else {
-            return Err(reject(
+            return Err(self.reject_unauthenticated(
                 "invalid API key",
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid API key"),
+                ingest,
             ));
         };
-        let key = self.0.keys.get(i).expect("index from find");
-        if let Some(Some(l)) = self.0.per_key.get(i)
+        Ok((i, self.0.keys.get(i).expect("index from find")))
+    }
+
+    /// Charges an authenticated request to the global budget (ingest only)
+    /// and to its key's. A heartbeat turned away here is counted against
+    /// `host` when the key may speak for it, and apart otherwise.
+    fn charge(
+        &self,
+        index: usize,
+        key: &ApiKey,
+        host: Option<&HostId>,
+        ingest: bool,
+    ) -> Result<(), ApiError> {
+        let host = host.filter(|h| key.allows(h));
+        let reject = |reason: &'static str, e: ApiError| {
+            if ingest {
+                self.reject(host, reason, e)
+            } else {
+                if self.0.log.note(reason) {
+                    tracing::info!(key = %key.name, status = e.status.as_u16(), reason, "request rejected");
+                }
+                e
+            }
+        };
+        if ingest
+            && let Some(l) = &self.0.global
             && let Err(not_until) = l.check()
         {
-            {
-                let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                    &governor::clock::DefaultClock::default(),
-                ));
-                let mut e = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("rate limit of key '{}' exceeded", key.name),
-                );
-                e.retry_after = Some(wait);
-                return Err(reject("rate limit of its key", e));
-            }
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "the watcher's global request rate limit is exceeded",
+            );
+            e.retry_after = Some(wait_time(&not_until));
+            return Err(reject("global rate limit", e));
         }
-        Ok(key)
+        if let Some(Some(l)) = self.0.per_key.get(index)
+            && let Err(not_until) = l.check()
+        {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("rate limit of key '{}' exceeded", key.name),
+            );
+            e.retry_after = Some(wait_time(&not_until));
+            return Err(reject("rate limit of its key", e));
+        }
+        Ok(())
     }
 
     fn check_host(&self, key: &ApiKey, host: &HostId) -> Result<(), ApiError> {
@@ -365,7 +437,8 @@ impl AppState {
 
     /// An admin key for the management API.
     fn admin(&self, headers: &HeaderMap) -> Result<&ApiKey, ApiError> {
-        let key = self.authenticate(bearer(headers)?, None, false)?;
+        let (i, key) = self.authenticate(bearer(headers), false)?;
+        self.charge(i, key, None, false)?;
         if key.role != Role::Admin {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -377,6 +450,12 @@ impl AppState {
         }
         Ok(key)
     }
+}
+
+fn wait_time(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> Duration {
+    not_until.wait_time_from(governor::clock::Clock::now(
+        &governor::clock::DefaultClock::default(),
+    ))
 }
 
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
@@ -507,21 +586,19 @@ fn parse_interval(v: Option<Value>) -> Result<Option<Duration>, ApiError> {
 async fn heartbeat(
     State(st): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_error(&st, e))?;
+    // The key first: a request without a valid key costs a hash and
+    // nothing else (its body is never read).
+    let (index, key) = st.authenticate(bearer(&headers), true)?;
+    let body = Bytes::from_request(req, &st)
+        .await
+        .map_err(|e| body_error(&st, e))?;
     let parsed = serde_json::from_slice::<HeartbeatBody>(&body);
-    // Read the host first, so a rejection can be counted against it.
+    // Read the host before the rate limits, so a heartbeat they turn away
+    // can be counted against it.
     let host = parsed.as_ref().ok().and_then(|b| HostId::new(&b.host).ok());
-    st.check_global(host.as_ref())?;
-    let key = st.authenticate(
-        bearer(&headers).inspect_err(|_| {
-            st.0.rejections
-                .record(host.as_ref(), "malformed Authorization header");
-        })?,
-        host.as_ref(),
-        true,
-    )?;
+    st.charge(index, key, host.as_ref(), true)?;
     let body = parsed.map_err(|e| {
         st.reject(
             None,
@@ -566,12 +643,14 @@ async fn ping(
     key: String,
     host: String,
     action: Option<String>,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| body_error(&st, e))?;
+    let (index, key) = st.authenticate(Ok(Some(&key)), true)?;
+    let body = Bytes::from_request(req, &st)
+        .await
+        .map_err(|e| body_error(&st, e))?;
     let host_id = HostId::new(&host).ok();
-    st.check_global(host_id.as_ref())?;
-    let key = st.authenticate(Some(&key), host_id.as_ref(), true)?;
+    st.charge(index, key, host_id.as_ref(), true)?;
     let host = parse_host(&host).map_err(|e| st.reject(None, "invalid host id", e))?;
     st.check_host(key, &host)?;
     let what = match action.as_deref() {
@@ -627,18 +706,18 @@ async fn ping_plain(
     State(st): State<AppState>,
     method: Method,
     Path((key, host)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    ping(st, method, key, host, None, body).await
+    ping(st, method, key, host, None, req).await
 }
 
 async fn ping_action(
     State(st): State<AppState>,
     method: Method,
     Path((key, host, action)): Path<(String, String, String)>,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    ping(st, method, key, host, Some(action), body).await
+    ping(st, method, key, host, Some(action), req).await
 }
 
 /// A host as the API shows it, with the pause or silence that holds its
@@ -1223,15 +1302,10 @@ async fn timeout_layer(State(limit): State<Duration>, req: Request, next: Next) 
     }
 }
 
-/// The request path for logs, with a ping URL's key replaced.
+/// The request path for logs, with a ping URL's key replaced, however the
+/// path is spelled (see [`redact_path`](crate::redact::redact_path)).
 fn log_path(path: &str) -> String {
-    match path.strip_prefix("/ping/") {
-        Some(rest) => match rest.split_once('/') {
-            Some((_, tail)) => format!("/ping/<key>/{tail}"),
-            None => "/ping/<key>".to_owned(),
-        },
-        None => path.to_owned(),
-    }
+    crate::redact::redact_path(path)
 }
 
 async fn no_route() -> ApiError {

@@ -103,9 +103,26 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Per-key rate limit; `None` turns it off. Default 100/1s.
     pub per_key: Option<Rate>,
-    /// Rate limit over all requests to the ingest; `None` turns it off.
-    /// Default 2000/1s.
+    /// Rate limit over all authenticated requests to the ingest; `None`
+    /// turns it off. Default 2000/1s. Requests without a valid key never
+    /// spend it.
     pub global: Option<Rate>,
+    /// Rate limit over all requests that present no key or an invalid one;
+    /// past it they are answered 429 at once. `None` turns it off. Default
+    /// 200/1s.
+    pub unauthenticated: Option<Rate>,
+    /// The most open connections at once. Default 4096; lowered at start to
+    /// leave descriptors free under the open-file limit.
+    pub max_connections: usize,
+    /// The most open connections from one client address (an IPv6 /64
+    /// counts as one address). Default 64.
+    pub max_connections_per_ip: usize,
+    /// A connection that has not sent a whole request head this long after
+    /// it opened, or after its previous response, is closed. Default 10 s.
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request in flight for this long is
+    /// closed. Default 60 s.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -121,6 +138,14 @@ impl Default for Limits {
                 count: NonZeroU32::new(2000).expect("non-zero"),
                 period: Duration::from_secs(1),
             }),
+            unauthenticated: Some(Rate {
+                count: NonZeroU32::new(200).expect("non-zero"),
+                period: Duration::from_secs(1),
+            }),
+            max_connections: 4096,
+            max_connections_per_ip: 64,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -282,6 +307,13 @@ struct LimitsTable {
     request_timeout: Option<Duration>,
     per_key: Option<String>,
     global: Option<String>,
+    unauthenticated: Option<String>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    #[serde(default, with = "humantime_serde::option")]
+    header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    idle_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -378,6 +410,17 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_REQUEST_TIMEOUT", "limits.request_timeout"),
     ("IAMALIVE_RATE_LIMIT_PER_KEY", "limits.per_key"),
     ("IAMALIVE_RATE_LIMIT_GLOBAL", "limits.global"),
+    (
+        "IAMALIVE_RATE_LIMIT_UNAUTHENTICATED",
+        "limits.unauthenticated",
+    ),
+    ("IAMALIVE_MAX_CONNECTIONS", "limits.max_connections"),
+    (
+        "IAMALIVE_MAX_CONNECTIONS_PER_IP",
+        "limits.max_connections_per_ip",
+    ),
+    ("IAMALIVE_HEADER_TIMEOUT", "limits.header_timeout"),
+    ("IAMALIVE_IDLE_TIMEOUT", "limits.idle_timeout"),
     ("IAMALIVE_LEASE", "monitor.lease"),
     ("IAMALIVE_RETRY_BASE", "monitor.retry_base"),
     ("IAMALIVE_RETRY_MAX", "monitor.retry_max"),
@@ -412,7 +455,11 @@ fn kind_of(path: &str) -> Kind {
         "auto_register" | "redis.cluster" => Kind::Bool,
         "api_keys" | "smtp.to" => Kind::List,
         "policy.reminder_backoff" => Kind::Float,
-        "policy.max_reminders" | "limits.body_bytes" | "dynamo.shards" => Kind::Int,
+        "policy.max_reminders"
+        | "limits.body_bytes"
+        | "limits.max_connections"
+        | "limits.max_connections_per_ip"
+        | "dynamo.shards" => Kind::Int,
         p if p.ends_with("timeout") || p.ends_with("interval") || p.starts_with("monitor.") => {
             Kind::Duration
         }
@@ -676,18 +723,55 @@ impl Config {
                 "limits.global (IAMALIVE_RATE_LIMIT_GLOBAL)",
                 dl.global,
             )?,
+            unauthenticated: rate(
+                l.unauthenticated,
+                "limits.unauthenticated (IAMALIVE_RATE_LIMIT_UNAUTHENTICATED)",
+                dl.unauthenticated,
+            )?,
+            max_connections: l.max_connections.unwrap_or(dl.max_connections),
+            max_connections_per_ip: l
+                .max_connections_per_ip
+                .unwrap_or(dl.max_connections_per_ip),
+            header_timeout: l.header_timeout.unwrap_or(dl.header_timeout),
+            idle_timeout: l.idle_timeout.unwrap_or(dl.idle_timeout),
         };
+        for (n, key) in [
+            (
+                limits.max_connections,
+                "limits.max_connections (IAMALIVE_MAX_CONNECTIONS)",
+            ),
+            (
+                limits.max_connections_per_ip,
+                "limits.max_connections_per_ip (IAMALIVE_MAX_CONNECTIONS_PER_IP)",
+            ),
+        ] {
+            if n == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
         if limits.body_bytes < 256 {
             return Err(ConfigError::new(
                 "limits.body_bytes (IAMALIVE_BODY_LIMIT)",
                 "must be at least 256 bytes",
             ));
         }
-        if limits.request_timeout.is_zero() {
-            return Err(ConfigError::new(
+        for (v, key) in [
+            (
+                limits.request_timeout,
                 "limits.request_timeout (IAMALIVE_REQUEST_TIMEOUT)",
-                "must be longer than zero",
-            ));
+            ),
+            (
+                limits.header_timeout,
+                "limits.header_timeout (IAMALIVE_HEADER_TIMEOUT)",
+            ),
+            (
+                limits.idle_timeout,
+                "limits.idle_timeout (IAMALIVE_IDLE_TIMEOUT)",
+            ),
+        ] {
+            if v.is_zero() {
+                return Err(ConfigError::new(key, "must be longer than zero"));
+            }
         }
 
         let m = f.monitor.unwrap_or_default();
@@ -1045,5 +1129,40 @@ mod tests {
         assert_eq!(Rate::parse("off").unwrap(), None);
         assert!(Rate::parse("0/s").is_err());
         assert!(Rate::parse("10").is_err());
+    }
+
+    #[test]
+    fn connection_limits_and_timeouts() {
+        let d = Config::default().limits;
+        assert_eq!((d.max_connections, d.max_connections_per_ip), (4096, 64));
+        assert_eq!(d.header_timeout, Duration::from_secs(10));
+        assert_eq!(d.idle_timeout, Duration::from_secs(60));
+        assert_eq!(d.unauthenticated, Rate::parse("200/1s").unwrap());
+        let c = Config::from_sources(
+            Some("[limits]\nmax_connections = 100\nidle_timeout = \"5s\""),
+            env(&[
+                ("IAMALIVE_MAX_CONNECTIONS_PER_IP", "3"),
+                ("IAMALIVE_HEADER_TIMEOUT", "250ms"),
+                ("IAMALIVE_RATE_LIMIT_UNAUTHENTICATED", "off"),
+            ]),
+        )
+        .unwrap();
+        let l = c.limits;
+        assert_eq!((l.max_connections, l.max_connections_per_ip), (100, 3));
+        assert_eq!(l.header_timeout, Duration::from_millis(250));
+        assert_eq!(l.idle_timeout, Duration::from_secs(5));
+        assert_eq!(l.unauthenticated, None);
+        let e = |pairs: &[(&str, &str)]| Config::from_sources(None, env(pairs)).unwrap_err();
+        for (var, value) in [
+            ("IAMALIVE_MAX_CONNECTIONS", "0"),
+            ("IAMALIVE_MAX_CONNECTIONS", "many"),
+            ("IAMALIVE_MAX_CONNECTIONS_PER_IP", "0"),
+            ("IAMALIVE_HEADER_TIMEOUT", "0s"),
+            ("IAMALIVE_IDLE_TIMEOUT", "later"),
+            ("IAMALIVE_RATE_LIMIT_UNAUTHENTICATED", "lots"),
+        ] {
+            let bad = e(&[(var, value)]);
+            assert!(bad.key.contains(var), "{var}={value}: {bad}");
+        }
     }
 }

@@ -5,6 +5,8 @@ mod binary;
 mod config;
 mod error;
 mod keys;
+mod listen;
+mod redact;
 mod rejections;
 mod runner;
 mod serve;
@@ -17,7 +19,8 @@ pub use config::{
 };
 pub use error::ServerError;
 pub use keys::{ApiKey, KeyHash, KeyRing, Role, generate_key};
-pub use rejections::{DEFAULT_MAX_HOSTS, Rejections};
+pub use listen::{RESERVED_FILES, raise_open_file_limit, serve_listener};
+pub use rejections::{DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, Rejections};
 pub use runner::{MIN_SLEEP, Runner};
 pub use serve::{
     FirstRunKey, first_run_banner, first_run_key, serve, serve_until, shutdown_signal,

@@ -9,10 +9,11 @@ use iamalive_core::{Clock, Notifier, Store, SystemClock};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
-use crate::api::{AppState, router};
+use crate::api::AppState;
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::keys::{ApiKey, KeyHash, generate_key, parse_secret};
+use crate::listen::serve_listener;
 use crate::runner::Runner;
 
 /// The key a first start generated, if this start generated it (it is
@@ -169,6 +170,10 @@ pub async fn serve_until(
     channels: Vec<Arc<dyn Notifier>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // Every connection is an open file: take what the hard limit allows.
+    if let Err(e) = crate::listen::raise_open_file_limit() {
+        tracing::warn!(error = %e, "cannot raise the open-file limit");
+    }
     let mut fresh = None;
     if config.keys.is_empty() {
         let k = first_run_key(&config)?;
@@ -233,9 +238,7 @@ pub async fn serve_until(
     };
     let runner = Runner::new(&state, config.monitor.max_sleep);
     let runner = tokio::spawn(runner.run(stopped(stop_rx.clone())));
-    let http = axum::serve(listener, router(state))
-        .with_graceful_shutdown(stopped(stop_rx))
-        .await;
+    let http = serve_listener(listener, state, stopped(stop_rx)).await;
     if let Err(e) = runner.await {
         tracing::error!(error = %e, "runner task failed");
     }

@@ -626,22 +626,19 @@ async fn silences() {
 
 #[tokio::test]
 async fn an_alarm_says_why_the_watcher_was_blind() {
-    let f = fixture(&[]);
+    let f = fixture(&[("IAMALIVE_RATE_LIMIT_PER_KEY", "1/1h")]);
     assert_eq!(
         hb(&f, Some(AGENT), json!({"host": "web-01"})).await.status,
         StatusCode::OK
     );
-    // The agent keeps trying with a revoked key: nothing is written, but the
-    // watcher remembers.
+    // The agent's key is over its rate limit: nothing is written, but the
+    // watcher remembers. (Requests without a valid key are never counted
+    // against a host: see tests/admission.rs.)
     for _ in 0..3 {
         f.clock.advance(Duration::from_secs(2));
-        hb(
-            &f,
-            Some("revoked-key-0123456789"),
-            json!({"host": "web-01"}),
-        )
-        .await
-        .rejected(StatusCode::UNAUTHORIZED, "invalid");
+        hb(&f, Some(AGENT), json!({"host": "web-01"}))
+            .await
+            .rejected(StatusCode::TOO_MANY_REQUESTS, "rate limit");
     }
     f.clock.advance(Duration::from_secs(10));
     let _ = f.state.monitor().sweep().await.unwrap();
@@ -655,10 +652,10 @@ async fn an_alarm_says_why_the_watcher_was_blind() {
     let blind = alarms[0].blind.as_deref().unwrap_or_default();
     assert!(
         blind.contains("3 heartbeats for this host were rejected")
-            && blind.contains("invalid API key"),
+            && blind.contains("rate limit of its key"),
         "{blind}"
     );
-    assert!(alarms[0].body().contains("invalid API key"));
+    assert!(alarms[0].body().contains("rate limit of its key"));
 }
 
 #[tokio::test]
