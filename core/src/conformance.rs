@@ -141,6 +141,10 @@ where
     one(make().await, |s| Box::pin(timed_pause_resumes_by_itself(s))).await;
     one(make().await, |s| Box::pin(repeating_silences(s))).await;
     one(make().await, |s| Box::pin(remove_and_list(s))).await;
+    one(make().await, |s| {
+        Box::pin(lowered_timeout_applies_at_once(s))
+    })
+    .await;
     one(make().await, |s| Box::pin(mark_and_startup_grace(s))).await;
     one(make().await, |s| Box::pin(odd_input_round_trips(s))).await;
     one(make().await, |s| {
@@ -1327,4 +1331,57 @@ pub async fn refused_notice_stays_owed_and_is_announced(store: Arc<dyn Store>) {
         "{store}: names the channel and the host: {text}"
     );
     assert!(bad.notices().is_empty(), "{store}");
+}
+
+/// A timeout lowered while hosts were up (records written under the old,
+/// longer one) applies to every host once a monitor re-arms them at start:
+/// a host already silent alarms at its new deadline, not the old one.
+pub async fn lowered_timeout_applies_at_once(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let rec = RecordingNotifier::new("rec");
+    let long = Monitor::new(
+        store.clone(),
+        vec![Arc::new(rec.clone()) as Arc<dyn Notifier>],
+        clock.clone(),
+        PolicySet::new(Policy {
+            timeout: Duration::from_secs(600),
+            ..policy()
+        }),
+        MonitorOptions::default(),
+    );
+    let quiet = host("lowered-quiet");
+    let busy = host("lowered-busy");
+    for h in [&quiet, &busy] {
+        long.heartbeat(&Heartbeat::new(h.clone(), at(0)))
+            .await
+            .expect("hb");
+    }
+    drop(long);
+    // Restarted with a 10 s timeout.
+    let m = monitor(store.clone(), &clock, vec![Arc::new(rec.clone())], "m");
+    assert_eq!(m.rearm_to_policy().await.expect("rearm"), 2, "{store}");
+    assert_eq!(
+        get(&*store, &quiet).await.due_at,
+        Some(at(10)),
+        "{store}: due at the new deadline"
+    );
+    assert_eq!(
+        m.rearm_to_policy().await.expect("rearm"),
+        0,
+        "{store}: once"
+    );
+    clock.set(at(5));
+    m.heartbeat(&Heartbeat::new(busy.clone(), at(5)))
+        .await
+        .expect("hb");
+    clock.set(at(10));
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(
+        rec.notices()
+            .iter()
+            .map(|n| n.host.clone())
+            .collect::<Vec<_>>(),
+        [quiet.clone()],
+        "{store}: the silent host alarms at its new deadline, the busy one not"
+    );
 }

@@ -683,6 +683,38 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         })
     }
 
+    /// Brings every up host's `due_at` forward to its deadline under the
+    /// current policies, so a timeout lowered since the records were
+    /// written applies to every host at once ("early, never late" across
+    /// configuration changes, not only from each host's next heartbeat).
+    /// Walks the host list once: run it in the background at start.
+    /// Returns how many records it moved.
+    pub async fn rearm_to_policy(&self) -> Result<usize, StoreError> {
+        let mut moved = 0;
+        let mut after: Option<HostId> = None;
+        loop {
+            let page = self.store.list(after.as_ref(), 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.host.clone());
+            for rec in page {
+                let deadline = rec.deadline(&self.policies.for_host(&rec.host));
+                let late = rec.status == Status::Up
+                    && rec.outbox.is_none()
+                    && rec.due_at.is_some_and(|d| d > deadline);
+                if late {
+                    let mut next = rec.clone();
+                    next.due_at = Some(deadline);
+                    next.version = rec.version + 1;
+                    // A lost swap means a heartbeat just re-armed it.
+                    if self.store.compare_and_swap(rec.version, &next).await? {
+                        moved += 1;
+                    }
+                }
+            }
+        }
+        Ok(moved)
+    }
+
     /// Stores a silence.
     pub async fn add_silence(&self, silence: &Silence) -> Result<(), StoreError> {
         self.store.put_silence(silence).await

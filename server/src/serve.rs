@@ -236,6 +236,25 @@ pub async fn serve_until(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    // A timeout lowered since the records were written applies to every
+    // host now, not from each host's next heartbeat.
+    let rearm = Arc::clone(state.monitor());
+    let wake = Arc::clone(state.wake_signal());
+    tokio::spawn(async move {
+        match rearm.rearm_to_policy().await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(
+                    hosts = n,
+                    "deadlines brought forward to the configured timeouts"
+                );
+                wake.notify_one();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-arm deadlines to the configured timeouts")
+            }
+        }
+    });
     let runner = Runner::new(&state, config.monitor.max_sleep);
     let runner = tokio::spawn(runner.run(stopped(stop_rx.clone())));
     let http = serve_listener(listener, state, stopped(stop_rx)).await;
