@@ -690,6 +690,21 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// Walks the host list once: run it in the background at start.
     /// Returns how many records it moved.
     pub async fn rearm_to_policy(&self) -> Result<usize, StoreError> {
+        self.bring_forward(|rec| {
+            let deadline = rec.deadline(&self.policies.for_host(&rec.host));
+            (rec.status == Status::Up && rec.outbox.is_none()).then_some(deadline)
+        })
+        .await
+    }
+
+    /// Walks every host and moves `due_at` to `earlier(rec)` where that is
+    /// sooner than it is: an operator action or a start-up chore, never a
+    /// hot path. A lost compare-and-swap means someone else just wrote the
+    /// record, which re-armed it anyway. Returns how many records moved.
+    async fn bring_forward(
+        &self,
+        earlier: impl Fn(&HostRecord) -> Option<Timestamp>,
+    ) -> Result<usize, StoreError> {
         let mut moved = 0;
         let mut after: Option<HostId> = None;
         loop {
@@ -697,18 +712,14 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             let Some(last) = page.last() else { break };
             after = Some(last.host.clone());
             for rec in page {
-                let deadline = rec.deadline(&self.policies.for_host(&rec.host));
-                let late = rec.status == Status::Up
-                    && rec.outbox.is_none()
-                    && rec.due_at.is_some_and(|d| d > deadline);
-                if late {
-                    let mut next = rec.clone();
-                    next.due_at = Some(deadline);
-                    next.version = rec.version + 1;
-                    // A lost swap means a heartbeat just re-armed it.
-                    if self.store.compare_and_swap(rec.version, &next).await? {
-                        moved += 1;
-                    }
+                let Some(at) = earlier(&rec).filter(|&t| rec.due_at.is_some_and(|d| d > t)) else {
+                    continue;
+                };
+                let mut next = rec.clone();
+                next.due_at = Some(at);
+                next.version = rec.version + 1;
+                if self.store.compare_and_swap(rec.version, &next).await? {
+                    moved += 1;
                 }
             }
         }
@@ -736,24 +747,12 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         };
         let removed = self.store.remove_silence(id).await?;
         let now = self.clock.now();
-        let mut after: Option<HostId> = None;
-        loop {
-            let page = self.store.list(after.as_ref(), 500).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.host.clone());
-            for rec in page {
-                let held = matches!(rec.status, Status::Missing | Status::Alarmed)
-                    && silence.hosts.matches(&rec.host)
-                    && rec.due_at.is_some_and(|d| d > now);
-                if held {
-                    let mut next = rec.clone();
-                    next.due_at = Some(now);
-                    next.version = rec.version + 1;
-                    // A lost swap means someone else just wrote it: fine.
-                    let _ = self.store.compare_and_swap(rec.version, &next).await?;
-                }
-            }
-        }
+        self.bring_forward(|rec| {
+            (matches!(rec.status, Status::Missing | Status::Alarmed)
+                && silence.hosts.matches(&rec.host))
+            .then_some(now)
+        })
+        .await?;
         Ok(removed)
     }
 
