@@ -91,7 +91,11 @@ struct Args {
 
 fn init_logging(args: &Args) -> Result<(), String> {
     let filter = || EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log));
+    // Colours only where a person reads them: a terminal, without NO_COLOR.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_filter(filter().map_err(|e| format!("--log {:?}: {e}", args.log))?);
     let file = match &args.log_file {

@@ -22,6 +22,7 @@ pub type SetupError = Box<dyn Error + Send + Sync>;
 /// not `use`, lets `build` make the store and channels, and [`serve`]s
 /// until SIGTERM or Ctrl-C.
 ///
+/// `--help` prints `usage` and `--version` the version, each exiting 0.
 /// With `--test-notice` it serves nothing: it sends one test notice through
 /// every configured channel, prints what each did, and exits 0 when every
 /// channel took it, 1 when one did not.
@@ -49,7 +50,16 @@ where
     F: FnOnce(Config) -> Fut,
     Fut: Future<Output = Result<Deployment, SetupError>>,
 {
-    let (file, test_notice) = match parse_args(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{usage}");
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "-V" || a == "--version") {
+        println!("{name} {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let (file, test_notice) = match parse_args(args) {
         Ok(a) => (
             a.config
                 .or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from)),
@@ -72,21 +82,7 @@ where
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().or_else(|_| {
-        tracing_subscriber::EnvFilter::try_new(config.log.as_deref().unwrap_or("info"))
-    });
-    match filter {
-        Ok(filter) => {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .try_init();
-        }
-        Err(e) => {
-            eprintln!("{name}: configuration: log (IAMALIVE_LOG): {e}");
-            return ExitCode::from(2);
-        }
-    }
+    crate::init_logging(&config);
     let (store, channels) = match build(config.clone()).await {
         Ok(d) => d,
         Err(e) => {

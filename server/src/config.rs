@@ -245,6 +245,18 @@ pub struct Config {
     pub sns_topic_arn: Option<String>,
     /// A `tracing` filter (`info`, `iamalive_server=debug`). Default `info`.
     pub log: Option<String>,
+    /// How log lines are written: `text` (the default) or `json`.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One line of text per event; colours only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 impl Default for Config {
@@ -263,6 +275,7 @@ struct FileConfig {
     keys: Option<Vec<KeyTable>>,
     generated_key_file: Option<PathBuf>,
     log: Option<String>,
+    log_format: Option<String>,
     policy: Option<PolicyTable>,
     limits: Option<LimitsTable>,
     monitor: Option<MonitorTable>,
@@ -398,6 +411,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_API_KEYS", "api_keys"),
     ("IAMALIVE_GENERATED_KEY_FILE", "generated_key_file"),
     ("IAMALIVE_LOG", "log"),
+    ("IAMALIVE_LOG_FORMAT", "log_format"),
     ("IAMALIVE_TIMEOUT", "policy.timeout"),
     ("IAMALIVE_REMINDER_INTERVAL", "policy.reminder_interval"),
     ("IAMALIVE_REMINDER_BACKOFF", "policy.reminder_backoff"),
@@ -891,7 +905,17 @@ impl Config {
             dynamo_table: dynamo.table,
             dynamo_shards,
             sns_topic_arn: f.sns.unwrap_or_default().topic_arn,
-            log: f.log,
+            log: check_log_filter(f.log)?,
+            log_format: match f.log_format.as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "log_format (IAMALIVE_LOG_FORMAT)",
+                        format!("{other:?} is not one of text, json"),
+                    ));
+                }
+            },
         })
     }
 }
@@ -1165,4 +1189,23 @@ mod tests {
             assert!(bad.key.contains(var), "{var}={value}: {bad}");
         }
     }
+}
+
+/// A log filter that would silently log nothing is an error: the name of a
+/// format given as a filter (`IAMALIVE_LOG=json`), or a filter that does
+/// not parse.
+fn check_log_filter(log: Option<String>) -> Result<Option<String>, ConfigError> {
+    const KEY: &str = "log (IAMALIVE_LOG)";
+    if let Some(l) = &log {
+        if matches!(l.trim(), "json" | "text" | "pretty" | "compact") {
+            return Err(ConfigError::new(
+                KEY,
+                format!(
+                    "{l:?} is a log format, not a level; use IAMALIVE_LOG_FORMAT={l} (log_format) and IAMALIVE_LOG=info"
+                ),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(l).map_err(|e| ConfigError::new(KEY, e))?;
+    }
+    Ok(log)
 }

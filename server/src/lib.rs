@@ -6,6 +6,7 @@ mod config;
 mod error;
 mod keys;
 mod listen;
+mod logging;
 mod redact;
 mod rejections;
 mod runner;
@@ -14,12 +15,13 @@ mod serve;
 pub use api::{ApiError, AppState, DynMonitor, MAX_MESSAGE_LEN, router};
 pub use binary::{Deployment, SetupError, run_binary};
 pub use config::{
-    CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, MonitorSettings, Rate, Secret,
-    SmtpConfig, WebhookConfig,
+    CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, LogFormat, MonitorSettings, Rate,
+    Secret, SmtpConfig, WebhookConfig,
 };
 pub use error::ServerError;
 pub use keys::{ApiKey, KeyHash, KeyRing, Role, generate_key};
 pub use listen::{RESERVED_FILES, raise_open_file_limit, serve_listener};
+pub use logging::{init_logging, init_logging_with, use_colour};
 pub use rejections::{DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, Rejections};
 pub use runner::{MIN_SLEEP, Runner};
 pub use serve::{

@@ -81,18 +81,10 @@ pub fn from_clients(
     (store, channels)
 }
 
-/// Logs plain text lines at the level of `config.log` (or
-/// `RUST_LOG`), without ANSI colours (CloudWatch shows them raw).
+/// Logs at the level of `config.log` (or `RUST_LOG`), in
+/// `config.log_format`, without ANSI colours (CloudWatch shows them raw).
 pub fn init_logging(config: &Config) {
-    let filter = config
-        .log
-        .clone()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_ansi(false)
-        .try_init();
+    iamalive_server::init_logging_with(config, false);
 }
 
 /// The store as the trait object the server takes.
