@@ -53,4 +53,4 @@ cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 echo "==> docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
 echo "==> tests"
-cargo test --workspace --all-features
+cargo test --workspace --all-features --no-fail-fast
