@@ -525,7 +525,13 @@ mod tests {
             .store_lost("file deleted", t(0))
             .expect("at once, no bound to wait out");
         assert_eq!(a.notice.kind, NoticeKind::Degraded);
-        assert!(a.notice.message.as_deref().unwrap().contains("file deleted"));
+        assert!(
+            a.notice
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("file deleted")
+        );
         assert!(h.report().store_down());
         // Still lost at the next checks: throttled.
         assert!(h.store_lost("file deleted", t(5)).is_none());

@@ -113,7 +113,10 @@ async fn a_lost_store_is_announced_at_once_and_alarms_still_flow() {
         vec![Arc::new(ops.clone()), Arc::new(chat.clone())],
         "m",
     );
-    let mark = m.options().mark_interval.expect("the test monitor marks every 2 s");
+    let mark = m
+        .options()
+        .mark_interval
+        .expect("the test monitor marks every 2 s");
     let (quiet, busy) = (host("quiet-1"), host("busy-1"));
     for h in [&quiet, &busy] {
         m.heartbeat(&Heartbeat::new(h.clone(), at(0)))

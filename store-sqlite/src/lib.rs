@@ -745,7 +745,9 @@ impl Store for SqliteStore {
             Ok(id) if id == self.file_id => Ok(()),
             Ok(_) => Err(StoreError::lost(
                 STORE,
-                format!("the database file {shown} was replaced by another file while open; {KEEP}"),
+                format!(
+                    "the database file {shown} was replaced by another file while open; {KEEP}"
+                ),
             )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::lost(
                 STORE,
