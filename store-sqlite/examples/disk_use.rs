@@ -1,6 +1,7 @@
 //! Disk use per host after normal use: `hosts` hosts, `rounds` rounds of
 //! heartbeats (every host once per round, through the store's group
-//! commit, as the ingest does), then the file sizes as they are (database
+//! commit, as the ingest does; ids `host-0000000`, as the footprint
+//! benchmark names them), then the file sizes as they are (database
 //! plus WAL), after a `TRUNCATE` checkpoint, and after `VACUUM`.
 //!
 //! ```text
@@ -48,7 +49,7 @@ async fn main() {
     let db = dir.path().join("disk.db");
     let store = SqliteStore::open(&db).expect("open");
     let ids: Vec<HostId> = (0..hosts)
-        .map(|i| HostId::new(format!("host-{i:07}.example.org")).expect("id"))
+        .map(|i| HostId::new(format!("host-{i:07}")).expect("id"))
         .collect();
     for r in 0..rounds {
         let now = Utc::now();

@@ -171,11 +171,21 @@ pub(crate) fn checkpoint_truncate(
     )
     .map_err(crate::sqlite_error)?;
     conn.busy_timeout(busy).map_err(crate::sqlite_error)?;
-    let (busy, log, done): (i64, i64, i64) = conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .map_err(crate::sqlite_error)?;
+    // A checkpoint the store's own checkpointer is running makes this one
+    // answer "busy" at once (the busy handler is not asked): try again
+    // until the busy timeout.
+    let deadline = std::time::Instant::now() + busy;
+    let (busy, log, done) = loop {
+        let r: (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(crate::sqlite_error)?;
+        if r.0 == 0 || std::time::Instant::now() >= deadline {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     Ok(Checkpoint {
         log_frames: log,
         checkpointed: done,
