@@ -492,6 +492,9 @@ impl Store for Interleave {
     async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
         self.inner.mark_run(now, gap).await
     }
+    async fn check(&self) -> Result<(), StoreError> {
+        self.inner.check().await
+    }
 }
 
 /// A heartbeat landing between a monitor's read and its write makes the

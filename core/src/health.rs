@@ -94,6 +94,11 @@ pub struct StoreTrouble {
 pub struct HealthReport {
     /// The store keeps failing (heartbeats cannot be stored, sweeps fail).
     pub store: Option<StoreTrouble>,
+    /// The store's data was lost or replaced ([`Store::check`] found it),
+    /// until a later check passes.
+    ///
+    /// [`Store::check`]: crate::Store::check
+    pub lost: Option<StoreTrouble>,
     /// Channels that refused a notice and have not delivered one since.
     pub channels: Vec<ChannelTrouble>,
 }
@@ -101,7 +106,13 @@ pub struct HealthReport {
 impl HealthReport {
     /// Whether anything is wrong.
     pub fn degraded(&self) -> bool {
-        self.store.is_some() || !self.channels.is_empty()
+        self.store.is_some() || self.lost.is_some() || !self.channels.is_empty()
+    }
+
+    /// Whether the store cannot be trusted now (failing, or its data lost):
+    /// what makes `/healthz` answer 503.
+    pub fn store_down(&self) -> bool {
+        self.store.is_some() || self.lost.is_some()
     }
 
     /// One line per trouble, for people.
@@ -113,6 +124,13 @@ impl HealthReport {
                 rfc3339(s.since),
                 s.failures,
                 s.error
+            ));
+        }
+        if let Some(l) = &self.lost {
+            out.push(format!(
+                "store data lost since {}: {}",
+                rfc3339(l.since),
+                l.error
             ));
         }
         for c in &self.channels {
@@ -133,6 +151,7 @@ impl HealthReport {
 pub struct WatcherHealth {
     opts: HealthOptions,
     store: Option<StoreTrouble>,
+    lost: Option<StoreTrouble>,
     channels: BTreeMap<String, ChannelTrouble>,
 }
 
@@ -149,6 +168,7 @@ impl WatcherHealth {
     pub fn report(&self) -> HealthReport {
         HealthReport {
             store: self.store.clone(),
+            lost: self.lost.clone(),
             channels: self.channels.values().cloned().collect(),
         }
     }
@@ -307,6 +327,69 @@ impl WatcherHealth {
     }
 }
 
+impl WatcherHealth {
+    /// The store's check found its data lost or replaced (`error` says
+    /// how). Announced on every channel at once (this is no blip to wait
+    /// out), again when what the check says changes, and otherwise at most
+    /// once per reminder interval while it lasts.
+    pub fn store_lost(&mut self, error: &str, now: Timestamp) -> Option<Announcement> {
+        let t = self.lost.get_or_insert_with(|| StoreTrouble {
+            since: now,
+            error: String::new(),
+            failures: 0,
+            announced: None,
+        });
+        let changed = t.error != error;
+        t.error = error.to_owned();
+        t.failures += 1;
+        if !changed
+            && t.announced
+                .is_some_and(|a| now < add(a, self.opts.reminder_interval))
+        {
+            return None;
+        }
+        t.announced = Some(now);
+        let text = format!(
+            "The watcher's store lost its data or was replaced (found {}; {} check(s) since {}): {}",
+            rfc3339(now),
+            t.failures,
+            rfc3339(t.since),
+            t.error
+        );
+        let outage = format!("watcher/store-lost@{}", t.since.timestamp_millis());
+        Some(Announcement {
+            notice: watcher_notice(
+                NoticeKind::Degraded,
+                &outage,
+                t.failures,
+                t.since,
+                now,
+                text,
+            ),
+            except: None,
+        })
+    }
+
+    /// The store's check passed: a loss it had reported is over (the data
+    /// lost stays lost; the all-clear says so).
+    pub fn store_check_ok(&mut self, now: Timestamp) -> Option<Announcement> {
+        let t = self.lost.take()?;
+        let outage = format!("watcher/store-lost@{}", t.since.timestamp_millis());
+        let text = format!(
+            "The watcher's store checks out again after {} (since {} it had reported: {}). \
+             What was lost stays lost: hosts that still run are known again from their next \
+             heartbeat; hosts that were already silent are not watched until they report.",
+            human(since(now, t.since)),
+            rfc3339(t.since),
+            t.error
+        );
+        Some(Announcement {
+            notice: watcher_notice(NoticeKind::Restored, &outage, 0, t.since, now, text),
+            except: None,
+        })
+    }
+}
+
 /// A notice about the watcher itself: `outage` identifies the trouble,
 /// `n` numbers the notices about it (0 for the all-clear).
 pub fn watcher_notice(
@@ -433,5 +516,37 @@ mod tests {
         assert_eq!(ok.notice.kind, NoticeKind::Restored);
         assert_eq!(ok.notice.outage_id, a.notice.outage_id);
         assert!(!h.store_troubled());
+    }
+
+    #[test]
+    fn a_store_loss_is_announced_at_once_and_cleared_by_a_passing_check() {
+        let mut h = WatcherHealth::new(opts());
+        let a = h
+            .store_lost("file deleted", t(0))
+            .expect("at once, no bound to wait out");
+        assert_eq!(a.notice.kind, NoticeKind::Degraded);
+        assert!(
+            a.notice
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("file deleted")
+        );
+        assert!(h.report().store_down());
+        // Still lost at the next checks: throttled.
+        assert!(h.store_lost("file deleted", t(5)).is_none());
+        // A successful store call does not clear it; only a passing check.
+        assert!(h.store_ok(t(6)).is_none());
+        assert!(h.report().store_down());
+        // What the check says changed: said again at once.
+        let b = h.store_lost("file replaced", t(7)).expect("a new finding");
+        assert_ne!(b.notice.id, a.notice.id);
+        assert!(h.store_lost("file replaced", t(606)).is_none());
+        assert!(h.store_lost("file replaced", t(607)).is_some(), "reminder");
+        let ok = h.store_check_ok(t(700)).expect("all-clear");
+        assert_eq!(ok.notice.kind, NoticeKind::Restored);
+        assert_eq!(ok.notice.outage_id, a.notice.outage_id);
+        assert!(!h.report().degraded());
+        assert!(h.store_check_ok(t(701)).is_none());
     }
 }

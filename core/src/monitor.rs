@@ -431,6 +431,23 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                     .downtime_gap
                     .unwrap_or_else(|| self.policies.shortest_timeout())
             };
+            // The store's own check (its file replaced, its data wiped)
+            // rides on the mark: a loss is announced, the sweep goes on.
+            let check = match self.store.check().await {
+                Err(e) if !e.is_lost() => return Err(e),
+                r => r,
+            };
+            {
+                let mut h = self.lock_health();
+                let a = match &check {
+                    Ok(()) => h.health.store_check_ok(now),
+                    Err(e) => {
+                        tracing::error!(store = %self.store, error = %e, "store data lost");
+                        h.health.store_lost(&e.to_string(), now)
+                    }
+                };
+                h.pending.extend(a);
+            }
             let mark = self.store.mark_run(now, gap).await?;
             if deaf {
                 self.fault_since_mark.store(false, Ordering::Relaxed);

@@ -52,6 +52,17 @@ pub enum StoreError {
         /// Compare-and-swaps lost.
         rounds: usize,
     },
+    /// The store's data is not what this deployment wrote: the database
+    /// file was deleted or replaced under the running process, or the data
+    /// was wiped (a Redis restarted without persistence). Found by
+    /// [`Store::check`]; the watcher announces it on every channel.
+    #[error("{store}: data lost: {reason}")]
+    Lost {
+        /// Which store spoke.
+        store: &'static str,
+        /// What was found, and what it means for the hosts.
+        reason: String,
+    },
     /// Any other backend failure; a retry will not help.
     #[error("{store}: {error}")]
     Backend {
@@ -77,6 +88,19 @@ impl StoreError {
             store,
             error: error.into(),
         }
+    }
+
+    /// The store's data was lost or replaced (see [`StoreError::Lost`]).
+    pub fn lost(store: &'static str, reason: impl Into<String>) -> Self {
+        Self::Lost {
+            store,
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether this is [`StoreError::Lost`].
+    pub fn is_lost(&self) -> bool {
+        matches!(self, Self::Lost { .. })
     }
 
     /// Whether retrying the same call later may succeed.
@@ -193,4 +217,20 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
     /// marking at once leave `last_run` at the later instant and keep any
     /// recorded downtime.
     async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError>;
+
+    /// Checks that the data is still this deployment's: cheap, called by
+    /// the [`Monitor`](crate::Monitor) each time it marks itself alive.
+    ///
+    /// *Contract*: O(1) (a `stat`, one key read), never O(hosts).
+    /// Returns [`StoreError::Lost`] when the store finds its data gone or
+    /// replaced while it runs (the SQLite file deleted or swapped, a Redis
+    /// deployment marker vanished): the watcher then announces it on every
+    /// channel and `/healthz` answers 503 until a later check passes. A
+    /// loss that the store has repaired as far as it can (a re-created
+    /// marker) is reported once; one that persists (a deleted file) at
+    /// every check. Any other error means the check could not be made and
+    /// counts as a failed store call. The default finds nothing.
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

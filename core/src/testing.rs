@@ -94,6 +94,7 @@ pub struct StallingStore<S> {
     inner: S,
     stalled: AtomicBool,
     failing: AtomicBool,
+    lost: Mutex<Option<String>>,
 }
 
 impl<S: Store> StallingStore<S> {
@@ -103,7 +104,14 @@ impl<S: Store> StallingStore<S> {
             inner,
             stalled: AtomicBool::new(false),
             failing: AtomicBool::new(false),
+            lost: Mutex::new(None),
         }
+    }
+
+    /// From now on [`Store::check`] reports the data lost, saying `reason`
+    /// (`Some`), or passes (`None`).
+    pub fn set_lost(&self, reason: Option<&str>) {
+        *self.lost.lock().unwrap_or_else(|e| e.into_inner()) = reason.map(str::to_owned);
     }
 
     /// Every call from now on fails as a full disk would (`true`), or goes
@@ -197,5 +205,13 @@ impl<S: Store> Store for StallingStore<S> {
     async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
         self.gate()?;
         self.inner.mark_run(now, gap).await
+    }
+    async fn check(&self) -> Result<(), StoreError> {
+        self.gate()?;
+        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(reason) = lost {
+            return Err(StoreError::lost("stalling", reason));
+        }
+        self.inner.check().await
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use iamalive_core::conformance::{at, host, monitor};
 use iamalive_core::testing::{RecordingNotifier, StallingStore};
 use iamalive_core::{
-    HealthOptions, Heartbeat, ManualClock, MemoryStore, NoticeKind, Status, Store,
+    Clock, HealthOptions, Heartbeat, ManualClock, MemoryStore, NoticeKind, Status, Store,
 };
 
 #[tokio::test]
@@ -94,4 +94,73 @@ async fn a_failing_store_is_announced_repeated_and_cleared() {
     assert_eq!(ops.count(NoticeKind::Alarm), 0);
     let rec = store.get(&h).await.unwrap().unwrap();
     assert_eq!(rec.status, Status::Up);
+}
+
+/// A store whose check finds its data lost (a deleted file, a wiped Redis)
+/// is announced on every channel at the next mark, without waiting out the
+/// fault bound; the sweep goes on meanwhile (alarms still go out), a
+/// successful heartbeat does not hide it, and the all-clear follows only a
+/// passing check.
+#[tokio::test]
+async fn a_lost_store_is_announced_at_once_and_alarms_still_flow() {
+    let store = Arc::new(StallingStore::new(MemoryStore::new()));
+    let clock = ManualClock::new(at(0));
+    let ops = RecordingNotifier::new("ops");
+    let chat = RecordingNotifier::new("chat");
+    let m = monitor(
+        store.clone() as Arc<dyn Store>,
+        &clock,
+        vec![Arc::new(ops.clone()), Arc::new(chat.clone())],
+        "m",
+    );
+    let mark = m
+        .options()
+        .mark_interval
+        .expect("the test monitor marks every 2 s");
+    let (quiet, busy) = (host("quiet-1"), host("busy-1"));
+    for h in [&quiet, &busy] {
+        m.heartbeat(&Heartbeat::new(h.clone(), at(0)))
+            .await
+            .expect("hb");
+    }
+    let _ = m.sweep().await.expect("first sweep");
+    assert!(ops.notices().is_empty());
+
+    store.set_lost(Some("the database file was deleted"));
+    clock.set(at(0) + mark * 2);
+    let _ = m.sweep().await.expect("a loss does not fail the sweep");
+    for ch in [&ops, &chat] {
+        let n = ch.notices();
+        assert_eq!(n.len(), 1, "every channel hears it at once: {n:?}");
+        assert_eq!(n[0].kind, NoticeKind::Degraded);
+        let text = n[0].message.clone().unwrap_or_default();
+        assert!(text.contains("database file was deleted"), "{text}");
+    }
+    let health = m.health();
+    assert!(health.store_down(), "{health:?}");
+    assert!(health.reasons()[0].contains("data lost"), "{health:?}");
+    m.heartbeat(&Heartbeat::new(busy.clone(), clock.now()))
+        .await
+        .expect("heartbeats still land");
+    assert!(m.health().store_down(), "a heartbeat does not clear a loss");
+
+    // The quiet host goes silent: its alarm still goes out.
+    let timeout = m.policies().timeout_for(&quiet);
+    clock.set(at(0) + timeout + mark);
+    m.heartbeat(&Heartbeat::new(busy.clone(), clock.now()))
+        .await
+        .expect("hb");
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(ops.count(NoticeKind::Alarm), 1, "{:?}", ops.notices());
+    assert_eq!(ops.count(NoticeKind::Degraded), 1, "throttled");
+    assert_eq!(
+        m.host(&quiet).await.unwrap().map(|r| r.status),
+        Some(Status::Alarmed)
+    );
+
+    store.set_lost(None);
+    clock.set(clock.now() + mark * 2);
+    let _ = m.sweep().await.expect("sweep");
+    assert_eq!(ops.count(NoticeKind::Restored), 1, "{:?}", ops.notices());
+    assert!(!m.health().degraded());
 }

@@ -1205,8 +1205,8 @@ async fn delete_silence(
 
 /// `GET /healthz`: 200 `ok`; 200 `degraded` while a channel refuses
 /// notices (the watcher still watches, and says so on its other channels);
-/// 503 while the store cannot be used (heartbeats are being refused), each
-/// with the reasons.
+/// 503 while the store cannot be used (heartbeats are being refused) or
+/// its check found its data lost or replaced, each with the reasons.
 async fn healthz(State(st): State<AppState>) -> Response {
     let monitor = &st.0.monitor;
     let store = monitor.store();
@@ -1218,7 +1218,7 @@ async fn healthz(State(st): State<AppState>) -> Response {
     {
         reasons.insert(0, format!("store unavailable: {e}"));
     }
-    let store_down = probe.is_err() || health.store.is_some();
+    let store_down = probe.is_err() || health.store_down();
     let status = if store_down {
         "unavailable"
     } else if health.degraded() {

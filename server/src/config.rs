@@ -224,6 +224,10 @@ pub struct Config {
     pub sqlite_path: PathBuf,
     /// How long SQLite waits on a locked database. Default 5 s.
     pub sqlite_busy_timeout: Duration,
+    /// Allow a new, empty SQLite database where signs say one existed
+    /// before (it was deleted or moved). Default false: the start is
+    /// refused, naming the path.
+    pub sqlite_create: bool,
     /// SMTP, when configured.
     pub smtp: Option<SmtpConfig>,
     /// Redis URL, when configured; with [`redis_cluster`](Self::redis_cluster)
@@ -350,6 +354,7 @@ struct MonitorTable {
 #[serde(deny_unknown_fields)]
 struct SqliteTable {
     path: Option<PathBuf>,
+    create: Option<bool>,
     #[serde(default, with = "humantime_serde::option")]
     busy_timeout: Option<Duration>,
 }
@@ -443,6 +448,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_STORE_FAULT_AFTER", "monitor.store_fault_after"),
     ("IAMALIVE_SQLITE_PATH", "sqlite.path"),
     ("IAMALIVE_SQLITE_BUSY_TIMEOUT", "sqlite.busy_timeout"),
+    ("IAMALIVE_SQLITE_CREATE", "sqlite.create"),
     ("IAMALIVE_SMTP_URL", "smtp.url"),
     ("IAMALIVE_SMTP_FROM", "smtp.from"),
     ("IAMALIVE_SMTP_TO", "smtp.to"),
@@ -466,7 +472,7 @@ const FOREIGN_PREFIXES: &[&str] = &["IAMALIVE_AGENT_", "IAMALIVE_TEST_"];
 
 fn kind_of(path: &str) -> Kind {
     match path {
-        "auto_register" | "redis.cluster" => Kind::Bool,
+        "auto_register" | "redis.cluster" | "sqlite.create" => Kind::Bool,
         "api_keys" | "smtp.to" => Kind::List,
         "policy.reminder_backoff" => Kind::Float,
         "policy.max_reminders"
@@ -897,6 +903,7 @@ impl Config {
             monitor,
             sqlite_path,
             sqlite_busy_timeout: sq.busy_timeout.unwrap_or(Duration::from_secs(5)),
+            sqlite_create: sq.create.unwrap_or(false),
             smtp,
             redis_url: r.url.map(Secret::new),
             redis_cluster,
@@ -943,6 +950,25 @@ fn check_seeds(urls: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A log filter that would silently log nothing is an error: the name of a
+/// format given as a filter (`IAMALIVE_LOG=json`), or a filter that does
+/// not parse.
+fn check_log_filter(log: Option<String>) -> Result<Option<String>, ConfigError> {
+    const KEY: &str = "log (IAMALIVE_LOG)";
+    if let Some(l) = &log {
+        if matches!(l.trim(), "json" | "text" | "pretty" | "compact") {
+            return Err(ConfigError::new(
+                KEY,
+                format!(
+                    "{l:?} is a log format, not a level; use IAMALIVE_LOG_FORMAT={l} (log_format) and IAMALIVE_LOG=info"
+                ),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(l).map_err(|e| ConfigError::new(KEY, e))?;
+    }
+    Ok(log)
 }
 
 #[cfg(test)]
@@ -1189,23 +1215,4 @@ mod tests {
             assert!(bad.key.contains(var), "{var}={value}: {bad}");
         }
     }
-}
-
-/// A log filter that would silently log nothing is an error: the name of a
-/// format given as a filter (`IAMALIVE_LOG=json`), or a filter that does
-/// not parse.
-fn check_log_filter(log: Option<String>) -> Result<Option<String>, ConfigError> {
-    const KEY: &str = "log (IAMALIVE_LOG)";
-    if let Some(l) = &log {
-        if matches!(l.trim(), "json" | "text" | "pretty" | "compact") {
-            return Err(ConfigError::new(
-                KEY,
-                format!(
-                    "{l:?} is a log format, not a level; use IAMALIVE_LOG_FORMAT={l} (log_format) and IAMALIVE_LOG=info"
-                ),
-            ));
-        }
-        tracing_subscriber::EnvFilter::try_new(l).map_err(|e| ConfigError::new(KEY, e))?;
-    }
-    Ok(log)
 }

@@ -55,6 +55,9 @@ struct Keys {
     up: String,
     silences: String,
     mark: String,
+    /// `{prefix}:deployment` — written at start; its absence later means
+    /// Redis lost the data.
+    deployment: String,
 }
 
 impl Keys {
@@ -67,6 +70,7 @@ impl Keys {
             up: format!("{tag}:up"),
             silences: format!("{tag}:silences"),
             mark: format!("{tag}:mark"),
+            deployment: format!("{tag}:deployment"),
         }
     }
 
@@ -86,6 +90,8 @@ impl Keys {
 pub struct RedisStore {
     c: Conn,
     beats: mpsc::Sender<Pending>,
+    /// The deployment marker's value as this process last saw it.
+    marker: Arc<std::sync::Mutex<String>>,
 }
 
 /// The connection to Redis: one server, or a Redis Cluster.
@@ -286,9 +292,14 @@ impl RedisStoreBuilder {
             prefix: self.prefix.into(),
             timeout: self.timeout,
         };
+        let marker = c.ensure_marker().await?;
         let (beats, queue) = mpsc::channel(QUEUE);
         tokio::spawn(batcher(c.clone(), queue));
-        Ok(RedisStore { c, beats })
+        Ok(RedisStore {
+            c,
+            beats,
+            marker: Arc::new(std::sync::Mutex::new(marker)),
+        })
     }
 }
 
@@ -451,6 +462,46 @@ impl Conn {
     /// failed on a dropped connection (e.g. the first call after a Redis
     /// restart) is tried once more on the reconnected one, within the same
     /// time limit; only for calls that are safe to repeat.
+    /// Writes the deployment marker if it is absent (`SET NX`) and
+    /// returns its value: `<nanoseconds>-<pid>@<time written>`.
+    async fn ensure_marker(&self) -> Result<String, StoreError> {
+        let now = chrono::Utc::now();
+        let value = format!(
+            "{}-{}@{}",
+            now.timestamp_nanos_opt().unwrap_or_default(),
+            std::process::id(),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let key = &self.keys.deployment;
+        let value = &value;
+        self.call(true, |mut c| {
+            Box::pin(async move {
+                let (v,): (String,) = redis::pipe()
+                    .atomic()
+                    .cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .ignore()
+                    .cmd("GET")
+                    .arg(key)
+                    .query_async(&mut c)
+                    .await?;
+                Ok(v)
+            })
+        })
+        .await
+    }
+
+    /// The deployment marker's value, `None` if it is gone.
+    async fn read_marker(&self) -> Result<Option<String>, StoreError> {
+        let key = &self.keys.deployment;
+        self.call(true, |mut c| {
+            Box::pin(async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+        })
+        .await
+    }
+
     async fn call<'a, T>(
         &'a self,
         retry: bool,
@@ -753,6 +804,47 @@ impl Store for RedisStore {
             })
             .await?;
         Ok(n == 1)
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let known = self
+            .marker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let found = self.c.read_marker().await?;
+        if found.as_deref() == Some(known.as_str()) {
+            return Ok(());
+        }
+        let key = &self.c.keys.deployment;
+        let written = known.split_once('@').map_or("?", |(_, t)| t);
+        let what = match &found {
+            None => {
+                let fresh = self.c.ensure_marker().await?;
+                *self.marker.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+                format!(
+                    "the deployment marker {key} (written {written}) is gone, so Redis lost \
+                     its data (restarted without persistence, flushed, or evicted); the marker \
+                     is written again"
+                )
+            }
+            Some(other) => {
+                *self.marker.lock().unwrap_or_else(|e| e.into_inner()) = other.clone();
+                format!(
+                    "the deployment marker {key} (written {written}) was replaced (now {other}): \
+                     Redis lost its data and another watcher noticed first"
+                )
+            }
+        };
+        Err(StoreError::lost(
+            STORE,
+            format!(
+                "{what}. Every host record, silence and reminder schedule is gone: hosts that \
+                 still run are known again from their next heartbeat; hosts that were silent or \
+                 alarmed are not watched (no alarm, no reminder) until they report again, so \
+                 check them by hand"
+            ),
+        ))
     }
 
     async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {

@@ -278,8 +278,9 @@ async fn the_store_follows_its_slot_to_another_node() {
             .await
             .unwrap();
     }
-    // 20 host hashes, the due and hosts indexes, the up hash, the mark.
-    assert_eq!(moved, 24);
+    // 20 host hashes, the due and hosts indexes, the up hash, the mark,
+    // the deployment marker.
+    assert_eq!(moved, 25);
     for i in 0..3 {
         setslot("NODE", &to)
             .query_async::<()>(&mut node(&cluster, i).await)

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod codec;
+mod files;
 mod heartbeat;
 mod schema;
 mod worker;
@@ -18,6 +19,8 @@ use iamalive_core::{
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
+
+pub use crate::files::{BackupReport, Checkpoint, backup};
 
 use crate::codec::{COLS, opt_ts, outbox_json, record_from_row, ts};
 use crate::heartbeat::HeartbeatJob;
@@ -82,6 +85,8 @@ pub struct SqliteStoreBuilder {
     max_batch: usize,
     synchronous: Synchronous,
     cache_mib: u32,
+    create: bool,
+    signs: Vec<PathBuf>,
 }
 
 impl Default for SqliteStoreBuilder {
@@ -93,12 +98,16 @@ impl Default for SqliteStoreBuilder {
             max_batch: 4096,
             synchronous: Synchronous::default(),
             cache_mib: 32,
+            create: false,
+            signs: Vec::new(),
         }
     }
 }
 
 impl SqliteStoreBuilder {
-    /// The database file; created (with its schema) if absent. Required.
+    /// The database file; created (with its schema) if absent, unless
+    /// there are signs that one was there before (see
+    /// [`create`](Self::create)). Required.
     pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
         self.path = Some(path.into());
         self
@@ -132,6 +141,28 @@ impl SqliteStoreBuilder {
     /// The writer connection's page cache, in MiB. Default 32.
     pub fn cache_mib(mut self, mib: u32) -> Self {
         self.cache_mib = mib;
+        self
+    }
+
+    /// Allows a new, empty database where signs say one existed before
+    /// (its `-wal`, `-shm` or `-journal` file, the `.<name>.deployment`
+    /// marker this store keeps beside it, or a [`deployment_sign`]). Off
+    /// by default: then [`build`](Self::build) refuses with
+    /// [`StoreError::Lost`] naming the path and the signs, since a silently
+    /// re-created database forgets every host. A first start with nothing
+    /// there creates the file either way. When on, orphaned side files are
+    /// renamed aside (`…-wal.orphaned-<time>`) before the new file is made.
+    ///
+    /// [`deployment_sign`]: Self::deployment_sign
+    pub fn create(mut self, allow: bool) -> Self {
+        self.create = allow;
+        self
+    }
+
+    /// Another file whose presence says a deployment ran here before (the
+    /// server's generated key file), counted by [`create`](Self::create).
+    pub fn deployment_sign(mut self, path: impl Into<PathBuf>) -> Self {
+        self.signs.push(path.into());
         self
     }
 
@@ -169,6 +200,33 @@ impl SqliteStoreBuilder {
                 StoreError::backend(STORE, msg)
             }
         };
+        if !path.exists() {
+            let signs = files::signs_of_a_deployment(&path, &self.signs);
+            // Another process may have created it meanwhile (its side files
+            // follow the file itself).
+            if !signs.is_empty() && !path.exists() {
+                let listed = signs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if !self.create {
+                    return Err(StoreError::lost(
+                        STORE,
+                        format!(
+                            "the database {shown} does not exist, but a deployment ran here \
+                             before (found {listed}): it was deleted or moved, and a new empty \
+                             database would silently forget every host. Restore it from a \
+                             backup, or set sqlite.create = true (IAMALIVE_SQLITE_CREATE=true) \
+                             to start empty on purpose"
+                        ),
+                    ));
+                }
+                tracing::warn!(path = %shown, found = %listed, "creating a new, empty database where one existed before (create is on)");
+                files::set_aside_orphans(&path)?;
+            }
+        }
+        files::check_writable(&path)?;
         let mut writer = Connection::open(&path).map_err(opening)?;
         writer.busy_timeout(self.busy_timeout).map_err(opening)?;
         let mode: String = writer
@@ -208,6 +266,9 @@ impl SqliteStoreBuilder {
             }
             Err(schema::MigrateError::Sqlite(e)) => return Err(opening(e)),
         }
+        files::keep_marker(&path);
+        let file_id = files::FileId::at(&path)
+            .map_err(|e| StoreError::backend(STORE, format!("cannot stat {shown}: {e}")))?;
 
         let mut readers = Vec::with_capacity(self.readers);
         for _ in 0..self.readers {
@@ -265,6 +326,8 @@ impl SqliteStoreBuilder {
         }
         Ok(SqliteStore {
             path,
+            file_id,
+            busy_timeout: self.busy_timeout,
             ch: Channels {
                 writer: wtx,
                 reader: rtx,
@@ -279,9 +342,16 @@ impl SqliteStoreBuilder {
 /// Several processes may open the same file; every write runs in a
 /// `BEGIN IMMEDIATE` transaction, so their compare-and-swaps exclude each
 /// other. Dropping the store lets its threads finish what is queued and
-/// close their connections.
+/// close their connections; a process that exits without waiting for them
+/// should call [`checkpoint`](SqliteStore::checkpoint) first, so the file
+/// alone holds every write.
+///
+/// [`Store::check`] compares the file at the path with the one opened
+/// (device and inode): deleted or replaced, it is [`StoreError::Lost`].
 pub struct SqliteStore {
     path: PathBuf,
+    file_id: files::FileId,
+    busy_timeout: Duration,
     ch: Channels,
 }
 
@@ -454,6 +524,19 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Copies every write in the WAL back into the database file and
+    /// truncates the WAL to zero bytes (`PRAGMA wal_checkpoint(TRUNCATE)`),
+    /// on a connection of its own; waits up to the busy timeout for other
+    /// writers. For a graceful stop: afterwards the database file alone
+    /// holds everything.
+    pub async fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        let path = self.path.clone();
+        let busy = self.busy_timeout;
+        tokio::task::spawn_blocking(move || files::checkpoint_truncate(&path, busy))
+            .await
+            .map_err(|e| StoreError::backend(STORE, format!("checkpoint task: {e}")))?
     }
 
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -647,5 +730,33 @@ impl Store for SqliteStore {
 
     async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
         self.write(move |conn| mark_run(conn, now, gap)).await
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let now = tokio::task::spawn_blocking(move || files::FileId::at(&path))
+            .await
+            .map_err(|e| StoreError::unavailable(STORE, format!("check task: {e}")))?;
+        let shown = self.path.display();
+        const KEEP: &str = "this process keeps working on the file it opened, but a restart \
+            would find no database (or another one) and every host would be forgotten: \
+            restore the file from a backup before restarting";
+        match now {
+            Ok(id) if id == self.file_id => Ok(()),
+            Ok(_) => Err(StoreError::lost(
+                STORE,
+                format!(
+                    "the database file {shown} was replaced by another file while open; {KEEP}"
+                ),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::lost(
+                STORE,
+                format!("the database file {shown} was deleted while open; {KEEP}"),
+            )),
+            Err(e) => Err(StoreError::unavailable(
+                STORE,
+                format!("cannot stat {shown}: {e}"),
+            )),
+        }
     }
 }

@@ -1,34 +1,67 @@
 #![doc = include_str!("../README.md")]
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use iamalive_core::{Notifier, Store};
 use iamalive_notify::{SmtpNotifier, StdoutNotifier};
-use iamalive_server::{Config, Deployment, SetupError};
+use iamalive_server::{CONFIG_FILE_ENV, Config, Deployment, SetupError};
 use iamalive_store_sqlite::SqliteStore;
 
 const USAGE: &str = "\
 usage: sqlite-smtp [--config FILE] [--test-notice]
+       sqlite-smtp backup [--config FILE] DEST
 
 Runs the iamalive watcher on a SQLite file with notices by SMTP (or to
 stdout until SMTP is configured). Every setting is also an IAMALIVE_*
 environment variable; see the iamalive-server README.
 
   --test-notice  send one test notice through every configured channel,
-                 print what each did, and exit (0: all took it, 1: not)";
+                 print what each did, and exit (0: all took it, 1: not)
+  backup DEST    write a consistent copy of the database (sqlite.path) to
+                 the new file DEST, safe while a watcher serves it, and exit";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    iamalive_server::run_binary("sqlite-smtp", USAGE, &["smtp"], build).await
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("backup") {
+        return backup(&args[1..]);
+    }
+    // Kept so the graceful stop can checkpoint the store.
+    let opened: Arc<OnceLock<Arc<SqliteStore>>> = Arc::default();
+    let keep = Arc::clone(&opened);
+    let code =
+        iamalive_server::run_binary("sqlite-smtp", USAGE, &["smtp"], move |c| build(c, keep)).await;
+    if let Some(store) = opened.get() {
+        // A stop leaves every write in the database file, not in a WAL
+        // that a copy of the file alone would miss.
+        match store.checkpoint().await {
+            Ok(c) if c.complete => {
+                tracing::info!(store = %store, frames = c.checkpointed, "checkpointed: the database file holds every write");
+            }
+            Ok(c) => {
+                tracing::warn!(store = %store, log = c.log_frames, done = c.checkpointed, "checkpoint incomplete (another process is using the file)");
+            }
+            Err(e) => tracing::warn!(store = %store, error = %e, "checkpoint at stop failed"),
+        }
+    }
+    code
 }
 
-async fn build(config: Config) -> Result<Deployment, SetupError> {
+async fn build(
+    config: Config,
+    keep: Arc<OnceLock<Arc<SqliteStore>>>,
+) -> Result<Deployment, SetupError> {
     let store = SqliteStore::builder()
         .path(&config.sqlite_path)
         .busy_timeout(config.sqlite_busy_timeout)
+        .create(config.sqlite_create)
+        .deployment_sign(&config.generated_key_file)
         .build()?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = Arc::new(store);
+    let _ = keep.set(Arc::clone(&store));
+    let store: Arc<dyn Store> = store;
     let channel: Arc<dyn Notifier> = match &config.smtp {
         Some(s) => Arc::new(
             SmtpNotifier::from_url(s.url.expose(), &s.from, &s.to)
@@ -42,4 +75,58 @@ async fn build(config: Config) -> Result<Deployment, SetupError> {
         }
     };
     Ok((store, vec![channel]))
+}
+
+/// `backup [--config FILE] DEST`: 0 written, 1 failed, 2 usage.
+fn backup(args: &[String]) -> ExitCode {
+    let mut file = std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from);
+    let mut dest = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-c" | "--config" => match it.next() {
+                Some(f) => file = Some(PathBuf::from(f)),
+                None => return usage("--config needs a file"),
+            },
+            "-h" | "--help" => return usage(""),
+            a if a.starts_with('-') => return usage(&format!("unexpected argument {a:?}")),
+            a if dest.is_none() => dest = Some(PathBuf::from(a)),
+            a => return usage(&format!("unexpected argument {a:?}")),
+        }
+    }
+    let Some(dest) = dest else {
+        return usage("backup needs a destination file");
+    };
+    let config = match Config::load_with(file.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sqlite-smtp: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match iamalive_store_sqlite::backup(&config.sqlite_path, &dest) {
+        Ok(r) => {
+            println!(
+                "backed up {} to {}: {} hosts, {} silences, {} bytes",
+                config.sqlite_path.display(),
+                r.path.display(),
+                r.hosts,
+                r.silences,
+                r.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sqlite-smtp: backup failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage(e: &str) -> ExitCode {
+    if !e.is_empty() {
+        eprintln!("sqlite-smtp: {e}");
+    }
+    eprintln!("{USAGE}");
+    ExitCode::from(2)
 }
