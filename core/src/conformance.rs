@@ -1381,7 +1381,7 @@ pub async fn lowered_timeout_applies_at_once(store: Arc<dyn Store>) {
             .iter()
             .map(|n| n.host.clone())
             .collect::<Vec<_>>(),
-        [quiet.clone()],
+        std::slice::from_ref(&quiet),
         "{store}: the silent host alarms at its new deadline, the busy one not"
     );
 }
