@@ -20,7 +20,8 @@ use crate::stats::Latencies;
 pub const BENCH_KEY: &str = "bench-key-0123456789abcdef";
 
 /// A server configuration for benchmarks: one admin key
-/// ([`BENCH_KEY`]), no rate limits (they would measure themselves), and
+/// ([`BENCH_KEY`]), no rate limits (they would measure themselves), no
+/// caps on the hosts heartbeats create (the benchmarks create many), and
 /// everything else at its default.
 pub fn bench_config() -> Config {
     let mut c = Config {
@@ -29,6 +30,8 @@ pub fn bench_config() -> Config {
     };
     c.limits.per_key = None;
     c.limits.global = None;
+    c.limits.new_hosts_per_key = None;
+    c.limits.max_hosts = None;
     c
 }
 

@@ -1193,7 +1193,7 @@ pub async fn odd_input_round_trips(store: Arc<dyn Store>) {
         next,
         "{store}: the outbox round-trips"
     );
-    for name in ["x", "0", "a_b", "-lead", "trail.", "..."] {
+    for name in ["x", "0", "a_b", "-lead", "trail.", ".lead", "..x"] {
         let h = host(name);
         beat(&*store, &h, at(1)).await;
         assert_eq!(get(&*store, &h).await.host, h, "{store}: {name:?}");

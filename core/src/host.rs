@@ -31,6 +31,10 @@ pub enum InvalidHost {
         /// Its byte offset.
         at: usize,
     },
+    /// The string was made only of dots (`.`, `..`, ...): names that
+    /// paths, URLs and mail tools read as "this" or "the parent".
+    #[error("host id {0:?} is made only of dots; it needs a letter, digit, '_' or '-'")]
+    OnlyDots(String),
 }
 
 fn check(s: &str, extra: &[u8]) -> Result<(), InvalidHost> {
@@ -51,7 +55,8 @@ fn check(s: &str, extra: &[u8]) -> Result<(), InvalidHost> {
     Ok(())
 }
 
-/// A validated host id: 1–253 bytes of `[A-Za-z0-9._-]`, folded to lowercase.
+/// A validated host id: 1–253 bytes of `[A-Za-z0-9._-]`, not only dots,
+/// folded to lowercase.
 ///
 /// ```
 /// use iamalive_core::HostId;
@@ -79,6 +84,9 @@ impl HostId {
     pub fn new(s: impl AsRef<str>) -> Result<Self, InvalidHost> {
         let s = s.as_ref();
         check(s, b"")?;
+        if s.bytes().all(|b| b == b'.') {
+            return Err(InvalidHost::OnlyDots(s.to_owned()));
+        }
         // One allocation: copy into the shared buffer, then fold in place.
         let mut id: Arc<str> = Arc::from(s);
         Arc::get_mut(&mut id)
@@ -227,6 +235,10 @@ mod tests {
             Err(InvalidHost::BadChar { found: 'é', .. })
         ));
         assert!(HostId::new("a*").is_err());
+        for dots in [".", "..", "..."] {
+            assert_eq!(HostId::new(dots), Err(InvalidHost::OnlyDots(dots.into())));
+        }
+        assert!(HostId::new(".a").is_ok() && HostId::new("a..").is_ok());
         let e = HostId::new("a b").unwrap_err().to_string();
         assert!(e.contains("' '") && e.contains("byte 1"), "{e}");
     }

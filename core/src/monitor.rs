@@ -239,11 +239,21 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// `hb.at` plus the host's timeout. A store error counts toward the
     /// watcher's store trouble (announced by the sweep once it lasts).
     pub async fn heartbeat(&self, hb: &Heartbeat) -> Result<HeartbeatOutcome, StoreError> {
+        self.heartbeat_with(hb, self.opts.auto_register).await
+    }
+
+    /// [`heartbeat`](Self::heartbeat), creating an unknown host only when
+    /// `create` is true (whatever [`MonitorOptions::auto_register`] says):
+    /// with `false`, an unknown host is [`HeartbeatOutcome::Unknown`] and
+    /// nothing is written, so a caller can apply its own limits before it
+    /// creates a host.
+    pub async fn heartbeat_with(
+        &self,
+        hb: &Heartbeat,
+        create: bool,
+    ) -> Result<HeartbeatOutcome, StoreError> {
         let due_if_up = add(hb.at, self.policies.timeout_for(&hb.host));
-        let r = self
-            .store
-            .record_heartbeat(hb, due_if_up, self.opts.auto_register)
-            .await;
+        let r = self.store.record_heartbeat(hb, due_if_up, create).await;
         match &r {
             Err(e) => self.store_result(Err(e)),
             Ok(_) if self.store_troubled.load(Ordering::Relaxed) => self.store_result(Ok(())),
@@ -267,6 +277,18 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         self.store_troubled
             .store(h.health.store_troubled(), Ordering::Relaxed);
         h.pending.extend(a);
+    }
+
+    /// Queues a notice about the watcher itself (built with
+    /// [`watcher_notice`](crate::health::watcher_notice)); the next sweep
+    /// delivers it to every channel but `except`, like the watcher's other
+    /// notices (at most 32 wait, the oldest dropped).
+    /// Throttling is the caller's.
+    pub fn announce(&self, a: Announcement) {
+        let mut h = self.lock_health();
+        h.pending.push(a);
+        let excess = h.pending.len().saturating_sub(MAX_PENDING_ANNOUNCEMENTS);
+        h.pending.drain(..excess);
     }
 
     fn lock_health(&self) -> std::sync::MutexGuard<'_, HealthState> {

@@ -164,3 +164,60 @@ async fn a_lost_store_is_announced_at_once_and_alarms_still_flow() {
     assert_eq!(ops.count(NoticeKind::Restored), 1, "{:?}", ops.notices());
     assert!(!m.health().degraded());
 }
+
+#[tokio::test]
+async fn heartbeat_with_creates_only_when_asked_and_announce_is_delivered_by_the_sweep() {
+    use iamalive_core::HeartbeatOutcome;
+    use iamalive_core::health::{Announcement, watcher_notice};
+    let store = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new(at(0));
+    let ops = RecordingNotifier::new("ops");
+    let chat = RecordingNotifier::new("chat");
+    let m = monitor(
+        store.clone() as Arc<dyn Store>,
+        &clock,
+        vec![Arc::new(ops.clone()), Arc::new(chat.clone())],
+        "m",
+    );
+    assert!(m.options().auto_register);
+    let h = host("new-1");
+    let hb = Heartbeat::new(h.clone(), at(0));
+    // Auto-registration is on, but the caller did not ask to create.
+    assert_eq!(
+        m.heartbeat_with(&hb, false).await.unwrap(),
+        HeartbeatOutcome::Unknown
+    );
+    assert!(store.get(&h).await.unwrap().is_none(), "nothing written");
+    assert_eq!(
+        m.heartbeat_with(&hb, true).await.unwrap(),
+        HeartbeatOutcome::Created
+    );
+    assert!(matches!(
+        m.heartbeat_with(&hb, false).await.unwrap(),
+        HeartbeatOutcome::Updated { .. }
+    ));
+
+    let notice = watcher_notice(
+        NoticeKind::Degraded,
+        "watcher/cap@0",
+        1,
+        at(0),
+        at(0),
+        "a cap was hit".into(),
+    );
+    m.announce(Announcement {
+        notice,
+        except: Some("chat".into()),
+    });
+    assert!(ops.notices().is_empty(), "queued, not sent");
+    let _ = m.sweep().await.unwrap();
+    let got = ops.notices();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message.as_deref(), Some("a cap was hit"));
+    assert!(
+        chat.notices().is_empty(),
+        "the excepted channel is left out"
+    );
+    let _ = m.sweep().await.unwrap();
+    assert_eq!(ops.notices().len(), 1, "delivered once");
+}

@@ -1,6 +1,7 @@
 //! The HTTP API: heartbeat ingest, ping URLs, host and silence management.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -12,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use iamalive_core::health::{Announcement, watcher_notice};
 use iamalive_core::{
     Clock, HealthOptions, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, Monitor,
-    MonitorOptions, Notifier, Repeat, Silence, Status, Store, StoreError, Timestamp, add, check_tz,
-    parse_instant, since,
+    MonitorOptions, NoticeKind, Notifier, Repeat, Silence, Status, Store, StoreError, Timestamp,
+    add, check_tz, parse_instant, since,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -37,6 +39,58 @@ pub const MAX_MESSAGE_LEN: usize = 1024;
 /// The longest pause with an end: one year (`"for": "1y"`, 365.25 days).
 /// Longer maintenance is a pause without an end, ended by `resume`.
 pub(crate) const MAX_PAUSE: Duration = Duration::from_secs(31_557_600);
+
+/// The longest silence window (a one-off silence, or each occurrence of a
+/// repeating one), and how far ahead a silence may start: one year, like
+/// [`MAX_PAUSE`].
+pub(crate) const MAX_SILENCE: Duration = MAX_PAUSE;
+
+/// The largest agent report accepted, in bytes of its JSON, whatever the
+/// body limit.
+pub const MAX_REPORT_BYTES: usize = 8 * 1024;
+
+/// The most `failures` entries an agent report may hold (the agent keeps 8).
+pub const MAX_REPORT_FAILURES: usize = 32;
+
+/// Cleans text an agent sent (a message, the strings of a report) before it
+/// reaches a store or a notice: CR LF and a lone CR become LF; tab and LF
+/// stay; every other control character (C0, DEL, C1: NUL, ESC of ANSI
+/// sequences, backspace...) is removed. The result is never longer.
+pub(crate) fn clean_text(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push('\n');
+            }
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// [`clean_text`] over every string (and key) of a JSON value.
+fn clean_json(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(clean_text(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(clean_json).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (clean_text(&k), clean_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
 
 /// A 4xx/5xx answer with a JSON body `{"error": "..."}`.
 #[derive(Debug)]
@@ -123,6 +177,89 @@ struct Shared {
     metrics: Option<PrometheusHandle>,
     /// Hosts already warned about an interval their timeout cannot carry.
     interval_warned: std::sync::Mutex<std::collections::HashSet<HostId>>,
+    /// Per key: the hosts its heartbeats may still create (see
+    /// [`Limits::new_hosts_per_key`]).
+    new_hosts: std::sync::Mutex<Vec<Option<Bucket>>>,
+    /// The number of hosts, kept only when [`Limits::max_hosts`] is set;
+    /// held while a heartbeat creates a host, so the cap is exact within
+    /// this process.
+    host_count: tokio::sync::Mutex<HostCount>,
+    /// When each cap last told the operator it was hit.
+    cap_noticed: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
+}
+
+/// A token bucket on the watcher's clock (the manual one in tests).
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Timestamp,
+}
+
+/// Takes one token from `bucket` (full at first) refilled at `rate`.
+fn take_token(bucket: &mut Option<Bucket>, rate: Rate, now: Timestamp) -> bool {
+    let size = f64::from(rate.count.get());
+    let b = bucket.get_or_insert(Bucket {
+        tokens: size,
+        at: now,
+    });
+    let refill = since(now, b.at).as_secs_f64() * size / rate.period.as_secs_f64();
+    b.tokens = (b.tokens + refill).min(size);
+    b.at = b.at.max(now);
+    if b.tokens >= 1.0 {
+        b.tokens -= 1.0;
+        true
+    } else {
+        false
+    }
+}
+
+/// The number of hosts in the store, as this process last counted it and
+/// kept since (approximate when other processes share the store).
+#[derive(Debug, Default)]
+struct HostCount {
+    hosts: Option<u64>,
+    counted_at: Option<Timestamp>,
+}
+
+/// How long a host count is trusted before it is counted again (other
+/// processes may create and remove hosts in a shared store).
+const RECOUNT_AFTER: Duration = Duration::from_secs(600);
+
+/// How often one cap tells the operator it is being hit, at most.
+const CAP_NOTICE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Host records read per store call when walking the host list.
+const LIST_PAGE: usize = 1000;
+
+impl HostCount {
+    /// The count, walking the host list (`Store::list`, page by page) when
+    /// there is none yet or it is older than [`RECOUNT_AFTER`].
+    async fn current(&mut self, store: &dyn Store, now: Timestamp) -> Result<u64, StoreError> {
+        if let (Some(n), Some(at)) = (self.hosts, self.counted_at)
+            && now < add(at, RECOUNT_AFTER)
+        {
+            return Ok(n);
+        }
+        let mut n = 0u64;
+        let mut after: Option<HostId> = None;
+        loop {
+            let page = store.list(after.as_ref(), LIST_PAGE).await?;
+            n += page.len() as u64;
+            match page.last() {
+                Some(last) if page.len() == LIST_PAGE => after = Some(last.host.clone()),
+                _ => break,
+            }
+        }
+        self.hosts = Some(n);
+        self.counted_at = Some(now);
+        Ok(n)
+    }
+
+    fn changed(&mut self, added: u64, removed: u64) {
+        if let Some(n) = &mut self.hosts {
+            *n = (*n + added).saturating_sub(removed);
+        }
+    }
 }
 
 /// The most hosts remembered as warned about their interval; past this
@@ -221,6 +358,9 @@ impl AppState {
             limits: config.limits.clone(),
             metrics: None,
             interval_warned: std::sync::Mutex::default(),
+            new_hosts: std::sync::Mutex::new(vec![None; config.keys.len()]),
+            host_count: tokio::sync::Mutex::default(),
+            cap_noticed: std::sync::Mutex::default(),
         }))
     }
 
@@ -407,13 +547,24 @@ impl AppState {
         ))
     }
 
-    async fn record(&self, hb: Heartbeat) -> Result<Response, ApiError> {
-        let outcome = self
+    /// Records a heartbeat sent with key number `index`. A known host is
+    /// one store write; an unknown one is created only within the key's
+    /// `register` option and the caps on new hosts.
+    async fn record(
+        &self,
+        index: usize,
+        key: &ApiKey,
+        hb: Heartbeat,
+    ) -> Result<Response, ApiError> {
+        let mut outcome = self
             .0
             .monitor
-            .heartbeat(&hb)
+            .heartbeat_with(&hb, false)
             .await
             .map_err(ApiError::store)?;
+        if outcome == HeartbeatOutcome::Unknown && self.0.monitor.options().auto_register {
+            outcome = self.create_by_heartbeat(index, key, &hb).await?;
+        }
         if outcome.needs_decision() {
             self.0.wake.notify_one();
         }
@@ -433,6 +584,146 @@ impl AppState {
         metrics::counter!("iamalive_heartbeats_total", "result" => status).increment(1);
         tracing::debug!(host = %hb.host, status, "heartbeat");
         Ok(Json(json!({ "host": hb.host, "status": status, "at": hb.at })).into_response())
+    }
+
+    /// Creates the unknown host of `hb` if `key` may register hosts and no
+    /// cap is hit; otherwise refuses it, writing nothing.
+    async fn create_by_heartbeat(
+        &self,
+        index: usize,
+        key: &ApiKey,
+        hb: &Heartbeat,
+    ) -> Result<HeartbeatOutcome, ApiError> {
+        let host = &hb.host;
+        if !key.register {
+            metrics::counter!("iamalive_registrations_refused_total", "cap" => "register=false")
+                .increment(1);
+            return Err(self.reject(
+                None,
+                "key may not register hosts",
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "key '{}' may only send heartbeats for hosts the watcher knows (register=false), \
+                         and '{host}' is unknown; an admin registers it with PUT /v1/hosts/{host}",
+                        key.name
+                    ),
+                ),
+            ));
+        }
+        let limits = &self.0.limits;
+        let now = self.now();
+        // Held until the host is written, so the total cap is exact here.
+        let mut count = match limits.max_hosts {
+            Some(max) => {
+                let mut count = self.0.host_count.lock().await;
+                let n = count
+                    .current(self.0.monitor.store().as_ref(), now)
+                    .await
+                    .map_err(ApiError::store)?;
+                if n >= max {
+                    let reason = format!(
+                        "the watcher keeps at most {max} hosts (limits.max_hosts, IAMALIVE_MAX_HOSTS) \
+                         and has {n}; '{host}' was not created"
+                    );
+                    return Err(self.cap_hit(
+                        "max_hosts",
+                        "host cap reached",
+                        None,
+                        host,
+                        reason,
+                        None,
+                    ));
+                }
+                Some(count)
+            }
+            None => None,
+        };
+        if let Some(rate) = limits.new_hosts_per_key {
+            let allowed = {
+                let mut buckets = self.0.new_hosts.lock().unwrap_or_else(|e| e.into_inner());
+                buckets
+                    .get_mut(index)
+                    .is_none_or(|b| take_token(b, rate, now))
+            };
+            if !allowed {
+                let reason = format!(
+                    "key '{}' may create at most {} new hosts per {} \
+                     (limits.new_hosts_per_key, IAMALIVE_MAX_NEW_HOSTS_PER_KEY); '{host}' was not created",
+                    key.name,
+                    rate.count,
+                    humantime::format_duration(rate.period)
+                );
+                return Err(self.cap_hit(
+                    "new_hosts_per_key",
+                    "new hosts per key cap reached",
+                    Some(key),
+                    host,
+                    reason,
+                    Some(rate.period / rate.count.get()),
+                ));
+            }
+        }
+        let outcome = self
+            .0
+            .monitor
+            .heartbeat_with(hb, true)
+            .await
+            .map_err(ApiError::store)?;
+        if let Some(c) = &mut count
+            && outcome == HeartbeatOutcome::Created
+        {
+            c.changed(1, 0);
+        }
+        Ok(outcome)
+    }
+
+    /// A cap on new hosts refused `host`: 429 with `reason`, counted, and
+    /// the operator told through the channels, once per cap (and key) per
+    /// [`CAP_NOTICE_INTERVAL`].
+    fn cap_hit(
+        &self,
+        cap: &'static str,
+        log_reason: &'static str,
+        key: Option<&ApiKey>,
+        host: &HostId,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) -> ApiError {
+        metrics::counter!("iamalive_registrations_refused_total", "cap" => cap).increment(1);
+        let now = self.now();
+        let id = match key {
+            Some(k) => format!("{cap}/{}", k.name),
+            None => cap.to_owned(),
+        };
+        let due = {
+            let mut noticed = self.0.cap_noticed.lock().unwrap_or_else(|e| e.into_inner());
+            let due = noticed
+                .get(&id)
+                .is_none_or(|at| now >= add(*at, CAP_NOTICE_INTERVAL));
+            if due {
+                noticed.insert(id.clone(), now);
+            }
+            due
+        };
+        if due {
+            tracing::warn!(cap, key = key.map(|k| k.name.as_str()), %host, "{reason}");
+            let text = format!(
+                "Heartbeats for new hosts are being refused: {reason}. Hosts the watcher knows are \
+                 still watched. If a key leaked, replace it; remove hosts it created with \
+                 DELETE /v1/hosts?pattern=<glob> (dry_run=true shows them first). \
+                 This notice repeats at most once an hour while the cap is hit."
+            );
+            let outage = format!("watcher/cap/{id}@{}", now.timestamp_millis());
+            self.0.monitor.announce(Announcement {
+                notice: watcher_notice(NoticeKind::Degraded, &outage, 1, now, now, text),
+                except: None,
+            });
+            self.0.wake.notify_one();
+        }
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, reason);
+        e.retry_after = retry_after;
+        self.reject(None, log_reason, e)
     }
 
     /// An admin key for the management API.
@@ -616,7 +907,9 @@ async fn heartbeat(
         parse_interval(body.interval).map_err(|e| st.reject(Some(&host), "bad interval", e))?;
     let report = match body.report {
         None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => Some(v.to_string()),
+        Some(v @ Value::Object(_)) => {
+            Some(check_report(v).map_err(|e| st.reject(Some(&host), "report too large", e))?)
+        }
         Some(_) => {
             return Err(st.reject(
                 Some(&host),
@@ -631,10 +924,34 @@ async fn heartbeat(
     let hb = Heartbeat {
         at: st.now(),
         host,
-        message: body.message,
+        message: body.message.as_deref().map(clean_text),
         report,
     };
-    st.record(hb).await
+    st.record(index, key, hb).await
+}
+
+/// Bounds an agent report (its JSON at most [`MAX_REPORT_BYTES`], at most
+/// [`MAX_REPORT_FAILURES`] `failures`) and cleans its strings; the text to
+/// store.
+fn check_report(v: Value) -> Result<String, ApiError> {
+    if let Some(n) = v
+        .get("failures")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .filter(|n| *n > MAX_REPORT_FAILURES)
+    {
+        return Err(bad(format!(
+            "report has {n} failures entries; at most {MAX_REPORT_FAILURES} are allowed"
+        )));
+    }
+    let text = clean_json(v).to_string();
+    if text.len() > MAX_REPORT_BYTES {
+        return Err(bad(format!(
+            "report is {} bytes of JSON; at most {MAX_REPORT_BYTES} are allowed",
+            text.len()
+        )));
+    }
+    Ok(text)
 }
 
 async fn ping(
@@ -657,17 +974,15 @@ async fn ping(
         None => None,
         Some("start") => Some("start".to_owned()),
         Some("fail") => Some("fail".to_owned()),
-        Some(code) if code.parse::<u8>().is_ok() && code.len() <= 3 => {
-            Some(format!("exit status {code}"))
+        // Digits only: `parse` alone would take "+1".
+        Some(code) if (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) => {
+            let n = code.parse::<u8>().map_err(|_| unknown_action(code))?;
+            Some(format!("exit status {n}"))
         }
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("unknown ping action '{other}'; use start, fail or an exit status 0-255"),
-            ));
-        }
+        Some(other) => return Err(unknown_action(other)),
     };
-    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let text = clean_text(String::from_utf8_lossy(&body).trim());
+    let text = text.trim().to_owned();
     let message = match (what, text.is_empty()) {
         (None, true) => None,
         (None, false) => Some(text),
@@ -690,7 +1005,7 @@ async fn ping(
         message,
         report: None,
     };
-    st.record(hb).await?;
+    st.record(index, key, hb).await?;
     if method == Method::HEAD {
         return Ok(StatusCode::OK.into_response());
     }
@@ -700,6 +1015,13 @@ async fn ping(
         "OK",
     )
         .into_response())
+}
+
+fn unknown_action(action: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("unknown ping action '{action}'; use start, fail or an exit status 0-255"),
+    )
 }
 
 async fn ping_plain(
@@ -785,6 +1107,44 @@ mod tests {
         assert_eq!(super::log_path("/ping/s3cret"), "/ping/<key>");
         assert_eq!(super::log_path("/v1/hosts"), "/v1/hosts");
     }
+
+    #[test]
+    fn pattern_overlap() {
+        use super::patterns_overlap as o;
+        for (a, b) in [
+            ("web-*", "*"),
+            ("web-*", "web-1"),
+            ("web-*", "w?b-*"),
+            ("web-*", "*-1"),
+            ("*.eu", "db-*"),
+            ("a*b", "*ab*"),
+            ("?", "x"),
+            ("web-*", "web-*"),
+        ] {
+            assert!(o(a, b) && o(b, a), "{a} / {b}");
+        }
+        for (a, b) in [
+            ("web-*", "db-*"),
+            ("web-*", "web"),
+            ("aaa-secret-payroll", "web-*"),
+            ("?", "xy"),
+            ("a*", "b*"),
+            ("*x", "*y"),
+        ] {
+            assert!(!o(a, b) && !o(b, a), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_cleaned() {
+        use super::clean_text as c;
+        assert_eq!(c("plain text\nline two\tx"), "plain text\nline two\tx");
+        assert_eq!(c("a\r\nb\rc"), "a\nb\nc");
+        assert_eq!(
+            c("\u{1b}[31mred\u{1b}[0m\u{0}\u{7}\u{7f}\u{85}\u{9b}é"),
+            "[31mred[0mé"
+        );
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -803,23 +1163,202 @@ async fn list_hosts(
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let after = q.after.as_deref().map(parse_host).transpose()?;
     let limit = q.limit.unwrap_or(500).clamp(1, 1000);
-    let page =
-        st.0.monitor
-            .store()
-            .list(after.as_ref(), limit)
-            .await
-            .map_err(ApiError::store)?;
+    let page = visible_page(&st, key, after, limit).await?;
     let silences = silences(&st).await?;
     let now = st.now();
+    // The cursor is always a host of the page, so it never names a host
+    // the key may not see.
     let next_after = (page.len() == limit)
         .then(|| page.last().map(|r| r.host.clone()))
         .flatten();
-    let hosts: Vec<Value> = page
-        .iter()
-        .filter(|r| key.allows(&r.host))
-        .map(|r| view(r, now, &silences))
-        .collect();
+    let hosts: Vec<Value> = page.iter().map(|r| view(r, now, &silences)).collect();
     Ok(Json(json!({ "hosts": hosts, "next_after": next_after })).into_response())
+}
+
+/// The literal start of a host pattern (before its first `*` or `?`).
+fn literal_prefix(p: &HostPattern) -> &str {
+    let s = p.as_str();
+    &s[..s.find(['*', '?']).unwrap_or(s.len())]
+}
+
+/// Up to `limit` hosts after `after` that `key` may see, in host order:
+/// the key's pattern is applied before paging. A pattern with a literal
+/// start (`web-*`) reads only that stretch of the host list; one without
+/// (`*-web`) walks the list until the page is full.
+async fn visible_page(
+    st: &AppState,
+    key: &ApiKey,
+    after: Option<HostId>,
+    limit: usize,
+) -> Result<Vec<HostRecord>, ApiError> {
+    let store = st.0.monitor.store();
+    if key.hosts == HostPattern::any() {
+        return store
+            .list(after.as_ref(), limit)
+            .await
+            .map_err(ApiError::store);
+    }
+    let prefix = literal_prefix(&key.hosts);
+    // Every host starting with `prefix` sorts after `prefix` less its
+    // last character.
+    let start = prefix
+        .char_indices()
+        .last()
+        .and_then(|(i, _)| HostId::new(&prefix[..i]).ok());
+    let mut cursor = match (after, start) {
+        (Some(a), Some(s)) => Some(a.max(s)),
+        (a, s) => a.or(s),
+    };
+    let mut out = Vec::new();
+    loop {
+        let batch = store
+            .list(cursor.as_ref(), LIST_PAGE)
+            .await
+            .map_err(ApiError::store)?;
+        let full = batch.len() == LIST_PAGE;
+        let Some(last) = batch.last() else { break };
+        cursor = Some(last.host.clone());
+        for r in batch {
+            let h = r.host.as_str();
+            if h > prefix && !h.starts_with(prefix) {
+                // Past the stretch of hosts that start with `prefix`.
+                return Ok(out);
+            }
+            if key.allows(&r.host) {
+                out.push(r);
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Whether some host id could match both patterns (`*` and `?` globs over
+/// the same alphabet). Length bounds on host ids are ignored, so this may
+/// say yes for an overlap only ids longer than 253 bytes would reach.
+fn patterns_overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let width = b.len() + 1;
+    let mut seen = vec![false; (a.len() + 1) * width];
+    let mut todo = vec![(0usize, 0usize)];
+    while let Some((i, j)) = todo.pop() {
+        if std::mem::replace(&mut seen[i * width + j], true) {
+            continue;
+        }
+        if i == a.len() && j == b.len() {
+            return true;
+        }
+        let (x, y) = (a.get(i).copied(), b.get(j).copied());
+        // A star may match nothing.
+        if x == Some(b'*') {
+            todo.push((i + 1, j));
+        }
+        if y == Some(b'*') {
+            todo.push((i, j + 1));
+        }
+        // Or both sides take one character, if one character fits both.
+        if let (Some(x), Some(y)) = (x, y) {
+            let fits = matches!(x, b'*' | b'?') || matches!(y, b'*' | b'?') || x == y;
+            let next = (
+                if x == b'*' { i } else { i + 1 },
+                if y == b'*' { j } else { j + 1 },
+            );
+            if fits && next != (i, j) {
+                todo.push(next);
+            }
+        }
+    }
+    false
+}
+
+/// `DELETE /v1/hosts?pattern=<glob>[&dry_run=true][&limit=<n>]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkDeleteQuery {
+    pattern: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    limit: Option<usize>,
+}
+
+/// The most host names a bulk removal answers with.
+const BULK_NAMES: usize = 100;
+
+/// The most hosts one bulk removal deletes by default, and at most.
+const BULK_DELETE_DEFAULT: usize = 1000;
+const BULK_DELETE_MAX: usize = 10_000;
+
+/// Removes every host matching `pattern` that the key may manage (for a
+/// key limited to some hosts: the hosts both patterns match), at most
+/// `limit` per request; with `dry_run=true` only says which.
+async fn delete_hosts(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<BulkDeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let key = st.admin(&headers)?;
+    let Query(q) = query.map_err(|e| bad(e.body_text()))?;
+    let pattern = q.pattern.as_deref().ok_or_else(|| {
+        bad("give the hosts to remove as pattern=<glob>, e.g. DELETE /v1/hosts?pattern=junk-*; add dry_run=true to see them first")
+    })?;
+    let pattern =
+        HostPattern::new(pattern).map_err(|e| bad(format!("invalid host pattern: {e}")))?;
+    let limit = q
+        .limit
+        .unwrap_or(BULK_DELETE_DEFAULT)
+        .clamp(1, BULK_DELETE_MAX);
+    let store = st.0.monitor.store();
+    let mut matched = 0usize;
+    let mut names = Vec::new();
+    let mut doomed = Vec::new();
+    let mut after: Option<HostId> = None;
+    loop {
+        let page = store
+            .list(after.as_ref(), LIST_PAGE)
+            .await
+            .map_err(ApiError::store)?;
+        let full = page.len() == LIST_PAGE;
+        let Some(last) = page.last() else { break };
+        after = Some(last.host.clone());
+        for r in page {
+            if pattern.matches(&r.host) && key.allows(&r.host) {
+                matched += 1;
+                if names.len() < BULK_NAMES {
+                    names.push(r.host.clone());
+                }
+                if !q.dry_run && doomed.len() < limit {
+                    doomed.push(r.host);
+                }
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    let mut deleted = 0usize;
+    for h in &doomed {
+        if st.0.monitor.remove(h).await.map_err(ApiError::store)? {
+            deleted += 1;
+        }
+    }
+    if deleted > 0 {
+        st.0.host_count.lock().await.changed(0, deleted as u64);
+        tracing::info!(key = %key.name, %pattern, deleted, "hosts removed by pattern");
+    }
+    Ok(Json(json!({
+        "pattern": pattern,
+        "dry_run": q.dry_run,
+        "matched": matched,
+        "hosts": names,
+        "deleted": deleted,
+        "remaining": matched - deleted,
+    }))
+    .into_response())
 }
 
 async fn admin_for_host(
@@ -869,6 +1408,9 @@ async fn put_host(
             .map_err(ApiError::store)?;
     let rec = st.0.monitor.host(&host).await.map_err(ApiError::store)?;
     let rec = rec.ok_or_else(|| not_found(&host))?;
+    if created {
+        st.0.host_count.lock().await.changed(1, 0);
+    }
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -884,6 +1426,7 @@ async fn delete_host(
 ) -> Result<Response, ApiError> {
     let host = admin_for_host(&st, &headers, &host).await?;
     if st.0.monitor.remove(&host).await.map_err(ApiError::store)? {
+        st.0.host_count.lock().await.changed(0, 1);
         Ok(Json(json!({ "deleted": host })).into_response())
     } else {
         Err(not_found(&host))
@@ -1044,6 +1587,23 @@ fn build_silence(req: NewSilence, now: Timestamp) -> Result<Silence, String> {
         (d, f) => d.or(f),
     };
     let start = starts_at.unwrap_or(now);
+    let year = |what: &str| {
+        format!(
+            "{what} is longer than 1 year; remove the silence when the work is done, or repeat a shorter one"
+        )
+    };
+    if let Some(d) = length.filter(|d| *d > MAX_SILENCE) {
+        return Err(year(&format!(
+            "the duration {}",
+            humantime::format_duration(d)
+        )));
+    }
+    if start > add(now, MAX_SILENCE) {
+        return Err(format!(
+            "starts_at is more than 1 year ahead (it is {} now)",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ));
+    }
     let id = req.id.unwrap_or_else(|| {
         let n: u64 = rand::random();
         format!("s-{n:016x}")
@@ -1066,6 +1626,9 @@ fn build_silence(req: NewSilence, now: Timestamp) -> Result<Silence, String> {
                 );
             }
         };
+        if end > start && since(end, start) > MAX_SILENCE {
+            return Err(year("the silence from starts_at to ends_at"));
+        }
         let s = Silence::new(id, hosts, start, end, req.reason)?;
         if s.ends_at <= now {
             return Err(format!(
@@ -1091,6 +1654,9 @@ fn build_silence(req: NewSilence, now: Timestamp) -> Result<Silence, String> {
     }
     let length = match (ends_at, length) {
         (None, Some(d)) => d,
+        (Some(e), None) if e > start && since(e, start) > MAX_SILENCE => {
+            return Err(year("each window (starts_at to ends_at)"));
+        }
         (Some(e), None) if e > start => since(e, start),
         (Some(e), None) => {
             return Err(format!(
@@ -1145,13 +1711,15 @@ async fn list_silences(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    st.admin(&headers)?;
+    let key = st.admin(&headers)?;
     let mut s =
         st.0.monitor
             .store()
             .silences()
             .await
             .map_err(ApiError::store)?;
+    // A key limited to some hosts sees the silences that can touch them.
+    s.retain(|s| patterns_overlap(s.hosts.as_str(), key.hosts.as_str()));
     s.sort_by(|a, b| a.starts_at.cmp(&b.starts_at).then(a.id.cmp(&b.id)));
     let now = st.now();
     let s: Vec<Value> = s.iter().map(|s| silence_view(s, now)).collect();
@@ -1288,9 +1856,53 @@ async fn metrics_page(State(st): State<AppState>) -> Response {
     }
 }
 
+/// A request body that says whether the server is waiting for the client
+/// to send more of it.
+struct Watched {
+    inner: axum::body::BodyDataStream,
+    waiting: Arc<AtomicBool>,
+}
+
+impl futures::Stream for Watched {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_next(cx);
+        self.waiting.store(r.is_pending(), Ordering::Relaxed);
+        r
+    }
+}
+
+/// Cuts a request off at `limit`: 408 when the server was waiting for the
+/// client's body then (the client stalled), 503 otherwise (the watcher or
+/// its store was slow).
 async fn timeout_layer(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    use axum::body::HttpBody;
+    let waiting = Arc::new(AtomicBool::new(false));
+    let req = if req.body().is_end_stream() {
+        req
+    } else {
+        let w = Arc::clone(&waiting);
+        req.map(|b| {
+            axum::body::Body::from_stream(Watched {
+                inner: b.into_data_stream(),
+                waiting: w,
+            })
+        })
+    };
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
+        Err(_) if waiting.load(Ordering::Relaxed) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {}",
+                humantime::format_duration(limit)
+            ),
+        )
+        .into_response(),
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -1323,6 +1935,7 @@ async fn wrong_method() -> ApiError {
 ///
 /// Endpoints: `POST /v1/heartbeat`; `GET|HEAD|POST /ping/{key}/{host}` and
 /// `/ping/{key}/{host}/{start|fail|<exit status>}`; `GET /v1/hosts`;
+/// `DELETE /v1/hosts?pattern=<glob>[&dry_run=true]`;
 /// `GET|PUT|DELETE /v1/hosts/{host}`; `POST /v1/hosts/{host}/pause` and
 /// `/resume`; `GET|POST /v1/silences`; `DELETE /v1/silences/{id}`;
 /// `GET /healthz`; `GET /metrics`.
@@ -1338,7 +1951,7 @@ pub fn router(state: AppState) -> Router {
             "/ping/{key}/{host}/{action}",
             get(ping_action).head(ping_action).post(ping_action),
         )
-        .route("/v1/hosts", get(list_hosts))
+        .route("/v1/hosts", get(list_hosts).delete(delete_hosts))
         .route(
             "/v1/hosts/{host}",
             get(get_host).put(put_host).delete(delete_host),

@@ -123,6 +123,15 @@ pub struct Limits {
     /// A keep-alive connection with no request in flight for this long is
     /// closed. Default 60 s.
     pub idle_timeout: Duration,
+    /// How many hosts one key's heartbeats may create (auto-registration),
+    /// as a rate with bursts of up to `count`; past it a heartbeat for an
+    /// unknown host is answered 429 and nothing is written. `None` turns
+    /// it off. Default 100/1h.
+    pub new_hosts_per_key: Option<Rate>,
+    /// The most hosts the watcher keeps: past it heartbeats create no new
+    /// host (429). Hosts registered with `PUT /v1/hosts/{host}` are counted
+    /// but never refused. `None`: no cap. Default 100 000.
+    pub max_hosts: Option<u64>,
 }
 
 impl Default for Limits {
@@ -146,6 +155,11 @@ impl Default for Limits {
             max_connections_per_ip: 64,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            new_hosts_per_key: Some(Rate {
+                count: NonZeroU32::new(100).expect("non-zero"),
+                period: Duration::from_secs(3600),
+            }),
+            max_hosts: Some(100_000),
         }
     }
 }
@@ -299,6 +313,7 @@ struct KeyTable {
     hash: Option<String>,
     role: Option<Role>,
     hosts: Option<HostPattern>,
+    register: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -331,6 +346,9 @@ struct LimitsTable {
     header_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde::option")]
     idle_timeout: Option<Duration>,
+    new_hosts_per_key: Option<String>,
+    /// A count or `"off"`; checked in `resolve`.
+    max_hosts: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -407,6 +425,8 @@ enum Kind {
     Int,
     Bool,
     List,
+    /// A whole number, or `off`.
+    CountOrOff,
 }
 
 /// Every environment variable the server reads, with its TOML path.
@@ -440,6 +460,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ),
     ("IAMALIVE_HEADER_TIMEOUT", "limits.header_timeout"),
     ("IAMALIVE_IDLE_TIMEOUT", "limits.idle_timeout"),
+    ("IAMALIVE_MAX_NEW_HOSTS_PER_KEY", "limits.new_hosts_per_key"),
+    ("IAMALIVE_MAX_HOSTS", "limits.max_hosts"),
     ("IAMALIVE_LEASE", "monitor.lease"),
     ("IAMALIVE_RETRY_BASE", "monitor.retry_base"),
     ("IAMALIVE_RETRY_MAX", "monitor.retry_max"),
@@ -480,6 +502,7 @@ fn kind_of(path: &str) -> Kind {
         | "limits.max_connections"
         | "limits.max_connections_per_ip"
         | "dynamo.shards" => Kind::Int,
+        "limits.max_hosts" => Kind::CountOrOff,
         p if p.ends_with("timeout") || p.ends_with("interval") || p.starts_with("monitor.") => {
             Kind::Duration
         }
@@ -509,6 +532,12 @@ fn env_value(name: &str, path: &str, raw: &str) -> Result<toml::Value, ConfigErr
                 .parse::<u32>()
                 .map_err(|_| err(format!("{raw:?} is not a whole number")))?
                 .into(),
+        ),
+        Kind::CountOrOff if raw.trim() == "off" => toml::Value::String("off".into()),
+        Kind::CountOrOff => toml::Value::Integer(
+            raw.trim()
+                .parse::<i64>()
+                .map_err(|_| err(format!("{raw:?} is not a whole number or off")))?,
         ),
         Kind::Bool => toml::Value::Boolean(match raw.trim() {
             "true" | "1" | "yes" | "on" => true,
@@ -705,6 +734,7 @@ impl Config {
                 hash,
                 role: t.role.unwrap_or(Role::Admin),
                 hosts: t.hosts.unwrap_or_else(HostPattern::any),
+                register: t.register.unwrap_or(true),
             });
         }
 
@@ -754,6 +784,26 @@ impl Config {
                 .unwrap_or(dl.max_connections_per_ip),
             header_timeout: l.header_timeout.unwrap_or(dl.header_timeout),
             idle_timeout: l.idle_timeout.unwrap_or(dl.idle_timeout),
+            new_hosts_per_key: rate(
+                l.new_hosts_per_key,
+                "limits.new_hosts_per_key (IAMALIVE_MAX_NEW_HOSTS_PER_KEY)",
+                dl.new_hosts_per_key,
+            )?,
+            max_hosts: match l.max_hosts {
+                None => dl.max_hosts,
+                Some(toml::Value::String(s)) if s.trim() == "off" => None,
+                Some(v) => Some(
+                    v.as_integer()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| {
+                            ConfigError::new(
+                                "limits.max_hosts (IAMALIVE_MAX_HOSTS)",
+                                format!("{v} is not a host count of at least 1, or \"off\""),
+                            )
+                        })?,
+                ),
+            },
         };
         for (n, key) in [
             (
@@ -1179,6 +1229,52 @@ mod tests {
         assert_eq!(Rate::parse("off").unwrap(), None);
         assert!(Rate::parse("0/s").is_err());
         assert!(Rate::parse("10").is_err());
+    }
+
+    #[test]
+    fn host_caps_and_keys_limited_to_existing_hosts() {
+        let d = Config::default().limits;
+        assert_eq!(d.new_hosts_per_key, Rate::parse("100/1h").unwrap());
+        assert_eq!(d.max_hosts, Some(100_000));
+        let c = Config::from_sources(
+            Some(
+                "[limits]\nmax_hosts = 5000\n[[keys]]\nkey = \"locked-key-0123456789\"\nrole = \"heartbeat\"\nregister = false",
+            ),
+            env(&[
+                ("IAMALIVE_MAX_NEW_HOSTS_PER_KEY", "10/1m"),
+                (
+                    "IAMALIVE_API_KEYS",
+                    "plain-key-0123456789;role=heartbeat;register=false",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.limits.new_hosts_per_key, Rate::parse("10/1m").unwrap());
+        assert_eq!(c.limits.max_hosts, Some(5000));
+        assert!(c.keys.iter().all(|k| !k.register), "{:?}", c.keys);
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("IAMALIVE_MAX_NEW_HOSTS_PER_KEY", "off"),
+                ("IAMALIVE_MAX_HOSTS", "off"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.limits.new_hosts_per_key, None);
+        assert_eq!(c.limits.max_hosts, None);
+        let c = Config::from_sources(Some("[limits]\nmax_hosts = \"off\""), env(&[])).unwrap();
+        assert_eq!(c.limits.max_hosts, None);
+        let e = |pairs: &[(&str, &str)]| Config::from_sources(None, env(pairs)).unwrap_err();
+        for (var, value) in [
+            ("IAMALIVE_MAX_HOSTS", "0"),
+            ("IAMALIVE_MAX_HOSTS", "-3"),
+            ("IAMALIVE_MAX_HOSTS", "lots"),
+            ("IAMALIVE_MAX_NEW_HOSTS_PER_KEY", "100"),
+            ("IAMALIVE_API_KEYS", "plain-key-0123456789;register=maybe"),
+        ] {
+            let bad = e(&[(var, value)]);
+            assert!(bad.key.contains(var), "{var}={value}: {bad}");
+        }
     }
 
     #[test]

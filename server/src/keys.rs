@@ -89,6 +89,10 @@ pub struct ApiKey {
     pub role: Role,
     /// Which hosts it may send heartbeats for (and, for an admin key, manage).
     pub hosts: HostPattern,
+    /// Whether its heartbeats may create hosts the watcher does not know
+    /// yet (auto-registration). `false` limits it to existing hosts: a
+    /// heartbeat for an unknown host is refused with 403.
+    pub register: bool,
 }
 
 impl ApiKey {
@@ -99,11 +103,12 @@ impl ApiKey {
             hash,
             role: Role::Admin,
             hosts: HostPattern::any(),
+            register: true,
         }
     }
 
     /// Parses the compact form used in `IAMALIVE_API_KEYS`:
-    /// `<key or sha256:hex>[;role=admin|heartbeat][;hosts=<pattern>][;name=<label>]`.
+    /// `<key or sha256:hex>[;role=admin|heartbeat][;hosts=<pattern>][;register=true|false][;name=<label>]`.
     ///
     /// `index` names the entry when it has no `name=`.
     pub fn parse_compact(entry: &str, index: usize) -> Result<Self, String> {
@@ -126,9 +131,18 @@ impl ApiKey {
                         .map_err(|e| format!("bad host pattern {v:?}: {e}"))?;
                 }
                 "name" => key.name = v.trim().to_owned(),
+                "register" => {
+                    key.register = match v.trim() {
+                        "true" => true,
+                        "false" => false,
+                        other => {
+                            return Err(format!("register must be true or false, not {other:?}"));
+                        }
+                    };
+                }
                 other => {
                     return Err(format!(
-                        "unknown key option {other:?}; expected role, hosts or name"
+                        "unknown key option {other:?}; expected role, hosts, register or name"
                     ));
                 }
             }
@@ -228,6 +242,9 @@ mod tests {
         assert_eq!(k.name, "web");
         assert!(k.allows(&HostId::new("web-1").unwrap()));
         assert!(!k.allows(&HostId::new("db-1").unwrap()));
+        assert!(k.register);
+        let k = ApiKey::parse_compact("0123456789abcdef0123;register=false", 0).unwrap();
+        assert!(!k.register);
         assert!(
             ApiKey::parse_compact("short", 0)
                 .unwrap_err()

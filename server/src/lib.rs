@@ -12,7 +12,9 @@ mod rejections;
 mod runner;
 mod serve;
 
-pub use api::{ApiError, AppState, DynMonitor, MAX_MESSAGE_LEN, router};
+pub use api::{
+    ApiError, AppState, DynMonitor, MAX_MESSAGE_LEN, MAX_REPORT_BYTES, MAX_REPORT_FAILURES, router,
+};
 pub use binary::{Deployment, SetupError, run_binary};
 pub use config::{
     CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, LogFormat, MonitorSettings, Rate,

@@ -519,7 +519,7 @@ async fn silences() {
         Method::POST,
         "/v1/silences",
         Some(ADMIN),
-        Some(json!({"hosts": "*", "ends_at": "2100-01-01T00:00:00Z"}).to_string()),
+        Some(json!({"hosts": "*", "ends_at": "2024-06-01T00:00:00Z"}).to_string()),
     )
     .await;
     assert_eq!(s2.status, StatusCode::CREATED, "{}", s2.text);
