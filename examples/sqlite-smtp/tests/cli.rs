@@ -61,11 +61,17 @@ fn logged(extra: &[(&str, &str)]) -> String {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
+    // Until it says it is watching (listening alone comes a moment before
+    // the line, and before the signal handlers are in place).
     let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "not listening");
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("iamalive is watching")
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "not watching");
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

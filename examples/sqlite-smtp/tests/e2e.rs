@@ -185,6 +185,17 @@ async fn outage_gives_one_alarm_throttled_reminders_and_one_recovery() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
+    // A request without a valid key never notes anything in a host's
+    // alarm; one with the key that is refused (a message over the limit)
+    // does: the host may be alive but unable to report.
+    let long = reqwest::Client::new()
+        .post(format!("{}/v1/heartbeat", w.url))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"host": "e2e-01", "message": "x".repeat(2000)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long.status(), 400);
     assert_eq!(w.host("e2e-01").await["error"], "unknown host 'e2e-01'");
 
     assert_eq!(w.heartbeat("e2e-01").await.status(), 200);

@@ -34,6 +34,10 @@ impl Watcher {
             .env("IAMALIVE_SQLITE_PATH", dir.join("watch.db"))
             .env("IAMALIVE_API_KEYS", KEY)
             .env("IAMALIVE_LOG", "info")
+            // 100 test hosts beat at once from one loopback address with
+            // one key: lift the caps meant for a real fleet.
+            .env("IAMALIVE_MAX_CONNECTIONS_PER_IP", "1024")
+            .env("IAMALIVE_MAX_NEW_HOSTS_PER_KEY", "off")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join(format!("stdout-{run}.txt"))).unwrap())
             .stderr(std::fs::File::create(dir.join(format!("stderr-{run}.txt"))).unwrap());
