@@ -206,6 +206,10 @@ pub fn evaluate_in_place(
                     rec.missing_since = Some(deadline);
                     rec.silent_since = Some(rec.last_seen);
                     rec.alarm_count = 0;
+                    // An older outage's account must not ride on this
+                    // outage's all-clear: the agent sends this one's with
+                    // the heartbeat that ends it.
+                    rec.report = None;
                     match ctx.silence_end(&rec.host, now) {
                         Some(end) => rec.due_at = Some(end),
                         None => owe(rec, NoticeKind::Alarm, now, policy, ctx, &mut notices),

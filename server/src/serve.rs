@@ -83,8 +83,17 @@ pub fn first_run_key(config: &Config) -> Result<FirstRunKey, ServerError> {
 }
 
 /// The text shown once after a key was generated: the key, a curl line and
-/// an agent command.
-pub fn first_run_banner(key: &str, listen: SocketAddr, key_file: &Path) -> String {
+/// an agent command whose interval suits `timeout` (two fifths of it, so
+/// timeout ≥ 2 × interval + margin holds: 10 min → 4 min).
+pub fn first_run_banner(
+    key: &str,
+    listen: SocketAddr,
+    key_file: &Path,
+    timeout: std::time::Duration,
+) -> String {
+    let interval = humantime::format_duration(std::time::Duration::from_secs(
+        (timeout.as_secs() * 2 / 5).max(1),
+    ));
     let host = if listen.ip().is_unspecified() {
         "127.0.0.1".to_owned()
     } else if listen.is_ipv6() {
@@ -104,7 +113,7 @@ pub fn first_run_banner(key: &str, listen: SocketAddr, key_file: &Path) -> Strin
          \nOr from cron, the ping form:\n    \
          curl -fsS -m 10 --retry 3 {url}/ping/{key}/$(hostname)\n\
          \nRun an agent on each host:\n    \
-         iamalive-agent --url {url} --key {key} --host $(hostname) --interval 5m\n\
+         iamalive-agent --url {url} --key {key} --host $(hostname) --interval {interval}\n\
          \nSee what the watcher knows:\n    \
          curl -fsS {url}/v1/hosts -H 'Authorization: Bearer {key}'\n",
         file = key_file.display()
@@ -221,7 +230,12 @@ pub async fn serve_until(
         "iamalive is watching"
     );
     if let Some(key) = fresh {
-        let banner = first_run_banner(&key, local, &config.generated_key_file);
+        let banner = first_run_banner(
+            &key,
+            local,
+            &config.generated_key_file,
+            config.policies.default.timeout,
+        );
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes());
         let _ = out.flush();

@@ -1018,3 +1018,41 @@ proptest! {
         prop_assert_eq!(d.next.status, Status::Up);
     }
 }
+
+#[test]
+fn an_all_clear_carries_only_this_outages_report() {
+    // A report from an earlier blip (delivered with a heartbeat, no alarm)
+    // is still on the record when the host falls silent for real.
+    let mut r = rec_at(0);
+    r.report = Some("{\"failed_attempts\": 8}".into());
+    let (r, sent) = pass(&r, t(10_000), &policy(), &ctx(), ChannelOutcome::Delivered);
+    assert_eq!(sent[0].kind, NoticeKind::Alarm);
+    assert_eq!(
+        r.report, None,
+        "the old account is dropped when the outage begins"
+    );
+    // The host returns without a report (it was switched off, not cut off).
+    let mut back = r.clone();
+    back.last_seen = t(12_000);
+    let (_, sent) = pass(
+        &back,
+        t(12_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Delivered,
+    );
+    assert_eq!(sent[0].kind, NoticeKind::Recovery);
+    assert_eq!(sent[0].report, None);
+    // Returning with an account of this outage: it rides on the all-clear.
+    let mut back = r;
+    back.last_seen = t(12_000);
+    back.report = Some("{\"failed_attempts\": 3}".into());
+    let (_, sent) = pass(
+        &back,
+        t(12_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Delivered,
+    );
+    assert_eq!(sent[0].report.as_deref(), Some("{\"failed_attempts\": 3}"));
+}
