@@ -28,15 +28,8 @@ async fn build(config: Config) -> Result<Deployment, SetupError> {
     let url = config.redis_url.as_ref().ok_or(
         "configuration: redis.url (IAMALIVE_REDIS_URL) is required, e.g. redis://127.0.0.1:6379/0",
     )?;
-    let builder = RedisStore::builder().prefix(&config.redis_prefix);
-    let builder = match config.redis_cluster_seeds() {
-        Some(seeds) => builder.cluster(seeds),
-        None => builder.url(url.expose()),
-    };
-    let store = builder.build().await.map_err(|e| {
-        format!("redis (IAMALIVE_REDIS_URL, IAMALIVE_REDIS_PREFIX, IAMALIVE_REDIS_CLUSTER): {e}")
-    })?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    // Channel settings first: a malformed one is named before any
+    // connection is tried.
     let channel: Arc<dyn Notifier> = match &config.webhook {
         Some(w) => {
             let format: WebhookFormat = w.format.parse().map_err(|e| {
@@ -56,5 +49,14 @@ async fn build(config: Config) -> Result<Deployment, SetupError> {
             Arc::new(StdoutNotifier::new())
         }
     };
+    let builder = RedisStore::builder().prefix(&config.redis_prefix);
+    let builder = match config.redis_cluster_seeds() {
+        Some(seeds) => builder.cluster(seeds),
+        None => builder.url(url.expose()),
+    };
+    let store = builder.build().await.map_err(|e| {
+        format!("redis (IAMALIVE_REDIS_URL, IAMALIVE_REDIS_PREFIX, IAMALIVE_REDIS_CLUSTER): {e}")
+    })?;
+    let store: Arc<dyn Store> = Arc::new(store);
     Ok((store, vec![channel]))
 }

@@ -354,3 +354,29 @@ async fn a_webhook_answering_404_drops_no_alarm() {
     let (_, health) = get("/healthz").await;
     assert_eq!(health["status"], "ok", "{health}");
 }
+
+/// A malformed channel setting stops the start with the setting named,
+/// before any connection is tried (here two URLs in one setting, which
+/// used to post to a garbage path).
+#[test]
+fn two_urls_in_the_webhook_setting_stop_the_start() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_redis-webhook"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("IAMALIVE_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd
+        .env("IAMALIVE_REDIS_URL", "redis://127.0.0.1:1/")
+        .env(
+            "IAMALIVE_WEBHOOK_URL",
+            "http://a.example/x,http://b.example/y",
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("IAMALIVE_WEBHOOK_URL") && err.contains("two URLs"),
+        "{err}"
+    );
+}
