@@ -390,7 +390,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     pub async fn test_notice(&self) -> Vec<(String, Result<(), NotifyError>)> {
         let now = self.clock.now();
         let text = format!(
-            "Test notice from the iamalive watcher ({}); if you read this, this channel works.",
+            "Test notice from iamalive. If you read this, the channel works. Sent by {} on request.",
             self.opts.owner
         );
         let outage = format!("watcher/test@{}", now.timestamp_millis());

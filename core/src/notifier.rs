@@ -48,6 +48,13 @@ impl NotifyError {
         }
     }
 
+    /// What the channel said, without the channel's name.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Transient { reason, .. } | Self::Permanent { reason, .. } => reason,
+        }
+    }
+
     /// Whether a retry can help.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transient { .. })

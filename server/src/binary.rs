@@ -129,7 +129,7 @@ async fn send_test_notice(
                 } else {
                     "refused"
                 };
-                println!("{channel}: {what}: {e}");
+                println!("{channel}: {what}: {}", e.reason());
             }
         }
     }
