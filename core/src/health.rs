@@ -55,6 +55,16 @@ pub struct Announcement {
     pub except: Option<String>,
 }
 
+impl Announcement {
+    /// `notice` for every channel.
+    fn to_all(notice: Notice) -> Option<Self> {
+        Some(Self {
+            notice,
+            except: None,
+        })
+    }
+}
+
 /// One channel that refused a notice for good.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChannelTrouble {
@@ -242,10 +252,14 @@ impl WatcherHealth {
             rfc3339(t.last_at),
             t.reason
         );
-        Some(Announcement {
-            notice: watcher_notice(NoticeKind::Restored, &outage, 0, t.since, now, text),
-            except: None,
-        })
+        Announcement::to_all(watcher_notice(
+            NoticeKind::Restored,
+            &outage,
+            0,
+            t.since,
+            now,
+            text,
+        ))
     }
 
     /// A store operation failed with `error`. Announced on every channel
@@ -290,17 +304,14 @@ impl WatcherHealth {
             t.error
         );
         let outage = format!("watcher/store@{}", t.since.timestamp_millis());
-        Some(Announcement {
-            notice: watcher_notice(
-                NoticeKind::Degraded,
-                &outage,
-                t.failures,
-                t.since,
-                now,
-                text,
-            ),
-            except: None,
-        })
+        Announcement::to_all(watcher_notice(
+            NoticeKind::Degraded,
+            &outage,
+            t.failures,
+            t.since,
+            now,
+            text,
+        ))
     }
 
     /// Whether the store is in trouble (a cheap check for the hot path).
@@ -320,10 +331,14 @@ impl WatcherHealth {
             t.failures,
             rfc3339(t.since)
         );
-        Some(Announcement {
-            notice: watcher_notice(NoticeKind::Restored, &outage, 0, t.since, now, text),
-            except: None,
-        })
+        Announcement::to_all(watcher_notice(
+            NoticeKind::Restored,
+            &outage,
+            0,
+            t.since,
+            now,
+            text,
+        ))
     }
 }
 
@@ -357,17 +372,14 @@ impl WatcherHealth {
             t.error
         );
         let outage = format!("watcher/store-lost@{}", t.since.timestamp_millis());
-        Some(Announcement {
-            notice: watcher_notice(
-                NoticeKind::Degraded,
-                &outage,
-                t.failures,
-                t.since,
-                now,
-                text,
-            ),
-            except: None,
-        })
+        Announcement::to_all(watcher_notice(
+            NoticeKind::Degraded,
+            &outage,
+            t.failures,
+            t.since,
+            now,
+            text,
+        ))
     }
 
     /// The store's check passed: a loss it had reported is over (the data
@@ -383,10 +395,14 @@ impl WatcherHealth {
             rfc3339(t.since),
             t.error
         );
-        Some(Announcement {
-            notice: watcher_notice(NoticeKind::Restored, &outage, 0, t.since, now, text),
-            except: None,
-        })
+        Announcement::to_all(watcher_notice(
+            NoticeKind::Restored,
+            &outage,
+            0,
+            t.since,
+            now,
+            text,
+        ))
     }
 }
 
