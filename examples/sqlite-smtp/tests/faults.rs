@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 use iamalive_testkit::free_port;
 use serde_json::Value;
 
+mod common;
+use common::{beat_forever, wait_for};
+
 const KEY: &str = "faults-test-key-0123456789";
 const BIN: &str = env!("CARGO_BIN_EXE_sqlite-smtp");
 
@@ -190,43 +193,6 @@ impl Watcher {
     }
 }
 
-async fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Hosts beating every `every` until `stop`.
-fn beat_forever(
-    url: String,
-    hosts: Vec<String>,
-    every: Duration,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(800))
-            .build()
-            .unwrap();
-        for _ in 0..(120_000 / every.as_millis().max(1)) {
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            let sends = hosts.iter().map(|h| {
-                client
-                    .post(format!("{url}/v1/heartbeat"))
-                    .bearer_auth(KEY)
-                    .json(&serde_json::json!({ "host": h }))
-                    .send()
-            });
-            let _ = futures::future::join_all(sends).await;
-            tokio::time::sleep(every).await;
-        }
-    })
-}
-
 /// Fills the file system holding `dir` until a write fails.
 fn fill_disk(dir: &Path) -> PathBuf {
     let path = dir.join("filler");
@@ -266,6 +232,7 @@ async fn a_disk_fault_is_announced_and_loses_no_alarm<T>(
     let stop = Arc::new(AtomicBool::new(false));
     let beats = beat_forever(
         w.url(),
+        KEY,
         busy.clone(),
         Duration::from_millis(300),
         Arc::clone(&stop),
@@ -560,6 +527,7 @@ async fn backup_while_serving_and_a_stop_leaves_the_file_whole() {
     let stop = Arc::new(AtomicBool::new(false));
     let beats = beat_forever(
         w.url(),
+        KEY,
         hosts.clone(),
         Duration::from_millis(500),
         Arc::clone(&stop),

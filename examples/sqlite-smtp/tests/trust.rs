@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use iamalive_testkit::{free_port, read_messages, refusal_flag, smtp_refusing};
 use serde_json::Value;
 
+mod common;
+use common::{beat_forever, wait_for};
+
 const KEY: &str = "trust-test-key-0123456789";
 
 struct Watcher {
@@ -102,45 +105,6 @@ fn printed(dir: &Path, tag: &str) -> Vec<String> {
     out
 }
 
-/// Hosts beating every `every`, as curl in a loop would: a beat the
-/// watcher does not answer is simply lost (no retry), the harshest case.
-fn beat_forever(
-    port: u16,
-    hosts: Vec<String>,
-    every: Duration,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .unwrap();
-        // Bounded: at most 10 minutes of beats, whatever the test does.
-        for _ in 0..(600_000 / every.as_millis().max(1)) {
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            let sends = hosts.iter().map(|h| {
-                client
-                    .post(format!("http://127.0.0.1:{port}/v1/heartbeat"))
-                    .bearer_auth(KEY)
-                    .json(&serde_json::json!({ "host": h }))
-                    .send()
-            });
-            let _ = futures::future::join_all(sends).await;
-            tokio::time::sleep(every).await;
-        }
-    })
-}
-
-async fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The defect measured on the old main: 10 hosts beating every 2 s, a 4 s
 /// timeout, two 3.5 s restarts, 20 false alarms. Now: 100 hosts, beats
 /// every second, a 3 s timeout, one graceful restart and one kill -9, each
@@ -159,7 +123,8 @@ async fn short_restarts_raise_no_alarm_for_100_beating_hosts() {
     let w = Watcher::start(dir.path(), port, 1, &env);
     let stop_all = Arc::new(AtomicBool::new(false));
     let beats = beat_forever(
-        port,
+        format!("http://127.0.0.1:{port}"),
+        KEY,
         hosts.clone(),
         Duration::from_secs(1),
         Arc::clone(&stop_all),
