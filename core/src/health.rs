@@ -63,6 +63,19 @@ impl Announcement {
             except: None,
         })
     }
+
+    /// The all-clear of the trouble `outage`, begun at `since_at`, for
+    /// every channel.
+    fn restored(outage: &str, since_at: Timestamp, now: Timestamp, text: String) -> Option<Self> {
+        Self::to_all(watcher_notice(
+            NoticeKind::Restored,
+            outage,
+            0,
+            since_at,
+            now,
+            text,
+        ))
+    }
 }
 
 /// One channel that refused a notice for good.
@@ -252,14 +265,7 @@ impl WatcherHealth {
             rfc3339(t.last_at),
             t.reason
         );
-        Announcement::to_all(watcher_notice(
-            NoticeKind::Restored,
-            &outage,
-            0,
-            t.since,
-            now,
-            text,
-        ))
+        Announcement::restored(&outage, t.since, now, text)
     }
 
     /// A store operation failed with `error`. Announced on every channel
@@ -331,14 +337,7 @@ impl WatcherHealth {
             t.failures,
             rfc3339(t.since)
         );
-        Announcement::to_all(watcher_notice(
-            NoticeKind::Restored,
-            &outage,
-            0,
-            t.since,
-            now,
-            text,
-        ))
+        Announcement::restored(&outage, t.since, now, text)
     }
 }
 
@@ -395,14 +394,7 @@ impl WatcherHealth {
             rfc3339(t.since),
             t.error
         );
-        Announcement::to_all(watcher_notice(
-            NoticeKind::Restored,
-            &outage,
-            0,
-            t.since,
-            now,
-            text,
-        ))
+        Announcement::restored(&outage, t.since, now, text)
     }
 }
 
