@@ -169,6 +169,22 @@ impl SqliteStoreBuilder {
     /// Checks the settings, opens the file (WAL, busy timeout), brings its
     /// schema up to date and starts the writer and reader threads.
     pub fn build(self) -> Result<SqliteStore, StoreError> {
+        // Several processes opening one new file at once can find it
+        // locked while another switches it to WAL or migrates it, and
+        // SQLite does not always wait on its busy handler there: retry a
+        // transient failure for as long as the busy timeout allows.
+        let deadline = std::time::Instant::now() + self.busy_timeout;
+        loop {
+            match self.clone().build_once() {
+                Err(e) if e.is_transient() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn build_once(self) -> Result<SqliteStore, StoreError> {
         let invalid = |reason: String| StoreError::InvalidInput {
             store: STORE,
             reason,
