@@ -16,8 +16,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iamalive_core::health::{Announcement, watcher_notice};
 use iamalive_core::{
     Clock, HealthOptions, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, Monitor,
-    MonitorOptions, NoticeKind, Notifier, Repeat, Silence, Status, Store, StoreError, Timestamp,
-    add, check_tz, parse_instant, since,
+    MonitorOptions, NoticeKind, Notifier, Repeat, Silence, Status, Store, StoreError, SweepReport,
+    Timestamp, add, check_tz, parse_instant, since,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -29,6 +29,7 @@ use crate::keys::{ApiKey, KeyRing, Role};
 use crate::rejections::{
     DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, RejectionLog, Rejections,
 };
+use crate::self_ping::SelfWatch;
 
 /// The monitor type the server drives: any store, any clock.
 pub type DynMonitor = Monitor<dyn Store, Arc<dyn Clock>>;
@@ -186,6 +187,8 @@ struct Shared {
     host_count: tokio::sync::Mutex<HostCount>,
     /// When each cap last told the operator it was hit.
     cap_noticed: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
+    /// The last sweep and the watcher's own heartbeat.
+    self_watch: Arc<SelfWatch>,
 }
 
 /// A token bucket on the watcher's clock (the manual one in tests).
@@ -318,6 +321,11 @@ impl AppState {
         config: &Config,
         ingest_in_process: bool,
     ) -> Self {
+        let self_watch = Arc::new(SelfWatch::new(
+            config.self_ping.as_ref(),
+            config.monitor.store_fault_after,
+            Arc::clone(&clock),
+        ));
         let rejections = Arc::new(Rejections::new(
             Arc::clone(&clock),
             config.monitor.rejection_window,
@@ -361,6 +369,7 @@ impl AppState {
             new_hosts: std::sync::Mutex::new(vec![None; config.keys.len()]),
             host_count: tokio::sync::Mutex::default(),
             cap_noticed: std::sync::Mutex::default(),
+            self_watch,
         }))
     }
 
@@ -390,6 +399,20 @@ impl AppState {
     /// runner waits on it.
     pub fn wake_signal(&self) -> &Arc<Notify> {
         &self.0.wake
+    }
+
+    /// The last sweep and the watcher's own heartbeat (`self_ping`).
+    pub fn self_watch(&self) -> &Arc<SelfWatch> {
+        &self.0.self_watch
+    }
+
+    /// One sweep of the monitor, noted (`last_sweep_at`) and followed by
+    /// the watcher's own heartbeat when one is due, which runs in a task of
+    /// its own: the sweep never waits for it (see [`SelfWatch::settle`]).
+    pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        let r = self.0.monitor.sweep().await;
+        self.0.self_watch.after_sweep(&self.0.monitor, r.is_ok());
+        r
     }
 
     fn now(&self) -> Timestamp {
@@ -1774,8 +1797,19 @@ async fn delete_silence(
 /// `GET /healthz`: 200 `ok`; 200 `degraded` while a channel refuses
 /// notices (the watcher still watches, and says so on its other channels);
 /// 503 while the store cannot be used (heartbeats are being refused) or
-/// its check found its data lost or replaced, each with the reasons.
+/// its check found its data lost or replaced, each with the reasons; and
+/// when the last successful sweep ran and the last self-ping got through.
 async fn healthz(State(st): State<AppState>) -> Response {
+    let (store_down, body) = watcher_view(&st).await;
+    if store_down {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    } else {
+        Json(body).into_response()
+    }
+}
+
+/// What `/healthz` says, and whether the store is down (503).
+async fn watcher_view(st: &AppState) -> (bool, Value) {
     let monitor = &st.0.monitor;
     let store = monitor.store();
     let health = monitor.health();
@@ -1794,7 +1828,8 @@ async fn healthz(State(st): State<AppState>) -> Response {
     } else {
         "ok"
     };
-    let body = Json(json!({
+    let seen = st.0.self_watch.status();
+    let body = json!({
         "status": status,
         "store": store.to_string(),
         "reasons": reasons,
@@ -1807,12 +1842,32 @@ async fn healthz(State(st): State<AppState>) -> Response {
             "last_notice": c.last_notice,
         })).collect::<Vec<_>>(),
         "error": probe.as_ref().err().map(ToString::to_string),
-    }));
-    if store_down {
-        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
-    } else {
-        body.into_response()
-    }
+        "last_sweep_at": seen.last_sweep_at,
+        "last_self_ping_at": seen.last_self_ping_at,
+    });
+    (store_down, body)
+}
+
+/// `GET /v1/watcher` (admin): what `/healthz` says, always 200, with the
+/// self-ping's target (scheme, host and port only), interval, last attempt,
+/// failures and last error.
+async fn watcher(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    st.admin(&headers)?;
+    let (_, mut body) = watcher_view(&st).await;
+    let seen = st.0.self_watch.status();
+    body["self_ping"] = match st.0.self_watch.target() {
+        None => Value::Null,
+        Some((url, interval)) => json!({
+            "url": url,
+            "interval": humantime::format_duration(interval).to_string(),
+            "last_ok_at": seen.last_self_ping_at,
+            "last_attempt_at": seen.last_self_ping_attempt_at,
+            "last_said_degraded": seen.last_self_ping_failed,
+            "failures": seen.self_ping_failures,
+            "last_error": seen.last_self_ping_error,
+        }),
+    };
+    Ok(Json(body).into_response())
 }
 
 /// `POST /v1/test-notice` (full admin): one test notice through every
@@ -1938,7 +1993,7 @@ async fn wrong_method() -> ApiError {
 /// `DELETE /v1/hosts?pattern=<glob>[&dry_run=true]`;
 /// `GET|PUT|DELETE /v1/hosts/{host}`; `POST /v1/hosts/{host}/pause` and
 /// `/resume`; `GET|POST /v1/silences`; `DELETE /v1/silences/{id}`;
-/// `GET /healthz`; `GET /metrics`.
+/// `GET /healthz`; `GET /v1/watcher`; `GET /metrics`.
 pub fn router(state: AppState) -> Router {
     let limits = state.0.limits.clone();
     Router::new()
@@ -1961,6 +2016,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/silences", get(list_silences).post(create_silence))
         .route("/v1/silences/{id}", delete(delete_silence))
         .route("/healthz", get(healthz))
+        .route("/v1/watcher", get(watcher))
         .route("/v1/test-notice", post(test_notice))
         .route("/metrics", get(metrics_page))
         .fallback(no_route)

@@ -14,6 +14,7 @@ use iamalive_core::{HostPattern, Policy, PolicyOverride, PolicySet, RetryPolicy}
 use serde::Deserialize;
 
 use crate::keys::{ApiKey, Role, parse_secret};
+use crate::self_ping::{SELF_PING_ENV_KEYS, SelfPingSettings, SelfPingTable};
 
 /// A configuration problem, naming the key (TOML path or environment variable).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -265,6 +266,8 @@ pub struct Config {
     pub log: Option<String>,
     /// How log lines are written: `text` (the default) or `json`.
     pub log_format: LogFormat,
+    /// The watcher's own heartbeat, when `self_ping.url` is set.
+    pub self_ping: Option<SelfPingSettings>,
 }
 
 /// How log lines are written.
@@ -303,6 +306,7 @@ struct FileConfig {
     webhook: Option<WebhookTable>,
     dynamo: Option<DynamoTable>,
     sns: Option<SnsTable>,
+    self_ping: Option<SelfPingTable>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -483,6 +487,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_DYNAMO_TABLE", "dynamo.table"),
     ("IAMALIVE_DYNAMO_SHARDS", "dynamo.shards"),
     ("IAMALIVE_SNS_TOPIC_ARN", "sns.topic_arn"),
+    SELF_PING_ENV_KEYS[0],
+    SELF_PING_ENV_KEYS[1],
+    SELF_PING_ENV_KEYS[2],
 ];
 
 /// The variable naming the TOML file to read.
@@ -944,6 +951,7 @@ impl Config {
         }
 
         Ok(Config {
+            self_ping: f.self_ping.unwrap_or_default().resolve()?,
             listen,
             auto_register: f.auto_register.unwrap_or(true),
             keys,

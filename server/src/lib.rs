@@ -10,6 +10,7 @@ mod logging;
 mod redact;
 mod rejections;
 mod runner;
+mod self_ping;
 mod serve;
 
 pub use api::{
@@ -26,6 +27,10 @@ pub use listen::{RESERVED_FILES, raise_open_file_limit, serve_listener};
 pub use logging::{init_logging, init_logging_with, use_colour};
 pub use rejections::{DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, Rejections};
 pub use runner::{MIN_SLEEP, Runner};
+pub use self_ping::{
+    Cadence, DEFAULT_SELF_PING_INTERVAL, DEFAULT_SELF_PING_TIMEOUT, MAX_FAIL_BODY, SelfPing,
+    SelfPingSettings, SelfWatch, SelfWatchStatus, degraded_reasons,
+};
 pub use serve::{
     FirstRunKey, first_run_banner, first_run_key, serve, serve_until, shutdown_signal,
 };

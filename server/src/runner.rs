@@ -18,6 +18,7 @@ pub const MIN_SLEEP: Duration = Duration::from_millis(5);
 /// capped, or until woken }`.
 #[derive(Clone)]
 pub struct Runner {
+    state: AppState,
     monitor: Arc<DynMonitor>,
     wake: Arc<Notify>,
     max_sleep: Duration,
@@ -38,6 +39,7 @@ impl Runner {
     /// noticed).
     pub fn new(state: &AppState, max_sleep: Duration) -> Self {
         Self {
+            state: state.clone(),
             monitor: Arc::clone(state.monitor()),
             wake: Arc::clone(state.wake_signal()),
             max_sleep: max_sleep.max(MIN_SLEEP),
@@ -46,7 +48,7 @@ impl Runner {
 
     /// One sweep, then how long to sleep before the next.
     pub async fn step(&self, failures: &mut u32) -> Duration {
-        match self.monitor.sweep().await {
+        match self.state.sweep().await {
             Ok(report) => {
                 *failures = 0;
                 if report.evaluated > 0 {

@@ -440,3 +440,166 @@ async fn the_binary_checks_its_channels_with_a_test_notice() {
         "{out}"
     );
 }
+
+/// A ping receiver on loopback: the path and body of every request.
+async fn ping_receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, String)>>>) {
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let app = axum::Router::new()
+        .fallback(
+            |State(s): State<Arc<Mutex<Vec<(String, String)>>>>,
+             uri: axum::http::Uri,
+             body: String| async move {
+                s.lock().unwrap().push((uri.path().to_owned(), body));
+                "OK"
+            },
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+/// `env`'s configuration with the function's own heartbeat to `url`.
+fn with_self_ping(env: &Env, url: &str) -> Config {
+    Config::from_sources(
+        None,
+        [
+            ("IAMALIVE_API_KEYS", KEY),
+            ("IAMALIVE_TIMEOUT", "10s"),
+            ("IAMALIVE_REMINDER_INTERVAL", "1h"),
+            ("IAMALIVE_DYNAMO_TABLE", env.table.as_str()),
+            ("IAMALIVE_SNS_TOPIC_ARN", env.topic.as_str()),
+            ("IAMALIVE_SELF_PING_URL", url),
+            ("IAMALIVE_SELF_PING_INTERVAL", "50s"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    )
+    .expect("config")
+}
+
+/// The function pings after each scheduled sweep (at most once per
+/// interval), and the ping has got through when the invocation returns (an
+/// instance is frozen after it); a sweep run by a recovering host's
+/// heartbeat does not ping (the ping vouches for the schedule).
+#[tokio::test]
+async fn the_scheduled_sweep_pings_before_the_invocation_returns() {
+    let env = Env::new().await;
+    let (addr, seen) = ping_receiver().await;
+    let config = with_self_ping(
+        &env,
+        &format!("http://{addr}/ping/peer-key/iamalive-lambda"),
+    );
+    let clock = clock();
+    let (store, channels) = dynamo_sns::from_clients(
+        env.dynamo.clone(),
+        env.sns.clone(),
+        env.table.clone(),
+        env.topic.clone(),
+    );
+    let handler = Handler::new(
+        dynamo_sns::shared(store),
+        channels,
+        Arc::new(clock.clone()),
+        &config,
+    )
+    .unwrap();
+    let schedule = fixture("eventbridge-scheduled.json");
+
+    handler.handle_value(schedule.clone()).await.unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("/ping/peer-key/iamalive-lambda".to_owned(), String::new())],
+        "sent and answered within the invocation"
+    );
+    let status = handler.state().self_watch().status();
+    assert_eq!(status.last_self_ping_at, Some(clock.now()));
+    assert_eq!(status.last_sweep_at, Some(clock.now()));
+
+    // An outage and a recovery inside the interval: the heartbeat's own
+    // sweep sends the all-clear, but no ping.
+    let out = handler
+        .handle_value(fixture("apigw-http-v2-heartbeat.json"))
+        .await
+        .unwrap();
+    assert_eq!(out["statusCode"], 200, "{out}");
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(5));
+        handler.handle_value(schedule.clone()).await.unwrap();
+    }
+    assert_eq!(env.notifications(1).await.len(), 1, "the alarm");
+    clock.advance(Duration::from_secs(5));
+    let out = handler
+        .handle_value(fixture("apigw-http-v2-heartbeat.json"))
+        .await
+        .unwrap();
+    assert_eq!(out["statusCode"], 200, "{out}");
+    assert_eq!(env.notifications(2).await.len(), 2, "the all-clear");
+    assert_eq!(seen.lock().unwrap().len(), 1, "{:?}", seen.lock().unwrap());
+
+    // 50 s after the first: the next scheduled sweep pings.
+    clock.advance(Duration::from_secs(30));
+    handler.handle_value(schedule.clone()).await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 2, "{:?}", seen.lock().unwrap());
+    // The /healthz the function serves says so too.
+    let healthz = serde_json::json!({
+        "version": "2.0",
+        "routeKey": "GET /healthz",
+        "rawPath": "/healthz",
+        "rawQueryString": "",
+        "headers": {},
+        "requestContext": {
+            "http": {"method": "GET", "path": "/healthz", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+            "requestId": "r", "routeKey": "GET /healthz", "stage": "$default", "time": "", "timeEpoch": 0,
+            "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d"
+        },
+        "isBase64Encoded": false
+    });
+    let out = handler.handle_value(healthz).await.unwrap();
+    let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["last_self_ping_at"],
+        serde_json::to_value(clock.now()).unwrap(),
+        "{body}"
+    );
+}
+
+/// A function whose store keeps failing: each scheduled invocation fails
+/// (CloudWatch's error alarm sees it), and once the fault has lasted
+/// `store_fault_after` the ping says so at `/fail`, with the reason.
+#[tokio::test]
+async fn a_failing_sweep_pings_fail_with_the_reason() {
+    let env = Env::new().await;
+    let (addr, seen) = ping_receiver().await;
+    let config = with_self_ping(
+        &env,
+        &format!("http://{addr}/ping/peer-key/iamalive-lambda"),
+    );
+    let clock = clock();
+    let (store, channels) = dynamo_sns::from_clients(
+        env.dynamo.clone(),
+        env.sns.clone(),
+        format!("{}-missing", env.table),
+        env.topic.clone(),
+    );
+    let handler = Handler::new(
+        dynamo_sns::shared(store),
+        channels,
+        Arc::new(clock.clone()),
+        &config,
+    )
+    .unwrap();
+    let schedule = fixture("eventbridge-scheduled.json");
+    assert!(handler.handle_value(schedule.clone()).await.is_err());
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "a fault this young says nothing"
+    );
+    clock.advance(Duration::from_secs(31));
+    assert!(handler.handle_value(schedule.clone()).await.is_err());
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "/ping/peer-key/iamalive-lambda/fail");
+    assert!(got[0].1.contains("store failing since"), "{:?}", got[0].1);
+    assert_eq!(handler.state().self_watch().status().last_sweep_at, None);
+}
