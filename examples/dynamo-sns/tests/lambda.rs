@@ -441,14 +441,15 @@ async fn the_binary_checks_its_channels_with_a_test_notice() {
     );
 }
 
+/// The path and body of each request a ping receiver got.
+type Pings = Arc<Mutex<Vec<(String, String)>>>;
+
 /// A ping receiver on loopback: the path and body of every request.
-async fn ping_receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, String)>>>) {
-    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+async fn ping_receiver() -> (std::net::SocketAddr, Pings) {
+    let seen: Pings = Arc::default();
     let app = axum::Router::new()
         .fallback(
-            |State(s): State<Arc<Mutex<Vec<(String, String)>>>>,
-             uri: axum::http::Uri,
-             body: String| async move {
+            |State(s): State<Pings>, uri: axum::http::Uri, body: String| async move {
                 s.lock().unwrap().push((uri.path().to_owned(), body));
                 "OK"
             },
