@@ -250,8 +250,8 @@ fn host_row(ctx: &PageContext<'_>, row: &Row) -> Markup {
                 (pill(row.state))
                 @if row.alarms > 1 { " " span.muted { (row.alarms) " notices" } }
             }
-            td data-label="Last seen" { (time(row.last_seen, now)) }
-            td data-label="Silent for" { (span((now - row.last_seen).to_std().unwrap_or_default())) }
+            td.nw data-label="Last seen" { (time(row.last_seen, now)) }
+            td.nw data-label="Silent for" { (span((now - row.last_seen).to_std().unwrap_or_default())) }
             td data-label="Silence / pause" { (hold_cell(row, now)) }
             td data-label="Last outage" { (outage_cell(row, now)) }
             td.report data-label="Agent's report" {
