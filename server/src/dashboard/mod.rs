@@ -466,21 +466,21 @@ fn forbidden(reason: &str) -> Response {
 fn signed_in<'a>(
     st: &'a AppState,
     headers: &HeaderMap,
-) -> Result<(String, Session, &'a ApiKey), Response> {
+) -> Result<(String, Session, &'a ApiKey), Box<Response>> {
     let dash = st.dashboard();
     let Some(token) = cookie_token(headers) else {
-        return Err(Redirect::to("/login").into_response());
+        return Err(Box::new(Redirect::to("/login").into_response()));
     };
     let Some(session) = dash.sessions.get(&token, st.now()) else {
         let mut r = Redirect::to("/login").into_response();
         if let Ok(v) = HeaderValue::from_str(&session_cookie(dash, headers, "", 0)) {
             r.headers_mut().insert(header::SET_COOKIE, v);
         }
-        return Err(r);
+        return Err(Box::new(r));
     };
     match st.admin_key(session.key) {
         Ok(key) => Ok((token, session, key)),
-        Err(e) => Err(api_error_page(&e)),
+        Err(e) => Err(Box::new(api_error_page(&e))),
     }
 }
 
@@ -561,7 +561,7 @@ async fn logout(
 ) -> Response {
     let (token, session, _) = match signed_in(&st, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let form = form.ok().map(|Form(f)| f).unwrap_or_default();
     if cross_site(&headers) || !csrf_ok(&session, form.csrf.as_deref()) {
@@ -605,7 +605,7 @@ async fn page(
 ) -> Response {
     let (_, session, key) = match signed_in(&st, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let filter = filter.ok().map(|Query(f)| f).unwrap_or_default();
     let loaded = async {
@@ -682,7 +682,7 @@ async fn silences_page(
 ) -> Response {
     let (_, session, key) = match signed_in(&st, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let silences = match st.visible_silences(key).await {
         Ok(s) => s,
@@ -713,16 +713,16 @@ fn check_action<'a>(
     st: &'a AppState,
     headers: &HeaderMap,
     form: Result<Form<ActionForm>, FormRejection>,
-) -> Result<(String, &'a ApiKey, ActionForm), Response> {
+) -> Result<(String, &'a ApiKey, ActionForm), Box<Response>> {
     if cross_site(headers) {
-        return Err(forbidden("a form sent from another site is refused"));
+        return Err(Box::new(forbidden("a form sent from another site is refused")));
     }
     let (token, session, key) = signed_in(st, headers)?;
     let form = form.ok().map(|Form(f)| f).unwrap_or_default();
     if !csrf_ok(&session, form.csrf.as_deref()) {
-        return Err(forbidden(
+        return Err(Box::new(forbidden(
             "this form is out of date or was not sent from this dashboard (its CSRF token is missing or wrong); reload the page and try again",
-        ));
+        )));
     }
     Ok((token, key, form))
 }
@@ -780,7 +780,7 @@ async fn pause(
 ) -> Response {
     let (token, key, form) = match check_action(&st, &headers, form) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let outcome = async {
         let for_ = form_duration(&form.for_, "pause for")?;
@@ -805,7 +805,7 @@ async fn resume(
 ) -> Response {
     let (token, key, form) = match check_action(&st, &headers, form) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let outcome = st
         .resume(key, &form.host)
@@ -821,7 +821,7 @@ async fn remove(
 ) -> Response {
     let (token, key, form) = match check_action(&st, &headers, form) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let outcome = st
         .remove_host(key, &form.host)
@@ -837,7 +837,7 @@ async fn add_silence(
 ) -> Response {
     let (token, key, form) = match check_action(&st, &headers, form) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let outcome = async {
         let for_ = form_duration(&form.for_, "silence for")?.ok_or_else(|| {
@@ -869,7 +869,7 @@ async fn end_silence(
 ) -> Response {
     let (token, key, form) = match check_action(&st, &headers, form) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let outcome = st
         .end_silence(key, &form.id)
