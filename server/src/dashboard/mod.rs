@@ -715,7 +715,9 @@ fn check_action<'a>(
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Result<(String, &'a ApiKey, ActionForm), Box<Response>> {
     if cross_site(headers) {
-        return Err(Box::new(forbidden("a form sent from another site is refused")));
+        return Err(Box::new(forbidden(
+            "a form sent from another site is refused",
+        )));
     }
     let (token, session, key) = signed_in(st, headers)?;
     let form = form.ok().map(|Form(f)| f).unwrap_or_default();
