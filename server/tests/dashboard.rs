@@ -596,6 +596,14 @@ async fn status_pages_are_off_by_default_and_show_only_names_and_states() {
     let _ = f.state.monitor().sweep().await.unwrap();
     let a = get(&f, "/status/ungrouped", None).await;
     assert!(a.text.contains("1 of 1 hosts silent"), "{}", a.text);
+    // Anyone may ask: the store is read at most once per 10 s for them.
+    beat(&f, "web-2").await;
+    f.clock.advance(Duration::from_secs(9));
+    let a = get(&f, "/status/ungrouped", None).await;
+    assert!(!a.text.contains("web-2"), "read again within 10 s");
+    f.clock.advance(Duration::from_secs(1));
+    let a = get(&f, "/status/ungrouped", None).await;
+    assert!(a.text.contains("web-2"), "not read again after 10 s");
 
     assert!(
         Config::from_sources(

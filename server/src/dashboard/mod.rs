@@ -60,7 +60,14 @@ pub const UNGROUPED: &str = "ungrouped";
 pub(crate) struct Dashboard {
     settings: DashboardSettings,
     sessions: Sessions,
+    /// Every host as the public pages show it, and when it was read: the
+    /// status pages and group badges, which anyone may ask for, read the
+    /// store at most once per [`PUBLIC_REREAD`].
+    public: tokio::sync::Mutex<Option<(Timestamp, Arc<Vec<Row>>)>>,
 }
+
+/// How long the public pages reuse one reading of the hosts.
+const PUBLIC_REREAD: Duration = Duration::from_secs(10);
 
 impl Dashboard {
     /// Whether the dashboard is served.
@@ -72,6 +79,7 @@ impl Dashboard {
         Arc::new(Self {
             sessions: Sessions::new(settings.session_ttl),
             settings: settings.clone(),
+            public: tokio::sync::Mutex::default(),
         })
     }
 }
@@ -882,20 +890,31 @@ async fn end_silence(
 
 // ---- public: status pages and badges --------------------------------------
 
-/// The hosts of `group`, read without a session (status pages, badges):
-/// every host is read with the watcher's own view, then only the group's
-/// are kept.
+/// The hosts of `group`, read without a session (status pages, badges),
+/// from a reading of every host at most [`PUBLIC_REREAD`] old.
 async fn group_hosts(st: &AppState, group: &str) -> Result<Vec<Row>, ApiError> {
-    // A stand-in for "every host": it is only matched against host ids,
-    // never accepted as a key.
-    let all = ApiKey::admin("status page", crate::keys::KeyHash::of(""));
-    let (hosts, _) = read_hosts(st, &all).await?;
-    let silences = st.visible_silences(&all).await?;
     let now = st.now();
-    Ok(hosts
+    let mut cached = st.dashboard().public.lock().await;
+    let rows = match cached.as_ref() {
+        Some((at, rows)) if now >= *at && now < iamalive_core::add(*at, PUBLIC_REREAD) => {
+            Arc::clone(rows)
+        }
+        _ => {
+            // A stand-in for "every host": it is only matched against
+            // host ids, never accepted as a key.
+            let all = ApiKey::admin("public pages", crate::keys::KeyHash::of(""));
+            let (hosts, _) = read_hosts(st, &all).await?;
+            let silences = st.visible_silences(&all).await?;
+            let rows: Arc<Vec<Row>> =
+                Arc::new(hosts.iter().map(|r| Row::new(r, now, &silences)).collect());
+            *cached = Some((now, Arc::clone(&rows)));
+            rows
+        }
+    };
+    Ok(rows
         .iter()
-        .filter(|r| group_of(r).unwrap_or(UNGROUPED) == group)
-        .map(|r| Row::new(r, now, &silences))
+        .filter(|r| r.group_name() == group)
+        .cloned()
         .collect())
 }
 

@@ -89,6 +89,18 @@ def main():
         check(seen.get_attribute("title").endswith("UTC"), "no exact time on hover")
         full_page(driver, os.path.join(out, "dashboard.png"), 1280)
 
+        # An action from a host's menu: resume the paused host.
+        paused = driver.find_element(By.CSS_SELECTOR, "tr.r-paused")
+        name = paused.find_element(By.CSS_SELECTOR, "td.host strong").text
+        paused.find_element(By.CSS_SELECTOR, "details.actions > summary").click()
+        driver.set_window_size(1280, 1100)
+        driver.save_screenshot(os.path.join(out, "actions-menu.png"))
+        paused.find_element(By.XPATH, ".//button[normalize-space()='Resume watching']").click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".flash.ok")))
+        flash = driver.find_element(By.CSS_SELECTOR, ".flash.ok").text
+        check(flash == f"{name} is watched again.", f"resume did not say so: {flash!r}")
+        check(not driver.find_elements(By.CSS_SELECTOR, "tr.r-paused"), "the host is still paused")
+
         # A silence through the form.
         target = hosts[0]
         driver.get(base + "/silences?hosts=" + target)
