@@ -489,6 +489,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_DASHBOARD", "dashboard.enabled"),
     ("IAMALIVE_DASHBOARD_SESSION_TTL", "dashboard.session_ttl"),
     ("IAMALIVE_DASHBOARD_REFRESH", "dashboard.refresh"),
+    ("IAMALIVE_DASHBOARD_TZ", "dashboard.tz"),
     (
         "IAMALIVE_DASHBOARD_SECURE_COOKIE",
         "dashboard.secure_cookie",

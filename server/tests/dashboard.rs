@@ -689,3 +689,28 @@ async fn badges_need_their_own_token_never_the_api_key() {
         .contains("IAMALIVE_BADGE_SECRET")
     );
 }
+
+#[tokio::test]
+async fn times_are_shown_in_the_configured_zone() {
+    let f = fixture(&[("IAMALIVE_DASHBOARD_TZ", "Europe/Berlin")]);
+    beat(&f, "web-1").await;
+    let session = login(&f, ADMIN).await;
+    let page = get(&f, "/", Some(&session)).await.text;
+    assert!(
+        page.contains(r#"title="2023-11-14 23:13:20 CET""#),
+        "exact times on hover in Berlin time"
+    );
+    assert!(page.contains("Europe/Berlin"), "the page says which zone");
+    assert!(
+        Config::from_sources(
+            None,
+            [(
+                "IAMALIVE_DASHBOARD_TZ".to_owned(),
+                "Mars/Olympus".to_owned()
+            )]
+        )
+        .unwrap_err()
+        .key
+        .contains("IAMALIVE_DASHBOARD_TZ")
+    );
+}

@@ -263,7 +263,7 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    fn new(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Self {
+    fn new(rec: &HostRecord, now: Timestamp, silences: &[Silence], tz: chrono_tz::Tz) -> Self {
         let silence = silences
             .iter()
             .filter_map(|s| s.end_for(&rec.host, now).map(|end| (s, end)))
@@ -285,7 +285,7 @@ impl Row {
         };
         let (report, stretch) = match rec.report.as_deref() {
             Some(r) => {
-                let (text, stretch) = words::report(r, now);
+                let (text, stretch) = words::report(r, now, tz);
                 (Some(text), stretch)
             }
             None => (None, None),
@@ -627,7 +627,11 @@ async fn page(
         Err(e) => return api_error_page(&e),
     };
     let now = st.now();
-    let all: Vec<Row> = hosts.iter().map(|r| Row::new(r, now, &silences)).collect();
+    let tz = st.dashboard().settings.tz;
+    let all: Vec<Row> = hosts
+        .iter()
+        .map(|r| Row::new(r, now, &silences, tz))
+        .collect();
     let mut totals = [0usize; 5];
     for r in &all {
         totals[r.state as usize] += 1;
@@ -647,6 +651,7 @@ async fn page(
     groups.retain(|g| !g.rows.is_empty());
     let ctx = view::PageContext {
         now,
+        tz: st.dashboard().settings.tz,
         key,
         csrf: &session.csrf,
         flash: session.flash.as_ref(),
@@ -701,6 +706,7 @@ async fn silences_page(
     let filter = Filter::default();
     let ctx = view::PageContext {
         now,
+        tz: st.dashboard().settings.tz,
         key,
         csrf: &session.csrf,
         flash: session.flash.as_ref(),
@@ -800,7 +806,11 @@ async fn pause(
         };
         let rec = st.pause(key, &form.host, &req).await?;
         Ok(match rec.due_at {
-            Some(until) => format!("{} is paused until {}.", rec.host, words::exact(until)),
+            Some(until) => format!(
+                "{} is paused until {}.",
+                rec.host,
+                words::exact(until, st.dashboard().settings.tz)
+            ),
             None => format!("{} is paused until resumed.", rec.host),
         })
     }
@@ -865,7 +875,7 @@ async fn add_silence(
         Ok(format!(
             "Hosts matching {} are silenced until {}.",
             s.hosts,
-            words::exact(s.ends_at)
+            words::exact(s.ends_at, st.dashboard().settings.tz)
         ))
     }
     .await;
@@ -905,8 +915,13 @@ async fn group_hosts(st: &AppState, group: &str) -> Result<Vec<Row>, ApiError> {
             let all = ApiKey::admin("public pages", crate::keys::KeyHash::of(""));
             let (hosts, _) = read_hosts(st, &all).await?;
             let silences = st.visible_silences(&all).await?;
-            let rows: Arc<Vec<Row>> =
-                Arc::new(hosts.iter().map(|r| Row::new(r, now, &silences)).collect());
+            let tz = st.dashboard().settings.tz;
+            let rows: Arc<Vec<Row>> = Arc::new(
+                hosts
+                    .iter()
+                    .map(|r| Row::new(r, now, &silences, tz))
+                    .collect(),
+            );
             *cached = Some((now, Arc::clone(&rows)));
             rows
         }
@@ -940,7 +955,14 @@ async fn status_page(State(st): State<AppState>, Path(group): Path<String>) -> R
     let g = group_rows(rows).pop().expect("one group");
     html(
         StatusCode::OK,
-        view::status_page(&g, st.now(), st.dashboard().settings.refresh),
+        view::status_page(
+            &g,
+            view::When {
+                now: st.now(),
+                tz: st.dashboard().settings.tz,
+            },
+            st.dashboard().settings.refresh,
+        ),
     )
 }
 
@@ -986,7 +1008,7 @@ async fn badge_svg(
                 Ok(s) => s,
                 Err(e) => return ApiError::store(e).into_response(),
             };
-            let row = Row::new(&rec, now, &silences);
+            let row = Row::new(&rec, now, &silences, st.dashboard().settings.tz);
             (
                 row.host.to_string(),
                 row.state.as_str().to_owned(),

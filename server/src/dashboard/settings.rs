@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::config::{ConfigError, Secret};
@@ -26,6 +27,7 @@ pub(crate) struct DashboardTable {
     secure_cookie: Option<toml::Value>,
     status_pages: Option<Vec<String>>,
     badge_secret: Option<String>,
+    tz: Option<String>,
 }
 
 /// When the session cookie carries the `Secure` attribute.
@@ -59,6 +61,8 @@ pub struct DashboardSettings {
     pub status_pages: Vec<String>,
     /// The secret badge tokens are derived from; badges are off without it.
     pub badge_secret: Option<Secret>,
+    /// The time zone the pages show times in. Default UTC.
+    pub tz: Tz,
 }
 
 impl Default for DashboardSettings {
@@ -70,6 +74,7 @@ impl Default for DashboardSettings {
             secure_cookie: SecureCookie::Auto,
             status_pages: Vec::new(),
             badge_secret: None,
+            tz: Tz::UTC,
         }
     }
 }
@@ -130,7 +135,19 @@ impl DashboardSettings {
             }
             s => s.map(Secret::new),
         };
+        let tz = match t.tz.as_deref().map(str::trim) {
+            None => d.tz,
+            Some(name) => name.parse::<Tz>().map_err(|_| {
+                ConfigError::new(
+                    "dashboard.tz (IAMALIVE_DASHBOARD_TZ)",
+                    format!(
+                        "unknown time zone {name:?}: use an IANA name such as Europe/Berlin or UTC"
+                    ),
+                )
+            })?,
+        };
         Ok(Self {
+            tz,
             enabled: t.enabled.unwrap_or(d.enabled),
             session_ttl,
             refresh,

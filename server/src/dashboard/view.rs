@@ -10,10 +10,12 @@ use super::settings::DashboardSettings;
 use super::words::{ago, clock, exact, span, until};
 use super::{Filter, GroupView, Hold, Outage, Row, Shown, UNGROUPED, badge};
 use crate::keys::ApiKey;
+use chrono_tz::Tz;
 
 /// What every signed-in page knows.
 pub(crate) struct PageContext<'a> {
     pub(crate) now: Timestamp,
+    pub(crate) tz: Tz,
     pub(crate) key: &'a ApiKey,
     pub(crate) csrf: &'a str,
     pub(crate) flash: Option<&'a Flash>,
@@ -21,6 +23,22 @@ pub(crate) struct PageContext<'a> {
     pub(crate) refresh: Duration,
     pub(crate) badge_secret: Option<&'a str>,
     pub(crate) settings: &'a DashboardSettings,
+}
+
+impl PageContext<'_> {
+    fn when(&self) -> When {
+        When {
+            now: self.now,
+            tz: self.tz,
+        }
+    }
+}
+
+/// The time of the page and the zone times are shown in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct When {
+    pub(crate) now: Timestamp,
+    pub(crate) tz: Tz,
 }
 
 /// The hosts of the main page.
@@ -71,15 +89,15 @@ fn head(title: &str, refresh: Option<Duration>) -> Markup {
     }
 }
 
-fn time(t: Timestamp, now: Timestamp) -> Markup {
+fn time(t: Timestamp, w: When) -> Markup {
     html! {
-        time datetime=(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) title=(exact(t)) { (ago(t, now)) }
+        time datetime=(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) title=(exact(t, w.tz)) { (ago(t, w.now)) }
     }
 }
 
-fn at(t: Timestamp, now: Timestamp) -> Markup {
+fn at(t: Timestamp, w: When) -> Markup {
     html! {
-        time datetime=(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) title=(exact(t)) { (clock(t, now)) }
+        time datetime=(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) title=(exact(t, w.tz)) { (clock(t, w.now, w.tz)) }
     }
 }
 
@@ -160,13 +178,14 @@ pub(crate) fn message_page(title: &str, text: &str) -> String {
     .into_string()
 }
 
-fn hold_cell(row: &Row, now: Timestamp) -> Markup {
+fn hold_cell(row: &Row, w: When) -> Markup {
+    let now = w.now;
     html! {
         @match &row.hold {
-            Some(Hold::Paused(Some(t))) => { "paused until " (at(*t, now)) " " span.muted { "(" (until(*t, now)) ")" } }
+            Some(Hold::Paused(Some(t))) => { "paused until " (at(*t, w)) " " span.muted { "(" (until(*t, now)) ")" } }
             Some(Hold::Paused(None)) => { "paused until resumed" }
             Some(Hold::Silenced { reason, until: t, .. }) => {
-                "silenced until " (at(*t, now)) " " span.muted { "(" (until(*t, now)) ")" }
+                "silenced until " (at(*t, w)) " " span.muted { "(" (until(*t, now)) ")" }
                 @if !reason.is_empty() { br; span.reason { (reason) } }
             }
             None => { span.muted { "—" } }
@@ -174,14 +193,15 @@ fn hold_cell(row: &Row, now: Timestamp) -> Markup {
     }
 }
 
-fn outage_cell(row: &Row, now: Timestamp) -> Markup {
+fn outage_cell(row: &Row, w: When) -> Markup {
+    let now = w.now;
     html! {
         @match &row.outage {
             Some(Outage::Now { since }) => {
-                strong { "now" } ", since " (at(*since, now)) " " span.muted { "(" (span((now - *since).to_std().unwrap_or_default())) ")" }
+                strong { "now" } ", since " (at(*since, w)) " " span.muted { "(" (span((now - *since).to_std().unwrap_or_default())) ")" }
             }
             Some(Outage::Reported { from, to }) => {
-                (at(*from, now)) " – " (at(*to, now)) " " span.muted { "(" (span((*to - *from).to_std().unwrap_or_default())) ")" }
+                (at(*from, w)) " – " (at(*to, w)) " " span.muted { "(" (span((*to - *from).to_std().unwrap_or_default())) ")" }
             }
             None => { span.muted { "none on record" } }
         }
@@ -239,7 +259,8 @@ fn actions(ctx: &PageContext<'_>, row: &Row) -> Markup {
 }
 
 fn host_row(ctx: &PageContext<'_>, row: &Row) -> Markup {
-    let now = ctx.now;
+    let w = ctx.when();
+    let now = w.now;
     html! {
         tr class={"r-" (row.state.as_str())} {
             td.host data-label="Host" {
@@ -250,10 +271,10 @@ fn host_row(ctx: &PageContext<'_>, row: &Row) -> Markup {
                 (pill(row.state))
                 @if row.alarms > 1 { " " span.muted { (row.alarms) " notices" } }
             }
-            td.nw data-label="Last seen" { (time(row.last_seen, now)) }
+            td.nw data-label="Last seen" { (time(row.last_seen, w)) }
             td.nw data-label="Silent for" { (span((now - row.last_seen).to_std().unwrap_or_default())) }
-            td data-label="Silence / pause" { (hold_cell(row, now)) }
-            td data-label="Last outage" { (outage_cell(row, now)) }
+            td data-label="Silence / pause" { (hold_cell(row, w)) }
+            td data-label="Last outage" { (outage_cell(row, w)) }
             td.report data-label="Agent's report" {
                 @match &row.report { Some(r) => { (r) } None => { span.muted { "—" } } }
             }
@@ -368,7 +389,7 @@ pub(crate) fn dashboard(ctx: &PageContext<'_>, l: &Listing<'_>) -> String {
                         p.note { "Showing the worst " (l.groups.iter().map(|g| g.rows.len()).sum::<usize>()) " of " (l.matched) "+ hosts; filter by name to see others." }
                     }
                     footer {
-                        "Updated " (at(ctx.now, ctx.now)) " UTC"
+                        "Updated " (at(ctx.now, ctx.when())) " " (ctx.tz.name())
                         @if let Some(r) = refresh { " · reloads every " (span(r)) }
                         " · " a href=(toggled.url()) { @if refresh.is_some() { "stop reloading" } @else { "reload automatically" } }
                     }
@@ -381,7 +402,8 @@ pub(crate) fn dashboard(ctx: &PageContext<'_>, l: &Listing<'_>) -> String {
 
 /// The silences page: what is silenced, a form for a new silence.
 pub(crate) fn silences(ctx: &PageContext<'_>, live: &[&Silence], prefill: &str) -> String {
-    let now = ctx.now;
+    let w = ctx.when();
+    let now = w.now;
     let unrestricted = ctx.key.hosts == HostPattern::any();
     let active = live.iter().filter(|s| s.window_at(now).is_some()).count();
     html! {
@@ -431,9 +453,9 @@ pub(crate) fn silences(ctx: &PageContext<'_>, live: &[&Silence], prefill: &str) 
                                             td data-label="Hosts" { code { (s.hosts) } }
                                             td data-label="When" {
                                                 @if let Some((_, end)) = window {
-                                                    (pill(Shown::Silenced)) " until " (at(end, now)) " " span.muted { "(" (until(end, now)) ")" }
+                                                    (pill(Shown::Silenced)) " until " (at(end, w)) " " span.muted { "(" (until(end, now)) ")" }
                                                 } @else if let Some((from, end)) = s.next_window(now) {
-                                                    "from " (at(from, now)) " to " (at(end, now))
+                                                    "from " (at(from, w)) " to " (at(end, w))
                                                 }
                                                 @if s.repeat.is_some() { " " span.muted { "(repeats)" } }
                                             }
@@ -462,7 +484,8 @@ pub(crate) fn silences(ctx: &PageContext<'_>, live: &[&Silence], prefill: &str) 
 }
 
 /// A group's public status page: names and states, nothing else.
-pub(crate) fn status_page(g: &GroupView, now: Timestamp, refresh: Duration) -> String {
+pub(crate) fn status_page(g: &GroupView, w: When, refresh: Duration) -> String {
+    let now = w.now;
     let watched: usize = g.rows.iter().filter(|r| r.state != Shown::Paused).count();
     let down: usize = g.rows.iter().filter(|r| r.state.is_problem()).count();
     let (headline, cls) = if down == 0 {
@@ -483,11 +506,11 @@ pub(crate) fn status_page(g: &GroupView, now: Timestamp, refresh: Duration) -> S
                             li {
                                 span.name { (r.host) }
                                 (pill(r.state))
-                                span.muted { "last seen " (time(r.last_seen, now)) }
+                                span.muted { "last seen " (time(r.last_seen, w)) }
                             }
                         }
                     }
-                    footer { "Updated " (at(now, now)) " UTC · reloads every " (span(refresh)) }
+                    footer { "Updated " (at(now, w)) " " (w.tz.name()) " · reloads every " (span(refresh)) }
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono_tz::Tz;
 use iamalive_core::Timestamp;
 use serde_json::Value;
 
@@ -44,14 +45,18 @@ pub(crate) fn until(t: Timestamp, now: Timestamp) -> String {
     }
 }
 
-/// An exact time for a tooltip: `2026-11-26 03:12:04 UTC`.
-pub(crate) fn exact(t: Timestamp) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+/// An exact time in `tz` for a tooltip: `2026-11-26 03:12:04 UTC`,
+/// `2026-11-26 04:12:04 CET`.
+pub(crate) fn exact(t: Timestamp, tz: Tz) -> String {
+    t.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
 }
 
-/// A short time of day, with the date when it is not `now`'s day:
-/// `03:12` or `Nov 24 03:12`.
-pub(crate) fn clock(t: Timestamp, now: Timestamp) -> String {
+/// A short time of day in `tz`, with the date when it is not `now`'s day
+/// there: `03:12` or `Nov 24 03:12`.
+pub(crate) fn clock(t: Timestamp, now: Timestamp, tz: Tz) -> String {
+    let (t, now) = (t.with_timezone(&tz), now.with_timezone(&tz));
     if t.date_naive() == now.date_naive() {
         t.format("%H:%M").to_string()
     } else {
@@ -87,7 +92,11 @@ fn time_of(v: Option<&Value>) -> Option<Timestamp> {
 /// [{"kind", "detail", "first", "last", "count"}]}`) in words, and the
 /// stretch of time it covers (first to last failure). Anything else the
 /// agent sent is shown as it came, cut to a readable length.
-pub(crate) fn report(raw: &str, now: Timestamp) -> (String, Option<(Timestamp, Timestamp)>) {
+pub(crate) fn report(
+    raw: &str,
+    now: Timestamp,
+    tz: Tz,
+) -> (String, Option<(Timestamp, Timestamp)>) {
     let Ok(v) = serde_json::from_str::<Value>(raw) else {
         return (cut(raw), None);
     };
@@ -115,10 +124,10 @@ pub(crate) fn report(raw: &str, now: Timestamp) -> (String, Option<(Timestamp, T
     let mut out = match (from, to) {
         (Some(f), Some(t)) => format!(
             "could not reach the watcher from {} to {}",
-            clock(f, now),
-            clock(t, now)
+            clock(f, now, tz),
+            clock(t, now, tz)
         ),
-        (Some(f), None) => format!("could not reach the watcher from {}", clock(f, now)),
+        (Some(f), None) => format!("could not reach the watcher from {}", clock(f, now, tz)),
         _ => "could not reach the watcher".to_owned(),
     };
     let phrases: Vec<String> = entries
@@ -180,8 +189,21 @@ mod tests {
         assert_eq!(ago(at("2026-11-26T03:59:58Z"), now), "just now");
         assert_eq!(until(at("2026-11-26T06:00:00Z"), now), "in 2 h");
         assert_eq!(until(at("2026-11-26T03:00:00Z"), now), "ended");
-        assert_eq!(clock(at("2026-11-26T03:12:00Z"), now), "03:12");
-        assert_eq!(clock(at("2026-11-24T03:12:00Z"), now), "Nov 24 03:12");
+        assert_eq!(clock(at("2026-11-26T03:12:00Z"), now, Tz::UTC), "03:12");
+        assert_eq!(
+            clock(at("2026-11-24T03:12:00Z"), now, Tz::UTC),
+            "Nov 24 03:12"
+        );
+        let berlin = Tz::Europe__Berlin;
+        assert_eq!(clock(at("2026-11-26T03:12:00Z"), now, berlin), "04:12");
+        assert_eq!(
+            exact(at("2026-11-26T03:12:04Z"), berlin),
+            "2026-11-26 04:12:04 CET"
+        );
+        assert_eq!(
+            exact(at("2026-11-26T03:12:04Z"), Tz::UTC),
+            "2026-11-26 03:12:04 UTC"
+        );
     }
 
     #[test]
@@ -189,7 +211,7 @@ mod tests {
         let raw = r#"{"since":"2026-11-26T03:12:00Z","failed_attempts":14,"failures":[
             {"kind":"connect","detail":"connection refused","first":"2026-11-26T03:58:00Z","last":"2026-11-26T04:02:00Z","count":2},
             {"kind":"dns","detail":"","first":"2026-11-26T03:12:00Z","last":"2026-11-26T03:55:00Z","count":12}]}"#;
-        let (text, stretch) = report(raw, at("2026-11-26T05:00:00Z"));
+        let (text, stretch) = report(raw, at("2026-11-26T05:00:00Z"), Tz::UTC);
         assert_eq!(
             text,
             "could not reach the watcher from 03:12 to 04:02: DNS lookups failed 12 times, \
@@ -199,7 +221,7 @@ mod tests {
             stretch,
             Some((at("2026-11-26T03:12:00Z"), at("2026-11-26T04:02:00Z")))
         );
-        let (text, stretch) = report(r#"{"note":"x"}"#, at("2026-11-26T05:00:00Z"));
+        let (text, stretch) = report(r#"{"note":"x"}"#, at("2026-11-26T05:00:00Z"), Tz::UTC);
         assert_eq!(text, r#"{"note":"x"}"#);
         assert!(stretch.is_none());
     }
