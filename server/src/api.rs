@@ -1084,11 +1084,7 @@ async fn ping_action(
 fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
     let silent = since(now, rec.last_seen);
     let paused = rec.status == Status::Paused;
-    // The covering window that ends last, as the monitor holds alarms to it.
-    let silence = silences
-        .iter()
-        .filter_map(|s| s.end_for(&rec.host, now).map(|end| (s, end)))
-        .max_by_key(|&(_, end)| end);
+    let silence = covering_silence(silences, &rec.host, now);
     json!({
         "host": rec.host,
         "status": rec.status,
@@ -1118,6 +1114,19 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
             "ends_at": end,
         })),
     })
+}
+
+/// The silence covering `host` at `now` whose window ends last (the
+/// monitor holds alarms back to that end), with that end.
+pub(crate) fn covering_silence<'a>(
+    silences: &'a [Silence],
+    host: &HostId,
+    now: Timestamp,
+) -> Option<(&'a Silence, Timestamp)> {
+    silences
+        .iter()
+        .filter_map(|s| s.end_for(host, now).map(|end| (s, end)))
+        .max_by_key(|&(_, end)| end)
 }
 
 /// The stored silences, for [`view`].

@@ -264,10 +264,7 @@ pub(crate) struct Row {
 
 impl Row {
     fn new(rec: &HostRecord, now: Timestamp, silences: &[Silence], tz: chrono_tz::Tz) -> Self {
-        let silence = silences
-            .iter()
-            .filter_map(|s| s.end_for(&rec.host, now).map(|end| (s, end)))
-            .max_by_key(|&(_, end)| end);
+        let silence = crate::api::covering_silence(silences, &rec.host, now);
         let hold = if rec.status == Status::Paused {
             Some(Hold::Paused(rec.due_at))
         } else {
