@@ -142,6 +142,16 @@ def main():
         overflow = driver.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         check(overflow <= 0, f"the phone layout scrolls sideways by {overflow}px")
+
+        # The public status page, without a session.
+        driver.delete_all_cookies()
+        driver.set_window_size(1280, 900)
+        driver.get(base + "/status/ungrouped")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".banner")))
+        check("hosts silent" in driver.find_element(By.CSS_SELECTOR, ".banner").text,
+              "the status page does not say hosts are silent")
+        check("RAID" not in driver.page_source, "a silence reason is on the public page")
+        full_page(driver, os.path.join(out, "status-page.png"), 1280)
         print("ok: login, hosts listed, silence created through the form and shown")
     finally:
         driver.quit()
