@@ -1040,3 +1040,90 @@ async fn badge_svg(
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(host: &str, group: Option<&str>, state: Shown, seen_ms: i64) -> Row {
+        Row {
+            host: HostId::new(host).unwrap(),
+            group: group.map(str::to_owned),
+            state,
+            last_seen: chrono::DateTime::from_timestamp_millis(seen_ms).unwrap(),
+            hold: None,
+            outage: None,
+            report: None,
+            message: None,
+            alarms: 0,
+        }
+    }
+
+    #[test]
+    fn groups_with_problems_come_first_and_problems_first_within() {
+        let groups = group_rows(vec![
+            row("a-1", None, Shown::Up, 0),
+            row("b-1", Some("berlin"), Shown::Up, 0),
+            row("c-1", Some("paris"), Shown::Up, 0),
+            row("c-2", Some("paris"), Shown::Missing, 5),
+            row("c-3", Some("paris"), Shown::Alarmed, 9),
+            row("c-4", Some("paris"), Shown::Alarmed, 1),
+        ]);
+        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["paris", "berlin", UNGROUPED]);
+        let paris: Vec<&str> = groups[0].rows.iter().map(|r| r.host.as_str()).collect();
+        assert_eq!(
+            paris,
+            ["c-4", "c-3", "c-2", "c-1"],
+            "worst, then silent longest"
+        );
+        assert_eq!(groups[0].counts, [2, 1, 0, 0, 1]);
+    }
+
+    #[test]
+    fn the_way_back_is_a_filter_of_this_site() {
+        let f = Filter {
+            q: "web *&x".into(),
+            status: "up".into(),
+            ..Filter::default()
+        };
+        assert_eq!(f.url(), "/?q=web%20*%26x&status=up");
+        assert_eq!(back_url(&f.query()), f.url());
+        assert_eq!(back_url("/silences"), "/silences");
+        for evil in [
+            "//evil.example/x",
+            "https://evil.example",
+            "/\\evil",
+            "q=a\r\nSet-Cookie: x",
+        ] {
+            let u = back_url(evil);
+            assert!(u.starts_with('/') && !u.starts_with("//"), "{evil} -> {u}");
+            assert!(
+                !u.contains('\n') && !u.contains("evil.example/"),
+                "{evil} -> {u}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_filter_matches_names_globs_states_and_groups() {
+        let r = row("web-1", None, Shown::Silenced, 0);
+        let f = |q: &str, status: &str, group: &str| Filter {
+            q: q.into(),
+            status: status.into(),
+            group: group.into(),
+            refresh: String::new(),
+        };
+        assert!(f("", "", "").matches(&r));
+        assert!(f("WEB", "", "").matches(&r), "names match in any case");
+        assert!(f("w*-?", "", "").matches(&r));
+        assert!(!f("db", "", "").matches(&r));
+        assert!(
+            f("", "problems", "").matches(&r),
+            "a silenced outage is a problem"
+        );
+        assert!(f("", "silenced", UNGROUPED).matches(&r));
+        assert!(!f("", "up", "").matches(&r));
+        assert!(!f("", "", "berlin").matches(&r));
+    }
+}
