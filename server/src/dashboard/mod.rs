@@ -107,6 +107,7 @@ pub(crate) fn routes(on: bool) -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/silences", get(silences_page))
         .route("/ui/style.css", get(style))
+        .route("/ui/icon.svg", get(icon))
         .route("/ui/pause", post(pause))
         .route("/ui/resume", post(resume))
         .route("/ui/remove", post(remove))
@@ -507,6 +508,18 @@ async fn style() -> Response {
             (header::CACHE_CONTROL, "max-age=300"),
         ],
         include_str!("style.css"),
+    )
+        .into_response()
+}
+
+/// The tab icon: a green dot.
+async fn icon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7" fill="#43a047"/><circle cx="8" cy="8" r="3.2" fill="#e8f5e9"/></svg>"##,
     )
         .into_response()
 }

@@ -85,6 +85,7 @@ fn head(title: &str, refresh: Option<Duration>) -> Markup {
             }
             title { (title) }
             link rel="stylesheet" href="/ui/style.css";
+            link rel="icon" type="image/svg+xml" href="/ui/icon.svg";
         }
     }
 }
