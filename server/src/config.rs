@@ -490,6 +490,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_DASHBOARD_SESSION_TTL", "dashboard.session_ttl"),
     ("IAMALIVE_DASHBOARD_REFRESH", "dashboard.refresh"),
     ("IAMALIVE_DASHBOARD_TZ", "dashboard.tz"),
+    ("IAMALIVE_DASHBOARD_SECRET", "dashboard.session_secret"),
     (
         "IAMALIVE_DASHBOARD_SECURE_COOKIE",
         "dashboard.secure_cookie",

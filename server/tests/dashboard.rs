@@ -23,7 +23,7 @@ struct Fixture {
     clock: ManualClock,
 }
 
-fn fixture(extra_env: &[(&str, &str)]) -> Fixture {
+fn config(extra_env: &[(&str, &str)]) -> Config {
     let mut env = vec![
         (
             "IAMALIVE_API_KEYS".to_owned(),
@@ -39,20 +39,28 @@ fn fixture(extra_env: &[(&str, &str)]) -> Fixture {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let config = Config::from_sources(None, env).unwrap();
+    Config::from_sources(None, env).unwrap()
+}
+
+fn fixture(extra_env: &[(&str, &str)]) -> Fixture {
     let store = Arc::new(MemoryStore::new());
     let clock = ManualClock::at_millis(1_700_000_000_000);
+    beside(&store, &clock, extra_env)
+}
+
+/// Another watcher process on the same store and clock.
+fn beside(store: &Arc<MemoryStore>, clock: &ManualClock, extra_env: &[(&str, &str)]) -> Fixture {
     let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(RecordingNotifier::new("test"))];
     let state = AppState::new(
         store.clone() as Arc<dyn Store>,
         channels,
         Arc::new(clock.clone()),
-        &config,
+        &config(extra_env),
     );
     Fixture {
         state,
-        store,
-        clock,
+        store: Arc::clone(store),
+        clock: clock.clone(),
     }
 }
 
@@ -157,7 +165,7 @@ async fn login(f: &Fixture, key: &str) -> String {
         .and_then(|r| r.split(';').next())
         .unwrap_or_default()
         .to_owned();
-    assert_eq!(token.len(), 64, "{c}");
+    assert!(token.len() >= 64, "{c}");
     token
 }
 
@@ -712,5 +720,58 @@ async fn times_are_shown_in_the_configured_zone() {
         .unwrap_err()
         .key
         .contains("IAMALIVE_DASHBOARD_TZ")
+    );
+}
+
+#[tokio::test]
+async fn with_a_shared_secret_a_login_works_on_every_watcher() {
+    let env = [(
+        "IAMALIVE_DASHBOARD_SECRET",
+        "shared-session-secret-0123456789",
+    )];
+    let a = fixture(&env);
+    let b = beside(&a.store, &a.clock, &env);
+    let alone = beside(&a.store, &a.clock, &[]);
+    beat(&a, "web-1").await;
+    let session = login(&a, ADMIN).await;
+    let page = get(&b, "/", Some(&session)).await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "the other watcher knows the login"
+    );
+    assert!(page.text.contains(">web-1<"));
+    let token = csrf(&page.text);
+    assert_eq!(token, csrf(&get(&a, "/", Some(&session)).await.text));
+    post(
+        &b,
+        "/ui/pause",
+        Some(&session),
+        &[("csrf", &token), ("host", "web-1")],
+    )
+    .await;
+    assert_eq!(
+        a.store.get(&h("web-1")).await.unwrap().unwrap().status,
+        Status::Paused
+    );
+    assert_eq!(
+        get(&alone, "/", Some(&session)).await.location(),
+        "/login",
+        "a watcher without the secret does not"
+    );
+    // A session token with its key swapped is no session.
+    let forged = session.replacen("0.", "1.", 1);
+    assert_eq!(get(&b, "/", Some(&forged)).await.location(), "/login");
+    // Logged out on b: b forgets it.
+    post(&b, "/logout", Some(&session), &[("csrf", &token)]).await;
+    assert_eq!(get(&b, "/", Some(&session)).await.location(), "/login");
+    assert!(
+        Config::from_sources(
+            None,
+            [("IAMALIVE_DASHBOARD_SECRET".to_owned(), "short".to_owned())]
+        )
+        .unwrap_err()
+        .key
+        .contains("IAMALIVE_DASHBOARD_SECRET")
     );
 }

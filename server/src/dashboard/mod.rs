@@ -12,7 +12,8 @@
 //! Sessions live in this process's memory (a restart logs everyone out):
 //! the cookie holds a random token (HttpOnly, SameSite=Strict, Secure
 //! behind TLS), the server keeps only its hash, and every form carries the
-//! session's CSRF token, checked on every POST.
+//! session's CSRF token, checked on every POST. With a shared session
+//! secret the token is signed, and every watcher with the secret accepts it.
 
 mod badge;
 mod session;
@@ -77,7 +78,7 @@ impl Dashboard {
 
     pub(crate) fn new(settings: &DashboardSettings) -> Arc<Self> {
         Arc::new(Self {
-            sessions: Sessions::new(settings.session_ttl),
+            sessions: Sessions::new(settings.session_ttl, settings.session_secret.clone()),
             settings: settings.clone(),
             public: tokio::sync::Mutex::default(),
         })
@@ -485,9 +486,21 @@ fn signed_in<'a>(
         return Err(Box::new(r));
     };
     match st.admin_key(session.key) {
-        Ok(key) => Ok((token, session, key)),
+        Ok(key) if key_tag(key) == session.key_tag => Ok((token, session, key)),
+        Ok(_) => Err(Box::new(Redirect::to("/login").into_response())),
         Err(e) => Err(Box::new(api_error_page(&e))),
     }
+}
+
+/// The start of a key's hash, which a session carries to stay bound to
+/// that key.
+fn key_tag(key: &ApiKey) -> String {
+    key.hash
+        .to_config_string()
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(8)
+        .collect()
 }
 
 fn api_error_page(e: &ApiError) -> Response {
@@ -563,7 +576,8 @@ async fn login(
         }
     };
     let dash = st.dashboard();
-    let token = dash.sessions.open(index, st.now());
+    let tag = st.admin_key(index).map(key_tag).unwrap_or_default();
+    let token = dash.sessions.open(index, &tag, st.now());
     let mut r = Redirect::to("/").into_response();
     let cookie = session_cookie(dash, &headers, &token, dash.sessions.ttl().as_secs());
     if let Ok(v) = HeaderValue::from_str(&cookie) {

@@ -27,6 +27,7 @@ pub(crate) struct DashboardTable {
     secure_cookie: Option<toml::Value>,
     status_pages: Option<Vec<String>>,
     badge_secret: Option<String>,
+    session_secret: Option<String>,
     tz: Option<String>,
 }
 
@@ -63,6 +64,10 @@ pub struct DashboardSettings {
     pub badge_secret: Option<Secret>,
     /// The time zone the pages show times in. Default UTC.
     pub tz: Tz,
+    /// Signs session tokens so every watcher with the same secret accepts
+    /// them (several watchers behind a load balancer, Lambda); without it
+    /// a session lives in the process that opened it.
+    pub session_secret: Option<Secret>,
 }
 
 impl Default for DashboardSettings {
@@ -75,6 +80,7 @@ impl Default for DashboardSettings {
             status_pages: Vec::new(),
             badge_secret: None,
             tz: Tz::UTC,
+            session_secret: None,
         }
     }
 }
@@ -135,6 +141,17 @@ impl DashboardSettings {
             }
             s => s.map(Secret::new),
         };
+        let session_secret = match t.session_secret {
+            Some(s) if s.len() < MIN_BADGE_SECRET => {
+                return Err(ConfigError::new(
+                    "dashboard.session_secret (IAMALIVE_DASHBOARD_SECRET)",
+                    format!(
+                        "must be at least {MIN_BADGE_SECRET} bytes of random text (e.g. `openssl rand -hex 32`)"
+                    ),
+                ));
+            }
+            s => s.map(Secret::new),
+        };
         let tz = match t.tz.as_deref().map(str::trim) {
             None => d.tz,
             Some(name) => name.parse::<Tz>().map_err(|_| {
@@ -148,6 +165,7 @@ impl DashboardSettings {
         };
         Ok(Self {
             tz,
+            session_secret,
             enabled: t.enabled.unwrap_or(d.enabled),
             session_ttl,
             refresh,
