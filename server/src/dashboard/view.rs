@@ -273,10 +273,10 @@ fn host_row(ctx: &PageContext<'_>, row: &Row) -> Markup {
                 @if row.alarms > 1 { " " span.muted { (row.alarms) " notices" } }
             }
             td.nw data-label="Last seen" { (time(row.last_seen, w)) }
-            td.nw data-label="Silent for" { (span((now - row.last_seen).to_std().unwrap_or_default())) }
-            td data-label="Silence / pause" { (hold_cell(row, w)) }
-            td data-label="Last outage" { (outage_cell(row, w)) }
-            td.report data-label="Agent's report" {
+            td.nw.silent data-label="Silent for" { (span((now - row.last_seen).to_std().unwrap_or_default())) }
+            td.empty[row.hold.is_none()] data-label="Silence / pause" { (hold_cell(row, w)) }
+            td.empty[row.outage.is_none()] data-label="Last outage" { (outage_cell(row, w)) }
+            td.report.empty[row.report.is_none()] data-label="Agent's report" {
                 @match &row.report { Some(r) => { (r) } None => { span.muted { "—" } } }
             }
             td.act { (actions(ctx, row)) }
