@@ -27,7 +27,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, reason: impl fmt::Display) -> Self {
+    pub(crate) fn new(key: impl Into<String>, reason: impl fmt::Display) -> Self {
         Self {
             key: key.into(),
             reason: reason.to_string(),
@@ -268,6 +268,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The watcher's own heartbeat, when `self_ping.url` is set.
     pub self_ping: Option<SelfPingSettings>,
+    /// The dashboard, status pages and badges.
+    pub dashboard: crate::dashboard::DashboardSettings,
 }
 
 /// How log lines are written.
@@ -307,6 +309,7 @@ struct FileConfig {
     dynamo: Option<DynamoTable>,
     sns: Option<SnsTable>,
     self_ping: Option<SelfPingTable>,
+    dashboard: Option<crate::dashboard::DashboardTable>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -490,6 +493,17 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     SELF_PING_ENV_KEYS[0],
     SELF_PING_ENV_KEYS[1],
     SELF_PING_ENV_KEYS[2],
+    ("IAMALIVE_DASHBOARD", "dashboard.enabled"),
+    ("IAMALIVE_DASHBOARD_SESSION_TTL", "dashboard.session_ttl"),
+    ("IAMALIVE_DASHBOARD_REFRESH", "dashboard.refresh"),
+    ("IAMALIVE_DASHBOARD_TZ", "dashboard.tz"),
+    ("IAMALIVE_DASHBOARD_SECRET", "dashboard.session_secret"),
+    (
+        "IAMALIVE_DASHBOARD_SECURE_COOKIE",
+        "dashboard.secure_cookie",
+    ),
+    ("IAMALIVE_STATUS_PAGES", "dashboard.status_pages"),
+    ("IAMALIVE_BADGE_SECRET", "dashboard.badge_secret"),
 ];
 
 /// The variable naming the TOML file to read.
@@ -501,8 +515,9 @@ const FOREIGN_PREFIXES: &[&str] = &["IAMALIVE_AGENT_", "IAMALIVE_TEST_"];
 
 fn kind_of(path: &str) -> Kind {
     match path {
-        "auto_register" | "redis.cluster" | "sqlite.create" => Kind::Bool,
-        "api_keys" | "smtp.to" => Kind::List,
+        "auto_register" | "redis.cluster" | "sqlite.create" | "dashboard.enabled" => Kind::Bool,
+        "api_keys" | "smtp.to" | "dashboard.status_pages" => Kind::List,
+        "dashboard.session_ttl" | "dashboard.refresh" => Kind::Duration,
         "policy.reminder_backoff" => Kind::Float,
         "policy.max_reminders"
         | "limits.body_bytes"
@@ -950,8 +965,10 @@ impl Config {
             }
         }
 
+        let dashboard = crate::dashboard::DashboardSettings::resolve(f.dashboard)?;
         Ok(Config {
             self_ping: f.self_ping.unwrap_or_default().resolve()?,
+            dashboard,
             listen,
             auto_register: f.auto_register.unwrap_or(true),
             keys,
