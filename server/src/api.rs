@@ -30,6 +30,9 @@ use crate::rejections::{
     DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, RejectionLog, Rejections,
 };
 
+mod alertmanager;
+mod maintenance;
+
 /// The monitor type the server drives: any store, any clock.
 pub type DynMonitor = Monitor<dyn Store, Arc<dyn Clock>>;
 
@@ -186,6 +189,10 @@ struct Shared {
     host_count: tokio::sync::Mutex<HostCount>,
     /// When each cap last told the operator it was hit.
     cap_noticed: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
+    /// Per-host metrics and maintenance settings.
+    ops: crate::ops::OpsSettings,
+    /// Hosts whose alerting pipeline reported a stop (Alertmanager).
+    stopped: Arc<alertmanager::Stopped>,
 }
 
 /// A token bucket on the watcher's clock (the manual one in tests).
@@ -339,8 +346,11 @@ impl AppState {
             },
             ..MonitorOptions::default()
         };
+        let channels = crate::host_metrics::counted(channels);
+        let stopped = Arc::new(alertmanager::Stopped::default());
         let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)
-            .with_blind_probe(rejections.probe());
+            .with_blind_probe(rejections.probe())
+            .with_fail_probe(stopped.probe());
         let keys = KeyRing::new(config.keys.clone());
         Self(Arc::new(Shared {
             monitor: Arc::new(monitor),
@@ -361,6 +371,8 @@ impl AppState {
             new_hosts: std::sync::Mutex::new(vec![None; config.keys.len()]),
             host_count: tokio::sync::Mutex::default(),
             cap_noticed: std::sync::Mutex::default(),
+            ops: config.ops.clone(),
+            stopped,
         }))
     }
 
@@ -1843,11 +1855,17 @@ async fn test_notice(State(st): State<AppState>, headers: HeaderMap) -> Result<R
 
 async fn metrics_page(State(st): State<AppState>) -> Response {
     match &st.0.metrics {
-        Some(h) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            h.render(),
-        )
-            .into_response(),
+        Some(h) => {
+            let mut body = h.render();
+            let store = st.0.monitor.store();
+            if let Err(e) =
+                crate::host_metrics::render_hosts(store.as_ref(), &st.0.ops, &mut body).await
+            {
+                // The process's own series still tell a store outage.
+                tracing::debug!(store = %store, error = %e, "per-host metrics left out");
+            }
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+        }
         None => ApiError::new(
             StatusCode::NOT_FOUND,
             "metrics are not enabled in this process",
@@ -1933,16 +1951,21 @@ async fn wrong_method() -> ApiError {
 
 /// The whole HTTP API as a Router, to serve or to mount into another service.
 ///
-/// Endpoints: `POST /v1/heartbeat`; `GET|HEAD|POST /ping/{key}/{host}` and
+/// Endpoints: `POST /v1/heartbeat`; `POST /v1/alertmanager/{host}`
+/// (Alertmanager's webhook); `GET|HEAD|POST /ping/{key}/{host}` and
 /// `/ping/{key}/{host}/{start|fail|<exit status>}`; `GET /v1/hosts`;
 /// `DELETE /v1/hosts?pattern=<glob>[&dry_run=true]`;
 /// `GET|PUT|DELETE /v1/hosts/{host}`; `POST /v1/hosts/{host}/pause` and
-/// `/resume`; `GET|POST /v1/silences`; `DELETE /v1/silences/{id}`;
+/// `/resume`; `POST|DELETE /v1/hosts/{host}/maintenance`; `GET|POST /v1/silences`; `DELETE /v1/silences/{id}`;
 /// `GET /healthz`; `GET /metrics`.
 pub fn router(state: AppState) -> Router {
     let limits = state.0.limits.clone();
     Router::new()
         .route("/v1/heartbeat", post(heartbeat))
+        .route(
+            "/v1/alertmanager/{host}",
+            post(alertmanager::alertmanager),
+        )
         .route(
             "/ping/{key}/{host}",
             get(ping_plain).head(ping_plain).post(ping_plain),
@@ -1958,6 +1981,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/hosts/{host}/pause", post(pause_host))
         .route("/v1/hosts/{host}/resume", post(resume_host))
+        .route(
+            "/v1/hosts/{host}/maintenance",
+            post(maintenance::start).delete(maintenance::end),
+        )
         .route("/v1/silences", get(list_silences).post(create_silence))
         .route("/v1/silences/{id}", delete(delete_silence))
         .route("/healthz", get(healthz))

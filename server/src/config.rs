@@ -265,6 +265,9 @@ pub struct Config {
     pub log: Option<String>,
     /// How log lines are written: `text` (the default) or `json`.
     pub log_format: LogFormat,
+    /// Per-host metrics and maintenance from the host (`[metrics]`,
+    /// `[maintenance]`).
+    pub ops: crate::ops::OpsSettings,
 }
 
 /// How log lines are written.
@@ -303,6 +306,8 @@ struct FileConfig {
     webhook: Option<WebhookTable>,
     dynamo: Option<DynamoTable>,
     sns: Option<SnsTable>,
+    metrics: Option<crate::ops::MetricsTable>,
+    maintenance: Option<crate::ops::MaintenanceTable>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -437,6 +442,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_GENERATED_KEY_FILE", "generated_key_file"),
     ("IAMALIVE_LOG", "log"),
     ("IAMALIVE_LOG_FORMAT", "log_format"),
+    ("IAMALIVE_METRICS_MAX_HOSTS", "metrics.max_hosts"),
+    ("IAMALIVE_MAX_SELF_SILENCE", "maintenance.max_self_silence"),
     ("IAMALIVE_TIMEOUT", "policy.timeout"),
     ("IAMALIVE_REMINDER_INTERVAL", "policy.reminder_interval"),
     ("IAMALIVE_REMINDER_BACKOFF", "policy.reminder_backoff"),
@@ -501,7 +508,9 @@ fn kind_of(path: &str) -> Kind {
         | "limits.body_bytes"
         | "limits.max_connections"
         | "limits.max_connections_per_ip"
-        | "dynamo.shards" => Kind::Int,
+        | "dynamo.shards"
+        | "metrics.max_hosts" => Kind::Int,
+        "maintenance.max_self_silence" => Kind::Duration,
         "limits.max_hosts" => Kind::CountOrOff,
         p if p.ends_with("timeout") || p.ends_with("interval") || p.starts_with("monitor.") => {
             Kind::Duration
@@ -973,6 +982,7 @@ impl Config {
                     ));
                 }
             },
+            ops: crate::ops::OpsSettings::from_tables(f.metrics, f.maintenance),
         })
     }
 }

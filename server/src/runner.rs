@@ -46,9 +46,11 @@ impl Runner {
 
     /// One sweep, then how long to sleep before the next.
     pub async fn step(&self, failures: &mut u32) -> Duration {
+        let started = std::time::Instant::now();
         match self.monitor.sweep().await {
             Ok(report) => {
                 *failures = 0;
+                crate::host_metrics::record_sweep(started.elapsed(), report.due);
                 if report.evaluated > 0 {
                     tracing::debug!(?report, "sweep");
                 }
