@@ -3,6 +3,7 @@
 mod clock;
 pub mod decide;
 pub mod health;
+pub mod heartbeat;
 mod host;
 mod memory;
 mod model;
@@ -21,8 +22,9 @@ pub mod testing;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decide::{ChannelOutcome, Context, Decision, RetryPolicy, evaluate, evaluate_in_place};
 pub use health::{Announcement, HealthOptions, HealthReport, WatcherHealth};
+pub use heartbeat::{LazyWindow, Rearm, apply_heartbeat, created_by_heartbeat};
 pub use host::{HostId, HostPattern, InvalidHost, MAX_HOST_LEN};
-pub use memory::{MemoryStore, apply_heartbeat, created_by_heartbeat};
+pub use memory::MemoryStore;
 pub use model::{
     Downtime, Heartbeat, HostRecord, Lease, MonitorMark, Notice, NoticeKind, Outbox, Refusal,
     Status, Timestamp, add, since,

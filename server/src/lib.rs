@@ -3,6 +3,7 @@
 mod api;
 mod binary;
 mod config;
+mod dashboard;
 mod error;
 mod host_metrics;
 mod keys;
@@ -22,6 +23,7 @@ pub use config::{
     CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, LogFormat, MonitorSettings, Rate,
     Secret, SmtpConfig, WebhookConfig,
 };
+pub use dashboard::{DashboardSettings, MIN_BADGE_SECRET, SESSION_COOKIE, SecureCookie, UNGROUPED};
 pub use error::ServerError;
 pub use host_metrics::{NOTICES, SWEEP_DUE, SWEEP_DURATION, prometheus_builder};
 pub use keys::{ApiKey, KeyHash, KeyRing, Role, generate_key};
