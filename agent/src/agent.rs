@@ -221,6 +221,11 @@ impl Agent {
         self.proxy.as_deref()
     }
 
+    /// The HTTP client, for requests other than heartbeats.
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// The settings.
     pub fn config(&self) -> &AgentConfig {
         &self.config

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use iamalive_agent::{
-    Agent, AgentConfig, Attempt, Backoff, Budget, ProxyChoice, endpoint, parse_proxy,
+    Agent, AgentConfig, Attempt, Backoff, Budget, Maintenance, ProxyChoice, endpoint, parse_proxy,
 };
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -18,21 +18,22 @@ use tracing_subscriber::{EnvFilter, Layer};
 #[command(name = "iamalive-agent", version, about)]
 struct Args {
     /// The iamalive server's base URL (`/v1/heartbeat` is appended unless present).
-    #[arg(long, env = "IAMALIVE_AGENT_URL")]
-    url: String,
+    #[arg(long, env = "IAMALIVE_AGENT_URL", global = true)]
+    url: Option<String>,
     /// The API key.
     #[arg(
         long,
         env = "IAMALIVE_AGENT_KEY",
         hide_env_values = true,
-        conflicts_with = "key_file"
+        conflicts_with = "key_file",
+        global = true
     )]
     key: Option<String>,
     /// A file holding the API key (surrounding whitespace is ignored).
-    #[arg(long, env = "IAMALIVE_AGENT_KEY_FILE")]
+    #[arg(long, env = "IAMALIVE_AGENT_KEY_FILE", global = true)]
     key_file: Option<PathBuf>,
     /// The host id to report as [default: this machine's hostname, lowercased].
-    #[arg(long, env = "IAMALIVE_AGENT_HOST")]
+    #[arg(long, env = "IAMALIVE_AGENT_HOST", global = true)]
     host: Option<String>,
     /// Time between heartbeats (`5m`, `30s`, `500ms`).
     #[arg(long, env = "IAMALIVE_AGENT_INTERVAL", default_value = "4m", value_parser = humantime::parse_duration)]
@@ -87,6 +88,27 @@ struct Args {
     /// Log filter (`info`, `debug`, `iamalive_agent=debug`); RUST_LOG also works.
     #[arg(long, env = "IAMALIVE_AGENT_LOG", default_value = "info")]
     log: String,
+    #[command(subcommand)]
+    command: Option<AgentCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Silence this host at the watcher from now for DURATION (before a
+    /// planned shutdown), or end that with --end. Exits 0 when the watcher
+    /// took it, 1 when it refused or could not be reached, 2 on bad usage.
+    Maintenance {
+        /// How long (`2h`, `30m`); a heartbeat-only key may ask for at most
+        /// the watcher's IAMALIVE_MAX_SELF_SILENCE (12h by default).
+        #[arg(value_parser = humantime::parse_duration, required_unless_present = "end", conflicts_with = "end")]
+        duration: Option<Duration>,
+        /// Why (shown to whoever looks at the watcher).
+        #[arg(long, conflicts_with = "end")]
+        reason: Option<String>,
+        /// End this host's maintenance now.
+        #[arg(long)]
+        end: bool,
+    },
 }
 
 fn init_logging(args: &Args) -> Result<(), String> {
@@ -165,7 +187,12 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         None => Backoff::for_interval(args.interval),
     };
     Ok(AgentConfig {
-        url: endpoint(&args.url).map_err(|e| e.to_string())?,
+        url: endpoint(
+            args.url
+                .as_deref()
+                .ok_or("no watcher URL: give --url or IAMALIVE_AGENT_URL")?,
+        )
+        .map_err(|e| e.to_string())?,
         key,
         host,
         message: args.message.clone(),
@@ -220,6 +247,34 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(AgentCommand::Maintenance {
+        duration,
+        reason,
+        end,
+    }) = &args.command
+    {
+        let what = match (duration, end) {
+            (_, true) => Maintenance::End,
+            (Some(d), false) => Maintenance::Start {
+                duration: *d,
+                reason: reason.clone(),
+            },
+            (None, false) => {
+                eprintln!("iamalive-agent: give a DURATION (e.g. 2h) or --end");
+                return ExitCode::from(2);
+            }
+        };
+        return match agent.maintenance(&what).await {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("iamalive-agent: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     tracing::info!(url = %agent.config().url, host = %agent.config().host,
         proxy = %agent.proxy().unwrap_or("none"),
         interval = %humantime::format_duration(args.interval), once = args.once, "starting");

@@ -10,6 +10,7 @@ mod model;
 mod monitor;
 mod notifier;
 mod policy;
+mod report;
 mod silence;
 mod store;
 
@@ -28,8 +29,9 @@ pub use model::{
     Downtime, Heartbeat, HostRecord, Lease, MonitorMark, Notice, NoticeKind, Outbox, Refusal,
     Status, Timestamp, add, since,
 };
-pub use monitor::{BlindProbe, Monitor, MonitorOptions, SweepReport};
+pub use monitor::{BlindProbe, FailProbe, Monitor, MonitorOptions, SweepReport};
 pub use notifier::{Notifier, NotifyError};
 pub use policy::{Policy, PolicyOverride, PolicySet};
+pub use report::describe_report;
 pub use silence::{Repeat, Silence, check_tz, parse_instant};
 pub use store::{BoxError, HeartbeatOutcome, Store, StoreError};

@@ -200,6 +200,14 @@ impl Notice {
         }
     }
 
+    /// The agent's account of the outage for people: sentences (see
+    /// [`describe_report`](crate::describe_report)), or the report as it
+    /// came when it is not the agent's JSON. `None` without a report.
+    pub fn report_text(&self) -> Option<String> {
+        let r = self.report.as_deref()?;
+        Some(crate::describe_report(r, self.recovered_at).unwrap_or_else(|| r.to_owned()))
+    }
+
     /// A plain-text body naming who, since when, for how long and why.
     pub fn body(&self) -> String {
         use std::fmt::Write;
@@ -240,7 +248,7 @@ impl Notice {
         if let Some(why) = &self.blind {
             let _ = writeln!(b, "watcher note:  {why}");
         }
-        if let Some(r) = &self.report {
+        if let Some(r) = self.report_text() {
             let _ = writeln!(b, "\nThe agent's account of the outage:\n{r}");
         }
         let _ = writeln!(b, "\nnotice id: {}", self.id);

@@ -64,8 +64,8 @@ impl StdoutNotifier {
         if let Some(why) = &notice.blind {
             s.push_str(&format!(", watcher note: {}", one_line(why)));
         }
-        if let Some(r) = &notice.report {
-            s.push_str(&format!(", agent report: {}", one_line(r)));
+        if let Some(r) = notice.report_text() {
+            s.push_str(&format!(", agent report: {}", one_line(&r)));
         }
         s.push_str(&format!(" (id {})", notice.id));
         s

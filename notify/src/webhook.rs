@@ -395,13 +395,12 @@ pub fn payload(
                 json!({"type": "FactSet", "facts": facts(n).into_iter()
                     .map(|(t, v)| json!({"title": t, "value": v})).collect::<Vec<_>>()}),
             ];
-            if let Some(r) = &n.report {
+            if let Some(r) = &n.report_text() {
                 body.push(
                     json!({"type": "TextBlock", "text": "Agent's account of the outage",
                                  "weight": "Bolder", "wrap": true}),
                 );
-                body.push(json!({"type": "TextBlock", "text": truncate(r, 4000),
-                                 "fontType": "Monospace", "wrap": true}));
+                body.push(json!({"type": "TextBlock", "text": truncate(r, 4000), "wrap": true}));
             }
             json!({
                 "type": "message",
@@ -428,9 +427,9 @@ pub fn payload(
                 json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&headline(n), 3000)}}),
                 json!({"type": "section", "fields": fields}),
             ];
-            if let Some(r) = &n.report {
+            if let Some(r) = &n.report_text() {
                 blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
-                    "text": truncate(&format!("*Agent's account of the outage*\n```{r}```"), 3000)}}));
+                    "text": truncate(&format!("*Agent's account of the outage*\n{r}"), 3000)}}));
             }
             json!({"text": format!("{}: {}", n.subject(), headline(n)), "blocks": blocks})
         }
@@ -440,12 +439,8 @@ pub fn payload(
                 .into_iter()
                 .map(|(t, v)| json!({"name": t, "value": truncate(&v, 1024), "inline": t != "Notice id"}))
                 .collect();
-            let description = match &n.report {
-                Some(r) => format!(
-                    "{}\n\nAgent's account of the outage:\n```{}```",
-                    headline(n),
-                    r
-                ),
+            let description = match &n.report_text() {
+                Some(r) => format!("{}\n\nAgent's account of the outage:\n{}", headline(n), r),
                 None => headline(n),
             };
             json!({

@@ -31,6 +31,9 @@ use crate::rejections::{
 };
 use crate::self_ping::SelfWatch;
 
+mod alertmanager;
+mod maintenance;
+
 /// The monitor type the server drives: any store, any clock.
 pub type DynMonitor = Monitor<dyn Store, Arc<dyn Clock>>;
 
@@ -199,6 +202,10 @@ struct Shared {
     cap_noticed: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
     /// The last sweep and the watcher's own heartbeat.
     self_watch: Arc<SelfWatch>,
+    /// Per-host metrics and maintenance settings.
+    ops: crate::ops::OpsSettings,
+    /// Hosts whose alerting pipeline reported a stop (Alertmanager).
+    stopped: Arc<alertmanager::Stopped>,
     /// The dashboard's settings and sessions.
     dashboard: Arc<crate::dashboard::Dashboard>,
 }
@@ -359,8 +366,11 @@ impl AppState {
             },
             ..MonitorOptions::default()
         };
+        let channels = crate::host_metrics::counted(channels);
+        let stopped = Arc::new(alertmanager::Stopped::default());
         let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)
-            .with_blind_probe(rejections.probe());
+            .with_blind_probe(rejections.probe())
+            .with_fail_probe(stopped.probe());
         let keys = KeyRing::new(config.keys.clone());
         Self(Arc::new(Shared {
             monitor: Arc::new(monitor),
@@ -382,6 +392,8 @@ impl AppState {
             host_count: tokio::sync::Mutex::default(),
             cap_noticed: std::sync::Mutex::default(),
             self_watch,
+            ops: config.ops.clone(),
+            stopped,
             dashboard: crate::dashboard::Dashboard::new(&config.dashboard),
         }))
     }
@@ -2038,11 +2050,17 @@ async fn test_notice(State(st): State<AppState>, headers: HeaderMap) -> Result<R
 
 async fn metrics_page(State(st): State<AppState>) -> Response {
     match &st.0.metrics {
-        Some(h) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            h.render(),
-        )
-            .into_response(),
+        Some(h) => {
+            let mut body = h.render();
+            let store = st.0.monitor.store();
+            if let Err(e) =
+                crate::host_metrics::render_hosts(store.as_ref(), &st.0.ops, &mut body).await
+            {
+                // The process's own series still tell a store outage.
+                tracing::debug!(store = %store, error = %e, "per-host metrics left out");
+            }
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+        }
         None => ApiError::new(
             StatusCode::NOT_FOUND,
             "metrics are not enabled in this process",
@@ -2128,18 +2146,23 @@ async fn wrong_method() -> ApiError {
 
 /// The whole HTTP API as a Router, to serve or to mount into another service.
 ///
-/// Endpoints: `POST /v1/heartbeat`; `GET|HEAD|POST /ping/{key}/{host}` and
+/// Endpoints: `POST /v1/heartbeat`; `POST /v1/alertmanager/{host}`
+/// (Alertmanager's webhook); `GET|HEAD|POST /ping/{key}/{host}` and
 /// `/ping/{key}/{host}/{start|fail|<exit status>}`; `GET /v1/hosts`;
 /// `DELETE /v1/hosts?pattern=<glob>[&dry_run=true]`;
 /// `GET|PUT|DELETE /v1/hosts/{host}`; `POST /v1/hosts/{host}/pause` and
-/// `/resume`; `GET|POST /v1/silences`; `DELETE /v1/silences/{id}`;
-/// `GET /healthz`; `GET /v1/watcher`; `GET /metrics`; and, unless turned
-/// off, the dashboard (`/`, `/login`, `/silences`, `/status/{group}`,
+/// `/resume`; `POST|DELETE /v1/hosts/{host}/maintenance`; `GET|POST /v1/silences`;
+/// `DELETE /v1/silences/{id}`; `GET /healthz`; `GET /v1/watcher`; `GET /metrics`;
+/// and, unless turned off, the dashboard (`/`, `/login`, `/silences`, `/status/{group}`,
 /// `/badge/…`).
 pub fn router(state: AppState) -> Router {
     let limits = state.0.limits.clone();
     Router::new()
         .route("/v1/heartbeat", post(heartbeat))
+        .route(
+            "/v1/alertmanager/{host}",
+            post(alertmanager::alertmanager),
+        )
         .route(
             "/ping/{key}/{host}",
             get(ping_plain).head(ping_plain).post(ping_plain),
@@ -2155,6 +2178,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/hosts/{host}/pause", post(pause_host))
         .route("/v1/hosts/{host}/resume", post(resume_host))
+        .route(
+            "/v1/hosts/{host}/maintenance",
+            post(maintenance::start).delete(maintenance::end),
+        )
         .route("/v1/silences", get(list_silences).post(create_silence))
         .route("/v1/silences/{id}", delete(delete_silence))
         .route("/healthz", get(healthz))

@@ -268,6 +268,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The watcher's own heartbeat, when `self_ping.url` is set.
     pub self_ping: Option<SelfPingSettings>,
+    /// Per-host metrics and maintenance from the host (`[metrics]`,
+    /// `[maintenance]`).
+    pub ops: crate::ops::OpsSettings,
     /// The dashboard, status pages and badges.
     pub dashboard: crate::dashboard::DashboardSettings,
 }
@@ -309,6 +312,8 @@ struct FileConfig {
     dynamo: Option<DynamoTable>,
     sns: Option<SnsTable>,
     self_ping: Option<SelfPingTable>,
+    metrics: Option<crate::ops::MetricsTable>,
+    maintenance: Option<crate::ops::MaintenanceTable>,
     dashboard: Option<crate::dashboard::DashboardTable>,
 }
 
@@ -444,6 +449,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_GENERATED_KEY_FILE", "generated_key_file"),
     ("IAMALIVE_LOG", "log"),
     ("IAMALIVE_LOG_FORMAT", "log_format"),
+    ("IAMALIVE_METRICS_MAX_HOSTS", "metrics.max_hosts"),
+    ("IAMALIVE_MAX_SELF_SILENCE", "maintenance.max_self_silence"),
     ("IAMALIVE_TIMEOUT", "policy.timeout"),
     ("IAMALIVE_REMINDER_INTERVAL", "policy.reminder_interval"),
     ("IAMALIVE_REMINDER_BACKOFF", "policy.reminder_backoff"),
@@ -523,7 +530,9 @@ fn kind_of(path: &str) -> Kind {
         | "limits.body_bytes"
         | "limits.max_connections"
         | "limits.max_connections_per_ip"
-        | "dynamo.shards" => Kind::Int,
+        | "dynamo.shards"
+        | "metrics.max_hosts" => Kind::Int,
+        "maintenance.max_self_silence" => Kind::Duration,
         "limits.max_hosts" => Kind::CountOrOff,
         p if p.ends_with("timeout") || p.ends_with("interval") || p.starts_with("monitor.") => {
             Kind::Duration
@@ -998,6 +1007,7 @@ impl Config {
                     ));
                 }
             },
+            ops: crate::ops::OpsSettings::from_tables(f.metrics, f.maintenance),
         })
     }
 }

@@ -5,9 +5,11 @@ mod binary;
 mod config;
 mod dashboard;
 mod error;
+mod host_metrics;
 mod keys;
 mod listen;
 mod logging;
+mod ops;
 mod redact;
 mod rejections;
 mod runner;
@@ -24,9 +26,11 @@ pub use config::{
 };
 pub use dashboard::{DashboardSettings, MIN_BADGE_SECRET, SESSION_COOKIE, SecureCookie, UNGROUPED};
 pub use error::ServerError;
+pub use host_metrics::{NOTICES, SWEEP_DUE, SWEEP_DURATION, prometheus_builder};
 pub use keys::{ApiKey, KeyHash, KeyRing, Role, generate_key};
 pub use listen::{RESERVED_FILES, raise_open_file_limit, serve_listener};
 pub use logging::{init_logging, init_logging_with, use_colour};
+pub use ops::{DEFAULT_MAX_SELF_SILENCE, DEFAULT_METRICS_MAX_HOSTS, OpsSettings};
 pub use rejections::{DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, Rejections};
 pub use runner::{MIN_SLEEP, Runner};
 pub use self_ping::{

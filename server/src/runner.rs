@@ -61,9 +61,11 @@ impl Runner {
     /// after a failure, a backoff.
     async fn step_until(&self, failures: &mut u32) -> Timestamp {
         let clock = self.monitor.clock();
+        let started = std::time::Instant::now();
         match self.state.sweep().await {
             Ok(report) => {
                 *failures = 0;
+                crate::host_metrics::record_sweep(started.elapsed(), report.due);
                 if report.evaluated > 0 {
                     tracing::debug!(?report, "sweep");
                 }
