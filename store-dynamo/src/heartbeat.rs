@@ -180,7 +180,6 @@ impl DynamoStore {
             format!("{}: heartbeat lost {MAX_ROUNDS} races in a row", hb.host),
         ))
     }
-
 }
 
 /// Whether a heartbeat at `at` may leave a stored `due` alone: core's
@@ -221,4 +220,3 @@ impl Plan {
         }
     }
 }
-

@@ -1,9 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+mod codec;
 mod error;
 mod heartbeat;
 mod hint;
-mod codec;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,8 +25,8 @@ use iamalive_core::{
     Store, StoreError, Timestamp, apply_heartbeat, created_by_heartbeat,
 };
 
-use hint::{Hints, Known};
 use codec::*;
+use hint::{Hints, Known};
 
 /// The store's name in errors.
 const STORE: &str = "dynamo";

@@ -26,10 +26,10 @@ use redis::{
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::heartbeat::{Pending, batcher};
 use crate::codec::{
     decode, decode_mark, encode, encode_mark, from_score, merge_up, score, ts_arg, up_entry,
 };
+use crate::heartbeat::{Pending, batcher};
 
 /// The name this store gives in errors.
 pub(crate) const STORE: &str = "redis";
@@ -153,7 +153,6 @@ impl fmt::Display for Conn {
         write!(f, "redis({})", self.prefix)
     }
 }
-
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
