@@ -372,7 +372,7 @@ pub async fn heartbeat_lazy_window(store: Arc<dyn Store>) {
 /// each host is created exactly once, and no heartbeat loses its bump.
 pub async fn concurrent_first_heartbeats_create_once(store: Arc<dyn Store>) {
     const HOSTS: u64 = 4;
-    const BEATS: u64 = 50;
+    const BEATS: u64 = 20;
     let mut tasks = Vec::new();
     for round in 0..BEATS {
         for i in 0..HOSTS {
