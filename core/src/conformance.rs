@@ -155,8 +155,16 @@ where
         Box::pin(refused_notice_stays_owed_and_is_announced(s))
     })
     .await;
+    one(make().await, |s| {
+        Box::pin(job_signals_persist_and_monitors_agree(s))
+    })
+    .await;
+    one(make().await, |s| Box::pin(event_log_bounded_per_host(s))).await;
     ran
 }
+
+mod jobs;
+pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 
 /// One suite function.
 type SuiteFn = fn(Arc<dyn Store>) -> std::pin::Pin<Box<dyn Future<Output = ()>>>;
@@ -320,6 +328,7 @@ fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {
         message: Some("quote \" and newline\n and ünïcode ✓".into()),
         report: Some(r#"{"k":"v"}"#.into()),
         blind: None,
+        job: None,
     }
 }
 

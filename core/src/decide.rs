@@ -175,7 +175,8 @@ pub fn evaluate_in_place(
         return notices;
     }
     let deadline = rec.deadline(policy);
-    let heard = now < deadline;
+    // A reported failure no success has answered is never "heard".
+    let heard = now < deadline && !crate::job::failing(rec);
     // (present, delivered anywhere, next attempt) of an owed notice.
     let owed = rec
         .outbox
@@ -198,7 +199,8 @@ pub fn evaluate_in_place(
             // A recovery still owed goes out before anything else.
             Some((_, next_attempt)) => rec.due_at = Some(next_attempt),
             None => {
-                let deadline = grace(rec, deadline, policy, ctx);
+                // A reported failure makes it missing from the failure on.
+                let deadline = crate::job::cut_short(rec, grace(rec, deadline, policy, ctx));
                 if now < deadline {
                     rec.due_at = Some(deadline);
                 } else {
@@ -228,6 +230,7 @@ pub fn evaluate_in_place(
                 clear_outage(rec);
                 rec.due_at = Some(deadline);
             }
+            crate::job::recovered(rec);
         }
         Status::Missing | Status::Alarmed => match (owed, ctx.silence_end(&rec.host, now)) {
             // A silence began before anyone was told: hold the notice back.
@@ -329,6 +332,7 @@ fn make_notice(
             None
         },
         blind: ctx.blind.map(str::to_owned),
+        job: crate::job::note(r, kind),
     }
 }
 
@@ -460,6 +464,7 @@ pub fn pause_until(r: &HostRecord, until: Option<Timestamp>) -> HostRecord {
     next.outbox = None;
     next.due_at = until;
     clear_outage(&mut next);
+    crate::job::recovered(&mut next);
     next
 }
 

@@ -264,7 +264,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
 
     /// Notes a store call's result in the watcher's health; an all-clear or
     /// a notice that became due waits for the next flush.
-    fn store_result(&self, r: Result<(), &StoreError>) {
+    pub(crate) fn store_result(&self, r: Result<(), &StoreError>) {
         let now = self.clock.now();
         let mut h = self.lock_health();
         let a = match r {
@@ -600,6 +600,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                         .is_none_or(|o| o.notice.id != outbox.notice.id)
                     {
                         report.completed += 1;
+                        self.log_notice(&outbox.notice, now).await;
                     }
                     rec = next;
                     settled = true;
