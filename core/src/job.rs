@@ -386,8 +386,16 @@ pub fn summary(f: &Failure) -> String {
     s
 }
 
-/// The outage is over (the host is up again): its failures are forgotten.
+/// The host is up again: the failures a later success answered are
+/// forgotten (one no success answered yet is kept: it still owes its alarm).
 pub(crate) fn recovered(rec: &mut HostRecord) {
+    if !failing(rec) {
+        forget_failures(rec);
+    }
+}
+
+/// Forgets the host's failures (a pause: nothing is watched).
+pub(crate) fn forget_failures(rec: &mut HostRecord) {
     if let Some(job) = rec.job.as_deref_mut() {
         job.failure = None;
     }
@@ -410,9 +418,6 @@ pub enum SignalOutcome {
         duration: Option<Duration>,
     },
 }
-
-/// How many compare-and-swaps a signal may lose before it gives up.
-const MAX_ROUNDS: usize = 16;
 
 impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// Applies a job signal from `hb` (its `message` is a success's message,
@@ -471,51 +476,50 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         signal: Signal,
         rid: Option<&str>,
     ) -> Result<SignalOutcome, StoreError> {
-        let store = self.store();
-        for _ in 0..MAX_ROUNDS {
-            let Some(rec) = store.get(&hb.host).await? else {
-                return Ok(SignalOutcome::Unknown);
-            };
-            let status = rec.status;
-            let (mut next, duration, wake) = match signal {
-                Signal::Log => {
-                    return Ok(SignalOutcome::Applied {
-                        status,
-                        wake: false,
-                        duration: None,
-                    });
-                }
-                Signal::Success => {
-                    let due_if_up = crate::model::add(hb.at, self.policies().timeout_for(&hb.host));
-                    let (next, d) = success(&rec, hb, rid, due_if_up);
-                    let wake = matches!(status, Status::Missing | Status::Alarmed)
-                        || next.due_at.is_some_and(|d| d <= hb.at);
-                    (next, d, wake)
-                }
-                Signal::Fail => {
-                    let d = rec
-                        .job
-                        .as_deref()
-                        .and_then(|j| ended_run(j, rid))
-                        .map(|r| since(hb.at, r.started));
-                    let next = fail(&rec, hb.at, hb.message.clone(), rid);
-                    (next, d, status != Status::Paused)
-                }
-                Signal::Start => (start(&rec, hb.at, rid), None, false),
-            };
-            next.version = rec.version + 1;
-            if store.compare_and_swap(rec.version, &next).await? {
-                return Ok(SignalOutcome::Applied {
-                    status,
-                    wake,
-                    duration,
-                });
-            }
+        if signal == Signal::Log {
+            return Ok(match self.store().get(&hb.host).await? {
+                None => SignalOutcome::Unknown,
+                Some(rec) => SignalOutcome::Applied {
+                    status: rec.status,
+                    wake: false,
+                    duration: None,
+                },
+            });
         }
-        Err(StoreError::Contended {
-            key: hb.host.to_string(),
-            rounds: MAX_ROUNDS,
-        })
+        let due_if_up = crate::model::add(hb.at, self.policies().timeout_for(&hb.host));
+        let mut conflicts = 0;
+        let applied = self
+            .swap(&hb.host, None, &mut conflicts, |rec| {
+                let status = rec.status;
+                let (next, duration, wake) = match signal {
+                    Signal::Success => {
+                        let (next, d) = success(rec, hb, rid, due_if_up);
+                        let wake = matches!(status, Status::Missing | Status::Alarmed)
+                            || next.due_at.is_some_and(|d| d <= hb.at);
+                        (next, d, wake)
+                    }
+                    Signal::Fail => {
+                        let d = rec
+                            .job
+                            .as_deref()
+                            .and_then(|j| ended_run(j, rid))
+                            .map(|r| since(hb.at, r.started));
+                        let next = fail(rec, hb.at, hb.message.clone(), rid);
+                        (next, d, status != Status::Paused)
+                    }
+                    Signal::Start | Signal::Log => (start(rec, hb.at, rid), None, false),
+                };
+                Some((
+                    next,
+                    SignalOutcome::Applied {
+                        status,
+                        wake,
+                        duration,
+                    },
+                ))
+            })
+            .await?;
+        Ok(applied.map_or(SignalOutcome::Unknown, |(_, out)| out))
     }
 }
 

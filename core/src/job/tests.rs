@@ -8,7 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::decide::{ChannelOutcome, Context, RetryPolicy, claim, evaluate, settle};
+use crate::decide::{ChannelOutcome, Context, RetryPolicy, Round, claim, evaluate, settle};
 use crate::testing::RecordingNotifier;
 use crate::{
     HostId, ManualClock, MemoryStore, MonitorOptions, Notice, Notifier, Policy, PolicySet, Silence,
@@ -57,18 +57,15 @@ fn pass(r: &HostRecord, now: Timestamp, c: &Context<'_>) -> (HostRecord, Vec<Not
         let notice = claimed.outbox.clone().unwrap().notice;
         delivered.push(notice.clone());
         let results = vec![(CH.to_owned(), ChannelOutcome::Delivered)];
-        rec = settle(
-            &claimed,
-            &notice.id,
-            &results,
-            &[CH.to_owned()],
-            now,
-            &p,
-            &RetryPolicy::default(),
-            c,
-        )
-        .expect("owned")
-        .next;
+        let channels = [CH.to_owned()];
+        let round = Round {
+            notice_id: &notice.id,
+            results: &results,
+            channels: &channels,
+        };
+        rec = settle(&claimed, &round, now, &p, &RetryPolicy::default(), c)
+            .expect("owned")
+            .next;
     }
     (rec, delivered)
 }
