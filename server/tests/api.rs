@@ -1312,6 +1312,60 @@ async fn job_signals() {
         "web-backup reported a failure: certificate not renewed"
     );
 
+    // The event log, newest first: the failure, then the alarm it caused.
+    let uri = "/v1/hosts/web-backup/events?limit=2";
+    let a = call(&f, Method::GET, uri, Some(ADMIN), None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let events = a.json()["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["kind"], "alarm");
+    assert_eq!(events[1]["kind"], "fail");
+    assert_eq!(events[1]["message"], "certificate not renewed");
+    let all = call(
+        &f,
+        Method::GET,
+        "/v1/hosts/web-backup/events",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    let kinds: Vec<_> = all.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    for k in ["recovery", "start", "log", "success"] {
+        assert!(kinds.contains(&k.to_owned()), "{k} in {kinds:?}");
+    }
+    call(
+        &f,
+        Method::GET,
+        "/v1/hosts/web-backup/events?limit=0",
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .rejected(StatusCode::BAD_REQUEST, "limit must be");
+    call(
+        &f,
+        Method::GET,
+        "/v1/hosts/web-backup/events",
+        Some(AGENT),
+        None,
+    )
+    .await
+    .rejected(StatusCode::FORBIDDEN, "heartbeat-only");
+    call(
+        &f,
+        Method::GET,
+        "/v1/hosts/web-nobody/events",
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .rejected(StatusCode::NOT_FOUND, "unknown host");
+
     // Bad input: a clear 4xx and nothing written.
     let before = snapshot(&f).await;
     hb(
