@@ -5,8 +5,11 @@ pub mod backoff;
 mod maintenance;
 pub mod proxy;
 pub mod report;
+pub mod run;
 
-pub use agent::{Agent, AgentConfig, AgentError, Attempt, endpoint, interval_json, jittered};
+pub use agent::{
+    Agent, AgentConfig, AgentError, Attempt, Signal, endpoint, interval_json, jittered,
+};
 pub use backoff::{Backoff, Budget};
 pub use maintenance::{Maintenance, MaintenanceError};
 pub use proxy::{ProxyChoice, parse_proxy};

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use iamalive_agent::{
-    Agent, AgentConfig, Attempt, Backoff, Budget, Maintenance, ProxyChoice, endpoint, parse_proxy,
+    Agent, AgentConfig, Attempt, Backoff, Budget, Maintenance, ProxyChoice, Signal, endpoint,
+    parse_proxy, run,
 };
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -82,6 +83,10 @@ struct Args {
     /// through, 1 if not.
     #[arg(long)]
     once: bool,
+    /// With --once: report a failure (the watcher alarms at once) instead
+    /// of a success; --message gives the reason. For wrapper scripts.
+    #[arg(long, requires = "once")]
+    fail: bool,
     /// Also append logs to this file.
     #[arg(long, env = "IAMALIVE_AGENT_LOG_FILE")]
     log_file: Option<PathBuf>,
@@ -108,6 +113,15 @@ enum AgentCommand {
         /// End this host's maintenance now.
         #[arg(long)]
         end: bool,
+    },
+    /// Runs a command as a monitored job: sends a start, runs it (its
+    /// output passed through), then sends a success, or a failure with its
+    /// exit status and the tail of its output. Exits with the command's
+    /// exit status. Example: `iamalive-agent run -- /usr/local/bin/backup.sh`.
+    Run {
+        /// The command and its arguments, after `--` (run without a shell).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
 }
 
@@ -226,6 +240,47 @@ async fn stop_signal() {
     }
 }
 
+/// `run -- <command>`: start, the command, then its end; exits with the
+/// command's status (a signal that did not get through is logged, and does
+/// not change it: the watcher alarms on the silence anyway).
+async fn run_job(agent: &mut Agent, command: &[String], budget: Budget) -> ExitCode {
+    let rid = run::new_rid();
+    agent.set_signal(Some(Signal {
+        status: "start",
+        message: None,
+        rid: Some(rid.clone()),
+    }));
+    if let Attempt::Failed { detail, .. } = agent.beat_within(budget).await {
+        tracing::warn!(%detail, "the start signal did not get through; running the job anyway");
+    }
+    let argv = command.to_vec();
+    let finished = match tokio::task::spawn_blocking(move || run::run(&argv)).await {
+        Ok(f) => f,
+        Err(e) => run::Finished {
+            code: 1,
+            tail: format!("the job's runner failed: {e}"),
+        },
+    };
+    let signal = if finished.code == 0 {
+        Signal {
+            status: "success",
+            message: None,
+            rid: Some(rid),
+        }
+    } else {
+        Signal {
+            status: "fail",
+            message: Some(finished.reason()),
+            rid: Some(rid),
+        }
+    };
+    agent.set_signal(Some(signal));
+    if let Attempt::Failed { detail, .. } = agent.beat_within(budget).await {
+        tracing::error!(%detail, code = finished.code, "the job's end did not get through");
+    }
+    ExitCode::from(finished.code)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -278,7 +333,21 @@ async fn main() -> ExitCode {
     tracing::info!(url = %agent.config().url, host = %agent.config().host,
         proxy = %agent.proxy().unwrap_or("none"),
         interval = %humantime::format_duration(args.interval), once = args.once, "starting");
+    if let Some(AgentCommand::Run { command }) = &args.command {
+        let budget = Budget {
+            deadline: Some(args.deadline.unwrap_or(args.interval)),
+            max_attempts: args.retries.map(|r| r.saturating_add(1)),
+        };
+        return run_job(&mut agent, command, budget).await;
+    }
     if args.once {
+        if args.fail {
+            agent.set_signal(Some(Signal {
+                status: "fail",
+                message: args.message.clone(),
+                rid: None,
+            }));
+        }
         let budget = Budget {
             deadline: Some(args.deadline.unwrap_or(args.interval)),
             max_attempts: args.retries.map(|r| r.saturating_add(1)),

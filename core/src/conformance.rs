@@ -144,6 +144,8 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         odd_input_round_trips,
         short_restart_gives_back_swallowed_time,
         refused_notice_stays_owed_and_is_announced,
+        job_signals_persist_and_monitors_agree,
+        event_log_bounded_per_host,
     ]
 }
 
@@ -179,6 +181,9 @@ where
     }
     ran
 }
+
+mod jobs;
+pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
 /// version of a known one; `last_seen` never goes backwards.
@@ -417,6 +422,7 @@ fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {
         message: Some("quote \" and newline\n and ünïcode ✓".into()),
         report: Some(r#"{"k":"v"}"#.into()),
         blind: None,
+        job: None,
     }
 }
 

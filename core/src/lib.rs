@@ -2,9 +2,11 @@
 
 mod clock;
 pub mod decide;
+pub mod events;
 pub mod health;
 pub mod heartbeat;
 mod host;
+pub mod job;
 mod memory;
 mod model;
 mod monitor;
@@ -21,6 +23,7 @@ pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decide::{ChannelOutcome, Context, Decision, RetryPolicy, evaluate, evaluate_in_place};
+pub use events::{Event, EventKind, MAX_EVENTS};
 pub use health::{Announcement, HealthOptions, HealthReport, WatcherHealth};
 pub use heartbeat::{LazyWindow, Rearm, apply_heartbeat, created_by_heartbeat};
 pub use host::{HostId, HostPattern, InvalidHost, MAX_HOST_LEN};

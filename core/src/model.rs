@@ -174,6 +174,10 @@ pub struct Notice {
     /// Why the watcher itself may have been blind (e.g. heartbeats for this
     /// host were being rejected).
     pub blind: Option<String>,
+    /// For a job: the failure it reported, or for an all-clear the
+    /// failures it ends and the duration of the run that ended them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<crate::job::JobNote>>,
 }
 
 impl Notice {
@@ -188,6 +192,18 @@ impl Notice {
     /// One short sentence: "build-01 has gone silent", or for a watcher
     /// notice the first sentence of its message.
     pub fn headline(&self) -> String {
+        let failed = self.job.as_deref().filter(|j| j.failed);
+        match (self.kind, failed) {
+            (NoticeKind::Alarm, Some(j)) => match &j.failure {
+                Some(reason) => format!("{} reported a failure: {reason}", self.host),
+                None => format!("{} reported a failure", self.host),
+            },
+            (NoticeKind::Reminder, Some(_)) => format!("{} is still failing", self.host),
+            _ => self.plain_headline(),
+        }
+    }
+
+    fn plain_headline(&self) -> String {
         match self.kind {
             NoticeKind::Alarm => format!("{} has gone silent", self.host),
             NoticeKind::Reminder => format!("{} is still silent", self.host),
@@ -223,9 +239,13 @@ impl Notice {
             let _ = writeln!(b, "\nnotice id: {}", self.id);
             return b;
         }
-        let _ = match self.kind {
-            NoticeKind::Alarm => writeln!(b, "Host {} has gone silent.", self.host),
-            NoticeKind::Reminder => writeln!(b, "Host {} is still silent.", self.host),
+        let failed = self.job.as_deref().is_some_and(|j| j.failed);
+        let _ = match (self.kind, failed) {
+            (NoticeKind::Alarm | NoticeKind::Reminder, true) => {
+                writeln!(b, "Host {}.", self.headline())
+            }
+            (NoticeKind::Alarm, false) => writeln!(b, "Host {} has gone silent.", self.host),
+            (NoticeKind::Reminder, false) => writeln!(b, "Host {} is still silent.", self.host),
             _ => writeln!(b, "Host {} reports again.", self.host),
         };
         let _ = writeln!(b);
@@ -244,6 +264,16 @@ impl Notice {
         }
         if let Some(m) = &self.message {
             let _ = writeln!(b, "last message:  {m}");
+        }
+        if let Some(j) = &self.job {
+            if let Some(s) = &j.summary {
+                let _ = writeln!(b, "job:           {s}");
+            } else if let Some(f) = &j.failure {
+                let _ = writeln!(b, "failure:       {f}");
+            }
+            if let Some(d) = j.run_duration {
+                let _ = writeln!(b, "run took:      {}", humantime::format_duration(d));
+            }
         }
         if let Some(why) = &self.blind {
             let _ = writeln!(b, "watcher note:  {why}");
@@ -363,6 +393,9 @@ pub struct HostRecord {
     pub message: Option<String>,
     /// The agent's last outage report.
     pub report: Option<String>,
+    /// Job state (a reported failure, open runs, the last run), when the
+    /// host is a job that sent more than successes. Boxed like the outbox.
+    pub job: Option<Box<crate::job::Job>>,
 }
 
 // Written out rather than derived so the rare parts (an owed notice, a
@@ -385,6 +418,7 @@ impl Clone for HostRecord {
             outbox: self.outbox.as_deref().map(clone_boxed),
             message: self.message.as_deref().map(clone_text),
             report: self.report.as_deref().map(clone_text),
+            job: self.job.clone(),
         }
     }
 }
@@ -419,6 +453,7 @@ impl HostRecord {
             outbox: None,
             message: None,
             report: None,
+            job: None,
         }
     }
 

@@ -299,7 +299,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
 
     /// Notes a store call's result in the watcher's health; an all-clear or
     /// a notice that became due waits for the next flush.
-    fn store_result(&self, r: Result<(), &StoreError>) {
+    pub(crate) fn store_result(&self, r: Result<(), &StoreError>) {
         let now = self.clock.now();
         let mut h = self.lock_health();
         let a = match r {
@@ -624,6 +624,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 .is_none_or(|o| o.notice.id != outbox.notice.id)
             {
                 report.completed += 1;
+                self.log_notice(&outbox.notice, now).await;
             }
             if settled.due_at.is_none_or(|d| d > now) {
                 return Ok(());
@@ -642,7 +643,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// `Ok(Some((written, extra)))` once a swap succeeded;
     /// [`StoreError::Contended`] when every round was lost. Each lost swap
     /// counts in `conflicts`.
-    async fn swap<T>(
+    pub(crate) async fn swap<T>(
         &self,
         host: &HostId,
         first: Option<HostRecord>,

@@ -194,6 +194,7 @@ mod tests {
             message: None,
             report: None,
             blind: None,
+            job: None,
         }
     }
 

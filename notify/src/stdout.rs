@@ -116,6 +116,7 @@ mod tests {
             message: None,
             report: Some("{\n  \"a\": 1\n}".into()),
             blind: None,
+            job: None,
         };
         let l = StdoutNotifier::line(&n);
         assert!(!l.contains('\n'), "{l}");

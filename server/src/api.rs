@@ -34,6 +34,8 @@ use crate::self_ping::SelfWatch;
 mod alertmanager;
 mod maintenance;
 
+mod signals;
+
 /// The monitor type the server drives: any store, any clock.
 pub type DynMonitor = Monitor<dyn Store, Arc<dyn Clock>>;
 
@@ -887,6 +889,12 @@ struct HeartbeatBody {
     /// such as `"5m"`; for the timeout check.
     #[serde(default)]
     interval: Option<Value>,
+    /// `success` (the default), `fail`, `start` or `log`.
+    #[serde(default)]
+    status: Option<String>,
+    /// Pairs a start with its end when runs overlap.
+    #[serde(default)]
+    rid: Option<String>,
 }
 
 impl AppState {
@@ -990,6 +998,9 @@ async fn heartbeat(
             ));
         }
     };
+    let signal = signals::json_status(body.status.as_deref())
+        .map_err(|e| st.reject(Some(&host), "bad status", e))?;
+    let rid = signals::check_rid(body.rid).map_err(|e| st.reject(Some(&host), "bad rid", e))?;
     if let Some(i) = interval {
         st.check_interval(&host, i);
     }
@@ -999,7 +1010,11 @@ async fn heartbeat(
         message: body.message.as_deref().map(clean_text),
         report,
     };
-    st.record(index, key, hb).await
+    // A plain heartbeat is one store write; a job signal reads the record.
+    if body.status.is_none() && rid.is_none() {
+        return st.record(index, key, hb).await;
+    }
+    st.signal(index, key, hb, signal, rid).await
 }
 
 /// Bounds an agent report (its JSON at most [`MAX_REPORT_BYTES`], at most
@@ -1035,6 +1050,8 @@ async fn ping(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (index, key) = st.authenticate(Ok(Some(&key)), true)?;
+    let query = Query::<signals::PingQuery>::try_from_uri(req.uri())
+        .map_err(|e| bad(format!("invalid query string: {e}")));
     let body = Bytes::from_request(req, &st)
         .await
         .map_err(|e| body_error(&st, e))?;
@@ -1042,42 +1059,25 @@ async fn ping(
     st.charge(index, key, host_id.as_ref(), true)?;
     let host = parse_host(&host).map_err(|e| st.reject(None, "invalid host id", e))?;
     st.check_host(key, &host)?;
-    let what = match action.as_deref() {
-        None => None,
-        Some("start") => Some("start".to_owned()),
-        Some("fail") => Some("fail".to_owned()),
-        // Digits only: `parse` alone would take "+1".
-        Some(code) if (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) => {
-            let n = code.parse::<u8>().map_err(|_| unknown_action(code))?;
-            Some(format!("exit status {n}"))
-        }
-        Some(other) => return Err(unknown_action(other)),
-    };
+    let rid = query
+        .and_then(|q| signals::check_rid(q.0.rid))
+        .map_err(|e| st.reject(Some(&host), "bad rid", e))?;
+    let (signal, status) = signals::ping_action(action.as_deref())?;
     let text = clean_text(String::from_utf8_lossy(&body).trim());
-    let text = text.trim().to_owned();
-    let message = match (what, text.is_empty()) {
+    let text = text.trim();
+    let message = match (status, text.is_empty()) {
         (None, true) => None,
-        (None, false) => Some(text),
-        (Some(w), true) => Some(format!("ping: {w}")),
-        (Some(w), false) => Some(format!("ping: {w}: {text}")),
+        (None, false) => Some(text.to_owned()),
+        (Some(n), true) => Some(format!("exit status {n}")),
+        (Some(n), false) => Some(format!("exit status {n}: {text}")),
     };
-    let message = message.map(|mut m| {
-        if m.len() > MAX_MESSAGE_LEN {
-            let mut cut = MAX_MESSAGE_LEN;
-            while !m.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            m.truncate(cut);
-        }
-        m
-    });
     let hb = Heartbeat {
         at: st.now(),
         host,
-        message,
+        message: message.map(signals::bounded),
         report: None,
     };
-    st.record(index, key, hb).await?;
+    st.signal(index, key, hb, signal, rid).await?;
     if method == Method::HEAD {
         return Ok(StatusCode::OK.into_response());
     }
@@ -1092,7 +1092,7 @@ async fn ping(
 fn unknown_action(action: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("unknown ping action '{action}'; use start, fail or an exit status 0-255"),
+        format!("unknown ping action '{action}'; use start, fail, log or an exit status 0-255"),
     )
 }
 
@@ -1130,6 +1130,7 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
         "last_alarm": rec.last_alarm,
         "due_at": rec.due_at,
         "message": rec.message,
+        "job": rec.job,
         "report": rec.report.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or_else(|_| Value::String(r.to_owned()))),
         "owed_notice": rec.outbox.as_ref().map(|o| json!({
             "id": o.notice.id,
@@ -2176,6 +2177,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/hosts/{host}",
             get(get_host).put(put_host).delete(delete_host),
         )
+        .route("/v1/hosts/{host}/events", get(signals::host_events))
         .route("/v1/hosts/{host}/pause", post(pause_host))
         .route("/v1/hosts/{host}/resume", post(resume_host))
         .route(

@@ -32,6 +32,7 @@ pub(crate) const ALARM_COUNT: &str = "alarmCount";
 pub(crate) const OUTBOX: &str = "outbox";
 pub(crate) const MESSAGE: &str = "message";
 pub(crate) const REPORT: &str = "report";
+pub(crate) const JOB: &str = "job";
 
 /// The item holding every silence, one map entry per silence id.
 pub(crate) const SILENCES_KEY: &str = "#silences";
@@ -137,6 +138,10 @@ pub(crate) fn to_item(rec: &HostRecord, shards: u16) -> Result<Item, StoreError>
     if let Some(r) = &rec.report {
         item.insert(REPORT.into(), AttributeValue::S(r.clone()));
     }
+    if let Some(j) = &rec.job {
+        let json = serde_json::to_string(j).map_err(|e| StoreError::backend(STORE, e))?;
+        item.insert(JOB.into(), AttributeValue::S(json));
+    }
     Ok(item)
 }
 
@@ -201,6 +206,13 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         ),
         None => None,
     };
+    let job = match get_s(item, JOB) {
+        Some(json) => Some(
+            serde_json::from_str(json)
+                .map_err(|e| corrupt(key, format!("job is not valid JSON: {e}")))?,
+        ),
+        None => None,
+    };
     let alarm_count = get_u64(item, key, ALARM_COUNT)?;
     Ok(HostRecord {
         status,
@@ -217,6 +229,7 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         outbox: outbox.map(Box::new),
         message: get_s(item, MESSAGE).map(str::to_owned),
         report: get_s(item, REPORT).map(str::to_owned),
+        job,
         host,
     })
 }

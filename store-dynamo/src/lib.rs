@@ -21,8 +21,8 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
 };
 use iamalive_core::{
-    Heartbeat, HeartbeatOutcome, HostId, HostRecord, LazyWindow, MonitorMark, Silence, Status,
-    Store, StoreError, Timestamp, apply_heartbeat, created_by_heartbeat,
+    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, LazyWindow, MonitorMark, Silence,
+    Status, Store, StoreError, Timestamp, apply_heartbeat, created_by_heartbeat,
 };
 
 use codec::*;
@@ -78,6 +78,16 @@ fn s(v: impl Into<String>) -> AttributeValue {
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
+
+/// The item holding `host`'s event log (the list attribute [`EVENTS`],
+/// oldest first). `#` keeps it out of host listings, and host ids cannot
+/// contain it.
+fn events_key(host: &HostId) -> String {
+    format!("#events/{host}")
+}
+
+/// The list attribute of an events item.
+const EVENTS: &str = "events";
 
 fn key(k: impl Into<String>) -> Item {
     HashMap::from([(PK.to_owned(), s(k))])
@@ -522,7 +532,78 @@ impl Store for DynamoStore {
             .await
             .map_err(error::map)?;
         self.hints.forget(host.as_str());
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(events_key(host))))
+            .send()
+            .await
+            .map_err(error::map)?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn append_event(
+        &self,
+        host: &HostId,
+        event: &Event,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(event).map_err(|e| StoreError::backend(STORE, e))?;
+        let k = events_key(host);
+        // Read, append, trim, write back if nobody wrote in between.
+        for _ in 0..MAX_ROUNDS {
+            let item = self.get_item(&k).await?;
+            let version = match &item {
+                Some(i) => codec::get_u64(i, &k, VERSION)?,
+                None => 0,
+            };
+            let mut list = item
+                .as_ref()
+                .and_then(|i| i.get(EVENTS))
+                .and_then(|v| v.as_l().ok())
+                .cloned()
+                .unwrap_or_default();
+            list.push(s(json.clone()));
+            let excess = list.len().saturating_sub(keep);
+            list.drain(..excess);
+            let next = HashMap::from([
+                (PK.to_owned(), s(k.clone())),
+                (VERSION.to_owned(), n(version + 1)),
+                (EVENTS.to_owned(), AttributeValue::L(list)),
+            ]);
+            if self.put_if_version(next, version).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Contended {
+            key: k,
+            rounds: MAX_ROUNDS,
+        })
+    }
+
+    async fn events(&self, host: &HostId, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let k = events_key(host);
+        let Some(item) = self.get_item(&k).await? else {
+            return Ok(Vec::new());
+        };
+        let Some(list) = item.get(EVENTS).and_then(|v| v.as_l().ok()) else {
+            return Ok(Vec::new());
+        };
+        list.iter()
+            .rev()
+            .take(limit)
+            .map(|v| {
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    store: STORE,
+                    key: k.clone(),
+                    reason,
+                };
+                let json = v
+                    .as_s()
+                    .map_err(|_| corrupt("an event is not a string".into()))?;
+                serde_json::from_str(json).map_err(|e| corrupt(e.to_string()))
+            })
+            .collect()
     }
 
     async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {

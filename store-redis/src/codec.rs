@@ -138,6 +138,13 @@ pub(crate) fn encode(rec: &HostRecord) -> Result<Vec<(&'static str, String)>, St
     if let Some(r) = &rec.report {
         f.push(("report", r.clone()));
     }
+    if let Some(j) = &rec.job {
+        let json = serde_json::to_string(j).map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("job state of {} cannot be encoded: {e}", rec.host),
+        })?;
+        f.push(("job", json));
+    }
     Ok(f)
 }
 
@@ -176,6 +183,9 @@ pub(crate) fn decode(
     let outbox = take("outbox")
         .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("outbox: {e}"))))
         .transpose()?;
+    let job = take("job")
+        .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("job: {e}"))))
+        .transpose()?;
     Ok(Some(HostRecord {
         host,
         status,
@@ -191,6 +201,7 @@ pub(crate) fn decode(
         outbox,
         message: take("message"),
         report: take("report"),
+        job,
     }))
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use iamalive_core::{
-    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
+    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
     StoreError, Timestamp,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -23,7 +23,7 @@ use redis::{
     Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script,
     ServerErrorKind, Value,
 };
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::codec::{
@@ -60,6 +60,9 @@ struct Keys {
     /// `{prefix}:deployment` — written at start; its absence later means
     /// Redis lost the data.
     deployment: String,
+    /// `{prefix}:e:` — followed by the host id: its event log, a list,
+    /// newest first.
+    events: String,
 }
 
 impl Keys {
@@ -73,7 +76,12 @@ impl Keys {
             silences: format!("{tag}:silences"),
             mark: format!("{tag}:mark"),
             deployment: format!("{tag}:deployment"),
+            events: format!("{tag}:e:"),
         }
+    }
+
+    fn events(&self, host: &HostId) -> String {
+        format!("{}{}", self.events, host.as_str())
     }
 
     fn host(&self, host: &HostId) -> String {
@@ -722,7 +730,76 @@ impl Store for RedisStore {
                 Box::pin(async move { inv.invoke_async(&mut c).await })
             })
             .await?;
+        let mut del = redis::cmd("DEL");
+        del.arg(self.c.keys.events(host));
+        let del = &del;
+        self.c
+            .call(true, |mut c| {
+                Box::pin(async move { del.query_async::<()>(&mut c).await })
+            })
+            .await?;
         Ok(n == 1)
+    }
+
+    async fn append_event(
+        &self,
+        host: &HostId,
+        event: &Event,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(event).map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("event of {host}: {e}"),
+        })?;
+        let key = self.c.keys.events(host);
+        let last = isize::try_from(keep).unwrap_or(isize::MAX) - 1;
+        let mut pipe = redis::pipe();
+        // MULTI/EXEC: the push and the trim are one step.
+        pipe.atomic()
+            .cmd("LPUSH")
+            .arg(&key)
+            .arg(json)
+            .ignore()
+            .cmd("LTRIM")
+            .arg(&key)
+            .arg(0)
+            .arg(last)
+            .ignore();
+        let pipe = &pipe;
+        // Not retried: a retry after a lost answer could log twice.
+        self.c
+            .call(false, |mut c| {
+                Box::pin(async move { pipe.query_async::<()>(&mut c).await })
+            })
+            .await
+    }
+
+    async fn events(&self, host: &HostId, limit: usize) -> Result<Vec<Event>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.c.keys.events(host);
+        let mut cmd = redis::cmd("LRANGE");
+        cmd.arg(&key)
+            .arg(0)
+            .arg(isize::try_from(limit).unwrap_or(isize::MAX) - 1);
+        let cmd = &cmd;
+        let items: Vec<String> = self
+            .c
+            .call(true, |mut c| {
+                Box::pin(async move { cmd.query_async(&mut c).await })
+            })
+            .await?;
+        items
+            .iter()
+            .map(|j| {
+                serde_json::from_str(j).map_err(|e| StoreError::Corrupt {
+                    store: STORE,
+                    key: key.clone(),
+                    reason: format!("event: {e}"),
+                })
+            })
+            .collect()
     }
 
     async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
@@ -883,6 +960,7 @@ mod tests {
         assert_eq!(k.up, "{prod}:up");
         assert_eq!(k.silences, "{prod}:silences");
         assert_eq!(k.mark, "{prod}:mark");
+        assert_eq!(k.events(&HostId::new("web-1").unwrap()), "{prod}:e:web-1");
     }
 
     #[test]

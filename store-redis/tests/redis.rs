@@ -196,6 +196,7 @@ async fn heartbeat_script_follows_the_contract() {
         message: None,
         report: None,
         blind: None,
+        job: None,
     };
     set(&s, &r, |n| {
         n.status = Status::Up;
@@ -706,6 +707,7 @@ async fn swaps_and_remove_keep_the_up_entry_exact() {
         message: None,
         report: None,
         blind: None,
+        job: None,
     };
     let r = set(&s, &got, |n| {
         n.status = Status::Up;

@@ -9,7 +9,7 @@ use crate::STORE;
 
 /// The columns of `hosts`, in the order [`record_from_row`] reads them.
 pub(crate) const COLS: &str = "host, status, last_seen, watch_from, last_checked, \
-     missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report";
+     missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, job";
 
 /// An instant as integer nanoseconds since the Unix epoch.
 ///
@@ -53,6 +53,16 @@ pub(crate) fn outbox_json(o: Option<&Outbox>) -> Result<Option<String>, StoreErr
         .map_err(|e| StoreError::InvalidInput {
             store: STORE,
             reason: format!("outbox cannot be written as JSON: {e}"),
+        })
+}
+
+/// The job state as JSON text.
+pub(crate) fn job_json(j: Option<&iamalive_core::job::Job>) -> Result<Option<String>, StoreError> {
+    j.map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("job state cannot be written as JSON: {e}"),
         })
 }
 
@@ -136,6 +146,13 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
                 .map_err(|e| corrupt(key, format!("outbox is not a valid notice: {e}")))?,
         ),
     };
+    let job = match opt_text(row, 14, key, "job")? {
+        None => None,
+        Some(j) => Some(
+            serde_json::from_str(&j)
+                .map_err(|e| corrupt(key, format!("job is not valid job state: {e}")))?,
+        ),
+    };
     Ok(HostRecord {
         status: status(&status_text, key)?,
         last_seen: from_ts(int(row, 2, key, "last_seen")?),
@@ -152,6 +169,7 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
         outbox: outbox.map(Box::new),
         message: opt_text(row, 12, key, "message")?,
         report: opt_text(row, 13, key, "report")?,
+        job,
         host,
     })
 }

@@ -34,6 +34,15 @@ const MIGRATIONS: &[&str] = &[
         down_until INTEGER
     );
     INSERT INTO monitor_mark (id) VALUES (1);",
+    // 2: a host's job state (a reported failure, open runs, the last run)
+    // and each host's bounded event log.
+    "ALTER TABLE hosts ADD COLUMN job TEXT;
+    CREATE TABLE events (
+        seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX events_host ON events (host, seq);",
 ];
 
 /// The schema version this build writes.

@@ -12,6 +12,9 @@ use iamalive_store_sqlite::SqliteStore;
 use rusqlite::Connection;
 use tempfile::TempDir;
 
+/// The schema version this build writes (one per migration).
+const SCHEMA_VERSION: i64 = 2;
+
 fn t(secs: u64) -> Timestamp {
     add(
         DateTime::<Utc>::from_timestamp(1_767_225_600, 0).expect("2026-01-01"),
@@ -80,6 +83,7 @@ fn notice(h: &HostId, kind: NoticeKind) -> Notice {
         message: Some("disk \"full\"\n✓".into()),
         report: None,
         blind: None,
+        job: None,
     }
 }
 
@@ -106,7 +110,7 @@ async fn opens_with_wal_schema_version_and_display() {
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 1);
+    assert_eq!(v, SCHEMA_VERSION);
     // Reopening an existing file keeps its data and does not migrate again.
     beat(&store, &host("a"), t(0)).await;
     drop(store);
@@ -579,7 +583,7 @@ async fn many_openers_of_a_new_file_migrate_it_once() {
     let marks: i64 = c
         .query_row("SELECT count(*) FROM monitor_mark", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((v, n, marks), (1, 6, 1));
+    assert_eq!((v, n, marks), (SCHEMA_VERSION, 6, 1));
 }
 
 /// An up host's `due_at` is left where it is while it lies between half a
