@@ -9,6 +9,7 @@ mod model;
 mod monitor;
 mod notifier;
 mod policy;
+mod route;
 mod silence;
 mod store;
 
@@ -26,8 +27,9 @@ pub use model::{
     Downtime, Heartbeat, HostRecord, Lease, MonitorMark, Notice, NoticeKind, Outbox, Refusal,
     Status, Timestamp, add, since,
 };
-pub use monitor::{BlindProbe, Monitor, MonitorOptions, SweepReport};
+pub use monitor::{BlindProbe, DuplicateChannel, Monitor, MonitorOptions, SweepReport};
 pub use notifier::{Notifier, NotifyError};
 pub use policy::{Policy, PolicyOverride, PolicySet};
+pub use route::{Route, Routes, UnknownChannel, routable};
 pub use silence::{Repeat, Silence, check_tz, parse_instant};
 pub use store::{BoxError, HeartbeatOutcome, Store, StoreError};

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::config::{Config, Limits, Rate};
+use crate::error::ServerError;
 use crate::keys::{ApiKey, KeyRing, Role};
 use crate::rejections::{
     DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, RejectionLog, Rejections,
@@ -288,13 +289,16 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Builds the monitor over `store` and `channels` with `config`'s
     /// policies, keys and limits; `clock` is the system clock in production
-    /// and a manual one in tests.
+    /// and a manual one in tests. Each host's notice goes to the channels
+    /// `config.routes` pick for it.
+    ///
+    /// Fails if two channels share a name.
     pub fn new(
         store: Arc<dyn Store>,
         channels: Vec<Arc<dyn Notifier>>,
         clock: Arc<dyn Clock>,
         config: &Config,
-    ) -> Self {
+    ) -> Result<Self, ServerError> {
         Self::build(store, channels, clock, config, true)
     }
 
@@ -307,7 +311,7 @@ impl AppState {
         channels: Vec<Arc<dyn Notifier>>,
         clock: Arc<dyn Clock>,
         config: &Config,
-    ) -> Self {
+    ) -> Result<Self, ServerError> {
         Self::build(store, channels, clock, config, false)
     }
 
@@ -317,7 +321,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         config: &Config,
         ingest_in_process: bool,
-    ) -> Self {
+    ) -> Result<Self, ServerError> {
         let rejections = Arc::new(Rejections::new(
             Arc::clone(&clock),
             config.monitor.rejection_window,
@@ -339,10 +343,11 @@ impl AppState {
             },
             ..MonitorOptions::default()
         };
-        let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)
+        let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)?
+            .with_routes(config.routes.clone())
             .with_blind_probe(rejections.probe());
         let keys = KeyRing::new(config.keys.clone());
-        Self(Arc::new(Shared {
+        Ok(Self(Arc::new(Shared {
             monitor: Arc::new(monitor),
             per_key: keys
                 .keys()
@@ -361,7 +366,7 @@ impl AppState {
             new_hosts: std::sync::Mutex::new(vec![None; config.keys.len()]),
             host_count: tokio::sync::Mutex::default(),
             cap_noticed: std::sync::Mutex::default(),
-        }))
+        })))
     }
 
     /// Serves `GET /metrics` from `handle` (a Prometheus recorder the

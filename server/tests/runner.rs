@@ -28,7 +28,8 @@ fn setup() -> (AppState, ManualClock, RecordingNotifier) {
     let channel = RecordingNotifier::new("test");
     let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(channel.clone())];
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let state = AppState::new(store, channels, Arc::new(clock.clone()), &config);
+    let state = AppState::new(store, channels, Arc::new(clock.clone()), &config)
+        .expect("channel names are unique");
     (state, clock, channel)
 }
 

@@ -5,6 +5,11 @@
 //! aiosmtpd into `.test-env/venv`, or wherever `IAMALIVE_TEST_VENV`
 //! points).
 
+#[cfg(feature = "receiver")]
+mod receiver;
+#[cfg(feature = "receiver")]
+pub use receiver::Receiver;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
