@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the real servers the
-# tests start (redis-server, moto for DynamoDB+SNS, aiosmtpd for SMTP), then
+# tests start (redis-server, moto for DynamoDB+SNS, aiosmtpd for SMTP) and
+# clients they drive (headless Chromium, chromedriver and selenium), then
 # runs format, lint, docs and every test. Each test starts its own servers
 # on free loopback ports and stops them; none is left running.
 set -euo pipefail
@@ -14,14 +15,15 @@ install_servers() {
   # the test Redis Cluster.
   if { ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; } ||
      { ! command -v redis-cli >/dev/null 2>&1 && [ ! -x /usr/bin/redis-cli ]; } ||
-     { ! command -v tinyproxy >/dev/null 2>&1 && [ ! -x /usr/bin/tinyproxy ]; }; then
+     { ! command -v tinyproxy >/dev/null 2>&1 && [ ! -x /usr/bin/tinyproxy ]; } ||
+     [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -d /usr/share/fonts/truetype/dejavu ]; then
     local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools tinyproxy >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools tinyproxy chromium chromium-driver fonts-dejavu-core >/dev/null
   fi
-  if ! "$VENV/bin/python" -c "import moto, aiosmtpd, flask, flask_cors, cfnlint" >/dev/null 2>&1; then
+  if ! "$VENV/bin/python" -c "import moto, aiosmtpd, flask, flask_cors, cfnlint, selenium" >/dev/null 2>&1; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check "moto[dynamodb,sns]" flask flask-cors aiosmtpd cfn-lint
+    "$VENV/bin/pip" install -q --disable-pip-version-check "moto[dynamodb,sns]" flask flask-cors aiosmtpd cfn-lint selenium
   fi
 }
 

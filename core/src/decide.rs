@@ -1,7 +1,56 @@
 //! The pure state machine: no clock, no I/O, no randomness.
 //!
 //! Every function here takes `now` and returns the next record; the
-//! [`Monitor`](crate::Monitor) writes it back with a compare-and-swap.
+//! [`Monitor`](crate::Monitor) writes it back with a compare-and-swap,
+//! taking one [`step`] per record and [`settle`] after each delivery round.
+//!
+//! # The transition table
+//!
+//! [`evaluate_in_place`] is one `match` on the record's [`Status`] and the
+//! [`Owed`] notice it carries; each arm is one row below, in the same order,
+//! with the same words in its comment. *heard* means `now` is before
+//! `last_seen` (or `watch_from`) plus the timeout; *silenced* means a
+//! silence covers the host at `now`; the *deadline* is the one with the
+//! startup grace applied.
+//!
+//! | status    | owed notice          | condition                    | becomes   | notice owed |
+//! |-----------|----------------------|------------------------------|-----------|-------------|
+//! | any       | leased (live)        |                              | unchanged | — (its owner delivers) |
+//! | `paused`  | —                    | before its end (or no end)   | `paused`  | — |
+//! | `paused`  | —                    | its end reached              | `up` from the end, then decided again | — |
+//! | `up`      | untold / told        |                              | `up`      | the recovery, still |
+//! | `up`      | nothing              | before the deadline          | `up`      | — |
+//! | `up`      | nothing              | deadline reached, silenced   | `missing` | — (held back) |
+//! | `up`      | nothing              | deadline reached             | `missing` | alarm |
+//! | `missing` | nothing / untold     | heard                        | `up`      | — (quiet recovery) |
+//! | `missing` | told                 | heard                        | `up`      | recovery |
+//! | `missing` | untold               | silenced                     | `missing` | — (held back, dropped) |
+//! | `missing` | untold / told        |                              | `missing` | the alarm, still |
+//! | `missing` | nothing              | silenced                     | `missing` | — |
+//! | `missing` | nothing              |                              | `missing` | alarm |
+//! | `alarmed` | any                  | heard                        | `up`      | recovery |
+//! | `alarmed` | untold               | silenced                     | `alarmed` | — (held back, dropped) |
+//! | `alarmed` | untold / told        |                              | `alarmed` | the reminder, still |
+//! | `alarmed` | nothing              | before the reminder, or none | `alarmed` | — |
+//! | `alarmed` | nothing              | reminder due, silenced       | `alarmed` | — |
+//! | `alarmed` | nothing              | reminder due                 | `alarmed` | reminder |
+//!
+//! Then `due_at` follows from the resulting record alone, in one function
+//! (`due_at`), whatever arm produced it:
+//!
+//! | resulting record                  | `due_at`                                   |
+//! |-----------------------------------|--------------------------------------------|
+//! | owes a notice under a live lease  | the lease's end                            |
+//! | owes a notice                     | its next attempt                           |
+//! | `paused`                          | the pause's end (none: until resumed)      |
+//! | `up`                              | the deadline (grace applied)               |
+//! | `missing`                         | the silence's end                          |
+//! | `alarmed`                         | the next reminder; once that has come, the silence's end; none when reminders are capped |
+//!
+//! A delivery round ([`settle`]) records which channels took the notice;
+//! once every channel is done the notice takes effect (`missing → alarmed`
+//! on an alarm, the reminder count on a reminder, the outage closed on a
+//! recovery) and the record is evaluated again by the table above.
 
 use std::time::Duration;
 
@@ -106,6 +155,60 @@ impl From<&crate::NotifyError> for ChannelOutcome {
     }
 }
 
+/// The notice a record owes, named by what the state table asks of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owed {
+    /// No notice is owed.
+    Nothing,
+    /// A monitor holds a live lease on the owed notice: it is being
+    /// delivered, and nobody else touches the record's notice until `until`.
+    Leased {
+        /// The lease's end.
+        until: Timestamp,
+    },
+    /// A notice is owed and no channel has taken it yet: nobody was told.
+    Untold {
+        /// The earliest instant of the next delivery round.
+        next_attempt: Timestamp,
+    },
+    /// A notice is owed and at least one channel has taken it: somebody was
+    /// told (an alarm partly delivered still owes its recovery).
+    Told {
+        /// The earliest instant of the next delivery round.
+        next_attempt: Timestamp,
+    },
+}
+
+impl Owed {
+    /// What `r` owes at `now`.
+    #[inline]
+    pub fn of(r: &HostRecord, now: Timestamp) -> Self {
+        let Some(ob) = r.outbox.as_deref() else {
+            return Self::Nothing;
+        };
+        match &ob.lease {
+            Some(lease) if lease.until > now => Self::Leased { until: lease.until },
+            _ if ob.delivered.is_empty() => Self::Untold {
+                next_attempt: ob.next_attempt,
+            },
+            _ => Self::Told {
+                next_attempt: ob.next_attempt,
+            },
+        }
+    }
+
+    /// When a record owing this must be looked at again: the lease's end,
+    /// or the next attempt; `None` when nothing is owed.
+    #[inline]
+    pub fn due_at(self) -> Option<Timestamp> {
+        match self {
+            Self::Nothing => None,
+            Self::Leased { until } => Some(until),
+            Self::Untold { next_attempt } | Self::Told { next_attempt } => Some(next_attempt),
+        }
+    }
+}
+
 /// The deadline after which `r` is missing, with the downtime grace applied.
 ///
 /// While no monitor ran (a restart, an upgrade, a store that refused every
@@ -115,7 +218,7 @@ impl From<&crate::NotifyError> for ChannelOutcome {
 /// a downtime longer than the host's timeout it also gets at least a full
 /// timeout from the end of the downtime. A host already overdue when the
 /// downtime began gets nothing.
-pub fn deadline_with_grace(r: &HostRecord, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
+fn deadline_with_grace(r: &HostRecord, policy: &Policy, ctx: &Context<'_>) -> Timestamp {
     grace(r, r.deadline(policy), policy, ctx)
 }
 
@@ -136,14 +239,8 @@ fn grace(r: &HostRecord, deadline: Timestamp, policy: &Policy, ctx: &Context<'_>
     }
 }
 
-/// Decides what happens to `r` at `now`.
-///
-/// Implements every transition of the design: `up → missing` at the
-/// deadline (alarm owed unless silenced), `missing → up` quietly when no
-/// alarm went out, `alarmed → up` with a recovery owed, throttled
-/// reminders, silences (one-off or repeating), pause (and its end, when the
-/// host resumes by itself) and the startup grace. A notice under a live
-/// lease belongs to its owner and is left alone.
+/// Decides what happens to `r` at `now`: one row of the
+/// [transition table](self#the-transition-table).
 ///
 /// This clones `r`; [`evaluate_in_place`] is the same decision without the
 /// copy, for hot loops that own their record.
@@ -159,6 +256,10 @@ pub fn evaluate(r: &HostRecord, now: Timestamp, policy: &Policy, ctx: &Context<'
 }
 
 /// [`evaluate`] applied to `rec` itself; returns the notices that became owed.
+///
+/// The arms below are the rows of the
+/// [transition table](self#the-transition-table), in its order; `due_at`
+/// is then set by one function (`due_at`) from the record the arm left.
 #[must_use]
 pub fn evaluate_in_place(
     rec: &mut HostRecord,
@@ -168,101 +269,136 @@ pub fn evaluate_in_place(
 ) -> Vec<Notice> {
     rec.last_checked = Some(now);
     let mut notices = Vec::new();
-    if let Some(lease) = rec.outbox.as_ref().and_then(|o| o.lease.as_ref())
-        && lease.until > now
-    {
-        rec.due_at = Some(lease.until);
-        return notices;
-    }
-    let deadline = rec.deadline(policy);
-    let heard = now < deadline;
-    // (present, delivered anywhere, next attempt) of an owed notice.
-    let owed = rec
-        .outbox
-        .as_ref()
-        .map(|o| (!o.delivered.is_empty(), o.next_attempt));
-    match rec.status {
-        Status::Paused => {
-            // A pause with an end (its `due_at`) resumes by itself then, with
-            // a full timeout from that end, as `resume` would have given.
-            if let Some(until) = rec.due_at
-                && now >= until
-            {
-                rec.status = Status::Up;
-                rec.watch_from = until;
-                rec.due_at = Some(rec.deadline(policy));
-                return evaluate_in_place(rec, now, policy, ctx);
+    let raw_deadline = rec.deadline(policy);
+    let deadline = grace(rec, raw_deadline, policy, ctx);
+    let heard = now < raw_deadline;
+    let silenced = |rec: &HostRecord| ctx.silence_end(&rec.host, now).is_some();
+    let mut owe_now = |rec: &mut HostRecord, kind| owe(rec, kind, now, policy, ctx, &mut notices);
+    match (rec.status, Owed::of(rec, now)) {
+        // any, leased (live): unchanged, its owner delivers.
+        (_, Owed::Leased { .. }) => {}
+        // paused: before its end (or no end): unchanged.
+        (Status::Paused, _) if rec.due_at.is_none_or(|end| now < end) => {}
+        // paused: its end reached → up from the end (a full timeout, as
+        // `resume` would have given then), and decided again.
+        (Status::Paused, _) => {
+            let end = rec.due_at.unwrap_or(now);
+            resume_at(rec, end);
+            return evaluate_in_place(rec, now, policy, ctx);
+        }
+        // up, untold / told: the recovery still goes out before anything else.
+        (Status::Up, Owed::Untold { .. } | Owed::Told { .. }) => {}
+        // up, nothing owed, before the deadline: unchanged.
+        (Status::Up, Owed::Nothing) if now < deadline => {}
+        // up, nothing owed, deadline reached → missing; alarm owed unless silenced.
+        (Status::Up, Owed::Nothing) => {
+            begin_outage(rec, deadline);
+            if !silenced(rec) {
+                owe_now(rec, NoticeKind::Alarm);
             }
         }
-        Status::Up => match owed {
-            // A recovery still owed goes out before anything else.
-            Some((_, next_attempt)) => rec.due_at = Some(next_attempt),
-            None => {
-                let deadline = grace(rec, deadline, policy, ctx);
-                if now < deadline {
-                    rec.due_at = Some(deadline);
-                } else {
-                    rec.status = Status::Missing;
-                    rec.missing_since = Some(deadline);
-                    rec.silent_since = Some(rec.last_seen);
-                    rec.alarm_count = 0;
-                    // An older outage's account must not ride on this
-                    // outage's all-clear: the agent sends this one's with
-                    // the heartbeat that ends it.
-                    rec.report = None;
-                    match ctx.silence_end(&rec.host, now) {
-                        Some(end) => rec.due_at = Some(end),
-                        None => owe(rec, NoticeKind::Alarm, now, policy, ctx, &mut notices),
-                    }
-                }
-            }
-        },
-        Status::Missing | Status::Alarmed if heard => {
-            let alarm_went_out =
-                rec.status == Status::Alarmed || owed.is_some_and(|(delivered, _)| delivered);
+        // missing, nothing / untold, heard → up quietly: nobody was told.
+        (Status::Missing, Owed::Nothing | Owed::Untold { .. }) if heard => {
             rec.status = Status::Up;
             rec.outbox = None;
-            if alarm_went_out {
-                owe(rec, NoticeKind::Recovery, now, policy, ctx, &mut notices);
-            } else {
-                clear_outage(rec);
-                rec.due_at = Some(deadline);
-            }
+            clear_outage(rec);
         }
-        Status::Missing | Status::Alarmed => match (owed, ctx.silence_end(&rec.host, now)) {
-            // A silence began before anyone was told: hold the notice back.
-            (Some((false, _)), Some(end)) => {
-                rec.outbox = None;
-                rec.due_at = Some(end);
-            }
-            (Some((_, next_attempt)), _) => rec.due_at = Some(next_attempt),
-            (None, silence) if rec.status == Status::Missing => match silence {
-                Some(end) => rec.due_at = Some(end),
-                None => owe(rec, NoticeKind::Alarm, now, policy, ctx, &mut notices),
-            },
-            (None, silence) => {
-                let reminder_at = rec
-                    .last_alarm
-                    .zip(policy.reminder_after(rec.alarm_count))
-                    .map(|(last, wait)| add(last, wait));
-                match (reminder_at, silence) {
-                    (None, _) => rec.due_at = None,
-                    (Some(at), _) if now < at => rec.due_at = Some(at),
-                    (Some(_), Some(end)) => rec.due_at = Some(end),
-                    (Some(_), None) => {
-                        owe(rec, NoticeKind::Reminder, now, policy, ctx, &mut notices)
-                    }
-                }
-            }
+        // missing, told, heard → up, recovery owed.
+        (Status::Missing, Owed::Told { .. }) if heard => {
+            rec.status = Status::Up;
+            rec.outbox = None;
+            owe_now(rec, NoticeKind::Recovery);
+        }
+        // missing, untold, silenced: the alarm is held back (dropped).
+        (Status::Missing, Owed::Untold { .. }) if silenced(rec) => rec.outbox = None,
+        // missing, untold / told: the alarm is still owed.
+        (Status::Missing, Owed::Untold { .. } | Owed::Told { .. }) => {}
+        // missing, nothing owed, silenced: unchanged.
+        (Status::Missing, Owed::Nothing) if silenced(rec) => {}
+        // missing, nothing owed → alarm owed.
+        (Status::Missing, Owed::Nothing) => owe_now(rec, NoticeKind::Alarm),
+        // alarmed, heard → up, recovery owed.
+        (Status::Alarmed, _) if heard => {
+            rec.status = Status::Up;
+            rec.outbox = None;
+            owe_now(rec, NoticeKind::Recovery);
+        }
+        // alarmed, untold, silenced: the reminder is held back (dropped).
+        (Status::Alarmed, Owed::Untold { .. }) if silenced(rec) => rec.outbox = None,
+        // alarmed, untold / told: the reminder is still owed.
+        (Status::Alarmed, Owed::Untold { .. } | Owed::Told { .. }) => {}
+        // alarmed, nothing owed, before the reminder, or none: unchanged.
+        (Status::Alarmed, Owed::Nothing) if reminder_at(rec, policy).is_none_or(|at| now < at) => {}
+        // alarmed, nothing owed, reminder due, silenced: unchanged.
+        (Status::Alarmed, Owed::Nothing) if silenced(rec) => {}
+        // alarmed, nothing owed, reminder due → reminder owed.
+        (Status::Alarmed, Owed::Nothing) => owe_now(rec, NoticeKind::Reminder),
+    }
+    rec.due_at = due_at(rec, now, deadline, policy, ctx);
+    notices
+}
+
+/// The next instant a monitor must look at `r`, from `r` alone (its
+/// status, its owed notice) at `now`: the second table of the
+/// [transition table](self#the-transition-table). `deadline` is `r`'s
+/// deadline with the startup grace applied.
+///
+/// Never later than the next instant at which [`evaluate`] would change
+/// `r` without a heartbeat or an operator in between.
+fn due_at(
+    r: &HostRecord,
+    now: Timestamp,
+    deadline: Timestamp,
+    policy: &Policy,
+    ctx: &Context<'_>,
+) -> Option<Timestamp> {
+    if let Some(at) = Owed::of(r, now).due_at() {
+        return Some(at);
+    }
+    // Held back by a silence (or, were no silence found, due now: early,
+    // never late).
+    let silence_end = || ctx.silence_end(&r.host, now).or(Some(now));
+    match r.status {
+        Status::Paused => r.due_at,
+        Status::Up => Some(deadline),
+        Status::Missing => silence_end(),
+        Status::Alarmed => match reminder_at(r, policy) {
+            None => None,
+            Some(at) if now < at => Some(at),
+            Some(_) => silence_end(),
         },
     }
-    notices
+}
+
+/// When an alarmed host's next reminder is owed; `None` when reminders are
+/// capped.
+fn reminder_at(r: &HostRecord, policy: &Policy) -> Option<Timestamp> {
+    r.last_alarm
+        .zip(policy.reminder_after(r.alarm_count))
+        .map(|(last, wait)| add(last, wait))
+}
+
+/// `up → missing` at `deadline`: a new outage begins.
+fn begin_outage(r: &mut HostRecord, deadline: Timestamp) {
+    r.status = Status::Missing;
+    r.missing_since = Some(deadline);
+    r.silent_since = Some(r.last_seen);
+    r.alarm_count = 0;
+    // An older outage's account must not ride on this outage's all-clear:
+    // the agent sends this one's with the heartbeat that ends it.
+    r.report = None;
 }
 
 fn clear_outage(r: &mut HostRecord) {
     r.missing_since = None;
     r.silent_since = None;
     r.alarm_count = 0;
+}
+
+/// `paused → up` at `at`, with a full timeout from then.
+fn resume_at(r: &mut HostRecord, at: Timestamp) {
+    r.status = Status::Up;
+    r.watch_from = at;
 }
 
 fn owe(
@@ -275,7 +411,6 @@ fn owe(
 ) {
     let notice = make_notice(next, kind, now, policy, ctx);
     next.outbox = Some(Box::new(Outbox::new(notice.clone())));
-    next.due_at = Some(now);
     notices.push(notice);
 }
 
@@ -335,22 +470,89 @@ fn make_notice(
 /// Takes the lease on `r`'s owed notice for `owner`, if it is deliverable
 /// at `now` (no live lease, its next attempt has come).
 pub fn claim(r: &HostRecord, owner: &str, now: Timestamp, lease: Duration) -> Option<HostRecord> {
-    let ob = r.outbox.as_ref()?;
-    if r.status == Status::Paused || ob.leased_at(now) || ob.next_attempt > now {
-        return None;
-    }
     let mut next = r.clone();
-    let until = add(now, lease);
-    let ob = next.outbox.as_mut()?;
-    ob.lease = Some(Lease {
-        owner: owner.to_owned(),
-        until,
-    });
-    next.due_at = Some(until);
-    Some(next)
+    claim_in_place(&mut next, owner, now, lease).then_some(next)
 }
 
-/// Applies the result of a delivery round of notice `notice_id` to `r`.
+/// [`claim`] applied to `r` itself; `true` if it took the lease.
+fn claim_in_place(r: &mut HostRecord, owner: &str, now: Timestamp, lease: Duration) -> bool {
+    if r.status == Status::Paused {
+        return false;
+    }
+    let Some(ob) = r.outbox.as_deref_mut() else {
+        return false;
+    };
+    if ob.leased_at(now) || ob.next_attempt > now {
+        return false;
+    }
+    ob.lease = Some(Lease {
+        owner: owner.to_owned(),
+        until: add(now, lease),
+    });
+    r.due_at = Owed::of(r, now).due_at();
+    true
+}
+
+/// What a monitor does with one record at `now`: the result of [`step`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Step {
+    /// The record to compare-and-swap in (its version not yet bumped);
+    /// `None` when nothing changed and nothing is due yet.
+    pub write: Option<HostRecord>,
+    /// The owed notice (with the channels already done with it) that this
+    /// monitor leased in `write`: once the swap succeeds, deliver it and
+    /// [`settle`] the round.
+    pub deliver: Option<Box<Outbox>>,
+}
+
+/// One monitor step on `rec` at `now`: [`evaluate`], then take the lease on
+/// the owed notice for `owner` if it is deliverable ([`claim`]), in one
+/// record to write.
+///
+/// Nothing is written when the decision changes nothing but `last_checked`
+/// and the record is not due yet (a stale due-index entry, another
+/// monitor's lease).
+pub fn step(
+    rec: &HostRecord,
+    now: Timestamp,
+    policy: &Policy,
+    ctx: &Context<'_>,
+    owner: &str,
+    lease: Duration,
+) -> Step {
+    let mut next = rec.clone();
+    let _owed = evaluate_in_place(&mut next, now, policy, ctx);
+    let leased = claim_in_place(&mut next, owner, now, lease);
+    // Compared without `last_checked`, which every evaluation moves.
+    let checked = std::mem::replace(&mut next.last_checked, rec.last_checked);
+    let unchanged = next == *rec;
+    next.last_checked = checked;
+    if unchanged && next.due_at.is_none_or(|d| d > now) {
+        return Step {
+            write: None,
+            deliver: None,
+        };
+    }
+    let deliver = if leased { next.outbox.clone() } else { None };
+    Step {
+        write: Some(next),
+        deliver,
+    }
+}
+
+/// One delivery round of an owed notice: what [`settle`] applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Round<'a> {
+    /// The notice delivered (its id).
+    pub notice_id: &'a str,
+    /// What each channel tried in this round did.
+    pub results: &'a [(String, ChannelOutcome)],
+    /// Every channel the notice is owed to (done or not).
+    pub channels: &'a [String],
+}
+
+/// Applies the result of a delivery round to `r`.
 ///
 /// Returns `None` when `r` no longer owes that notice (another monitor
 /// finished it, or an operator paused the host). Otherwise the outbox
@@ -359,27 +561,27 @@ pub fn claim(r: &HostRecord, owner: &str, now: Timestamp, lease: Duration) -> Op
 /// channel has, the refusal counts as a failed round like any other, so the
 /// notice stays owed and is retried with backoff (a relay over its daily
 /// quota delivers the alarm once it accepts mail again). When every channel
-/// in `channels` is done the notice takes effect (alarm → `alarmed`,
+/// in `round.channels` is done the notice takes effect (alarm → `alarmed`,
 /// reminder → throttle restarts, recovery → outage closed) and the record
 /// is evaluated again, which may owe a new notice. Channels still owed are
 /// retried after [`RetryPolicy::backoff`] or the channel's own wait.
-#[allow(clippy::too_many_arguments)]
 pub fn settle(
     r: &HostRecord,
-    notice_id: &str,
-    results: &[(String, ChannelOutcome)],
-    channels: &[String],
+    round: &Round<'_>,
     now: Timestamp,
     policy: &Policy,
     retry: &RetryPolicy,
     ctx: &Context<'_>,
 ) -> Option<Decision> {
-    let mut ob = r.outbox.clone().filter(|o| o.notice.id == notice_id)?;
+    let mut ob = r
+        .outbox
+        .clone()
+        .filter(|o| o.notice.id == round.notice_id)?;
     let mut next = r.clone();
     ob.lease = None;
     let mut asked_wait = Duration::ZERO;
     let mut refused = Vec::new();
-    for (channel, outcome) in results {
+    for (channel, outcome) in round.results {
         if !ob.owed_to(channel) {
             continue;
         }
@@ -412,11 +614,17 @@ pub fn settle(
             .filter(|f| !failed.contains(&f.channel))
             .collect();
     }
-    if channels.iter().any(|c| ob.owed_to(c)) {
+    if round.channels.iter().any(|c| ob.owed_to(c)) {
         ob.attempts += 1;
         ob.next_attempt = add(now, retry.backoff(ob.attempts).max(asked_wait));
-        next.due_at = Some(ob.next_attempt);
         next.outbox = Some(ob);
+        next.due_at = due_at(
+            &next,
+            now,
+            deadline_with_grace(&next, policy, ctx),
+            policy,
+            ctx,
+        );
         return Some(Decision {
             next,
             notices: Vec::new(),
@@ -468,9 +676,10 @@ pub fn pause_until(r: &HostRecord, until: Option<Timestamp>) -> HostRecord {
 pub fn resume(r: &HostRecord, now: Timestamp, policy: &Policy) -> HostRecord {
     let mut next = r.clone();
     if r.status == Status::Paused {
-        next.status = Status::Up;
-        next.watch_from = now;
-        next.due_at = Some(next.deadline(policy));
+        resume_at(&mut next, now);
+        // No downtime to grant here: the host was just given a fresh timeout.
+        let ctx = Context::default();
+        next.due_at = due_at(&next, now, next.deadline(policy), policy, &ctx);
     }
     next
 }

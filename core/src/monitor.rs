@@ -43,7 +43,7 @@ pub struct MonitorOptions {
     pub mark_interval: Option<Duration>,
     /// A stretch longer than this with no monitor marking itself alive
     /// counts as downtime, and hosts whose silence overlaps it get the
-    /// overlap back (see [`decide::deadline_with_grace`]). Default: the
+    /// overlap back (the startup grace of [`decide`]). Default: the
     /// shortest timeout. Two stretches count however short they are: the
     /// one before a process's first mark (see
     /// [`ingest_in_process`](Self::ingest_in_process)) and one during which
@@ -535,9 +535,12 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         report
     }
 
+    /// Steps one record until it has nothing more to do now: one
+    /// [`decide::step`] swapped in, the notice it leased delivered, the
+    /// round [`settle`](decide::settle)d; again while the record is due.
     async fn process_inner(
         &self,
-        mut rec: HostRecord,
+        rec: HostRecord,
         mut now: Timestamp,
         silences: &[Silence],
         downtime: Option<Downtime>,
@@ -550,40 +553,21 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             downtime,
             blind: blind.as_deref(),
         };
+        let (owner, lease) = (self.opts.owner.as_str(), self.opts.lease);
+        let host = rec.host.clone();
+        let mut rec = Some(rec);
         for _ in 0..MAX_ROUNDS {
-            report.evaluated += 1;
-            let mut decided = rec.clone();
-            let _owed = decide::evaluate_in_place(&mut decided, now, &policy, &ctx);
-            let claimed = decide::claim(&decided, &self.opts.owner, now, self.opts.lease);
-            let deliver = claimed.is_some();
-            let mut next = claimed.unwrap_or(decided);
-            let checked = std::mem::replace(&mut next.last_checked, rec.last_checked);
-            let unchanged = next == rec;
-            next.last_checked = checked;
-            if unchanged && next.due_at.is_none_or(|d| d > now) {
-                return Ok(());
-            }
-            next.version = rec.version + 1;
-            if !self.store.compare_and_swap(rec.version, &next).await? {
-                report.conflicts += 1;
-                match self.store.get(&rec.host).await? {
-                    Some(fresh) => {
-                        rec = fresh;
-                        continue;
-                    }
-                    None => return Ok(()),
-                }
-            }
-            for n in next.outbox.iter().filter(|_| deliver) {
-                tracing::info!(host = %next.host, kind = %n.notice.kind, id = %n.notice.id, "notice owed");
-            }
-            rec = next;
-            if !deliver {
-                return Ok(());
-            }
-            let Some(outbox) = rec.outbox.clone() else {
+            let swapped = self
+                .swap(&host, rec.take(), &mut report.conflicts, |r| {
+                    report.evaluated += 1;
+                    let step = decide::step(r, now, &policy, &ctx, owner, lease);
+                    step.write.map(|w| (w, step.deliver))
+                })
+                .await?;
+            let Some((written, Some(outbox))) = swapped else {
                 return Ok(());
             };
+            tracing::info!(host = %written.host, kind = %outbox.notice.kind, id = %outbox.notice.id, "notice owed");
             let targets = self.routes.channels_for(&outbox.notice, &self.names);
             let results = self
                 .deliver(&outbox.notice, &targets, &outbox.delivered, &outbox.failed)
@@ -597,45 +581,73 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 .filter(|(_, o)| matches!(o, ChannelOutcome::Permanent { .. }))
                 .count();
             now = self.clock.now();
-            let mut settled = false;
-            for _ in 0..MAX_ROUNDS {
-                let Some(d) = decide::settle(
-                    &rec,
-                    &outbox.notice.id,
-                    &results,
-                    &targets,
-                    now,
-                    &policy,
-                    &self.opts.retry,
-                    &ctx,
-                ) else {
-                    return Ok(());
-                };
-                let mut next = d.next;
-                next.version = rec.version + 1;
-                if self.store.compare_and_swap(rec.version, &next).await? {
-                    if next
-                        .outbox
-                        .as_ref()
-                        .is_none_or(|o| o.notice.id != outbox.notice.id)
-                    {
-                        report.completed += 1;
-                    }
-                    rec = next;
-                    settled = true;
-                    break;
-                }
-                report.conflicts += 1;
-                match self.store.get(&rec.host).await? {
-                    Some(fresh) => rec = fresh,
-                    None => return Ok(()),
-                }
+            let round = decide::Round {
+                notice_id: &outbox.notice.id,
+                results: &results,
+                channels: &targets,
+            };
+            let settled = self
+                .swap(&host, Some(written), &mut report.conflicts, |r| {
+                    decide::settle(r, &round, now, &policy, &self.opts.retry, &ctx)
+                        .map(|d| (d.next, ()))
+                })
+                .await?;
+            let Some((settled, ())) = settled else {
+                return Ok(());
+            };
+            if settled
+                .outbox
+                .as_ref()
+                .is_none_or(|o| o.notice.id != outbox.notice.id)
+            {
+                report.completed += 1;
             }
-            if !settled || rec.due_at.is_none_or(|d| d > now) {
+            if settled.due_at.is_none_or(|d| d > now) {
                 return Ok(());
             }
+            rec = Some(settled);
         }
         Ok(())
+    }
+
+    /// The one compare-and-swap loop: decides `decide(record)` and swaps it
+    /// in (its version bumped), re-reading the record after each lost swap
+    /// and deciding again, at most [`MAX_ROUNDS`] times. `first` is the
+    /// record in hand, if any (read from the store otherwise).
+    ///
+    /// `Ok(None)` when the host is absent or `decide` has nothing to write;
+    /// `Ok(Some((written, extra)))` once a swap succeeded;
+    /// [`StoreError::Contended`] when every round was lost. Each lost swap
+    /// counts in `conflicts`.
+    async fn swap<T>(
+        &self,
+        host: &HostId,
+        first: Option<HostRecord>,
+        conflicts: &mut usize,
+        mut decide: impl FnMut(&HostRecord) -> Option<(HostRecord, T)>,
+    ) -> Result<Option<(HostRecord, T)>, StoreError> {
+        let mut current = first;
+        for _ in 0..MAX_ROUNDS {
+            let rec = match current.take() {
+                Some(r) => r,
+                None => match self.store.get(host).await? {
+                    Some(r) => r,
+                    None => return Ok(None),
+                },
+            };
+            let Some((mut next, extra)) = decide(&rec) else {
+                return Ok(None);
+            };
+            next.version = rec.version + 1;
+            if self.store.compare_and_swap(rec.version, &next).await? {
+                return Ok(Some((next, extra)));
+            }
+            *conflicts += 1;
+        }
+        Err(StoreError::Contended {
+            key: host.to_string(),
+            rounds: MAX_ROUNDS,
+        })
     }
 
     /// Delivers `notice` to every channel not yet done with it, all at once.
@@ -730,20 +742,13 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         f: impl Fn(&HostRecord, Timestamp, &crate::Policy) -> HostRecord,
     ) -> Result<Option<HostRecord>, StoreError> {
         let policy = self.policies.for_host(host);
-        for _ in 0..MAX_ROUNDS {
-            let Some(rec) = self.store.get(host).await? else {
-                return Ok(None);
-            };
-            let mut next = f(&rec, self.clock.now(), &policy);
-            next.version = rec.version + 1;
-            if self.store.compare_and_swap(rec.version, &next).await? {
-                return Ok(Some(next));
-            }
-        }
-        Err(StoreError::Contended {
-            key: host.to_string(),
-            rounds: MAX_ROUNDS,
-        })
+        let mut conflicts = 0;
+        let written = self
+            .swap(host, None, &mut conflicts, |rec| {
+                Some((f(rec, self.clock.now(), &policy), ()))
+            })
+            .await?;
+        Ok(written.map(|(rec, ())| rec))
     }
 
     /// Brings every up host's `due_at` forward to its deadline under the

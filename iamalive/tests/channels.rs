@@ -57,8 +57,8 @@ async fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> (Proc, SocketA
     let log = dir.join("iamalive.log");
     let out = std::fs::File::create(&log).unwrap();
     let listen = addr.to_string();
-    let mut env = env.to_vec();
-    env.extend([
+    // The test's own settings last, so they win.
+    let mut all = vec![
         ("IAMALIVE_LISTEN", listen.as_str()),
         ("IAMALIVE_API_KEYS", KEY),
         ("IAMALIVE_TIMEOUT", "700ms"),
@@ -67,8 +67,9 @@ async fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> (Proc, SocketA
         ("IAMALIVE_RETRY_BASE", "100ms"),
         ("IAMALIVE_RETRY_MAX", "200ms"),
         ("IAMALIVE_LOG", "info"),
-    ]);
-    let child = command(dir, config, &env)
+    ];
+    all.extend_from_slice(env);
+    let child = command(dir, config, &all)
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()
@@ -103,8 +104,8 @@ async fn beat(addr: SocketAddr, host: &str) {
 /// What each channel got for `host`: (alarms, all-clears).
 fn got(r: &Receiver, host: &str) -> (usize, usize) {
     (
-        r.count(&[&format!("ALARM {host}")]),
-        r.count(&[&format!("RECOVERED {host}")]),
+        r.count(&[&format!("[iamalive] ALARM {host}\"")]),
+        r.count(&[&format!("[iamalive] RECOVERED {host}\"")]),
     )
 }
 
@@ -181,6 +182,9 @@ channels = ["email", "team-chat"]
     let dir = tempfile::tempdir().unwrap();
     let mut env: Vec<(&str, &str)> = iamalive_testkit::aws_test_env_vars().to_vec();
     env.push(("AWS_ENDPOINT_URL", &endpoint));
+    // moto under a loaded machine answers slowly: a timeout well above a
+    // heartbeat's round trip, so only the outage the test makes is one.
+    env.push(("IAMALIVE_TIMEOUT", "3s"));
     let (p, addr) = start(dir.path(), &config, &env).await;
 
     // The chat channel fails its first three attempts; it is retried alone.
@@ -204,8 +208,14 @@ channels = ["email", "team-chat"]
     );
     assert_eq!(teams.refused(), 3, "the failing channel was retried");
 
-    beat(addr, "web-1").await;
-    beat(addr, "db-1").await;
+    // Both report again, and keep reporting until the test is done.
+    let beating = tokio::spawn(async move {
+        for _ in 0..600 {
+            beat(addr, "web-1").await;
+            beat(addr, "db-1").await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
     assert!(
         email.wait_for(&["RECOVERED web-1"], 1, WAIT).await,
         "{}",
@@ -238,6 +248,7 @@ channels = ["email", "team-chat"]
             .iter()
             .all(|b| b.contains("\"Notification\""))
     );
+    beating.abort();
 }
 
 /// Zero-config store (SQLite), two webhooks of one format under the

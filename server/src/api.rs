@@ -111,11 +111,21 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The reason given to the client.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
     /// Maps a store error by what happened: a store that cannot be
     /// reached (or a record that kept changing) is a 503 the client may
     /// retry after a second; input the store refused is a 400; corrupt data
     /// or another backend failure is a 500 whose details go to the log.
-    fn store(e: StoreError) -> Self {
+    pub(crate) fn store(e: StoreError) -> Self {
         match &e {
             StoreError::Unavailable { .. } | StoreError::Contended { .. } => {
                 tracing::warn!(error = %e, "store call failed; the client may retry");
@@ -187,6 +197,8 @@ struct Shared {
     host_count: tokio::sync::Mutex<HostCount>,
     /// When each cap last told the operator it was hit.
     cap_noticed: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
+    /// The dashboard's settings and sessions.
+    dashboard: Arc<crate::dashboard::Dashboard>,
 }
 
 /// A token bucket on the watcher's clock (the manual one in tests).
@@ -366,6 +378,7 @@ impl AppState {
             new_hosts: std::sync::Mutex::new(vec![None; config.keys.len()]),
             host_count: tokio::sync::Mutex::default(),
             cap_noticed: std::sync::Mutex::default(),
+            dashboard: crate::dashboard::Dashboard::new(&config.dashboard),
         })))
     }
 
@@ -397,8 +410,13 @@ impl AppState {
         &self.0.wake
     }
 
-    fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.0.monitor.clock().now()
+    }
+
+    /// The dashboard's settings and sessions.
+    pub(crate) fn dashboard(&self) -> &crate::dashboard::Dashboard {
+        &self.0.dashboard
     }
 
     /// The request limits this state was built with.
@@ -733,8 +751,27 @@ impl AppState {
 
     /// An admin key for the management API.
     fn admin(&self, headers: &HeaderMap) -> Result<&ApiKey, ApiError> {
-        let (i, key) = self.authenticate(bearer(headers), false)?;
-        self.charge(i, key, None, false)?;
+        let (i, _) = self.authenticate(bearer(headers), false)?;
+        self.admin_key(i)
+    }
+
+    /// Checks a key presented by other means than a header (the
+    /// dashboard's login form) as the management API checks its bearer
+    /// key: the unauthenticated budget when it is wrong, its own budget and
+    /// the admin role when right. The key's index, for [`admin_key`](Self::admin_key).
+    pub(crate) fn login(&self, presented: &str) -> Result<usize, ApiError> {
+        let (i, _) = self.authenticate(Ok(Some(presented.trim())), false)?;
+        self.admin_key(i)?;
+        Ok(i)
+    }
+
+    /// The management API's check of key number `index` (authenticated
+    /// before): charged to its rate limit, and it must be an admin key.
+    pub(crate) fn admin_key(&self, index: usize) -> Result<&ApiKey, ApiError> {
+        let key = self.0.keys.get(index).ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "this key is no longer accepted")
+        })?;
+        self.charge(index, key, None, false)?;
         if key.role != Role::Admin {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -1052,11 +1089,7 @@ async fn ping_action(
 fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
     let silent = since(now, rec.last_seen);
     let paused = rec.status == Status::Paused;
-    // The covering window that ends last, as the monitor holds alarms to it.
-    let silence = silences
-        .iter()
-        .filter_map(|s| s.end_for(&rec.host, now).map(|end| (s, end)))
-        .max_by_key(|&(_, end)| end);
+    let silence = covering_silence(silences, &rec.host, now);
     json!({
         "host": rec.host,
         "status": rec.status,
@@ -1086,6 +1119,19 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
             "ends_at": end,
         })),
     })
+}
+
+/// The silence covering `host` at `now` whose window ends last (the
+/// monitor holds alarms back to that end), with that end.
+pub(crate) fn covering_silence<'a>(
+    silences: &'a [Silence],
+    host: &HostId,
+    now: Timestamp,
+) -> Option<(&'a Silence, Timestamp)> {
+    silences
+        .iter()
+        .filter_map(|s| s.end_for(host, now).map(|end| (s, end)))
+        .max_by_key(|&(_, end)| end)
 }
 
 /// The stored silences, for [`view`].
@@ -1371,7 +1417,11 @@ async fn admin_for_host(
     headers: &HeaderMap,
     host: &str,
 ) -> Result<HostId, ApiError> {
-    let key = st.admin(headers)?;
+    host_for_key(st.admin(headers)?, host)
+}
+
+/// `host` parsed, if `key` may manage it.
+fn host_for_key(key: &ApiKey, host: &str) -> Result<HostId, ApiError> {
     let host = parse_host(host)?;
     if !key.allows(&host) {
         return Err(ApiError::new(
@@ -1429,26 +1479,21 @@ async fn delete_host(
     headers: HeaderMap,
     Path(host): Path<String>,
 ) -> Result<Response, ApiError> {
-    let host = admin_for_host(&st, &headers, &host).await?;
-    if st.0.monitor.remove(&host).await.map_err(ApiError::store)? {
-        st.0.host_count.lock().await.changed(0, 1);
-        Ok(Json(json!({ "deleted": host })).into_response())
-    } else {
-        Err(not_found(&host))
-    }
+    let host = st.remove_host(st.admin(&headers)?, &host).await?;
+    Ok(Json(json!({ "deleted": host })).into_response())
 }
 
 /// `POST /v1/hosts/{host}/pause`: no body (or `{}`) pauses until resumed.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PauseBody {
+pub(crate) struct PauseBody {
     /// The end: RFC 3339, or a local time read in `tz`.
-    until: Option<String>,
+    pub(crate) until: Option<String>,
     /// The end as a duration from now.
     #[serde(default, rename = "for", with = "humantime_serde::option")]
-    for_: Option<Duration>,
+    pub(crate) for_: Option<Duration>,
     /// The time zone of a local `until`.
-    tz: Option<String>,
+    pub(crate) tz: Option<String>,
 }
 
 /// When a pause asked for at `now` ends: `None` for a pause until resumed.
@@ -1495,7 +1540,8 @@ async fn pause_host(
     Path(host): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let host = admin_for_host(&st, &headers, &host).await?;
+    let key = st.admin(&headers)?;
+    let host = host_for_key(key, &host)?;
     let body = body.map_err(|e| body_error(&st, e))?;
     let req: PauseBody = if body.iter().all(u8::is_ascii_whitespace) {
         PauseBody::default()
@@ -1506,17 +1552,7 @@ async fn pause_host(
             ))
         })?
     };
-    let until = pause_end(&req, st.now())?;
-    let rec =
-        st.0.monitor
-            .pause_until(&host, until)
-            .await
-            .map_err(ApiError::store)?;
-    let rec = rec.ok_or_else(|| not_found(&host))?;
-    if until.is_some() {
-        // The runner may sleep past the pause's end: let it look again.
-        st.0.wake.notify_one();
-    }
+    let rec = st.pause(key, host.as_str(), &req).await?;
     Ok(Json(view(&rec, st.now(), &silences(&st).await?)).into_response())
 }
 
@@ -1525,15 +1561,133 @@ async fn resume_host(
     headers: HeaderMap,
     Path(host): Path<String>,
 ) -> Result<Response, ApiError> {
-    let host = admin_for_host(&st, &headers, &host).await?;
-    let rec = st.0.monitor.resume(&host).await.map_err(ApiError::store)?;
-    let rec = rec.ok_or_else(|| not_found(&host))?;
-    st.0.wake.notify_one();
+    let rec = st.resume(st.admin(&headers)?, &host).await?;
     Ok(Json(view(&rec, st.now(), &silences(&st).await?)).into_response())
 }
 
+/// The management operations behind the API's handlers, for a key that
+/// passed [`AppState::admin_key`]: the JSON handlers and the dashboard's
+/// forms both go through these, so they check the same things.
+impl AppState {
+    /// Pauses `host` as `req` says (`POST /v1/hosts/{host}/pause`).
+    pub(crate) async fn pause(
+        &self,
+        key: &ApiKey,
+        host: &str,
+        req: &PauseBody,
+    ) -> Result<HostRecord, ApiError> {
+        let host = host_for_key(key, host)?;
+        let until = pause_end(req, self.now())?;
+        let rec = self
+            .0
+            .monitor
+            .pause_until(&host, until)
+            .await
+            .map_err(ApiError::store)?;
+        let rec = rec.ok_or_else(|| not_found(&host))?;
+        if until.is_some() {
+            // The runner may sleep past the pause's end: let it look again.
+            self.0.wake.notify_one();
+        }
+        Ok(rec)
+    }
+
+    /// Resumes `host` (`POST /v1/hosts/{host}/resume`).
+    pub(crate) async fn resume(&self, key: &ApiKey, host: &str) -> Result<HostRecord, ApiError> {
+        let host = host_for_key(key, host)?;
+        let rec = self
+            .0
+            .monitor
+            .resume(&host)
+            .await
+            .map_err(ApiError::store)?;
+        let rec = rec.ok_or_else(|| not_found(&host))?;
+        self.0.wake.notify_one();
+        Ok(rec)
+    }
+
+    /// Removes `host` (`DELETE /v1/hosts/{host}`); 404 when unknown.
+    pub(crate) async fn remove_host(&self, key: &ApiKey, host: &str) -> Result<HostId, ApiError> {
+        let host = host_for_key(key, host)?;
+        if self
+            .0
+            .monitor
+            .remove(&host)
+            .await
+            .map_err(ApiError::store)?
+        {
+            self.0.host_count.lock().await.changed(0, 1);
+            tracing::info!(key = %key.name, %host, "host removed");
+            Ok(host)
+        } else {
+            Err(not_found(&host))
+        }
+    }
+
+    /// Up to `limit` hosts after `after` that `key` may see, in host order.
+    pub(crate) async fn visible_hosts(
+        &self,
+        key: &ApiKey,
+        after: Option<HostId>,
+        limit: usize,
+    ) -> Result<Vec<HostRecord>, ApiError> {
+        visible_page(self, key, after, limit).await
+    }
+
+    /// The silences that can touch a host `key` may see, by start
+    /// (`GET /v1/silences`).
+    pub(crate) async fn visible_silences(&self, key: &ApiKey) -> Result<Vec<Silence>, ApiError> {
+        let mut s = silences(self).await?;
+        s.retain(|s| patterns_overlap(s.hosts.as_str(), key.hosts.as_str()));
+        s.sort_by(|a, b| a.starts_at.cmp(&b.starts_at).then(a.id.cmp(&b.id)));
+        Ok(s)
+    }
+
+    /// Validates and adds a silence (`POST /v1/silences`); needs an
+    /// unrestricted admin key.
+    pub(crate) async fn add_silence(
+        &self,
+        key: &ApiKey,
+        req: NewSilence,
+    ) -> Result<Silence, ApiError> {
+        unrestricted(key)?;
+        let silence = build_silence(req, self.now()).map_err(bad)?;
+        self.0
+            .monitor
+            .add_silence(&silence)
+            .await
+            .map_err(ApiError::store)?;
+        Ok(silence)
+    }
+
+    /// Ends (removes) silence `id` (`DELETE /v1/silences/{id}`); needs an
+    /// unrestricted admin key.
+    pub(crate) async fn end_silence(&self, key: &ApiKey, id: &str) -> Result<(), ApiError> {
+        unrestricted(key)?;
+        if self
+            .0
+            .monitor
+            .remove_silence(id)
+            .await
+            .map_err(ApiError::store)?
+        {
+            self.0.wake.notify_one();
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown silence '{id}'"),
+            ))
+        }
+    }
+}
+
 fn full_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let key = st.admin(headers)?;
+    unrestricted(st.admin(headers)?)
+}
+
+/// Refuses a key limited to some hosts (silences may cover any host).
+fn unrestricted(key: &ApiKey) -> Result<(), ApiError> {
     if key.hosts != HostPattern::any() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -1547,9 +1701,9 @@ fn full_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// `POST /v1/silences`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewSilence {
+pub(crate) struct NewSilence {
     id: Option<String>,
     hosts: String,
     /// RFC 3339, or a local time read in `tz`. Default: now.
@@ -1570,6 +1724,18 @@ struct NewSilence {
     until: Option<String>,
     #[serde(default)]
     reason: String,
+}
+
+impl NewSilence {
+    /// A one-off silence of the hosts matching `hosts`, from now for `d`.
+    pub(crate) fn lasting(hosts: String, d: Duration, reason: String) -> Self {
+        Self {
+            hosts,
+            for_: Some(d),
+            reason,
+            ..Self::default()
+        }
+    }
 }
 
 /// Validates a silence request made at `now`; the reason when it is refused.
@@ -1716,16 +1882,8 @@ async fn list_silences(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let key = st.admin(&headers)?;
-    let mut s =
-        st.0.monitor
-            .store()
-            .silences()
-            .await
-            .map_err(ApiError::store)?;
     // A key limited to some hosts sees the silences that can touch them.
-    s.retain(|s| patterns_overlap(s.hosts.as_str(), key.hosts.as_str()));
-    s.sort_by(|a, b| a.starts_at.cmp(&b.starts_at).then(a.id.cmp(&b.id)));
+    let s = st.visible_silences(st.admin(&headers)?).await?;
     let now = st.now();
     let s: Vec<Value> = s.iter().map(|s| silence_view(s, now)).collect();
     Ok(Json(json!({ "silences": s })).into_response())
@@ -1736,7 +1894,8 @@ async fn create_silence(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    full_admin(&st, &headers)?;
+    let key = st.admin(&headers)?;
+    unrestricted(key)?;
     let body = body.map_err(|e| body_error(&st, e))?;
     let req: NewSilence = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
@@ -1744,13 +1903,8 @@ async fn create_silence(
             format!("body must be JSON like {{\"hosts\": \"db-*\", \"duration\": \"2h\", \"reason\": \"maintenance\"}}: {e}"),
         )
     })?;
-    let now = st.now();
-    let silence = build_silence(req, now).map_err(bad)?;
-    st.0.monitor
-        .add_silence(&silence)
-        .await
-        .map_err(ApiError::store)?;
-    Ok((StatusCode::CREATED, Json(silence_view(&silence, now))).into_response())
+    let silence = st.add_silence(key, req).await?;
+    Ok((StatusCode::CREATED, Json(silence_view(&silence, st.now()))).into_response())
 }
 
 async fn delete_silence(
@@ -1758,22 +1912,8 @@ async fn delete_silence(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    full_admin(&st, &headers)?;
-    if st
-        .0
-        .monitor
-        .remove_silence(&id)
-        .await
-        .map_err(ApiError::store)?
-    {
-        st.0.wake.notify_one();
-        Ok(Json(json!({ "deleted": id })).into_response())
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("unknown silence '{id}'"),
-        ))
-    }
+    st.end_silence(st.admin(&headers)?, &id).await?;
+    Ok(Json(json!({ "deleted": id })).into_response())
 }
 
 /// `GET /healthz`: 200 `ok`; 200 `degraded` while a channel refuses
@@ -1943,7 +2083,8 @@ async fn wrong_method() -> ApiError {
 /// `DELETE /v1/hosts?pattern=<glob>[&dry_run=true]`;
 /// `GET|PUT|DELETE /v1/hosts/{host}`; `POST /v1/hosts/{host}/pause` and
 /// `/resume`; `GET|POST /v1/silences`; `DELETE /v1/silences/{id}`;
-/// `GET /healthz`; `GET /metrics`.
+/// `GET /healthz`; `GET /metrics`; and, unless turned off, the dashboard
+/// (`/`, `/login`, `/silences`, `/status/{group}`, `/badge/…`).
 pub fn router(state: AppState) -> Router {
     let limits = state.0.limits.clone();
     Router::new()
@@ -1968,6 +2109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/test-notice", post(test_notice))
         .route("/metrics", get(metrics_page))
+        .merge(crate::dashboard::routes(state.0.dashboard.enabled()))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(limits.body_bytes))

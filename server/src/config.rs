@@ -28,7 +28,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, reason: impl fmt::Display) -> Self {
+    pub(crate) fn new(key: impl Into<String>, reason: impl fmt::Display) -> Self {
         Self {
             key: key.into(),
             reason: reason.to_string(),
@@ -254,6 +254,8 @@ pub struct Config {
     pub log: Option<String>,
     /// How log lines are written: `text` (the default) or `json`.
     pub log_format: LogFormat,
+    /// The dashboard, status pages and badges.
+    pub dashboard: crate::dashboard::DashboardSettings,
 }
 
 /// How log lines are written.
@@ -294,6 +296,7 @@ struct FileConfig {
     webhook: Option<WebhookTable>,
     dynamo: Option<DynamoTable>,
     sns: Option<SnsTable>,
+    dashboard: Option<crate::dashboard::DashboardTable>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -474,6 +477,17 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_DYNAMO_TABLE", "dynamo.table"),
     ("IAMALIVE_DYNAMO_SHARDS", "dynamo.shards"),
     ("IAMALIVE_SNS_TOPIC_ARN", "sns.topic_arn"),
+    ("IAMALIVE_DASHBOARD", "dashboard.enabled"),
+    ("IAMALIVE_DASHBOARD_SESSION_TTL", "dashboard.session_ttl"),
+    ("IAMALIVE_DASHBOARD_REFRESH", "dashboard.refresh"),
+    ("IAMALIVE_DASHBOARD_TZ", "dashboard.tz"),
+    ("IAMALIVE_DASHBOARD_SECRET", "dashboard.session_secret"),
+    (
+        "IAMALIVE_DASHBOARD_SECURE_COOKIE",
+        "dashboard.secure_cookie",
+    ),
+    ("IAMALIVE_STATUS_PAGES", "dashboard.status_pages"),
+    ("IAMALIVE_BADGE_SECRET", "dashboard.badge_secret"),
 ];
 
 /// The variable naming the TOML file to read.
@@ -485,8 +499,9 @@ const FOREIGN_PREFIXES: &[&str] = &["IAMALIVE_AGENT_", "IAMALIVE_TEST_"];
 
 fn kind_of(path: &str) -> Kind {
     match path {
-        "auto_register" | "redis.cluster" | "sqlite.create" => Kind::Bool,
-        "api_keys" | "smtp.to" => Kind::List,
+        "auto_register" | "redis.cluster" | "sqlite.create" | "dashboard.enabled" => Kind::Bool,
+        "api_keys" | "smtp.to" | "dashboard.status_pages" => Kind::List,
+        "dashboard.session_ttl" | "dashboard.refresh" => Kind::Duration,
         "policy.reminder_backoff" => Kind::Float,
         "policy.max_reminders"
         | "limits.body_bytes"
@@ -896,7 +911,9 @@ impl Config {
             check_seeds(url).map_err(|e| ConfigError::new("redis.url (IAMALIVE_REDIS_URL)", e))?;
         }
         let (channels, routes) = resolve_channels(f.channels, f.routes, f.smtp, f.webhook, f.sns)?;
+        let dashboard = crate::dashboard::DashboardSettings::resolve(f.dashboard)?;
         Ok(Config {
+            dashboard,
             listen,
             auto_register: f.auto_register.unwrap_or(true),
             keys,

@@ -3,6 +3,7 @@
 mod api;
 mod binary;
 mod config;
+mod dashboard;
 mod error;
 mod keys;
 mod listen;
@@ -20,6 +21,7 @@ pub use config::{
     CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, LogFormat, MonitorSettings, Rate,
     Secret, StoreKind,
 };
+pub use dashboard::{DashboardSettings, MIN_BADGE_SECRET, SESSION_COOKIE, SecureCookie, UNGROUPED};
 pub use error::ServerError;
 pub use keys::{ApiKey, KeyHash, KeyRing, Role, generate_key};
 pub use listen::{RESERVED_FILES, raise_open_file_limit, serve_listener};

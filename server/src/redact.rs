@@ -7,7 +7,7 @@ const MAX_LOGGED_PATH: usize = 256;
 const DECODE_ROUNDS: usize = 4;
 
 /// The request path as it may be logged: percent-decoded, with the segment
-/// after any `ping` segment (any case, any encoding, after doubled slashes
+/// after any `ping` or `badge` segment (any case, any encoding, after doubled slashes
 /// or backslashes) replaced by `<key>`, control characters escaped, and cut
 /// at 256 characters.
 ///
@@ -47,10 +47,11 @@ pub(crate) fn redact_path(path: &str) -> String {
     out
 }
 
-/// `ping` in any case, with anything after a `;` or surrounding blanks ignored.
+/// `ping` (or `badge`, whose next segment is a badge token) in any case,
+/// with anything after a `;` or surrounding blanks ignored.
 fn is_ping(segment: &str) -> bool {
-    let s = segment.split(';').next().unwrap_or_default();
-    s.trim().eq_ignore_ascii_case("ping")
+    let s = segment.split(';').next().unwrap_or_default().trim();
+    s.eq_ignore_ascii_case("ping") || s.eq_ignore_ascii_case("badge")
 }
 
 fn push_escaped(out: &mut String, s: &str) {
@@ -120,6 +121,10 @@ mod tests {
         assert_eq!(redact_path("/v1/hosts/web-1"), "/v1/hosts/web-1");
         assert_eq!(redact_path("/ping/k/web-1/fail"), "/ping/<key>/web-1/fail");
         assert_eq!(redact_path("/ping"), "/ping");
+        assert_eq!(
+            redact_path("/badge/0123abcd/host/web-1.svg"),
+            "/badge/<key>/host/web-1.svg"
+        );
         assert_eq!(redact_path("/pingpong/x"), "/pingpong/x");
         // A decoded newline cannot forge a second log line.
         assert_eq!(redact_path("/a%0Ab"), "/a\\nb");

@@ -54,9 +54,11 @@ fn pass(
         let results = vec![(CH.to_owned(), outcome)];
         rec = settle(
             &claimed,
-            &notice.id,
-            &results,
-            &channels(),
+            &Round {
+                notice_id: &notice.id,
+                results: &results,
+                channels: &channels(),
+            },
             now,
             p,
             &RetryPolicy::default(),
@@ -216,9 +218,11 @@ fn partly_delivered_alarm_still_owes_a_recovery() {
     ];
     let mut r = settle(
         &r,
-        &id,
-        &results,
-        &chans,
+        &Round {
+            notice_id: &id,
+            results: &results,
+            channels: &chans,
+        },
         t(10_000),
         &policy(),
         &RetryPolicy::default(),
@@ -251,9 +255,11 @@ fn a_refusal_with_nobody_told_keeps_the_notice_owed_and_retried() {
     let results = vec![(CH.to_owned(), refused.clone())];
     let r = settle(
         &r,
-        &id,
-        &results,
-        &channels(),
+        &Round {
+            notice_id: &id,
+            results: &results,
+            channels: &channels(),
+        },
         t(10_000),
         &policy(),
         &RetryPolicy::default(),
@@ -292,9 +298,11 @@ fn a_refusal_beside_a_channel_that_took_it_is_given_up() {
     ];
     let r = settle(
         &r,
-        &id,
-        &results,
-        &chans,
+        &Round {
+            notice_id: &id,
+            results: &results,
+            channels: &chans,
+        },
         t(10_000),
         &policy(),
         &RetryPolicy::default(),
@@ -321,9 +329,11 @@ fn a_refusal_beside_a_channel_that_took_it_is_given_up() {
     ];
     let r = settle(
         &r,
-        &id,
-        &first,
-        &chans,
+        &Round {
+            notice_id: &id,
+            results: &first,
+            channels: &chans,
+        },
         t(10_000),
         &policy(),
         &RetryPolicy::default(),
@@ -344,9 +354,11 @@ fn a_refusal_beside_a_channel_that_took_it_is_given_up() {
     ];
     let r = settle(
         &r,
-        &id,
-        &second,
-        &chans,
+        &Round {
+            notice_id: &id,
+            results: &second,
+            channels: &chans,
+        },
         t(12_000),
         &policy(),
         &RetryPolicy::default(),
@@ -375,9 +387,11 @@ fn settle_of_a_stale_notice_does_nothing() {
     assert!(
         settle(
             &r,
-            "other-id",
-            &results,
-            &channels(),
+            &Round {
+                notice_id: "other-id",
+                results: &results,
+                channels: &channels()
+            },
             t(10_000),
             &policy(),
             &RetryPolicy::default(),
@@ -388,9 +402,11 @@ fn settle_of_a_stale_notice_does_nothing() {
     assert!(
         settle(
             &rec_at(0),
-            "x",
-            &results,
-            &channels(),
+            &Round {
+                notice_id: "x",
+                results: &results,
+                channels: &channels()
+            },
             t(0),
             &policy(),
             &RetryPolicy::default(),
@@ -874,9 +890,11 @@ impl Sim {
             };
             self.rec = settle(
                 &claimed,
-                &notice.id,
-                &[(CH.into(), outcome)],
-                &channels(),
+                &Round {
+                    notice_id: &notice.id,
+                    results: &[(CH.into(), outcome)],
+                    channels: &channels(),
+                },
                 self.now,
                 &self.policy,
                 &RetryPolicy::default(),
@@ -1055,4 +1073,72 @@ fn an_all_clear_carries_only_this_outages_report() {
         ChannelOutcome::Delivered,
     );
     assert_eq!(sent[0].report.as_deref(), Some("{\"failed_attempts\": 3}"));
+}
+
+#[test]
+fn a_step_writes_nothing_for_a_record_not_due_and_leases_an_owed_notice() {
+    let lease = Duration::from_secs(30);
+    // Up and not due: nothing to write, nothing to deliver.
+    let r = rec_at(0);
+    let s = step(&r, t(5_000), &policy(), &ctx(), "m", lease);
+    assert_eq!(s.write, None);
+    assert_eq!(s.deliver, None);
+    // Past the deadline: the alarm is owed and leased in the same write.
+    let s = step(&r, t(10_000), &policy(), &ctx(), "m", lease);
+    let w = s.write.expect("a write");
+    assert_eq!(w.status, Status::Missing);
+    let ob = w.outbox.as_deref().expect("owed");
+    assert_eq!(ob.lease.as_ref().map(|l| l.owner.as_str()), Some("m"));
+    assert_eq!(w.due_at, Some(t(40_000)), "due at the lease's end");
+    assert_eq!(Owed::of(&w, t(10_000)), Owed::Leased { until: t(40_000) });
+    let d = s.deliver.expect("to deliver");
+    assert_eq!(d.notice.kind, NoticeKind::Alarm);
+    // Another monitor's step under the live lease changes nothing.
+    let s = step(&w, t(20_000), &policy(), &ctx(), "other", lease);
+    assert_eq!((s.write, s.deliver), (None, None));
+    // After the lease, the owed notice is untold and deliverable again.
+    assert_eq!(
+        Owed::of(&w, t(40_000)),
+        Owed::Untold {
+            next_attempt: t(10_000)
+        }
+    );
+    let s = step(&w, t(40_000), &policy(), &ctx(), "other", lease);
+    assert!(s.deliver.is_some());
+}
+
+#[test]
+fn due_at_follows_from_the_resulting_state_in_every_row() {
+    // Every reachable record a pass leaves has the due_at its state names:
+    // up at the deadline, alarmed at the next reminder, an owed notice at
+    // its next attempt.
+    let (r, _) = pass(
+        &rec_at(0),
+        t(10_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Delivered,
+    );
+    assert_eq!(r.status, Status::Alarmed);
+    assert_eq!(r.due_at, Some(t(70_000)));
+    let (r, _) = pass(
+        &rec_at(0),
+        t(10_000),
+        &policy(),
+        &ctx(),
+        ChannelOutcome::Transient { retry_after: None },
+    );
+    assert_eq!(r.status, Status::Missing);
+    let next = r.outbox.as_ref().unwrap().next_attempt;
+    assert_eq!(r.due_at, Some(next));
+    assert_eq!(Owed::of(&r, t(10_000)), Owed::Untold { next_attempt: next });
+    let mut back = r;
+    back.last_seen = t(11_000);
+    let d = evaluate(&back, t(11_000), &policy(), &ctx());
+    assert_eq!(d.next.status, Status::Up);
+    assert_eq!(
+        d.next.due_at,
+        Some(t(21_000)),
+        "a quiet recovery: the deadline"
+    );
 }
