@@ -2,103 +2,24 @@
 //! real servers: DynamoDB and SNS on moto (SNS delivering to a real local
 //! HTTP subscriber), webhooks to real local receivers, and SQLite.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use iamalive_testkit::Receiver;
 
-const KEY: &str = "e2e-channels-key-0123456789";
+use iamalive_testkit::watcher::{KEY, Watcher};
+
 const WAIT: Duration = Duration::from_secs(30);
+const BIN: &str = env!("CARGO_BIN_EXE_iamalive");
 
-/// The binary, killed (and reaped) when dropped.
-struct Proc {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Proc {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `iamalive serve --config <config>` in `dir`, listening.
+async fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> Watcher {
+    Watcher::start(BIN, &["serve"], dir, config, env).await
 }
 
 fn command(dir: &Path, config: &str, env: &[(&str, &str)]) -> Command {
-    let file = dir.join("iamalive.toml");
-    std::fs::write(&file, config).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iamalive"));
-    // Only what the test sets: nothing inherited from the developer's shell.
-    for (k, _) in
-        std::env::vars().filter(|(k, _)| k.starts_with("IAMALIVE_") || k.starts_with("AWS_"))
-    {
-        cmd.env_remove(k);
-    }
-    cmd.current_dir(dir)
-        .arg("serve")
-        .arg("--config")
-        .arg(&file)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// Starts `iamalive serve` with `config` and waits until it listens.
-async fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> (Proc, SocketAddr) {
-    let port = iamalive_testkit::free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let log = dir.join("iamalive.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let listen = addr.to_string();
-    // The test's own settings last, so they win.
-    let mut all = vec![
-        ("IAMALIVE_LISTEN", listen.as_str()),
-        ("IAMALIVE_API_KEYS", KEY),
-        ("IAMALIVE_TIMEOUT", "700ms"),
-        ("IAMALIVE_REMINDER_INTERVAL", "1h"),
-        ("IAMALIVE_MAX_SLEEP", "50ms"),
-        ("IAMALIVE_RETRY_BASE", "100ms"),
-        ("IAMALIVE_RETRY_MAX", "200ms"),
-        ("IAMALIVE_LOG", "info"),
-    ];
-    all.extend_from_slice(env);
-    let child = command(dir, config, &all)
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .expect("start iamalive");
-    let mut p = Proc { child, log };
-    let start = Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        if let Ok(Some(status)) = p.child.try_wait() {
-            panic!("iamalive exited ({status}):\n{}", p.log());
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "iamalive did not listen:\n{}",
-            p.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (p, addr)
-}
-
-async fn beat(addr: SocketAddr, host: &str) {
-    let r = reqwest::Client::new()
-        .post(format!("http://{addr}/v1/heartbeat"))
-        .bearer_auth(KEY)
-        .json(&serde_json::json!({ "host": host }))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    iamalive_testkit::watcher::command(BIN, &["serve"], dir, config, env)
 }
 
 /// What each channel got for `host`: (alarms, all-clears).
@@ -185,12 +106,12 @@ channels = ["email", "team-chat"]
     // moto under a loaded machine answers slowly: a timeout well above a
     // heartbeat's round trip, so only the outage the test makes is one.
     env.push(("IAMALIVE_TIMEOUT", "3s"));
-    let (p, addr) = start(dir.path(), &config, &env).await;
+    let p = start(dir.path(), &config, &env).await;
 
     // The chat channel fails its first three attempts; it is retried alone.
     teams.fail_next(3);
-    beat(addr, "web-1").await;
-    beat(addr, "db-1").await;
+    p.beat("web-1").await;
+    p.beat("db-1").await;
     assert!(
         email.wait_for(&["ALARM web-1"], 1, WAIT).await,
         "no alarm by SNS:\n{}",
@@ -209,10 +130,12 @@ channels = ["email", "team-chat"]
     assert_eq!(teams.refused(), 3, "the failing channel was retried");
 
     // Both report again, and keep reporting until the test is done.
+    let p = std::sync::Arc::new(p);
+    let beater = std::sync::Arc::clone(&p);
     let beating = tokio::spawn(async move {
         for _ in 0..600 {
-            beat(addr, "web-1").await;
-            beat(addr, "db-1").await;
+            beater.beat("web-1").await;
+            beater.beat("db-1").await;
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     });
@@ -281,7 +204,7 @@ channels = ["slack-ops"]
         b = b.url,
     );
     let dir = tempfile::tempdir().unwrap();
-    let (p, addr) = start(
+    let p = start(
         dir.path(),
         &config,
         &[
@@ -290,7 +213,7 @@ channels = ["slack-ops"]
         ],
     )
     .await;
-    beat(addr, "build-1").await;
+    p.beat("build-1").await;
     for r in [&a, &b] {
         assert!(r.wait_for(&["ALARM build-1"], 1, WAIT).await, "{}", p.log());
     }

@@ -9,6 +9,9 @@
 mod receiver;
 #[cfg(feature = "receiver")]
 pub use receiver::Receiver;
+/// Watcher binaries run end to end (feature `receiver`).
+#[cfg(feature = "receiver")]
+pub mod watcher;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
