@@ -43,7 +43,8 @@ async fn the_agent_starts_and_ends_its_hosts_maintenance() {
         channels,
         Arc::new(SystemClock),
         &config,
-    );
+    )
+    .expect("channel names are unique");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();

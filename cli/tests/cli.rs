@@ -29,7 +29,8 @@ async fn watcher() -> Watcher {
         channels,
         Arc::new(SystemClock),
         &config,
-    );
+    )
+    .expect("channel names are unique");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, rx) = oneshot::channel::<()>();

@@ -88,6 +88,7 @@ pub fn monitor(
             health: crate::HealthOptions::default(),
         },
     )
+    .expect("channel names are unique")
 }
 
 async fn beat(store: &dyn Store, h: &HostId, t: Timestamp) -> HeartbeatOutcome {
@@ -1454,7 +1455,8 @@ pub async fn lowered_timeout_applies_at_once(store: Arc<dyn Store>) {
             ..policy()
         }),
         MonitorOptions::default(),
-    );
+    )
+    .expect("channel names are unique");
     let quiet = host("lowered-quiet");
     let busy = host("lowered-busy");
     for h in [&quiet, &busy] {

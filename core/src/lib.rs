@@ -13,6 +13,7 @@ mod monitor;
 mod notifier;
 mod policy;
 mod report;
+mod route;
 mod silence;
 mod store;
 
@@ -32,9 +33,10 @@ pub use model::{
     Downtime, Heartbeat, HostRecord, Lease, MonitorMark, Notice, NoticeKind, Outbox, Refusal,
     Status, Timestamp, add, since,
 };
-pub use monitor::{BlindProbe, FailProbe, Monitor, MonitorOptions, SweepReport};
+pub use monitor::{BlindProbe, DuplicateChannel, FailProbe, Monitor, MonitorOptions, SweepReport};
 pub use notifier::{Notifier, NotifyError};
 pub use policy::{Policy, PolicyOverride, PolicySet};
 pub use report::describe_report;
+pub use route::{Route, Routes, UnknownChannel, routable};
 pub use silence::{Repeat, Silence, check_tz, parse_instant};
 pub use store::{BoxError, HeartbeatOutcome, Store, StoreError};

@@ -10,6 +10,7 @@ use rand::Rng;
 use crate::decide::{self, ChannelOutcome, Context, RetryPolicy};
 use crate::health::{Announcement, HealthOptions, HealthReport, WatcherHealth, watcher_notice};
 use crate::model::{add, since};
+use crate::route::Routes;
 use crate::{
     Clock, Downtime, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice, NoticeKind, Notifier,
     NotifyError, PolicySet, Silence, Status, Store, StoreError, Timestamp,
@@ -119,6 +120,13 @@ impl SweepReport {
     }
 }
 
+/// Two channels share a name (it names the name). Channel names are the
+/// user's and key each channel's progress in the outbox, so they must be
+/// unique.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("two notification channels are named {0:?}; channel names must be unique")]
+pub struct DuplicateChannel(pub String);
+
 /// Drives the pure state machine against a [`Store`] and delivers through
 /// [`Notifier`]s.
 ///
@@ -129,6 +137,7 @@ pub struct Monitor<S: ?Sized, C> {
     store: Arc<S>,
     channels: Vec<Arc<dyn Notifier>>,
     names: Vec<String>,
+    routes: Routes,
     clock: C,
     policies: PolicySet,
     opts: MonitorOptions,
@@ -161,29 +170,31 @@ struct MarkState {
 }
 
 impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
-    /// A monitor over `store`, delivering to `channels`.
+    /// A monitor over `store`, delivering to `channels` (every notice to
+    /// every channel until [`with_routes`](Self::with_routes)).
     ///
-    /// # Panics
-    /// If two channels share a name (their progress could not be told
-    /// apart); configuration refuses that before it gets here.
+    /// Fails if two channels share a name: the outbox records progress by
+    /// name, so two such channels could not be told apart.
     pub fn new(
         store: Arc<S>,
         channels: Vec<Arc<dyn Notifier>>,
         clock: C,
         policies: PolicySet,
         opts: MonitorOptions,
-    ) -> Self {
+    ) -> Result<Self, DuplicateChannel> {
         let names: Vec<String> = channels.iter().map(|c| c.name().to_owned()).collect();
-        for (i, n) in names.iter().enumerate() {
-            assert!(
-                !names[..i].contains(n),
-                "two notification channels are named {n:?}; channel names must be unique"
-            );
+        if let Some(n) = names
+            .iter()
+            .enumerate()
+            .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+        {
+            return Err(DuplicateChannel(n.clone()));
         }
-        Self {
+        Ok(Self {
             store,
             channels,
             names,
+            routes: Routes::default(),
             clock,
             policies,
             state: Mutex::default(),
@@ -196,7 +207,15 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             opts,
             blind: None,
             failed: None,
-        }
+        })
+    }
+
+    /// Sends each host's notice only to the channels `routes` pick for it
+    /// (see [`Routes::sends_to`]); the outbox tracks those channels alone,
+    /// so a failing one is retried by itself.
+    pub fn with_routes(mut self, routes: Routes) -> Self {
+        self.routes = routes;
+        self
     }
 
     /// Adds a probe that says why the watcher may be blind to a host.
@@ -592,8 +611,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 return Ok(());
             };
             tracing::info!(host = %written.host, kind = %outbox.notice.kind, id = %outbox.notice.id, "notice owed");
+            let targets = self.routes.channels_for(&outbox.notice, &self.names);
             let results = self
-                .deliver(&outbox.notice, &outbox.delivered, &outbox.failed)
+                .deliver(&outbox.notice, &targets, &outbox.delivered, &outbox.failed)
                 .await;
             report.failed_deliveries += results
                 .iter()
@@ -607,7 +627,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             let round = decide::Round {
                 notice_id: &outbox.notice.id,
                 results: &results,
-                channels: &self.names,
+                channels: &targets,
             };
             let settled = self
                 .swap(&host, Some(written), &mut report.conflicts, |r| {
@@ -680,11 +700,15 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     async fn deliver(
         &self,
         notice: &Notice,
+        targets: &[String],
         delivered: &[String],
         failed: &[String],
     ) -> Vec<(String, ChannelOutcome)> {
         let owed = self.channels.iter().filter(|c| {
-            !delivered.iter().any(|d| d == c.name()) && !failed.iter().any(|d| d == c.name())
+            let n = c.name();
+            targets.iter().any(|t| t == n)
+                && !delivered.iter().any(|d| d == n)
+                && !failed.iter().any(|d| d == n)
         });
         let results = futures::future::join_all(owed.map(|c| async move {
             let outcome = match c.deliver(notice).await {

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::config::{Config, Limits, Rate};
+use crate::error::ServerError;
 use crate::keys::{ApiKey, KeyRing, Role};
 use crate::rejections::{
     DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, RejectionLog, Rejections,
@@ -312,13 +313,16 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Builds the monitor over `store` and `channels` with `config`'s
     /// policies, keys and limits; `clock` is the system clock in production
-    /// and a manual one in tests.
+    /// and a manual one in tests. Each host's notice goes to the channels
+    /// `config.routes` pick for it.
+    ///
+    /// Fails if two channels share a name.
     pub fn new(
         store: Arc<dyn Store>,
         channels: Vec<Arc<dyn Notifier>>,
         clock: Arc<dyn Clock>,
         config: &Config,
-    ) -> Self {
+    ) -> Result<Self, ServerError> {
         Self::build(store, channels, clock, config, true)
     }
 
@@ -331,7 +335,7 @@ impl AppState {
         channels: Vec<Arc<dyn Notifier>>,
         clock: Arc<dyn Clock>,
         config: &Config,
-    ) -> Self {
+    ) -> Result<Self, ServerError> {
         Self::build(store, channels, clock, config, false)
     }
 
@@ -341,7 +345,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         config: &Config,
         ingest_in_process: bool,
-    ) -> Self {
+    ) -> Result<Self, ServerError> {
         let self_watch = Arc::new(SelfWatch::new(
             config.self_ping.as_ref(),
             config.monitor.store_fault_after,
@@ -370,11 +374,12 @@ impl AppState {
         };
         let channels = crate::host_metrics::counted(channels);
         let stopped = Arc::new(alertmanager::Stopped::default());
-        let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)
+        let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)?
+            .with_routes(config.routes.clone())
             .with_blind_probe(rejections.probe())
             .with_fail_probe(stopped.probe());
         let keys = KeyRing::new(config.keys.clone());
-        Self(Arc::new(Shared {
+        Ok(Self(Arc::new(Shared {
             monitor: Arc::new(monitor),
             per_key: keys
                 .keys()
@@ -397,7 +402,7 @@ impl AppState {
             ops: config.ops.clone(),
             stopped,
             dashboard: crate::dashboard::Dashboard::new(&config.dashboard),
-        }))
+        })))
     }
 
     /// Serves `GET /metrics` from `handle` (a Prometheus recorder the

@@ -19,10 +19,10 @@ mod serve;
 pub use api::{
     ApiError, AppState, DynMonitor, MAX_MESSAGE_LEN, MAX_REPORT_BYTES, MAX_REPORT_FAILURES, router,
 };
-pub use binary::{Deployment, SetupError, run_binary};
+pub use binary::{Deployment, SetupError, run_binary, run_deployment};
 pub use config::{
     CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, LogFormat, MonitorSettings, Rate,
-    Secret, SmtpConfig, WebhookConfig,
+    Secret, StoreKind,
 };
 pub use dashboard::{DashboardSettings, MIN_BADGE_SECRET, SESSION_COOKIE, SecureCookie, UNGROUPED};
 pub use error::ServerError;

@@ -213,7 +213,7 @@ pub async fn serve_until(
         });
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut state = AppState::new(Arc::clone(&store), channels, clock, &config);
+    let mut state = AppState::new(Arc::clone(&store), channels, clock, &config)?;
     if let Some(h) = metrics_handle() {
         state = state.with_metrics(h);
     }

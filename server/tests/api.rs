@@ -47,7 +47,8 @@ fn fixture(extra_env: &[(&str, &str)]) -> Fixture {
         channels,
         Arc::new(clock.clone()),
         &config,
-    );
+    )
+    .expect("channel names are unique");
     Fixture {
         state,
         store,

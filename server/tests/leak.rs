@@ -56,7 +56,8 @@ fn fixture_with(store: Arc<MemoryStore>, extra_env: &[(&str, &str)]) -> Fixture 
         channels,
         Arc::new(clock.clone()),
         &config,
-    );
+    )
+    .expect("channel names are unique");
     Fixture {
         state,
         store,

@@ -120,7 +120,8 @@ fn setup(ping_url: &str, extra: &[(&str, &str)]) -> Setup {
     let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(channel.clone())];
     let store = Arc::new(StallingStore::new(MemoryStore::new()));
     let dyn_store: Arc<dyn Store> = store.clone();
-    let state = AppState::new(dyn_store, channels, Arc::new(clock.clone()), &config);
+    let state = AppState::new(dyn_store, channels, Arc::new(clock.clone()), &config)
+        .expect("channel names are unique");
     let runner = Runner::new(&state, Duration::from_secs(3600));
     Setup {
         state,
@@ -367,7 +368,8 @@ async fn without_a_url_nothing_is_sent_and_the_sweep_is_still_reported() {
         vec![],
         Arc::new(clock.clone()),
         &config,
-    );
+    )
+    .expect("channel names are unique");
     let runner = Runner::new(&state, Duration::from_secs(1));
     let _ = runner.step(&mut 0).await;
     state.self_watch().settle().await;

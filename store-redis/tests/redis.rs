@@ -375,7 +375,8 @@ async fn survives_a_redis_restart() {
         clock.clone(),
         PolicySet::new(policy),
         MonitorOptions::default(),
-    );
+    )
+    .expect("channel names are unique");
     let a = h("db-1");
     monitor
         .heartbeat(&Heartbeat::new(a.clone(), clock.now()))

@@ -5,6 +5,14 @@
 //! aiosmtpd into `.test-env/venv`, or wherever `IAMALIVE_TEST_VENV`
 //! points).
 
+#[cfg(feature = "receiver")]
+mod receiver;
+#[cfg(feature = "receiver")]
+pub use receiver::Receiver;
+/// Watcher binaries run end to end (feature `receiver`).
+#[cfg(feature = "receiver")]
+pub mod watcher;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

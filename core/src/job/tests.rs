@@ -290,7 +290,8 @@ fn monitor(
         clock.clone(),
         PolicySet::new(policy()),
         MonitorOptions::default(),
-    );
+    )
+    .expect("channel names are unique");
     (store, ch, m)
 }
 

@@ -95,7 +95,7 @@ impl Handler {
         if config.keys.is_empty() {
             return Err(SetupError::NoKeys);
         }
-        let state = AppState::new_scheduled(store, channels, clock, config);
+        let state = AppState::new_scheduled(store, channels, clock, config)?;
         Ok(Self {
             router: router(state.clone()),
             state,

@@ -117,16 +117,18 @@ impl Env {
     }
 
     /// A handler as one Lambda instance would build it.
-    fn handler(&self, clock: &ManualClock) -> Handler {
-        let (table, topic) = dynamo_sns::table_and_topic(&self.config).unwrap();
-        assert_eq!(
-            (table.as_str(), topic.as_str()),
-            (self.table.as_str(), self.topic.as_str())
-        );
+    async fn handler(&self, clock: &ManualClock) -> Handler {
+        self.handler_with(&self.config, clock).await
+    }
+
+    /// A handler for `config` over this environment's clients.
+    async fn handler_with(&self, config: &Config, clock: &ManualClock) -> Handler {
         let (store, channels) =
-            dynamo_sns::from_clients(self.dynamo.clone(), self.sns.clone(), table, topic);
+            dynamo_sns::from_clients(config, self.dynamo.clone(), self.sns.clone())
+                .await
+                .unwrap();
         let clock: Arc<dyn Clock> = Arc::new(clock.clone());
-        Handler::new(dynamo_sns::shared(store), channels, clock, &self.config).unwrap()
+        Handler::new(dynamo_sns::shared(store), channels, clock, config).unwrap()
     }
 
     fn store(&self) -> DynamoStore {
@@ -188,7 +190,7 @@ fn clock() -> ManualClock {
 async fn heartbeats_through_the_handler_are_read_back_from_the_table() {
     let env = Env::new().await;
     let clock = clock();
-    let handler = env.handler(&clock);
+    let handler = env.handler(&clock).await;
     let store = env.store();
 
     // REST API (v1) payload, through the Lambda entry point itself.
@@ -271,7 +273,7 @@ async fn heartbeats_through_the_handler_are_read_back_from_the_table() {
 async fn scheduled_sweep_after_an_outage_publishes_to_sns_and_recovery_follows() {
     let env = Env::new().await;
     let clock = clock();
-    let handler = env.handler(&clock);
+    let handler = env.handler(&clock).await;
     let schedule = fixture("eventbridge-scheduled.json");
 
     let out = handler
@@ -326,12 +328,107 @@ async fn scheduled_sweep_after_an_outage_publishes_to_sns_and_recovery_follows()
     assert!(rec.outbox.is_none());
 }
 
+/// `fixture`'s heartbeat, for `host` instead.
+fn heartbeat_of(host: &str) -> Value {
+    use base64::Engine;
+    let mut v = fixture("apigw-http-v2-heartbeat.json");
+    let body = serde_json::json!({ "host": host }).to_string();
+    v["body"] = base64::engine::general_purpose::STANDARD
+        .encode(body)
+        .into();
+    v
+}
+
+/// The origin's channels and routes through the Lambda handler: SNS and a
+/// Teams webhook for every host, a `db-*` route to the DBAs' webhook only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_and_routes_through_the_handler() {
+    let env = Env::new().await;
+    let teams = iamalive_testkit::Receiver::start().await;
+    let dba = iamalive_testkit::Receiver::start().await;
+    let toml = format!(
+        r#"
+[dynamo]
+table = "{table}"
+[[channels]]
+name = "email"
+kind = "sns"
+topic_arn = "{topic}"
+[[channels]]
+name = "team-chat"
+kind = "webhook"
+format = "teams"
+url = "{teams}"
+[[channels]]
+name = "dba"
+kind = "webhook"
+url = "{dba}"
+[[routes]]
+hosts = "db-*"
+channels = ["dba"]
+[[routes]]
+channels = ["email", "team-chat"]
+"#,
+        table = env.table,
+        topic = env.topic,
+        teams = teams.url,
+        dba = dba.url,
+    );
+    let config = Config::from_sources(
+        Some(&toml),
+        [
+            ("IAMALIVE_API_KEYS", KEY),
+            ("IAMALIVE_TIMEOUT", "10s"),
+            ("IAMALIVE_REMINDER_INTERVAL", "1h"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    )
+    .expect("config");
+    let clock = clock();
+    let handler = env.handler_with(&config, &clock).await;
+    let schedule = fixture("eventbridge-scheduled.json");
+    for h in ["web-1", "db-1"] {
+        let out = handler.handle_value(heartbeat_of(h)).await.unwrap();
+        assert_eq!(out["statusCode"], 200, "{out}");
+    }
+    clock.advance(Duration::from_secs(5));
+    let _ = handler.handle_value(schedule.clone()).await.unwrap();
+    clock.advance(Duration::from_secs(6));
+    let report = handler.handle_value(schedule.clone()).await.unwrap();
+    assert_eq!(report["completed"], 2, "{report}");
+    clock.advance(Duration::from_secs(5));
+    for h in ["web-1", "db-1"] {
+        let out = handler.handle_value(heartbeat_of(h)).await.unwrap();
+        assert_eq!(out["statusCode"], 200, "{out}");
+    }
+    let got = env.notifications(2).await;
+    let subjects: Vec<&str> = got.iter().map(|n| n["Subject"].as_str().unwrap()).collect();
+    assert_eq!(
+        subjects,
+        ["[iamalive] ALARM web-1", "[iamalive] RECOVERED web-1"],
+        "SNS hears web-1 only"
+    );
+    assert_eq!(teams.count(&["ALARM web-1"]), 1, "{:?}", teams.bodies());
+    assert_eq!(teams.count(&["RECOVERED web-1"]), 1, "{:?}", teams.bodies());
+    assert_eq!(teams.count(&["db-1"]), 0, "{:?}", teams.bodies());
+    let dba = dba.bodies();
+    assert_eq!(dba.len(), 2, "{dba:?}");
+    assert!(
+        dba[0].contains("\"kind\":\"alarm\"") && dba[0].contains("db-1"),
+        "{dba:?}"
+    );
+    assert!(dba[1].contains("\"kind\":\"recovery\""), "{dba:?}");
+}
+
 #[tokio::test]
 async fn three_concurrent_sweeps_over_one_outage_publish_once() {
     let env = Env::new().await;
     let clock = clock();
     // Three Lambda instances sharing the table and the topic.
-    let handlers: Vec<Handler> = (0..3).map(|_| env.handler(&clock)).collect();
+    let mut handlers: Vec<Handler> = Vec::new();
+    for _ in 0..3 {
+        handlers.push(env.handler(&clock).await);
+    }
     let schedule = fixture("eventbridge-scheduled.json");
     let mut expected = 0;
     for round in 0..3u64 {
@@ -461,15 +558,16 @@ async fn ping_receiver() -> (std::net::SocketAddr, Pings) {
     (addr, seen)
 }
 
-/// `env`'s configuration with the function's own heartbeat to `url`.
-fn with_self_ping(env: &Env, url: &str) -> Config {
+/// `env`'s configuration over `table` with the function's own heartbeat
+/// to `url`.
+fn with_self_ping(env: &Env, table: &str, url: &str) -> Config {
     Config::from_sources(
         None,
         [
             ("IAMALIVE_API_KEYS", KEY),
             ("IAMALIVE_TIMEOUT", "10s"),
             ("IAMALIVE_REMINDER_INTERVAL", "1h"),
-            ("IAMALIVE_DYNAMO_TABLE", env.table.as_str()),
+            ("IAMALIVE_DYNAMO_TABLE", table),
             ("IAMALIVE_SNS_TOPIC_ARN", env.topic.as_str()),
             ("IAMALIVE_SELF_PING_URL", url),
             ("IAMALIVE_SELF_PING_INTERVAL", "50s"),
@@ -489,15 +587,13 @@ async fn the_scheduled_sweep_pings_before_the_invocation_returns() {
     let (addr, seen) = ping_receiver().await;
     let config = with_self_ping(
         &env,
+        &env.table,
         &format!("http://{addr}/ping/peer-key/iamalive-lambda"),
     );
     let clock = clock();
-    let (store, channels) = dynamo_sns::from_clients(
-        env.dynamo.clone(),
-        env.sns.clone(),
-        env.table.clone(),
-        env.topic.clone(),
-    );
+    let (store, channels) = dynamo_sns::from_clients(&config, env.dynamo.clone(), env.sns.clone())
+        .await
+        .unwrap();
     let handler = Handler::new(
         dynamo_sns::shared(store),
         channels,
@@ -574,15 +670,13 @@ async fn a_failing_sweep_pings_fail_with_the_reason() {
     let (addr, seen) = ping_receiver().await;
     let config = with_self_ping(
         &env,
+        &format!("{}-missing", env.table),
         &format!("http://{addr}/ping/peer-key/iamalive-lambda"),
     );
     let clock = clock();
-    let (store, channels) = dynamo_sns::from_clients(
-        env.dynamo.clone(),
-        env.sns.clone(),
-        format!("{}-missing", env.table),
-        env.topic.clone(),
-    );
+    let (store, channels) = dynamo_sns::from_clients(&config, env.dynamo.clone(), env.sns.clone())
+        .await
+        .unwrap();
     let handler = Handler::new(
         dynamo_sns::shared(store),
         channels,

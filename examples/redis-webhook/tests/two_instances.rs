@@ -376,7 +376,7 @@ async fn a_webhook_answering_404_drops_no_alarm() {
     assert_eq!(code, 200, "{health}");
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(
-        health["refusing_channels"][0]["channel"], "webhook:json",
+        health["refusing_channels"][0]["channel"], "webhook",
         "{health}"
     );
 

@@ -68,12 +68,10 @@ impl Server {
         let clock = ManualClock::at_millis(1_700_000_000_000);
         let channel = RecordingNotifier::new("test");
         let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(channel.clone())];
-        let state = adjust(AppState::new(
-            store,
-            channels,
-            Arc::new(clock.clone()),
-            &config,
-        ));
+        let state = adjust(
+            AppState::new(store, channels, Arc::new(clock.clone()), &config)
+                .expect("channel names are unique"),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
