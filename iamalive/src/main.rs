@@ -29,6 +29,9 @@ struct Cli {
     /// With no subcommand, `iamalive` serves.
     #[command(flatten)]
     serve: ServeArgs,
+    /// Where the client subcommands find the watcher, and with which key.
+    #[command(flatten)]
+    client: iamalive_cli::GlobalOpts,
 }
 
 /// What `iamalive` can do.
@@ -36,6 +39,19 @@ struct Cli {
 enum Command {
     /// Run the watcher: the HTTP API and the monitor (the default).
     Serve(ServeArgs),
+    /// Write a consistent copy of the SQLite database (`sqlite.path`) to
+    /// FILE, safe while the watcher runs. Exits 0 when written, 1 when it
+    /// failed, 2 on a configuration error.
+    Backup {
+        /// Where the copy goes (must not exist yet).
+        file: PathBuf,
+        /// The TOML configuration file (default: $IAMALIVE_CONFIG, else none).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Client commands over a running watcher's management API.
+    #[command(flatten)]
+    Client(iamalive_cli::Command),
 }
 
 /// `serve`'s options.
@@ -67,7 +83,21 @@ async fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Backup { file, config }) => backup(config, &file),
+        Some(Command::Client(cmd)) => iamalive_cli::run(cmd, &cli.client).await,
         None => serve(cli.serve).await,
+    }
+}
+
+fn backup(config: Option<PathBuf>, dest: &std::path::Path) -> ExitCode {
+    let file =
+        config.or_else(|| std::env::var_os(iamalive_server::CONFIG_FILE_ENV).map(PathBuf::from));
+    match iamalive_server::Config::load_with(file.as_deref(), std::env::vars()) {
+        Ok(config) => iamalive::stores::backup("iamalive", &config, dest),
+        Err(e) => {
+            eprintln!("iamalive: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -17,6 +17,31 @@ pub fn sqlite(config: &Config) -> Result<iamalive_store_sqlite::SqliteStore, Set
         .build()?)
 }
 
+/// `backup DEST`: writes a consistent copy of the SQLite database at
+/// `sqlite.path` to `dest` (safe while the watcher runs) and says what it
+/// copied. Exits 0 when written, 1 when it failed; `program` names the
+/// binary in messages.
+#[cfg(feature = "sqlite")]
+pub fn backup(program: &str, config: &Config, dest: &std::path::Path) -> std::process::ExitCode {
+    match iamalive_store_sqlite::backup(&config.sqlite_path, dest) {
+        Ok(r) => {
+            println!(
+                "backed up {} to {}: {} hosts, {} silences, {} bytes",
+                config.sqlite_path.display(),
+                r.path.display(),
+                r.hosts,
+                r.silences,
+                r.bytes
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{program}: backup failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Checkpoints `store` at a graceful stop, so the database file holds
 /// every write (not a WAL a copy of the file alone would miss).
 #[cfg(feature = "sqlite")]

@@ -81,23 +81,7 @@ fn backup(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match iamalive_store_sqlite::backup(&config.sqlite_path, &dest) {
-        Ok(r) => {
-            println!(
-                "backed up {} to {}: {} hosts, {} silences, {} bytes",
-                config.sqlite_path.display(),
-                r.path.display(),
-                r.hosts,
-                r.silences,
-                r.bytes
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("sqlite-smtp: backup failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    iamalive::stores::backup("sqlite-smtp", &config, &dest)
 }
 
 fn usage(e: &str) -> ExitCode {
