@@ -14,6 +14,7 @@ mod notifier;
 mod policy;
 mod report;
 mod route;
+pub mod settings;
 mod silence;
 mod store;
 
