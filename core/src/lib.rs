@@ -14,6 +14,7 @@ mod notifier;
 mod policy;
 mod report;
 mod route;
+pub mod schedule;
 mod silence;
 mod store;
 
@@ -38,5 +39,6 @@ pub use notifier::{Notifier, NotifyError};
 pub use policy::{Policy, PolicyOverride, PolicySet};
 pub use report::describe_report;
 pub use route::{Route, Routes, UnknownChannel, routable};
+pub use schedule::{HostPolicy, PolicySpec, Schedule};
 pub use silence::{Repeat, Silence, check_tz, parse_instant};
 pub use store::{BoxError, HeartbeatOutcome, Store, StoreError};
