@@ -220,9 +220,11 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         None => None,
     };
     let policy = match get_s(item, POLICY) {
-        Some(json) => Some(Box::new(serde_json::from_str(json).map_err(|e| {
-            corrupt(key, format!("policy is not a valid policy: {e}"))
-        })?)),
+        Some(json) => {
+            Some(Box::new(serde_json::from_str(json).map_err(|e| {
+                corrupt(key, format!("policy is not a valid policy: {e}"))
+            })?))
+        }
         None => None,
     };
     let alarm_count = get_u64(item, key, ALARM_COUNT)?;
