@@ -60,6 +60,10 @@ fn rank(status: &str) -> u8 {
 /// A job's failure that no success has answered yet: `failed: disk
 /// full`, `failed 3 times: disk full` (the reason cut to one short line).
 fn failure(h: &Value) -> Option<String> {
+    // A failure a later success answered waits only for its all-clear.
+    if h["failing"] == false {
+        return None;
+    }
     let f = h["job"]["failure"].as_object()?;
     let mut s = match f.get("count").and_then(Value::as_u64) {
         Some(n) if n > 1 => format!("failed {n} times"),

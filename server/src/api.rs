@@ -1137,6 +1137,10 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
         "due_at": rec.due_at,
         "message": rec.message,
         "job": rec.job,
+        // A failure no later success answered. After a success the failure
+        // stays in `job` until the (woken) sweep sends the all-clear that
+        // summarises it; this says it is answered meanwhile.
+        "failing": iamalive_core::job::failing(rec),
         "report": rec.report.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or_else(|_| Value::String(r.to_owned()))),
         "owed_notice": rec.outbox.as_ref().map(|o| json!({
             "id": o.notice.id,
