@@ -464,6 +464,7 @@ fn make_notice(
             None
         },
         blind: ctx.blind.map(str::to_owned),
+        group: r.group.clone(),
     }
 }
 

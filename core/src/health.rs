@@ -427,6 +427,7 @@ pub fn watcher_notice(
         message: Some(text),
         report: None,
         blind: None,
+        group: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod clock;
 pub mod decide;
+mod group;
 pub mod health;
 mod host;
 mod memory;
@@ -19,6 +20,7 @@ pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decide::{ChannelOutcome, Context, Decision, RetryPolicy, evaluate, evaluate_in_place};
+pub use group::{GroupName, InvalidGroup, MAX_GROUP_LEN};
 pub use health::{Announcement, HealthOptions, HealthReport, WatcherHealth};
 pub use host::{HostId, HostPattern, InvalidHost, MAX_HOST_LEN};
 pub use memory::{MemoryStore, apply_heartbeat, created_by_heartbeat};

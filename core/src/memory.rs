@@ -79,6 +79,9 @@ pub fn apply_heartbeat(rec: &mut HostRecord, hb: &Heartbeat, due_if_up: Timestam
     if hb.report.is_some() {
         rec.report.clone_from(&hb.report);
     }
+    if hb.group.is_some() && rec.group != hb.group {
+        rec.group.clone_from(&hb.group);
+    }
     match rec.status {
         Status::Up if rec.outbox.is_none() => rec.due_at = Some(due_if_up),
         Status::Missing | Status::Alarmed => rec.due_at = Some(hb.at),
@@ -92,6 +95,7 @@ pub fn created_by_heartbeat(hb: &Heartbeat, due_if_up: Timestamp) -> HostRecord 
     rec.due_at = Some(due_if_up);
     rec.message.clone_from(&hb.message);
     rec.report.clone_from(&hb.report);
+    rec.group.clone_from(&hb.group);
     rec
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{HostId, Policy};
+use crate::{GroupName, HostId, Policy};
 
 /// An instant, in UTC.
 pub type Timestamp = DateTime<Utc>;
@@ -174,24 +174,38 @@ pub struct Notice {
     /// Why the watcher itself may have been blind (e.g. heartbeats for this
     /// host were being rejected).
     pub blind: Option<String>,
+    /// The group (site) the host belongs to, if any; `null` in JSON when
+    /// none. Absent from notices stored before groups existed.
+    #[serde(default)]
+    pub group: Option<GroupName>,
 }
 
 impl Notice {
-    /// `[iamalive] ALARM build-01`-style one-line summary.
+    /// `[iamalive] ALARM build-01`-style one-line summary, with the site
+    /// when the host has one: `[iamalive] ALARM db-1 (site office-berlin)`.
     pub fn subject(&self) -> String {
         if self.kind.is_watcher() {
             return format!("[iamalive] {}: {}", self.kind.tag(), self.headline());
         }
-        format!("[iamalive] {} {}", self.kind.tag(), self.host)
+        format!("[iamalive] {} {}", self.kind.tag(), self.host_label())
+    }
+
+    /// The host as notices name it: `db-1`, or `db-1 (site office-berlin)`
+    /// when it belongs to a group.
+    pub fn host_label(&self) -> String {
+        match &self.group {
+            Some(g) => format!("{} (site {g})", self.host),
+            None => self.host.to_string(),
+        }
     }
 
     /// One short sentence: "build-01 has gone silent", or for a watcher
     /// notice the first sentence of its message.
     pub fn headline(&self) -> String {
         match self.kind {
-            NoticeKind::Alarm => format!("{} has gone silent", self.host),
-            NoticeKind::Reminder => format!("{} is still silent", self.host),
-            NoticeKind::Recovery => format!("{} reports again", self.host),
+            NoticeKind::Alarm => format!("{} has gone silent", self.host_label()),
+            NoticeKind::Reminder => format!("{} is still silent", self.host_label()),
+            NoticeKind::Recovery => format!("{} reports again", self.host_label()),
             NoticeKind::Degraded | NoticeKind::Restored | NoticeKind::Test => {
                 let m = self.message.as_deref().unwrap_or("");
                 let first = m.split_once(". ").map_or(m, |(a, _)| a);
@@ -216,12 +230,15 @@ impl Notice {
             return b;
         }
         let _ = match self.kind {
-            NoticeKind::Alarm => writeln!(b, "Host {} has gone silent.", self.host),
-            NoticeKind::Reminder => writeln!(b, "Host {} is still silent.", self.host),
-            _ => writeln!(b, "Host {} reports again.", self.host),
+            NoticeKind::Alarm => writeln!(b, "Host {} has gone silent.", self.host_label()),
+            NoticeKind::Reminder => writeln!(b, "Host {} is still silent.", self.host_label()),
+            _ => writeln!(b, "Host {} reports again.", self.host_label()),
         };
         let _ = writeln!(b);
         let _ = writeln!(b, "host:          {}", self.host);
+        if let Some(g) = &self.group {
+            let _ = writeln!(b, "site (group):  {g}");
+        }
         let _ = writeln!(b, "last seen:     {}", ts(&self.last_seen));
         let _ = writeln!(b, "missing since: {}", ts(&self.missing_since));
         if let Some(r) = &self.recovered_at {
@@ -355,6 +372,9 @@ pub struct HostRecord {
     pub message: Option<String>,
     /// The agent's last outage report.
     pub report: Option<String>,
+    /// The group (site) it belongs to: set by configuration or by the host
+    /// itself, kept until a heartbeat names another.
+    pub group: Option<GroupName>,
 }
 
 // Written out rather than derived so the rare parts (an owed notice, a
@@ -377,6 +397,7 @@ impl Clone for HostRecord {
             outbox: self.outbox.as_deref().map(clone_boxed),
             message: self.message.as_deref().map(clone_text),
             report: self.report.as_deref().map(clone_text),
+            group: self.group.clone(),
         }
     }
 }
@@ -411,6 +432,7 @@ impl HostRecord {
             outbox: None,
             message: None,
             report: None,
+            group: None,
         }
     }
 
@@ -437,6 +459,10 @@ pub struct Heartbeat {
     pub message: Option<String>,
     /// The agent's account of an outage it lived through, if any.
     pub report: Option<String>,
+    /// The group the host belongs to, when the heartbeat (or configuration,
+    /// which wins) names one; `None` keeps the stored group.
+    #[serde(default)]
+    pub group: Option<GroupName>,
 }
 
 impl Heartbeat {
@@ -447,6 +473,7 @@ impl Heartbeat {
             at,
             message: None,
             report: None,
+            group: None,
         }
     }
 }

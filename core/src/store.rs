@@ -148,8 +148,9 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
     /// Records a heartbeat in **one atomic write**: the hot path.
     ///
     /// *Contract*: `last_seen` becomes the later of its old value and
-    /// `hb.at`; `version` is bumped; `message` and `report` are replaced when
-    /// the heartbeat carries them, kept otherwise. `due_at` becomes
+    /// `hb.at`; `version` is bumped; `message`, `report` and `group` are
+    /// replaced when the heartbeat carries them, kept otherwise (the group
+    /// travels in the same write: no extra write for it). `due_at` becomes
     /// `due_if_up` when the host is `up` with no owed notice, becomes `hb.at`
     /// (due now) when it is `missing` or `alarmed`, and is left alone
     /// otherwise (`paused`, or a recovery still owed). A backend may leave an

@@ -116,6 +116,7 @@ mod tests {
             message: None,
             report: Some("{\n  \"a\": 1\n}".into()),
             blind: None,
+            group: None,
         };
         let l = StdoutNotifier::line(&n);
         assert!(!l.contains('\n'), "{l}");
@@ -125,5 +126,12 @@ mod tests {
         );
         assert!(l.contains("last seen 2024-05-01T12:00:00Z"), "{l}");
         assert!(l.ends_with("(id build-01@1/alarm/1)"), "{l}");
+        let mut grouped = n.clone();
+        grouped.group = Some(iamalive_core::GroupName::new("office-berlin").unwrap());
+        let l = StdoutNotifier::line(&grouped);
+        assert!(
+            l.starts_with("[iamalive] ALARM build-01 (site office-berlin): silent for 10m"),
+            "{l}"
+        );
     }
 }

@@ -305,11 +305,12 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
             ("Notice id", n.id.clone()),
         ];
     }
-    let mut f = vec![
-        ("Host", n.host.to_string()),
-        ("Last seen", ts(&n.last_seen)),
-        ("Missing since", ts(&n.missing_since)),
-    ];
+    let mut f = vec![("Host", n.host.to_string())];
+    if let Some(g) = &n.group {
+        f.push(("Site", g.to_string()));
+    }
+    f.push(("Last seen", ts(&n.last_seen)));
+    f.push(("Missing since", ts(&n.missing_since)));
     if let Some(r) = &n.recovered_at {
         f.push(("Back at", ts(r)));
     }
@@ -340,6 +341,7 @@ fn generic(n: &Notice, sent_at: Timestamp) -> Value {
         "id": n.id,
         "kind": n.kind.as_str(),
         "host": n.host.as_str(),
+        "group": n.group.as_ref().map(|g| g.as_str()),
         "subject": n.subject(),
         "last_seen": ts(&n.last_seen),
         "missing_since": ts(&n.missing_since),
@@ -365,7 +367,8 @@ fn generic(n: &Notice, sent_at: Timestamp) -> Value {
 /// | `id` | string | notice id, stable across redeliveries |
 /// | `kind` | `alarm` \| `reminder` \| `recovery` | |
 /// | `host` | string | |
-/// | `subject` | string | `[iamalive] ALARM build-01` |
+/// | `group` | string or null | the host's group (site); null when it has none |
+/// | `subject` | string | `[iamalive] ALARM build-01`, `[iamalive] ALARM db-1 (site office-berlin)` |
 /// | `last_seen` | RFC 3339 | the last heartbeat before the silence |
 /// | `missing_since` | RFC 3339 | when the host was declared missing |
 /// | `recovered_at` | RFC 3339 or null | recovery only |
@@ -501,6 +504,7 @@ pub fn payload(
                         "severity": "critical",
                         "timestamp": ts(&n.created_at),
                         "component": "heartbeat",
+                        "group": n.group.as_ref().map(|g| g.as_str()),
                         "class": "host silent",
                         "custom_details": generic(n, sent_at),
                     },

@@ -15,9 +15,9 @@ use axum::{Json, Router};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iamalive_core::health::{Announcement, watcher_notice};
 use iamalive_core::{
-    Clock, HealthOptions, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, Monitor,
-    MonitorOptions, NoticeKind, Notifier, Repeat, Silence, Status, Store, StoreError, Timestamp,
-    add, check_tz, parse_instant, since,
+    Clock, GroupName, HealthOptions, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord,
+    Monitor, MonitorOptions, NoticeKind, Notifier, Repeat, Silence, Status, Store, StoreError,
+    Timestamp, add, check_tz, parse_instant, since,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -198,6 +198,9 @@ struct Shared {
     cap_noticed: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
     /// The dashboard's settings and sessions.
     dashboard: Arc<crate::dashboard::Dashboard>,
+    /// Configured groups: which hosts they take (configuration wins over
+    /// the group a host names itself).
+    groups: crate::groups::GroupSettings,
 }
 
 /// A token bucket on the watcher's clock (the manual one in tests).
@@ -374,6 +377,7 @@ impl AppState {
             host_count: tokio::sync::Mutex::default(),
             cap_noticed: std::sync::Mutex::default(),
             dashboard: crate::dashboard::Dashboard::new(&config.dashboard),
+            groups: config.groups.clone(),
         }))
     }
 
@@ -415,6 +419,11 @@ impl AppState {
     }
 
     /// The request limits this state was built with.
+    /// The group settings this state was built with.
+    pub fn groups(&self) -> &crate::groups::GroupSettings {
+        &self.0.groups
+    }
+
     pub(crate) fn limits(&self) -> &Limits {
         &self.0.limits
     }
@@ -826,6 +835,27 @@ fn parse_host(s: &str) -> Result<HostId, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid host id: {e}")))
 }
 
+/// A group name a host gives itself: `None` for none, a 400 naming the
+/// rule when it is not a valid name.
+fn parse_group(s: Option<&str>) -> Result<Option<GroupName>, ApiError> {
+    s.map(|g| {
+        GroupName::new(g)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid group name: {e}")))
+    })
+    .transpose()
+}
+
+/// `?group=` of a ping URL (other query parameters are left to others).
+fn ping_query_group(uri: &axum::http::Uri) -> Result<Option<String>, ApiError> {
+    #[derive(Deserialize)]
+    struct Q {
+        group: Option<String>,
+    }
+    Query::<Q>::try_from_uri(uri)
+        .map(|Query(q)| q.group)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
 fn check_message(m: &Option<String>) -> Result<(), ApiError> {
     match m {
         Some(m) if m.len() > MAX_MESSAGE_LEN => Err(ApiError::new(
@@ -852,6 +882,10 @@ struct HeartbeatBody {
     /// such as `"5m"`; for the timeout check.
     #[serde(default)]
     interval: Option<Value>,
+    /// The group (site) the host says it belongs to; a `[[groups]]` entry
+    /// matching the host wins over it.
+    #[serde(default)]
+    group: Option<String>,
 }
 
 impl AppState {
@@ -955,14 +989,18 @@ async fn heartbeat(
             ));
         }
     };
+    let claimed = parse_group(body.group.as_deref())
+        .map_err(|e| st.reject(Some(&host), "invalid group name", e))?;
     if let Some(i) = interval {
         st.check_interval(&host, i);
     }
+    let group = st.0.groups.group_of(&host, claimed);
     let hb = Heartbeat {
         at: st.now(),
         host,
         message: body.message.as_deref().map(clean_text),
         report,
+        group,
     };
     st.record(index, key, hb).await
 }
@@ -1000,6 +1038,7 @@ async fn ping(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (index, key) = st.authenticate(Ok(Some(&key)), true)?;
+    let claimed = ping_query_group(req.uri());
     let body = Bytes::from_request(req, &st)
         .await
         .map_err(|e| body_error(&st, e))?;
@@ -1007,6 +1046,10 @@ async fn ping(
     st.charge(index, key, host_id.as_ref(), true)?;
     let host = parse_host(&host).map_err(|e| st.reject(None, "invalid host id", e))?;
     st.check_host(key, &host)?;
+    let claimed = claimed
+        .and_then(|g| parse_group(g.as_deref()))
+        .map_err(|e| st.reject(Some(&host), "invalid group name", e))?;
+    let group = st.0.groups.group_of(&host, claimed);
     let what = match action.as_deref() {
         None => None,
         Some("start") => Some("start".to_owned()),
@@ -1041,6 +1084,7 @@ async fn ping(
         host,
         message,
         report: None,
+        group,
     };
     st.record(index, key, hb).await?;
     if method == Method::HEAD {
@@ -1087,6 +1131,7 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
     let silence = covering_silence(silences, &rec.host, now);
     json!({
         "host": rec.host,
+        "group": rec.group,
         "status": rec.status,
         "last_seen": rec.last_seen,
         "missing_since": rec.missing_since,
@@ -1198,6 +1243,8 @@ mod tests {
 struct ListQuery {
     after: Option<String>,
     limit: Option<usize>,
+    /// Only the hosts of this group.
+    group: Option<String>,
 }
 
 async fn list_hosts(
@@ -1209,7 +1256,8 @@ async fn list_hosts(
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let after = q.after.as_deref().map(parse_host).transpose()?;
     let limit = q.limit.unwrap_or(500).clamp(1, 1000);
-    let page = visible_page(&st, key, after, limit).await?;
+    let group = parse_group(q.group.as_deref())?;
+    let page = visible_page(&st, key, after, limit, group.as_ref()).await?;
     let silences = silences(&st).await?;
     let now = st.now();
     // The cursor is always a host of the page, so it never names a host
@@ -1227,18 +1275,20 @@ fn literal_prefix(p: &HostPattern) -> &str {
     &s[..s.find(['*', '?']).unwrap_or(s.len())]
 }
 
-/// Up to `limit` hosts after `after` that `key` may see, in host order:
-/// the key's pattern is applied before paging. A pattern with a literal
-/// start (`web-*`) reads only that stretch of the host list; one without
-/// (`*-web`) walks the list until the page is full.
+/// Up to `limit` hosts after `after` that `key` may see (and, with
+/// `group`, of that group), in host order: the key's pattern and the group
+/// are applied before paging. A pattern with a literal start (`web-*`)
+/// reads only that stretch of the host list; one without (`*-web`), or a
+/// group filter, walks the list until the page is full.
 async fn visible_page(
     st: &AppState,
     key: &ApiKey,
     after: Option<HostId>,
     limit: usize,
+    group: Option<&GroupName>,
 ) -> Result<Vec<HostRecord>, ApiError> {
     let store = st.0.monitor.store();
-    if key.hosts == HostPattern::any() {
+    if key.hosts == HostPattern::any() && group.is_none() {
         return store
             .list(after.as_ref(), limit)
             .await
@@ -1270,7 +1320,7 @@ async fn visible_page(
                 // Past the stretch of hosts that start with `prefix`.
                 return Ok(out);
             }
-            if key.allows(&r.host) {
+            if key.allows(&r.host) && group.is_none_or(|g| r.group.as_ref() == Some(g)) {
                 out.push(r);
                 if out.len() == limit {
                     return Ok(out);
@@ -1626,7 +1676,7 @@ impl AppState {
         after: Option<HostId>,
         limit: usize,
     ) -> Result<Vec<HostRecord>, ApiError> {
-        visible_page(self, key, after, limit).await
+        visible_page(self, key, after, limit, None).await
     }
 
     /// The silences that can touch a host `key` may see, by start

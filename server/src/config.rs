@@ -267,6 +267,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The dashboard, status pages and badges.
     pub dashboard: crate::dashboard::DashboardSettings,
+    /// Groups (sites): `[grouping]` defaults and `[[groups]]` entries.
+    pub groups: crate::groups::GroupSettings,
 }
 
 /// How log lines are written.
@@ -306,6 +308,8 @@ struct FileConfig {
     dynamo: Option<DynamoTable>,
     sns: Option<SnsTable>,
     dashboard: Option<crate::dashboard::DashboardTable>,
+    grouping: Option<crate::groups::GroupingTable>,
+    groups: Option<Vec<crate::groups::GroupTable>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -497,6 +501,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ),
     ("IAMALIVE_STATUS_PAGES", "dashboard.status_pages"),
     ("IAMALIVE_BADGE_SECRET", "dashboard.badge_secret"),
+    ("IAMALIVE_GROUP_MIN_HOSTS", "grouping.min_hosts"),
+    ("IAMALIVE_GROUP_WAIT", "grouping.wait"),
 ];
 
 /// The variable naming the TOML file to read.
@@ -510,13 +516,14 @@ fn kind_of(path: &str) -> Kind {
     match path {
         "auto_register" | "redis.cluster" | "sqlite.create" | "dashboard.enabled" => Kind::Bool,
         "api_keys" | "smtp.to" | "dashboard.status_pages" => Kind::List,
-        "dashboard.session_ttl" | "dashboard.refresh" => Kind::Duration,
+        "dashboard.session_ttl" | "dashboard.refresh" | "grouping.wait" => Kind::Duration,
         "policy.reminder_backoff" => Kind::Float,
         "policy.max_reminders"
         | "limits.body_bytes"
         | "limits.max_connections"
         | "limits.max_connections_per_ip"
-        | "dynamo.shards" => Kind::Int,
+        | "dynamo.shards"
+        | "grouping.min_hosts" => Kind::Int,
         "limits.max_hosts" => Kind::CountOrOff,
         p if p.ends_with("timeout") || p.ends_with("interval") || p.starts_with("monitor.") => {
             Kind::Duration
@@ -959,8 +966,10 @@ impl Config {
         }
 
         let dashboard = crate::dashboard::DashboardSettings::resolve(f.dashboard)?;
+        let groups = crate::groups::GroupSettings::resolve(f.grouping, f.groups)?;
         Ok(Config {
             dashboard,
+            groups,
             listen,
             auto_register: f.auto_register.unwrap_or(true),
             keys,

@@ -5,6 +5,7 @@ mod binary;
 mod config;
 mod dashboard;
 mod error;
+mod groups;
 mod keys;
 mod listen;
 mod logging;
@@ -23,6 +24,9 @@ pub use config::{
 };
 pub use dashboard::{DashboardSettings, MIN_BADGE_SECRET, SESSION_COOKIE, SecureCookie, UNGROUPED};
 pub use error::ServerError;
+pub use groups::{
+    DEFAULT_GROUP_MIN_HOSTS, DEFAULT_GROUP_WAIT, GroupConfig, GroupSettings, GroupingSettings,
+};
 pub use keys::{ApiKey, KeyHash, KeyRing, Role, generate_key};
 pub use listen::{RESERVED_FILES, raise_open_file_limit, serve_listener};
 pub use logging::{init_logging, init_logging_with, use_colour};

@@ -196,6 +196,7 @@ async fn heartbeat_script_follows_the_contract() {
         message: None,
         report: None,
         blind: None,
+        group: None,
     };
     set(&s, &r, |n| {
         n.status = Status::Up;
@@ -730,6 +731,7 @@ async fn swaps_and_remove_keep_the_up_entry_exact() {
         message: None,
         report: None,
         blind: None,
+        group: None,
     };
     let r = set(&s, &got, |n| {
         n.status = Status::Up;

@@ -34,6 +34,8 @@ const MIGRATIONS: &[&str] = &[
         down_until INTEGER
     );
     INSERT INTO monitor_mark (id) VALUES (1);",
+    // 2: the group (site) a host belongs to; NULL for rows written before.
+    "ALTER TABLE hosts ADD COLUMN group_name TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use iamalive_core::{
-    Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, MonitorMark, Notice, NoticeKind,
-    Outbox, Silence, Status, Store, StoreError, Timestamp, add,
+    GroupName, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, MonitorMark, Notice,
+    NoticeKind, Outbox, Silence, Status, Store, StoreError, Timestamp, add,
 };
 use iamalive_store_sqlite::SqliteStore;
 use rusqlite::Connection;
@@ -80,6 +80,7 @@ fn notice(h: &HostId, kind: NoticeKind) -> Notice {
         message: Some("disk \"full\"\n✓".into()),
         report: None,
         blind: None,
+        group: None,
     }
 }
 
@@ -106,7 +107,7 @@ async fn opens_with_wal_schema_version_and_display() {
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 1);
+    assert_eq!(v, 2);
     // Reopening an existing file keeps its data and does not migrate again.
     beat(&store, &host("a"), t(0)).await;
     drop(store);
@@ -134,6 +135,37 @@ async fn builder_names_the_bad_setting() {
     assert!(err.to_string().contains("readers"), "{err}");
     let err = SqliteStore::open(dir.path().join("no/such/dir/x.db")).expect_err("bad dir");
     assert!(err.to_string().contains("no/such/dir"), "{err}");
+}
+
+/// A file written before groups existed (schema 1, no `group_name`
+/// column) is migrated on open: its hosts read back with no group, keep
+/// their data, and take a group from their next heartbeat.
+#[tokio::test]
+async fn a_file_from_before_groups_is_migrated() {
+    let (dir, store) = fresh();
+    beat(&store, &host("old-1"), t(0)).await;
+    let c = raw(&store);
+    drop(store);
+    c.execute_batch("ALTER TABLE hosts DROP COLUMN group_name; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(c);
+    let store = SqliteStore::open(dir.path().join("t.db")).expect("reopen");
+    let r = get(&store, &host("old-1")).await;
+    assert_eq!((r.group, r.last_seen, r.version), (None, t(0), 1));
+    let mut hb = Heartbeat::new(host("old-1"), t(1));
+    hb.group = Some(GroupName::new("office-berlin").unwrap());
+    store.record_heartbeat(&hb, t(11), true).await.unwrap();
+    assert_eq!(
+        get(&store, &host("old-1"))
+            .await
+            .group
+            .map(|g| g.to_string()),
+        Some("office-berlin".to_owned())
+    );
+    let v: i64 = raw(&store)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
 }
 
 #[tokio::test]
@@ -608,7 +640,7 @@ async fn many_openers_of_a_new_file_migrate_it_once() {
     let marks: i64 = c
         .query_row("SELECT count(*) FROM monitor_mark", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((v, n, marks), (1, 6, 1));
+    assert_eq!((v, n, marks), (2, 6, 1));
 }
 
 /// An up host's `due_at` is left where it is while it lies between half a
