@@ -109,58 +109,77 @@ async fn get(store: &dyn Store, h: &HostId) -> HostRecord {
         .unwrap_or_else(|| panic!("{h} should exist"))
 }
 
+/// One suite function.
+type SuiteFn = fn(Arc<dyn Store>) -> std::pin::Pin<Box<dyn Future<Output = ()>>>;
+
+/// Names each suite function after itself, as `(name, function)`.
+macro_rules! suite {
+    ($($f:ident),* $(,)?) => {
+        vec![$((stringify!($f), (|s| Box::pin($f(s))) as SuiteFn)),*]
+    };
+}
+
+/// Every suite function, named, in the order [`run_all`] runs them.
+fn suite() -> Vec<(&'static str, SuiteFn)> {
+    suite![
+        heartbeat_creates_and_updates,
+        heartbeat_unknown_host,
+        heartbeat_due_rules,
+        heartbeat_lazy_window,
+        concurrent_first_heartbeats_create_once,
+        due_index,
+        compare_and_swap_rules,
+        heartbeat_between_read_and_write,
+        lifecycle_through_monitor,
+        concurrent_monitors,
+        dead_owner_notice_redelivered,
+        failing_channel_retried_alone,
+        silences,
+        pause_and_resume,
+        timed_pause_resumes_by_itself,
+        repeating_silences,
+        remove_and_list,
+        lowered_timeout_applies_at_once,
+        mark_and_startup_grace,
+        odd_input_round_trips,
+        short_restart_gives_back_swallowed_time,
+        refused_notice_stays_owed_and_is_announced,
+        groups_are_stored,
+    ]
+}
+
+/// The names of the suite's functions, in the order [`run_all`] runs
+/// them: what a backend's test expects [`run_all`] to report.
+pub fn suite_names() -> Vec<&'static str> {
+    suite().into_iter().map(|(name, _)| name).collect()
+}
+
 /// Runs the whole suite, each function on a fresh store from `make`.
 ///
-/// Returns how many suite functions ran (each on a store of its own), so a
-/// backend's test can check it made one store per function.
-pub async fn run_all<F, Fut>(make: F) -> usize
+/// Returns the names of the suite functions that ran (each on a store of
+/// its own), in order: [`suite_names`].
+pub async fn run_all<F, Fut>(make: F) -> Vec<&'static str>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn Store>>,
 {
-    let mut ran = 0;
-    let mut one = async |store: Arc<dyn Store>, test: SuiteFn| {
-        test(store).await;
-        ran += 1;
-    };
-    one(make().await, |s| Box::pin(heartbeat_creates_and_updates(s))).await;
-    one(make().await, |s| Box::pin(heartbeat_unknown_host(s))).await;
-    one(make().await, |s| Box::pin(heartbeat_due_rules(s))).await;
-    one(make().await, |s| Box::pin(due_index(s))).await;
-    one(make().await, |s| Box::pin(compare_and_swap_rules(s))).await;
-    one(make().await, |s| {
-        Box::pin(heartbeat_between_read_and_write(s))
-    })
-    .await;
-    one(make().await, |s| Box::pin(lifecycle_through_monitor(s))).await;
-    one(make().await, |s| Box::pin(concurrent_monitors(s))).await;
-    one(make().await, |s| Box::pin(dead_owner_notice_redelivered(s))).await;
-    one(make().await, |s| Box::pin(failing_channel_retried_alone(s))).await;
-    one(make().await, |s| Box::pin(silences(s))).await;
-    one(make().await, |s| Box::pin(pause_and_resume(s))).await;
-    one(make().await, |s| Box::pin(timed_pause_resumes_by_itself(s))).await;
-    one(make().await, |s| Box::pin(repeating_silences(s))).await;
-    one(make().await, |s| Box::pin(remove_and_list(s))).await;
-    one(make().await, |s| {
-        Box::pin(lowered_timeout_applies_at_once(s))
-    })
-    .await;
-    one(make().await, |s| Box::pin(mark_and_startup_grace(s))).await;
-    one(make().await, |s| Box::pin(odd_input_round_trips(s))).await;
-    one(make().await, |s| {
-        Box::pin(short_restart_gives_back_swallowed_time(s))
-    })
-    .await;
-    one(make().await, |s| {
-        Box::pin(refused_notice_stays_owed_and_is_announced(s))
-    })
-    .await;
-    one(make().await, |s| Box::pin(groups_are_stored(s))).await;
-    ran
+    run_all_named(|_| make()).await
 }
 
-/// One suite function.
-type SuiteFn = fn(Arc<dyn Store>) -> std::pin::Pin<Box<dyn Future<Output = ()>>>;
+/// [`run_all`], telling `make` which suite function the store is for (to
+/// name a file or a key prefix after it).
+pub async fn run_all_named<F, Fut>(make: F) -> Vec<&'static str>
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    let mut ran = Vec::new();
+    for (name, test) in suite() {
+        test(make(name).await).await;
+        ran.push(name);
+    }
+    ran
+}
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
 /// version of a known one; `last_seen` never goes backwards.
@@ -303,6 +322,84 @@ pub async fn heartbeat_due_rules(store: Arc<dyn Store>) {
         r.outbox, owed.outbox,
         "{store}: the heartbeat never touches the outbox"
     );
+}
+
+/// The lazy window is the one in core, both ends included: a store that
+/// keeps an up host's `due_at` on a heartbeat (to save an index write)
+/// keeps it exactly when it lies in [`LazyWindow`](crate::LazyWindow) —
+/// from half a timeout after the heartbeat to the full timeout — and
+/// re-arms it to `due_if_up` otherwise; a store that always re-arms is
+/// within the rule too. Nothing else is ever left.
+pub async fn heartbeat_lazy_window(store: Arc<dyn Store>) {
+    let h = host("lazy-01");
+    beat(&*store, &h, at(0)).await;
+    // Each probe: the stored due_at set to `offset_ms` after a heartbeat at
+    // `at(secs)` (timeout 10 s: window [+5 s, +10 s]), then that heartbeat.
+    let mut secs = 0;
+    let mut probe = async |offset_ms: u64| -> bool {
+        secs += 100;
+        let beat_at = at(secs);
+        let r = get(&*store, &h).await;
+        let mut next = r.clone();
+        next.due_at = Some(add(beat_at, ms(offset_ms)));
+        next.version = r.version + 1;
+        assert!(store.compare_and_swap(r.version, &next).await.expect("cas"));
+        beat(&*store, &h, beat_at).await;
+        let after = get(&*store, &h).await.due_at;
+        let rearmed = Some(add(beat_at, policy().timeout));
+        assert!(
+            after == next.due_at || after == rearmed,
+            "{store}: a heartbeat left due_at {after:?}: neither the stored {:?} nor due_if_up",
+            next.due_at
+        );
+        after == next.due_at && after != rearmed
+    };
+    let lazy = probe(7_500).await;
+    let mut got = Vec::new();
+    for offset in [4_999, 5_000, 6_000, 9_999, 10_001, 30_000] {
+        got.push((offset, probe(offset).await));
+    }
+    let want: Vec<(u64, bool)> = got
+        .iter()
+        .map(|&(o, _)| (o, lazy && (5_000..=10_000).contains(&o)))
+        .collect();
+    assert_eq!(
+        got, want,
+        "{store}: (ms after the heartbeat, kept) — a lazy store keeps exactly [5000, 10000]"
+    );
+}
+
+/// Many first heartbeats of one unknown host at once, on several hosts:
+/// each host is created exactly once, and no heartbeat loses its bump.
+pub async fn concurrent_first_heartbeats_create_once(store: Arc<dyn Store>) {
+    const HOSTS: u64 = 4;
+    const BEATS: u64 = 50;
+    let mut tasks = Vec::new();
+    for round in 0..BEATS {
+        for i in 0..HOSTS {
+            let store = Arc::clone(&store);
+            let h = host(&format!("new-{i}"));
+            tasks.push(tokio::spawn(
+                async move { beat(&*store, &h, at(round)).await },
+            ));
+        }
+    }
+    let mut created = 0;
+    for task in tasks {
+        if task.await.expect("heartbeat task") == HeartbeatOutcome::Created {
+            created += 1;
+        }
+    }
+    assert_eq!(created, HOSTS, "{store}: each host created exactly once");
+    for i in 0..HOSTS {
+        let r = get(&*store, &host(&format!("new-{i}"))).await;
+        assert_eq!(
+            r.version, BEATS,
+            "{store}: {BEATS} heartbeats, {BEATS} versions"
+        );
+        assert_eq!(r.last_seen, at(BEATS - 1));
+        assert_eq!(r.status, Status::Up);
+    }
 }
 
 fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {

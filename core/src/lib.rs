@@ -4,6 +4,7 @@ mod clock;
 pub mod decide;
 mod group;
 pub mod health;
+pub mod heartbeat;
 mod host;
 mod memory;
 mod model;
@@ -22,8 +23,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use decide::{ChannelOutcome, Context, Decision, RetryPolicy, evaluate, evaluate_in_place};
 pub use group::{GroupName, InvalidGroup, MAX_GROUP_LEN};
 pub use health::{Announcement, HealthOptions, HealthReport, WatcherHealth};
+pub use heartbeat::{LazyWindow, Rearm, apply_heartbeat, created_by_heartbeat};
 pub use host::{HostId, HostPattern, InvalidHost, MAX_HOST_LEN};
-pub use memory::{MemoryStore, apply_heartbeat, created_by_heartbeat};
+pub use memory::MemoryStore;
 pub use model::{
     Downtime, Heartbeat, HostRecord, Lease, MonitorMark, Notice, NoticeKind, Outbox, Refusal,
     Status, Timestamp, add, since,

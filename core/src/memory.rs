@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::heartbeat::{Rearm, apply_heartbeat_with, created_by_heartbeat};
 use crate::{
-    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
-    StoreError, Timestamp,
+    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Store, StoreError,
+    Timestamp,
 };
 
 #[derive(Default)]
@@ -38,12 +39,23 @@ impl Inner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    rearm: Rearm,
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store that re-arms an up host's `due_at` on every heartbeat.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that keeps an up host's `due_at` while it lies in the
+    /// [`LazyWindow`](crate::heartbeat::LazyWindow), as the SQLite, Redis
+    /// and DynamoDB stores do to save index writes: for tests of the rule.
+    pub fn lazy() -> Self {
+        Self {
+            rearm: Rearm::Lazily,
+            ..Self::default()
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -67,38 +79,6 @@ impl fmt::Display for MemoryStore {
     }
 }
 
-/// The heartbeat rule of the [`Store::record_heartbeat`] contract applied to
-/// a record in hand; for backends that read-modify-write under a lock or a
-/// transaction.
-pub fn apply_heartbeat(rec: &mut HostRecord, hb: &Heartbeat, due_if_up: Timestamp) {
-    rec.last_seen = rec.last_seen.max(hb.at);
-    rec.version += 1;
-    if hb.message.is_some() {
-        rec.message.clone_from(&hb.message);
-    }
-    if hb.report.is_some() {
-        rec.report.clone_from(&hb.report);
-    }
-    if hb.group.is_some() && rec.group != hb.group {
-        rec.group.clone_from(&hb.group);
-    }
-    match rec.status {
-        Status::Up if rec.outbox.is_none() => rec.due_at = Some(due_if_up),
-        Status::Missing | Status::Alarmed => rec.due_at = Some(hb.at),
-        _ => {}
-    }
-}
-
-/// A new record for a heartbeat from an unknown host, per the contract.
-pub fn created_by_heartbeat(hb: &Heartbeat, due_if_up: Timestamp) -> HostRecord {
-    let mut rec = HostRecord::new(hb.host.clone(), hb.at, Duration::ZERO);
-    rec.due_at = Some(due_if_up);
-    rec.message.clone_from(&hb.message);
-    rec.report.clone_from(&hb.report);
-    rec.group.clone_from(&hb.group);
-    rec
-}
-
 #[async_trait]
 impl Store for MemoryStore {
     async fn record_heartbeat(
@@ -107,6 +87,7 @@ impl Store for MemoryStore {
         due_if_up: Timestamp,
         create: bool,
     ) -> Result<HeartbeatOutcome, StoreError> {
+        let rearm = self.rearm;
         let mut g = self.lock();
         let Some(old) = g.hosts.get(&hb.host) else {
             if !create {
@@ -117,7 +98,7 @@ impl Store for MemoryStore {
         };
         let status = old.status;
         let mut rec = old.clone();
-        apply_heartbeat(&mut rec, hb, due_if_up);
+        apply_heartbeat_with(&mut rec, hb, due_if_up, rearm);
         g.put(rec);
         Ok(HeartbeatOutcome::Updated { status })
     }

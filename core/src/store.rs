@@ -154,8 +154,12 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
     /// `due_if_up` when the host is `up` with no owed notice, becomes `hb.at`
     /// (due now) when it is `missing` or `alarmed`, and is left alone
     /// otherwise (`paused`, or a recovery still owed). A backend may leave an
-    /// up host's `due_at` earlier than `due_if_up` (early is allowed, late
-    /// never). An unknown host is created as [`HostRecord::new`] with
+    /// up host's `due_at` alone while it lies in the
+    /// [`LazyWindow`](crate::LazyWindow) (early by at most half a timeout,
+    /// never late), and nowhere else. The rule is written once, in
+    /// [`heartbeat`](crate::heartbeat): call
+    /// [`apply_heartbeat`](crate::apply_heartbeat) or implement exactly
+    /// [`due_after_heartbeat`](crate::heartbeat::due_after_heartbeat). An unknown host is created as [`HostRecord::new`] with
     /// `due_if_up` as its `due_at` when `create` is true, and nothing is
     /// written when it is false. Concurrent heartbeats for one host never
     /// lose a bump.

@@ -1,11 +1,15 @@
 //! The runner: sweeps when something is due, sleeps otherwise, and wakes at
 //! once when a heartbeat needs a decision.
+//!
+//! It sleeps on the monitor's [`Clock`] ([`Clock::sleep_until`]), never on
+//! a timer of its own: with a manual clock, moving the clock is what wakes
+//! it, so its cadence is tested on the same clock as the decisions.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iamalive_core::{Clock, since};
+use iamalive_core::{Clock, Timestamp, add, since};
 use tokio::sync::Notify;
 
 use crate::api::{AppState, DynMonitor};
@@ -46,6 +50,15 @@ impl Runner {
 
     /// One sweep, then how long to sleep before the next.
     pub async fn step(&self, failures: &mut u32) -> Duration {
+        let at = self.step_until(failures).await;
+        since(at, self.monitor.clock().now())
+    }
+
+    /// One sweep, then the instant to sweep again: the next due record or
+    /// self-mark, at least [`MIN_SLEEP`] and at most `max_sleep` from now;
+    /// after a failure, a backoff.
+    async fn step_until(&self, failures: &mut u32) -> Timestamp {
+        let clock = self.monitor.clock();
         match self.monitor.sweep().await {
             Ok(report) => {
                 *failures = 0;
@@ -58,21 +71,23 @@ impl Runner {
                         .increment(report.refused as u64);
                 }
                 if report.errors > 0 {
-                    return self.backoff(1);
+                    return add(clock.now(), self.backoff(1));
                 }
             }
             Err(e) => {
                 *failures += 1;
                 tracing::warn!(store = %self.monitor.store(), error = %e, "sweep failed; retrying");
-                return self.backoff(*failures);
+                return add(clock.now(), self.backoff(*failures));
             }
         }
-        match self.monitor.next_wakeup().await {
-            Ok(at) => since(at, self.monitor.clock().now()).clamp(MIN_SLEEP, self.max_sleep),
+        let next = self.monitor.next_wakeup().await;
+        let now = clock.now();
+        match next {
+            Ok(at) => at.clamp(add(now, MIN_SLEEP), add(now, self.max_sleep)),
             Err(e) => {
                 *failures += 1;
                 tracing::warn!(store = %self.monitor.store(), error = %e, "could not read the next due instant");
-                self.backoff(*failures)
+                add(now, self.backoff(*failures))
             }
         }
     }
@@ -88,12 +103,12 @@ impl Runner {
         tokio::pin!(shutdown);
         let mut failures = 0;
         loop {
-            let wait = self.step(&mut failures).await;
+            let at = self.step_until(&mut failures).await;
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 () = self.wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
+                () = self.monitor.clock().sleep_until(at) => {}
             }
         }
         self.monitor.mark_stopping().await;

@@ -20,8 +20,8 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
 };
 use iamalive_core::{
-    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
-    StoreError, Timestamp, apply_heartbeat, created_by_heartbeat,
+    Heartbeat, HeartbeatOutcome, HostId, HostRecord, LazyWindow, MonitorMark, Silence, Status,
+    Store, StoreError, Timestamp, apply_heartbeat, created_by_heartbeat,
 };
 
 use hint::{Hints, Known};
@@ -345,7 +345,10 @@ impl DynamoStore {
             cond.push_str(" AND #due BETWEEN :half AND :due");
             // ALL_NEW costs no capacity; it tells the hint the kept dueAt.
             req = req
-                .expression_attribute_values(":half", n_time(half_way(hb.at, due_if_up)))
+                .expression_attribute_values(
+                    ":half",
+                    n_time(LazyWindow::new(hb.at, due_if_up).from),
+                )
                 .return_values(ReturnValue::AllNew);
         } else {
             set.push_str(", #due = :due, #shard = :shard");
@@ -531,16 +534,10 @@ impl DynamoStore {
     }
 }
 
-/// The instant half-way from `at` to `due_if_up`: the lazy window's start.
-fn half_way(at: Timestamp, due_if_up: Timestamp) -> Timestamp {
-    at + (due_if_up - at) / 2
-}
-
-/// Whether a heartbeat at `at` may leave a stored `due` alone: it is early
-/// by at most half a timeout (`half_way <= due`), and never late
-/// (`due <= due_if_up`).
+/// Whether a heartbeat at `at` may leave a stored `due` alone: core's
+/// [`LazyWindow`], early by at most half a timeout, never late.
 fn in_lazy_window(due: Timestamp, at: Timestamp, due_if_up: Timestamp) -> bool {
-    half_way(at, due_if_up) <= due && due <= due_if_up
+    LazyWindow::new(at, due_if_up).contains(due)
 }
 
 /// Which write a heartbeat makes next.

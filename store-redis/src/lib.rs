@@ -950,10 +950,7 @@ fn heartbeats_cmd(keys: &Keys, batch: &[Pending]) -> Cmd {
     let flag = |b: bool| if b { b'1' } else { b'0' };
     for p in batch {
         let hb = &p.hb;
-        let half = hb
-            .at
-            .checked_add_signed((p.due_if_up - hb.at) / 2)
-            .unwrap_or(hb.at);
+        let half = iamalive_core::LazyWindow::new(hb.at, p.due_if_up).from;
         flags.clear();
         flags.extend([
             flag(p.create),

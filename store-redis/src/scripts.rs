@@ -22,9 +22,10 @@ use redis::Script;
 /// The fast path: an up host with nothing owed has an entry in the up hash
 /// (`due_at`, `last_seen`, `version`, fixed width, see [`UP_ENTRY`]). A
 /// heartbeat without message or report whose host has an entry with
-/// `due_at` between the half-way instant and `due_if_up` (early by at most
-/// half a timeout, never late), and whose group, if it names one, is the
-/// stored one (one `HGET`, no write), only rewrites that entry: one `HMGET` for
+/// `due_at` in core's [`LazyWindow`](iamalive_core::LazyWindow), from the
+/// half-way instant to `due_if_up`, both included (early by at most half a
+/// timeout, never late), and whose group, if it names one, is the stored
+/// one (one `HGET`, no write), only rewrites that entry: one `HMGET` for
 /// the whole batch before, one `HSET` after, no call per host. Any other
 /// heartbeat takes the slow path: it folds the entry (authoritative for
 /// `version` and `last_seen`) into the host's hash, applies the contract
@@ -69,7 +70,7 @@ for i = 1, n do
   if e and g and redis.call('HGET', KEYS[i + 3], 'group') == grp then g = false end
   if e and not m and not r and not g and #at == 30 then
     local d = string.sub(e, 1, 30)
-    if d > half and d <= dup then
+    if d >= half and d <= dup then
       local v = tonumber(string.sub(e, 61))
       if v and v < 1e14 then
         local ls = string.sub(e, 31, 60)
@@ -114,7 +115,7 @@ for i = 1, n do
       if g then f[#f + 1] = 'group'; f[#f + 1] = grp end
       local d = cur_[5]
       if status == 'up' and not cur_[3] then
-        if not (d and d > half and d <= dup) then
+        if not (d and d >= half and d <= dup) then
           d = dup
           f[#f + 1] = 'due_at'; f[#f + 1] = dup
           redis.call('ZADD', due, dup_ms, h)

@@ -1,6 +1,11 @@
 //! The hot path: a heartbeat applied by the writer inside its batch.
+//!
+//! The statements below are core's heartbeat rule
+//! ([`due_after_heartbeat`](iamalive_core::heartbeat::due_after_heartbeat)
+//! with [`Rearm::Lazily`](iamalive_core::Rearm)) in SQL, the lazy window's
+//! bounds taken from [`LazyWindow`].
 
-use iamalive_core::{Heartbeat, HeartbeatOutcome, Status, StoreError, Timestamp};
+use iamalive_core::{Heartbeat, HeartbeatOutcome, LazyWindow, Status, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 use tokio::sync::oneshot;
 
@@ -20,8 +25,8 @@ pub(crate) const UP_SQL: &str = "UPDATE hosts SET
     WHERE host = ?1 AND status = 'up'";
 
 /// The cheapest case, tried first: an up host with nothing owed whose
-/// `due_at` already lies between half a timeout from now (`?6`) and the new
-/// deadline (`?5`). It keeps that `due_at`, so the due index is not written
+/// `due_at` already lies in the [`LazyWindow`], between half a timeout
+/// from now (`?6`) and the new deadline (`?5`), both included. It keeps that `due_at`, so the due index is not written
 /// at all; the design allows a `due_at` that is early, never one that is
 /// late, and the sweep re-arms a record it finds due too soon.
 pub(crate) const LAZY_SQL: &str = "UPDATE hosts SET
@@ -63,6 +68,8 @@ pub(crate) struct HeartbeatJob {
     host: String,
     at: i64,
     due_if_up: i64,
+    /// The lazy window's start.
+    half_way: i64,
     message: Option<String>,
     report: Option<String>,
     group: Option<String>,
@@ -86,6 +93,7 @@ impl HeartbeatJob {
             host: hb.host.as_str().to_owned(),
             at: ts(hb.at),
             due_if_up: ts(due_if_up),
+            half_way: ts(LazyWindow::new(hb.at, due_if_up).from),
             message: hb.message.clone(),
             report: hb.report.clone(),
             group: hb.group.as_ref().map(|g| g.as_str().to_owned()),
@@ -118,15 +126,13 @@ impl HeartbeatJob {
         up: Option<&mut Statement<'_>>,
     ) -> Result<HeartbeatOutcome, StoreError> {
         let host = self.host.as_str();
-        // Half a timeout from now: (at + due_if_up) / 2, without overflow.
-        let half_way = self.at + (self.due_if_up - self.at) / 2;
         let args = params![
             host,
             self.at,
             self.message.as_deref(),
             self.report.as_deref(),
             self.due_if_up,
-            half_way,
+            self.half_way,
             self.group.as_deref()
         ];
         let lazy_args = args;

@@ -266,35 +266,6 @@ async fn heartbeat_due_rules_by_status_and_outbox() {
     assert_eq!(after.outbox, r.outbox);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_heartbeats_never_lose_a_bump() {
-    let (_dir, store) = fresh();
-    let store = Arc::new(store);
-    let hosts: Vec<HostId> = (0..20).map(|i| host(&format!("h{i}"))).collect();
-    let mut tasks = Vec::new();
-    for round in 0..50u64 {
-        for h in &hosts {
-            let store = Arc::clone(&store);
-            let h = h.clone();
-            tasks.push(tokio::spawn(
-                async move { beat(&store, &h, t(round)).await },
-            ));
-        }
-    }
-    let mut created = 0;
-    for task in tasks {
-        if task.await.unwrap() == HeartbeatOutcome::Created {
-            created += 1;
-        }
-    }
-    assert_eq!(created, 20, "each host created exactly once");
-    for h in &hosts {
-        let r = get(&store, h).await;
-        assert_eq!(r.version, 50, "{h}: 50 heartbeats, 50 versions");
-        assert_eq!(r.last_seen, t(49));
-    }
-}
-
 #[tokio::test]
 async fn an_acknowledged_heartbeat_is_committed() {
     let (_dir, store) = fresh();
