@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the real servers the
 # tests start (redis-server, moto for DynamoDB+SNS, aiosmtpd for SMTP) and
-# clients they drive (headless Chromium, chromedriver and selenium), then
+# clients they drive (headless Chromium, chromedriver and selenium, prometheus,
+# prometheus-alertmanager), then
 # runs format, lint, docs and every test. Each test starts its own servers
 # on free loopback ports and stops them; none is left running.
 set -euo pipefail
@@ -16,10 +17,13 @@ install_servers() {
   if { ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; } ||
      { ! command -v redis-cli >/dev/null 2>&1 && [ ! -x /usr/bin/redis-cli ]; } ||
      { ! command -v tinyproxy >/dev/null 2>&1 && [ ! -x /usr/bin/tinyproxy ]; } ||
-     [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -d /usr/share/fonts/truetype/dejavu ]; then
+     [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -d /usr/share/fonts/truetype/dejavu ] ||
+     # Prometheus scrapes /metrics and Alertmanager posts to its webhook
+     # endpoint in the server's tests: the real clients.
+     [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/prometheus-alertmanager ]; then
     local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools tinyproxy chromium chromium-driver fonts-dejavu-core >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server redis-tools tinyproxy chromium chromium-driver fonts-dejavu-core prometheus prometheus-alertmanager >/dev/null
   fi
   if ! "$VENV/bin/python" -c "import moto, aiosmtpd, flask, flask_cors, cfnlint, selenium" >/dev/null 2>&1; then
     python3 -m venv "$VENV"

@@ -161,6 +161,20 @@ pub struct Agent {
     failures: FailureLog,
     /// The proxy in use, shown without credentials.
     proxy: Option<String>,
+    /// What the next heartbeat says (`None`: a plain heartbeat).
+    signal: Option<Signal>,
+}
+
+/// What a heartbeat says beyond "alive": a job's failure, start or log
+/// line, and the run id pairing a start with its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    /// `success`, `fail`, `start` or `log` (the JSON `status`).
+    pub status: &'static str,
+    /// Replaces [`AgentConfig::message`]: a failure's reason, a log line.
+    pub message: Option<String>,
+    /// The run id (`rid`).
+    pub rid: Option<String>,
 }
 
 impl Agent {
@@ -215,6 +229,7 @@ impl Agent {
             config,
             failures,
             proxy: proxy_url.as_ref().map(redacted),
+            signal: None,
         })
     }
 
@@ -222,6 +237,11 @@ impl Agent {
     /// `None` for direct connections.
     pub fn proxy(&self) -> Option<&str> {
         self.proxy.as_deref()
+    }
+
+    /// The HTTP client, for requests other than heartbeats.
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// The settings.
@@ -234,16 +254,31 @@ impl Agent {
         &self.failures
     }
 
+    /// Makes the next heartbeats say `signal` (`None`: plain heartbeats).
+    pub fn set_signal(&mut self, signal: Option<Signal>) {
+        self.signal = signal;
+    }
+
     /// The JSON body of the next heartbeat.
     pub fn body(&self) -> Value {
         let mut m = Map::new();
         m.insert("host".into(), Value::String(self.config.host.clone()));
         m.insert("interval".into(), interval_json(self.config.interval));
-        if let Some(msg) = &self.config.message {
+        let message = match &self.signal {
+            Some(s) => s.message.as_ref().or(self.config.message.as_ref()),
+            None => self.config.message.as_ref(),
+        };
+        if let Some(msg) = message {
             m.insert("message".into(), Value::String(msg.clone()));
         }
         if let Some(g) = &self.config.group {
             m.insert("group".into(), Value::String(g.clone()));
+        }
+        if let Some(s) = &self.signal {
+            m.insert("status".into(), Value::String(s.status.to_owned()));
+            if let Some(rid) = &s.rid {
+                m.insert("rid".into(), Value::String(rid.clone()));
+            }
         }
         if let Some(r) = self.failures.report() {
             m.insert("report".into(), r);

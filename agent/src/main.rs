@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use iamalive_agent::{
-    Agent, AgentConfig, Attempt, Backoff, Budget, ProxyChoice, endpoint, parse_proxy,
+    Agent, AgentConfig, Attempt, Backoff, Budget, Maintenance, ProxyChoice, Signal, endpoint,
+    parse_proxy, run,
 };
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -18,21 +19,22 @@ use tracing_subscriber::{EnvFilter, Layer};
 #[command(name = "iamalive-agent", version, about)]
 struct Args {
     /// The iamalive server's base URL (`/v1/heartbeat` is appended unless present).
-    #[arg(long, env = "IAMALIVE_AGENT_URL")]
-    url: String,
+    #[arg(long, env = "IAMALIVE_AGENT_URL", global = true)]
+    url: Option<String>,
     /// The API key.
     #[arg(
         long,
         env = "IAMALIVE_AGENT_KEY",
         hide_env_values = true,
-        conflicts_with = "key_file"
+        conflicts_with = "key_file",
+        global = true
     )]
     key: Option<String>,
     /// A file holding the API key (surrounding whitespace is ignored).
-    #[arg(long, env = "IAMALIVE_AGENT_KEY_FILE")]
+    #[arg(long, env = "IAMALIVE_AGENT_KEY_FILE", global = true)]
     key_file: Option<PathBuf>,
     /// The host id to report as [default: this machine's hostname, lowercased].
-    #[arg(long, env = "IAMALIVE_AGENT_HOST")]
+    #[arg(long, env = "IAMALIVE_AGENT_HOST", global = true)]
     host: Option<String>,
     /// Time between heartbeats (`5m`, `30s`, `500ms`).
     #[arg(long, env = "IAMALIVE_AGENT_INTERVAL", default_value = "4m", value_parser = humantime::parse_duration)]
@@ -85,12 +87,46 @@ struct Args {
     /// through, 1 if not.
     #[arg(long)]
     once: bool,
+    /// With --once: report a failure (the watcher alarms at once) instead
+    /// of a success; --message gives the reason. For wrapper scripts.
+    #[arg(long, requires = "once")]
+    fail: bool,
     /// Also append logs to this file.
     #[arg(long, env = "IAMALIVE_AGENT_LOG_FILE")]
     log_file: Option<PathBuf>,
     /// Log filter (`info`, `debug`, `iamalive_agent=debug`); RUST_LOG also works.
     #[arg(long, env = "IAMALIVE_AGENT_LOG", default_value = "info")]
     log: String,
+    #[command(subcommand)]
+    command: Option<AgentCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Silence this host at the watcher from now for DURATION (before a
+    /// planned shutdown), or end that with --end. Exits 0 when the watcher
+    /// took it, 1 when it refused or could not be reached, 2 on bad usage.
+    Maintenance {
+        /// How long (`2h`, `30m`); a heartbeat-only key may ask for at most
+        /// the watcher's IAMALIVE_MAX_SELF_SILENCE (12h by default).
+        #[arg(value_parser = humantime::parse_duration, required_unless_present = "end", conflicts_with = "end")]
+        duration: Option<Duration>,
+        /// Why (shown to whoever looks at the watcher).
+        #[arg(long, conflicts_with = "end")]
+        reason: Option<String>,
+        /// End this host's maintenance now.
+        #[arg(long)]
+        end: bool,
+    },
+    /// Runs a command as a monitored job: sends a start, runs it (its
+    /// output passed through), then sends a success, or a failure with its
+    /// exit status and the tail of its output. Exits with the command's
+    /// exit status. Example: `iamalive-agent run -- /usr/local/bin/backup.sh`.
+    Run {
+        /// The command and its arguments, after `--` (run without a shell).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 fn init_logging(args: &Args) -> Result<(), String> {
@@ -184,7 +220,12 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         None => Backoff::for_interval(args.interval),
     };
     Ok(AgentConfig {
-        url: endpoint(&args.url).map_err(|e| e.to_string())?,
+        url: endpoint(
+            args.url
+                .as_deref()
+                .ok_or("no watcher URL: give --url or IAMALIVE_AGENT_URL")?,
+        )
+        .map_err(|e| e.to_string())?,
         key,
         host,
         message: args.message.clone(),
@@ -219,6 +260,47 @@ async fn stop_signal() {
     }
 }
 
+/// `run -- <command>`: start, the command, then its end; exits with the
+/// command's status (a signal that did not get through is logged, and does
+/// not change it: the watcher alarms on the silence anyway).
+async fn run_job(agent: &mut Agent, command: &[String], budget: Budget) -> ExitCode {
+    let rid = run::new_rid();
+    agent.set_signal(Some(Signal {
+        status: "start",
+        message: None,
+        rid: Some(rid.clone()),
+    }));
+    if let Attempt::Failed { detail, .. } = agent.beat_within(budget).await {
+        tracing::warn!(%detail, "the start signal did not get through; running the job anyway");
+    }
+    let argv = command.to_vec();
+    let finished = match tokio::task::spawn_blocking(move || run::run(&argv)).await {
+        Ok(f) => f,
+        Err(e) => run::Finished {
+            code: 1,
+            tail: format!("the job's runner failed: {e}"),
+        },
+    };
+    let signal = if finished.code == 0 {
+        Signal {
+            status: "success",
+            message: None,
+            rid: Some(rid),
+        }
+    } else {
+        Signal {
+            status: "fail",
+            message: Some(finished.reason()),
+            rid: Some(rid),
+        }
+    };
+    agent.set_signal(Some(signal));
+    if let Attempt::Failed { detail, .. } = agent.beat_within(budget).await {
+        tracing::error!(%detail, code = finished.code, "the job's end did not get through");
+    }
+    ExitCode::from(finished.code)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -240,10 +322,52 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(AgentCommand::Maintenance {
+        duration,
+        reason,
+        end,
+    }) = &args.command
+    {
+        let what = match (duration, end) {
+            (_, true) => Maintenance::End,
+            (Some(d), false) => Maintenance::Start {
+                duration: *d,
+                reason: reason.clone(),
+            },
+            (None, false) => {
+                eprintln!("iamalive-agent: give a DURATION (e.g. 2h) or --end");
+                return ExitCode::from(2);
+            }
+        };
+        return match agent.maintenance(&what).await {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("iamalive-agent: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     tracing::info!(url = %agent.config().url, host = %agent.config().host,
         proxy = %agent.proxy().unwrap_or("none"),
         interval = %humantime::format_duration(args.interval), once = args.once, "starting");
+    if let Some(AgentCommand::Run { command }) = &args.command {
+        let budget = Budget {
+            deadline: Some(args.deadline.unwrap_or(args.interval)),
+            max_attempts: args.retries.map(|r| r.saturating_add(1)),
+        };
+        return run_job(&mut agent, command, budget).await;
+    }
     if args.once {
+        if args.fail {
+            agent.set_signal(Some(Signal {
+                status: "fail",
+                message: args.message.clone(),
+                rid: None,
+            }));
+        }
         let budget = Budget {
             deadline: Some(args.deadline.unwrap_or(args.interval)),
             max_attempts: args.retries.map(|r| r.saturating_add(1)),

@@ -819,3 +819,71 @@ async fn once_retries_within_its_deadline() {
     assert_eq!(report["failures"][1]["count"], 2, "{report}");
     assert!(!state.exists());
 }
+
+/// `--once --fail` reports a failure with its reason; `run -- <command>`
+/// sends a start, then a success or the exit status with the tail of the
+/// output, both with one run id, and exits with the command's status.
+#[tokio::test(flavor = "multi_thread")]
+async fn fail_and_run_send_job_signals() {
+    let (addr, r) = receiver().await;
+    let url = format!("http://{addr}");
+    let agent = move |args: Vec<String>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            bin()
+                .args(["--key", "k", "--host", "backup-db", "--retries", "0"])
+                .arg("--url")
+                .arg(&url)
+                .args(&args)
+                .status()
+                .unwrap()
+        })
+    };
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+
+    let st = agent(s(&["--once", "--fail", "--message", "disk full"]))
+        .await
+        .unwrap();
+    assert!(st.success());
+    let got = r.got();
+    assert_eq!(got[0].1["status"], "fail");
+    assert_eq!(got[0].1["message"], "disk full");
+    assert!(got[0].1.get("rid").is_none());
+
+    let st = agent(s(&[
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "echo dumping; echo 'no space' >&2; exit 4",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(st.code(), Some(4), "the command's exit status");
+    let got = r.got();
+    let (start, end) = (&got[1].1, &got[2].1);
+    assert_eq!(start["status"], "start");
+    assert_eq!(end["status"], "fail");
+    let rid = start["rid"].as_str().unwrap();
+    assert_eq!(rid.len(), 36, "a UUID: {rid}");
+    assert_eq!(end["rid"], rid);
+    let reason = end["message"].as_str().unwrap();
+    assert!(reason.starts_with("exit status 4: "), "{reason}");
+    assert!(
+        reason.contains("dumping") && reason.contains("no space"),
+        "{reason}"
+    );
+
+    let st = agent(s(&["run", "--", "true"])).await.unwrap();
+    assert!(st.success());
+    let got = r.got();
+    assert_eq!(got[3].1["status"], "start");
+    assert_eq!(got[4].1["status"], "success");
+    assert_eq!(got[4].1["rid"], got[3].1["rid"]);
+    assert_ne!(got[4].1["rid"], got[1].1["rid"], "each run its own id");
+
+    // --fail without --once is refused before anything is sent.
+    let st = agent(s(&["--fail"])).await.unwrap();
+    assert_eq!(st.code(), Some(2));
+    assert_eq!(r.got().len(), 5);
+}

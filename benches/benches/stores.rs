@@ -55,7 +55,8 @@ fn bench_store(c: &mut Criterion, b: Backend, redis_url: Option<&str>) {
             clock.clone(),
             PolicySet::new(Policy::default()),
             MonitorOptions::default(),
-        );
+        )
+        .expect("channel names are unique");
         let sweep_times = Mutex::new(Vec::new());
         let scan_times = Mutex::new(Vec::new());
         // Nothing due: the sweep must not look at any host.

@@ -42,7 +42,7 @@ pub fn app_state(
     config: &Config,
 ) -> AppState {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    AppState::new(store, channels, clock, config)
+    AppState::new(store, channels, clock, config).expect("channel names are unique")
 }
 
 /// Serves `iamalive_server::router(state)` on `127.0.0.1:0` (TCP_NODELAY,

@@ -88,6 +88,7 @@ pub fn monitor(
             health: crate::HealthOptions::default(),
         },
     )
+    .expect("channel names are unique")
 }
 
 async fn beat(store: &dyn Store, h: &HostId, t: Timestamp) -> HeartbeatOutcome {
@@ -145,6 +146,8 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         short_restart_gives_back_swallowed_time,
         refused_notice_stays_owed_and_is_announced,
         groups_are_stored,
+        job_signals_persist_and_monitors_agree,
+        event_log_bounded_per_host,
     ]
 }
 
@@ -180,6 +183,9 @@ where
     }
     ran
 }
+
+mod jobs;
+pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
 /// version of a known one; `last_seen` never goes backwards.
@@ -373,7 +379,7 @@ pub async fn heartbeat_lazy_window(store: Arc<dyn Store>) {
 /// each host is created exactly once, and no heartbeat loses its bump.
 pub async fn concurrent_first_heartbeats_create_once(store: Arc<dyn Store>) {
     const HOSTS: u64 = 4;
-    const BEATS: u64 = 50;
+    const BEATS: u64 = 20;
     let mut tasks = Vec::new();
     for round in 0..BEATS {
         for i in 0..HOSTS {
@@ -419,6 +425,7 @@ fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {
         report: Some(r#"{"k":"v"}"#.into()),
         blind: None,
         group: Some(group("office-berlin")),
+        job: None,
     }
 }
 
@@ -1455,7 +1462,8 @@ pub async fn lowered_timeout_applies_at_once(store: Arc<dyn Store>) {
             ..policy()
         }),
         MonitorOptions::default(),
-    );
+    )
+    .expect("channel names are unique");
     let quiet = host("lowered-quiet");
     let busy = host("lowered-busy");
     for h in [&quiet, &busy] {

@@ -270,8 +270,10 @@ pub fn evaluate_in_place(
     rec.last_checked = Some(now);
     let mut notices = Vec::new();
     let raw_deadline = rec.deadline(policy);
-    let deadline = grace(rec, raw_deadline, policy, ctx);
-    let heard = now < raw_deadline;
+    // A reported failure makes an up host missing from the failure on, and
+    // is never "heard" until a success answers it (see `crate::job`).
+    let deadline = crate::job::cut_short(rec, grace(rec, raw_deadline, policy, ctx));
+    let heard = now < raw_deadline && !crate::job::failing(rec);
     let silenced = |rec: &HostRecord| ctx.silence_end(&rec.host, now).is_some();
     let mut owe_now = |rec: &mut HostRecord, kind| owe(rec, kind, now, policy, ctx, &mut notices);
     match (rec.status, Owed::of(rec, now)) {
@@ -333,6 +335,11 @@ pub fn evaluate_in_place(
         (Status::Alarmed, Owed::Nothing) if silenced(rec) => {}
         // alarmed, nothing owed, reminder due → reminder owed.
         (Status::Alarmed, Owed::Nothing) => owe_now(rec, NoticeKind::Reminder),
+    }
+    if rec.status == Status::Up {
+        // Back up: the failures a success answered are forgotten (their
+        // summary is already in the all-clear).
+        crate::job::recovered(rec);
     }
     rec.due_at = due_at(rec, now, deadline, policy, ctx);
     notices
@@ -465,6 +472,7 @@ fn make_notice(
         },
         blind: ctx.blind.map(str::to_owned),
         group: r.group.clone(),
+        job: crate::job::note(r, kind),
     }
 }
 
@@ -669,6 +677,7 @@ pub fn pause_until(r: &HostRecord, until: Option<Timestamp>) -> HostRecord {
     next.outbox = None;
     next.due_at = until;
     clear_outage(&mut next);
+    crate::job::forget_failures(&mut next);
     next
 }
 

@@ -5,6 +5,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// The name under which hosts without a group are listed (the dashboard's
+/// heading, status page and badge for them). Reserved: no group may take
+/// it, so it never means two things.
+pub const UNGROUPED: &str = "ungrouped";
+
 /// The longest group name accepted, in bytes.
 pub const MAX_GROUP_LEN: usize = 128;
 
@@ -34,10 +39,14 @@ pub enum InvalidGroup {
     /// The string was made only of dots.
     #[error("group name {0:?} is made only of dots; it needs a letter, digit, '_' or '-'")]
     OnlyDots(String),
+    /// The name is [`UNGROUPED`], which stands for the hosts without a group.
+    #[error("group name \"ungrouped\" is reserved for the hosts without a group; choose another")]
+    Reserved,
 }
 
 /// A validated group (site) name: 1–128 bytes of `[A-Za-z0-9._-]`, not
-/// only dots, folded to lowercase — the rules of host ids, shorter.
+/// only dots, folded to lowercase — the rules of host ids, shorter — and
+/// not [`UNGROUPED`] (in any case), which names the hosts without a group.
 ///
 /// A host belongs to at most one group: the one configuration gives it
 /// (`[[groups]]`), else the one the host says it is in.
@@ -47,6 +56,7 @@ pub enum InvalidGroup {
 /// let g = GroupName::new("Office-Berlin").unwrap();
 /// assert_eq!(g.as_str(), "office-berlin");
 /// assert!(GroupName::new("office berlin").is_err());
+/// assert!(GroupName::new("Ungrouped").is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupName(Arc<str>);
@@ -70,7 +80,11 @@ impl GroupName {
         if s.bytes().all(|b| b == b'.') {
             return Err(InvalidGroup::OnlyDots(s.to_owned()));
         }
-        Ok(Self(Arc::from(s.to_ascii_lowercase())))
+        let folded = s.to_ascii_lowercase();
+        if folded == UNGROUPED {
+            return Err(InvalidGroup::Reserved);
+        }
+        Ok(Self(Arc::from(folded)))
     }
 
     /// The name as a string slice.
@@ -143,6 +157,9 @@ mod tests {
             Err(InvalidGroup::OnlyDots("..".into()))
         );
         assert!(serde_json::from_str::<GroupName>("\"x y\"").is_err());
+        // The dashboard's name for hosts without a group is no group's.
+        assert_eq!(GroupName::new("UnGrouped"), Err(InvalidGroup::Reserved));
+        assert!(GroupName::new("ungrouped-2").is_ok());
         assert_eq!(
             serde_json::to_string(&GroupName::new("B").unwrap()).unwrap(),
             "\"b\""

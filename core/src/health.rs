@@ -428,6 +428,7 @@ pub fn watcher_notice(
         report: None,
         blind: None,
         group: None,
+        job: None,
     }
 }
 

@@ -2,15 +2,19 @@
 
 mod clock;
 pub mod decide;
+pub mod events;
 mod group;
 pub mod health;
 pub mod heartbeat;
 mod host;
+pub mod job;
 mod memory;
 mod model;
 mod monitor;
 mod notifier;
 mod policy;
+mod report;
+mod route;
 mod silence;
 mod store;
 
@@ -21,7 +25,8 @@ pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decide::{ChannelOutcome, Context, Decision, RetryPolicy, evaluate, evaluate_in_place};
-pub use group::{GroupName, InvalidGroup, MAX_GROUP_LEN};
+pub use events::{Event, EventKind, MAX_EVENTS};
+pub use group::{GroupName, InvalidGroup, MAX_GROUP_LEN, UNGROUPED};
 pub use health::{Announcement, HealthOptions, HealthReport, WatcherHealth};
 pub use heartbeat::{LazyWindow, Rearm, apply_heartbeat, created_by_heartbeat};
 pub use host::{HostId, HostPattern, InvalidHost, MAX_HOST_LEN};
@@ -30,8 +35,10 @@ pub use model::{
     Downtime, Heartbeat, HostRecord, Lease, MonitorMark, Notice, NoticeKind, Outbox, Refusal,
     Status, Timestamp, add, since,
 };
-pub use monitor::{BlindProbe, Monitor, MonitorOptions, SweepReport};
+pub use monitor::{BlindProbe, DuplicateChannel, FailProbe, Monitor, MonitorOptions, SweepReport};
 pub use notifier::{Notifier, NotifyError};
 pub use policy::{Policy, PolicyOverride, PolicySet};
+pub use report::describe_report;
+pub use route::{Route, Routes, UnknownChannel, routable};
 pub use silence::{Repeat, Silence, check_tz, parse_instant};
 pub use store::{BoxError, HeartbeatOutcome, Store, StoreError};

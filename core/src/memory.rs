@@ -1,6 +1,6 @@
 //! A complete in-memory store, indexed by `due_at`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::heartbeat::{Rearm, apply_heartbeat_with, created_by_heartbeat};
 use crate::{
-    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Store, StoreError,
-    Timestamp,
+    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Store,
+    StoreError, Timestamp,
 };
 
 #[derive(Default)]
@@ -19,6 +19,7 @@ struct Inner {
     due: BTreeSet<(Timestamp, HostId)>,
     silences: BTreeMap<String, Silence>,
     mark: MonitorMark,
+    events: BTreeMap<HostId, VecDeque<Event>>,
 }
 
 impl Inner {
@@ -148,6 +149,7 @@ impl Store for MemoryStore {
 
     async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
         let mut g = self.lock();
+        g.events.remove(host);
         match g.hosts.remove(host) {
             Some(r) => {
                 if let Some(d) = r.due_at {
@@ -172,6 +174,28 @@ impl Store for MemoryStore {
 
     async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.lock().silences.remove(id).is_some())
+    }
+
+    async fn append_event(
+        &self,
+        host: &HostId,
+        event: &Event,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        let log = g.events.entry(host.clone()).or_default();
+        log.push_back(event.clone());
+        let excess = log.len().saturating_sub(keep);
+        log.drain(..excess);
+        Ok(())
+    }
+
+    async fn events(&self, host: &HostId, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let g = self.lock();
+        Ok(g.events
+            .get(host)
+            .map(|log| log.iter().rev().take(limit).cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {

@@ -178,6 +178,10 @@ pub struct Notice {
     /// none. Absent from notices stored before groups existed.
     #[serde(default)]
     pub group: Option<GroupName>,
+    /// For a job: the failure it reported, or for an all-clear the
+    /// failures it ends and the duration of the run that ended them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Box<crate::job::JobNote>>,
 }
 
 impl Notice {
@@ -202,6 +206,18 @@ impl Notice {
     /// One short sentence: "build-01 has gone silent", or for a watcher
     /// notice the first sentence of its message.
     pub fn headline(&self) -> String {
+        let failed = self.job.as_deref().filter(|j| j.failed);
+        match (self.kind, failed) {
+            (NoticeKind::Alarm, Some(j)) => match &j.failure {
+                Some(reason) => format!("{} reported a failure: {reason}", self.host_label()),
+                None => format!("{} reported a failure", self.host_label()),
+            },
+            (NoticeKind::Reminder, Some(_)) => format!("{} is still failing", self.host_label()),
+            _ => self.plain_headline(),
+        }
+    }
+
+    fn plain_headline(&self) -> String {
         match self.kind {
             NoticeKind::Alarm => format!("{} has gone silent", self.host_label()),
             NoticeKind::Reminder => format!("{} is still silent", self.host_label()),
@@ -212,6 +228,14 @@ impl Notice {
                 first.trim_end_matches('.').to_owned()
             }
         }
+    }
+
+    /// The agent's account of the outage for people: sentences (see
+    /// [`describe_report`](crate::describe_report)), or the report as it
+    /// came when it is not the agent's JSON. `None` without a report.
+    pub fn report_text(&self) -> Option<String> {
+        let r = self.report.as_deref()?;
+        Some(crate::describe_report(r, self.recovered_at).unwrap_or_else(|| r.to_owned()))
     }
 
     /// A plain-text body naming who, since when, for how long and why.
@@ -229,9 +253,17 @@ impl Notice {
             let _ = writeln!(b, "\nnotice id: {}", self.id);
             return b;
         }
-        let _ = match self.kind {
-            NoticeKind::Alarm => writeln!(b, "Host {} has gone silent.", self.host_label()),
-            NoticeKind::Reminder => writeln!(b, "Host {} is still silent.", self.host_label()),
+        let failed = self.job.as_deref().is_some_and(|j| j.failed);
+        let _ = match (self.kind, failed) {
+            (NoticeKind::Alarm | NoticeKind::Reminder, true) => {
+                writeln!(b, "Host {}.", self.headline())
+            }
+            (NoticeKind::Alarm, false) => {
+                writeln!(b, "Host {} has gone silent.", self.host_label())
+            }
+            (NoticeKind::Reminder, false) => {
+                writeln!(b, "Host {} is still silent.", self.host_label())
+            }
             _ => writeln!(b, "Host {} reports again.", self.host_label()),
         };
         let _ = writeln!(b);
@@ -254,10 +286,20 @@ impl Notice {
         if let Some(m) = &self.message {
             let _ = writeln!(b, "last message:  {m}");
         }
+        if let Some(j) = &self.job {
+            if let Some(s) = &j.summary {
+                let _ = writeln!(b, "job:           {s}");
+            } else if let Some(f) = &j.failure {
+                let _ = writeln!(b, "failure:       {f}");
+            }
+            if let Some(d) = j.run_duration {
+                let _ = writeln!(b, "run took:      {}", humantime::format_duration(d));
+            }
+        }
         if let Some(why) = &self.blind {
             let _ = writeln!(b, "watcher note:  {why}");
         }
-        if let Some(r) = &self.report {
+        if let Some(r) = self.report_text() {
             let _ = writeln!(b, "\nThe agent's account of the outage:\n{r}");
         }
         let _ = writeln!(b, "\nnotice id: {}", self.id);
@@ -375,6 +417,9 @@ pub struct HostRecord {
     /// The group (site) it belongs to: set by configuration or by the host
     /// itself, kept until a heartbeat names another.
     pub group: Option<GroupName>,
+    /// Job state (a reported failure, open runs, the last run), when the
+    /// host is a job that sent more than successes. Boxed like the outbox.
+    pub job: Option<Box<crate::job::Job>>,
 }
 
 // Written out rather than derived so the rare parts (an owed notice, a
@@ -398,6 +443,7 @@ impl Clone for HostRecord {
             message: self.message.as_deref().map(clone_text),
             report: self.report.as_deref().map(clone_text),
             group: self.group.clone(),
+            job: self.job.clone(),
         }
     }
 }
@@ -433,6 +479,7 @@ impl HostRecord {
             message: None,
             report: None,
             group: None,
+            job: None,
         }
     }
 

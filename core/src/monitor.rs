@@ -9,7 +9,8 @@ use rand::Rng;
 
 use crate::decide::{self, ChannelOutcome, Context, RetryPolicy};
 use crate::health::{Announcement, HealthOptions, HealthReport, WatcherHealth, watcher_notice};
-use crate::model::add;
+use crate::model::{add, since};
+use crate::route::Routes;
 use crate::{
     Clock, Downtime, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice, NoticeKind, Notifier,
     NotifyError, PolicySet, Silence, Status, Store, StoreError, Timestamp,
@@ -22,6 +23,11 @@ const MAX_ROUNDS: usize = 16;
 /// Tells why the watcher may be blind to a host (e.g. its heartbeats are
 /// being rejected); the text goes into that host's notices.
 pub type BlindProbe = Arc<dyn Fn(&HostId) -> Option<String> + Send + Sync>;
+
+/// Tells when something that speaks for a host said it stopped (an
+/// Alertmanager whose Watchdog resolved): from that instant the host is
+/// treated as silent past its timeout, until a heartbeat later than it.
+pub type FailProbe = Arc<dyn Fn(&HostId) -> Option<Timestamp> + Send + Sync>;
 
 /// Tuning for a [`Monitor`].
 #[derive(Debug, Clone)]
@@ -97,6 +103,9 @@ pub struct SweepReport {
     pub errors: usize,
     /// Channel deliveries refused for good (a channel's permanent error).
     pub refused: usize,
+    /// Records the store returned as due (the due set's size, summed over
+    /// the sweep's batches).
+    pub due: usize,
 }
 
 impl SweepReport {
@@ -107,8 +116,16 @@ impl SweepReport {
         self.conflicts += o.conflicts;
         self.errors += o.errors;
         self.refused += o.refused;
+        self.due += o.due;
     }
 }
+
+/// Two channels share a name (it names the name). Channel names are the
+/// user's and key each channel's progress in the outbox, so they must be
+/// unique.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("two notification channels are named {0:?}; channel names must be unique")]
+pub struct DuplicateChannel(pub String);
 
 /// Drives the pure state machine against a [`Store`] and delivers through
 /// [`Notifier`]s.
@@ -120,11 +137,13 @@ pub struct Monitor<S: ?Sized, C> {
     store: Arc<S>,
     channels: Vec<Arc<dyn Notifier>>,
     names: Vec<String>,
+    routes: Routes,
     clock: C,
     policies: PolicySet,
     opts: MonitorOptions,
     state: Mutex<MarkState>,
     blind: Option<BlindProbe>,
+    failed: Option<FailProbe>,
     health: Mutex<HealthState>,
     /// Set while the store is in trouble, so the heartbeat path only takes
     /// the health lock when there is something to clear.
@@ -151,29 +170,31 @@ struct MarkState {
 }
 
 impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
-    /// A monitor over `store`, delivering to `channels`.
+    /// A monitor over `store`, delivering to `channels` (every notice to
+    /// every channel until [`with_routes`](Self::with_routes)).
     ///
-    /// # Panics
-    /// If two channels share a name (their progress could not be told
-    /// apart); configuration refuses that before it gets here.
+    /// Fails if two channels share a name: the outbox records progress by
+    /// name, so two such channels could not be told apart.
     pub fn new(
         store: Arc<S>,
         channels: Vec<Arc<dyn Notifier>>,
         clock: C,
         policies: PolicySet,
         opts: MonitorOptions,
-    ) -> Self {
+    ) -> Result<Self, DuplicateChannel> {
         let names: Vec<String> = channels.iter().map(|c| c.name().to_owned()).collect();
-        for (i, n) in names.iter().enumerate() {
-            assert!(
-                !names[..i].contains(n),
-                "two notification channels are named {n:?}; channel names must be unique"
-            );
+        if let Some(n) = names
+            .iter()
+            .enumerate()
+            .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+        {
+            return Err(DuplicateChannel(n.clone()));
         }
-        Self {
+        Ok(Self {
             store,
             channels,
             names,
+            routes: Routes::default(),
             clock,
             policies,
             state: Mutex::default(),
@@ -185,13 +206,46 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             fault_since_mark: AtomicBool::new(false),
             opts,
             blind: None,
-        }
+            failed: None,
+        })
+    }
+
+    /// Sends each host's notice only to the channels `routes` pick for it
+    /// (see [`Routes::sends_to`]); the outbox tracks those channels alone,
+    /// so a failing one is retried by itself.
+    pub fn with_routes(mut self, routes: Routes) -> Self {
+        self.routes = routes;
+        self
     }
 
     /// Adds a probe that says why the watcher may be blind to a host.
     pub fn with_blind_probe(mut self, probe: BlindProbe) -> Self {
         self.blind = Some(probe);
         self
+    }
+
+    /// Adds a probe that says when a host was reported stopped: a host
+    /// whose stop is at or after its last heartbeat (and its start of
+    /// watching) is decided as if its timeout ended at that instant, so it
+    /// alarms at once (unless silenced) and recovers with the next
+    /// heartbeat. Call [`due_now`](Self::due_now) when a stop is reported.
+    pub fn with_fail_probe(mut self, probe: FailProbe) -> Self {
+        self.failed = Some(probe);
+        self
+    }
+
+    /// Makes `host` due now, so the next sweep decides it (a stop reported
+    /// by [`with_fail_probe`](Self::with_fail_probe)'s probe). `None` if
+    /// the host is unknown.
+    pub async fn due_now(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        self.update(host, |r, now, _| {
+            let mut next = r.clone();
+            if next.status != Status::Paused {
+                next.due_at = Some(next.due_at.map_or(now, |d| d.min(now)));
+            }
+            next
+        })
+        .await
     }
 
     /// The store.
@@ -264,7 +318,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
 
     /// Notes a store call's result in the watcher's health; an all-clear or
     /// a notice that became due waits for the next flush.
-    fn store_result(&self, r: Result<(), &StoreError>) {
+    pub(crate) fn store_result(&self, r: Result<(), &StoreError>) {
         let now = self.clock.now();
         let mut h = self.lock_health();
         let a = match r {
@@ -413,6 +467,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         for _ in 0..10_000 {
             let batch = self.store.due(now, self.opts.batch).await?;
             let full = batch.len() == self.opts.batch;
+            report.due += batch.len();
             let results: Vec<SweepReport> = futures::stream::iter(batch)
                 .map(|rec| self.process(rec, now, &silences, downtime))
                 .buffer_unordered(self.opts.concurrency.max(1))
@@ -527,7 +582,14 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         downtime: Option<Downtime>,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
-        let policy = self.policies.for_host(&rec.host);
+        let mut policy = self.policies.for_host(&rec.host);
+        // A reported stop ends the host's timeout at that instant.
+        if let Some(stopped) = self.failed.as_ref().and_then(|p| p(&rec.host)) {
+            let heard = rec.last_seen.max(rec.watch_from);
+            if stopped >= heard {
+                policy.timeout = policy.timeout.min(since(stopped, heard));
+            }
+        }
         let blind = self.blind.as_ref().and_then(|p| p(&rec.host));
         let ctx = Context {
             silences,
@@ -549,8 +611,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 return Ok(());
             };
             tracing::info!(host = %written.host, kind = %outbox.notice.kind, id = %outbox.notice.id, "notice owed");
+            let targets = self.routes.channels_for(&outbox.notice, &self.names);
             let results = self
-                .deliver(&outbox.notice, &outbox.delivered, &outbox.failed)
+                .deliver(&outbox.notice, &targets, &outbox.delivered, &outbox.failed)
                 .await;
             report.failed_deliveries += results
                 .iter()
@@ -564,7 +627,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             let round = decide::Round {
                 notice_id: &outbox.notice.id,
                 results: &results,
-                channels: &self.names,
+                channels: &targets,
             };
             let settled = self
                 .swap(&host, Some(written), &mut report.conflicts, |r| {
@@ -581,6 +644,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 .is_none_or(|o| o.notice.id != outbox.notice.id)
             {
                 report.completed += 1;
+                self.log_notice(&outbox.notice, now).await;
             }
             if settled.due_at.is_none_or(|d| d > now) {
                 return Ok(());
@@ -599,7 +663,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// `Ok(Some((written, extra)))` once a swap succeeded;
     /// [`StoreError::Contended`] when every round was lost. Each lost swap
     /// counts in `conflicts`.
-    async fn swap<T>(
+    pub(crate) async fn swap<T>(
         &self,
         host: &HostId,
         first: Option<HostRecord>,
@@ -636,11 +700,15 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     async fn deliver(
         &self,
         notice: &Notice,
+        targets: &[String],
         delivered: &[String],
         failed: &[String],
     ) -> Vec<(String, ChannelOutcome)> {
         let owed = self.channels.iter().filter(|c| {
-            !delivered.iter().any(|d| d == c.name()) && !failed.iter().any(|d| d == c.name())
+            let n = c.name();
+            targets.iter().any(|t| t == n)
+                && !delivered.iter().any(|d| d == n)
+                && !failed.iter().any(|d| d == n)
         });
         let results = futures::future::join_all(owed.map(|c| async move {
             let outcome = match c.deliver(notice).await {

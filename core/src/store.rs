@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Heartbeat, HostId, HostRecord, MonitorMark, Silence, Status, Timestamp};
+use crate::{Event, Heartbeat, HostId, HostRecord, MonitorMark, Silence, Status, Timestamp};
 
 /// A boxed error from a backend's own client library.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -203,7 +203,8 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<HostRecord>, StoreError>;
 
-    /// Deletes a host and its due-index entry; `false` if it was absent.
+    /// Deletes a host, its due-index entry and its event log; `false` if it
+    /// was absent.
     async fn remove(&self, host: &HostId) -> Result<bool, StoreError>;
 
     /// Stores (or replaces, by id) a silence, shared by every monitor.
@@ -222,6 +223,32 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
     /// marking at once leave `last_run` at the later instant and keep any
     /// recorded downtime.
     async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError>;
+
+    /// Appends `event` to `host`'s event log and drops all but its newest
+    /// `keep` events.
+    ///
+    /// *Contract*: the append and the trim are one atomic step, so the log
+    /// never holds more than `keep` events, whatever appends race; O(1) or
+    /// O(keep), never O(hosts). The log is independent of the host record
+    /// (no version bump) and is deleted with the host by
+    /// [`remove`](Store::remove). The default keeps nothing: a backend
+    /// without a log fails the conformance suite's event cases.
+    async fn append_event(
+        &self,
+        host: &HostId,
+        event: &Event,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let _ = (host, event, keep);
+        Ok(())
+    }
+
+    /// The newest `limit` events of `host`, newest first; empty for an
+    /// unknown host.
+    async fn events(&self, host: &HostId, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let _ = (host, limit);
+        Ok(Vec::new())
+    }
 
     /// Checks that the data is still this deployment's: cheap, called by
     /// the [`Monitor`](crate::Monitor) each time it marks itself alive.

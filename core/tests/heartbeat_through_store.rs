@@ -57,7 +57,8 @@ fn run(ops: Vec<Op>, store: MemoryStore) -> Result<(), TestCaseError> {
             ingest_in_process: false,
             ..MonitorOptions::default()
         },
-    );
+    )
+    .expect("channel names are unique");
     let hosts = [HostId::new("a").unwrap(), HostId::new("b").unwrap()];
     let mut last_beat: [Option<Timestamp>; 2] = [None, None];
     let mut seen = 0;

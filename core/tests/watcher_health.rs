@@ -39,7 +39,8 @@ async fn a_failing_store_is_announced_repeated_and_cleared() {
         clock.clone(),
         m.policies().clone(),
         opts,
-    );
+    )
+    .expect("channel names are unique");
     let h = host("db-1");
     m.heartbeat(&Heartbeat::new(h.clone(), at(0)))
         .await

@@ -1,6 +1,14 @@
 #![doc = include_str!("../README.md")]
 
+mod build;
+pub mod format;
+mod named;
+pub mod settings;
 mod stdout;
+pub use build::ChannelBuilder;
+pub use format::{FORMATS, WebhookFormat, payload};
+pub use named::Named;
+pub use settings::{ChannelKind, ChannelSettings, Secret, SettingError};
 pub use stdout::StdoutNotifier;
 
 #[cfg(feature = "smtp")]
@@ -12,8 +20,7 @@ pub use smtp::{SmtpNotifier, SmtpSecurity};
 mod webhook;
 #[cfg(feature = "webhook")]
 pub use webhook::{
-    NOTICE_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookFormat, WebhookNotifier,
-    classify_status, payload, sign,
+    NOTICE_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookNotifier, classify_status, sign,
 };
 
 #[cfg(feature = "sns")]
@@ -42,7 +49,6 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    #[cfg_attr(not(any(feature = "smtp", feature = "webhook")), allow(dead_code))]
     pub(crate) fn invalid(setting: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             setting,
@@ -75,9 +81,22 @@ pub(crate) fn parse_duration(
     Ok(d)
 }
 
+/// An error and every error under it, joined by `: ` (what a channel's
+/// client library reports is often only the outermost layer).
+#[cfg_attr(not(any(feature = "smtp", feature = "webhook")), allow(dead_code))]
+pub(crate) fn describe_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
 /// Cuts `s` to at most `max` bytes on a character boundary, marking the cut
 /// with `…`.
-#[cfg(feature = "webhook")]
 pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
@@ -89,7 +108,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-#[cfg(all(test, feature = "webhook"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 

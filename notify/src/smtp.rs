@@ -300,16 +300,7 @@ fn message_id(id: &str) -> String {
 }
 
 fn classify(e: &lettre::transport::smtp::Error) -> NotifyError {
-    let reason = {
-        let mut s = e.to_string();
-        let mut src = std::error::Error::source(e);
-        while let Some(inner) = src {
-            s.push_str(": ");
-            s.push_str(&inner.to_string());
-            src = inner.source();
-        }
-        s
-    };
+    let reason = crate::describe_chain(e);
     if e.is_permanent() || e.is_client() {
         NotifyError::permanent(CHANNEL, reason)
     } else {

@@ -64,8 +64,8 @@ impl StdoutNotifier {
         if let Some(why) = &notice.blind {
             s.push_str(&format!(", watcher note: {}", one_line(why)));
         }
-        if let Some(r) = &notice.report {
-            s.push_str(&format!(", agent report: {}", one_line(r)));
+        if let Some(r) = notice.report_text() {
+            s.push_str(&format!(", agent report: {}", one_line(&r)));
         }
         s.push_str(&format!(" (id {})", notice.id));
         s
@@ -117,6 +117,7 @@ mod tests {
             report: Some("{\n  \"a\": 1\n}".into()),
             blind: None,
             group: None,
+            job: None,
         };
         let l = StdoutNotifier::line(&n);
         assert!(!l.contains('\n'), "{l}");

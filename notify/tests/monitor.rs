@@ -66,7 +66,8 @@ async fn alarm_survives_a_relay_outage_once_per_channel() {
         clock.clone(),
         PolicySet::new(policy),
         MonitorOptions::default(),
-    );
+    )
+    .expect("channel names are unique");
     let host = HostId::new("web-1").unwrap();
     let now = |c: &ManualClock| iamalive_core::Clock::now(c);
     monitor

@@ -17,7 +17,7 @@ use iamalive_core::health::{Announcement, watcher_notice};
 use iamalive_core::{
     Clock, GroupName, HealthOptions, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord,
     Monitor, MonitorOptions, NoticeKind, Notifier, Repeat, Silence, Status, Store, StoreError,
-    Timestamp, add, check_tz, parse_instant, since,
+    SweepReport, Timestamp, add, check_tz, parse_instant, since,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -25,10 +25,17 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::config::{Config, Limits, Rate};
+use crate::error::ServerError;
 use crate::keys::{ApiKey, KeyRing, Role};
 use crate::rejections::{
     DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, RejectionLog, Rejections,
 };
+use crate::self_ping::SelfWatch;
+
+mod alertmanager;
+mod maintenance;
+
+mod signals;
 
 /// The monitor type the server drives: any store, any clock.
 pub type DynMonitor = Monitor<dyn Store, Arc<dyn Clock>>;
@@ -196,6 +203,12 @@ struct Shared {
     host_count: tokio::sync::Mutex<HostCount>,
     /// When each cap last told the operator it was hit.
     cap_noticed: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
+    /// The last sweep and the watcher's own heartbeat.
+    self_watch: Arc<SelfWatch>,
+    /// Per-host metrics and maintenance settings.
+    ops: crate::ops::OpsSettings,
+    /// Hosts whose alerting pipeline reported a stop (Alertmanager).
+    stopped: Arc<alertmanager::Stopped>,
     /// The dashboard's settings and sessions.
     dashboard: Arc<crate::dashboard::Dashboard>,
     /// Configured groups: which hosts they take (configuration wins over
@@ -303,13 +316,16 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Builds the monitor over `store` and `channels` with `config`'s
     /// policies, keys and limits; `clock` is the system clock in production
-    /// and a manual one in tests.
+    /// and a manual one in tests. Each host's notice goes to the channels
+    /// `config.routes` pick for it.
+    ///
+    /// Fails if two channels share a name.
     pub fn new(
         store: Arc<dyn Store>,
         channels: Vec<Arc<dyn Notifier>>,
         clock: Arc<dyn Clock>,
         config: &Config,
-    ) -> Self {
+    ) -> Result<Self, ServerError> {
         Self::build(store, channels, clock, config, true)
     }
 
@@ -322,7 +338,7 @@ impl AppState {
         channels: Vec<Arc<dyn Notifier>>,
         clock: Arc<dyn Clock>,
         config: &Config,
-    ) -> Self {
+    ) -> Result<Self, ServerError> {
         Self::build(store, channels, clock, config, false)
     }
 
@@ -332,7 +348,12 @@ impl AppState {
         clock: Arc<dyn Clock>,
         config: &Config,
         ingest_in_process: bool,
-    ) -> Self {
+    ) -> Result<Self, ServerError> {
+        let self_watch = Arc::new(SelfWatch::new(
+            config.self_ping.as_ref(),
+            config.monitor.store_fault_after,
+            Arc::clone(&clock),
+        ));
         let rejections = Arc::new(Rejections::new(
             Arc::clone(&clock),
             config.monitor.rejection_window,
@@ -354,10 +375,14 @@ impl AppState {
             },
             ..MonitorOptions::default()
         };
-        let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)
-            .with_blind_probe(rejections.probe());
+        let channels = crate::host_metrics::counted(channels);
+        let stopped = Arc::new(alertmanager::Stopped::default());
+        let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)?
+            .with_routes(config.routes.clone())
+            .with_blind_probe(rejections.probe())
+            .with_fail_probe(stopped.probe());
         let keys = KeyRing::new(config.keys.clone());
-        Self(Arc::new(Shared {
+        Ok(Self(Arc::new(Shared {
             monitor: Arc::new(monitor),
             per_key: keys
                 .keys()
@@ -376,9 +401,12 @@ impl AppState {
             new_hosts: std::sync::Mutex::new(vec![None; config.keys.len()]),
             host_count: tokio::sync::Mutex::default(),
             cap_noticed: std::sync::Mutex::default(),
+            self_watch,
+            ops: config.ops.clone(),
+            stopped,
             dashboard: crate::dashboard::Dashboard::new(&config.dashboard),
             groups: config.groups.clone(),
-        }))
+        })))
     }
 
     /// Serves `GET /metrics` from `handle` (a Prometheus recorder the
@@ -407,6 +435,20 @@ impl AppState {
     /// runner waits on it.
     pub fn wake_signal(&self) -> &Arc<Notify> {
         &self.0.wake
+    }
+
+    /// The last sweep and the watcher's own heartbeat (`self_ping`).
+    pub fn self_watch(&self) -> &Arc<SelfWatch> {
+        &self.0.self_watch
+    }
+
+    /// One sweep of the monitor, noted (`last_sweep_at`) and followed by
+    /// the watcher's own heartbeat when one is due, which runs in a task of
+    /// its own: the sweep never waits for it (see [`SelfWatch::settle`]).
+    pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        let r = self.0.monitor.sweep().await;
+        self.0.self_watch.after_sweep(&self.0.monitor, r.is_ok());
+        r
     }
 
     pub(crate) fn now(&self) -> Timestamp {
@@ -845,17 +887,6 @@ fn parse_group(s: Option<&str>) -> Result<Option<GroupName>, ApiError> {
     .transpose()
 }
 
-/// `?group=` of a ping URL (other query parameters are left to others).
-fn ping_query_group(uri: &axum::http::Uri) -> Result<Option<String>, ApiError> {
-    #[derive(Deserialize)]
-    struct Q {
-        group: Option<String>,
-    }
-    Query::<Q>::try_from_uri(uri)
-        .map(|Query(q)| q.group)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
-}
-
 fn check_message(m: &Option<String>) -> Result<(), ApiError> {
     match m {
         Some(m) if m.len() > MAX_MESSAGE_LEN => Err(ApiError::new(
@@ -886,6 +917,12 @@ struct HeartbeatBody {
     /// matching the host wins over it.
     #[serde(default)]
     group: Option<String>,
+    /// `success` (the default), `fail`, `start` or `log`.
+    #[serde(default)]
+    status: Option<String>,
+    /// Pairs a start with its end when runs overlap.
+    #[serde(default)]
+    rid: Option<String>,
 }
 
 impl AppState {
@@ -991,6 +1028,9 @@ async fn heartbeat(
     };
     let claimed = parse_group(body.group.as_deref())
         .map_err(|e| st.reject(Some(&host), "invalid group name", e))?;
+    let signal = signals::json_status(body.status.as_deref())
+        .map_err(|e| st.reject(Some(&host), "bad status", e))?;
+    let rid = signals::check_rid(body.rid).map_err(|e| st.reject(Some(&host), "bad rid", e))?;
     if let Some(i) = interval {
         st.check_interval(&host, i);
     }
@@ -1002,7 +1042,11 @@ async fn heartbeat(
         report,
         group,
     };
-    st.record(index, key, hb).await
+    // A plain heartbeat is one store write; a job signal reads the record.
+    if body.status.is_none() && rid.is_none() {
+        return st.record(index, key, hb).await;
+    }
+    st.signal(index, key, hb, signal, rid).await
 }
 
 /// Bounds an agent report (its JSON at most [`MAX_REPORT_BYTES`], at most
@@ -1038,7 +1082,8 @@ async fn ping(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (index, key) = st.authenticate(Ok(Some(&key)), true)?;
-    let claimed = ping_query_group(req.uri());
+    let query = Query::<signals::PingQuery>::try_from_uri(req.uri())
+        .map_err(|e| bad(format!("invalid query string: {e}")));
     let body = Bytes::from_request(req, &st)
         .await
         .map_err(|e| body_error(&st, e))?;
@@ -1046,47 +1091,28 @@ async fn ping(
     st.charge(index, key, host_id.as_ref(), true)?;
     let host = parse_host(&host).map_err(|e| st.reject(None, "invalid host id", e))?;
     st.check_host(key, &host)?;
-    let claimed = claimed
-        .and_then(|g| parse_group(g.as_deref()))
+    let query = query.map_err(|e| st.reject(Some(&host), "bad query", e))?.0;
+    let rid = signals::check_rid(query.rid).map_err(|e| st.reject(Some(&host), "bad rid", e))?;
+    let claimed = parse_group(query.group.as_deref())
         .map_err(|e| st.reject(Some(&host), "invalid group name", e))?;
     let group = st.0.groups.group_of(&host, claimed);
-    let what = match action.as_deref() {
-        None => None,
-        Some("start") => Some("start".to_owned()),
-        Some("fail") => Some("fail".to_owned()),
-        // Digits only: `parse` alone would take "+1".
-        Some(code) if (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) => {
-            let n = code.parse::<u8>().map_err(|_| unknown_action(code))?;
-            Some(format!("exit status {n}"))
-        }
-        Some(other) => return Err(unknown_action(other)),
-    };
+    let (signal, status) = signals::ping_action(action.as_deref())?;
     let text = clean_text(String::from_utf8_lossy(&body).trim());
-    let text = text.trim().to_owned();
-    let message = match (what, text.is_empty()) {
+    let text = text.trim();
+    let message = match (status, text.is_empty()) {
         (None, true) => None,
-        (None, false) => Some(text),
-        (Some(w), true) => Some(format!("ping: {w}")),
-        (Some(w), false) => Some(format!("ping: {w}: {text}")),
+        (None, false) => Some(text.to_owned()),
+        (Some(n), true) => Some(format!("exit status {n}")),
+        (Some(n), false) => Some(format!("exit status {n}: {text}")),
     };
-    let message = message.map(|mut m| {
-        if m.len() > MAX_MESSAGE_LEN {
-            let mut cut = MAX_MESSAGE_LEN;
-            while !m.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            m.truncate(cut);
-        }
-        m
-    });
     let hb = Heartbeat {
         at: st.now(),
         host,
-        message,
+        message: message.map(signals::bounded),
         report: None,
         group,
     };
-    st.record(index, key, hb).await?;
+    st.signal(index, key, hb, signal, rid).await?;
     if method == Method::HEAD {
         return Ok(StatusCode::OK.into_response());
     }
@@ -1101,7 +1127,7 @@ async fn ping(
 fn unknown_action(action: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("unknown ping action '{action}'; use start, fail or an exit status 0-255"),
+        format!("unknown ping action '{action}'; use start, fail, log or an exit status 0-255"),
     )
 }
 
@@ -1140,6 +1166,7 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
         "last_alarm": rec.last_alarm,
         "due_at": rec.due_at,
         "message": rec.message,
+        "job": rec.job,
         "report": rec.report.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or_else(|_| Value::String(r.to_owned()))),
         "owed_notice": rec.outbox.as_ref().map(|o| json!({
             "id": o.notice.id,
@@ -1964,8 +1991,19 @@ async fn delete_silence(
 /// `GET /healthz`: 200 `ok`; 200 `degraded` while a channel refuses
 /// notices (the watcher still watches, and says so on its other channels);
 /// 503 while the store cannot be used (heartbeats are being refused) or
-/// its check found its data lost or replaced, each with the reasons.
+/// its check found its data lost or replaced, each with the reasons; and
+/// when the last successful sweep ran and the last self-ping got through.
 async fn healthz(State(st): State<AppState>) -> Response {
+    let (store_down, body) = watcher_view(&st).await;
+    if store_down {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    } else {
+        Json(body).into_response()
+    }
+}
+
+/// What `/healthz` says, and whether the store is down (503).
+async fn watcher_view(st: &AppState) -> (bool, Value) {
     let monitor = &st.0.monitor;
     let store = monitor.store();
     let health = monitor.health();
@@ -1984,7 +2022,8 @@ async fn healthz(State(st): State<AppState>) -> Response {
     } else {
         "ok"
     };
-    let body = Json(json!({
+    let seen = st.0.self_watch.status();
+    let body = json!({
         "status": status,
         "store": store.to_string(),
         "reasons": reasons,
@@ -1997,12 +2036,32 @@ async fn healthz(State(st): State<AppState>) -> Response {
             "last_notice": c.last_notice,
         })).collect::<Vec<_>>(),
         "error": probe.as_ref().err().map(ToString::to_string),
-    }));
-    if store_down {
-        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
-    } else {
-        body.into_response()
-    }
+        "last_sweep_at": seen.last_sweep_at,
+        "last_self_ping_at": seen.last_self_ping_at,
+    });
+    (store_down, body)
+}
+
+/// `GET /v1/watcher` (admin): what `/healthz` says, always 200, with the
+/// self-ping's target (scheme, host and port only), interval, last attempt,
+/// failures and last error.
+async fn watcher(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    st.admin(&headers)?;
+    let (_, mut body) = watcher_view(&st).await;
+    let seen = st.0.self_watch.status();
+    body["self_ping"] = match st.0.self_watch.target() {
+        None => Value::Null,
+        Some((url, interval)) => json!({
+            "url": url,
+            "interval": humantime::format_duration(interval).to_string(),
+            "last_ok_at": seen.last_self_ping_at,
+            "last_attempt_at": seen.last_self_ping_attempt_at,
+            "last_said_degraded": seen.last_self_ping_failed,
+            "failures": seen.self_ping_failures,
+            "last_error": seen.last_self_ping_error,
+        }),
+    };
+    Ok(Json(body).into_response())
 }
 
 /// `POST /v1/test-notice` (full admin): one test notice through every
@@ -2033,11 +2092,17 @@ async fn test_notice(State(st): State<AppState>, headers: HeaderMap) -> Result<R
 
 async fn metrics_page(State(st): State<AppState>) -> Response {
     match &st.0.metrics {
-        Some(h) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            h.render(),
-        )
-            .into_response(),
+        Some(h) => {
+            let mut body = h.render();
+            let store = st.0.monitor.store();
+            if let Err(e) =
+                crate::host_metrics::render_hosts(store.as_ref(), &st.0.ops, &mut body).await
+            {
+                // The process's own series still tell a store outage.
+                tracing::debug!(store = %store, error = %e, "per-host metrics left out");
+            }
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+        }
         None => ApiError::new(
             StatusCode::NOT_FOUND,
             "metrics are not enabled in this process",
@@ -2123,17 +2188,23 @@ async fn wrong_method() -> ApiError {
 
 /// The whole HTTP API as a Router, to serve or to mount into another service.
 ///
-/// Endpoints: `POST /v1/heartbeat`; `GET|HEAD|POST /ping/{key}/{host}` and
+/// Endpoints: `POST /v1/heartbeat`; `POST /v1/alertmanager/{host}`
+/// (Alertmanager's webhook); `GET|HEAD|POST /ping/{key}/{host}` and
 /// `/ping/{key}/{host}/{start|fail|<exit status>}`; `GET /v1/hosts`;
 /// `DELETE /v1/hosts?pattern=<glob>[&dry_run=true]`;
 /// `GET|PUT|DELETE /v1/hosts/{host}`; `POST /v1/hosts/{host}/pause` and
-/// `/resume`; `GET|POST /v1/silences`; `DELETE /v1/silences/{id}`;
-/// `GET /healthz`; `GET /metrics`; and, unless turned off, the dashboard
-/// (`/`, `/login`, `/silences`, `/status/{group}`, `/badge/…`).
+/// `/resume`; `POST|DELETE /v1/hosts/{host}/maintenance`; `GET|POST /v1/silences`;
+/// `DELETE /v1/silences/{id}`; `GET /healthz`; `GET /v1/watcher`; `GET /metrics`;
+/// and, unless turned off, the dashboard (`/`, `/login`, `/silences`, `/status/{group}`,
+/// `/badge/…`).
 pub fn router(state: AppState) -> Router {
     let limits = state.0.limits.clone();
     Router::new()
         .route("/v1/heartbeat", post(heartbeat))
+        .route(
+            "/v1/alertmanager/{host}",
+            post(alertmanager::alertmanager),
+        )
         .route(
             "/ping/{key}/{host}",
             get(ping_plain).head(ping_plain).post(ping_plain),
@@ -2147,11 +2218,17 @@ pub fn router(state: AppState) -> Router {
             "/v1/hosts/{host}",
             get(get_host).put(put_host).delete(delete_host),
         )
+        .route("/v1/hosts/{host}/events", get(signals::host_events))
         .route("/v1/hosts/{host}/pause", post(pause_host))
         .route("/v1/hosts/{host}/resume", post(resume_host))
+        .route(
+            "/v1/hosts/{host}/maintenance",
+            post(maintenance::start).delete(maintenance::end),
+        )
         .route("/v1/silences", get(list_silences).post(create_silence))
         .route("/v1/silences/{id}", delete(delete_silence))
         .route("/healthz", get(healthz))
+        .route("/v1/watcher", get(watcher))
         .route("/v1/test-notice", post(test_notice))
         .route("/metrics", get(metrics_page))
         .merge(crate::dashboard::routes(state.0.dashboard.enabled()))

@@ -59,12 +59,8 @@ where
         println!("{name} {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let (file, test_notice) = match parse_args(args) {
-        Ok(a) => (
-            a.config
-                .or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from)),
-            a.test_notice,
-        ),
+    let args = match parse_args(args) {
+        Ok(a) => a,
         Err(e) => {
             if !e.is_empty() {
                 eprintln!("{name}: {e}");
@@ -73,6 +69,28 @@ where
             return ExitCode::from(2);
         }
     };
+    run_deployment(name, args.config, args.test_notice, uses, build).await
+}
+
+/// [`run_binary`] after the command line was read elsewhere (the
+/// `iamalive` binary's `serve` subcommand): reads `file` (or
+/// `IAMALIVE_CONFIG` when `None`) and the environment, refuses stores this
+/// binary does not `use`, builds, then serves or sends one test notice.
+///
+/// Returns the process's exit code: 2 for a configuration or set-up error
+/// (named on stderr), 1 when serving failed.
+pub async fn run_deployment<F, Fut>(
+    name: &str,
+    file: Option<PathBuf>,
+    test_notice: bool,
+    uses: &[&str],
+    build: F,
+) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = Result<Deployment, SetupError>>,
+{
+    let file = file.or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from));
     let config = match Config::load_with(file.as_deref(), std::env::vars())
         .and_then(|c| c.refuse_unused(name, uses).map(|()| c))
     {
@@ -111,12 +129,18 @@ async fn send_test_notice(
     store: Arc<dyn Store>,
     channels: Vec<Arc<dyn Notifier>>,
 ) -> ExitCode {
-    let state = crate::AppState::new(
+    let state = match crate::AppState::new(
         store,
         channels,
         Arc::new(iamalive_core::SystemClock),
         config,
-    );
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let results = state.monitor().test_notice().await;
     let mut ok = true;
     for (channel, r) in &results {

@@ -10,10 +10,13 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use iamalive_core::{HostPattern, Policy, PolicyOverride, PolicySet, RetryPolicy};
+use iamalive_core::{HostPattern, Policy, PolicyOverride, PolicySet, RetryPolicy, Route, Routes};
+pub use iamalive_notify::Secret;
+use iamalive_notify::settings::{ChannelSettings, ChannelTable, duplicate_name};
 use serde::Deserialize;
 
 use crate::keys::{ApiKey, Role, parse_secret};
+use crate::self_ping::{SELF_PING_ENV_KEYS, SelfPingSettings, SelfPingTable};
 
 /// A configuration problem, naming the key (TOML path or environment variable).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,28 +34,6 @@ impl ConfigError {
             key: key.into(),
             reason: reason.to_string(),
         }
-    }
-}
-
-/// A string that must not appear in logs (a URL with a password, a secret).
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The value itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"<redacted>\"")
     }
 }
 
@@ -193,27 +174,28 @@ impl Default for MonitorSettings {
     }
 }
 
-/// SMTP delivery (`iamalive-notify`'s `SmtpNotifier`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpConfig {
-    /// `smtp://user:pass@host:port` (STARTTLS when offered), `smtps://…`
-    /// (implicit TLS); see iamalive-notify for the exact forms.
-    pub url: Secret,
-    /// The sender address.
-    pub from: String,
-    /// The recipients.
-    pub to: Vec<String>,
+/// Which store a deployment keeps its state in: chosen by which section
+/// is configured (`[sqlite]`, the default, `[redis]` or `[dynamo]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreKind {
+    /// A SQLite file (`[sqlite]`, `IAMALIVE_SQLITE_*`): the zero-config default.
+    #[default]
+    Sqlite,
+    /// Redis (`[redis]`, `IAMALIVE_REDIS_*`).
+    Redis,
+    /// DynamoDB (`[dynamo]`, `IAMALIVE_DYNAMO_*`).
+    Dynamo,
 }
 
-/// A webhook channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookConfig {
-    /// Where to POST (often itself a secret).
-    pub url: Secret,
-    /// `json`, `teams`, `slack`, `discord` or `pagerduty`.
-    pub format: String,
-    /// Signs the body (HMAC-SHA256) when set.
-    pub secret: Option<Secret>,
+impl StoreKind {
+    /// `sqlite`, `redis` or `dynamo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Redis => "redis",
+            StoreKind::Dynamo => "dynamo",
+        }
+    }
 }
 
 /// The whole configuration of a server process.
@@ -242,8 +224,20 @@ pub struct Config {
     /// before (it was deleted or moved). Default false: the start is
     /// refused, naming the path.
     pub sqlite_create: bool,
-    /// SMTP, when configured.
-    pub smtp: Option<SmtpConfig>,
+    /// The store the configuration chose (see [`StoreKind`]).
+    pub store: StoreKind,
+    /// Whether `[sqlite]` (or an `IAMALIVE_SQLITE_*` variable) was given,
+    /// rather than SQLite being the default.
+    pub sqlite_configured: bool,
+    /// The channels configured: every `[[channels]]` entry, then each
+    /// legacy single-channel section (`[smtp]`, `[webhook]`, `[sns]` and
+    /// their `IAMALIVE_*` variables) as one channel named after its kind.
+    /// Names are unique. Empty when none is; see
+    /// [`channel_settings`](Self::channel_settings).
+    pub channels: Vec<ChannelSettings>,
+    /// Which channels each host's notice goes to (`[[routes]]`), checked
+    /// against the channels' names.
+    pub routes: Routes,
     /// Redis URL, when configured; with [`redis_cluster`](Self::redis_cluster)
     /// the comma-separated seed urls of the cluster (see
     /// [`redis_cluster_seeds`](Self::redis_cluster_seeds)).
@@ -252,19 +246,20 @@ pub struct Config {
     pub redis_cluster: bool,
     /// The prefix of every Redis key. Default `iamalive`.
     pub redis_prefix: String,
-    /// A webhook, when configured.
-    pub webhook: Option<WebhookConfig>,
     /// The DynamoDB table, when configured.
     pub dynamo_table: Option<String>,
     /// The number of write shards of the DynamoDB due index (1 to 1000);
     /// the store's default when unset.
     pub dynamo_shards: Option<u16>,
-    /// The SNS topic, when configured.
-    pub sns_topic_arn: Option<String>,
     /// A `tracing` filter (`info`, `iamalive_server=debug`). Default `info`.
     pub log: Option<String>,
     /// How log lines are written: `text` (the default) or `json`.
     pub log_format: LogFormat,
+    /// The watcher's own heartbeat, when `self_ping.url` is set.
+    pub self_ping: Option<SelfPingSettings>,
+    /// Per-host metrics and maintenance from the host (`[metrics]`,
+    /// `[maintenance]`).
+    pub ops: crate::ops::OpsSettings,
     /// The dashboard, status pages and badges.
     pub dashboard: crate::dashboard::DashboardSettings,
     /// Groups (sites): `[grouping]` defaults and `[[groups]]` entries.
@@ -288,7 +283,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
@@ -302,11 +297,16 @@ struct FileConfig {
     limits: Option<LimitsTable>,
     monitor: Option<MonitorTable>,
     sqlite: Option<SqliteTable>,
+    channels: Option<Vec<ChannelTable>>,
+    routes: Option<Vec<Route>>,
     smtp: Option<SmtpTable>,
     redis: Option<RedisTable>,
     webhook: Option<WebhookTable>,
     dynamo: Option<DynamoTable>,
     sns: Option<SnsTable>,
+    self_ping: Option<SelfPingTable>,
+    metrics: Option<crate::ops::MetricsTable>,
+    maintenance: Option<crate::ops::MaintenanceTable>,
     dashboard: Option<crate::dashboard::DashboardTable>,
     grouping: Option<crate::groups::GroupingTable>,
     groups: Option<Vec<crate::groups::GroupTable>>,
@@ -384,7 +384,7 @@ struct SqliteTable {
     busy_timeout: Option<Duration>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SmtpTable {
     url: Option<String>,
@@ -400,7 +400,7 @@ struct RedisTable {
     prefix: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WebhookTable {
     url: Option<String>,
@@ -417,7 +417,7 @@ struct DynamoTable {
     shards: Option<toml::Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SnsTable {
     topic_arn: Option<String>,
@@ -444,6 +444,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_GENERATED_KEY_FILE", "generated_key_file"),
     ("IAMALIVE_LOG", "log"),
     ("IAMALIVE_LOG_FORMAT", "log_format"),
+    ("IAMALIVE_METRICS_MAX_HOSTS", "metrics.max_hosts"),
+    ("IAMALIVE_MAX_SELF_SILENCE", "maintenance.max_self_silence"),
     ("IAMALIVE_TIMEOUT", "policy.timeout"),
     ("IAMALIVE_REMINDER_INTERVAL", "policy.reminder_interval"),
     ("IAMALIVE_REMINDER_BACKOFF", "policy.reminder_backoff"),
@@ -490,6 +492,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_DYNAMO_TABLE", "dynamo.table"),
     ("IAMALIVE_DYNAMO_SHARDS", "dynamo.shards"),
     ("IAMALIVE_SNS_TOPIC_ARN", "sns.topic_arn"),
+    SELF_PING_ENV_KEYS[0],
+    SELF_PING_ENV_KEYS[1],
+    SELF_PING_ENV_KEYS[2],
     ("IAMALIVE_DASHBOARD", "dashboard.enabled"),
     ("IAMALIVE_DASHBOARD_SESSION_TTL", "dashboard.session_ttl"),
     ("IAMALIVE_DASHBOARD_REFRESH", "dashboard.refresh"),
@@ -523,7 +528,9 @@ fn kind_of(path: &str) -> Kind {
         | "limits.max_connections"
         | "limits.max_connections_per_ip"
         | "dynamo.shards"
-        | "grouping.min_hosts" => Kind::Int,
+        | "grouping.min_hosts"
+        | "metrics.max_hosts" => Kind::Int,
+        "maintenance.max_self_silence" => Kind::Duration,
         "limits.max_hosts" => Kind::CountOrOff,
         p if p.ends_with("timeout") || p.ends_with("interval") || p.starts_with("monitor.") => {
             Kind::Duration
@@ -577,22 +584,34 @@ fn env_value(name: &str, path: &str, raw: &str) -> Result<toml::Value, ConfigErr
 }
 
 impl Config {
-    /// Refuses settings of other deployments: a binary that cannot use a
-    /// configured channel or store must say so at start, not run without it.
-    /// `used` names the settings this binary reads (`"smtp"`, `"redis"`,
-    /// `"webhook"`, `"dynamo"`, `"sns"`).
+    /// The channels to build: those configured, or one `stdout` channel
+    /// when none is (the zero-config default).
+    pub fn channel_settings(&self) -> Vec<ChannelSettings> {
+        if self.channels.is_empty() {
+            vec![ChannelSettings {
+                name: "stdout".into(),
+                kind: iamalive_notify::ChannelKind::Stdout,
+            }]
+        } else {
+            self.channels.clone()
+        }
+    }
+
+    /// Refuses a store this binary cannot use: a preset whose store is
+    /// fixed must say so at start, not run on another. `used` names the
+    /// stores this binary runs on (`"sqlite"`, `"redis"`, `"dynamo"`);
+    /// every binary takes every channel and route.
     pub fn refuse_unused(&self, binary: &str, used: &[&str]) -> Result<(), ConfigError> {
         let set = [
-            ("smtp", self.smtp.is_some(), "smtp.url (IAMALIVE_SMTP_URL)"),
             (
                 "redis",
                 self.redis_url.is_some(),
                 "redis.url (IAMALIVE_REDIS_URL)",
             ),
             (
-                "webhook",
-                self.webhook.is_some(),
-                "webhook.url (IAMALIVE_WEBHOOK_URL)",
+                "redis",
+                self.store == StoreKind::Redis,
+                "[redis] (IAMALIVE_REDIS_*)",
             ),
             (
                 "dynamo",
@@ -605,15 +624,17 @@ impl Config {
                 "dynamo.shards (IAMALIVE_DYNAMO_SHARDS)",
             ),
             (
-                "sns",
-                self.sns_topic_arn.is_some(),
-                "sns.topic_arn (IAMALIVE_SNS_TOPIC_ARN)",
+                "sqlite",
+                self.store == StoreKind::Sqlite && self.sqlite_configured,
+                "[sqlite] (IAMALIVE_SQLITE_*)",
             ),
         ];
         match set.iter().find(|(what, on, _)| *on && !used.contains(what)) {
             Some((what, _, key)) => Err(ConfigError::new(
                 *key,
-                format!("{binary} has no {what} support; use the binary built for it, or unset it"),
+                format!(
+                    "{binary} has no {what} support; use the binary built for it (or iamalive), or unset it"
+                ),
             )),
             None => Ok(()),
         }
@@ -710,6 +731,8 @@ impl Config {
     }
 
     fn resolve(f: FileConfig) -> Result<Self, ConfigError> {
+        let store = choose_store(&f)?;
+        let sqlite_configured = f.sqlite.is_some();
         let dynamo = f.dynamo.unwrap_or_default();
         let dynamo_shards = match dynamo.shards {
             None => None,
@@ -899,36 +922,6 @@ impl Config {
             PathBuf::from(s)
         });
 
-        let smtp = match f.smtp.unwrap_or_default() {
-            SmtpTable {
-                url: None,
-                from: None,
-                to: None,
-            } => None,
-            SmtpTable {
-                url: Some(url),
-                from: Some(from),
-                to: Some(to),
-            } if !to.is_empty() => Some(SmtpConfig {
-                url: Secret::new(url),
-                from,
-                to,
-            }),
-            t => {
-                let missing = if t.url.is_none() {
-                    "smtp.url (IAMALIVE_SMTP_URL)"
-                } else if t.from.is_none() {
-                    "smtp.from (IAMALIVE_SMTP_FROM)"
-                } else {
-                    "smtp.to (IAMALIVE_SMTP_TO)"
-                };
-                return Err(ConfigError::new(
-                    missing,
-                    "missing: SMTP needs a URL, a sender and at least one recipient",
-                ));
-            }
-        };
-
         let r = f.redis.unwrap_or_default();
         let redis_cluster = r.cluster.unwrap_or(false);
         if redis_cluster {
@@ -940,34 +933,11 @@ impl Config {
             })?;
             check_seeds(url).map_err(|e| ConfigError::new("redis.url (IAMALIVE_REDIS_URL)", e))?;
         }
-        let w = f.webhook.unwrap_or_default();
-        let webhook = match w.url {
-            Some(url) => Some(WebhookConfig {
-                url: Secret::new(url),
-                format: w.format.unwrap_or_else(|| "json".into()),
-                secret: w.secret.map(Secret::new),
-            }),
-            None if w.format.is_some() || w.secret.is_some() => {
-                return Err(ConfigError::new(
-                    "webhook.url (IAMALIVE_WEBHOOK_URL)",
-                    "missing: a webhook format or secret was given without a URL",
-                ));
-            }
-            None => None,
-        };
-        if let Some(w) = &webhook {
-            const FORMATS: [&str; 5] = ["json", "teams", "slack", "discord", "pagerduty"];
-            if !FORMATS.contains(&w.format.as_str()) {
-                return Err(ConfigError::new(
-                    "webhook.format (IAMALIVE_WEBHOOK_FORMAT)",
-                    format!("{:?} is not one of {}", w.format, FORMATS.join(", ")),
-                ));
-            }
-        }
-
+        let (channels, routes) = resolve_channels(f.channels, f.routes, f.smtp, f.webhook, f.sns)?;
         let dashboard = crate::dashboard::DashboardSettings::resolve(f.dashboard)?;
         let groups = crate::groups::GroupSettings::resolve(f.grouping, f.groups)?;
         Ok(Config {
+            self_ping: f.self_ping.unwrap_or_default().resolve()?,
             dashboard,
             groups,
             listen,
@@ -980,14 +950,15 @@ impl Config {
             sqlite_path,
             sqlite_busy_timeout: sq.busy_timeout.unwrap_or(Duration::from_secs(5)),
             sqlite_create: sq.create.unwrap_or(false),
-            smtp,
+            store,
+            sqlite_configured,
+            channels,
+            routes,
             redis_url: r.url.map(Secret::new),
             redis_cluster,
             redis_prefix: r.prefix.unwrap_or_else(|| "iamalive".into()),
-            webhook,
             dynamo_table: dynamo.table,
             dynamo_shards,
-            sns_topic_arn: f.sns.unwrap_or_default().topic_arn,
             log: check_log_filter(f.log)?,
             log_format: match f.log_format.as_deref() {
                 None | Some("text") => LogFormat::Text,
@@ -999,8 +970,126 @@ impl Config {
                     ));
                 }
             },
+            ops: crate::ops::OpsSettings::from_tables(f.metrics, f.maintenance),
         })
     }
+}
+
+/// The store named by the sections present; two is an error naming both.
+fn choose_store(f: &FileConfig) -> Result<StoreKind, ConfigError> {
+    let set: Vec<(StoreKind, &str)> = [
+        (
+            StoreKind::Sqlite,
+            f.sqlite.is_some(),
+            "[sqlite] (IAMALIVE_SQLITE_*)",
+        ),
+        (
+            StoreKind::Redis,
+            f.redis.is_some(),
+            "[redis] (IAMALIVE_REDIS_*)",
+        ),
+        (
+            StoreKind::Dynamo,
+            f.dynamo.is_some(),
+            "[dynamo] (IAMALIVE_DYNAMO_*)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(k, on, key)| on.then_some((k, key)))
+    .collect();
+    match set.as_slice() {
+        [] => Ok(StoreKind::Sqlite),
+        [(k, _)] => Ok(*k),
+        [(_, a), (_, b), ..] => Err(ConfigError::new(
+            format!("{a} and {b}"),
+            "two stores are configured; a deployment keeps its state in one: remove one of them",
+        )),
+    }
+}
+
+/// `[[channels]]`, then the legacy single-channel sections as channels
+/// named after their kinds; names unique; routes checked against them.
+fn resolve_channels(
+    tables: Option<Vec<ChannelTable>>,
+    routes: Option<Vec<Route>>,
+    smtp: Option<SmtpTable>,
+    webhook: Option<WebhookTable>,
+    sns: Option<SnsTable>,
+) -> Result<(Vec<ChannelSettings>, Routes), ConfigError> {
+    let setting = |e: iamalive_notify::SettingError| ConfigError::new(e.key, e.reason);
+    let mut channels = Vec::new();
+    for (i, t) in tables.unwrap_or_default().into_iter().enumerate() {
+        channels.push(
+            t.resolve(|k| format!("channels[{i}].{k}"))
+                .map_err(setting)?,
+        );
+    }
+    let smtp = smtp.unwrap_or_default();
+    let webhook = webhook.unwrap_or_default();
+    let legacy = [
+        (
+            "smtp",
+            ChannelTable {
+                url: smtp.url,
+                from: smtp.from,
+                to: smtp.to,
+                ..ChannelTable::default()
+            },
+        ),
+        (
+            "webhook",
+            ChannelTable {
+                url: webhook.url,
+                format: webhook.format,
+                secret: webhook.secret,
+                ..ChannelTable::default()
+            },
+        ),
+        (
+            "sns",
+            ChannelTable {
+                topic_arn: sns.unwrap_or_default().topic_arn,
+                ..ChannelTable::default()
+            },
+        ),
+    ];
+    for (kind, t) in legacy {
+        if t.is_empty() {
+            continue;
+        }
+        let t = ChannelTable {
+            name: Some(kind.into()),
+            kind: Some(kind.into()),
+            ..t
+        };
+        channels.push(
+            t.resolve(|k| {
+                let path = format!("{kind}.{k}");
+                match ENV_KEYS.iter().find(|(_, p)| *p == path) {
+                    Some((var, _)) => format!("{path} ({var})"),
+                    None => path,
+                }
+            })
+            .map_err(setting)?,
+        );
+    }
+    if let Some(d) = duplicate_name(&channels) {
+        return Err(ConfigError::new(
+            "channels.name",
+            format!(
+                "two channels are named {d:?}; each channel needs its own name (a legacy [{d}] section or IAMALIVE_{}_* variable counts as a channel named {d:?})",
+                d.to_ascii_uppercase()
+            ),
+        ));
+    }
+    let names: Vec<String> = if channels.is_empty() {
+        vec!["stdout".into()]
+    } else {
+        channels.iter().map(|c| c.name.clone()).collect()
+    };
+    let routes = Routes::new(routes.unwrap_or_default(), &names)
+        .map_err(|e| ConfigError::new(format!("routes[{}].channels", e.route), e))?;
+    Ok((channels, routes))
 }
 
 /// Comma-separated seed urls, blanks around them dropped.
@@ -1079,7 +1168,9 @@ mod tests {
     fn zero_config_defaults() {
         let c = Config::default();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert!(c.keys.is_empty() && c.auto_register && c.smtp.is_none());
+        assert!(c.keys.is_empty() && c.auto_register && c.channels.is_empty());
+        assert_eq!(c.store, StoreKind::Sqlite);
+        assert_eq!(c.channel_settings()[0].name, "stdout");
         assert_eq!(c.sqlite_path, PathBuf::from("iamalive.db"));
         assert_eq!(c.generated_key_file, PathBuf::from("iamalive.db.key"));
         assert_eq!(c.policies.default, Policy::default());
@@ -1128,9 +1219,14 @@ mod tests {
         assert_eq!(c.keys.len(), 3);
         assert_eq!(c.keys[1].role, Role::Heartbeat);
         assert_eq!(c.keys[2].name, "agents");
-        let smtp = c.smtp.unwrap();
-        assert_eq!(smtp.to, vec!["a@example.org", "b@example.org"]);
-        assert_eq!(smtp.url.expose(), "smtp://u:p@127.0.0.1:25");
+        assert_eq!(c.channels.len(), 1);
+        let smtp = &c.channels[0];
+        assert_eq!(smtp.name, "smtp");
+        let iamalive_notify::ChannelKind::Smtp { url, to, .. } = &smtp.kind else {
+            panic!("{smtp:?}")
+        };
+        assert_eq!(to, &["a@example.org", "b@example.org"]);
+        assert_eq!(url.expose(), "smtp://u:p@127.0.0.1:25");
         assert!(!format!("{smtp:?}").contains("u:p"));
     }
 

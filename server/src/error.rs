@@ -28,6 +28,9 @@ pub enum ServerError {
         /// Why.
         reason: String,
     },
+    /// Two channels share a name.
+    #[error(transparent)]
+    Channels(#[from] iamalive_core::DuplicateChannel),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(#[source] std::io::Error),

@@ -22,6 +22,7 @@ pub const MIN_SLEEP: Duration = Duration::from_millis(5);
 /// capped, or until woken }`.
 #[derive(Clone)]
 pub struct Runner {
+    state: AppState,
     monitor: Arc<DynMonitor>,
     wake: Arc<Notify>,
     max_sleep: Duration,
@@ -42,6 +43,7 @@ impl Runner {
     /// noticed).
     pub fn new(state: &AppState, max_sleep: Duration) -> Self {
         Self {
+            state: state.clone(),
             monitor: Arc::clone(state.monitor()),
             wake: Arc::clone(state.wake_signal()),
             max_sleep: max_sleep.max(MIN_SLEEP),
@@ -59,9 +61,11 @@ impl Runner {
     /// after a failure, a backoff.
     async fn step_until(&self, failures: &mut u32) -> Timestamp {
         let clock = self.monitor.clock();
-        match self.monitor.sweep().await {
+        let started = std::time::Instant::now();
+        match self.state.sweep().await {
             Ok(report) => {
                 *failures = 0;
+                crate::host_metrics::record_sweep(started.elapsed(), report.due);
                 if report.evaluated > 0 {
                     tracing::debug!(?report, "sweep");
                 }

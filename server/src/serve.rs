@@ -123,11 +123,15 @@ pub fn first_run_banner(
 fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-            Ok(h) => Some(h),
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics recorder not installed; /metrics is off");
-                None
+        .get_or_init(|| {
+            match crate::host_metrics::prometheus_builder()
+                .and_then(PrometheusBuilder::install_recorder)
+            {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed; /metrics is off");
+                    None
+                }
             }
         })
         .clone()
@@ -209,7 +213,7 @@ pub async fn serve_until(
         });
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut state = AppState::new(Arc::clone(&store), channels, clock, &config);
+    let mut state = AppState::new(Arc::clone(&store), channels, clock, &config)?;
     if let Some(h) = metrics_handle() {
         state = state.with_metrics(h);
     }

@@ -47,7 +47,8 @@ fn fixture(extra_env: &[(&str, &str)]) -> Fixture {
         channels,
         Arc::new(clock.clone()),
         &config,
-    );
+    )
+    .expect("channel names are unique");
     Fixture {
         state,
         store,
@@ -309,12 +310,15 @@ async fn ping_urls() {
     }
     let rec = f.store.get(&h("web-01")).await.unwrap().unwrap();
     assert_eq!(rec.version, 3);
-    for (suffix, body, msg) in [
-        ("/start", None, "ping: start"),
-        ("/fail", Some("disk full"), "ping: fail: disk full"),
-        ("/0", None, "ping: exit status 0"),
-        ("/137", None, "ping: exit status 137"),
-        ("", Some("backup done"), "backup done"),
+    // What each action does to the host is in `job_signals`; here: every
+    // form answers OK, and a success's body is its message.
+    for (suffix, body) in [
+        ("/start", None),
+        ("/log", Some("step 2 of 3")),
+        ("/fail", Some("disk full")),
+        ("/137", None),
+        ("/0", Some("backup done")),
+        ("", Some("backup done again")),
     ] {
         let a = call(
             &f,
@@ -325,9 +329,9 @@ async fn ping_urls() {
         )
         .await;
         assert_eq!((a.status, a.text.as_str()), (StatusCode::OK, "OK"));
-        let rec = f.store.get(&h("web-01")).await.unwrap().unwrap();
-        assert_eq!(rec.message.as_deref(), Some(msg));
     }
+    let rec = f.store.get(&h("web-01")).await.unwrap().unwrap();
+    assert_eq!(rec.message.as_deref(), Some("backup done again"));
     let before = snapshot(&f).await;
     call(
         &f,
@@ -1168,4 +1172,222 @@ async fn bad_silences_are_400_with_a_reason_and_store_nothing() {
             "{body} stored a silence"
         );
     }
+}
+
+/// Each job signal on the manual clock, through the real Router: a failure
+/// (by `/fail`, `/<1-255>` or JSON) alarms at the next sweep with the body
+/// as its reason and the next success recovers it; a start is not a
+/// success, and the success that ends it reports the run's duration; a log
+/// changes nothing; `?rid=` pairs overlapping runs.
+#[tokio::test]
+async fn job_signals() {
+    let f = fixture(&[]);
+    let ping = |path: String, body: Option<&str>| {
+        let f = &f;
+        let body = body.map(str::to_owned);
+        async move {
+            call(
+                f,
+                Method::POST,
+                &format!("/ping/{AGENT}/{path}"),
+                None,
+                body,
+            )
+            .await
+        }
+    };
+    let sweep = || async { f.state.monitor().sweep().await.unwrap() };
+    let status = |host: &'static str| {
+        let store = f.store.clone();
+        async move { store.get(&h(host)).await.unwrap().unwrap().status }
+    };
+
+    // A failure on a host never seen: created, and alarmed at once.
+    let a = ping("web-backup/fail".into(), Some("disk full")).await;
+    assert_eq!((a.status, a.text.as_str()), (StatusCode::OK, "OK"));
+    let _ = sweep().await;
+    assert_eq!(status("web-backup").await, Status::Alarmed);
+    let alarm = f.channel.notices().pop().unwrap();
+    assert_eq!(alarm.kind, NoticeKind::Alarm);
+    assert_eq!(alarm.headline(), "web-backup reported a failure: disk full");
+
+    // The next success recovers it, the all-clear says what happened.
+    f.clock.advance(Duration::from_secs(1));
+    ping("web-backup".into(), None).await;
+    let _ = sweep().await;
+    assert_eq!(status("web-backup").await, Status::Up);
+    let clear = f.channel.notices().pop().unwrap();
+    assert_eq!(clear.kind, NoticeKind::Recovery);
+    let summary = clear
+        .job
+        .as_deref()
+        .and_then(|j| j.summary.clone())
+        .unwrap();
+    assert!(summary.starts_with("failed once since "), "{summary}");
+    assert!(summary.ends_with(": disk full"), "{summary}");
+
+    // An exit status is a failure, `/0` a success.
+    f.clock.advance(Duration::from_secs(1));
+    ping("web-backup/3".into(), Some("tar: short read")).await;
+    let _ = sweep().await;
+    let alarm = f.channel.notices().pop().unwrap();
+    assert_eq!(
+        alarm.headline(),
+        "web-backup reported a failure: exit status 3: tar: short read"
+    );
+    f.clock.advance(Duration::from_secs(1));
+    ping("web-backup/0".into(), None).await;
+    let _ = sweep().await;
+    assert_eq!(status("web-backup").await, Status::Up);
+    assert_eq!(f.channel.count(NoticeKind::Recovery), 2);
+
+    // A start is not a success: `last_seen` stays where the last success
+    // put it.
+    let seen = f
+        .store
+        .get(&h("web-backup"))
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seen;
+    f.clock.advance(Duration::from_secs(2));
+    ping("web-backup/start".into(), None).await;
+    let rec = f.store.get(&h("web-backup")).await.unwrap().unwrap();
+    assert_eq!(rec.last_seen, seen, "a start is not a success");
+    f.clock.advance(Duration::from_secs(3));
+    // The success that ends it reports the duration.
+    let a = hb(
+        &f,
+        Some(AGENT),
+        json!({"host": "web-backup", "status": "success"}),
+    )
+    .await;
+    assert_eq!(a.json()["duration_s"], 3.0, "{}", a.text);
+
+    // A log line changes nothing.
+    let before = f.store.get(&h("web-backup")).await.unwrap().unwrap();
+    let a = ping("web-backup/log".into(), Some("50% done")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        f.store.get(&h("web-backup")).await.unwrap().unwrap(),
+        before
+    );
+
+    // Overlapping runs, paired by rid (in the query or the JSON).
+    ping("web-backup/start?rid=run-a".into(), None).await;
+    f.clock.advance(Duration::from_secs(1));
+    hb(
+        &f,
+        Some(AGENT),
+        json!({"host": "web-backup", "status": "start", "rid": "run-b"}),
+    )
+    .await;
+    f.clock.advance(Duration::from_secs(1));
+    let a = hb(
+        &f,
+        Some(AGENT),
+        json!({"host": "web-backup", "status": "success", "rid": "run-a"}),
+    )
+    .await;
+    assert_eq!(a.json()["duration_s"], 2.0, "{}", a.text);
+    f.clock.advance(Duration::from_secs(1));
+    let a = hb(
+        &f,
+        Some(AGENT),
+        json!({"host": "web-backup", "status": "success", "rid": "run-b"}),
+    )
+    .await;
+    assert_eq!(a.json()["duration_s"], 2.0, "{}", a.text);
+
+    // A JSON failure alarms too; its message is the reason.
+    f.clock.advance(Duration::from_secs(1));
+    hb(
+        &f,
+        Some(AGENT),
+        json!({"host": "web-backup", "status": "fail", "message": "certificate not renewed"}),
+    )
+    .await;
+    let _ = sweep().await;
+    assert_eq!(
+        f.channel.notices().pop().unwrap().headline(),
+        "web-backup reported a failure: certificate not renewed"
+    );
+
+    // The event log, newest first: the failure, then the alarm it caused.
+    let uri = "/v1/hosts/web-backup/events?limit=2";
+    let a = call(&f, Method::GET, uri, Some(ADMIN), None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let events = a.json()["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["kind"], "alarm");
+    assert_eq!(events[1]["kind"], "fail");
+    assert_eq!(events[1]["message"], "certificate not renewed");
+    let all = call(
+        &f,
+        Method::GET,
+        "/v1/hosts/web-backup/events",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    let kinds: Vec<_> = all.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    for k in ["recovery", "start", "log", "success"] {
+        assert!(kinds.contains(&k.to_owned()), "{k} in {kinds:?}");
+    }
+    call(
+        &f,
+        Method::GET,
+        "/v1/hosts/web-backup/events?limit=0",
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .rejected(StatusCode::BAD_REQUEST, "limit must be");
+    call(
+        &f,
+        Method::GET,
+        "/v1/hosts/web-backup/events",
+        Some(AGENT),
+        None,
+    )
+    .await
+    .rejected(StatusCode::FORBIDDEN, "heartbeat-only");
+    call(
+        &f,
+        Method::GET,
+        "/v1/hosts/web-nobody/events",
+        Some(ADMIN),
+        None,
+    )
+    .await
+    .rejected(StatusCode::NOT_FOUND, "unknown host");
+
+    // Bad input: a clear 4xx and nothing written.
+    let before = snapshot(&f).await;
+    hb(
+        &f,
+        Some(AGENT),
+        json!({"host": "web-backup", "status": "done"}),
+    )
+    .await
+    .rejected(StatusCode::BAD_REQUEST, "status must be one of");
+    hb(
+        &f,
+        Some(AGENT),
+        json!({"host": "web-backup", "status": "start", "rid": "a b"}),
+    )
+    .await
+    .rejected(StatusCode::BAD_REQUEST, "rid must be");
+    ping("web-backup/start?rid=%20".into(), None)
+        .await
+        .rejected(StatusCode::BAD_REQUEST, "rid must be");
+    ping("web-backup/fail?rid=x&rid=y".into(), None)
+        .await
+        .rejected(StatusCode::BAD_REQUEST, "query string");
+    assert_eq!(snapshot(&f).await, before);
 }

@@ -87,7 +87,8 @@ async fn watcher() -> (
     let channel = RecordingNotifier::new("pager");
     let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(channel.clone())];
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let state = AppState::new(store, channels, Arc::new(clock.clone()), &config);
+    let state = AppState::new(store, channels, Arc::new(clock.clone()), &config)
+        .expect("channel names are unique");
     let m = state.monitor();
     let beat = |host: &str, message: Option<&str>, report: Option<&str>| Heartbeat {
         host: h(host),

@@ -56,7 +56,8 @@ fn beside(store: &Arc<MemoryStore>, clock: &ManualClock, extra_env: &[(&str, &st
         channels,
         Arc::new(clock.clone()),
         &config(extra_env),
-    );
+    )
+    .expect("channel names are unique");
     Fixture {
         state,
         store: Arc::clone(store),

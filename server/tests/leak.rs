@@ -9,7 +9,9 @@ use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode, header};
 use futures::StreamExt;
 use iamalive_core::testing::RecordingNotifier;
-use iamalive_core::{HostId, HostRecord, ManualClock, MemoryStore, NoticeKind, Notifier, Store};
+use iamalive_core::{
+    Clock, HostId, HostRecord, ManualClock, MemoryStore, NoticeKind, Notifier, Store,
+};
 use iamalive_server::{AppState, Config, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -56,7 +58,8 @@ fn fixture_with(store: Arc<MemoryStore>, extra_env: &[(&str, &str)]) -> Fixture 
         channels,
         Arc::new(clock.clone()),
         &config,
-    );
+    )
+    .expect("channel names are unique");
     Fixture {
         state,
         store,
@@ -507,10 +510,12 @@ async fn control_characters_never_reach_the_store_or_a_notice() {
     )
     .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    // A failure signal: its reason is kept cleaned on the host's job.
     let rec = f.store.get(&h("db-2")).await.unwrap().unwrap();
+    let reason = rec.job.as_ref().and_then(|j| j.failure.as_ref());
     assert_eq!(
-        rec.message.as_deref(),
-        Some("ping: fail: disk]0;owned full")
+        reason.and_then(|r| r.reason.as_deref()),
+        Some("disk]0;owned full")
     );
 
     // The alarm carries the cleaned text.
@@ -519,8 +524,9 @@ async fn control_characters_never_reach_the_store_or_a_notice() {
     let alarms = f.channel.notices();
     assert_eq!(alarms.len(), 2);
     for n in alarms {
-        let text = format!("{:?} {:?}", n.message, n.report);
-        let m = n.message.unwrap_or_default();
+        let failure = n.job.as_ref().and_then(|j| j.failure.clone());
+        let text = format!("{:?} {:?} {:?}", n.message, n.report, failure);
+        let m = n.message.unwrap_or_default() + &failure.unwrap_or_default();
         assert!(
             !m.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
             "{text}"
@@ -551,11 +557,13 @@ async fn an_exit_status_is_digits_from_0_to_255() {
         );
     }
     assert_eq!(snapshot(&f).await, before);
+    // 1-255 is a failure whose reason names the status; 0 a success.
     for (code, said) in [
-        ("0", "ping: exit status 0"),
-        ("255", "ping: exit status 255"),
-        ("007", "ping: exit status 7"),
+        ("255", Some("exit status 255")),
+        ("007", Some("exit status 7")),
+        ("0", None),
     ] {
+        f.clock.advance(Duration::from_secs(1));
         let a = call(
             &f,
             Method::GET,
@@ -566,7 +574,20 @@ async fn an_exit_status_is_digits_from_0_to_255() {
         .await;
         assert_eq!(a.status, StatusCode::OK, "{code}: {}", a.text);
         let rec = f.store.get(&h("cron-1")).await.unwrap().unwrap();
-        assert_eq!(rec.message.as_deref(), Some(said));
+        match said {
+            // A failure: kept with its reason, and not a sign of life.
+            Some(said) => {
+                let failure = rec.job.as_ref().and_then(|j| j.failure.as_ref());
+                assert_eq!(
+                    failure.and_then(|r| r.reason.as_deref()),
+                    Some(said),
+                    "{code}: {rec:?}"
+                );
+                assert!(rec.last_seen < f.clock.now(), "{code}: {rec:?}");
+            }
+            // A success: the host was seen now.
+            None => assert_eq!(rec.last_seen, f.clock.now(), "{code}: {rec:?}"),
+        }
     }
 }
 

@@ -37,7 +37,8 @@ fn watcher(store: Arc<dyn Store>, clock: &ManualClock) -> (AppState, RecordingNo
     .unwrap();
     let channel = RecordingNotifier::new("test");
     let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(channel.clone())];
-    let state = AppState::new(store, channels, Arc::new(clock.clone()), &config);
+    let state = AppState::new(store, channels, Arc::new(clock.clone()), &config)
+        .expect("channel names are unique");
     (state, channel)
 }
 

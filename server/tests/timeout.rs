@@ -50,7 +50,8 @@ async fn a_hung_store_is_cut_off_at_the_request_timeout_and_the_service_goes_on(
         channels,
         Arc::new(ManualClock::at_millis(1_700_000_000_000)),
         &config,
-    );
+    )
+    .expect("channel names are unique");
 
     let started = tokio::time::Instant::now();
     // Bounded, so a missing timeout fails the test instead of hanging it.

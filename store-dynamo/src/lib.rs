@@ -1,8 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+mod codec;
 mod error;
+mod heartbeat;
 mod hint;
-mod item;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,12 +21,12 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
 };
 use iamalive_core::{
-    Heartbeat, HeartbeatOutcome, HostId, HostRecord, LazyWindow, MonitorMark, Silence, Status,
-    Store, StoreError, Timestamp, apply_heartbeat, created_by_heartbeat,
+    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, LazyWindow, MonitorMark, Silence,
+    Status, Store, StoreError, Timestamp, apply_heartbeat, created_by_heartbeat,
 };
 
+use codec::*;
 use hint::{Hints, Known};
-use item::*;
 
 /// The store's name in errors.
 const STORE: &str = "dynamo";
@@ -77,6 +78,16 @@ fn s(v: impl Into<String>) -> AttributeValue {
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
+
+/// The item holding `host`'s event log (the list attribute [`EVENTS`],
+/// oldest first). `#` keeps it out of host listings, and host ids cannot
+/// contain it.
+fn events_key(host: &HostId) -> String {
+    format!("#events/{host}")
+}
+
+/// The list attribute of an events item.
+const EVENTS: &str = "events";
 
 fn key(k: impl Into<String>) -> Item {
     HashMap::from([(PK.to_owned(), s(k))])
@@ -306,148 +317,6 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    /// The common heartbeat: an up host with no owed notice whose
-    /// `lastSeen` is not later than the heartbeat. One UpdateItem.
-    ///
-    /// With `keep` (the `dueAt` believed stored, inside the lazy window) it
-    /// leaves `dueAt` and `dueShard` alone, on condition that the stored
-    /// `dueAt` lies in `[half_way, due_if_up]`: no index write. Without, it
-    /// re-arms them to `due_if_up`. Returns the `dueAt` it left stored, or
-    /// on a failed condition the item as it was (if it exists).
-    async fn fast_heartbeat(
-        &self,
-        hb: &Heartbeat,
-        due_if_up: Timestamp,
-        keep: Option<Timestamp>,
-    ) -> Result<Result<Timestamp, Option<Item>>, StoreError> {
-        let host = hb.host.as_str();
-        let mut set = String::from("SET #seen = :at, #v = #v + :one");
-        let mut cond = String::from(
-            "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND #seen <= :at",
-        );
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(host)))
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#status", STATUS)
-            .expression_attribute_names("#outbox", OUTBOX)
-            .expression_attribute_names("#seen", LAST_SEEN)
-            .expression_attribute_names("#v", VERSION)
-            .expression_attribute_names("#due", DUE_AT)
-            .expression_attribute_values(":up", s(Status::Up.as_str()))
-            .expression_attribute_values(":at", n_time(hb.at))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":due", n_time(due_if_up))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if keep.is_some() {
-            cond.push_str(" AND #due BETWEEN :half AND :due");
-            // ALL_NEW costs no capacity; it tells the hint the kept dueAt.
-            req = req
-                .expression_attribute_values(
-                    ":half",
-                    n_time(LazyWindow::new(hb.at, due_if_up).from),
-                )
-                .return_values(ReturnValue::AllNew);
-        } else {
-            set.push_str(", #due = :due, #shard = :shard");
-            req = req
-                .expression_attribute_names("#shard", DUE_SHARD)
-                .expression_attribute_values(":shard", s(shard_of(host, self.shards)));
-        }
-        if let Some(m) = &hb.message {
-            set.push_str(", #msg = :msg");
-            req = req
-                .expression_attribute_names("#msg", MESSAGE)
-                .expression_attribute_values(":msg", s(m.clone()));
-        }
-        if let Some(r) = &hb.report {
-            set.push_str(", #report = :report");
-            req = req
-                .expression_attribute_names("#report", REPORT)
-                .expression_attribute_values(":report", s(r.clone()));
-        }
-        if let Some(g) = &hb.group {
-            // In the same UpdateItem: a group costs no write of its own.
-            set.push_str(", #grp = :grp");
-            req = req
-                .expression_attribute_names("#grp", GROUP)
-                .expression_attribute_values(":grp", s(g.as_str().to_owned()));
-        }
-        match req
-            .update_expression(set)
-            .condition_expression(cond)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Ok(match keep {
-                Some(believed) => out
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| opt_time(a, host, DUE_AT).ok().flatten())
-                    .unwrap_or(believed),
-                None => due_if_up,
-            })),
-            Err(e) if is_condition_failed::<UpdateItemError, _>(&e) => {
-                let old = match e.into_service_error() {
-                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
-                    _ => None,
-                };
-                Ok(Err(old))
-            }
-            Err(e) => Err(error::map(e)),
-        }
-    }
-
-    /// The rare heartbeat: unknown, missing, alarmed, paused, a notice
-    /// owed, or out of order. Read-modify-write with compare-and-swap,
-    /// starting from `old` (read consistently when `None`).
-    async fn slow_heartbeat(
-        &self,
-        hb: &Heartbeat,
-        due_if_up: Timestamp,
-        create: bool,
-        mut old: Option<Item>,
-    ) -> Result<HeartbeatOutcome, StoreError> {
-        let host = hb.host.as_str();
-        for round in 0..MAX_ROUNDS {
-            if round > 0 || old.is_none() {
-                old = self.get_item(host).await?;
-            }
-            match old.take() {
-                None => {
-                    if !create {
-                        self.hints.forget(host);
-                        return Ok(HeartbeatOutcome::Unknown);
-                    }
-                    let rec = created_by_heartbeat(hb, due_if_up);
-                    if self.put_if_version(to_item(&rec, self.shards)?, 0).await? {
-                        self.hints.set(host, Known::of(&rec));
-                        return Ok(HeartbeatOutcome::Created);
-                    }
-                }
-                Some(item) => {
-                    let mut rec = from_item(&item)?;
-                    let status = rec.status;
-                    let expected = rec.version;
-                    apply_heartbeat(&mut rec, hb, due_if_up);
-                    if self
-                        .put_if_version(to_item(&rec, self.shards)?, expected)
-                        .await?
-                    {
-                        self.hints.set(host, Known::of(&rec));
-                        return Ok(HeartbeatOutcome::Updated { status });
-                    }
-                }
-            }
-        }
-        Err(StoreError::unavailable(
-            STORE,
-            format!("{}: heartbeat lost {MAX_ROUNDS} races in a row", hb.host),
-        ))
-    }
-
     /// Queries one shard of the due index for keys due by `now`, earliest
     /// first, at most `limit`.
     async fn query_shard(
@@ -534,45 +403,6 @@ impl DynamoStore {
     }
 }
 
-/// Whether a heartbeat at `at` may leave a stored `due` alone: core's
-/// [`LazyWindow`], early by at most half a timeout, never late.
-fn in_lazy_window(due: Timestamp, at: Timestamp, due_if_up: Timestamp) -> bool {
-    LazyWindow::new(at, due_if_up).contains(due)
-}
-
-/// Which write a heartbeat makes next.
-#[derive(Debug)]
-enum Plan {
-    /// One UpdateItem for an up host with nothing owed: keeping the stored
-    /// `dueAt` (`keep`, believed inside the lazy window) or re-arming it.
-    Fast { keep: Option<Timestamp> },
-    /// Read-modify-write with compare-and-swap from this item (`None`:
-    /// read it consistently first).
-    Slow(Option<Item>),
-}
-
-impl Plan {
-    /// The write for a heartbeat to `item` as last read (`None`: absent, or
-    /// not known).
-    fn for_item(
-        item: Option<Item>,
-        hb: &Heartbeat,
-        due_if_up: Timestamp,
-    ) -> Result<Self, StoreError> {
-        let Some(item) = item else {
-            return Ok(Self::Slow(None));
-        };
-        let rec = from_item(&item)?;
-        if rec.status == Status::Up && rec.outbox.is_none() && rec.last_seen <= hb.at {
-            Ok(Self::Fast {
-                keep: rec.due_at.filter(|d| in_lazy_window(*d, hb.at, due_if_up)),
-            })
-        } else {
-            Ok(Self::Slow(Some(item)))
-        }
-    }
-}
-
 async fn tokio_sleep(d: Duration) {
     tokio::time::sleep(d).await;
 }
@@ -585,34 +415,7 @@ impl Store for DynamoStore {
         due_if_up: Timestamp,
         create: bool,
     ) -> Result<HeartbeatOutcome, StoreError> {
-        let host = hb.host.as_str();
-        let mut plan = match self.hints.get(host) {
-            Some(Known::Up(d)) => Plan::Fast {
-                keep: in_lazy_window(d, hb.at, due_if_up).then_some(d),
-            },
-            Some(Known::Other) => Plan::Slow(None),
-            // Nothing known here (a cold process, or a host it has not
-            // heard of lately): look before writing.
-            None => Plan::for_item(self.peek_item(host).await?, hb, due_if_up)?,
-        };
-        for _ in 0..MAX_ROUNDS {
-            match plan {
-                Plan::Fast { keep } => match self.fast_heartbeat(hb, due_if_up, keep).await? {
-                    Ok(due) => {
-                        self.hints.set(host, Known::Up(due));
-                        return Ok(HeartbeatOutcome::Updated { status: Status::Up });
-                    }
-                    // The item was not as believed; it came back with the
-                    // failure and says what to write instead.
-                    Err(old) => plan = Plan::for_item(old, hb, due_if_up)?,
-                },
-                Plan::Slow(old) => return self.slow_heartbeat(hb, due_if_up, create, old).await,
-            }
-        }
-        Err(StoreError::unavailable(
-            STORE,
-            format!("{}: heartbeat lost {MAX_ROUNDS} races in a row", hb.host),
-        ))
+        self.heartbeat(hb, due_if_up, create).await
     }
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
@@ -729,7 +532,78 @@ impl Store for DynamoStore {
             .await
             .map_err(error::map)?;
         self.hints.forget(host.as_str());
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(events_key(host))))
+            .send()
+            .await
+            .map_err(error::map)?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn append_event(
+        &self,
+        host: &HostId,
+        event: &Event,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(event).map_err(|e| StoreError::backend(STORE, e))?;
+        let k = events_key(host);
+        // Read, append, trim, write back if nobody wrote in between.
+        for _ in 0..MAX_ROUNDS {
+            let item = self.get_item(&k).await?;
+            let version = match &item {
+                Some(i) => codec::get_u64(i, &k, VERSION)?,
+                None => 0,
+            };
+            let mut list = item
+                .as_ref()
+                .and_then(|i| i.get(EVENTS))
+                .and_then(|v| v.as_l().ok())
+                .cloned()
+                .unwrap_or_default();
+            list.push(s(json.clone()));
+            let excess = list.len().saturating_sub(keep);
+            list.drain(..excess);
+            let next = HashMap::from([
+                (PK.to_owned(), s(k.clone())),
+                (VERSION.to_owned(), n(version + 1)),
+                (EVENTS.to_owned(), AttributeValue::L(list)),
+            ]);
+            if self.put_if_version(next, version).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Contended {
+            key: k,
+            rounds: MAX_ROUNDS,
+        })
+    }
+
+    async fn events(&self, host: &HostId, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let k = events_key(host);
+        let Some(item) = self.get_item(&k).await? else {
+            return Ok(Vec::new());
+        };
+        let Some(list) = item.get(EVENTS).and_then(|v| v.as_l().ok()) else {
+            return Ok(Vec::new());
+        };
+        list.iter()
+            .rev()
+            .take(limit)
+            .map(|v| {
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    store: STORE,
+                    key: k.clone(),
+                    reason,
+                };
+                let json = v
+                    .as_s()
+                    .map_err(|_| corrupt("an event is not a string".into()))?;
+                serde_json::from_str(json).map_err(|e| corrupt(e.to_string()))
+            })
+            .collect()
     }
 
     async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {

@@ -143,6 +143,13 @@ pub(crate) fn encode(rec: &HostRecord) -> Result<Vec<(&'static str, String)>, St
     if let Some(g) = &rec.group {
         f.push(("group", g.as_str().to_owned()));
     }
+    if let Some(j) = &rec.job {
+        let json = serde_json::to_string(j).map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("job state of {} cannot be encoded: {e}", rec.host),
+        })?;
+        f.push(("job", json));
+    }
     Ok(f)
 }
 
@@ -185,6 +192,9 @@ pub(crate) fn decode(
     let group = take("group")
         .map(|g| GroupName::new(&g).map_err(|e| corrupt(key, format!("group {g:?}: {e}"))))
         .transpose()?;
+    let job = take("job")
+        .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("job: {e}"))))
+        .transpose()?;
     Ok(Some(HostRecord {
         host,
         status,
@@ -201,6 +211,7 @@ pub(crate) fn decode(
         message: take("message"),
         report: take("report"),
         group,
+        job,
     }))
 }
 

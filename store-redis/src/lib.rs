@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod codec;
+mod heartbeat;
 mod scripts;
 
 use std::collections::HashMap;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use iamalive_core::{
-    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
+    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
     StoreError, Timestamp,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -22,12 +23,13 @@ use redis::{
     Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script,
     ServerErrorKind, Value,
 };
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::codec::{
     decode, decode_mark, encode, encode_mark, from_score, merge_up, score, ts_arg, up_entry,
 };
+use crate::heartbeat::{Pending, batcher};
 
 /// The name this store gives in errors.
 pub(crate) const STORE: &str = "redis";
@@ -58,6 +60,9 @@ struct Keys {
     /// `{prefix}:deployment` — written at start; its absence later means
     /// Redis lost the data.
     deployment: String,
+    /// `{prefix}:e:` — followed by the host id: its event log, a list,
+    /// newest first.
+    events: String,
 }
 
 impl Keys {
@@ -71,7 +76,12 @@ impl Keys {
             silences: format!("{tag}:silences"),
             mark: format!("{tag}:mark"),
             deployment: format!("{tag}:deployment"),
+            events: format!("{tag}:e:"),
         }
+    }
+
+    fn events(&self, host: &HostId) -> String {
+        format!("{}{}", self.events, host.as_str())
     }
 
     fn host(&self, host: &HostId) -> String {
@@ -150,14 +160,6 @@ impl fmt::Display for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "redis({})", self.prefix)
     }
-}
-
-/// A heartbeat waiting for its batch.
-struct Pending {
-    hb: Heartbeat,
-    due_if_up: Timestamp,
-    create: bool,
-    done: oneshot::Sender<Result<HeartbeatOutcome, StoreError>>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -614,30 +616,7 @@ impl Store for RedisStore {
         due_if_up: Timestamp,
         create: bool,
     ) -> Result<HeartbeatOutcome, StoreError> {
-        let deadline = Instant::now() + self.c.timeout;
-        let (done, answer) = oneshot::channel();
-        let pending = Pending {
-            hb: hb.clone(),
-            due_if_up,
-            create,
-            done,
-        };
-        let stopped = || {
-            StoreError::unavailable(
-                STORE,
-                "the heartbeat batcher has stopped (the Tokio runtime that built this store shut down)",
-            )
-        };
-        match tokio::time::timeout_at(deadline, self.beats.send(pending)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(stopped()),
-            Err(_) => return Err(timed_out(self.c.timeout)),
-        }
-        match tokio::time::timeout_at(deadline, answer).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(stopped()),
-            Err(_) => Err(timed_out(self.c.timeout)),
-        }
+        self.heartbeat(hb, due_if_up, create).await
     }
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
@@ -751,7 +730,76 @@ impl Store for RedisStore {
                 Box::pin(async move { inv.invoke_async(&mut c).await })
             })
             .await?;
+        let mut del = redis::cmd("DEL");
+        del.arg(self.c.keys.events(host));
+        let del = &del;
+        self.c
+            .call(true, |mut c| {
+                Box::pin(async move { del.query_async::<()>(&mut c).await })
+            })
+            .await?;
         Ok(n == 1)
+    }
+
+    async fn append_event(
+        &self,
+        host: &HostId,
+        event: &Event,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(event).map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("event of {host}: {e}"),
+        })?;
+        let key = self.c.keys.events(host);
+        let last = isize::try_from(keep).unwrap_or(isize::MAX) - 1;
+        let mut pipe = redis::pipe();
+        // MULTI/EXEC: the push and the trim are one step.
+        pipe.atomic()
+            .cmd("LPUSH")
+            .arg(&key)
+            .arg(json)
+            .ignore()
+            .cmd("LTRIM")
+            .arg(&key)
+            .arg(0)
+            .arg(last)
+            .ignore();
+        let pipe = &pipe;
+        // Not retried: a retry after a lost answer could log twice.
+        self.c
+            .call(false, |mut c| {
+                Box::pin(async move { pipe.query_async::<()>(&mut c).await })
+            })
+            .await
+    }
+
+    async fn events(&self, host: &HostId, limit: usize) -> Result<Vec<Event>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.c.keys.events(host);
+        let mut cmd = redis::cmd("LRANGE");
+        cmd.arg(&key)
+            .arg(0)
+            .arg(isize::try_from(limit).unwrap_or(isize::MAX) - 1);
+        let cmd = &cmd;
+        let items: Vec<String> = self
+            .c
+            .call(true, |mut c| {
+                Box::pin(async move { cmd.query_async(&mut c).await })
+            })
+            .await?;
+        items
+            .iter()
+            .map(|j| {
+                serde_json::from_str(j).map_err(|e| StoreError::Corrupt {
+                    store: STORE,
+                    key: key.clone(),
+                    reason: format!("event: {e}"),
+                })
+            })
+            .collect()
     }
 
     async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
@@ -890,156 +938,6 @@ impl Store for RedisStore {
     }
 }
 
-/// Gathers concurrent heartbeats into batches, each one script call:
-/// under load a batch holds whatever queued while earlier batches were in
-/// flight (group commit), so the per-call cost of a script is shared. A
-/// caller is answered only after its batch ran in Redis.
-async fn batcher(c: Conn, mut queue: mpsc::Receiver<Pending>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = queue.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match queue.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
-        let c = c.clone();
-        tokio::spawn(async move {
-            run_batch(&c, batch).await;
-            drop(slot);
-        });
-    }
-}
-
-/// The `EVALSHA` of [`scripts::HEARTBEATS`] for a batch, written straight
-/// into one command buffer (no allocation per heartbeat).
-fn heartbeats_cmd(keys: &Keys, batch: &[Pending]) -> Cmd {
-    use std::io::Write as _;
-    let prefix = keys.host.len();
-    let extra = batch
-        .iter()
-        .map(|p| {
-            usize::from(p.hb.message.is_some())
-                + usize::from(p.hb.report.is_some())
-                + usize::from(p.hb.group.is_some())
-        })
-        .sum::<usize>();
-    let mut cmd = Cmd::with_capacity(
-        7 + 5 * batch.len() + extra,
-        128 + batch.len() * (prefix + 160),
-    );
-    cmd.arg("EVALSHA")
-        .arg(scripts::HEARTBEATS.get_hash())
-        .arg(3 + batch.len())
-        .arg(&keys.due)
-        .arg(&keys.hosts)
-        .arg(&keys.up);
-    let mut key = String::with_capacity(prefix + 64);
-    key.push_str(&keys.host);
-    for p in batch {
-        key.truncate(prefix);
-        key.push_str(p.hb.host.as_str());
-        cmd.arg(key.as_bytes());
-    }
-    cmd.arg(prefix + 1);
-    let mut flags: Vec<u8> = Vec::with_capacity(48);
-    let flag = |b: bool| if b { b'1' } else { b'0' };
-    for p in batch {
-        let hb = &p.hb;
-        let half = iamalive_core::LazyWindow::new(hb.at, p.due_if_up).from;
-        flags.clear();
-        flags.extend([
-            flag(p.create),
-            flag(hb.message.is_some()),
-            flag(hb.report.is_some()),
-            flag(hb.group.is_some()),
-        ]);
-        let _ = write!(flags, "{},{}", score(hb.at), score(p.due_if_up));
-        cmd.arg(ts_arg(hb.at).as_bytes())
-            .arg(ts_arg(p.due_if_up).as_bytes())
-            .arg(ts_arg(half).as_bytes())
-            .arg(&flags[..]);
-        if let Some(m) = &hb.message {
-            cmd.arg(m.as_str());
-        }
-        if let Some(r) = &hb.report {
-            cmd.arg(r.as_str());
-        }
-        if let Some(g) = &hb.group {
-            cmd.arg(g.as_str());
-        }
-    }
-    cmd
-}
-
-async fn run_batch(c: &Conn, batch: Vec<Pending>) {
-    let cmd = heartbeats_cmd(&c.keys, &batch);
-    let cmd = &cmd;
-    // Safe to repeat: last_seen takes the later instant, and a second
-    // version bump only invalidates swaps that were racing it anyway.
-    let out: Result<Vec<u8>, StoreError> = c
-        .call(true, |mut conn| {
-            Box::pin(async move { eval(&mut conn, &scripts::HEARTBEATS, cmd).await })
-        })
-        .await;
-    match out {
-        Ok(out) if out.len() == batch.len() => {
-            for (p, s) in batch.into_iter().zip(out) {
-                let r = match s {
-                    b'n' => Ok(HeartbeatOutcome::Unknown),
-                    b'c' => Ok(HeartbeatOutcome::Created),
-                    b'u' => Ok(HeartbeatOutcome::Updated { status: Status::Up }),
-                    b'm' => Ok(HeartbeatOutcome::Updated {
-                        status: Status::Missing,
-                    }),
-                    b'a' => Ok(HeartbeatOutcome::Updated {
-                        status: Status::Alarmed,
-                    }),
-                    b'p' => Ok(HeartbeatOutcome::Updated {
-                        status: Status::Paused,
-                    }),
-                    s => Err(StoreError::Corrupt {
-                        store: STORE,
-                        key: c.keys.host(&p.hb.host),
-                        reason: format!("status starting with {:?}", char::from(s)),
-                    }),
-                };
-                let _ = p.done.send(r);
-            }
-        }
-        Ok(out) => {
-            let why = format!(
-                "heartbeat script answered {} results for {} heartbeats",
-                out.len(),
-                batch.len()
-            );
-            for p in batch {
-                let _ = p.done.send(Err(StoreError::backend(STORE, why.clone())));
-            }
-        }
-        Err(e) => {
-            let transient = e.is_transient();
-            let why = match &e {
-                StoreError::Unavailable { error, .. } | StoreError::Backend { error, .. } => {
-                    error.to_string()
-                }
-                other => other.to_string(),
-            };
-            for p in batch {
-                let _ = p.done.send(Err(if transient {
-                    StoreError::unavailable(STORE, why.clone())
-                } else {
-                    StoreError::backend(STORE, why.clone())
-                }));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1062,6 +960,7 @@ mod tests {
         assert_eq!(k.up, "{prod}:up");
         assert_eq!(k.silences, "{prod}:silences");
         assert_eq!(k.mark, "{prod}:mark");
+        assert_eq!(k.events(&HostId::new("web-1").unwrap()), "{prod}:e:web-1");
     }
 
     #[test]

@@ -226,7 +226,8 @@ async fn the_store_follows_its_slot_to_another_node() {
             ..Policy::default()
         }),
         MonitorOptions::default(),
-    );
+    )
+    .expect("channel names are unique");
     let hosts: Vec<HostId> = (0..20).map(|i| h(&format!("db-{i}"))).collect();
     for host in &hosts {
         monitor

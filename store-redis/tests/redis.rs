@@ -197,6 +197,7 @@ async fn heartbeat_script_follows_the_contract() {
         report: None,
         blind: None,
         group: None,
+        job: None,
     };
     set(&s, &r, |n| {
         n.status = Status::Up;
@@ -375,7 +376,8 @@ async fn survives_a_redis_restart() {
         clock.clone(),
         PolicySet::new(policy),
         MonitorOptions::default(),
-    );
+    )
+    .expect("channel names are unique");
     let a = h("db-1");
     monitor
         .heartbeat(&Heartbeat::new(a.clone(), clock.now()))
@@ -708,6 +710,7 @@ async fn swaps_and_remove_keep_the_up_entry_exact() {
         report: None,
         blind: None,
         group: None,
+        job: None,
     };
     let r = set(&s, &got, |n| {
         n.status = Status::Up;

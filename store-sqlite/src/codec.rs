@@ -11,7 +11,8 @@ use crate::STORE;
 
 /// The columns of `hosts`, in the order [`record_from_row`] reads them.
 pub(crate) const COLS: &str = "host, status, last_seen, watch_from, last_checked, \
-     missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, group_name";
+     missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, job, \
+     group_name";
 
 /// An instant as integer nanoseconds since the Unix epoch.
 ///
@@ -55,6 +56,16 @@ pub(crate) fn outbox_json(o: Option<&Outbox>) -> Result<Option<String>, StoreErr
         .map_err(|e| StoreError::InvalidInput {
             store: STORE,
             reason: format!("outbox cannot be written as JSON: {e}"),
+        })
+}
+
+/// The job state as JSON text.
+pub(crate) fn job_json(j: Option<&iamalive_core::job::Job>) -> Result<Option<String>, StoreError> {
+    j.map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("job state cannot be written as JSON: {e}"),
         })
 }
 
@@ -138,6 +149,13 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
                 .map_err(|e| corrupt(key, format!("outbox is not a valid notice: {e}")))?,
         ),
     };
+    let job = match opt_text(row, 14, key, "job")? {
+        None => None,
+        Some(j) => Some(
+            serde_json::from_str(&j)
+                .map_err(|e| corrupt(key, format!("job is not valid job state: {e}")))?,
+        ),
+    };
     Ok(HostRecord {
         status: status(&status_text, key)?,
         last_seen: from_ts(int(row, 2, key, "last_seen")?),
@@ -154,7 +172,8 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
         outbox: outbox.map(Box::new),
         message: opt_text(row, 12, key, "message")?,
         report: opt_text(row, 13, key, "report")?,
-        group: match opt_text(row, 14, key, "group_name")? {
+        job,
+        group: match opt_text(row, 15, key, "group_name")? {
             None => None,
             Some(g) => Some(
                 GroupName::new(&g).map_err(|e| corrupt(key, format!("group_name {g:?}: {e}")))?,

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use iamalive_core::{
-    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Store, StoreError,
-    Timestamp,
+    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Store,
+    StoreError, Timestamp,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -396,20 +396,20 @@ fn limit(n: usize) -> i64 {
 const CAS_UPDATE_SQL: &str = "UPDATE hosts SET
         status = ?2, last_seen = ?3, watch_from = ?4, last_checked = ?5, missing_since = ?6,
         silent_since = ?7, last_alarm = ?8, alarm_count = ?9, due_at = ?10, version = ?11,
-        outbox = ?12, message = ?13, report = ?14, group_name = ?15
-    WHERE host = ?1 AND version = ?16";
+        outbox = ?12, message = ?13, report = ?14, job = ?15, group_name = ?16
+    WHERE host = ?1 AND version = ?17";
 
 const CAS_CREATE_SQL: &str = "INSERT INTO hosts (host, status, last_seen, watch_from,
         last_checked, missing_since, silent_since, last_alarm, alarm_count, due_at, version,
-        outbox, message, report, group_name)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+        outbox, message, report, job, group_name)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
     ON CONFLICT (host) DO UPDATE SET
         status = excluded.status, last_seen = excluded.last_seen,
         watch_from = excluded.watch_from, last_checked = excluded.last_checked,
         missing_since = excluded.missing_since, silent_since = excluded.silent_since,
         last_alarm = excluded.last_alarm, alarm_count = excluded.alarm_count,
         due_at = excluded.due_at, version = excluded.version, outbox = excluded.outbox,
-        message = excluded.message, report = excluded.report,
+        message = excluded.message, report = excluded.report, job = excluded.job,
         group_name = excluded.group_name
     WHERE hosts.version = 0";
 
@@ -429,6 +429,7 @@ struct Row {
     outbox: Option<String>,
     message: Option<String>,
     report: Option<String>,
+    job: Option<String>,
     group: Option<String>,
 }
 
@@ -449,6 +450,7 @@ impl Row {
             outbox: outbox_json(r.outbox.as_deref())?,
             message: r.message.clone(),
             report: r.report.clone(),
+            job: codec::job_json(r.job.as_deref())?,
             group: r.group.as_ref().map(|g| g.as_str().to_owned()),
         })
     }
@@ -470,6 +472,7 @@ fn compare_and_swap(conn: &Connection, expected: i64, r: &Row) -> Result<bool, S
         r.outbox,
         r.message,
         r.report,
+        r.job,
         r.group,
     ];
     let changed = if expected == 0 {
@@ -682,10 +685,69 @@ impl Store for SqliteStore {
     async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
         let host = host.as_str().to_owned();
         self.write(move |conn| {
+            conn.prepare_cached("DELETE FROM events WHERE host = ?1")
+                .and_then(|mut s| s.execute([&host]))
+                .map_err(sqlite_error)?;
             conn.prepare_cached("DELETE FROM hosts WHERE host = ?1")
                 .and_then(|mut s| s.execute([&host]))
                 .map(|n| n > 0)
                 .map_err(sqlite_error)
+        })
+        .await
+    }
+
+    async fn append_event(
+        &self,
+        host: &HostId,
+        event: &Event,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let host = host.as_str().to_owned();
+        let body = serde_json::to_string(event).map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("event cannot be written as JSON: {e}"),
+        })?;
+        let keep = limit(keep);
+        // One write job: the writer runs it inside its transaction, so the
+        // insert and the trim land together.
+        self.write(move |conn| {
+            conn.prepare_cached("INSERT INTO events (host, body) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![host, body]))
+                .map_err(sqlite_error)?;
+            conn.prepare_cached(
+                "DELETE FROM events WHERE host = ?1 AND seq <= (
+                    SELECT seq FROM events WHERE host = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+            )
+            .and_then(|mut s| s.execute(params![host, keep]))
+            .map(drop)
+            .map_err(sqlite_error)
+        })
+        .await
+    }
+
+    async fn events(&self, host: &HostId, limit_to: usize) -> Result<Vec<Event>, StoreError> {
+        let host = host.as_str().to_owned();
+        let n = limit(limit_to);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT body FROM events WHERE host = ?1 ORDER BY seq DESC LIMIT ?2",
+                )
+                .map_err(sqlite_error)?;
+            let rows = stmt
+                .query_map(params![host, n], |r| r.get::<_, String>(0))
+                .map_err(sqlite_error)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let body = row.map_err(sqlite_error)?;
+                let e: Event = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                    store: STORE,
+                    key: format!("event of {host}"),
+                    reason: e.to_string(),
+                })?;
+                out.push(e);
+            }
+            Ok(out)
         })
         .await
     }

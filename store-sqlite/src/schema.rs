@@ -34,8 +34,26 @@ const MIGRATIONS: &[&str] = &[
         down_until INTEGER
     );
     INSERT INTO monitor_mark (id) VALUES (1);",
-    // 2: the group (site) a host belongs to; NULL for rows written before.
-    "ALTER TABLE hosts ADD COLUMN group_name TEXT;",
+    // 2: a host's job state (a reported failure, open runs, the last run)
+    // and each host's bounded event log.
+    "ALTER TABLE hosts ADD COLUMN job TEXT;
+    CREATE TABLE events (
+        seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX events_host ON events (host, seq);",
+    // 3: the group (site) a host belongs to (NULL for rows written before),
+    // and one row per group with an outage in progress: its state as JSON,
+    // a compare-and-swap version and the instant it next needs the sweep.
+    "ALTER TABLE hosts ADD COLUMN group_name TEXT;
+    CREATE TABLE groups (
+        name    TEXT PRIMARY KEY NOT NULL,
+        version INTEGER NOT NULL,
+        due_at  INTEGER,
+        body    TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX groups_due ON groups (due_at) WHERE due_at IS NOT NULL;",
 ];
 
 /// The schema version this build writes.

@@ -12,6 +12,9 @@ use iamalive_store_sqlite::SqliteStore;
 use rusqlite::Connection;
 use tempfile::TempDir;
 
+/// The schema version this build writes (one per migration).
+const SCHEMA_VERSION: i64 = 3;
+
 fn t(secs: u64) -> Timestamp {
     add(
         DateTime::<Utc>::from_timestamp(1_767_225_600, 0).expect("2026-01-01"),
@@ -81,6 +84,7 @@ fn notice(h: &HostId, kind: NoticeKind) -> Notice {
         report: None,
         blind: None,
         group: None,
+        job: None,
     }
 }
 
@@ -107,7 +111,7 @@ async fn opens_with_wal_schema_version_and_display() {
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(v, SCHEMA_VERSION);
     // Reopening an existing file keeps its data and does not migrate again.
     beat(&store, &host("a"), t(0)).await;
     drop(store);
@@ -137,7 +141,7 @@ async fn builder_names_the_bad_setting() {
     assert!(err.to_string().contains("no/such/dir"), "{err}");
 }
 
-/// A file written before groups existed (schema 1, no `group_name`
+/// A file written before groups existed (schema 2, no `group_name`
 /// column) is migrated on open: its hosts read back with no group, keep
 /// their data, and take a group from their next heartbeat.
 #[tokio::test]
@@ -146,8 +150,10 @@ async fn a_file_from_before_groups_is_migrated() {
     beat(&store, &host("old-1"), t(0)).await;
     let c = raw(&store);
     drop(store);
-    c.execute_batch("ALTER TABLE hosts DROP COLUMN group_name; PRAGMA user_version = 1;")
-        .unwrap();
+    c.execute_batch(
+        "ALTER TABLE hosts DROP COLUMN group_name; DROP TABLE groups; PRAGMA user_version = 2;",
+    )
+    .unwrap();
     drop(c);
     let store = SqliteStore::open(dir.path().join("t.db")).expect("reopen");
     let r = get(&store, &host("old-1")).await;
@@ -165,7 +171,7 @@ async fn a_file_from_before_groups_is_migrated() {
     let v: i64 = raw(&store)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(v, SCHEMA_VERSION);
 }
 
 #[tokio::test]
@@ -611,7 +617,7 @@ async fn many_openers_of_a_new_file_migrate_it_once() {
     let marks: i64 = c
         .query_row("SELECT count(*) FROM monitor_mark", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((v, n, marks), (2, 6, 1));
+    assert_eq!((v, n, marks), (SCHEMA_VERSION, 6, 1));
 }
 
 /// An up host's `due_at` is left where it is while it lies between half a

@@ -87,7 +87,8 @@ fn child(role: &str) {
                 downtime_gap: Some(Duration::from_secs(3600)),
                 ..MonitorOptions::default()
             },
-        );
+        )
+        .expect("channel names are unique");
         let stdin = std::io::stdin();
         let mut out = std::io::stdout().lock();
         for line in stdin.lock().lines() {

@@ -5,10 +5,21 @@
 //! aiosmtpd into `.test-env/venv`, or wherever `IAMALIVE_TEST_VENV`
 //! points).
 
+#[cfg(feature = "receiver")]
+mod receiver;
+#[cfg(feature = "receiver")]
+pub use receiver::Receiver;
+/// Watcher binaries run end to end (feature `receiver`).
+#[cfg(feature = "receiver")]
+pub mod watcher;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod observability;
+pub use observability::{alertmanager, prometheus};
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {

@@ -6,7 +6,9 @@
 //! the server's own axum router (`iamalive_server::router`) with
 //! `tower::ServiceExt::oneshot`, so validation, key checks, host patterns,
 //! rate limits and rejection counting are exactly those of the long-running
-//! server. A scheduled event runs [`Monitor::sweep`](iamalive_core::Monitor::sweep).
+//! server. A scheduled event runs [`Monitor::sweep`](iamalive_core::Monitor::sweep),
+//! then the function's own heartbeat (`IAMALIVE_SELF_PING_URL`) when one is
+//! due, like the long-running binaries.
 
 use std::sync::Arc;
 
@@ -93,7 +95,7 @@ impl Handler {
         if config.keys.is_empty() {
             return Err(SetupError::NoKeys);
         }
-        let state = AppState::new_scheduled(store, channels, clock, config);
+        let state = AppState::new_scheduled(store, channels, clock, config)?;
         Ok(Self {
             router: router(state.clone()),
             state,
@@ -161,17 +163,26 @@ impl Handler {
         }
     }
 
-    /// Runs one sweep.
+    /// Runs one sweep, as the schedule does, then the function's own
+    /// heartbeat when one is due (`IAMALIVE_SELF_PING_URL`), awaited within
+    /// its timeout: an instance is frozen once the invocation returns, so a
+    /// ping left in flight would not get through.
     pub async fn sweep(&self) -> Result<SweepReport, Error> {
-        let report = self.state.monitor().sweep().await?;
-        tracing::info!(
-            evaluated = report.evaluated,
-            completed = report.completed,
-            failed_deliveries = report.failed_deliveries,
-            conflicts = report.conflicts,
-            errors = report.errors,
-            "sweep"
-        );
+        let swept = self.state.sweep().await;
+        self.state.self_watch().settle().await;
+        let report = swept?;
+        log_report(report);
+        Ok(report)
+    }
+
+    /// A sweep run by a heartbeat that ended an outage. It sends no
+    /// self-ping: the ping says the *scheduled* sweep runs, and must stop
+    /// when the schedule does, however often hosts recover.
+    async fn sweep_for_recovery(&self) -> Result<SweepReport, Error> {
+        let swept = self.state.monitor().sweep().await;
+        self.state.self_watch().note_sweep(swept.is_ok());
+        let report = swept?;
+        log_report(report);
         Ok(report)
     }
 
@@ -185,7 +196,7 @@ impl Handler {
         let woken = self.state.wake_signal().notified().now_or_never().is_some();
         if woken
             && self.sweep_on_recovery
-            && let Err(e) = self.sweep().await
+            && let Err(e) = self.sweep_for_recovery().await
         {
             tracing::warn!(error = %e, "sweep after a recovery failed; the next scheduled sweep retries");
         }
@@ -197,6 +208,17 @@ impl Handler {
             bytes.to_vec(),
         ))
     }
+}
+
+fn log_report(report: SweepReport) {
+    tracing::info!(
+        evaluated = report.evaluated,
+        completed = report.completed,
+        failed_deliveries = report.failed_deliveries,
+        conflicts = report.conflicts,
+        errors = report.errors,
+        "sweep"
+    );
 }
 
 fn report_json(r: SweepReport) -> Value {

@@ -5,7 +5,7 @@ pub mod lambda;
 use std::sync::Arc;
 
 use iamalive_core::{Notifier, Store};
-use iamalive_notify::SnsNotifier;
+use iamalive_notify::ChannelBuilder;
 use iamalive_server::Config;
 use iamalive_store_dynamo::DynamoStore;
 
@@ -14,14 +14,20 @@ use iamalive_store_dynamo::DynamoStore;
 #[non_exhaustive]
 pub enum SetupError {
     /// A required setting is missing.
-    #[error("{0} is not set: this deployment needs a DynamoDB table and an SNS topic")]
+    #[error("{0}")]
     Missing(&'static str),
     /// The configuration was invalid.
     #[error(transparent)]
     Config(#[from] iamalive_server::ConfigError),
+    /// A channel or the store could not be set up.
+    #[error("{0}")]
+    Setup(iamalive_server::SetupError),
     /// The table could not be checked or created.
     #[error("DynamoDB table: {0}")]
     Store(#[from] iamalive_core::StoreError),
+    /// The server's state could not be built.
+    #[error(transparent)]
+    Server(#[from] iamalive_server::ServerError),
     /// The Lambda function has no key configured (it cannot keep a
     /// generated one between invocations).
     #[error(
@@ -30,33 +36,20 @@ pub enum SetupError {
     NoKeys,
 }
 
-/// The table name and topic ARN from `config`, both required.
-pub fn table_and_topic(config: &Config) -> Result<(String, String), SetupError> {
-    let table = config
-        .dynamo_table
-        .clone()
-        .ok_or(SetupError::Missing("IAMALIVE_DYNAMO_TABLE"))?;
-    let topic = config
-        .sns_topic_arn
-        .clone()
-        .ok_or(SetupError::Missing("IAMALIVE_SNS_TOPIC_ARN"))?;
-    Ok((table, topic))
-}
+const NO_CHANNEL: &str = "no channel is configured: set IAMALIVE_SNS_TOPIC_ARN, or give [[channels]] in the configuration file (IAMALIVE_CONFIG)";
 
-/// The store and the SNS channel for `config`, with clients configured the
+/// The store and the channels for `config`, with clients configured the
 /// SDK's usual way (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL`).
 pub async fn from_env(
     config: &Config,
 ) -> Result<(DynamoStore, Vec<Arc<dyn Notifier>>), SetupError> {
-    let (table, topic) = table_and_topic(config)?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let (store, channels) = from_clients(
+    from_clients(
+        config,
         aws_sdk_dynamodb::Client::new(&sdk),
         aws_sdk_sns::Client::new(&sdk),
-        table,
-        topic,
-    );
-    Ok((configure(store, config), channels))
+    )
+    .await
 }
 
 /// `store` with the settings of `config` that belong to it: the number of
@@ -69,16 +62,27 @@ pub fn configure(store: DynamoStore, config: &Config) -> DynamoStore {
     }
 }
 
-/// The store and the SNS channel over given clients.
-pub fn from_clients(
+/// The store on `dynamo.table` and every configured channel (SNS ones
+/// through `sns`) over given clients. This deployment has no stdout
+/// default: at least one channel must be configured.
+pub async fn from_clients(
+    config: &Config,
     dynamo: aws_sdk_dynamodb::Client,
     sns: aws_sdk_sns::Client,
-    table: String,
-    topic_arn: String,
-) -> (DynamoStore, Vec<Arc<dyn Notifier>>) {
-    let store = DynamoStore::new(dynamo, table);
-    let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(SnsNotifier::new(sns, topic_arn))];
-    (store, channels)
+) -> Result<(DynamoStore, Vec<Arc<dyn Notifier>>), SetupError> {
+    if config.channels.is_empty() {
+        return Err(SetupError::Missing(NO_CHANNEL));
+    }
+    let channels = iamalive::channels(config, &ChannelBuilder::new().with_sns_client(sns))
+        .await
+        .map_err(SetupError::Setup)?;
+    if config.dynamo_table.is_none() {
+        return Err(SetupError::Missing(
+            "IAMALIVE_DYNAMO_TABLE is not set: this deployment keeps its state in a DynamoDB table",
+        ));
+    }
+    let store = iamalive::stores::dynamo(config, dynamo).map_err(SetupError::Setup)?;
+    Ok((store, channels))
 }
 
 /// Logs at the level of `config.log` (or `RUST_LOG`), in

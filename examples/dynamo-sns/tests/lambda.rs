@@ -117,16 +117,18 @@ impl Env {
     }
 
     /// A handler as one Lambda instance would build it.
-    fn handler(&self, clock: &ManualClock) -> Handler {
-        let (table, topic) = dynamo_sns::table_and_topic(&self.config).unwrap();
-        assert_eq!(
-            (table.as_str(), topic.as_str()),
-            (self.table.as_str(), self.topic.as_str())
-        );
+    async fn handler(&self, clock: &ManualClock) -> Handler {
+        self.handler_with(&self.config, clock).await
+    }
+
+    /// A handler for `config` over this environment's clients.
+    async fn handler_with(&self, config: &Config, clock: &ManualClock) -> Handler {
         let (store, channels) =
-            dynamo_sns::from_clients(self.dynamo.clone(), self.sns.clone(), table, topic);
+            dynamo_sns::from_clients(config, self.dynamo.clone(), self.sns.clone())
+                .await
+                .unwrap();
         let clock: Arc<dyn Clock> = Arc::new(clock.clone());
-        Handler::new(dynamo_sns::shared(store), channels, clock, &self.config).unwrap()
+        Handler::new(dynamo_sns::shared(store), channels, clock, config).unwrap()
     }
 
     fn store(&self) -> DynamoStore {
@@ -188,7 +190,7 @@ fn clock() -> ManualClock {
 async fn heartbeats_through_the_handler_are_read_back_from_the_table() {
     let env = Env::new().await;
     let clock = clock();
-    let handler = env.handler(&clock);
+    let handler = env.handler(&clock).await;
     let store = env.store();
 
     // REST API (v1) payload, through the Lambda entry point itself.
@@ -271,7 +273,7 @@ async fn heartbeats_through_the_handler_are_read_back_from_the_table() {
 async fn scheduled_sweep_after_an_outage_publishes_to_sns_and_recovery_follows() {
     let env = Env::new().await;
     let clock = clock();
-    let handler = env.handler(&clock);
+    let handler = env.handler(&clock).await;
     let schedule = fixture("eventbridge-scheduled.json");
 
     let out = handler
@@ -326,12 +328,107 @@ async fn scheduled_sweep_after_an_outage_publishes_to_sns_and_recovery_follows()
     assert!(rec.outbox.is_none());
 }
 
+/// `fixture`'s heartbeat, for `host` instead.
+fn heartbeat_of(host: &str) -> Value {
+    use base64::Engine;
+    let mut v = fixture("apigw-http-v2-heartbeat.json");
+    let body = serde_json::json!({ "host": host }).to_string();
+    v["body"] = base64::engine::general_purpose::STANDARD
+        .encode(body)
+        .into();
+    v
+}
+
+/// The origin's channels and routes through the Lambda handler: SNS and a
+/// Teams webhook for every host, a `db-*` route to the DBAs' webhook only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_and_routes_through_the_handler() {
+    let env = Env::new().await;
+    let teams = iamalive_testkit::Receiver::start().await;
+    let dba = iamalive_testkit::Receiver::start().await;
+    let toml = format!(
+        r#"
+[dynamo]
+table = "{table}"
+[[channels]]
+name = "email"
+kind = "sns"
+topic_arn = "{topic}"
+[[channels]]
+name = "team-chat"
+kind = "webhook"
+format = "teams"
+url = "{teams}"
+[[channels]]
+name = "dba"
+kind = "webhook"
+url = "{dba}"
+[[routes]]
+hosts = "db-*"
+channels = ["dba"]
+[[routes]]
+channels = ["email", "team-chat"]
+"#,
+        table = env.table,
+        topic = env.topic,
+        teams = teams.url,
+        dba = dba.url,
+    );
+    let config = Config::from_sources(
+        Some(&toml),
+        [
+            ("IAMALIVE_API_KEYS", KEY),
+            ("IAMALIVE_TIMEOUT", "10s"),
+            ("IAMALIVE_REMINDER_INTERVAL", "1h"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    )
+    .expect("config");
+    let clock = clock();
+    let handler = env.handler_with(&config, &clock).await;
+    let schedule = fixture("eventbridge-scheduled.json");
+    for h in ["web-1", "db-1"] {
+        let out = handler.handle_value(heartbeat_of(h)).await.unwrap();
+        assert_eq!(out["statusCode"], 200, "{out}");
+    }
+    clock.advance(Duration::from_secs(5));
+    let _ = handler.handle_value(schedule.clone()).await.unwrap();
+    clock.advance(Duration::from_secs(6));
+    let report = handler.handle_value(schedule.clone()).await.unwrap();
+    assert_eq!(report["completed"], 2, "{report}");
+    clock.advance(Duration::from_secs(5));
+    for h in ["web-1", "db-1"] {
+        let out = handler.handle_value(heartbeat_of(h)).await.unwrap();
+        assert_eq!(out["statusCode"], 200, "{out}");
+    }
+    let got = env.notifications(2).await;
+    let subjects: Vec<&str> = got.iter().map(|n| n["Subject"].as_str().unwrap()).collect();
+    assert_eq!(
+        subjects,
+        ["[iamalive] ALARM web-1", "[iamalive] RECOVERED web-1"],
+        "SNS hears web-1 only"
+    );
+    assert_eq!(teams.count(&["ALARM web-1"]), 1, "{:?}", teams.bodies());
+    assert_eq!(teams.count(&["RECOVERED web-1"]), 1, "{:?}", teams.bodies());
+    assert_eq!(teams.count(&["db-1"]), 0, "{:?}", teams.bodies());
+    let dba = dba.bodies();
+    assert_eq!(dba.len(), 2, "{dba:?}");
+    assert!(
+        dba[0].contains("\"kind\":\"alarm\"") && dba[0].contains("db-1"),
+        "{dba:?}"
+    );
+    assert!(dba[1].contains("\"kind\":\"recovery\""), "{dba:?}");
+}
+
 #[tokio::test]
 async fn three_concurrent_sweeps_over_one_outage_publish_once() {
     let env = Env::new().await;
     let clock = clock();
     // Three Lambda instances sharing the table and the topic.
-    let handlers: Vec<Handler> = (0..3).map(|_| env.handler(&clock)).collect();
+    let mut handlers: Vec<Handler> = Vec::new();
+    for _ in 0..3 {
+        handlers.push(env.handler(&clock).await);
+    }
     let schedule = fixture("eventbridge-scheduled.json");
     let mut expected = 0;
     for round in 0..3u64 {
@@ -439,4 +536,165 @@ async fn the_binary_checks_its_channels_with_a_test_notice() {
         out.starts_with("sns: refused") || out.starts_with("sns: failed"),
         "{out}"
     );
+}
+
+/// The path and body of each request a ping receiver got.
+type Pings = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A ping receiver on loopback: the path and body of every request.
+async fn ping_receiver() -> (std::net::SocketAddr, Pings) {
+    let seen: Pings = Arc::default();
+    let app = axum::Router::new()
+        .fallback(
+            |State(s): State<Pings>, uri: axum::http::Uri, body: String| async move {
+                s.lock().unwrap().push((uri.path().to_owned(), body));
+                "OK"
+            },
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+/// `env`'s configuration over `table` with the function's own heartbeat
+/// to `url`.
+fn with_self_ping(env: &Env, table: &str, url: &str) -> Config {
+    Config::from_sources(
+        None,
+        [
+            ("IAMALIVE_API_KEYS", KEY),
+            ("IAMALIVE_TIMEOUT", "10s"),
+            ("IAMALIVE_REMINDER_INTERVAL", "1h"),
+            ("IAMALIVE_DYNAMO_TABLE", table),
+            ("IAMALIVE_SNS_TOPIC_ARN", env.topic.as_str()),
+            ("IAMALIVE_SELF_PING_URL", url),
+            ("IAMALIVE_SELF_PING_INTERVAL", "50s"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    )
+    .expect("config")
+}
+
+/// The function pings after each scheduled sweep (at most once per
+/// interval), and the ping has got through when the invocation returns (an
+/// instance is frozen after it); a sweep run by a recovering host's
+/// heartbeat does not ping (the ping vouches for the schedule).
+#[tokio::test]
+async fn the_scheduled_sweep_pings_before_the_invocation_returns() {
+    let env = Env::new().await;
+    let (addr, seen) = ping_receiver().await;
+    let config = with_self_ping(
+        &env,
+        &env.table,
+        &format!("http://{addr}/ping/peer-key/iamalive-lambda"),
+    );
+    let clock = clock();
+    let (store, channels) = dynamo_sns::from_clients(&config, env.dynamo.clone(), env.sns.clone())
+        .await
+        .unwrap();
+    let handler = Handler::new(
+        dynamo_sns::shared(store),
+        channels,
+        Arc::new(clock.clone()),
+        &config,
+    )
+    .unwrap();
+    let schedule = fixture("eventbridge-scheduled.json");
+
+    handler.handle_value(schedule.clone()).await.unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("/ping/peer-key/iamalive-lambda".to_owned(), String::new())],
+        "sent and answered within the invocation"
+    );
+    let status = handler.state().self_watch().status();
+    assert_eq!(status.last_self_ping_at, Some(clock.now()));
+    assert_eq!(status.last_sweep_at, Some(clock.now()));
+
+    // An outage and a recovery inside the interval: the heartbeat's own
+    // sweep sends the all-clear, but no ping.
+    let out = handler
+        .handle_value(fixture("apigw-http-v2-heartbeat.json"))
+        .await
+        .unwrap();
+    assert_eq!(out["statusCode"], 200, "{out}");
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(5));
+        handler.handle_value(schedule.clone()).await.unwrap();
+    }
+    assert_eq!(env.notifications(1).await.len(), 1, "the alarm");
+    clock.advance(Duration::from_secs(5));
+    let out = handler
+        .handle_value(fixture("apigw-http-v2-heartbeat.json"))
+        .await
+        .unwrap();
+    assert_eq!(out["statusCode"], 200, "{out}");
+    assert_eq!(env.notifications(2).await.len(), 2, "the all-clear");
+    assert_eq!(seen.lock().unwrap().len(), 1, "{:?}", seen.lock().unwrap());
+
+    // 50 s after the first: the next scheduled sweep pings.
+    clock.advance(Duration::from_secs(30));
+    handler.handle_value(schedule.clone()).await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 2, "{:?}", seen.lock().unwrap());
+    // The /healthz the function serves says so too.
+    let healthz = serde_json::json!({
+        "version": "2.0",
+        "routeKey": "GET /healthz",
+        "rawPath": "/healthz",
+        "rawQueryString": "",
+        "headers": {},
+        "requestContext": {
+            "http": {"method": "GET", "path": "/healthz", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+            "requestId": "r", "routeKey": "GET /healthz", "stage": "$default", "time": "", "timeEpoch": 0,
+            "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d"
+        },
+        "isBase64Encoded": false
+    });
+    let out = handler.handle_value(healthz).await.unwrap();
+    let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["last_self_ping_at"],
+        serde_json::to_value(clock.now()).unwrap(),
+        "{body}"
+    );
+}
+
+/// A function whose store keeps failing: each scheduled invocation fails
+/// (CloudWatch's error alarm sees it), and once the fault has lasted
+/// `store_fault_after` the ping says so at `/fail`, with the reason.
+#[tokio::test]
+async fn a_failing_sweep_pings_fail_with_the_reason() {
+    let env = Env::new().await;
+    let (addr, seen) = ping_receiver().await;
+    let config = with_self_ping(
+        &env,
+        &format!("{}-missing", env.table),
+        &format!("http://{addr}/ping/peer-key/iamalive-lambda"),
+    );
+    let clock = clock();
+    let (store, channels) = dynamo_sns::from_clients(&config, env.dynamo.clone(), env.sns.clone())
+        .await
+        .unwrap();
+    let handler = Handler::new(
+        dynamo_sns::shared(store),
+        channels,
+        Arc::new(clock.clone()),
+        &config,
+    )
+    .unwrap();
+    let schedule = fixture("eventbridge-scheduled.json");
+    assert!(handler.handle_value(schedule.clone()).await.is_err());
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "a fault this young says nothing"
+    );
+    clock.advance(Duration::from_secs(31));
+    assert!(handler.handle_value(schedule.clone()).await.is_err());
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "/ping/peer-key/iamalive-lambda/fail");
+    assert!(got[0].1.contains("store failing since"), "{:?}", got[0].1);
+    assert_eq!(handler.state().self_watch().status().last_sweep_at, None);
 }

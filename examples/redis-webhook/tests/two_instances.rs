@@ -2,6 +2,10 @@
 //! webhook receiver on loopback, sub-second timeouts. An outage gives
 //! exactly one alarm and one recovery at the receiver. The same again on a
 //! real three-node Redis Cluster.
+//!
+//! "No second notice" is shown by counting sweeps, not by sleeping: each
+//! instance's `iamalive_sweeps_total` (its `/metrics`) must move on by
+//! several sweeps after a notice before the test looks for a duplicate.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -148,6 +152,49 @@ async fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// How many sweeps the instance at `addr` has finished (its
+/// `iamalive_sweeps_total`).
+async fn sweeps(http: &reqwest::Client, addr: SocketAddr) -> u64 {
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("iamalive_sweeps_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Waits (at most 30 s) until every instance in `addrs` has finished `n`
+/// more sweeps than when called: whatever those sweeps could send has
+/// been sent.
+async fn wait_sweeps(http: &reqwest::Client, addrs: &[SocketAddr], n: u64) {
+    let mut from = Vec::new();
+    for &a in addrs {
+        from.push(sweeps(http, a).await);
+    }
+    let start = Instant::now();
+    for (&a, from) in addrs.iter().zip(from) {
+        loop {
+            let now = sweeps(http, a).await;
+            if now >= from + n {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{a} swept {} times in 30 s, {n} wanted",
+                now - from
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 fn kinds(got: &Received) -> Vec<(String, String)> {
     got.lock()
         .unwrap()
@@ -206,11 +253,12 @@ async fn one_alarm_one_recovery(urls: [String; 2], cluster: bool) {
         }
     }
 
-    // Up: heartbeats to both instances in turn, well inside the timeout.
+    // Up: heartbeats to both instances in turn, each followed by a sweep
+    // of both (50 ms apart at most, well inside the 600 ms timeout).
     for i in 0..10 {
         let addr = if i % 2 == 0 { addr_a } else { addr_b };
         beat(&http, addr, "edge-01").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        wait_sweeps(&http, &[addr_a, addr_b], 1).await;
     }
     assert!(
         kinds(&got).is_empty(),
@@ -225,8 +273,8 @@ async fn one_alarm_one_recovery(urls: [String; 2], cluster: bool) {
         a.log(),
         b.log()
     );
-    // Both runners sweep every ≤ 50 ms: give them many sweeps to duplicate.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Give both runners many sweeps to duplicate it.
+    wait_sweeps(&http, &[addr_a, addr_b], 10).await;
     assert_eq!(kinds(&got), [("alarm".into(), "edge-01".into())]);
 
     // Back: exactly one recovery.
@@ -240,7 +288,7 @@ async fn one_alarm_one_recovery(urls: [String; 2], cluster: bool) {
     // Keep it up while both monitors sweep many times.
     for _ in 0..4 {
         beat(&http, addr_a, "edge-01").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        wait_sweeps(&http, &[addr_a, addr_b], 3).await;
     }
     let all = kinds(&got);
     assert_eq!(
@@ -328,7 +376,7 @@ async fn a_webhook_answering_404_drops_no_alarm() {
     assert_eq!(code, 200, "{health}");
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(
-        health["refusing_channels"][0]["channel"], "webhook:json",
+        health["refusing_channels"][0]["channel"], "webhook",
         "{health}"
     );
 
@@ -341,7 +389,8 @@ async fn a_webhook_answering_404_drops_no_alarm() {
         kinds(&got),
         w.log()
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Many more sweeps: nothing else arrives.
+    wait_sweeps(&http, &[addr], 10).await;
     let mut all = kinds(&got);
     all.sort();
     assert_eq!(
@@ -376,7 +425,10 @@ fn two_urls_in_the_webhook_setting_stop_the_start() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("IAMALIVE_WEBHOOK_URL") && err.contains("two URLs"),
+        // The legacy variable is the channel named `webhook`; its `url`.
+        err.contains("channel \"webhook\"")
+            && err.contains("webhook url")
+            && err.contains("two URLs"),
         "{err}"
     );
 }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
-use iamalive_core::{Notifier, Store};
-use iamalive_notify::{SmtpNotifier, StdoutNotifier};
+use iamalive_core::Store;
+use iamalive_notify::ChannelBuilder;
 use iamalive_server::{CONFIG_FILE_ENV, Config, Deployment, SetupError};
 use iamalive_store_sqlite::SqliteStore;
 
@@ -13,8 +13,9 @@ const USAGE: &str = "\
 usage: sqlite-smtp [--config FILE] [--test-notice]
        sqlite-smtp backup [--config FILE] DEST
 
-Runs the iamalive watcher on a SQLite file with notices by SMTP (or to
-stdout until SMTP is configured). Every setting is also an IAMALIVE_*
+Runs the iamalive watcher on a SQLite file with notices by SMTP
+(IAMALIVE_SMTP_*), to any [[channels]] as [[routes]] decide, or to stdout
+until a channel is configured. Every setting is also an IAMALIVE_*
 environment variable; see the iamalive-server README.
 
   --test-notice  send one test notice through every configured channel,
@@ -32,19 +33,10 @@ async fn main() -> ExitCode {
     let opened: Arc<OnceLock<Arc<SqliteStore>>> = Arc::default();
     let keep = Arc::clone(&opened);
     let code =
-        iamalive_server::run_binary("sqlite-smtp", USAGE, &["smtp"], move |c| build(c, keep)).await;
+        iamalive_server::run_binary("sqlite-smtp", USAGE, &["sqlite"], move |c| build(c, keep))
+            .await;
     if let Some(store) = opened.get() {
-        // A stop leaves every write in the database file, not in a WAL
-        // that a copy of the file alone would miss.
-        match store.checkpoint().await {
-            Ok(c) if c.complete => {
-                tracing::info!(store = %store, frames = c.checkpointed, "checkpointed: the database file holds every write");
-            }
-            Ok(c) => {
-                tracing::warn!(store = %store, log = c.log_frames, done = c.checkpointed, "checkpoint incomplete (another process is using the file)");
-            }
-            Err(e) => tracing::warn!(store = %store, error = %e, "checkpoint at stop failed"),
-        }
+        iamalive::stores::checkpoint_at_stop(store).await;
     }
     code
 }
@@ -53,28 +45,13 @@ async fn build(
     config: Config,
     keep: Arc<OnceLock<Arc<SqliteStore>>>,
 ) -> Result<Deployment, SetupError> {
-    let store = SqliteStore::builder()
-        .path(&config.sqlite_path)
-        .busy_timeout(config.sqlite_busy_timeout)
-        .create(config.sqlite_create)
-        .deployment_sign(&config.generated_key_file)
-        .build()?;
-    let store = Arc::new(store);
+    // Channel settings first: a malformed one is named before the store
+    // is opened.
+    let channels = iamalive::channels(&config, &ChannelBuilder::new()).await?;
+    let store = Arc::new(iamalive::stores::sqlite(&config)?);
     let _ = keep.set(Arc::clone(&store));
     let store: Arc<dyn Store> = store;
-    let channel: Arc<dyn Notifier> = match &config.smtp {
-        Some(s) => Arc::new(
-            SmtpNotifier::from_url(s.url.expose(), &s.from, &s.to)
-                .map_err(|e| format!("configuration: smtp (IAMALIVE_SMTP_*): {e}"))?,
-        ),
-        None => {
-            tracing::info!(
-                "no SMTP configured (IAMALIVE_SMTP_URL, _FROM, _TO): notices go to stdout"
-            );
-            Arc::new(StdoutNotifier::new())
-        }
-    };
-    Ok((store, vec![channel]))
+    Ok((store, channels))
 }
 
 /// `backup [--config FILE] DEST`: 0 written, 1 failed, 2 usage.
@@ -104,23 +81,7 @@ fn backup(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match iamalive_store_sqlite::backup(&config.sqlite_path, &dest) {
-        Ok(r) => {
-            println!(
-                "backed up {} to {}: {} hosts, {} silences, {} bytes",
-                config.sqlite_path.display(),
-                r.path.display(),
-                r.hosts,
-                r.silences,
-                r.bytes
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("sqlite-smtp: backup failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    iamalive::stores::backup("sqlite-smtp", &config, &dest)
 }
 
 fn usage(e: &str) -> ExitCode {

@@ -389,3 +389,81 @@ fn bad_or_foreign_configuration_stops_it_at_start() {
         );
     }
 }
+
+/// `curl` to the real binary: a `/fail` reaches the mail receiver at once
+/// (the request wakes the sweep; the host's timeout is ten minutes and the
+/// runner's own wake-up 30 s away), with the request body as its reason;
+/// the next success sends the all-clear with the failure summary; the event
+/// log tells the story.
+#[tokio::test]
+async fn a_failure_by_curl_alarms_within_one_sweep_and_a_success_clears_it() {
+    let mail = smtp(None);
+    let dir = tempfile::tempdir().unwrap();
+    let w = start(
+        dir.path(),
+        &dir.path().join("iamalive.db"),
+        Some(mail.addr.port()),
+        &[("IAMALIVE_TIMEOUT", "10m")],
+    );
+    let maildir = mail.maildir_new();
+    let curl = |path: &str, body: &str| {
+        let out = Command::new("curl")
+            .args(["-fsS", "--max-time", "10", "--data-binary", body])
+            .arg(format!("{}/ping/{KEY}/{path}", w.url))
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "curl {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("backup-db/start?rid=run-1", ""), "OK");
+    let sent = Instant::now();
+    assert_eq!(curl("backup-db/fail?rid=run-1", "disk full"), "OK");
+    let got = wait_mail(&maildir, "ALARM", 1, Duration::from_secs(15)).await;
+    assert!(
+        got - sent < Duration::from_secs(5),
+        "the alarm took {:?}: the failure did not wake the sweep",
+        got - sent
+    );
+    let alarm = read_messages(&maildir)
+        .into_iter()
+        .find(|m| m.contains("Subject: [iamalive] ALARM backup-db"))
+        .unwrap();
+    assert!(alarm.contains("reported a failure: disk full"), "{alarm}");
+    assert_eq!(w.host("backup-db").await["status"], "alarmed");
+
+    assert_eq!(curl("backup-db/0", "done"), "OK");
+    wait_mail(&maildir, "RECOVERED", 1, Duration::from_secs(15)).await;
+    let clear = read_messages(&maildir)
+        .into_iter()
+        .find(|m| m.contains("Subject: [iamalive] RECOVERED backup-db"))
+        .unwrap();
+    assert!(clear.contains("failed once since"), "{clear}");
+    assert!(clear.contains("disk full"), "{clear}");
+    assert_eq!(count(&maildir, "ALARM"), 1);
+
+    let events: Value = reqwest::Client::new()
+        .get(format!("{}/v1/hosts/backup-db/events", w.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["start", "fail", "alarm", "success", "recovery"],
+        "{events}"
+    );
+}

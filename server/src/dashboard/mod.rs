@@ -54,7 +54,7 @@ const MAX_ROWS: usize = 1_000;
 
 /// Where the hosts without a group are listed, and the status page and
 /// badge name for them.
-pub const UNGROUPED: &str = "ungrouped";
+pub use iamalive_core::UNGROUPED;
 
 /// The dashboard's part of the shared state.
 #[derive(Debug)]

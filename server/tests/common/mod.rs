@@ -34,6 +34,23 @@ impl Server {
     }
 
     pub async fn start_with(extra_env: &[(&str, &str)], store: Arc<dyn Store>) -> Self {
+        Self::start_full(extra_env, store, |s| s).await
+    }
+
+    /// [`start`](Self::start), with `adjust` applied to the state before
+    /// it is served (e.g. `with_metrics`).
+    pub async fn start_with_state(
+        extra_env: &[(&str, &str)],
+        adjust: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
+        Self::start_full(extra_env, Arc::new(MemoryStore::new()), adjust).await
+    }
+
+    pub async fn start_full(
+        extra_env: &[(&str, &str)],
+        store: Arc<dyn Store>,
+        adjust: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
         let mut env = vec![
             (
                 "IAMALIVE_API_KEYS".to_owned(),
@@ -51,7 +68,10 @@ impl Server {
         let clock = ManualClock::at_millis(1_700_000_000_000);
         let channel = RecordingNotifier::new("test");
         let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(channel.clone())];
-        let state = AppState::new(store, channels, Arc::new(clock.clone()), &config);
+        let state = adjust(
+            AppState::new(store, channels, Arc::new(clock.clone()), &config)
+                .expect("channel names are unique"),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

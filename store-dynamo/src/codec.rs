@@ -36,6 +36,7 @@ pub(crate) const MESSAGE: &str = "message";
 pub(crate) const REPORT: &str = "report";
 /// The host's group (site); absent on items written before groups existed.
 pub(crate) const GROUP: &str = "group";
+pub(crate) const JOB: &str = "job";
 
 /// The item holding every silence, one map entry per silence id.
 pub(crate) const SILENCES_KEY: &str = "#silences";
@@ -144,6 +145,10 @@ pub(crate) fn to_item(rec: &HostRecord, shards: u16) -> Result<Item, StoreError>
     if let Some(g) = &rec.group {
         item.insert(GROUP.into(), AttributeValue::S(g.as_str().to_owned()));
     }
+    if let Some(j) = &rec.job {
+        let json = serde_json::to_string(j).map_err(|e| StoreError::backend(STORE, e))?;
+        item.insert(JOB.into(), AttributeValue::S(json));
+    }
     Ok(item)
 }
 
@@ -208,6 +213,13 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         ),
         None => None,
     };
+    let job = match get_s(item, JOB) {
+        Some(json) => Some(
+            serde_json::from_str(json)
+                .map_err(|e| corrupt(key, format!("job is not valid JSON: {e}")))?,
+        ),
+        None => None,
+    };
     let alarm_count = get_u64(item, key, ALARM_COUNT)?;
     Ok(HostRecord {
         status,
@@ -227,6 +239,7 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         group: get_s(item, GROUP)
             .map(|g| GroupName::new(g).map_err(|e| corrupt(key, format!("group {g:?}: {e}"))))
             .transpose()?,
+        job,
         host,
     })
 }

@@ -1,0 +1,168 @@
+//! The agent's outage report, told in sentences for people.
+//!
+//! An agent that could not reach the watcher keeps a record of what failed
+//! and sends it with the first heartbeat that gets through, as JSON:
+//! `{"since": …, "failed_attempts": n, "failures": [{"kind": "dns",
+//! "detail": …, "first": …, "last": …, "count": n}, …]}`. The JSON webhook
+//! passes it on as it came; every format a person reads (email, chat,
+//! SNS, the log) shows [`describe_report`]'s sentences instead.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::Timestamp;
+
+/// The longest failure detail quoted in a sentence; longer ones are cut.
+const MAX_DETAIL: usize = 160;
+
+fn time(v: &Value) -> Option<Timestamp> {
+    DateTime::parse_from_rfc3339(v.as_str()?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn times(n: u64) -> String {
+    match n {
+        1 => "once".to_owned(),
+        2 => "twice".to_owned(),
+        n => format!("{n} times"),
+    }
+}
+
+/// One failure entry: "DNS lookups failed 12 times (…)".
+fn entry(f: &Value) -> Option<String> {
+    let kind = f["kind"].as_str()?;
+    let count = f["count"].as_u64().unwrap_or(1);
+    let detail = f["detail"].as_str().unwrap_or("").trim();
+    let refused = detail.to_ascii_lowercase().contains("refused");
+    let (what, show_detail) = match kind {
+        "dns" => ("DNS lookups failed", true),
+        "connect" if refused => ("the connection was refused", false),
+        "connect" => ("the connection failed", true),
+        "tls" => ("the TLS handshake failed", true),
+        "timeout" => ("requests timed out", false),
+        "http" => ("the watcher answered with an error", true),
+        "proxy" => ("the proxy failed", true),
+        _ => ("requests failed", true),
+    };
+    let what = if count == 1 {
+        match kind {
+            "dns" => "a DNS lookup failed",
+            "timeout" => "a request timed out",
+            "other" => "a request failed",
+            _ => what,
+        }
+    } else {
+        what
+    };
+    let mut s = format!("{what} {}", times(count));
+    if show_detail && !detail.is_empty() {
+        let mut d: String = detail.chars().take(MAX_DETAIL).collect();
+        if d.len() < detail.len() {
+            d.push('…');
+        }
+        s.push_str(&format!(" ({d})"));
+    }
+    Some(s)
+}
+
+/// `03:12 UTC`, with the date when `t` is not on `other`'s day.
+fn clock(t: Timestamp, other: Timestamp) -> String {
+    if t.date_naive() == other.date_naive() {
+        t.format("%H:%M").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+/// The agent's report `report` (its JSON text) as sentences: "Could not
+/// reach the watcher from 03:12 to 04:02 UTC: DNS lookups failed 12 times,
+/// then the connection was refused twice." `until` is when a heartbeat got
+/// through (the recovery); without it the last failure ends the span.
+/// `None` when `report` is not such a report (then show it as it is).
+pub fn describe_report(report: &str, until: Option<Timestamp>) -> Option<String> {
+    let v: Value = serde_json::from_str(report).ok()?;
+    let failures = v["failures"].as_array()?;
+    let mut entries: Vec<&Value> = failures.iter().collect();
+    entries.sort_by_key(|f| time(&f["first"]));
+    let parts: Vec<String> = entries.iter().filter_map(|f| entry(f)).collect();
+    let since = time(&v["since"]).or_else(|| entries.first().and_then(|f| time(&f["first"])));
+    let last = entries.iter().filter_map(|f| time(&f["last"])).max();
+    let end = until.or(last);
+    let mut s = String::from("Could not reach the watcher");
+    match (since, end) {
+        (Some(a), Some(b)) => {
+            s.push_str(&format!(" from {} to {} UTC", clock(a, b), clock(b, a)));
+        }
+        (Some(a), None) => s.push_str(&format!(" from {} UTC", a.format("%Y-%m-%d %H:%M"))),
+        _ => {}
+    }
+    let attempts = v["failed_attempts"].as_u64();
+    if parts.is_empty() {
+        match attempts {
+            Some(n) => s.push_str(&format!(": {} failed.", plural_attempts(n))),
+            None => s.push('.'),
+        }
+        return Some(s);
+    }
+    s.push_str(": ");
+    s.push_str(&parts.join(", then "));
+    s.push('.');
+    let listed: u64 = entries
+        .iter()
+        .map(|f| f["count"].as_u64().unwrap_or(1))
+        .sum();
+    if let Some(n) = attempts.filter(|n| *n > listed) {
+        s.push_str(&format!(" {} failed in all.", plural_attempts(n)));
+    }
+    Some(s)
+}
+
+fn plural_attempts(n: u64) -> String {
+    if n == 1 {
+        "1 attempt".to_owned()
+    } else {
+        format!("{n} attempts")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_report_reads_as_sentences() {
+        let r = r#"{"since":"2026-11-26T03:12:04Z","failed_attempts":14,"failures":[
+            {"kind":"connect","detail":"tcp connect error: Connection refused (os error 111)","first":"2026-11-26T03:58:00Z","last":"2026-11-26T04:01:00Z","count":2},
+            {"kind":"dns","detail":"failed to lookup address information: Name or service not known","first":"2026-11-26T03:12:04Z","last":"2026-11-26T03:55:00Z","count":12}]}"#;
+        assert_eq!(
+            describe_report(r, Some(at("2026-11-26T04:02:10Z"))).unwrap(),
+            "Could not reach the watcher from 03:12 to 04:02 UTC: DNS lookups failed 12 times \
+             (failed to lookup address information: Name or service not known), then the \
+             connection was refused twice."
+        );
+    }
+
+    #[test]
+    fn single_failures_spans_over_midnight_and_uncounted_attempts() {
+        let r = r#"{"since":"2026-11-25T23:50:00Z","failed_attempts":5,"failures":[
+            {"kind":"timeout","detail":"operation timed out","first":"2026-11-25T23:50:00Z","last":"2026-11-25T23:50:00Z","count":1},
+            {"kind":"http","detail":"503 Service Unavailable","first":"2026-11-26T00:05:00Z","last":"2026-11-26T00:05:00Z","count":1}]}"#;
+        assert_eq!(
+            describe_report(r, None).unwrap(),
+            "Could not reach the watcher from 2026-11-25 23:50 to 2026-11-26 00:05 UTC: a request \
+             timed out once, then the watcher answered with an error once (503 Service \
+             Unavailable). 5 attempts failed in all."
+        );
+    }
+
+    #[test]
+    fn anything_else_is_not_described() {
+        assert_eq!(describe_report("the link was down", None), None);
+        assert_eq!(describe_report(r#"{"a": 1}"#, None), None);
+    }
+}

@@ -1,0 +1,163 @@
+//! Routes: which channels a host's notice goes to.
+//!
+//! The rule is pure and small: routes are tried in order and the first
+//! whose host pattern and kinds match the notice decides its channels; a
+//! notice no route matches goes to every channel, so a gap in the routes
+//! never drops a notice. Watcher notices (degraded, restored, test) are
+//! about the watcher, not a host, and always go to every channel.
+
+use serde::Deserialize;
+
+use crate::{HostPattern, Notice, NoticeKind};
+
+/// One route: notices of matching hosts and kinds go to `channels`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The hosts this route is for; every host when `None`.
+    #[serde(default)]
+    pub hosts: Option<HostPattern>,
+    /// The notice kinds this route is for (`alarm`, `reminder`,
+    /// `recovery`); every kind when `None`.
+    #[serde(default)]
+    pub kinds: Option<Vec<NoticeKind>>,
+    /// The names of the channels that get the matching notices.
+    pub channels: Vec<String>,
+}
+
+impl Route {
+    /// Whether this route decides where `notice` goes.
+    pub fn matches(&self, notice: &Notice) -> bool {
+        self.hosts.as_ref().is_none_or(|p| p.matches(&notice.host))
+            && self.kinds.as_ref().is_none_or(|k| k.contains(&notice.kind))
+    }
+}
+
+/// The routes of a deployment, in order. The empty set sends every notice
+/// to every channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes(Vec<Route>);
+
+/// A route names a channel that is not configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("routes[{route}] names channel {channel:?}, which is not configured (channels: {known})")]
+pub struct UnknownChannel {
+    /// The route's position (from 0).
+    pub route: usize,
+    /// The name it gave.
+    pub channel: String,
+    /// The configured channel names, comma-separated.
+    pub known: String,
+}
+
+impl Routes {
+    /// `routes`, checked against the configured channel names: each name a
+    /// route gives must be one of `channels`.
+    pub fn new(routes: Vec<Route>, channels: &[String]) -> Result<Self, UnknownChannel> {
+        for (i, r) in routes.iter().enumerate() {
+            if let Some(c) = r.channels.iter().find(|c| !channels.contains(c)) {
+                return Err(UnknownChannel {
+                    route: i,
+                    channel: c.clone(),
+                    known: channels.join(", "),
+                });
+            }
+        }
+        Ok(Self(routes))
+    }
+
+    /// The routes, in order.
+    pub fn as_slice(&self) -> &[Route] {
+        &self.0
+    }
+
+    /// Whether `channel` gets `notice`: named by the first route matching
+    /// the notice, or any channel when no route matches (and for watcher
+    /// notices).
+    pub fn sends_to(&self, notice: &Notice, channel: &str) -> bool {
+        if notice.kind.is_watcher() {
+            return true;
+        }
+        match self.0.iter().find(|r| r.matches(notice)) {
+            Some(r) => r.channels.iter().any(|c| c == channel),
+            None => true,
+        }
+    }
+
+    /// The channels of `all` that get `notice`, in the order of `all`.
+    pub fn channels_for(&self, notice: &Notice, all: &[String]) -> Vec<String> {
+        all.iter()
+            .filter(|c| self.sends_to(notice, c))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Whether `kind` is one a route can name (a host's notice).
+pub fn routable(kind: NoticeKind) -> bool {
+    !kind.is_watcher()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HostId;
+
+    fn notice(host: &str, kind: NoticeKind) -> Notice {
+        let t: crate::Timestamp = "2024-05-01T12:00:00Z".parse().unwrap();
+        let mut n =
+            crate::health::watcher_notice(NoticeKind::Degraded, "x", 1, t, t, String::new());
+        n.host = HostId::new(host).unwrap();
+        n.kind = kind;
+        n
+    }
+
+    fn route(hosts: Option<&str>, kinds: Option<&[NoticeKind]>, channels: &[&str]) -> Route {
+        Route {
+            hosts: hosts.map(|h| HostPattern::new(h).unwrap()),
+            kinds: kinds.map(<[_]>::to_vec),
+            channels: channels.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|c| (*c).to_owned()).collect()
+    }
+
+    #[test]
+    fn first_match_decides_and_no_match_goes_everywhere() {
+        let all = names(&["email", "chat", "dba"]);
+        let routes = Routes::new(
+            vec![
+                route(Some("db-*"), None, &["dba"]),
+                route(None, Some(&[NoticeKind::Recovery]), &["chat"]),
+                route(Some("db-*"), None, &["email"]),
+            ],
+            &all,
+        )
+        .unwrap();
+        let to = |h, k| routes.channels_for(&notice(h, k), &all);
+        assert_eq!(to("db-1", NoticeKind::Alarm), ["dba"]);
+        assert_eq!(to("db-1", NoticeKind::Recovery), ["dba"]);
+        assert_eq!(to("web-1", NoticeKind::Recovery), ["chat"]);
+        assert_eq!(to("web-1", NoticeKind::Alarm), all);
+        // Watcher notices are not routed.
+        assert_eq!(to("db-1", NoticeKind::Degraded), all);
+        assert_eq!(
+            Routes::default().channels_for(&notice("a", NoticeKind::Alarm), &all),
+            all
+        );
+        assert!(routable(NoticeKind::Reminder) && !routable(NoticeKind::Test));
+    }
+
+    #[test]
+    fn an_unknown_channel_is_named() {
+        let e = Routes::new(
+            vec![route(None, None, &["email"]), route(None, None, &["dbas"])],
+            &names(&["email", "dba"]),
+        )
+        .unwrap_err();
+        assert_eq!((e.route, e.channel.as_str()), (1, "dbas"));
+        assert!(e.to_string().contains("email, dba"), "{e}");
+    }
+}

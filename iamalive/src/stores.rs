@@ -1,0 +1,93 @@
+//! Opening each store from the server's configuration: the one place the
+//! `iamalive` binary and the presets (`sqlite-smtp`, `redis-webhook`,
+//! `dynamo-sns`) share.
+
+use iamalive_server::{Config, SetupError};
+
+/// The SQLite store at `sqlite.path` with its busy timeout, `create` flag
+/// and the deployment sign (the generated key file) that tells a deleted
+/// database from a first start.
+#[cfg(feature = "sqlite")]
+pub fn sqlite(config: &Config) -> Result<iamalive_store_sqlite::SqliteStore, SetupError> {
+    Ok(iamalive_store_sqlite::SqliteStore::builder()
+        .path(&config.sqlite_path)
+        .busy_timeout(config.sqlite_busy_timeout)
+        .create(config.sqlite_create)
+        .deployment_sign(&config.generated_key_file)
+        .build()?)
+}
+
+/// `backup DEST`: writes a consistent copy of the SQLite database at
+/// `sqlite.path` to `dest` (safe while the watcher runs) and says what it
+/// copied. Exits 0 when written, 1 when it failed; `program` names the
+/// binary in messages.
+#[cfg(feature = "sqlite")]
+pub fn backup(program: &str, config: &Config, dest: &std::path::Path) -> std::process::ExitCode {
+    match iamalive_store_sqlite::backup(&config.sqlite_path, dest) {
+        Ok(r) => {
+            println!(
+                "backed up {} to {}: {} hosts, {} silences, {} bytes",
+                config.sqlite_path.display(),
+                r.path.display(),
+                r.hosts,
+                r.silences,
+                r.bytes
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{program}: backup failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Checkpoints `store` at a graceful stop, so the database file holds
+/// every write (not a WAL a copy of the file alone would miss).
+#[cfg(feature = "sqlite")]
+pub async fn checkpoint_at_stop(store: &iamalive_store_sqlite::SqliteStore) {
+    match store.checkpoint().await {
+        Ok(c) if c.complete => {
+            tracing::info!(store = %store, frames = c.checkpointed, "checkpointed: the database file holds every write");
+        }
+        Ok(c) => {
+            tracing::warn!(store = %store, log = c.log_frames, done = c.checkpointed, "checkpoint incomplete (another process is using the file)");
+        }
+        Err(e) => tracing::warn!(store = %store, error = %e, "checkpoint at stop failed"),
+    }
+}
+
+/// The Redis store at `redis.url` (or the cluster's seeds) under
+/// `redis.prefix`.
+#[cfg(feature = "redis")]
+pub async fn redis(config: &Config) -> Result<iamalive_store_redis::RedisStore, SetupError> {
+    let url = config.redis_url.as_ref().ok_or(
+        "configuration: redis.url (IAMALIVE_REDIS_URL) is required, e.g. redis://127.0.0.1:6379/0",
+    )?;
+    let builder = iamalive_store_redis::RedisStore::builder().prefix(&config.redis_prefix);
+    let builder = match config.redis_cluster_seeds() {
+        Some(seeds) => builder.cluster(seeds),
+        None => builder.url(url.expose()),
+    };
+    Ok(builder.build().await.map_err(|e| {
+        format!("redis (IAMALIVE_REDIS_URL, IAMALIVE_REDIS_PREFIX, IAMALIVE_REDIS_CLUSTER): {e}")
+    })?)
+}
+
+/// The DynamoDB store on `dynamo.table` through `client`, with
+/// `dynamo.shards` write shards of its due index (the store's default
+/// when unset). The table is not touched yet.
+#[cfg(feature = "dynamo")]
+pub fn dynamo(
+    config: &Config,
+    client: aws_sdk_dynamodb::Client,
+) -> Result<iamalive_store_dynamo::DynamoStore, SetupError> {
+    let table = config.dynamo_table.clone().ok_or(
+        "configuration: dynamo.table (IAMALIVE_DYNAMO_TABLE) is required: the DynamoDB table to keep state in",
+    )?;
+    let store = iamalive_store_dynamo::DynamoStore::new(client, table);
+    Ok(match config.dynamo_shards {
+        Some(n) => store.with_shards(n),
+        None => store,
+    })
+}

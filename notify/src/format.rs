@@ -1,0 +1,350 @@
+//! The bodies webhooks are sent in: iamalive's own JSON, Teams, Slack,
+//! Discord and PagerDuty Events v2. Pure functions of a notice, so the
+//! format names and their payloads have one home whatever sends them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use iamalive_core::{Notice, NoticeKind, Timestamp};
+use serde_json::{Value, json};
+
+use crate::{ConfigError, human, truncate, ts};
+
+/// Every format's name, as configured (`format = "teams"`).
+pub const FORMATS: [&str; 5] = ["json", "teams", "slack", "discord", "pagerduty"];
+
+/// The body shape a webhook receiver expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WebhookFormat {
+    /// iamalive's own JSON document (see [`payload`]).
+    Json,
+    /// Microsoft Teams through a Workflows webhook: a message with one
+    /// Adaptive Card attachment.
+    Teams,
+    /// A Slack incoming webhook: `text` plus Block Kit `blocks`.
+    Slack,
+    /// A Discord webhook: `content` plus one embed.
+    Discord,
+    /// PagerDuty Events API v2: `trigger` on alarm and reminder, `resolve`
+    /// on recovery, `dedup_key` = the notice's outage id.
+    PagerDuty,
+}
+
+impl WebhookFormat {
+    /// `json`, `teams`, `slack`, `discord` or `pagerduty`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Json => "json",
+            WebhookFormat::Teams => "teams",
+            WebhookFormat::Slack => "slack",
+            WebhookFormat::Discord => "discord",
+            WebhookFormat::PagerDuty => "pagerduty",
+        }
+    }
+}
+
+impl fmt::Display for WebhookFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WebhookFormat {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "json" => WebhookFormat::Json,
+            "teams" => WebhookFormat::Teams,
+            "slack" => WebhookFormat::Slack,
+            "discord" => WebhookFormat::Discord,
+            "pagerduty" => WebhookFormat::PagerDuty,
+            _ => {
+                return Err(ConfigError::invalid(
+                    "webhook format",
+                    format!("{s:?} is not one of {}", FORMATS.join(", ")),
+                ));
+            }
+        })
+    }
+}
+
+fn color(kind: NoticeKind) -> (&'static str, u32) {
+    match kind {
+        NoticeKind::Alarm => ("Attention", 0xD0_3B_3B),
+        NoticeKind::Reminder => ("Warning", 0xE0_A0_30),
+        NoticeKind::Recovery | NoticeKind::Restored => ("Good", 0x2E_A0_43),
+        NoticeKind::Degraded => ("Warning", 0xE0_70_30),
+        NoticeKind::Test => ("Accent", 0x35_74_C8),
+    }
+}
+
+fn headline(n: &Notice) -> String {
+    n.headline()
+}
+
+/// (title, value) pairs shown by the chat formats.
+fn facts(n: &Notice) -> Vec<(&'static str, String)> {
+    if n.kind.is_watcher() {
+        return vec![
+            ("What", n.message.clone().unwrap_or_default()),
+            ("Since", ts(&n.missing_since)),
+            ("Notice id", n.id.clone()),
+        ];
+    }
+    let mut f = vec![("Host", n.host.to_string())];
+    if let Some(g) = &n.group {
+        f.push(("Site", g.to_string()));
+    }
+    f.push(("Last seen", ts(&n.last_seen)));
+    f.push(("Missing since", ts(&n.missing_since)));
+    if let Some(r) = &n.recovered_at {
+        f.push(("Back at", ts(r)));
+    }
+    f.push(("Silent for", human(n.silent_for)));
+    f.push(("Alarm count", n.alarm_count.to_string()));
+    if let Some(r) = &n.next_reminder {
+        f.push(("Next reminder", ts(r)));
+    }
+    if let Some(m) = &n.message {
+        f.push(("Last message", m.clone()));
+    }
+    if let Some(b) = &n.blind {
+        f.push(("Watcher note", b.clone()));
+    }
+    f.push(("Notice id", n.id.clone()));
+    f
+}
+
+fn report_json(n: &Notice) -> Value {
+    match &n.report {
+        None => Value::Null,
+        Some(r) => serde_json::from_str::<Value>(r).unwrap_or_else(|_| Value::String(r.clone())),
+    }
+}
+
+fn generic(n: &Notice, sent_at: Timestamp) -> Value {
+    json!({
+        "id": n.id,
+        "kind": n.kind.as_str(),
+        "host": n.host.as_str(),
+        "group": n.group.as_ref().map(|g| g.as_str()),
+        "subject": n.subject(),
+        "last_seen": ts(&n.last_seen),
+        "missing_since": ts(&n.missing_since),
+        "recovered_at": n.recovered_at.as_ref().map(ts),
+        "silent_for_s": n.silent_for.as_secs(),
+        "alarm_count": n.alarm_count,
+        "sent_at": ts(&sent_at),
+        "outage_id": n.outage_id,
+        "next_reminder": n.next_reminder.as_ref().map(ts),
+        "message": n.message,
+        "report": report_json(n),
+        "blind": n.blind,
+    })
+}
+
+/// The JSON body sent for `notice` in `format` at `sent_at`.
+/// `routing_key` is used by PagerDuty only.
+///
+/// The `json` format's body:
+///
+/// | field | type | meaning |
+/// |---|---|---|
+/// | `id` | string | notice id, stable across redeliveries |
+/// | `kind` | `alarm` \| `reminder` \| `recovery` | |
+/// | `host` | string | |
+/// | `group` | string or null | the host's group (site); null when it has none |
+/// | `subject` | string | `[iamalive] ALARM build-01`, `[iamalive] ALARM db-1 (site office-berlin)` |
+/// | `last_seen` | RFC 3339 | the last heartbeat before the silence |
+/// | `missing_since` | RFC 3339 | when the host was declared missing |
+/// | `recovered_at` | RFC 3339 or null | recovery only |
+/// | `silent_for_s` | integer | seconds of silence |
+/// | `alarm_count` | integer | alarms and reminders delivered in this outage |
+/// | `sent_at` | RFC 3339 | when this request was made |
+/// | `outage_id` | string | shared by every notice of one outage |
+/// | `next_reminder` | RFC 3339 or null | |
+/// | `message` | string or null | the host's last heartbeat message |
+/// | `report` | object, string or null | the agent's outage report (JSON when it parses) |
+/// | `blind` | string or null | why the watcher itself may have been blind |
+pub fn payload(
+    notice: &Notice,
+    format: WebhookFormat,
+    routing_key: Option<&str>,
+    sent_at: Timestamp,
+) -> Value {
+    let n = notice;
+    match format {
+        WebhookFormat::Json => generic(n, sent_at),
+        WebhookFormat::Teams => {
+            let (style, _) = color(n.kind);
+            let mut body = vec![
+                json!({"type": "TextBlock", "text": n.subject(), "weight": "Bolder",
+                       "size": "Medium", "color": style, "wrap": true}),
+                json!({"type": "TextBlock", "text": headline(n), "wrap": true}),
+                json!({"type": "FactSet", "facts": facts(n).into_iter()
+                    .map(|(t, v)| json!({"title": t, "value": v})).collect::<Vec<_>>()}),
+            ];
+            if let Some(r) = &n.report_text() {
+                body.push(
+                    json!({"type": "TextBlock", "text": "Agent's account of the outage",
+                                 "weight": "Bolder", "wrap": true}),
+                );
+                body.push(json!({"type": "TextBlock", "text": truncate(r, 4000),
+                                 "fontType": "Monospace", "wrap": true}));
+            }
+            json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "contentUrl": null,
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "body": body,
+                    }
+                }]
+            })
+        }
+        WebhookFormat::Slack => {
+            let fields: Vec<Value> = facts(n)
+                .into_iter()
+                .take(10)
+                .map(|(t, v)| json!({"type": "mrkdwn", "text": truncate(&format!("*{t}*\n{v}"), 2000)}))
+                .collect();
+            let mut blocks = vec![
+                json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&n.subject(), 150)}}),
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&headline(n), 3000)}}),
+                json!({"type": "section", "fields": fields}),
+            ];
+            if let Some(r) = &n.report_text() {
+                blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
+                    "text": truncate(&format!("*Agent's account of the outage*\n```{r}```"), 3000)}}));
+            }
+            json!({"text": format!("{}: {}", n.subject(), headline(n)), "blocks": blocks})
+        }
+        WebhookFormat::Discord => {
+            let (_, rgb) = color(n.kind);
+            let fields: Vec<Value> = facts(n)
+                .into_iter()
+                .map(|(t, v)| json!({"name": t, "value": truncate(&v, 1024), "inline": t != "Notice id"}))
+                .collect();
+            let description = match &n.report_text() {
+                Some(r) => format!(
+                    "{}\n\nAgent's account of the outage:\n```{}```",
+                    headline(n),
+                    r
+                ),
+                None => headline(n),
+            };
+            json!({
+                "content": truncate(&n.subject(), 2000),
+                "embeds": [{
+                    "title": truncate(&n.subject(), 256),
+                    "description": truncate(&description, 4096),
+                    "color": rgb,
+                    "fields": fields,
+                    "timestamp": ts(&n.created_at),
+                    "footer": {"text": truncate(&format!("iamalive · {}", n.id), 2048)},
+                }],
+                "allowed_mentions": {"parse": []},
+            })
+        }
+        WebhookFormat::PagerDuty => {
+            let key = routing_key.unwrap_or_default();
+            match n.kind {
+                NoticeKind::Recovery | NoticeKind::Restored => json!({
+                    "routing_key": key,
+                    "event_action": "resolve",
+                    "dedup_key": n.outage_id,
+                    "payload": {
+                        "summary": truncate(&format!("{}: {}", n.subject(), headline(n)), 1024),
+                        "source": n.host.as_str(),
+                        "severity": "info",
+                        "custom_details": generic(n, sent_at),
+                    },
+                }),
+                NoticeKind::Degraded | NoticeKind::Test => json!({
+                    "routing_key": key,
+                    "event_action": "trigger",
+                    "dedup_key": n.outage_id,
+                    "client": "iamalive",
+                    "payload": {
+                        "summary": truncate(&n.subject(), 1024),
+                        "source": n.host.as_str(),
+                        "severity": if n.kind == NoticeKind::Test { "info" } else { "error" },
+                        "timestamp": ts(&n.created_at),
+                        "component": "watcher",
+                        "class": n.kind.as_str(),
+                        "custom_details": generic(n, sent_at),
+                    },
+                }),
+                NoticeKind::Alarm | NoticeKind::Reminder => json!({
+                    "routing_key": key,
+                    "event_action": "trigger",
+                    "dedup_key": n.outage_id,
+                    "client": "iamalive",
+                    "payload": {
+                        "summary": truncate(&format!("{}: {} since {}", n.subject(), headline(n), ts(&n.last_seen)), 1024),
+                        "source": n.host.as_str(),
+                        "severity": "critical",
+                        "timestamp": ts(&n.created_at),
+                        "component": "heartbeat",
+                        "group": n.group.as_ref().map(|g| g.as_str()),
+                        "class": "host silent",
+                        "custom_details": generic(n, sent_at),
+                    },
+                }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2024-05-01T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn watcher_notices_read_in_every_format() {
+        let degraded = iamalive_core::health::watcher_notice(
+            NoticeKind::Degraded,
+            "watcher/channel/smtp@1",
+            1,
+            now(),
+            now(),
+            "Channel smtp refused the alarm for db-1 (notice n1): 550 quota. More.".into(),
+        );
+        for f in ["json", "teams", "slack", "discord", "pagerduty"] {
+            let body = payload(&degraded, f.parse().unwrap(), Some("rk"), now()).to_string();
+            assert!(body.contains("550 quota"), "{f}: {body}");
+            assert!(
+                body.contains("WATCHER DEGRADED") || f == "json",
+                "{f}: {body}"
+            );
+        }
+        let pd = |n: &Notice| payload(n, WebhookFormat::PagerDuty, Some("rk"), now());
+        assert_eq!(pd(&degraded)["event_action"], "trigger");
+        let mut restored = degraded.clone();
+        restored.kind = NoticeKind::Restored;
+        assert_eq!(pd(&restored)["event_action"], "resolve");
+        assert_eq!(pd(&restored)["dedup_key"], pd(&degraded)["dedup_key"]);
+        assert_eq!(
+            payload(&degraded, WebhookFormat::Json, None, now())["kind"],
+            "degraded"
+        );
+    }
+
+    #[test]
+    fn formats_parse() {
+        for f in FORMATS {
+            assert_eq!(f.parse::<WebhookFormat>().unwrap().as_str(), f);
+        }
+        assert!("msteams".parse::<WebhookFormat>().is_err());
+    }
+}
