@@ -146,6 +146,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         short_restart_gives_back_swallowed_time,
         refused_notice_stays_owed_and_is_announced,
         groups_are_stored,
+        group_outage_is_one_notice,
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
     ]
@@ -184,7 +185,9 @@ where
     ran
 }
 
+mod groups;
 mod jobs;
+pub use groups::group_outage_is_one_notice;
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
@@ -425,6 +428,7 @@ fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {
         report: Some(r#"{"k":"v"}"#.into()),
         blind: None,
         group: Some(group("office-berlin")),
+        hosts: Vec::new(),
         job: None,
     }
 }

@@ -428,6 +428,7 @@ pub fn watcher_notice(
         report: None,
         blind: None,
         group: None,
+        hosts: Vec::new(),
         job: None,
     }
 }

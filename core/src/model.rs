@@ -178,6 +178,10 @@ pub struct Notice {
     /// none. Absent from notices stored before groups existed.
     #[serde(default)]
     pub group: Option<GroupName>,
+    /// For a group notice (one notice for a group's outage): every host it
+    /// names; empty for a single host's notice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<crate::group_outage::GroupHost>,
     /// For a job: the failure it reported, or for an all-clear the
     /// failures it ends and the duration of the run that ended them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,10 +192,51 @@ impl Notice {
     /// `[iamalive] ALARM build-01`-style one-line summary, with the site
     /// when the host has one: `[iamalive] ALARM db-1 (site office-berlin)`.
     pub fn subject(&self) -> String {
-        if self.kind.is_watcher() {
+        if self.kind.is_watcher() || self.is_group() {
             return format!("[iamalive] {}: {}", self.kind.tag(), self.headline());
         }
         format!("[iamalive] {} {}", self.kind.tag(), self.host_label())
+    }
+
+    /// Whether this is a group notice, speaking for several hosts of a
+    /// group at once ([`hosts`](Self::hosts) names them).
+    pub fn is_group(&self) -> bool {
+        !self.hosts.is_empty()
+    }
+
+    /// "site office-berlin: 10 hosts silent" for a group notice.
+    fn group_headline(&self) -> Option<String> {
+        if !self.is_group() {
+            return None;
+        }
+        let site = self.group.as_ref().map_or("?", GroupName::as_str);
+        let n = self.hosts.len();
+        let hosts = if n == 1 {
+            "1 host".to_owned()
+        } else {
+            format!("{n} hosts")
+        };
+        let back = self.hosts.iter().filter(|h| h.back_at.is_some()).count();
+        Some(match self.kind {
+            NoticeKind::Alarm => format!("site {site}: {hosts} silent"),
+            NoticeKind::Reminder => {
+                let new = self.hosts.iter().filter(|h| h.new).count();
+                if new > 0 {
+                    format!("site {site}: {hosts} still silent ({new} new)")
+                } else {
+                    format!("site {site}: {hosts} still silent")
+                }
+            }
+            _ => {
+                let dark =
+                    humantime::format_duration(Duration::from_secs(self.silent_for.as_secs()));
+                if back == n {
+                    format!("site {site}: {hosts} back after {dark}")
+                } else {
+                    format!("site {site}: {back} of {hosts} back after {dark}")
+                }
+            }
+        })
     }
 
     /// The host as notices name it: `db-1`, or `db-1 (site office-berlin)`
@@ -206,6 +251,9 @@ impl Notice {
     /// One short sentence: "build-01 has gone silent", or for a watcher
     /// notice the first sentence of its message.
     pub fn headline(&self) -> String {
+        if let Some(h) = self.group_headline() {
+            return h;
+        }
         let failed = self.job.as_deref().filter(|j| j.failed);
         match (self.kind, failed) {
             (NoticeKind::Alarm, Some(j)) => match &j.failure {
@@ -251,6 +299,36 @@ impl Notice {
             let _ = writeln!(b, "since:         {}", ts(&self.missing_since));
             let _ = writeln!(b, "at:            {}", ts(&self.created_at));
             let _ = writeln!(b, "\nnotice id: {}", self.id);
+            return b;
+        }
+        if self.is_group() {
+            let _ = writeln!(b, "{}.", self.headline());
+            let _ = writeln!(b);
+            let dark_since = ts(&self.missing_since);
+            let _ = writeln!(b, "dark since:    {dark_since}");
+            if let Some(r) = &self.recovered_at {
+                let _ = writeln!(b, "back at:       {}", ts(r));
+            }
+            let _ = writeln!(b, "dark for:      {}", human(self.silent_for));
+            let _ = writeln!(b);
+            for h in &self.hosts {
+                let state = match h.back_at {
+                    Some(at) => format!("back at {}", ts(&at)),
+                    None if self.kind == NoticeKind::Recovery => "still silent".to_owned(),
+                    None => format!("silent for {}", human(h.silent_for)),
+                };
+                let new = if h.new { " (new)" } else { "" };
+                let _ = writeln!(
+                    b,
+                    "  {}{new}: last seen {}, {state}",
+                    h.host,
+                    ts(&h.last_seen)
+                );
+            }
+            if let Some(r) = &self.report {
+                let _ = writeln!(b, "\nWhat the agents reported:\n{r}");
+            }
+            let _ = writeln!(b, "\noutage id: {}\nnotice id: {}", self.outage_id, self.id);
             return b;
         }
         let failed = self.job.as_deref().is_some_and(|j| j.failed);

@@ -199,6 +199,7 @@ mod tests {
             report: None,
             blind: None,
             group: None,
+            hosts: Vec::new(),
             job: None,
         }
     }

@@ -117,6 +117,7 @@ mod tests {
             report: Some("{\n  \"a\": 1\n}".into()),
             blind: None,
             group: None,
+            hosts: Vec::new(),
             job: None,
         };
         let l = StdoutNotifier::line(&n);

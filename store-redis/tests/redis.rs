@@ -197,6 +197,7 @@ async fn heartbeat_script_follows_the_contract() {
         report: None,
         blind: None,
         group: None,
+        hosts: Vec::new(),
         job: None,
     };
     set(&s, &r, |n| {
@@ -710,6 +711,7 @@ async fn swaps_and_remove_keep_the_up_entry_exact() {
         report: None,
         blind: None,
         group: None,
+        hosts: Vec::new(),
         job: None,
     };
     let r = set(&s, &got, |n| {

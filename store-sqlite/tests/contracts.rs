@@ -84,6 +84,7 @@ fn notice(h: &HostId, kind: NoticeKind) -> Notice {
         report: None,
         blind: None,
         group: None,
+        hosts: Vec::new(),
         job: None,
     }
 }

@@ -51,6 +51,7 @@ pub fn notice(host: &str, kind: NoticeKind) -> Notice {
         }),
         blind: None,
         group: None,
+        hosts: Vec::new(),
         job: None,
     }
 }
