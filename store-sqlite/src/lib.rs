@@ -2,6 +2,7 @@
 
 mod codec;
 mod files;
+mod groups;
 mod heartbeat;
 mod schema;
 mod worker;
@@ -14,8 +15,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use iamalive_core::{
-    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Store,
-    StoreError, Timestamp,
+    Event, GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark,
+    Silence, Store, StoreError, Timestamp,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -812,6 +813,30 @@ impl Store for SqliteStore {
 
     async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
         self.write(move |conn| mark_run(conn, now, gap)).await
+    }
+
+    fn keeps_groups(&self) -> bool {
+        true
+    }
+
+    async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
+        self.group(group).await
+    }
+
+    async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
+        self.swap_group_row(expected, next).await
+    }
+
+    async fn due_groups(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<GroupRecord>, StoreError> {
+        self.groups_due(now, limit).await
+    }
+
+    async fn next_group_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.group_next_due().await
     }
 
     async fn check(&self) -> Result<(), StoreError> {
