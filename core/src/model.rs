@@ -192,7 +192,10 @@ impl Notice {
     /// `[iamalive] ALARM build-01`-style one-line summary, with the site
     /// when the host has one: `[iamalive] ALARM db-1 (site office-berlin)`.
     pub fn subject(&self) -> String {
-        if self.kind.is_watcher() || self.is_group() {
+        if self.is_group() {
+            return format!("[iamalive] {} {}", self.kind.tag(), self.headline());
+        }
+        if self.kind.is_watcher() {
             return format!("[iamalive] {}: {}", self.kind.tag(), self.headline());
         }
         format!("[iamalive] {} {}", self.kind.tag(), self.host_label())

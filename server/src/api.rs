@@ -380,7 +380,8 @@ impl AppState {
         let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)?
             .with_routes(config.routes.clone())
             .with_blind_probe(rejections.probe())
-            .with_fail_probe(stopped.probe());
+            .with_fail_probe(stopped.probe())
+            .with_grouping(config.groups.grouping());
         let keys = KeyRing::new(config.keys.clone());
         Ok(Self(Arc::new(Shared {
             monitor: Arc::new(monitor),

@@ -142,6 +142,19 @@ impl GroupSettings {
         }
     }
 
+    /// Each group's `min_hosts` and `wait`, for
+    /// [`Monitor::with_grouping`](iamalive_core::Monitor::with_grouping).
+    pub fn grouping(&self) -> iamalive_core::Grouping {
+        let me = self.clone();
+        std::sync::Arc::new(move |g| {
+            let s = me.settings_of(g);
+            iamalive_core::GroupPolicy {
+                min_hosts: s.min_hosts,
+                wait: s.wait,
+            }
+        })
+    }
+
     /// The settings that apply to `group`: its entry's, else the defaults.
     pub fn settings_of(&self, group: &GroupName) -> GroupingSettings {
         self.groups
