@@ -79,6 +79,10 @@ struct Args {
     /// A short message sent with every heartbeat.
     #[arg(long, env = "IAMALIVE_AGENT_MESSAGE")]
     message: Option<String>,
+    /// The group (site) this host belongs to, sent with every heartbeat
+    /// (`office-berlin`); the watcher's `[[groups]]` configuration wins.
+    #[arg(long, env = "IAMALIVE_AGENT_GROUP")]
+    group: Option<String>,
     /// Send one heartbeat (retrying within --deadline) and exit: 0 if it got
     /// through, 1 if not.
     #[arg(long)]
@@ -181,6 +185,17 @@ fn init_logging(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `s` is 1 to `max` bytes of `[A-Za-z0-9._-]`, not only dots: the
+/// watcher's rule for host ids and group names, checked before the first
+/// beat so a typo fails at start rather than as a 400 on every beat.
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !s.bytes().all(|b| b == b'.')
+}
+
 fn config(args: &Args) -> Result<AgentConfig, String> {
     let key = match (&args.key, &args.key_file) {
         (Some(k), _) => k.trim().to_owned(),
@@ -200,16 +215,20 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
             .trim()
             .to_ascii_lowercase(),
     };
-    if host.is_empty()
-        || host.len() > 253
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
+    if !valid_name(&host, 253) {
         return Err(format!(
             "host id {host:?}: use 1 to 253 of letters, digits, '.', '_', '-' (give --host)"
         ));
     }
+    let group = match args.group.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(g) if valid_name(g, 128) => Some(g.to_ascii_lowercase()),
+        Some(g) => {
+            return Err(format!(
+                "--group {g:?}: use 1 to 128 of letters, digits, '.', '_', '-'"
+            ));
+        }
+    };
     if args.interval.is_zero() {
         return Err("--interval must be more than zero".into());
     }
@@ -234,6 +253,7 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         key,
         host,
         message: args.message.clone(),
+        group,
         timeout: args.timeout,
         interval: args.interval,
         backoff,

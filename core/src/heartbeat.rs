@@ -24,8 +24,8 @@
 //! write without a read.
 //!
 //! In every case `last_seen` becomes the later of its value and the
-//! heartbeat's, `version` is bumped, and `message` / `report` are replaced
-//! when the heartbeat carries them. The status never changes here: only a
+//! heartbeat's, `version` is bumped, and `message` / `report` / `group` are
+//! replaced when the heartbeat carries them (kept when it does not). The status never changes here: only a
 //! monitor's compare-and-swap moves it.
 
 use std::time::Duration;
@@ -123,6 +123,9 @@ pub fn apply_heartbeat_with(
     if hb.report.is_some() {
         rec.report.clone_from(&hb.report);
     }
+    if hb.group.is_some() && rec.group != hb.group {
+        rec.group.clone_from(&hb.group);
+    }
 }
 
 /// A new record for a heartbeat from an unknown host, per the contract:
@@ -132,6 +135,7 @@ pub fn created_by_heartbeat(hb: &Heartbeat, due_if_up: Timestamp) -> HostRecord 
     rec.due_at = Some(due_if_up);
     rec.message.clone_from(&hb.message);
     rec.report.clone_from(&hb.report);
+    rec.group.clone_from(&hb.group);
     rec
 }
 

@@ -16,6 +16,9 @@ use crate::{
     NotifyError, PolicySet, Silence, Status, Store, StoreError, Timestamp,
 };
 
+mod groups;
+pub use groups::Grouping;
+
 /// How many times one record is re-read and decided again after losing a
 /// compare-and-swap before the sweep leaves it for the next one.
 const MAX_ROUNDS: usize = 16;
@@ -138,6 +141,7 @@ pub struct Monitor<S: ?Sized, C> {
     opts: MonitorOptions,
     state: Mutex<MarkState>,
     blind: Option<BlindProbe>,
+    grouping: Option<Grouping>,
     health: Mutex<HealthState>,
     /// Set while the store is in trouble, so the heartbeat path only takes
     /// the health lock when there is something to clear.
@@ -200,6 +204,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             fault_since_mark: AtomicBool::new(false),
             opts,
             blind: None,
+            grouping: None,
         })
     }
 
@@ -332,10 +337,18 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             st.marked_at
                 .map_or_else(|| self.clock.now(), |m| add(m, self.mark_interval()))
         };
-        Ok(match self.store.next_due().await? {
-            Some(d) => d.min(mark_due),
-            None => mark_due,
-        })
+        let groups = if self.grouping.is_some() && self.store.keeps_groups() {
+            self.store.next_group_due().await?
+        } else {
+            None
+        };
+        Ok(self
+            .store
+            .next_due()
+            .await?
+            .into_iter()
+            .chain(groups)
+            .fold(mark_due, Timestamp::min))
     }
 
     /// Decides every due record, writes the decisions back and delivers the
@@ -451,6 +464,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 break;
             }
         }
+        self.sweep_groups(now, &mut report).await?;
         Ok(report)
     }
 
@@ -574,9 +588,21 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             };
             tracing::info!(host = %written.host, kind = %outbox.notice.kind, id = %outbox.notice.id, "notice owed");
             let targets = self.routes.channels_for(&outbox.notice, &self.names);
-            let results = self
-                .deliver(&outbox.notice, &targets, &outbox.delivered, &outbox.failed)
-                .await;
+            let routed = self.route_to_group(&outbox.notice, &policy, report).await?;
+            let results = match routed {
+                groups::Routed::Held(until) => {
+                    tracing::info!(host = %written.host, id = %outbox.notice.id, until = %until, "notice held for its group");
+                    return self
+                        .hold_host(written, &outbox.notice.id, until, report)
+                        .await;
+                }
+                groups::Routed::Absorbed => Self::absorbed(&targets),
+                groups::Routed::Deliver => {
+                    self.deliver(&outbox.notice, &targets, &outbox.delivered, &outbox.failed)
+                        .await
+                }
+            };
+            let absorbed = matches!(routed, groups::Routed::Absorbed);
             report.failed_deliveries += results
                 .iter()
                 .filter(|(_, o)| *o != ChannelOutcome::Delivered)
@@ -606,7 +632,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 .is_none_or(|o| o.notice.id != outbox.notice.id)
             {
                 report.completed += 1;
-                self.log_notice(&outbox.notice, now).await;
+                if !absorbed {
+                    self.log_notice(&outbox.notice, now).await;
+                }
             }
             if settled.due_at.is_none_or(|d| d > now) {
                 return Ok(());

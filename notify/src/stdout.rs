@@ -148,6 +148,8 @@ mod tests {
             message: None,
             report: Some("{\n  \"a\": 1\n}".into()),
             blind: None,
+            group: None,
+            hosts: Vec::new(),
             job: None,
         };
         let l = StdoutNotifier::line(&n);
@@ -192,6 +194,13 @@ mod tests {
         let l = StdoutNotifier::line(&back);
         assert!(
             l.contains(", job failed twice since 02:00 UTC: disk full, run took 1m 35s"),
+            "{l}"
+        );
+        let mut grouped = n.clone();
+        grouped.group = Some(iamalive_core::GroupName::new("office-berlin").unwrap());
+        let l = StdoutNotifier::line(&grouped);
+        assert!(
+            l.starts_with("[iamalive] ALARM build-01 (site office-berlin): silent for 10m"),
             "{l}"
         );
     }

@@ -251,6 +251,8 @@ pub struct Config {
     pub ops: crate::ops::OpsSettings,
     /// The dashboard, status pages and badges.
     pub dashboard: crate::dashboard::DashboardSettings,
+    /// Groups (sites): `[grouping]` defaults and `[[groups]]` entries.
+    pub groups: crate::groups::GroupSettings,
 }
 
 /// How log lines are written.
@@ -295,6 +297,8 @@ struct FileConfig {
     metrics: Option<crate::ops::MetricsTable>,
     maintenance: Option<crate::ops::MaintenanceTable>,
     dashboard: Option<crate::dashboard::DashboardTable>,
+    grouping: Option<crate::groups::GroupingTable>,
+    groups: Option<Vec<crate::groups::GroupTable>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -448,6 +452,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ),
     ("IAMALIVE_STATUS_PAGES", "dashboard.status_pages"),
     ("IAMALIVE_BADGE_SECRET", "dashboard.badge_secret"),
+    ("IAMALIVE_GROUP_MIN_HOSTS", "grouping.min_hosts"),
+    ("IAMALIVE_GROUP_WAIT", "grouping.wait"),
 ];
 
 /// The variable naming the TOML file to read.
@@ -507,12 +513,13 @@ fn kind_of(path: &str) -> Kind {
     match path {
         "auto_register" | "dashboard.enabled" => Kind::Bool,
         "api_keys" | "smtp.to" | "dashboard.status_pages" => Kind::List,
-        "dashboard.session_ttl" | "dashboard.refresh" => Kind::Duration,
+        "dashboard.session_ttl" | "dashboard.refresh" | "grouping.wait" => Kind::Duration,
         "policy.reminder_backoff" => Kind::Float,
         "policy.max_reminders"
         | "limits.body_bytes"
         | "limits.max_connections"
         | "limits.max_connections_per_ip"
+        | "grouping.min_hosts"
         | "metrics.max_hosts" => Kind::Int,
         "maintenance.max_self_silence" => Kind::Duration,
         "limits.max_hosts" => Kind::CountOrOff,
@@ -901,9 +908,11 @@ impl Config {
 
         let (channels, routes) = resolve_channels(f.channels, f.routes, f.smtp, f.webhook, f.sns)?;
         let dashboard = crate::dashboard::DashboardSettings::resolve(f.dashboard)?;
+        let groups = crate::groups::GroupSettings::resolve(f.grouping, f.groups)?;
         Ok(Config {
             self_ping: f.self_ping.unwrap_or_default().resolve()?,
             dashboard,
+            groups,
             listen,
             auto_register: f.auto_register.unwrap_or(true),
             keys,

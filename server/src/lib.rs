@@ -5,6 +5,7 @@ mod binary;
 mod config;
 mod dashboard;
 mod error;
+mod groups;
 mod host_metrics;
 mod keys;
 #[cfg(feature = "lambda")]
@@ -28,6 +29,9 @@ pub use config::{
 };
 pub use dashboard::{DashboardSettings, MIN_BADGE_SECRET, SESSION_COOKIE, SecureCookie, UNGROUPED};
 pub use error::ServerError;
+pub use groups::{
+    DEFAULT_GROUP_MIN_HOSTS, DEFAULT_GROUP_WAIT, GroupConfig, GroupSettings, GroupingSettings,
+};
 pub use host_metrics::{NOTICES, SWEEP_DUE, SWEEP_DURATION, prometheus_builder};
 pub use keys::{ApiKey, KeyHash, KeyRing, Role, generate_key};
 pub use listen::{RESERVED_FILES, raise_open_file_limit, serve_listener};

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use iamalive_core::{Downtime, HostId, HostRecord, MonitorMark, Outbox, Status, Timestamp};
+use iamalive_core::{
+    Downtime, GroupName, HostId, HostRecord, MonitorMark, Outbox, Status, Timestamp,
+};
 
 use crate::STORE;
 use iamalive_core::StoreError;
@@ -32,6 +34,8 @@ pub(crate) const ALARM_COUNT: &str = "alarmCount";
 pub(crate) const OUTBOX: &str = "outbox";
 pub(crate) const MESSAGE: &str = "message";
 pub(crate) const REPORT: &str = "report";
+/// The host's group (site); absent on items written before groups existed.
+pub(crate) const GROUP: &str = "group";
 pub(crate) const JOB: &str = "job";
 /// A host's stored policy (set through the API), as JSON.
 pub(crate) const POLICY: &str = "policy";
@@ -140,6 +144,9 @@ pub(crate) fn to_item(rec: &HostRecord, shards: u16) -> Result<Item, StoreError>
     if let Some(r) = &rec.report {
         item.insert(REPORT.into(), AttributeValue::S(r.clone()));
     }
+    if let Some(g) = &rec.group {
+        item.insert(GROUP.into(), AttributeValue::S(g.as_str().to_owned()));
+    }
     if let Some(j) = &rec.job {
         let json = serde_json::to_string(j).map_err(|e| StoreError::backend(STORE, e))?;
         item.insert(JOB.into(), AttributeValue::S(json));
@@ -243,6 +250,9 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         outbox: outbox.map(Box::new),
         message: get_s(item, MESSAGE).map(str::to_owned),
         report: get_s(item, REPORT).map(str::to_owned),
+        group: get_s(item, GROUP)
+            .map(|g| GroupName::new(g).map_err(|e| corrupt(key, format!("group {g:?}: {e}"))))
+            .transpose()?,
         job,
         policy,
         host,

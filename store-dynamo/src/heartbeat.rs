@@ -110,6 +110,13 @@ impl DynamoStore {
                 .expression_attribute_names("#report", REPORT)
                 .expression_attribute_values(":report", s(r.clone()));
         }
+        if let Some(g) = &hb.group {
+            // In the same UpdateItem: a group costs no write of its own.
+            set.push_str(", #grp = :grp");
+            req = req
+                .expression_attribute_names("#grp", GROUP)
+                .expression_attribute_values(":grp", s(g.as_str().to_owned()));
+        }
         match req
             .update_expression(set)
             .condition_expression(cond)

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
-use iamalive_core::{Downtime, HostId, HostRecord, MonitorMark, Status, StoreError, Timestamp};
+use iamalive_core::{
+    Downtime, GroupName, HostId, HostRecord, MonitorMark, Status, StoreError, Timestamp,
+};
 
 use crate::STORE;
 
@@ -138,6 +140,9 @@ pub(crate) fn encode(rec: &HostRecord) -> Result<Vec<(&'static str, String)>, St
     if let Some(r) = &rec.report {
         f.push(("report", r.clone()));
     }
+    if let Some(g) = &rec.group {
+        f.push(("group", g.as_str().to_owned()));
+    }
     if let Some(j) = &rec.job {
         let json = serde_json::to_string(j).map_err(|e| StoreError::InvalidInput {
             store: STORE,
@@ -190,6 +195,10 @@ pub(crate) fn decode(
     let outbox = take("outbox")
         .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("outbox: {e}"))))
         .transpose()?;
+    // Absent in hashes written before groups existed.
+    let group = take("group")
+        .map(|g| GroupName::new(&g).map_err(|e| corrupt(key, format!("group {g:?}: {e}"))))
+        .transpose()?;
     let job = take("job")
         .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("job: {e}"))))
         .transpose()?;
@@ -212,6 +221,7 @@ pub(crate) fn decode(
         outbox,
         message: take("message"),
         report: take("report"),
+        group,
         job,
         policy,
     }))

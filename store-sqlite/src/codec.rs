@@ -1,7 +1,9 @@
 //! Rows to records and back: timestamps, statuses and the outbox as JSON.
 
 use chrono::{DateTime, Utc};
-use iamalive_core::{HostId, HostRecord, MonitorMark, Outbox, Status, StoreError, Timestamp};
+use iamalive_core::{
+    GroupName, HostId, HostRecord, MonitorMark, Outbox, Status, StoreError, Timestamp,
+};
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
 
@@ -9,7 +11,8 @@ use crate::STORE;
 
 /// The columns of `hosts`, in the order [`record_from_row`] reads them.
 pub(crate) const COLS: &str = "host, status, last_seen, watch_from, last_checked, \
-     missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, job, policy";
+     missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, job, \
+     policy, group_name";
 
 /// An instant as integer nanoseconds since the Unix epoch.
 ///
@@ -189,6 +192,12 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
         report: opt_text(row, 13, key, "report")?,
         job,
         policy,
+        group: match opt_text(row, 16, key, "group_name")? {
+            None => None,
+            Some(g) => Some(
+                GroupName::new(&g).map_err(|e| corrupt(key, format!("group_name {g:?}: {e}")))?,
+            ),
+        },
         host,
     })
 }

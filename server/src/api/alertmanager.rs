@@ -137,11 +137,13 @@ async fn receive(
         "alertmanager: {count} firing ({})",
         names(firing)
     )));
+    let group = st.0.groups.group_of(&host, None);
     let hb = Heartbeat {
         at: now,
         host,
         message: Some(message),
         report: None,
+        group,
     };
     // A success, as a ping's: it answers a stop reported before it, and a
     // stop whose alarm has not gone out yet still owes it.
@@ -162,11 +164,13 @@ async fn stopped(
         "alertmanager: every alert resolved ({}): the alerting pipeline stopped",
         names(payload.alerts.iter())
     )));
+    let group = st.0.groups.group_of(&host, None);
     let hb = Heartbeat {
         at: now,
         host,
         message: Some(reason),
         report: None,
+        group,
     };
     let out = st
         .monitor()

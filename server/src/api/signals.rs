@@ -20,6 +20,9 @@ pub(super) struct PingQuery {
     /// Pairs a start with its end when runs overlap.
     #[serde(default)]
     pub(super) rid: Option<String>,
+    /// The group (site) the host says it belongs to (`?group=`).
+    #[serde(default)]
+    pub(super) group: Option<String>,
 }
 
 /// Validates a run id, if one was sent (an empty one counts as none).

@@ -54,7 +54,7 @@ const MAX_ROWS: usize = 1_000;
 
 /// Where the hosts without a group are listed, and the status page and
 /// badge name for them.
-pub const UNGROUPED: &str = "ungrouped";
+pub use iamalive_core::UNGROUPED;
 
 /// The dashboard's part of the shared state.
 #[derive(Debug)]
@@ -85,15 +85,15 @@ impl Dashboard {
     }
 }
 
-/// Whether `g` may name a group: the alphabet of host ids, lowercase.
+/// Whether `g` may name a group: a valid group name, lowercase.
 pub(crate) fn valid_group(g: &str) -> bool {
-    HostId::new(g).is_ok_and(|h| h.as_str() == g)
+    iamalive_core::GroupName::new(g).is_ok_and(|n| n.as_str() == g)
 }
 
-/// The group of a host, `None` when it has none. Hosts carry no group
-/// yet: every host is listed under [`UNGROUPED`] until they do.
-pub(crate) fn group_of(_rec: &HostRecord) -> Option<&str> {
-    None
+/// The group of a host, `None` when it has none (listed under
+/// [`UNGROUPED`]).
+pub(crate) fn group_of(rec: &HostRecord) -> Option<&str> {
+    rec.group.as_ref().map(iamalive_core::GroupName::as_str)
 }
 
 /// The routes of the dashboard, status pages and badges (none when the
