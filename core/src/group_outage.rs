@@ -443,7 +443,9 @@ fn group_notice(g: &mut GroupRecord, kind: NoticeKind, now: Timestamp, policy: &
     let since_at = g.since.unwrap_or(now);
     let mut hosts = Vec::new();
     for m in g.members.iter_mut().filter(|m| m.fate == Fate::Outage) {
-        if kind != NoticeKind::Recovery && m.back_at.is_some() {
+        // A host back already is named again only by the all-clear, or
+        // once if it joined and came back between two notices.
+        if kind != NoticeKind::Recovery && m.back_at.is_some() && m.named {
             continue;
         }
         hosts.push(GroupHost {

@@ -213,7 +213,10 @@ impl Notice {
             return None;
         }
         let site = self.group.as_ref().map_or("?", GroupName::as_str);
-        let n = self.hosts.len();
+        let n = match self.kind {
+            NoticeKind::Recovery => self.hosts.len(),
+            _ => self.hosts.iter().filter(|h| h.back_at.is_none()).count(),
+        };
         let hosts = if n == 1 {
             "1 host".to_owned()
         } else {

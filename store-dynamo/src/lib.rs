@@ -2,6 +2,7 @@
 
 mod codec;
 mod error;
+mod groups;
 mod heartbeat;
 mod hint;
 pub mod settings;
@@ -474,6 +475,41 @@ impl Store for DynamoStore {
             self.hints.forget(host);
         }
         Ok(swapped)
+    }
+
+    fn keeps_groups(&self) -> bool {
+        true
+    }
+
+    async fn get_group(
+        &self,
+        group: &iamalive_core::GroupName,
+    ) -> Result<Option<iamalive_core::GroupRecord>, StoreError> {
+        self.group(group).await
+    }
+
+    async fn swap_group(
+        &self,
+        expected: u64,
+        next: &iamalive_core::GroupRecord,
+    ) -> Result<bool, StoreError> {
+        self.swap_group_item(expected, next).await
+    }
+
+    async fn due_groups(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<iamalive_core::GroupRecord>, StoreError> {
+        self.groups_due(Some(now), limit).await
+    }
+
+    async fn next_group_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self
+            .groups_due(None, 1)
+            .await?
+            .first()
+            .and_then(|g| g.due_at))
     }
 
     async fn list(

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod codec;
+mod groups;
 mod heartbeat;
 mod scripts;
 pub mod settings;
@@ -660,6 +661,37 @@ impl Store for RedisStore {
 
     async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
         Ok(self.c.records(&[host.as_str().to_owned()]).await?.pop())
+    }
+
+    fn keeps_groups(&self) -> bool {
+        true
+    }
+
+    async fn get_group(
+        &self,
+        group: &iamalive_core::GroupName,
+    ) -> Result<Option<iamalive_core::GroupRecord>, StoreError> {
+        self.group(group).await
+    }
+
+    async fn swap_group(
+        &self,
+        expected: u64,
+        next: &iamalive_core::GroupRecord,
+    ) -> Result<bool, StoreError> {
+        self.swap_group_record(expected, next).await
+    }
+
+    async fn due_groups(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<iamalive_core::GroupRecord>, StoreError> {
+        self.groups_due(now, limit).await
+    }
+
+    async fn next_group_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.group_next_due().await
     }
 
     async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {

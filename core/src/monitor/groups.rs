@@ -244,9 +244,15 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             .iter()
             .filter(|m| m.fate == group_outage::Fate::Held)
         {
+            // Still silent in the same outage, and still owing its alarm
+            // (a silence that began meanwhile dropped it).
             let silent = self.store.get(&m.host).await?.is_some_and(|r| {
-                matches!(r.status, Status::Missing | Status::Alarmed)
-                    && r.missing_since == Some(m.missing_since)
+                r.missing_since == Some(m.missing_since)
+                    && match r.status {
+                        Status::Missing => r.outbox.is_some(),
+                        Status::Alarmed => true,
+                        Status::Up | Status::Paused => false,
+                    }
             });
             out.insert(m.host.as_str().to_owned(), silent);
         }

@@ -86,8 +86,10 @@ impl Dashboard {
 }
 
 /// Whether `g` may name a group: a valid group name, lowercase.
+/// [`UNGROUPED`] (the hosts without a group) is valid here, though no
+/// group may take the name.
 pub(crate) fn valid_group(g: &str) -> bool {
-    iamalive_core::GroupName::new(g).is_ok_and(|n| n.as_str() == g)
+    g == UNGROUPED || iamalive_core::GroupName::new(g).is_ok_and(|n| n.as_str() == g)
 }
 
 /// The group of a host, `None` when it has none (listed under
