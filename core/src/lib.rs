@@ -15,6 +15,7 @@ mod policy;
 mod report;
 mod route;
 pub mod schedule;
+pub mod settings;
 mod silence;
 mod store;
 
@@ -34,7 +35,7 @@ pub use model::{
     Downtime, Heartbeat, HostRecord, Lease, MonitorMark, Notice, NoticeKind, Outbox, Refusal,
     Status, Timestamp, add, since,
 };
-pub use monitor::{BlindProbe, DuplicateChannel, FailProbe, Monitor, MonitorOptions, SweepReport};
+pub use monitor::{BlindProbe, DuplicateChannel, Monitor, MonitorOptions, SweepReport};
 pub use notifier::{Notifier, NotifyError};
 pub use policy::{Policy, PolicyOverride, PolicySet};
 pub use report::describe_report;

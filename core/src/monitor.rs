@@ -9,7 +9,7 @@ use rand::Rng;
 
 use crate::decide::{self, ChannelOutcome, Context, RetryPolicy};
 use crate::health::{Announcement, HealthOptions, HealthReport, WatcherHealth, watcher_notice};
-use crate::model::{add, since};
+use crate::model::add;
 use crate::route::Routes;
 use crate::{
     Clock, Downtime, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice, NoticeKind, Notifier,
@@ -23,11 +23,6 @@ const MAX_ROUNDS: usize = 16;
 /// Tells why the watcher may be blind to a host (e.g. its heartbeats are
 /// being rejected); the text goes into that host's notices.
 pub type BlindProbe = Arc<dyn Fn(&HostId) -> Option<String> + Send + Sync>;
-
-/// Tells when something that speaks for a host said it stopped (an
-/// Alertmanager whose Watchdog resolved): from that instant the host is
-/// treated as silent past its timeout, until a heartbeat later than it.
-pub type FailProbe = Arc<dyn Fn(&HostId) -> Option<Timestamp> + Send + Sync>;
 
 /// Tuning for a [`Monitor`].
 #[derive(Debug, Clone)]
@@ -143,7 +138,6 @@ pub struct Monitor<S: ?Sized, C> {
     opts: MonitorOptions,
     state: Mutex<MarkState>,
     blind: Option<BlindProbe>,
-    failed: Option<FailProbe>,
     health: Mutex<HealthState>,
     /// Set while the store is in trouble, so the heartbeat path only takes
     /// the health lock when there is something to clear.
@@ -206,7 +200,6 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             fault_since_mark: AtomicBool::new(false),
             opts,
             blind: None,
-            failed: None,
         })
     }
 
@@ -222,30 +215,6 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     pub fn with_blind_probe(mut self, probe: BlindProbe) -> Self {
         self.blind = Some(probe);
         self
-    }
-
-    /// Adds a probe that says when a host was reported stopped: a host
-    /// whose stop is at or after its last heartbeat (and its start of
-    /// watching) is decided as if its timeout ended at that instant, so it
-    /// alarms at once (unless silenced) and recovers with the next
-    /// heartbeat. Call [`due_now`](Self::due_now) when a stop is reported.
-    pub fn with_fail_probe(mut self, probe: FailProbe) -> Self {
-        self.failed = Some(probe);
-        self
-    }
-
-    /// Makes `host` due now, so the next sweep decides it (a stop reported
-    /// by [`with_fail_probe`](Self::with_fail_probe)'s probe). `None` if
-    /// the host is unknown.
-    pub async fn due_now(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
-        self.update(host, |r, now, _| {
-            let mut next = r.clone();
-            if next.status != Status::Paused {
-                next.due_at = Some(next.due_at.map_or(now, |d| d.min(now)));
-            }
-            next
-        })
-        .await
     }
 
     /// The store.
@@ -582,17 +551,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         downtime: Option<Downtime>,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
-        let mut policy = self.policies.for_record(&rec);
-        // A reported stop ends the host's timeout (or schedule) at that
-        // instant.
-        if let Some(stopped) = self.failed.as_ref().and_then(|p| p(&rec.host)) {
-            let heard = rec.last_seen.max(rec.watch_from);
-            if stopped >= heard {
-                let until = policy.deadline_after(heard).min(stopped);
-                policy.timeout = since(until, heard);
-                policy.schedule = None;
-            }
-        }
+        let policy = self.policies.for_record(&rec);
         let blind = self.blind.as_ref().and_then(|p| p(&rec.host));
         let ctx = Context {
             silences,

@@ -208,8 +208,6 @@ struct Shared {
     self_watch: Arc<SelfWatch>,
     /// Per-host metrics and maintenance settings.
     ops: crate::ops::OpsSettings,
-    /// Hosts whose alerting pipeline reported a stop (Alertmanager).
-    stopped: Arc<alertmanager::Stopped>,
     /// The dashboard's settings and sessions.
     dashboard: Arc<crate::dashboard::Dashboard>,
 }
@@ -374,11 +372,9 @@ impl AppState {
             ..MonitorOptions::default()
         };
         let channels = crate::host_metrics::counted(channels);
-        let stopped = Arc::new(alertmanager::Stopped::default());
         let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)?
             .with_routes(config.routes.clone())
-            .with_blind_probe(rejections.probe())
-            .with_fail_probe(stopped.probe());
+            .with_blind_probe(rejections.probe());
         let keys = KeyRing::new(config.keys.clone());
         Ok(Self(Arc::new(Shared {
             monitor: Arc::new(monitor),
@@ -401,7 +397,6 @@ impl AppState {
             cap_noticed: std::sync::Mutex::default(),
             self_watch,
             ops: config.ops.clone(),
-            stopped,
             dashboard: crate::dashboard::Dashboard::new(&config.dashboard),
         })))
     }

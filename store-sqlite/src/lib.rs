@@ -4,6 +4,7 @@ mod codec;
 mod files;
 mod heartbeat;
 mod schema;
+pub mod settings;
 mod worker;
 
 use std::fmt;
