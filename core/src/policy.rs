@@ -95,7 +95,7 @@ impl Policy {
                 self.timeout = *t;
                 self.schedule = None;
             }
-            Some(HostPolicy::Schedule(s)) => self.schedule = Some(s.clone()),
+            Some(HostPolicy::Schedule(s)) => self.schedule = Some(s.as_ref().clone()),
         }
         self
     }

@@ -196,7 +196,7 @@ pub enum HostPolicy {
     /// Missing after this long without a success.
     Timeout(Duration),
     /// Missing when the run due at a tick has not succeeded by tick + grace.
-    Schedule(Schedule),
+    Schedule(Box<Schedule>),
 }
 
 /// The written form of a [`HostPolicy`] (and the body of `PUT
@@ -287,7 +287,7 @@ impl TryFrom<PolicySpec> for HostPolicy {
             ),
             (Some(t), None) if t.is_zero() => Err("timeout must be greater than zero".into()),
             (Some(t), None) => Ok(Self::Timeout(t)),
-            (None, Some(s)) => Ok(Self::Schedule(s)),
+            (None, Some(s)) => Ok(Self::Schedule(Box::new(s))),
             (None, None) => Err(
                 "a policy needs timeout (e.g. \"10m\") or schedule (e.g. \"0 2 * * *\", with tz and grace)"
                     .into(),

@@ -43,7 +43,7 @@ pub async fn schedule_persisted_and_monitors_agree(store: Arc<dyn Store>) {
         .expect("valid schedule");
 
     let (rec, created) = a
-        .set_policy(&h, Some(HostPolicy::Schedule(daily.clone())))
+        .set_policy(&h, Some(HostPolicy::Schedule(Box::new(daily.clone()))))
         .await
         .unwrap();
     assert!(
@@ -54,7 +54,7 @@ pub async fn schedule_persisted_and_monitors_agree(store: Arc<dyn Store>) {
     let stored = get(&*store, &h).await;
     assert_eq!(
         stored.policy.as_deref(),
-        Some(&HostPolicy::Schedule(daily.clone())),
+        Some(&HostPolicy::Schedule(Box::new(daily.clone()))),
         "{store}: the policy is stored with the host"
     );
     assert_eq!(stored.due_at, Some(utc("2026-01-01T01:30:00Z")), "{store}");
