@@ -63,7 +63,9 @@ pub struct Schedule {
     expr: String,
     tz_name: String,
     grace: Duration,
-    cron: Cron,
+    /// Boxed: a parsed expression is some 400 bytes, and policies are
+    /// cloned per decision.
+    cron: Box<Cron>,
     tz: Tz,
 }
 
@@ -116,7 +118,7 @@ impl Schedule {
             expr,
             tz_name: tz.trim().to_owned(),
             grace,
-            cron: parsed,
+            cron: Box::new(parsed),
             tz: zone,
         };
         // From a fixed instant (core reads no clock): an expression that

@@ -655,3 +655,44 @@ async fn up_heartbeat_rearms_the_due_index_lazily_never_late() {
     assert_eq!(r.due_at, Some(t(9)));
     assert_eq!(r.message.as_deref(), Some("kept due, new message"));
 }
+
+/// A file written before per-host policies (schema 2, no `policy` column)
+/// is migrated on open: its hosts read back with no stored policy, and a
+/// policy can then be stored and the heartbeat keeps the monitor's
+/// `due_at` for it.
+#[tokio::test]
+async fn a_file_from_before_policies_migrates_and_keeps_its_hosts() {
+    let (dir, store) = fresh();
+    let path = dir.path().join("t.db");
+    beat(&store, &host("old"), t(0)).await;
+    drop(store);
+    {
+        // Back to what a schema-2 build wrote.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("ALTER TABLE hosts DROP COLUMN policy; PRAGMA user_version = 2;")
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).expect("migrates");
+    let c = raw(&store);
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let rec = get(&store, &host("old")).await;
+    assert_eq!((rec.last_seen, rec.policy.as_deref()), (t(0), None));
+    let policy = iamalive_core::HostPolicy::Timeout(Duration::from_secs(3600));
+    let rec = set(&store, &rec, |r| {
+        r.policy = Some(Box::new(policy.clone()));
+        r.due_at = Some(t(3600));
+    })
+    .await;
+    assert_eq!(rec.policy.as_deref(), Some(&policy));
+    beat(&store, &host("old"), t(5)).await;
+    let after = get(&store, &host("old")).await;
+    assert_eq!(after.policy.as_deref(), Some(&policy));
+    assert_eq!(
+        after.due_at,
+        Some(t(3600)),
+        "the heartbeat keeps a stored policy's due_at"
+    );
+}
