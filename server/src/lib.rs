@@ -7,6 +7,8 @@ mod dashboard;
 mod error;
 mod host_metrics;
 mod keys;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod listen;
 mod logging;
 mod ops;
@@ -22,7 +24,7 @@ pub use api::{
 pub use binary::{Deployment, SetupError, run_binary, run_deployment};
 pub use config::{
     CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, LogFormat, MonitorSettings, Rate,
-    Secret, StoreKind,
+    Secret, StoreKind, env_names,
 };
 pub use dashboard::{DashboardSettings, MIN_BADGE_SECRET, SESSION_COOKIE, SecureCookie, UNGROUPED};
 pub use error::ServerError;

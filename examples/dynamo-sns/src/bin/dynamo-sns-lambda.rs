@@ -2,9 +2,7 @@
 //! sweeps in one function. Deploy it as `bootstrap` on `provided.al2023`
 //! (see the crate README and `template.yaml`).
 
-use dynamo_sns::lambda::{Error, Handler};
-use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
+use dynamo_sns::lambda::Error;
 
 const USAGE: &str = "\
 usage: dynamo-sns-lambda (run by AWS Lambda as `bootstrap`)
@@ -35,10 +33,5 @@ async fn main() -> Result<(), Error> {
     }
     // Built once per instance: clients, limiters and the monitor's mark
     // survive between invocations.
-    let handler = Handler::from_env().await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let handler = handler.clone();
-        async move { handler.handle(event).await }
-    }))
-    .await
+    dynamo_sns::lambda::run(dynamo_sns::lambda::from_env().await?).await
 }
