@@ -72,14 +72,7 @@ impl Agent {
             .send()
             .await
             .map_err(|e| {
-                let mut s = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(c) = src {
-                    s.push_str(": ");
-                    s.push_str(&c.to_string());
-                    src = c.source();
-                }
-                MaintenanceError::Unreachable(s)
+                MaintenanceError::Unreachable(crate::ErrorFacts::from_reqwest(&e).chain.join(": "))
             })?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);

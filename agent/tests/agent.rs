@@ -359,6 +359,8 @@ fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_iamalive-agent"));
     c.env_remove("IAMALIVE_AGENT_KEY")
         .env_remove("IAMALIVE_AGENT_URL")
+        .env_remove("IAMALIVE_LOG_FORMAT")
+        .env_remove("NO_COLOR")
         .env_remove("RUST_LOG");
     // Tests never depend on the proxies of the environment.
     for v in [
@@ -886,4 +888,66 @@ async fn fail_and_run_send_job_signals() {
     let st = agent(s(&["--fail"])).await.unwrap();
     assert_eq!(st.code(), Some(2));
     assert_eq!(r.got().len(), 5);
+}
+
+#[test]
+fn help_and_version_exit_0_and_an_unknown_option_2() {
+    iamalive_testkit::assert_help_and_version(
+        std::path::Path::new(env!("CARGO_BIN_EXE_iamalive-agent")),
+        "iamalive-agent",
+        env!("CARGO_PKG_VERSION"),
+        &[&["maintenance"], &["run"]],
+    );
+}
+
+/// `--once` against a port nobody listens on, logging to stderr and to a
+/// file with `extra` set; its exit status, stderr and the file.
+fn failed_once(extra: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agent.log");
+    let port = iamalive_testkit::free_port();
+    let out = bin()
+        .args(["--once", "--host", "web-1", "--key", "k", "--retries", "0"])
+        .arg("--url")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--log-file")
+        .arg(&file)
+        .envs(extra.iter().copied())
+        .output()
+        .unwrap();
+    let logged = std::fs::read_to_string(&file).unwrap_or_default();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        logged,
+    )
+}
+
+#[test]
+fn logs_are_plain_text_off_a_terminal_json_on_request_and_an_unknown_format_is_refused() {
+    let (code, stderr, file) = failed_once(&[]);
+    assert_eq!(code, Some(1));
+    for log in [&stderr, &file] {
+        assert!(!log.is_empty(), "nothing logged");
+        assert!(
+            !log.contains('\x1b'),
+            "colour codes off a terminal: {log:?}"
+        );
+    }
+    let (code, stderr, file) = failed_once(&[("IAMALIVE_LOG_FORMAT", "json")]);
+    assert_eq!(code, Some(1));
+    for log in [&stderr, &file] {
+        let lines: Vec<&str> = log.lines().filter(|l| !l.is_empty()).collect();
+        assert!(!lines.is_empty(), "nothing logged");
+        for l in lines {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            assert!(v["level"].is_string() && v["message"].is_string(), "{l}");
+        }
+    }
+    let (code, stderr, _) = failed_once(&[("IAMALIVE_LOG_FORMAT", "yaml")]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("yaml") && stderr.contains("json"),
+        "{stderr}"
+    );
 }

@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -263,7 +262,7 @@ impl Client {
             message: format!(
                 "could not reach the watcher at {}: {}",
                 self.base,
-                error_chain(&e)
+                iamalive_core::text::error_chain(&e)
             ),
         })?;
         let status = resp.status();
@@ -293,17 +292,6 @@ impl Client {
             message: format!("{reason} ({})", status.as_u16()),
         })
     }
-}
-
-/// An error with its sources, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let _ = write!(s, ": {c}");
-        src = c.source();
-    }
-    s
 }
 
 /// A host id or silence id as one URL path segment.

@@ -278,3 +278,23 @@ async fn policy_and_a_failed_jobs_note() {
     let _ = w.stop.send(());
     w.task.await.unwrap().unwrap();
 }
+
+#[test]
+fn help_and_version_exit_0_and_an_unknown_option_2() {
+    iamalive_testkit::assert_help_and_version(
+        std::path::Path::new(env!("CARGO_BIN_EXE_iamalive-cli")),
+        "iamalive-cli",
+        env!("CARGO_PKG_VERSION"),
+        &[
+            &["hosts"],
+            &["host"],
+            &["silence", "add"],
+            &["silence", "ls"],
+            &["silence", "rm"],
+            &["pause"],
+            &["resume"],
+            &["rm"],
+            &["policy"],
+        ],
+    );
+}

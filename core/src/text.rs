@@ -33,9 +33,43 @@ pub fn cut_chars_marked(s: &str, max: usize) -> String {
     }
 }
 
+/// An error and every error under it on one line, joined by `: ` (what a
+/// client library reports is often only the outermost layer).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_is_one_line() {
+        let io = std::io::Error::other("connection refused");
+        let outer = std::io::Error::other(io);
+        assert_eq!(error_chain(&outer), "connection refused");
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("request failed")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("dns error"));
+        assert_eq!(error_chain(&e), "request failed: dns error");
+    }
 
     #[test]
     fn cuts_keep_characters_whole() {

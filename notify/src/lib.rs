@@ -81,19 +81,9 @@ pub(crate) fn parse_duration(
     Ok(d)
 }
 
-/// An error and every error under it, joined by `: ` (what a channel's
-/// client library reports is often only the outermost layer).
-#[cfg_attr(not(any(feature = "smtp", feature = "webhook")), allow(dead_code))]
-pub(crate) fn describe_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
+/// An error and every error under it, joined by `: ` (core's one rule).
+#[cfg_attr(not(any(feature = "smtp", feature = "webhook")), allow(unused_imports))]
+pub(crate) use iamalive_core::text::error_chain as describe_chain;
 
 /// Cuts `s` to at most `max` bytes, marking the cut with `…` (core's one
 /// rule for cutting text).

@@ -473,14 +473,10 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut out = what.to_owned();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
+    match std::error::Error::source(e) {
+        Some(s) => format!("{what}: {}", iamalive_core::text::error_chain(s)),
+        None => what.to_owned(),
     }
-    out
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ pub async fn serve_until(
     tracing::info!(
         listen = %local,
         store = %store,
-        channels = ?names,
+        channels = %names.join(", "),
         timeout = %humantime::format_duration(config.policies.default.timeout),
         reminder_interval = %humantime::format_duration(config.policies.default.reminder_interval),
         keys = config.keys.len(),

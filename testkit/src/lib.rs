@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod flags;
+pub use flags::assert_help_and_version;
 mod observability;
 pub use observability::{alertmanager, prometheus};
 

@@ -64,3 +64,18 @@ fn other_deployments_refuse_the_setting() {
     assert_eq!(e.key, "dynamo.shards (IAMALIVE_DYNAMO_SHARDS)");
     c.refuse_unused("dynamo-sns", &["dynamo", "sns"]).unwrap();
 }
+
+#[test]
+fn help_and_version_exit_0_and_an_unknown_option_2_on_both_binaries() {
+    for (exe, name) in [
+        (env!("CARGO_BIN_EXE_dynamo-sns"), "dynamo-sns"),
+        (env!("CARGO_BIN_EXE_dynamo-sns-lambda"), "dynamo-sns-lambda"),
+    ] {
+        iamalive_testkit::assert_help_and_version(
+            std::path::Path::new(exe),
+            name,
+            env!("CARGO_PKG_VERSION"),
+            &[],
+        );
+    }
+}

@@ -68,3 +68,13 @@ channels = ["slack-dba"]
     assert_eq!(ops.count(&["db-1"]), 0, "{:?}", ops.bodies());
     assert_eq!(legacy.count(&["db-1"]), 0, "{:?}", legacy.bodies());
 }
+
+#[test]
+fn help_and_version_exit_0_and_an_unknown_option_2() {
+    iamalive_testkit::assert_help_and_version(
+        std::path::Path::new(env!("CARGO_BIN_EXE_redis-webhook")),
+        "redis-webhook",
+        env!("CARGO_PKG_VERSION"),
+        &[],
+    );
+}

@@ -19,6 +19,12 @@ fn bin() -> Command {
 
 #[test]
 fn help_and_version_exit_zero() {
+    iamalive_testkit::assert_help_and_version(
+        std::path::Path::new(env!("CARGO_BIN_EXE_sqlite-smtp")),
+        "sqlite-smtp",
+        env!("CARGO_PKG_VERSION"),
+        &[&["backup"]],
+    );
     let help = bin().arg("--help").output().unwrap();
     assert_eq!(help.status.code(), Some(0));
     let text = String::from_utf8_lossy(&help.stdout);
