@@ -12,7 +12,7 @@ use iamalive_agent::{
 };
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// Sends heartbeats to an iamalive server.
 #[derive(Debug, Parser)]
@@ -93,8 +93,22 @@ struct Args {
     /// Log filter (`info`, `debug`, `iamalive_agent=debug`); RUST_LOG also works.
     #[arg(long, env = "IAMALIVE_AGENT_LOG", default_value = "info")]
     log: String,
+    /// Log lines as `text` (colours only on a terminal, never with
+    /// NO_COLOR) or `json` (one object a line, for log shippers), on
+    /// stderr and in --log-file alike.
+    #[arg(long, env = "IAMALIVE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<AgentCommand>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,35 +139,45 @@ enum AgentCommand {
     },
 }
 
+/// One log output in `format` to `writer`.
+fn output<W>(format: LogFormat, ansi: bool, writer: W) -> Box<dyn Layer<Registry> + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Text => layer.with_ansi(ansi).boxed(),
+        LogFormat::Json => layer
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .boxed(),
+    }
+}
+
 fn init_logging(args: &Args) -> Result<(), String> {
     let filter = || EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log));
     // Colours only where a person reads them: a terminal, without NO_COLOR.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_ansi(colour)
-        .with_writer(std::io::stderr)
-        .with_filter(filter().map_err(|e| format!("--log {:?}: {e}", args.log))?);
-    let file = match &args.log_file {
-        None => None,
-        Some(p) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| format!("--log-file {}: {e}", p.display()))?;
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(std::sync::Mutex::new(f))
-                    .with_filter(filter().map_err(|e| e.to_string())?),
-            )
-        }
-    };
-    tracing_subscriber::registry()
-        .with(stderr)
-        .with(file)
-        .init();
+    let mut outputs = vec![
+        output(args.log_format, colour, std::io::stderr)
+            .with_filter(filter().map_err(|e| format!("--log {:?}: {e}", args.log))?)
+            .boxed(),
+    ];
+    if let Some(p) = &args.log_file {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| format!("--log-file {}: {e}", p.display()))?;
+        outputs.push(
+            output(args.log_format, false, std::sync::Mutex::new(f))
+                .with_filter(filter().map_err(|e| e.to_string())?)
+                .boxed(),
+        );
+    }
+    tracing_subscriber::registry().with(outputs).init();
     Ok(())
 }
 

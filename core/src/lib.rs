@@ -17,6 +17,7 @@ mod route;
 pub mod settings;
 mod silence;
 mod store;
+pub mod text;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
@@ -37,7 +38,7 @@ pub use model::{
 pub use monitor::{BlindProbe, DuplicateChannel, Monitor, MonitorOptions, SweepReport};
 pub use notifier::{Notifier, NotifyError};
 pub use policy::{Policy, PolicyOverride, PolicySet};
-pub use report::describe_report;
+pub use report::{describe_report, describe_report_in, report_span};
 pub use route::{Route, Routes, UnknownChannel, routable};
 pub use silence::{Repeat, Silence, check_tz, parse_instant};
 pub use store::{BoxError, HeartbeatOutcome, Store, StoreError};

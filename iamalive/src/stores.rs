@@ -17,12 +17,25 @@ pub fn sqlite(config: &Config) -> Result<iamalive_store_sqlite::SqliteStore, Set
         .build()?)
 }
 
-/// `backup DEST`: writes a consistent copy of the SQLite database at
-/// `sqlite.path` to `dest` (safe while the watcher runs) and says what it
-/// copied. Exits 0 when written, 1 when it failed; `program` names the
-/// binary in messages.
+/// `backup DEST`: reads the configuration (`file`, else `IAMALIVE_CONFIG`,
+/// and the `IAMALIVE_*` environment), writes a consistent copy of the
+/// SQLite database at `sqlite.path` to `dest` (safe while the watcher
+/// runs) and says what it copied. Exits 0 when written, 1 when it failed,
+/// 2 on a configuration error; `program` names the binary in messages.
 #[cfg(feature = "sqlite")]
-pub fn backup(program: &str, config: &Config, dest: &std::path::Path) -> std::process::ExitCode {
+pub fn backup(
+    program: &str,
+    file: Option<std::path::PathBuf>,
+    dest: &std::path::Path,
+) -> std::process::ExitCode {
+    let file = file.or_else(|| std::env::var_os(iamalive_server::CONFIG_FILE_ENV).map(Into::into));
+    let config = match Config::load_with(file.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     match iamalive_store_sqlite::backup(&config.sqlite.path, dest) {
         Ok(r) => {
             println!(

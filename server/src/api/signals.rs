@@ -69,13 +69,7 @@ pub(super) fn json_status(status: Option<&str>) -> Result<Signal, ApiError> {
 /// Cuts `m` to [`MAX_MESSAGE_LEN`] bytes at a character boundary: a ping's
 /// body (a failure's reason, a log line) is kept, bounded, never refused.
 pub(super) fn bounded(mut m: String) -> String {
-    if m.len() > MAX_MESSAGE_LEN {
-        let mut cut = MAX_MESSAGE_LEN;
-        while !m.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        m.truncate(cut);
-    }
+    iamalive_core::text::cut_bytes(&mut m, MAX_MESSAGE_LEN);
     m
 }
 
