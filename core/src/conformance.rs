@@ -147,6 +147,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         refused_notice_stays_owed_and_is_announced,
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
+        schedule_persisted_and_monitors_agree,
     ]
 }
 
@@ -185,6 +186,8 @@ where
 
 mod jobs;
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
+mod schedules;
+pub use schedules::schedule_persisted_and_monitors_agree;
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
 /// version of a known one; `last_seen` never goes backwards.

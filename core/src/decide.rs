@@ -232,8 +232,8 @@ fn grace(r: &HostRecord, deadline: Timestamp, policy: &Policy, ctx: &Context<'_>
     }
     let deaf = since(d.until, heard.max(d.from));
     let moved = add(deadline, deaf);
-    if since(d.until, d.from) > policy.timeout {
-        moved.max(add(d.until, policy.timeout))
+    if since(d.until, d.from) > policy.allowance() {
+        moved.max(add(d.until, policy.allowance()))
     } else {
         moved
     }

@@ -9,10 +9,19 @@
 //!
 //! | record before                     | `due_at` after                          |
 //! |-----------------------------------|-----------------------------------------|
-//! | `up`, nothing owed                | `due_if_up`; a lazy store may keep a `due_at` inside the [`LazyWindow`] |
+//! | `up`, nothing owed, no stored policy | `due_if_up`; a lazy store may keep a `due_at` inside the [`LazyWindow`] |
+//! | `up`, nothing owed, a stored policy  | unchanged (see below)                |
 //! | `up`, a recovery still owed       | unchanged (the recovery goes out first) |
 //! | `missing` or `alarmed`            | the heartbeat's instant: due now, so the recovery is decided at the next sweep |
 //! | `paused`                          | unchanged (none, or the pause's end)    |
+//!
+//! A host with a policy stored in its record ([`HostRecord::policy`], set
+//! through the API) has a deadline the caller's `due_if_up` (computed from
+//! the configuration without reading the record) does not know. Its
+//! `due_at` was armed by the monitor from that policy, and every policy's
+//! deadline only moves later as `last_seen` does, so leaving it is early,
+//! never late: the sweep re-arms it when it comes. The heartbeat stays one
+//! write without a read.
 //!
 //! In every case `last_seen` becomes the later of its value and the
 //! heartbeat's, `version` is bumped, and `message` / `report` are replaced
@@ -78,6 +87,7 @@ pub fn due_after_heartbeat(
     rearm: Rearm,
 ) -> Option<Timestamp> {
     match rec.status {
+        Status::Up if rec.outbox.is_none() && rec.policy.is_some() => rec.due_at,
         Status::Up if rec.outbox.is_none() => match rec.due_at {
             Some(d) if rearm == Rearm::Lazily && LazyWindow::new(at, due_if_up).contains(d) => {
                 Some(d)

@@ -396,6 +396,10 @@ pub struct HostRecord {
     /// Job state (a reported failure, open runs, the last run), when the
     /// host is a job that sent more than successes. Boxed like the outbox.
     pub job: Option<Box<crate::job::Job>>,
+    /// A policy set for this host through the API (a timeout or a
+    /// schedule), stored with it so every monitor applies it; it wins over
+    /// the configuration's policy for the host. `None`: the configuration's.
+    pub policy: Option<Box<crate::HostPolicy>>,
 }
 
 // Written out rather than derived so the rare parts (an owed notice, a
@@ -419,6 +423,7 @@ impl Clone for HostRecord {
             message: self.message.as_deref().map(clone_text),
             report: self.report.as_deref().map(clone_text),
             job: self.job.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -454,13 +459,14 @@ impl HostRecord {
             message: None,
             report: None,
             job: None,
+            policy: None,
         }
     }
 
     /// The instant the host becomes missing unless heard from (before any
     /// startup grace).
     pub fn deadline(&self, policy: &Policy) -> Timestamp {
-        add(self.last_seen.max(self.watch_from), policy.timeout)
+        policy.deadline_after(self.last_seen.max(self.watch_from))
     }
 
     /// How long it has been silent at `now`.

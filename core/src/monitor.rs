@@ -275,7 +275,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         hb: &Heartbeat,
         create: bool,
     ) -> Result<HeartbeatOutcome, StoreError> {
-        let due_if_up = add(hb.at, self.policies.timeout_for(&hb.host));
+        let due_if_up = self.policies.deadline_for(&hb.host, hb.at);
         let r = self.store.record_heartbeat(hb, due_if_up, create).await;
         match &r {
             Err(e) => self.store_result(Err(e)),
@@ -551,7 +551,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         downtime: Option<Downtime>,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
-        let policy = self.policies.for_host(&rec.host);
+        let policy = self.policies.for_record(&rec);
         let blind = self.blind.as_ref().and_then(|p| p(&rec.host));
         let ctx = Context {
             silences,
@@ -714,7 +714,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// timeout from now. `false` if it already exists.
     pub async fn register(&self, host: &HostId) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let rec = HostRecord::new(host.clone(), now, self.policies.timeout_for(host));
+        let mut rec = HostRecord::new(host.clone(), now, Duration::ZERO);
+        rec.due_at = Some(self.policies.deadline_for(host, now));
         self.store.compare_and_swap(0, &rec).await
     }
 
@@ -747,10 +748,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         host: &HostId,
         f: impl Fn(&HostRecord, Timestamp, &crate::Policy) -> HostRecord,
     ) -> Result<Option<HostRecord>, StoreError> {
-        let policy = self.policies.for_host(host);
         let mut conflicts = 0;
         let written = self
             .swap(host, None, &mut conflicts, |rec| {
+                let policy = self.policies.for_record(rec);
                 Some((f(rec, self.clock.now(), &policy), ()))
             })
             .await?;
@@ -765,7 +766,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// Returns how many records it moved.
     pub async fn rearm_to_policy(&self) -> Result<usize, StoreError> {
         self.bring_forward(|rec| {
-            let deadline = rec.deadline(&self.policies.for_host(&rec.host));
+            let deadline = rec.deadline(&self.policies.for_record(rec));
             (rec.status == Status::Up && rec.outbox.is_none()).then_some(deadline)
         })
         .await

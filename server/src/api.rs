@@ -34,6 +34,7 @@ use crate::self_ping::SelfWatch;
 
 mod alertmanager;
 mod maintenance;
+mod policy;
 
 mod signals;
 
@@ -1131,6 +1132,10 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
         "due_at": rec.due_at,
         "message": rec.message,
         "job": rec.job,
+        // A failure no later success answered. After a success the failure
+        // stays in `job` until the (woken) sweep sends the all-clear that
+        // summarises it; this says it is answered meanwhile.
+        "failing": iamalive_core::job::failing(rec),
         "report": rec.report.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or_else(|_| Value::String(r.to_owned()))),
         "owed_notice": rec.outbox.as_ref().map(|o| json!({
             "id": o.notice.id,
@@ -1468,41 +1473,6 @@ fn host_for_key(key: &ApiKey, host: &str) -> Result<HostId, ApiError> {
 
 fn not_found(host: &HostId) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("unknown host '{host}'"))
-}
-
-async fn get_host(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(host): Path<String>,
-) -> Result<Response, ApiError> {
-    let host = admin_for_host(&st, &headers, &host).await?;
-    let rec = st.0.monitor.host(&host).await.map_err(ApiError::store)?;
-    let rec = rec.ok_or_else(|| not_found(&host))?;
-    Ok(Json(view(&rec, st.now(), &silences(&st).await?)).into_response())
-}
-
-async fn put_host(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(host): Path<String>,
-) -> Result<Response, ApiError> {
-    let host = admin_for_host(&st, &headers, &host).await?;
-    let created =
-        st.0.monitor
-            .register(&host)
-            .await
-            .map_err(ApiError::store)?;
-    let rec = st.0.monitor.host(&host).await.map_err(ApiError::store)?;
-    let rec = rec.ok_or_else(|| not_found(&host))?;
-    if created {
-        st.0.host_count.lock().await.changed(1, 0);
-    }
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(view(&rec, st.now(), &silences(&st).await?))).into_response())
 }
 
 async fn delete_host(
@@ -2151,7 +2121,9 @@ async fn wrong_method() -> ApiError {
 /// (Alertmanager's webhook); `GET|HEAD|POST /ping/{key}/{host}` and
 /// `/ping/{key}/{host}/{start|fail|<exit status>}`; `GET /v1/hosts`;
 /// `DELETE /v1/hosts?pattern=<glob>[&dry_run=true]`;
-/// `GET|PUT|DELETE /v1/hosts/{host}`; `POST /v1/hosts/{host}/pause` and
+/// `GET|PUT|DELETE /v1/hosts/{host}` (`PUT` with an optional policy body:
+/// a timeout or a cron schedule); `DELETE /v1/hosts/{host}/policy`;
+/// `POST /v1/hosts/{host}/pause` and
 /// `/resume`; `POST|DELETE /v1/hosts/{host}/maintenance`; `GET|POST /v1/silences`;
 /// `DELETE /v1/silences/{id}`; `GET /healthz`; `GET /v1/watcher`; `GET /metrics`;
 /// and, unless turned off, the dashboard (`/`, `/login`, `/silences`, `/status/{group}`,
@@ -2175,8 +2147,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/hosts", get(list_hosts).delete(delete_hosts))
         .route(
             "/v1/hosts/{host}",
-            get(get_host).put(put_host).delete(delete_host),
+            get(policy::get_host)
+                .put(policy::put_host)
+                .delete(delete_host),
         )
+        .route("/v1/hosts/{host}/policy", delete(policy::delete_policy))
         .route("/v1/hosts/{host}/events", get(signals::host_events))
         .route("/v1/hosts/{host}/pause", post(pause_host))
         .route("/v1/hosts/{host}/resume", post(resume_host))

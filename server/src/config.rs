@@ -770,6 +770,7 @@ impl Config {
                 reminder_backoff: p.reminder_backoff.unwrap_or(base.reminder_backoff),
                 max_reminder_interval: p.max_reminder_interval.or(base.max_reminder_interval),
                 max_reminders: p.max_reminders.or(base.max_reminders),
+                schedule: None,
             },
             overrides: p.hosts,
         };

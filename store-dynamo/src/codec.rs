@@ -33,6 +33,8 @@ pub(crate) const OUTBOX: &str = "outbox";
 pub(crate) const MESSAGE: &str = "message";
 pub(crate) const REPORT: &str = "report";
 pub(crate) const JOB: &str = "job";
+/// A host's stored policy (set through the API), as JSON.
+pub(crate) const POLICY: &str = "policy";
 
 /// The item holding every silence, one map entry per silence id.
 pub(crate) const SILENCES_KEY: &str = "#silences";
@@ -142,6 +144,10 @@ pub(crate) fn to_item(rec: &HostRecord, shards: u16) -> Result<Item, StoreError>
         let json = serde_json::to_string(j).map_err(|e| StoreError::backend(STORE, e))?;
         item.insert(JOB.into(), AttributeValue::S(json));
     }
+    if let Some(p) = &rec.policy {
+        let json = serde_json::to_string(p).map_err(|e| StoreError::backend(STORE, e))?;
+        item.insert(POLICY.into(), AttributeValue::S(json));
+    }
     Ok(item)
 }
 
@@ -213,6 +219,14 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         ),
         None => None,
     };
+    let policy = match get_s(item, POLICY) {
+        Some(json) => {
+            Some(Box::new(serde_json::from_str(json).map_err(|e| {
+                corrupt(key, format!("policy is not a valid policy: {e}"))
+            })?))
+        }
+        None => None,
+    };
     let alarm_count = get_u64(item, key, ALARM_COUNT)?;
     Ok(HostRecord {
         status,
@@ -230,6 +244,7 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         message: get_s(item, MESSAGE).map(str::to_owned),
         report: get_s(item, REPORT).map(str::to_owned),
         job,
+        policy,
         host,
     })
 }

@@ -145,6 +145,13 @@ pub(crate) fn encode(rec: &HostRecord) -> Result<Vec<(&'static str, String)>, St
         })?;
         f.push(("job", json));
     }
+    if let Some(p) = &rec.policy {
+        let json = serde_json::to_string(p).map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("policy of {} cannot be encoded: {e}", rec.host),
+        })?;
+        f.push(("policy", json));
+    }
     Ok(f)
 }
 
@@ -186,6 +193,10 @@ pub(crate) fn decode(
     let job = take("job")
         .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("job: {e}"))))
         .transpose()?;
+    let policy = take("policy")
+        .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("policy: {e}"))))
+        .transpose()?
+        .map(Box::new);
     Ok(Some(HostRecord {
         host,
         status,
@@ -202,6 +213,7 @@ pub(crate) fn decode(
         message: take("message"),
         report: take("report"),
         job,
+        policy,
     }))
 }
 

@@ -28,8 +28,10 @@ use redis::Script;
 /// the whole batch before, one `HSET` after, no call per host. Any other
 /// heartbeat takes the slow path: it folds the entry (authoritative for
 /// `version` and `last_seen`) into the host's hash, applies the contract
-/// there (re-arming `due_at` and the index when needed), and keeps the
-/// entry exactly while the host stays up with nothing owed.
+/// there (re-arming `due_at` and the index when needed, never for a host
+/// with a stored `policy`, whose `due_at` the monitor arms: see core's
+/// heartbeat rule), and keeps the entry exactly while the host stays up
+/// with nothing owed.
 pub(crate) static HEARTBEATS: LazyLock<Script> = LazyLock::new(|| Script::new(HEARTBEATS_LUA));
 
 /// The fixed-width layout of an up-hash entry: `due_at` (30 bytes),
@@ -82,7 +84,7 @@ for i = 1, n do
     local key = KEYS[i + 3]
     local k = string.find(fl, ',', 5, true)
     local at_ms, dup_ms = string.sub(fl, 4, k - 1), string.sub(fl, k + 1)
-    local cur_ = redis.call('HMGET', key, 'status', 'last_seen', 'outbox', 'version', 'due_at')
+    local cur_ = redis.call('HMGET', key, 'status', 'last_seen', 'outbox', 'version', 'due_at', 'policy')
     local status = cur_[1]
     local ent = false
     if not status then
@@ -109,7 +111,7 @@ for i = 1, n do
       if r then f[#f + 1] = 'report'; f[#f + 1] = rep end
       local d = cur_[5]
       if status == 'up' and not cur_[3] then
-        if not (d and d >= half and d <= dup) then
+        if not cur_[6] and not (d and d >= half and d <= dup) then
           d = dup
           f[#f + 1] = 'due_at'; f[#f + 1] = dup
           redis.call('ZADD', due, dup_ms, h)

@@ -9,7 +9,7 @@ use crate::STORE;
 
 /// The columns of `hosts`, in the order [`record_from_row`] reads them.
 pub(crate) const COLS: &str = "host, status, last_seen, watch_from, last_checked, \
-     missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, job";
+     missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, job, policy";
 
 /// An instant as integer nanoseconds since the Unix epoch.
 ///
@@ -63,6 +63,18 @@ pub(crate) fn job_json(j: Option<&iamalive_core::job::Job>) -> Result<Option<Str
         .map_err(|e| StoreError::InvalidInput {
             store: STORE,
             reason: format!("job state cannot be written as JSON: {e}"),
+        })
+}
+
+/// A host's stored policy as JSON text.
+pub(crate) fn policy_json(
+    p: Option<&iamalive_core::HostPolicy>,
+) -> Result<Option<String>, StoreError> {
+    p.map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("policy cannot be written as JSON: {e}"),
         })
 }
 
@@ -153,6 +165,12 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
                 .map_err(|e| corrupt(key, format!("job is not valid job state: {e}")))?,
         ),
     };
+    let policy = match opt_text(row, 15, key, "policy")? {
+        None => None,
+        Some(j) => Some(Box::new(serde_json::from_str(&j).map_err(|e| {
+            corrupt(key, format!("policy is not a valid policy: {e}"))
+        })?)),
+    };
     Ok(HostRecord {
         status: status(&status_text, key)?,
         last_seen: from_ts(int(row, 2, key, "last_seen")?),
@@ -170,6 +188,7 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
         message: opt_text(row, 12, key, "message")?,
         report: opt_text(row, 13, key, "report")?,
         job,
+        policy,
         host,
     })
 }

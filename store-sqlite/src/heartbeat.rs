@@ -20,21 +20,24 @@ pub(crate) const UP_SQL: &str = "UPDATE hosts SET
         version = version + 1,
         message = coalesce(?3, message),
         report = coalesce(?4, report),
-        due_at = CASE WHEN outbox IS NULL THEN ?5 ELSE due_at END
+        due_at = CASE WHEN outbox IS NULL AND policy IS NULL THEN ?5 ELSE due_at END
     WHERE host = ?1 AND status = 'up'";
 
 /// The cheapest case, tried first: an up host with nothing owed whose
 /// `due_at` already lies in the [`LazyWindow`], between half a timeout
 /// from now (`?6`) and the new deadline (`?5`), both included. It keeps that `due_at`, so the due index is not written
 /// at all; the design allows a `due_at` that is early, never one that is
-/// late, and the sweep re-arms a record it finds due too soon.
+/// late, and the sweep re-arms a record it finds due too soon. A host
+/// with a stored policy (a schedule set through the API) keeps its
+/// `due_at` whatever it is: the monitor armed it from that policy, which
+/// `?5` does not know, and it only grows with `last_seen`.
 pub(crate) const LAZY_SQL: &str = "UPDATE hosts SET
         last_seen = max(last_seen, ?2),
         version = version + 1,
         message = coalesce(?3, message),
         report = coalesce(?4, report)
     WHERE host = ?1 AND status = 'up' AND outbox IS NULL
-        AND due_at >= ?6 AND due_at <= ?5";
+        AND ((due_at >= ?6 AND due_at <= ?5) OR policy IS NOT NULL)";
 
 /// Any other known status, reporting it: a missing or alarmed host becomes
 /// due at the heartbeat, a paused one keeps its `due_at` (none, or the end

@@ -397,20 +397,21 @@ fn limit(n: usize) -> i64 {
 const CAS_UPDATE_SQL: &str = "UPDATE hosts SET
         status = ?2, last_seen = ?3, watch_from = ?4, last_checked = ?5, missing_since = ?6,
         silent_since = ?7, last_alarm = ?8, alarm_count = ?9, due_at = ?10, version = ?11,
-        outbox = ?12, message = ?13, report = ?14, job = ?15
-    WHERE host = ?1 AND version = ?16";
+        outbox = ?12, message = ?13, report = ?14, job = ?15, policy = ?16
+    WHERE host = ?1 AND version = ?17";
 
 const CAS_CREATE_SQL: &str = "INSERT INTO hosts (host, status, last_seen, watch_from,
         last_checked, missing_since, silent_since, last_alarm, alarm_count, due_at, version,
-        outbox, message, report, job)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+        outbox, message, report, job, policy)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
     ON CONFLICT (host) DO UPDATE SET
         status = excluded.status, last_seen = excluded.last_seen,
         watch_from = excluded.watch_from, last_checked = excluded.last_checked,
         missing_since = excluded.missing_since, silent_since = excluded.silent_since,
         last_alarm = excluded.last_alarm, alarm_count = excluded.alarm_count,
         due_at = excluded.due_at, version = excluded.version, outbox = excluded.outbox,
-        message = excluded.message, report = excluded.report, job = excluded.job
+        message = excluded.message, report = excluded.report, job = excluded.job,
+        policy = excluded.policy
     WHERE hosts.version = 0";
 
 /// A record's columns, encoded on the caller's thread.
@@ -430,6 +431,7 @@ struct Row {
     message: Option<String>,
     report: Option<String>,
     job: Option<String>,
+    policy: Option<String>,
 }
 
 impl Row {
@@ -450,6 +452,7 @@ impl Row {
             message: r.message.clone(),
             report: r.report.clone(),
             job: codec::job_json(r.job.as_deref())?,
+            policy: codec::policy_json(r.policy.as_deref())?,
         })
     }
 }
@@ -471,6 +474,7 @@ fn compare_and_swap(conn: &Connection, expected: i64, r: &Row) -> Result<bool, S
         r.message,
         r.report,
         r.job,
+        r.policy,
     ];
     let changed = if expected == 0 {
         conn.prepare_cached(CAS_CREATE_SQL)

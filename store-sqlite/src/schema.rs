@@ -43,6 +43,12 @@ const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL
     );
     CREATE INDEX events_host ON events (host, seq);",
+    // 3: reserved for host groups (merged from another branch, which
+    // replaces this empty step with its own).
+    "",
+    // 4: a policy set for one host through the API (a timeout or a cron
+    // schedule), as JSON; NULL means the configuration's policy applies.
+    "ALTER TABLE hosts ADD COLUMN policy TEXT;",
 ];
 
 /// The schema version this build writes.
