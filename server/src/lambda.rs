@@ -110,7 +110,7 @@ impl std::fmt::Debug for Handler {
 
 impl Handler {
     /// A handler over `store` and `channels`, with `config`'s keys,
-    /// policies and limits; `clock` is [`SystemClock`] in production.
+    /// policies and limits; `clock` is [`SystemClock`](iamalive_core::SystemClock) in production.
     ///
     /// Fails when `config` has no API key: a function has nowhere to keep a
     /// generated one.

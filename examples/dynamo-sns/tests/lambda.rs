@@ -1,4 +1,4 @@
-//! The Lambda handler called with real event payloads (tests/fixtures)
+//! The Lambda handler called with real event payloads (the server's tests/fixtures/lambda)
 //! against moto's DynamoDB and SNS; published notices are received by an
 //! http subscription on a loopback axum server.
 
@@ -19,7 +19,11 @@ use serde_json::Value;
 const KEY: &str = "test-key-0123456789abcdef";
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    // The adapter's own fixtures, in the server crate beside its tests.
+    let path = format!(
+        "{}/../../server/tests/fixtures/lambda/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -384,8 +388,53 @@ channels = ["email", "team-chat"]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     )
     .expect("config");
+    one_outage_routed(&env, &config, &teams, &dba).await;
+}
+
+/// The same setup in the variables the SAM template sets: the stack's
+/// topic (`IAMALIVE_SNS_TOPIC_ARN`, the channel `sns`), the legacy
+/// `IAMALIVE_WEBHOOK_URL` (the channel `webhook`, Teams), the DBAs'
+/// channel in `IAMALIVE_CHANNELS` and the routes in `IAMALIVE_ROUTES`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_and_routes_from_the_template_variables() {
+    let env = Env::new().await;
+    let teams = iamalive_testkit::Receiver::start().await;
+    let dba = iamalive_testkit::Receiver::start().await;
+    let channels = serde_json::json!([{ "name": "dba", "kind": "webhook", "url": dba.url }]);
+    let config = Config::from_sources(
+        None,
+        [
+            ("IAMALIVE_API_KEYS", KEY),
+            ("IAMALIVE_TIMEOUT", "10s"),
+            ("IAMALIVE_REMINDER_INTERVAL", "1h"),
+            ("IAMALIVE_DYNAMO_TABLE", env.table.as_str()),
+            ("IAMALIVE_SNS_TOPIC_ARN", env.topic.as_str()),
+            ("IAMALIVE_WEBHOOK_URL", teams.url.as_str()),
+            ("IAMALIVE_WEBHOOK_FORMAT", "teams"),
+            ("IAMALIVE_CHANNELS", channels.to_string().as_str()),
+            (
+                "IAMALIVE_ROUTES",
+                r#"[{"hosts": "db-*", "channels": ["dba"]}, {"channels": ["sns", "webhook"]}]"#,
+            ),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    )
+    .expect("config");
+    let names: Vec<&str> = config.channels.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["dba", "webhook", "sns"]);
+    one_outage_routed(&env, &config, &teams, &dba).await;
+}
+
+/// `web-1` and `db-1` go silent and come back: SNS and `teams` hear
+/// `web-1` only, `dba` hears `db-1` only, one alarm and one all-clear each.
+async fn one_outage_routed(
+    env: &Env,
+    config: &Config,
+    teams: &iamalive_testkit::Receiver,
+    dba: &iamalive_testkit::Receiver,
+) {
     let clock = clock();
-    let handler = env.handler_with(&config, &clock).await;
+    let handler = env.handler_with(config, &clock).await;
     let schedule = fixture("eventbridge-scheduled.json");
     for h in ["web-1", "db-1"] {
         let out = handler.handle_value(heartbeat_of(h)).await.unwrap();

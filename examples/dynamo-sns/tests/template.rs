@@ -58,7 +58,11 @@ fn every_variable_the_template_sets_is_a_setting() {
     let set: Vec<&str> = text
         .lines()
         .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k))
-        .filter(|k| k.starts_with("IAMALIVE_"))
+        .filter(|k| {
+            k.starts_with("IAMALIVE_")
+                && k.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
         .collect();
     for var in [
         "IAMALIVE_DYNAMO_TABLE",
