@@ -29,6 +29,8 @@ pub struct AgentConfig {
     pub host: String,
     /// An optional short message sent with every heartbeat.
     pub message: Option<String>,
+    /// The group (site) sent with every heartbeat as `group`, if any.
+    pub group: Option<String>,
     /// The bound on one request.
     pub timeout: Duration,
     /// The time between heartbeats; sent with each as `interval` (seconds).
@@ -54,6 +56,7 @@ impl fmt::Debug for AgentConfig {
             .field("key", &"<redacted>")
             .field("host", &self.host)
             .field("message", &self.message)
+            .field("group", &self.group)
             .field("timeout", &self.timeout)
             .field("interval", &self.interval)
             .field("backoff", &self.backoff)
@@ -280,6 +283,9 @@ impl Agent {
         };
         if let Some(msg) = message {
             m.insert("message".into(), Value::String(msg.clone()));
+        }
+        if let Some(g) = &self.config.group {
+            m.insert("group".into(), Value::String(g.clone()));
         }
         if let Some(s) = &self.signal {
             m.insert("status".into(), Value::String(s.status.to_owned()));

@@ -10,10 +10,10 @@ use iamalive_agent::{
     Agent, AgentConfig, Attempt, Backoff, Budget, Maintenance, ProxyChoice, Signal, endpoint,
     parse_proxy, run,
 };
-use tracing_subscriber::Layer;
-use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::{Layer, Registry};
 
 /// Sends heartbeats to an iamalive server.
 #[derive(Debug, Parser)]
@@ -80,6 +80,10 @@ struct Args {
     /// A short message sent with every heartbeat.
     #[arg(long, env = "IAMALIVE_AGENT_MESSAGE")]
     message: Option<String>,
+    /// The group (site) this host belongs to, sent with every heartbeat
+    /// (`office-berlin`); the watcher's `[[groups]]` configuration wins.
+    #[arg(long, env = "IAMALIVE_AGENT_GROUP")]
+    group: Option<String>,
     /// Send one heartbeat (retrying within --deadline) and exit: 0 if it got
     /// through, 1 if not.
     #[arg(long)]
@@ -94,8 +98,22 @@ struct Args {
     /// Log filter (`info`, `debug`, `iamalive_agent=debug`); RUST_LOG also works.
     #[arg(long, env = "IAMALIVE_AGENT_LOG", default_value = "info")]
     log: String,
+    /// Log lines as `text` (colours only on a terminal, never with
+    /// NO_COLOR) or `json` (one object a line, for log shippers), on
+    /// stderr and in --log-file alike.
+    #[arg(long, env = "IAMALIVE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<AgentCommand>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +144,22 @@ enum AgentCommand {
     },
 }
 
+/// One log output in `format` to `writer`.
+fn output<W>(format: LogFormat, ansi: bool, writer: W) -> Box<dyn Layer<Registry> + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Text => layer.with_ansi(ansi).boxed(),
+        LogFormat::Json => layer
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .boxed(),
+    }
+}
+
 /// The log filter: `RUST_LOG` when it is set and valid, else `--log`.
 /// Either is a bare level (`info`) or comma-separated `target=level`
 /// directives (`warn,iamalive_agent=debug`). A `Targets` filter rather
@@ -149,31 +183,36 @@ fn init_logging(args: &Args) -> Result<(), String> {
     // Colours only where a person reads them: a terminal, without NO_COLOR.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_ansi(colour)
-        .with_writer(std::io::stderr)
-        .with_filter(filter()?);
-    let file = match &args.log_file {
-        None => None,
-        Some(p) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| format!("--log-file {}: {e}", p.display()))?;
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(std::sync::Mutex::new(f))
-                    .with_filter(filter()?),
-            )
-        }
-    };
-    tracing_subscriber::registry()
-        .with(stderr)
-        .with(file)
-        .init();
+    let mut outputs = vec![
+        output(args.log_format, colour, std::io::stderr)
+            .with_filter(filter()?)
+            .boxed(),
+    ];
+    if let Some(p) = &args.log_file {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| format!("--log-file {}: {e}", p.display()))?;
+        outputs.push(
+            output(args.log_format, false, std::sync::Mutex::new(f))
+                .with_filter(filter()?)
+                .boxed(),
+        );
+    }
+    tracing_subscriber::registry().with(outputs).init();
     Ok(())
+}
+
+/// Whether `s` is 1 to `max` bytes of `[A-Za-z0-9._-]`, not only dots: the
+/// watcher's rule for host ids and group names, checked before the first
+/// beat so a typo fails at start rather than as a 400 on every beat.
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !s.bytes().all(|b| b == b'.')
 }
 
 fn config(args: &Args) -> Result<AgentConfig, String> {
@@ -195,16 +234,20 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
             .trim()
             .to_ascii_lowercase(),
     };
-    if host.is_empty()
-        || host.len() > 253
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
+    if !valid_name(&host, 253) {
         return Err(format!(
             "host id {host:?}: use 1 to 253 of letters, digits, '.', '_', '-' (give --host)"
         ));
     }
+    let group = match args.group.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(g) if valid_name(g, 128) => Some(g.to_ascii_lowercase()),
+        Some(g) => {
+            return Err(format!(
+                "--group {g:?}: use 1 to 128 of letters, digits, '.', '_', '-'"
+            ));
+        }
+    };
     if args.interval.is_zero() {
         return Err("--interval must be more than zero".into());
     }
@@ -229,6 +272,7 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         key,
         host,
         message: args.message.clone(),
+        group,
         timeout: args.timeout,
         interval: args.interval,
         backoff,

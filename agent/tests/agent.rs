@@ -82,6 +82,7 @@ fn config(addr: SocketAddr) -> AgentConfig {
         key: "k-123".into(),
         host: "build-01".into(),
         message: Some("hello".into()),
+        group: None,
         timeout: Duration::from_secs(5),
         interval: Duration::from_secs(2),
         backoff: Backoff {

@@ -109,6 +109,7 @@ fn config(watcher: &str, proxy: &str) -> AgentConfig {
         key: "k".into(),
         host: "site-7".into(),
         message: None,
+        group: None,
         timeout: Duration::from_secs(5),
         interval: Duration::from_secs(2),
         backoff: Backoff::for_interval(Duration::from_secs(2)),

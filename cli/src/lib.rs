@@ -95,6 +95,36 @@ pub enum Command {
         /// The host id.
         host: String,
     },
+    /// Set a host's own policy, stored with it so every watcher on the
+    /// store applies it (it wins over the configuration's policy for the
+    /// host): a cron schedule (`--schedule "0 2 * * *" --tz Europe/Berlin
+    /// --grace 30m`), or a fixed `--host-timeout`; `--clear` forgets it. The
+    /// host is created if unknown.
+    Policy {
+        /// The host id.
+        host: String,
+        /// A cron expression (5 fields, or 6 with seconds first): the job
+        /// is missing when the run due at a tick has not succeeded by tick
+        /// + grace.
+        #[arg(long, conflicts_with_all = ["host_timeout", "clear"])]
+        schedule: Option<String>,
+        /// The schedule's IANA time zone [default: UTC].
+        #[arg(long, requires = "schedule")]
+        tz: Option<String>,
+        /// How long after a tick its run may still succeed [default: 1h].
+        #[arg(long, requires = "schedule", value_parser = humantime::parse_duration)]
+        grace: Option<Duration>,
+        /// A fixed timeout instead of a schedule (`10m`). Named apart
+        /// from the global `--timeout`, which bounds each request.
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "clear")]
+        host_timeout: Option<Duration>,
+        /// Forget the stored policy: the configuration's applies again.
+        #[arg(long)]
+        clear: bool,
+        /// Print the host as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a host (it is created again by its next heartbeat when
     /// auto-registration is on).
     Rm {
@@ -410,6 +440,46 @@ async fn execute(cmd: Command, opts: &GlobalOpts, now: DateTime<Utc>) -> Result<
             )
             .await?;
             Ok(format!("resumed {host}\n"))
+        }
+        Command::Policy {
+            host,
+            schedule,
+            tz,
+            grace,
+            host_timeout,
+            clear,
+            json,
+        } => {
+            let path = format!("/v1/hosts/{}", segment(&host));
+            let v = if clear {
+                c.call(Method::DELETE, &format!("{path}/policy"), None)
+                    .await?
+            } else {
+                let human = |d: Duration| humantime::format_duration(d).to_string();
+                let body = match (schedule, host_timeout) {
+                    (Some(cron), _) => {
+                        let mut b = json!({ "schedule": cron });
+                        if let Some(tz) = tz {
+                            b["tz"] = json!(tz);
+                        }
+                        if let Some(g) = grace {
+                            b["grace"] = json!(human(g));
+                        }
+                        b
+                    }
+                    (None, Some(t)) => json!({ "timeout": human(t) }),
+                    (None, None) => {
+                        return Err(Failure::usage(
+                            "give --schedule (with --tz, --grace), --host-timeout, or --clear",
+                        ));
+                    }
+                };
+                c.call(Method::PUT, &path, Some(body)).await?
+            };
+            if json {
+                return Ok(pretty(&v));
+            }
+            Ok(table::host(&v, now))
         }
         Command::Rm { host } => {
             c.call(

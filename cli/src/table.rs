@@ -57,9 +57,33 @@ fn rank(status: &str) -> u8 {
     }
 }
 
+/// A job's failure that no success has answered yet: `failed: disk
+/// full`, `failed 3 times: disk full` (the reason cut to one short line).
+fn failure(h: &Value) -> Option<String> {
+    // A failure a later success answered waits only for its all-clear.
+    if h["failing"] == false {
+        return None;
+    }
+    let f = h["job"]["failure"].as_object()?;
+    let mut s = match f.get("count").and_then(Value::as_u64) {
+        Some(n) if n > 1 => format!("failed {n} times"),
+        _ => "failed".to_owned(),
+    };
+    if let Some(r) = f.get("reason").and_then(Value::as_str) {
+        let line = r.split_whitespace().collect::<Vec<_>>().join(" ");
+        let cut: String = line.chars().take(60).collect();
+        let more = if cut.len() < line.len() { "…" } else { "" };
+        let _ = write!(s, ": {cut}{more}");
+    }
+    Some(s)
+}
+
 /// What holds a host's notices back, or what is owed.
 fn note(h: &Value, now: DateTime<Utc>) -> String {
     let mut parts = Vec::new();
+    if let Some(f) = failure(h) {
+        parts.push(f);
+    }
     if h["status"] == "paused" {
         parts.push(match parse(&h["paused_until"]) {
             Some(t) => format!("paused, resumes {}", relative(t, now)),
@@ -164,11 +188,40 @@ pub(crate) fn host(h: &Value, now: DateTime<Utc>) -> String {
     if let Some(m) = h["message"].as_str() {
         rows.push(vec!["message:".to_owned(), m.to_owned()]);
     }
+    if let Some(p) = policy(&h["policy"]) {
+        rows.push(vec!["policy:".to_owned(), p]);
+    }
+    if !h["next_run"].is_null() {
+        rows.push(vec!["next run:".to_owned(), when(&h["next_run"], now)]);
+    }
+    if !h["deadline"].is_null() {
+        rows.push(vec!["missing at:".to_owned(), when(&h["deadline"], now)]);
+    }
     let n = note(h, now);
     if !n.is_empty() {
         rows.push(vec!["note:".to_owned(), n]);
     }
     pad(&rows)
+}
+
+/// `schedule 0 2 * * * in Europe/Berlin, grace 30m (set by API)` or
+/// `timeout 10m (from config)`.
+fn policy(p: &Value) -> Option<String> {
+    let source = match p["source"].as_str()? {
+        "api" => "set by API",
+        _ => "from config",
+    };
+    Some(match p["schedule"].as_str() {
+        Some(cron) => format!(
+            "schedule {cron} in {}, grace {} ({source})",
+            p["tz"].as_str().unwrap_or("UTC"),
+            p["grace"].as_str().unwrap_or("?")
+        ),
+        None => format!(
+            "timeout {} ({source})",
+            p["timeout"].as_str().unwrap_or("?")
+        ),
+    })
 }
 
 /// The silences, earliest first (as the API lists them).
@@ -230,5 +283,56 @@ mod tests {
         let order: Vec<&str> = text.lines().skip(1).map(|l| &l[..1]).collect();
         assert_eq!(order, ["b", "c", "a"]);
         assert!(text.lines().nth(1).unwrap().contains("4m ago"), "{text}");
+    }
+
+    #[test]
+    fn a_failed_job_shows_its_failure_in_the_note() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let job = |count: u32| {
+            json!({"host": "backup-db", "status": "alarmed", "last_seen": "2026-11-26T02:00:00Z",
+                   "job": {"failure": {"first_at": "2026-11-26T02:01:00Z", "last_at": "2026-11-26T02:01:00Z",
+                                       "count": count, "reason": "pg_dump: disk\nfull"}}})
+        };
+        let text = hosts(&[job(1)], now);
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("failed: pg_dump: disk full"),
+            "{text}"
+        );
+        let text = host(&job(3), now);
+        assert!(text.contains("note:"), "{text}");
+        assert!(
+            text.contains("failed 3 times: pg_dump: disk full"),
+            "{text}"
+        );
+        // A host that never failed has no such note.
+        let ok = json!({"host": "web", "status": "up", "last_seen": "2026-11-26T11:59:00Z"});
+        assert!(!hosts(&[ok], now).contains("failed"));
+    }
+
+    #[test]
+    fn a_host_shows_its_policy_and_next_run() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let h = json!({"host": "backup-db", "status": "up", "last_seen": "2026-11-26T01:05:00Z",
+                       "policy": {"schedule": "0 2 * * *", "tz": "Europe/Berlin", "grace": "30m", "source": "api"},
+                       "next_run": "2026-11-27T01:00:00Z", "deadline": "2026-11-27T01:30:00Z"});
+        let text = host(&h, now);
+        assert!(
+            text.contains(
+                "policy:      schedule 0 2 * * * in Europe/Berlin, grace 30m (set by API)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("next run:    2026-11-27 01:00 UTC (in 13h)"),
+            "{text}"
+        );
+        assert!(text.contains("missing at:  2026-11-27 01:30 UTC"), "{text}");
     }
 }

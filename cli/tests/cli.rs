@@ -206,3 +206,75 @@ async fn the_commands_work_and_exit_as_documented() {
         o.stderr
     );
 }
+
+/// `policy` sets a schedule or a timeout through the API and `--clear`
+/// forgets it; a bad schedule is refused (exit 6) with the server's
+/// reason; `hosts` shows a failed job's failure in its NOTE column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_and_a_failed_jobs_note() {
+    let w = watcher().await;
+    let o = cli(
+        &w,
+        ADMIN,
+        &[
+            "policy",
+            "backup-db",
+            "--schedule",
+            "0 2 * * *",
+            "--tz",
+            "Europe/Berlin",
+            "--grace",
+            "30m",
+        ],
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout
+            .contains("schedule 0 2 * * * in Europe/Berlin, grace 30m (set by API)"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("next run:"), "{}", o.stdout);
+    let o = cli(&w, ADMIN, &["host", "backup-db", "--json"]).await;
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["policy"]["source"], "api", "{v}");
+    assert_eq!(v["policy"]["tz"], "Europe/Berlin", "{v}");
+
+    let o = cli(&w, ADMIN, &["policy", "backup-db", "--schedule", "0 2 * *"]).await;
+    assert_eq!(o.code, 6, "{}", o.stderr);
+    assert!(o.stderr.contains("invalid cron expression"), "{}", o.stderr);
+    let o = cli(
+        &w,
+        ADMIN,
+        &["policy", "backup-db", "--host-timeout", "2h", "--json"],
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["policy"]["timeout"], "2h", "{v}");
+    let o = cli(&w, ADMIN, &["policy", "backup-db"]).await;
+    assert_eq!(o.code, 2, "nothing to set: {}", o.stderr);
+    let o = cli(&w, ADMIN, &["policy", "backup-db", "--clear"]).await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("(from config)"), "{}", o.stdout);
+
+    // A failure by ping URL: the NOTE column says it failed and why.
+    let r = reqwest::Client::new()
+        .post(format!("{}/ping/{AGENT}/backup-db/fail", w.url))
+        .body("pg_dump: disk full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let o = cli(&w, ADMIN, &["hosts"]).await;
+    let line = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("backup-db"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(line.ends_with("failed: pg_dump: disk full"), "{}", o.stdout);
+    let _ = w.stop.send(());
+    w.task.await.unwrap().unwrap();
+}

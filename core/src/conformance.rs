@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 
 use crate::testing::RecordingNotifier;
 use crate::{
-    Clock, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, ManualClock, Monitor,
-    MonitorMark, MonitorOptions, NoticeKind, Notifier, Outbox, Policy, PolicySet, Repeat,
+    Clock, GroupName, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, ManualClock,
+    Monitor, MonitorMark, MonitorOptions, NoticeKind, Notifier, Outbox, Policy, PolicySet, Repeat,
     RetryPolicy, Silence, Status, Store, StoreError, Timestamp, add, decide,
 };
 
@@ -145,8 +145,11 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         odd_input_round_trips,
         short_restart_gives_back_swallowed_time,
         refused_notice_stays_owed_and_is_announced,
+        groups_are_stored,
+        group_outage_is_one_notice,
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
+        schedule_persisted_and_monitors_agree,
     ]
 }
 
@@ -183,8 +186,12 @@ where
     ran
 }
 
+mod groups;
 mod jobs;
+pub use groups::group_outage_is_one_notice;
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
+mod schedules;
+pub use schedules::schedule_persisted_and_monitors_agree;
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
 /// version of a known one; `last_seen` never goes backwards.
@@ -423,8 +430,15 @@ fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {
         message: Some("quote \" and newline\n and ünïcode ✓".into()),
         report: Some(r#"{"k":"v"}"#.into()),
         blind: None,
+        group: Some(group("office-berlin")),
+        hosts: Vec::new(),
         job: None,
     }
+}
+
+/// A group name for tests.
+pub fn group(s: &str) -> GroupName {
+    GroupName::new(s).expect("valid test group")
 }
 
 /// `due` returns only records due at `now`, earliest first, at most `limit`;
@@ -1492,4 +1506,126 @@ pub async fn lowered_timeout_applies_at_once(store: Arc<dyn Store>) {
         [quiet],
         "{store}: the silent host alarms at its new deadline, the busy one not"
     );
+}
+
+/// A host's group is stored with it: a heartbeat that names one sets it in
+/// whatever state the host is in, a heartbeat that names none keeps it, one
+/// that names another replaces it; compare-and-swap, `list` and the owed
+/// notice carry it, and the notices a monitor writes name it.
+pub async fn groups_are_stored(store: Arc<dyn Store>) {
+    let berlin = group("office-berlin");
+    let h = host("ber-db-1");
+    let mut hb = Heartbeat::new(h.clone(), at(0));
+    hb.group = Some(berlin.clone());
+    let due = add(at(0), policy().timeout);
+    assert_eq!(
+        store.record_heartbeat(&hb, due, true).await.expect("hb"),
+        HeartbeatOutcome::Created
+    );
+    assert_eq!(
+        get(&*store, &h).await.group,
+        Some(berlin.clone()),
+        "{store}: a new host takes the heartbeat's group"
+    );
+    // Beats without a group (the lazy and the full up path) keep it.
+    beat(&*store, &h, at(1)).await;
+    beat(&*store, &h, at(9)).await;
+    let r = get(&*store, &h).await;
+    assert_eq!(
+        r.group,
+        Some(berlin.clone()),
+        "{store}: a bare beat keeps it"
+    );
+    assert_eq!(r.last_seen, at(9), "{store}");
+    // The same group again (the common case) changes nothing else.
+    hb.at = at(10);
+    store
+        .record_heartbeat(&hb, add(at(10), policy().timeout), true)
+        .await
+        .expect("hb");
+    let r = get(&*store, &h).await;
+    assert_eq!(r.group, Some(berlin.clone()), "{store}");
+    assert_eq!(r.version, 4, "{store}: one bump per heartbeat");
+    // Another group replaces it.
+    let munich = group("office-munich");
+    let mut moved = Heartbeat::new(h.clone(), at(11));
+    moved.group = Some(munich.clone());
+    store
+        .record_heartbeat(&moved, add(at(11), policy().timeout), true)
+        .await
+        .expect("hb");
+    assert_eq!(
+        get(&*store, &h).await.group,
+        Some(munich.clone()),
+        "{store}"
+    );
+
+    // A missing host's heartbeat sets the group too (the recovery path).
+    let mut next = get(&*store, &h).await;
+    let v = next.version;
+    next.status = Status::Missing;
+    next.missing_since = Some(at(21));
+    next.version = v + 1;
+    assert!(store.compare_and_swap(v, &next).await.expect("cas"));
+    let mut back = Heartbeat::new(h.clone(), at(30));
+    back.group = Some(berlin.clone());
+    store
+        .record_heartbeat(&back, add(at(30), policy().timeout), true)
+        .await
+        .expect("hb");
+    let r = get(&*store, &h).await;
+    assert_eq!(r.group, Some(berlin.clone()), "{store}: missing host");
+    assert_eq!(
+        r.status,
+        Status::Missing,
+        "{store}: a heartbeat never decides"
+    );
+
+    // Compare-and-swap writes and clears it; list returns it.
+    let mut next = r.clone();
+    next.group = None;
+    next.version = r.version + 1;
+    assert!(store.compare_and_swap(r.version, &next).await.expect("cas"));
+    assert_eq!(get(&*store, &h).await.group, None, "{store}: cleared");
+    let mut next = get(&*store, &h).await;
+    let v = next.version;
+    next.group = Some(munich.clone());
+    next.status = Status::Up;
+    next.missing_since = None;
+    next.due_at = Some(add(at(30), policy().timeout));
+    next.version = v + 1;
+    assert!(store.compare_and_swap(v, &next).await.expect("cas"));
+    beat(&*store, &host("lone"), at(30)).await;
+    let listed = store.list(None, 10).await.expect("list");
+    let groups: Vec<_> = listed
+        .iter()
+        .map(|r| (r.host.as_str(), r.group.as_ref().map(GroupName::as_str)))
+        .collect();
+    assert_eq!(
+        groups,
+        [("ber-db-1", Some("office-munich")), ("lone", None)],
+        "{store}: list carries groups"
+    );
+
+    // The alarm a monitor writes into the outbox names the group.
+    let clock = ManualClock::new(at(30));
+    let rec = Arc::new(RecordingNotifier::new("rec"));
+    let m = monitor(store.clone(), &clock, vec![rec.clone()], "m1");
+    clock.set(at(45));
+    let _ = m.sweep().await.expect("sweep");
+    let sent = rec.notices();
+    let alarm = sent
+        .iter()
+        .find(|n| n.host == h && n.kind == NoticeKind::Alarm)
+        .unwrap_or_else(|| panic!("{store}: an alarm for {h}; got {sent:?}"));
+    assert_eq!(
+        alarm.group,
+        Some(munich),
+        "{store}: the alarm names the group"
+    );
+    let lone = sent
+        .iter()
+        .find(|n| n.host.as_str() == "lone")
+        .unwrap_or_else(|| panic!("{store}: an alarm for lone"));
+    assert_eq!(lone.group, None, "{store}");
 }

@@ -232,8 +232,8 @@ fn grace(r: &HostRecord, deadline: Timestamp, policy: &Policy, ctx: &Context<'_>
     }
     let deaf = since(d.until, heard.max(d.from));
     let moved = add(deadline, deaf);
-    if since(d.until, d.from) > policy.timeout {
-        moved.max(add(d.until, policy.timeout))
+    if since(d.until, d.from) > policy.allowance() {
+        moved.max(add(d.until, policy.allowance()))
     } else {
         moved
     }
@@ -471,6 +471,8 @@ fn make_notice(
             None
         },
         blind: ctx.blind.map(str::to_owned),
+        group: r.group.clone(),
+        hosts: Vec::new(),
         job: crate::job::note(r, kind),
     }
 }
@@ -586,6 +588,53 @@ pub fn settle(
         .clone()
         .filter(|o| o.notice.id == round.notice_id)?;
     let mut next = r.clone();
+    if apply_round(&mut ob, round, now, retry) {
+        next.outbox = Some(ob);
+        next.due_at = due_at(
+            &next,
+            now,
+            deadline_with_grace(&next, policy, ctx),
+            policy,
+            ctx,
+        );
+        return Some(Decision {
+            next,
+            notices: Vec::new(),
+        });
+    }
+    next.outbox = None;
+    match ob.notice.kind {
+        NoticeKind::Alarm => {
+            if next.status == Status::Missing {
+                next.status = Status::Alarmed;
+            }
+            next.last_alarm = Some(now);
+            next.alarm_count = 1;
+        }
+        NoticeKind::Reminder => {
+            next.last_alarm = Some(now);
+            next.alarm_count += 1;
+        }
+        NoticeKind::Recovery => clear_outage(&mut next),
+        // Never stored in a host's outbox.
+        NoticeKind::Degraded | NoticeKind::Restored | NoticeKind::Test => {}
+    }
+    let notices = evaluate_in_place(&mut next, now, policy, ctx);
+    Some(Decision { next, notices })
+}
+
+/// Records a delivery round in `ob`: which channels took the notice and
+/// which refused it for good (given up once another channel took it); the
+/// lease is released. Returns `true` while some channel in
+/// `round.channels` is still owed it, with the next attempt set after
+/// [`RetryPolicy::backoff`] or the channel's own wait. Shared by hosts'
+/// and groups' outboxes.
+pub fn apply_round(
+    ob: &mut Outbox,
+    round: &Round<'_>,
+    now: Timestamp,
+    retry: &RetryPolicy,
+) -> bool {
     ob.lease = None;
     let mut asked_wait = Duration::ZERO;
     let mut refused = Vec::new();
@@ -625,38 +674,9 @@ pub fn settle(
     if round.channels.iter().any(|c| ob.owed_to(c)) {
         ob.attempts += 1;
         ob.next_attempt = add(now, retry.backoff(ob.attempts).max(asked_wait));
-        next.outbox = Some(ob);
-        next.due_at = due_at(
-            &next,
-            now,
-            deadline_with_grace(&next, policy, ctx),
-            policy,
-            ctx,
-        );
-        return Some(Decision {
-            next,
-            notices: Vec::new(),
-        });
+        return true;
     }
-    next.outbox = None;
-    match ob.notice.kind {
-        NoticeKind::Alarm => {
-            if next.status == Status::Missing {
-                next.status = Status::Alarmed;
-            }
-            next.last_alarm = Some(now);
-            next.alarm_count = 1;
-        }
-        NoticeKind::Reminder => {
-            next.last_alarm = Some(now);
-            next.alarm_count += 1;
-        }
-        NoticeKind::Recovery => clear_outage(&mut next),
-        // Never stored in a host's outbox.
-        NoticeKind::Degraded | NoticeKind::Restored | NoticeKind::Test => {}
-    }
-    let notices = evaluate_in_place(&mut next, now, policy, ctx);
-    Some(Decision { next, notices })
+    false
 }
 
 /// Turns monitoring off for `r` until it is resumed: no notices, nothing

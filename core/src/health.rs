@@ -427,6 +427,8 @@ pub fn watcher_notice(
         message: Some(text),
         report: None,
         blind: None,
+        group: None,
+        hosts: Vec::new(),
         job: None,
     }
 }

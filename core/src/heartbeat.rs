@@ -9,14 +9,23 @@
 //!
 //! | record before                     | `due_at` after                          |
 //! |-----------------------------------|-----------------------------------------|
-//! | `up`, nothing owed                | `due_if_up`; a lazy store may keep a `due_at` inside the [`LazyWindow`] |
+//! | `up`, nothing owed, no stored policy | `due_if_up`; a lazy store may keep a `due_at` inside the [`LazyWindow`] |
+//! | `up`, nothing owed, a stored policy  | unchanged (see below)                |
 //! | `up`, a recovery still owed       | unchanged (the recovery goes out first) |
 //! | `missing` or `alarmed`            | the heartbeat's instant: due now, so the recovery is decided at the next sweep |
 //! | `paused`                          | unchanged (none, or the pause's end)    |
 //!
+//! A host with a policy stored in its record ([`HostRecord::policy`], set
+//! through the API) has a deadline the caller's `due_if_up` (computed from
+//! the configuration without reading the record) does not know. Its
+//! `due_at` was armed by the monitor from that policy, and every policy's
+//! deadline only moves later as `last_seen` does, so leaving it is early,
+//! never late: the sweep re-arms it when it comes. The heartbeat stays one
+//! write without a read.
+//!
 //! In every case `last_seen` becomes the later of its value and the
-//! heartbeat's, `version` is bumped, and `message` / `report` are replaced
-//! when the heartbeat carries them. The status never changes here: only a
+//! heartbeat's, `version` is bumped, and `message` / `report` / `group` are
+//! replaced when the heartbeat carries them (kept when it does not). The status never changes here: only a
 //! monitor's compare-and-swap moves it.
 
 use std::time::Duration;
@@ -78,6 +87,7 @@ pub fn due_after_heartbeat(
     rearm: Rearm,
 ) -> Option<Timestamp> {
     match rec.status {
+        Status::Up if rec.outbox.is_none() && rec.policy.is_some() => rec.due_at,
         Status::Up if rec.outbox.is_none() => match rec.due_at {
             Some(d) if rearm == Rearm::Lazily && LazyWindow::new(at, due_if_up).contains(d) => {
                 Some(d)
@@ -113,6 +123,9 @@ pub fn apply_heartbeat_with(
     if hb.report.is_some() {
         rec.report.clone_from(&hb.report);
     }
+    if hb.group.is_some() && rec.group != hb.group {
+        rec.group.clone_from(&hb.group);
+    }
 }
 
 /// A new record for a heartbeat from an unknown host, per the contract:
@@ -122,6 +135,7 @@ pub fn created_by_heartbeat(hb: &Heartbeat, due_if_up: Timestamp) -> HostRecord 
     rec.due_at = Some(due_if_up);
     rec.message.clone_from(&hb.message);
     rec.report.clone_from(&hb.report);
+    rec.group.clone_from(&hb.group);
     rec
 }
 

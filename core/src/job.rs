@@ -283,7 +283,8 @@ pub fn start(rec: &HostRecord, at: Timestamp, rid: Option<&str>) -> HostRecord {
 }
 
 /// A success: the heartbeat rule of the store contract ([`apply_heartbeat`],
-/// which bumps `version`) plus closing the run it ends: the open run with
+/// which bumps `version`; `due_if_up` computed from the record's own
+/// policy, so an up host is always re-armed to it) plus closing the run it ends: the open run with
 /// `rid` if given, else the latest run without one (older unfinished runs
 /// without a rid are forgotten). Returns the next record and the finished
 /// run's duration, if it ended one.
@@ -302,6 +303,11 @@ pub fn success(
         .flatten()
         .map(|f| f.first_at);
     apply_heartbeat(&mut next, hb, due_if_up);
+    if next.status == Status::Up && next.outbox.is_none() {
+        // The caller computed `due_if_up` from the record's own policy, so
+        // it is exact here even where the one-write rule keeps `due_at`.
+        next.due_at = Some(due_if_up);
+    }
     if let Some(at) = pending_failure {
         next.due_at = Some(next.due_at.map_or(at, |d| d.min(at)));
     }
@@ -486,11 +492,12 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 },
             });
         }
-        let due_if_up = crate::model::add(hb.at, self.policies().timeout_for(&hb.host));
         let mut conflicts = 0;
         let applied = self
             .swap(&hb.host, None, &mut conflicts, |rec| {
                 let status = rec.status;
+                // The record is in hand: its own policy gives the deadline.
+                let due_if_up = self.policies().for_record(rec).deadline_after(hb.at);
                 let (next, duration, wake) = match signal {
                     Signal::Success => {
                         let (next, d) = success(rec, hb, rid, due_if_up);

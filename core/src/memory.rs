@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::heartbeat::{Rearm, apply_heartbeat_with, created_by_heartbeat};
 use crate::{
-    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Store,
-    StoreError, Timestamp,
+    Event, GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark,
+    Silence, Store, StoreError, Timestamp,
 };
 
 #[derive(Default)]
@@ -20,6 +20,8 @@ struct Inner {
     silences: BTreeMap<String, Silence>,
     mark: MonitorMark,
     events: BTreeMap<HostId, VecDeque<Event>>,
+    groups: BTreeMap<GroupName, GroupRecord>,
+    group_due: BTreeSet<(Timestamp, GroupName)>,
 }
 
 impl Inner {
@@ -202,5 +204,47 @@ impl Store for MemoryStore {
         let mut g = self.lock();
         g.mark = g.mark.advance(now, gap);
         Ok(g.mark)
+    }
+
+    fn keeps_groups(&self) -> bool {
+        true
+    }
+
+    async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
+        Ok(self.lock().groups.get(group).cloned())
+    }
+
+    async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
+        let mut g = self.lock();
+        let current = g.groups.get(&next.group).map_or(0, |r| r.version);
+        if current != expected {
+            return Ok(false);
+        }
+        if let Some(d) = g.groups.get(&next.group).and_then(|old| old.due_at) {
+            g.group_due.remove(&(d, next.group.clone()));
+        }
+        if let Some(d) = next.due_at {
+            g.group_due.insert((d, next.group.clone()));
+        }
+        g.groups.insert(next.group.clone(), next.clone());
+        Ok(true)
+    }
+
+    async fn due_groups(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<GroupRecord>, StoreError> {
+        let g = self.lock();
+        Ok(g.group_due
+            .iter()
+            .take_while(|(d, _)| *d <= now)
+            .take(limit)
+            .filter_map(|(_, name)| g.groups.get(name).cloned())
+            .collect())
+    }
+
+    async fn next_group_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.lock().group_due.first().map(|(d, _)| *d))
     }
 }

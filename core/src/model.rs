@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{HostId, Policy};
+use crate::{GroupName, HostId, Policy};
 
 /// An instant, in UTC.
 pub type Timestamp = DateTime<Utc>;
@@ -174,6 +174,14 @@ pub struct Notice {
     /// Why the watcher itself may have been blind (e.g. heartbeats for this
     /// host were being rejected).
     pub blind: Option<String>,
+    /// The group (site) the host belongs to, if any; `null` in JSON when
+    /// none. Absent from notices stored before groups existed.
+    #[serde(default)]
+    pub group: Option<GroupName>,
+    /// For a group notice (one notice for a group's outage): every host it
+    /// names; empty for a single host's notice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<crate::group_outage::GroupHost>,
     /// For a job: the failure it reported, or for an all-clear the
     /// failures it ends and the duration of the run that ended them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,33 +189,90 @@ pub struct Notice {
 }
 
 impl Notice {
-    /// `[iamalive] ALARM build-01`-style one-line summary.
+    /// `[iamalive] ALARM build-01`-style one-line summary, with the site
+    /// when the host has one: `[iamalive] ALARM db-1 (site office-berlin)`.
     pub fn subject(&self) -> String {
+        if self.is_group() {
+            return format!("[iamalive] {} {}", self.kind.tag(), self.headline());
+        }
         if self.kind.is_watcher() {
             return format!("[iamalive] {}: {}", self.kind.tag(), self.headline());
         }
-        format!("[iamalive] {} {}", self.kind.tag(), self.host)
+        format!("[iamalive] {} {}", self.kind.tag(), self.host_label())
+    }
+
+    /// Whether this is a group notice, speaking for several hosts of a
+    /// group at once ([`hosts`](Self::hosts) names them).
+    pub fn is_group(&self) -> bool {
+        !self.hosts.is_empty()
+    }
+
+    /// "site office-berlin: 10 hosts silent" for a group notice.
+    fn group_headline(&self) -> Option<String> {
+        if !self.is_group() {
+            return None;
+        }
+        let site = self.group.as_ref().map_or("?", GroupName::as_str);
+        let n = self.hosts.len();
+        let hosts = if n == 1 {
+            "1 host".to_owned()
+        } else {
+            format!("{n} hosts")
+        };
+        let back = self.hosts.iter().filter(|h| h.back_at.is_some()).count();
+        Some(match self.kind {
+            NoticeKind::Alarm => format!("site {site}: {hosts} silent"),
+            NoticeKind::Reminder => {
+                let new = self.hosts.iter().filter(|h| h.new).count();
+                if new > 0 {
+                    format!("site {site}: {hosts} still silent ({new} new)")
+                } else {
+                    format!("site {site}: {hosts} still silent")
+                }
+            }
+            _ => {
+                let dark =
+                    humantime::format_duration(Duration::from_secs(self.silent_for.as_secs()));
+                if back == n {
+                    format!("site {site}: {hosts} back after {dark}")
+                } else {
+                    format!("site {site}: {back} of {hosts} back after {dark}")
+                }
+            }
+        })
+    }
+
+    /// The host as notices name it: `db-1`, or `db-1 (site office-berlin)`
+    /// when it belongs to a group.
+    pub fn host_label(&self) -> String {
+        match &self.group {
+            Some(g) => format!("{} (site {g})", self.host),
+            None => self.host.to_string(),
+        }
     }
 
     /// One short sentence: "build-01 has gone silent", or for a watcher
     /// notice the first sentence of its message.
     pub fn headline(&self) -> String {
+        if let Some(h) = self.group_headline() {
+            return h;
+        }
         let failed = self.job.as_deref().filter(|j| j.failed);
         match (self.kind, failed) {
             (NoticeKind::Alarm, Some(j)) => match &j.failure {
-                Some(reason) => format!("{} reported a failure: {reason}", self.host),
-                None => format!("{} reported a failure", self.host),
+                Some(reason) => format!("{} reported a failure: {reason}", self.host_label()),
+                None => format!("{} reported a failure", self.host_label()),
             },
-            (NoticeKind::Reminder, Some(_)) => format!("{} is still failing", self.host),
+            (NoticeKind::Reminder, Some(_)) => format!("{} is still failing", self.host_label()),
             _ => self.plain_headline(),
         }
     }
 
     fn plain_headline(&self) -> String {
         match self.kind {
-            NoticeKind::Alarm => format!("{} has gone silent", self.host),
-            NoticeKind::Reminder => format!("{} is still silent", self.host),
-            NoticeKind::Recovery => format!("{} reports again", self.host),
+            NoticeKind::Alarm => format!("{} has gone silent", self.host_label()),
+            NoticeKind::Reminder => format!("{} is still silent", self.host_label()),
+            NoticeKind::Recovery => format!("{} reports again", self.host_label()),
             NoticeKind::Degraded | NoticeKind::Restored | NoticeKind::Test => {
                 let m = self.message.as_deref().unwrap_or("");
                 let first = m.split_once(". ").map_or(m, |(a, _)| a);
@@ -239,17 +304,54 @@ impl Notice {
             let _ = writeln!(b, "\nnotice id: {}", self.id);
             return b;
         }
+        if self.is_group() {
+            let _ = writeln!(b, "{}.", self.headline());
+            let _ = writeln!(b);
+            let dark_since = ts(&self.missing_since);
+            let _ = writeln!(b, "dark since:    {dark_since}");
+            if let Some(r) = &self.recovered_at {
+                let _ = writeln!(b, "back at:       {}", ts(r));
+            }
+            let _ = writeln!(b, "dark for:      {}", human(self.silent_for));
+            let _ = writeln!(b);
+            for h in &self.hosts {
+                let state = match h.back_at {
+                    Some(at) => format!("back at {}", ts(&at)),
+                    None if self.kind == NoticeKind::Recovery => "still silent".to_owned(),
+                    None => format!("silent for {}", human(h.silent_for)),
+                };
+                let new = if h.new { " (new)" } else { "" };
+                let _ = writeln!(
+                    b,
+                    "  {}{new}: last seen {}, {state}",
+                    h.host,
+                    ts(&h.last_seen)
+                );
+            }
+            if let Some(r) = &self.report {
+                let _ = writeln!(b, "\nWhat the agents reported:\n{r}");
+            }
+            let _ = writeln!(b, "\noutage id: {}\nnotice id: {}", self.outage_id, self.id);
+            return b;
+        }
         let failed = self.job.as_deref().is_some_and(|j| j.failed);
         let _ = match (self.kind, failed) {
             (NoticeKind::Alarm | NoticeKind::Reminder, true) => {
                 writeln!(b, "Host {}.", self.headline())
             }
-            (NoticeKind::Alarm, false) => writeln!(b, "Host {} has gone silent.", self.host),
-            (NoticeKind::Reminder, false) => writeln!(b, "Host {} is still silent.", self.host),
-            _ => writeln!(b, "Host {} reports again.", self.host),
+            (NoticeKind::Alarm, false) => {
+                writeln!(b, "Host {} has gone silent.", self.host_label())
+            }
+            (NoticeKind::Reminder, false) => {
+                writeln!(b, "Host {} is still silent.", self.host_label())
+            }
+            _ => writeln!(b, "Host {} reports again.", self.host_label()),
         };
         let _ = writeln!(b);
         let _ = writeln!(b, "host:          {}", self.host);
+        if let Some(g) = &self.group {
+            let _ = writeln!(b, "site (group):  {g}");
+        }
         let _ = writeln!(b, "last seen:     {}", ts(&self.last_seen));
         let _ = writeln!(b, "missing since: {}", ts(&self.missing_since));
         if let Some(r) = &self.recovered_at {
@@ -393,9 +495,16 @@ pub struct HostRecord {
     pub message: Option<String>,
     /// The agent's last outage report.
     pub report: Option<String>,
+    /// The group (site) it belongs to: set by configuration or by the host
+    /// itself, kept until a heartbeat names another.
+    pub group: Option<GroupName>,
     /// Job state (a reported failure, open runs, the last run), when the
     /// host is a job that sent more than successes. Boxed like the outbox.
     pub job: Option<Box<crate::job::Job>>,
+    /// A policy set for this host through the API (a timeout or a
+    /// schedule), stored with it so every monitor applies it; it wins over
+    /// the configuration's policy for the host. `None`: the configuration's.
+    pub policy: Option<Box<crate::HostPolicy>>,
 }
 
 // Written out rather than derived so the rare parts (an owed notice, a
@@ -418,7 +527,9 @@ impl Clone for HostRecord {
             outbox: self.outbox.as_deref().map(clone_boxed),
             message: self.message.as_deref().map(clone_text),
             report: self.report.as_deref().map(clone_text),
+            group: self.group.clone(),
             job: self.job.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -453,14 +564,16 @@ impl HostRecord {
             outbox: None,
             message: None,
             report: None,
+            group: None,
             job: None,
+            policy: None,
         }
     }
 
     /// The instant the host becomes missing unless heard from (before any
     /// startup grace).
     pub fn deadline(&self, policy: &Policy) -> Timestamp {
-        add(self.last_seen.max(self.watch_from), policy.timeout)
+        policy.deadline_after(self.last_seen.max(self.watch_from))
     }
 
     /// How long it has been silent at `now`.
@@ -480,6 +593,10 @@ pub struct Heartbeat {
     pub message: Option<String>,
     /// The agent's account of an outage it lived through, if any.
     pub report: Option<String>,
+    /// The group the host belongs to, when the heartbeat (or configuration,
+    /// which wins) names one; `None` keeps the stored group.
+    #[serde(default)]
+    pub group: Option<GroupName>,
 }
 
 impl Heartbeat {
@@ -490,6 +607,7 @@ impl Heartbeat {
             at,
             message: None,
             report: None,
+            group: None,
         }
     }
 }

@@ -9,12 +9,15 @@ use rand::Rng;
 
 use crate::decide::{self, ChannelOutcome, Context, RetryPolicy};
 use crate::health::{Announcement, HealthOptions, HealthReport, WatcherHealth, watcher_notice};
-use crate::model::{add, since};
+use crate::model::add;
 use crate::route::Routes;
 use crate::{
     Clock, Downtime, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice, NoticeKind, Notifier,
     NotifyError, PolicySet, Silence, Status, Store, StoreError, Timestamp,
 };
+
+mod groups;
+pub use groups::Grouping;
 
 /// How many times one record is re-read and decided again after losing a
 /// compare-and-swap before the sweep leaves it for the next one.
@@ -23,11 +26,6 @@ const MAX_ROUNDS: usize = 16;
 /// Tells why the watcher may be blind to a host (e.g. its heartbeats are
 /// being rejected); the text goes into that host's notices.
 pub type BlindProbe = Arc<dyn Fn(&HostId) -> Option<String> + Send + Sync>;
-
-/// Tells when something that speaks for a host said it stopped (an
-/// Alertmanager whose Watchdog resolved): from that instant the host is
-/// treated as silent past its timeout, until a heartbeat later than it.
-pub type FailProbe = Arc<dyn Fn(&HostId) -> Option<Timestamp> + Send + Sync>;
 
 /// Tuning for a [`Monitor`].
 #[derive(Debug, Clone)]
@@ -143,7 +141,7 @@ pub struct Monitor<S: ?Sized, C> {
     opts: MonitorOptions,
     state: Mutex<MarkState>,
     blind: Option<BlindProbe>,
-    failed: Option<FailProbe>,
+    grouping: Option<Grouping>,
     health: Mutex<HealthState>,
     /// Set while the store is in trouble, so the heartbeat path only takes
     /// the health lock when there is something to clear.
@@ -206,7 +204,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             fault_since_mark: AtomicBool::new(false),
             opts,
             blind: None,
-            failed: None,
+            grouping: None,
         })
     }
 
@@ -222,30 +220,6 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     pub fn with_blind_probe(mut self, probe: BlindProbe) -> Self {
         self.blind = Some(probe);
         self
-    }
-
-    /// Adds a probe that says when a host was reported stopped: a host
-    /// whose stop is at or after its last heartbeat (and its start of
-    /// watching) is decided as if its timeout ended at that instant, so it
-    /// alarms at once (unless silenced) and recovers with the next
-    /// heartbeat. Call [`due_now`](Self::due_now) when a stop is reported.
-    pub fn with_fail_probe(mut self, probe: FailProbe) -> Self {
-        self.failed = Some(probe);
-        self
-    }
-
-    /// Makes `host` due now, so the next sweep decides it (a stop reported
-    /// by [`with_fail_probe`](Self::with_fail_probe)'s probe). `None` if
-    /// the host is unknown.
-    pub async fn due_now(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
-        self.update(host, |r, now, _| {
-            let mut next = r.clone();
-            if next.status != Status::Paused {
-                next.due_at = Some(next.due_at.map_or(now, |d| d.min(now)));
-            }
-            next
-        })
-        .await
     }
 
     /// The store.
@@ -306,7 +280,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         hb: &Heartbeat,
         create: bool,
     ) -> Result<HeartbeatOutcome, StoreError> {
-        let due_if_up = add(hb.at, self.policies.timeout_for(&hb.host));
+        let due_if_up = self.policies.deadline_for(&hb.host, hb.at);
         let r = self.store.record_heartbeat(hb, due_if_up, create).await;
         match &r {
             Err(e) => self.store_result(Err(e)),
@@ -363,10 +337,18 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             st.marked_at
                 .map_or_else(|| self.clock.now(), |m| add(m, self.mark_interval()))
         };
-        Ok(match self.store.next_due().await? {
-            Some(d) => d.min(mark_due),
-            None => mark_due,
-        })
+        let groups = if self.grouping.is_some() && self.store.keeps_groups() {
+            self.store.next_group_due().await?
+        } else {
+            None
+        };
+        Ok(self
+            .store
+            .next_due()
+            .await?
+            .into_iter()
+            .chain(groups)
+            .fold(mark_due, Timestamp::min))
     }
 
     /// Decides every due record, writes the decisions back and delivers the
@@ -482,6 +464,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 break;
             }
         }
+        self.sweep_groups(now, &mut report).await?;
         Ok(report)
     }
 
@@ -582,14 +565,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         downtime: Option<Downtime>,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
-        let mut policy = self.policies.for_host(&rec.host);
-        // A reported stop ends the host's timeout at that instant.
-        if let Some(stopped) = self.failed.as_ref().and_then(|p| p(&rec.host)) {
-            let heard = rec.last_seen.max(rec.watch_from);
-            if stopped >= heard {
-                policy.timeout = policy.timeout.min(since(stopped, heard));
-            }
-        }
+        let policy = self.policies.for_record(&rec);
         let blind = self.blind.as_ref().and_then(|p| p(&rec.host));
         let ctx = Context {
             silences,
@@ -612,9 +588,21 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             };
             tracing::info!(host = %written.host, kind = %outbox.notice.kind, id = %outbox.notice.id, "notice owed");
             let targets = self.routes.channels_for(&outbox.notice, &self.names);
-            let results = self
-                .deliver(&outbox.notice, &targets, &outbox.delivered, &outbox.failed)
-                .await;
+            let routed = self.route_to_group(&outbox.notice, &policy, report).await?;
+            let results = match routed {
+                groups::Routed::Held(until) => {
+                    tracing::info!(host = %written.host, id = %outbox.notice.id, until = %until, "notice held for its group");
+                    return self
+                        .hold_host(written, &outbox.notice.id, until, report)
+                        .await;
+                }
+                groups::Routed::Absorbed => Self::absorbed(&targets),
+                groups::Routed::Deliver => {
+                    self.deliver(&outbox.notice, &targets, &outbox.delivered, &outbox.failed)
+                        .await
+                }
+            };
+            let absorbed = matches!(routed, groups::Routed::Absorbed);
             report.failed_deliveries += results
                 .iter()
                 .filter(|(_, o)| *o != ChannelOutcome::Delivered)
@@ -644,7 +632,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 .is_none_or(|o| o.notice.id != outbox.notice.id)
             {
                 report.completed += 1;
-                self.log_notice(&outbox.notice, now).await;
+                if !absorbed {
+                    self.log_notice(&outbox.notice, now).await;
+                }
             }
             if settled.due_at.is_none_or(|d| d > now) {
                 return Ok(());
@@ -752,7 +742,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// timeout from now. `false` if it already exists.
     pub async fn register(&self, host: &HostId) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let rec = HostRecord::new(host.clone(), now, self.policies.timeout_for(host));
+        let mut rec = HostRecord::new(host.clone(), now, Duration::ZERO);
+        rec.due_at = Some(self.policies.deadline_for(host, now));
         self.store.compare_and_swap(0, &rec).await
     }
 
@@ -785,10 +776,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         host: &HostId,
         f: impl Fn(&HostRecord, Timestamp, &crate::Policy) -> HostRecord,
     ) -> Result<Option<HostRecord>, StoreError> {
-        let policy = self.policies.for_host(host);
         let mut conflicts = 0;
         let written = self
             .swap(host, None, &mut conflicts, |rec| {
+                let policy = self.policies.for_record(rec);
                 Some((f(rec, self.clock.now(), &policy), ()))
             })
             .await?;
@@ -803,7 +794,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// Returns how many records it moved.
     pub async fn rearm_to_policy(&self) -> Result<usize, StoreError> {
         self.bring_forward(|rec| {
-            let deadline = rec.deadline(&self.policies.for_host(&rec.host));
+            let deadline = rec.deadline(&self.policies.for_record(rec));
             (rec.status == Status::Up && rec.outbox.is_none()).then_some(deadline)
         })
         .await

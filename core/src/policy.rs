@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{HostId, HostPattern};
+use crate::model::add;
+use crate::schedule::{DEFAULT_GRACE, HostPolicy, Schedule};
+use crate::{HostId, HostPattern, HostRecord, Timestamp};
 
 /// The alarm policy for a host.
 ///
@@ -35,6 +37,11 @@ pub struct Policy {
     /// At most this many reminders per outage (the alarm itself not counted).
     /// `None`, the default, reminds until the host recovers.
     pub max_reminders: Option<u32>,
+    /// A cron schedule that replaces `timeout`: the host is missing when
+    /// the run due at a tick has not succeeded by tick + grace (see
+    /// [`schedule`](crate::schedule)). `None`, the default: `timeout`.
+    #[serde(skip)]
+    pub schedule: Option<Schedule>,
 }
 
 impl Default for Policy {
@@ -45,11 +52,54 @@ impl Default for Policy {
             reminder_backoff: 1.0,
             max_reminder_interval: None,
             max_reminders: None,
+            schedule: None,
         }
     }
 }
 
 impl Policy {
+    /// The instant a host last heard from at `heard` becomes missing:
+    /// `heard + timeout`, or for a schedule the first tick after `heard`
+    /// plus its grace. Never earlier for a later `heard`.
+    #[inline]
+    pub fn deadline_after(&self, heard: Timestamp) -> Timestamp {
+        match &self.schedule {
+            Some(s) => s.deadline(heard),
+            None => add(heard, self.timeout),
+        }
+    }
+
+    /// For a schedule, the run expected next by a host last heard from at
+    /// `heard` (the first tick after it); `None` for a timeout.
+    pub fn next_run(&self, heard: Timestamp) -> Option<Timestamp> {
+        self.schedule.as_ref().and_then(|s| s.next_run(heard))
+    }
+
+    /// How long a host may stay silent before it counts as missing, as one
+    /// duration: the timeout, or a schedule's grace (the startup grace
+    /// after a long downtime gives at least this much).
+    pub fn allowance(&self) -> Duration {
+        match &self.schedule {
+            Some(s) => s.grace(),
+            None => self.timeout,
+        }
+    }
+
+    /// This policy with a host's stored policy applied over it (the stored
+    /// one is the more specific: it wins over the configuration's timeout
+    /// or schedule; the reminder settings stay).
+    pub fn with_host_policy(mut self, p: Option<&HostPolicy>) -> Self {
+        match p {
+            None => {}
+            Some(HostPolicy::Timeout(t)) => {
+                self.timeout = *t;
+                self.schedule = None;
+            }
+            Some(HostPolicy::Schedule(s)) => self.schedule = Some(s.as_ref().clone()),
+        }
+        self
+    }
+
     /// The wait after the `delivered`-th alarm or reminder (1 = the alarm)
     /// before the next reminder, or `None` when the cap is reached.
     pub fn reminder_after(&self, delivered: u32) -> Option<Duration> {
@@ -90,8 +140,13 @@ impl Policy {
 }
 
 /// Values that replace the default policy for the hosts a pattern matches.
+///
+/// In TOML, `[[policy.hosts]]` with `hosts` and any of the fields below;
+/// a schedule is written flat: `schedule = "0 2 * * *"`, `tz =
+/// "Europe/Berlin"`, `grace = "30m"` (`tz` defaults to UTC, `grace` to one
+/// hour).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "OverrideSpec", into = "OverrideSpec")]
 pub struct PolicyOverride {
     /// Which hosts this applies to.
     pub hosts: HostPattern,
@@ -108,8 +163,97 @@ pub struct PolicyOverride {
     #[serde(default, with = "humantime_serde::option")]
     pub max_reminder_interval: Option<Duration>,
     /// Replaces [`Policy::max_reminders`].
-    #[serde(default)]
     pub max_reminders: Option<u32>,
+    /// Sets [`Policy::schedule`] (then `timeout` may not be given).
+    pub schedule: Option<Schedule>,
+}
+
+/// The written form of a [`PolicyOverride`]: the schedule's parts flat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideSpec {
+    hosts: HostPattern,
+    #[serde(default, with = "humantime_serde::option")]
+    timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    reminder_interval: Option<Duration>,
+    #[serde(default)]
+    reminder_backoff: Option<f64>,
+    #[serde(default, with = "humantime_serde::option")]
+    max_reminder_interval: Option<Duration>,
+    #[serde(default)]
+    max_reminders: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tz: Option<String>,
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    grace: Option<Duration>,
+}
+
+impl TryFrom<OverrideSpec> for PolicyOverride {
+    type Error = String;
+    fn try_from(o: OverrideSpec) -> Result<Self, String> {
+        let named = |e: String| format!("policy for hosts '{}': {e}", o.hosts);
+        let schedule = match &o.schedule {
+            Some(cron) => Some(
+                Schedule::new(
+                    cron,
+                    o.tz.as_deref().unwrap_or("UTC"),
+                    o.grace.unwrap_or(DEFAULT_GRACE),
+                )
+                .map_err(named)?,
+            ),
+            None if o.tz.is_some() || o.grace.is_some() => {
+                return Err(named(
+                    "tz and grace belong to a schedule: give schedule too".into(),
+                ));
+            }
+            None => None,
+        };
+        if schedule.is_some() && o.timeout.is_some() {
+            return Err(named(
+                "give either timeout (an interval job) or schedule (a cron job), not both".into(),
+            ));
+        }
+        Ok(Self {
+            hosts: o.hosts,
+            timeout: o.timeout,
+            reminder_interval: o.reminder_interval,
+            reminder_backoff: o.reminder_backoff,
+            max_reminder_interval: o.max_reminder_interval,
+            max_reminders: o.max_reminders,
+            schedule,
+        })
+    }
+}
+
+impl From<PolicyOverride> for OverrideSpec {
+    fn from(o: PolicyOverride) -> Self {
+        let (schedule, tz, grace) = match o.schedule {
+            Some(s) => (
+                Some(s.cron().to_owned()),
+                Some(s.tz().to_owned()),
+                Some(s.grace()),
+            ),
+            None => (None, None, None),
+        };
+        Self {
+            hosts: o.hosts,
+            timeout: o.timeout,
+            reminder_interval: o.reminder_interval,
+            reminder_backoff: o.reminder_backoff,
+            max_reminder_interval: o.max_reminder_interval,
+            max_reminders: o.max_reminders,
+            schedule,
+            tz,
+            grace,
+        }
+    }
 }
 
 /// The default policy and per-host overrides; the first matching override wins.
@@ -139,6 +283,10 @@ impl PolicySet {
         if let Some(o) = self.overrides.iter().find(|o| o.hosts.matches(host)) {
             if let Some(v) = o.timeout {
                 p.timeout = v;
+                p.schedule = None;
+            }
+            if o.schedule.is_some() {
+                p.schedule.clone_from(&o.schedule);
             }
             if let Some(v) = o.reminder_interval {
                 p.reminder_interval = v;
@@ -156,21 +304,48 @@ impl PolicySet {
         p
     }
 
-    /// The timeout for `host`, without building a whole policy (the heartbeat path).
-    pub fn timeout_for(&self, host: &HostId) -> Duration {
-        self.overrides
-            .iter()
-            .find(|o| o.hosts.matches(host))
-            .and_then(|o| o.timeout)
-            .unwrap_or(self.default.timeout)
+    /// The effective policy for `rec`: [`for_host`](Self::for_host) with
+    /// the policy stored in the record (set through the API) applied over
+    /// it, since it is the more specific of the two.
+    pub fn for_record(&self, rec: &HostRecord) -> Policy {
+        self.for_host(&rec.host)
+            .with_host_policy(rec.policy.as_deref())
     }
 
-    /// The shortest timeout of any host (how often a runner must mark itself alive).
+    /// The timeout for `host`, without building a whole policy (the
+    /// heartbeat path); for a scheduled host, its grace.
+    pub fn timeout_for(&self, host: &HostId) -> Duration {
+        match self.overrides.iter().find(|o| o.hosts.matches(host)) {
+            Some(o) => match (&o.schedule, o.timeout) {
+                (Some(s), _) => s.grace(),
+                (None, Some(t)) => t,
+                (None, None) => self.default.allowance(),
+            },
+            None => self.default.allowance(),
+        }
+    }
+
+    /// When `host`, heard from at `heard`, becomes missing under the
+    /// configured policies (not counting a policy stored with the host),
+    /// without building a whole policy: the heartbeat path's `due_if_up`.
+    pub fn deadline_for(&self, host: &HostId, heard: Timestamp) -> Timestamp {
+        match self.overrides.iter().find(|o| o.hosts.matches(host)) {
+            Some(o) => match (&o.schedule, o.timeout) {
+                (Some(s), _) => s.deadline(heard),
+                (None, Some(t)) => add(heard, t),
+                (None, None) => self.default.deadline_after(heard),
+            },
+            None => self.default.deadline_after(heard),
+        }
+    }
+
+    /// The shortest timeout (or schedule grace) of any host (how often a
+    /// runner must mark itself alive).
     pub fn shortest_timeout(&self) -> Duration {
         self.overrides
             .iter()
-            .filter_map(|o| o.timeout)
-            .fold(self.default.timeout, Duration::min)
+            .filter_map(|o| o.schedule.as_ref().map(Schedule::grace).or(o.timeout))
+            .fold(self.default.allowance(), Duration::min)
     }
 
     /// Validates the default and every override, naming the bad one.
@@ -249,6 +424,7 @@ mod tests {
                 reminder_backoff: None,
                 max_reminder_interval: None,
                 max_reminders: None,
+                schedule: None,
             }],
             ..PolicySet::default()
         };

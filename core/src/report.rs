@@ -8,6 +8,7 @@
 //! SNS, the log) shows [`describe_report`]'s sentences instead.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::Timestamp;
@@ -57,22 +58,50 @@ fn entry(f: &Value) -> Option<String> {
     };
     let mut s = format!("{what} {}", times(count));
     if show_detail && !detail.is_empty() {
-        let mut d: String = detail.chars().take(MAX_DETAIL).collect();
-        if d.len() < detail.len() {
-            d.push('…');
-        }
+        let d = crate::text::cut_chars_marked(detail, MAX_DETAIL);
         s.push_str(&format!(" ({d})"));
     }
     Some(s)
 }
 
-/// `03:12 UTC`, with the date when `t` is not on `other`'s day.
-fn clock(t: Timestamp, other: Timestamp) -> String {
+/// `03:12` in `tz`, with the date when `t` is not on `other`'s day there.
+fn clock(t: Timestamp, other: Timestamp, tz: Tz) -> String {
+    let (t, other) = (t.with_timezone(&tz), other.with_timezone(&tz));
     if t.date_naive() == other.date_naive() {
         t.format("%H:%M").to_string()
     } else {
         t.format("%Y-%m-%d %H:%M").to_string()
     }
+}
+
+/// The zone's abbreviation at `t`: `UTC`, `CET`, `CEST`.
+fn zone(t: Timestamp, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Z").to_string()
+}
+
+/// The report's failures, oldest first, if `report` is an agent's report.
+fn failures(v: &Value) -> Option<Vec<&Value>> {
+    let mut entries: Vec<&Value> = v["failures"].as_array()?.iter().collect();
+    entries.sort_by_key(|f| time(&f["first"]));
+    Some(entries)
+}
+
+/// When the outage began (the report's `since`, else its first failure)
+/// and its last failure, from a report and its sorted failures.
+fn bounds(v: &Value, entries: &[&Value]) -> (Option<Timestamp>, Option<Timestamp>) {
+    let since = time(&v["since"]).or_else(|| entries.first().and_then(|f| time(&f["first"])));
+    let last = entries.iter().filter_map(|f| time(&f["last"])).max();
+    (since, last)
+}
+
+/// When the outage `report` tells of began (its `since`, else its first
+/// failure) and its last failure: the stretch a view marks as the last
+/// outage. `None` when `report` is not an agent's report or has no times.
+pub fn report_span(report: &str) -> Option<(Timestamp, Timestamp)> {
+    let v: Value = serde_json::from_str(report).ok()?;
+    let entries = failures(&v)?;
+    let (since, last) = bounds(&v, &entries);
+    since.zip(last)
 }
 
 /// The agent's report `report` (its JSON text) as sentences: "Could not
@@ -81,20 +110,30 @@ fn clock(t: Timestamp, other: Timestamp) -> String {
 /// through (the recovery); without it the last failure ends the span.
 /// `None` when `report` is not such a report (then show it as it is).
 pub fn describe_report(report: &str, until: Option<Timestamp>) -> Option<String> {
+    describe_report_in(report, until, Tz::UTC)
+}
+
+/// [`describe_report`] with its times in `tz` ("from 04:12 to 05:02 CET"),
+/// for a view whose reader lives there.
+pub fn describe_report_in(report: &str, until: Option<Timestamp>, tz: Tz) -> Option<String> {
     let v: Value = serde_json::from_str(report).ok()?;
-    let failures = v["failures"].as_array()?;
-    let mut entries: Vec<&Value> = failures.iter().collect();
-    entries.sort_by_key(|f| time(&f["first"]));
+    let entries = failures(&v)?;
     let parts: Vec<String> = entries.iter().filter_map(|f| entry(f)).collect();
-    let since = time(&v["since"]).or_else(|| entries.first().and_then(|f| time(&f["first"])));
-    let last = entries.iter().filter_map(|f| time(&f["last"])).max();
+    let (since, last) = bounds(&v, &entries);
     let end = until.or(last);
     let mut s = String::from("Could not reach the watcher");
     match (since, end) {
-        (Some(a), Some(b)) => {
-            s.push_str(&format!(" from {} to {} UTC", clock(a, b), clock(b, a)));
-        }
-        (Some(a), None) => s.push_str(&format!(" from {} UTC", a.format("%Y-%m-%d %H:%M"))),
+        (Some(a), Some(b)) => s.push_str(&format!(
+            " from {} to {} {}",
+            clock(a, b, tz),
+            clock(b, a, tz),
+            zone(b, tz)
+        )),
+        (Some(a), None) => s.push_str(&format!(
+            " from {} {}",
+            a.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            zone(a, tz)
+        )),
         _ => {}
     }
     let attempts = v["failed_attempts"].as_u64();
@@ -158,6 +197,21 @@ mod tests {
              timed out once, then the watcher answered with an error once (503 Service \
              Unavailable). 5 attempts failed in all."
         );
+    }
+
+    #[test]
+    fn in_a_time_zone_and_the_span_a_view_marks() {
+        let r = r#"{"since":"2026-11-26T03:12:00Z","failures":[
+            {"kind":"dns","first":"2026-11-26T03:12:00Z","last":"2026-11-26T04:02:00Z","count":3}]}"#;
+        assert_eq!(
+            describe_report_in(r, None, Tz::Europe__Berlin).unwrap(),
+            "Could not reach the watcher from 04:12 to 05:02 CET: DNS lookups failed 3 times."
+        );
+        assert_eq!(
+            report_span(r),
+            Some((at("2026-11-26T03:12:00Z"), at("2026-11-26T04:02:00Z")))
+        );
+        assert_eq!(report_span("the link was down"), None);
     }
 
     #[test]

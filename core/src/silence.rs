@@ -12,10 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
-use croner::parser::{CronParser, Seconds};
 use serde::{Deserialize, Serialize};
 
 use crate::model::add;
+use crate::schedule::{parse_cron, parse_tz};
 use crate::{HostId, HostPattern, Timestamp};
 
 /// Occurrences that overlap or touch are merged into one window, at most
@@ -233,11 +233,7 @@ impl Repeat {
 
     fn schedule(&self) -> Result<(Cron, Tz), String> {
         let tz = parse_tz(&self.tz)?;
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .build()
-            .parse(&self.cron)
-            .map_err(|e| format!("invalid cron expression '{}': {e}", self.cron))?;
+        let cron = parse_cron(&self.cron)?;
         Ok((cron, tz))
     }
 
@@ -284,12 +280,6 @@ impl Repeat {
 /// when it is unknown.
 pub fn check_tz(name: &str) -> Result<(), String> {
     parse_tz(name).map(|_| ())
-}
-
-fn parse_tz(name: &str) -> Result<Tz, String> {
-    name.trim().parse::<Tz>().map_err(|_| {
-        format!("unknown time zone '{name}': use an IANA name such as \"Europe/Berlin\" or \"UTC\"")
-    })
 }
 
 /// Reads an instant written as RFC 3339 with an offset

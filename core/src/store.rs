@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Event, Heartbeat, HostId, HostRecord, MonitorMark, Silence, Status, Timestamp};
+use crate::{
+    Event, GroupName, GroupRecord, Heartbeat, HostId, HostRecord, MonitorMark, Silence, Status,
+    Timestamp,
+};
 
 /// A boxed error from a backend's own client library.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -148,8 +151,9 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
     /// Records a heartbeat in **one atomic write**: the hot path.
     ///
     /// *Contract*: `last_seen` becomes the later of its old value and
-    /// `hb.at`; `version` is bumped; `message` and `report` are replaced when
-    /// the heartbeat carries them, kept otherwise. `due_at` becomes
+    /// `hb.at`; `version` is bumped; `message`, `report` and `group` are
+    /// replaced when the heartbeat carries them, kept otherwise (the group
+    /// travels in the same write: no extra write for it). `due_at` becomes
     /// `due_if_up` when the host is `up` with no owed notice, becomes `hb.at`
     /// (due now) when it is `missing` or `alarmed`, and is left alone
     /// otherwise (`paused`, or a recovery still owed). A backend may leave an
@@ -263,5 +267,47 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
     /// counts as a failed store call. The default finds nothing.
     async fn check(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// Whether this store keeps group records (the four methods below).
+    /// Without them the [`Monitor`](crate::Monitor) sends every host's
+    /// notices on their own, as before groups; the conformance suite's
+    /// group cases fail on a store that says it keeps them and does not.
+    fn keeps_groups(&self) -> bool {
+        false
+    }
+
+    /// One group's outage record, if stored.
+    async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
+        let _ = group;
+        Ok(None)
+    }
+
+    /// Writes `next` if the stored group record's version is `expected`
+    /// (0: only if absent); `false` when another writer won.
+    ///
+    /// *Contract*: atomic like [`compare_and_swap`](Store::compare_and_swap),
+    /// and it moves the record in the group due index by its `due_at` in
+    /// the same step.
+    async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
+        let _ = (expected, next);
+        Ok(false)
+    }
+
+    /// Group records with `due_at <= now`, earliest first, at most `limit`.
+    ///
+    /// *Contract*: O(due groups), like [`due`](Store::due).
+    async fn due_groups(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<GroupRecord>, StoreError> {
+        let _ = (now, limit);
+        Ok(Vec::new())
+    }
+
+    /// The earliest `due_at` of any group record.
+    async fn next_group_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(None)
     }
 }

@@ -83,21 +83,11 @@ async fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Serve(args)) => serve(args).await,
-        Some(Command::Backup { file, config }) => backup(config, &file),
+        Some(Command::Backup { file, config }) => {
+            iamalive::stores::backup("iamalive", config, &file)
+        }
         Some(Command::Client(cmd)) => iamalive_cli::run(cmd, &cli.client).await,
         None => serve(cli.serve).await,
-    }
-}
-
-fn backup(config: Option<PathBuf>, dest: &std::path::Path) -> ExitCode {
-    let file =
-        config.or_else(|| std::env::var_os(iamalive_server::CONFIG_FILE_ENV).map(PathBuf::from));
-    match iamalive_server::Config::load_with(file.as_deref(), std::env::vars()) {
-        Ok(config) => iamalive::stores::backup("iamalive", &config, dest),
-        Err(e) => {
-            eprintln!("iamalive: {e}");
-            ExitCode::from(2)
-        }
     }
 }
 

@@ -10,24 +10,37 @@ use iamalive_server::{Config, SetupError};
 #[cfg(feature = "sqlite")]
 pub fn sqlite(config: &Config) -> Result<iamalive_store_sqlite::SqliteStore, SetupError> {
     Ok(iamalive_store_sqlite::SqliteStore::builder()
-        .path(&config.sqlite_path)
-        .busy_timeout(config.sqlite_busy_timeout)
-        .create(config.sqlite_create)
+        .path(&config.sqlite.path)
+        .busy_timeout(config.sqlite.busy_timeout)
+        .create(config.sqlite.create)
         .deployment_sign(&config.generated_key_file)
         .build()?)
 }
 
-/// `backup DEST`: writes a consistent copy of the SQLite database at
-/// `sqlite.path` to `dest` (safe while the watcher runs) and says what it
-/// copied. Exits 0 when written, 1 when it failed; `program` names the
-/// binary in messages.
+/// `backup DEST`: reads the configuration (`file`, else `IAMALIVE_CONFIG`,
+/// and the `IAMALIVE_*` environment), writes a consistent copy of the
+/// SQLite database at `sqlite.path` to `dest` (safe while the watcher
+/// runs) and says what it copied. Exits 0 when written, 1 when it failed,
+/// 2 on a configuration error; `program` names the binary in messages.
 #[cfg(feature = "sqlite")]
-pub fn backup(program: &str, config: &Config, dest: &std::path::Path) -> std::process::ExitCode {
-    match iamalive_store_sqlite::backup(&config.sqlite_path, dest) {
+pub fn backup(
+    program: &str,
+    file: Option<std::path::PathBuf>,
+    dest: &std::path::Path,
+) -> std::process::ExitCode {
+    let file = file.or_else(|| std::env::var_os(iamalive_server::CONFIG_FILE_ENV).map(Into::into));
+    let config = match Config::load_with(file.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match iamalive_store_sqlite::backup(&config.sqlite.path, dest) {
         Ok(r) => {
             println!(
                 "backed up {} to {}: {} hosts, {} silences, {} bytes",
-                config.sqlite_path.display(),
+                config.sqlite.path.display(),
                 r.path.display(),
                 r.hosts,
                 r.silences,
@@ -61,11 +74,11 @@ pub async fn checkpoint_at_stop(store: &iamalive_store_sqlite::SqliteStore) {
 /// `redis.prefix`.
 #[cfg(feature = "redis")]
 pub async fn redis(config: &Config) -> Result<iamalive_store_redis::RedisStore, SetupError> {
-    let url = config.redis_url.as_ref().ok_or(
+    let url = config.redis.url.as_ref().ok_or(
         "configuration: redis.url (IAMALIVE_REDIS_URL) is required, e.g. redis://127.0.0.1:6379/0",
     )?;
-    let builder = iamalive_store_redis::RedisStore::builder().prefix(&config.redis_prefix);
-    let builder = match config.redis_cluster_seeds() {
+    let builder = iamalive_store_redis::RedisStore::builder().prefix(&config.redis.prefix);
+    let builder = match config.redis.cluster_seeds() {
         Some(seeds) => builder.cluster(seeds),
         None => builder.url(url.expose()),
     };
@@ -82,11 +95,11 @@ pub fn dynamo(
     config: &Config,
     client: aws_sdk_dynamodb::Client,
 ) -> Result<iamalive_store_dynamo::DynamoStore, SetupError> {
-    let table = config.dynamo_table.clone().ok_or(
+    let table = config.dynamo.table.clone().ok_or(
         "configuration: dynamo.table (IAMALIVE_DYNAMO_TABLE) is required: the DynamoDB table to keep state in",
     )?;
     let store = iamalive_store_dynamo::DynamoStore::new(client, table);
-    Ok(match config.dynamo_shards {
+    Ok(match config.dynamo.shards {
         Some(n) => store.with_shards(n),
         None => store,
     })

@@ -271,15 +271,58 @@ fn configuration_errors_exit_2_naming_the_key() {
             "[[channels]]\nname = \"smtp\"\nkind = \"stdout\"\n[smtp]\nurl = \"smtp://127.0.0.1:1\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\n",
             &["\"smtp\""],
         ),
+        (
+            "an unknown key in a store's section",
+            "[redis]\nurll = \"redis://127.0.0.1:1/\"\n",
+            &["urll"],
+        ),
+        (
+            "a bad value in a store's section",
+            "[dynamo]\ntable = \"t\"\nshards = 0\n",
+            &["dynamo.shards"],
+        ),
     ];
-    for (what, config, named) in cases {
+    let from_env: &[(&str, (&str, &str), &[&str])] = &[
+        (
+            "two URLs in the legacy webhook variable",
+            (
+                "IAMALIVE_WEBHOOK_URL",
+                "http://a.example/x,http://b.example/y",
+            ),
+            &["IAMALIVE_WEBHOOK_URL", "two URLs"],
+        ),
+        (
+            "channels that are not a JSON array",
+            ("IAMALIVE_CHANNELS", "{\"name\": \"a\"}"),
+            &["IAMALIVE_CHANNELS"],
+        ),
+        (
+            "a channel missing its required key, from the environment",
+            ("IAMALIVE_CHANNELS", r#"[{"name": "a", "kind": "smtp"}]"#),
+            &["channels[0].url"],
+        ),
+        (
+            "an unknown channel in a route, from the environment",
+            ("IAMALIVE_ROUTES", r#"[{"channels": ["dbas"]}]"#),
+            &["routes[0].channels", "\"dbas\""],
+        ),
+    ];
+    let cases = cases
+        .iter()
+        .map(|(what, config, named)| (*what, *config, None, *named))
+        .chain(
+            from_env
+                .iter()
+                .map(|(what, var, named)| (*what, "", Some(*var), *named)),
+        );
+    for (what, config, var, named) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let out = command(dir.path(), config, &[("IAMALIVE_API_KEYS", KEY)])
-            .output()
-            .unwrap();
+        let mut env = vec![("IAMALIVE_API_KEYS", KEY)];
+        env.extend(var);
+        let out = command(dir.path(), config, &env).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
-        for n in *named {
+        for n in named {
             assert!(stderr.contains(n), "{what}: {n} not named in: {stderr}");
         }
         assert!(

@@ -93,11 +93,40 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
             ("Notice id", n.id.clone()),
         ];
     }
-    let mut f = vec![
-        ("Host", n.host.to_string()),
-        ("Last seen", ts(&n.last_seen)),
-        ("Missing since", ts(&n.missing_since)),
-    ];
+    if n.is_group() {
+        let names: Vec<String> = n
+            .hosts
+            .iter()
+            .map(|h| match h.back_at {
+                Some(_) => format!("{} (back)", h.host),
+                None if h.new => format!("{} (new)", h.host),
+                None => h.host.to_string(),
+            })
+            .collect();
+        let mut f = vec![
+            (
+                "Site",
+                n.group
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+            ("Hosts", names.join(", ")),
+            ("Dark since", ts(&n.missing_since)),
+        ];
+        if let Some(r) = &n.recovered_at {
+            f.push(("Back at", ts(r)));
+        }
+        f.push(("Dark for", human(n.silent_for)));
+        f.push(("Notice id", n.id.clone()));
+        return f;
+    }
+    let mut f = vec![("Host", n.host.to_string())];
+    if let Some(g) = &n.group {
+        f.push(("Site", g.to_string()));
+    }
+    f.push(("Last seen", ts(&n.last_seen)));
+    f.push(("Missing since", ts(&n.missing_since)));
     if let Some(r) = &n.recovered_at {
         f.push(("Back at", ts(r)));
     }
@@ -123,11 +152,49 @@ fn report_json(n: &Notice) -> Value {
     }
 }
 
+/// PagerDuty's `source`: the host, or `site <group>` for a group notice.
+fn source(n: &Notice) -> String {
+    match (&n.group, n.is_group()) {
+        (Some(g), true) => format!("site {g}"),
+        _ => n.host.to_string(),
+    }
+}
+
+/// The hosts a group notice names, for the JSON body.
+fn group_hosts(n: &Notice) -> Value {
+    Value::Array(
+        n.hosts
+            .iter()
+            .map(|h| {
+                json!({
+                    "host": h.host.as_str(),
+                    "last_seen": ts(&h.last_seen),
+                    "silent_for_s": h.silent_for.as_secs(),
+                    "report": h.report.as_ref().map(|r| {
+                        serde_json::from_str::<Value>(r).unwrap_or_else(|_| Value::String(r.clone()))
+                    }),
+                    "back_at": h.back_at.as_ref().map(ts),
+                    "new": h.new,
+                })
+            })
+            .collect(),
+    )
+}
+
 fn generic(n: &Notice, sent_at: Timestamp) -> Value {
+    let mut v = generic_single(n, sent_at);
+    if n.is_group() {
+        v["hosts"] = group_hosts(n);
+    }
+    v
+}
+
+fn generic_single(n: &Notice, sent_at: Timestamp) -> Value {
     json!({
         "id": n.id,
         "kind": n.kind.as_str(),
         "host": n.host.as_str(),
+        "group": n.group.as_ref().map(|g| g.as_str()),
         "subject": n.subject(),
         "last_seen": ts(&n.last_seen),
         "missing_since": ts(&n.missing_since),
@@ -153,7 +220,8 @@ fn generic(n: &Notice, sent_at: Timestamp) -> Value {
 /// | `id` | string | notice id, stable across redeliveries |
 /// | `kind` | `alarm` \| `reminder` \| `recovery` | |
 /// | `host` | string | |
-/// | `subject` | string | `[iamalive] ALARM build-01` |
+/// | `group` | string or null | the host's group (site); null when it has none |
+/// | `subject` | string | `[iamalive] ALARM build-01`, `[iamalive] ALARM db-1 (site office-berlin)` |
 /// | `last_seen` | RFC 3339 | the last heartbeat before the silence |
 /// | `missing_since` | RFC 3339 | when the host was declared missing |
 /// | `recovered_at` | RFC 3339 or null | recovery only |
@@ -165,6 +233,15 @@ fn generic(n: &Notice, sent_at: Timestamp) -> Value {
 /// | `message` | string or null | the host's last heartbeat message |
 /// | `report` | object, string or null | the agent's outage report (JSON when it parses) |
 /// | `blind` | string or null | why the watcher itself may have been blind |
+///
+/// A group notice (one notice for several hosts of a group that fell
+/// silent together) has the same fields, `subject` reading
+/// `[iamalive] ALARM site office-berlin: 10 hosts silent`, `host` the first
+/// host it names, `outage_id` the group outage's (`site:<group>@<ms>`,
+/// PagerDuty's `dedup_key`), `report` a summary of the agents' reports
+/// (all-clear), and adds `hosts`: `[{"host", "last_seen", "silent_for_s",
+/// "report", "back_at", "new"}]`, every host it names (`back_at` on an
+/// all-clear; `new` for a host that joined since the previous notice).
 pub fn payload(
     notice: &Notice,
     format: WebhookFormat,
@@ -258,7 +335,7 @@ pub fn payload(
                     "dedup_key": n.outage_id,
                     "payload": {
                         "summary": truncate(&format!("{}: {}", n.subject(), headline(n)), 1024),
-                        "source": n.host.as_str(),
+                        "source": source(n),
                         "severity": "info",
                         "custom_details": generic(n, sent_at),
                     },
@@ -270,7 +347,7 @@ pub fn payload(
                     "client": "iamalive",
                     "payload": {
                         "summary": truncate(&n.subject(), 1024),
-                        "source": n.host.as_str(),
+                        "source": source(n),
                         "severity": if n.kind == NoticeKind::Test { "info" } else { "error" },
                         "timestamp": ts(&n.created_at),
                         "component": "watcher",
@@ -285,10 +362,11 @@ pub fn payload(
                     "client": "iamalive",
                     "payload": {
                         "summary": truncate(&format!("{}: {} since {}", n.subject(), headline(n), ts(&n.last_seen)), 1024),
-                        "source": n.host.as_str(),
+                        "source": source(n),
                         "severity": "critical",
                         "timestamp": ts(&n.created_at),
                         "component": "heartbeat",
+                        "group": n.group.as_ref().map(|g| g.as_str()),
                         "class": "host silent",
                         "custom_details": generic(n, sent_at),
                     },

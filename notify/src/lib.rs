@@ -95,27 +95,6 @@ pub(crate) fn describe_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut
-/// with `…`.
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn truncate_keeps_char_boundaries() {
-        assert_eq!(truncate("abc", 3), "abc");
-        assert_eq!(truncate("abcdef", 5), "ab…");
-        assert!(truncate("ééééé", 6).len() <= 6);
-    }
-}
+/// Cuts `s` to at most `max` bytes, marking the cut with `…` (core's one
+/// rule for cutting text).
+pub(crate) use iamalive_core::text::cut_bytes_marked as truncate;

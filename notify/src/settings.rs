@@ -10,49 +10,7 @@ use serde::Deserialize;
 
 use crate::format::{FORMATS, WebhookFormat};
 
-/// A string that must not appear in logs (a URL with a password, a secret):
-/// `Debug` shows `"<redacted>"`.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The value itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
-}
-
-/// A setting that cannot be used, naming its key (`channels[1].url`,
-/// `smtp.from (IAMALIVE_SMTP_FROM)`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {reason}")]
-pub struct SettingError {
-    /// The offending key.
-    pub key: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl SettingError {
-    /// An error about `key`.
-    pub fn new(key: impl Into<String>, reason: impl fmt::Display) -> Self {
-        Self {
-            key: key.into(),
-            reason: reason.to_string(),
-        }
-    }
-}
+pub use iamalive_core::settings::{Secret, SettingError};
 
 /// One configured channel: the user's name for it and what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +195,9 @@ impl ChannelTable {
                         },
                     )
                 })?;
+                if let Some(reason) = two_urls(&url) {
+                    return Err(SettingError::new(key("url"), reason));
+                }
                 let format = match self.format {
                     None => WebhookFormat::Json,
                     Some(f) => f.parse().map_err(|_| {
@@ -272,6 +233,21 @@ fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Why `url` is not one URL but two (`http://a/x,http://b/y`, or
+/// separated by blanks), or `None`: a channel posts to one URL. Checked
+/// when the settings are read, so the error names the key the URL came
+/// from (`IAMALIVE_WEBHOOK_URL`), and again by the webhook channel itself.
+pub fn two_urls(url: &str) -> Option<String> {
+    let i = url.find(|c: char| c.is_whitespace() || c == ',')?;
+    let rest = url[i + 1..].trim_start();
+    rest.contains("://").then(|| {
+        format!(
+            "looks like two URLs ({:?} and {rest:?}); a channel posts to one URL, so configure one channel per URL",
+            &url[..i],
+        )
+    })
 }
 
 /// The first name `channels` gives twice.
@@ -345,6 +321,14 @@ mod tests {
             "channels[0].format"
         );
         assert_eq!(e("name = two words\nkind = stdout").key, "channels[0].name");
+        // Two URLs in one are refused when read, naming the key they came
+        // from; a comma inside one URL is that URL's business.
+        let bad = e("name = a\nkind = webhook\nurl = http://a/x,http://b/y");
+        assert_eq!(bad.key, "channels[0].url");
+        assert!(bad.reason.contains("two URLs"), "{bad}");
+        table("name = a\nkind = webhook\nurl = http://a/x?tags=a,b")
+            .resolve(at)
+            .unwrap();
     }
 
     #[test]

@@ -69,7 +69,8 @@ impl SnsNotifier {
 }
 
 /// The SNS subject for `notice`: printable ASCII, no line breaks, at most
-/// 99 characters, naming the kind and the host.
+/// 99 characters, naming the kind and the host (and its site, when it has
+/// one: `[iamalive] ALARM db-1 (site office-berlin)`).
 pub fn sns_subject(notice: &Notice) -> String {
     let (prefix, rest) = if notice.kind.is_watcher() {
         (
@@ -79,7 +80,7 @@ pub fn sns_subject(notice: &Notice) -> String {
     } else {
         (
             format!("[iamalive] {} ", notice.kind.tag()),
-            notice.host.to_string(),
+            notice.host_label(),
         )
     };
     // SNS takes printable ASCII only; host ids already are, filter anyway
@@ -153,6 +154,9 @@ impl Notifier for SnsNotifier {
             .message_attributes("kind", attr(notice.kind.as_str())?)
             .message_attributes("host", attr(notice.host.as_str())?)
             .message_attributes("notice_id", attr(&notice.id)?);
+        if let Some(g) = &notice.group {
+            req = req.message_attributes("group", attr(g.as_str())?);
+        }
         if self.topic_arn.ends_with(".fifo") {
             // Deduplication ids allow at most 128 characters of [!-~].
             let dedup: String = notice.id.chars().take(128).collect();
@@ -194,6 +198,8 @@ mod tests {
             message: None,
             report: None,
             blind: None,
+            group: None,
+            hosts: Vec::new(),
             job: None,
         }
     }

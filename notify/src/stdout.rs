@@ -14,6 +14,13 @@ use crate::{human, ts};
 /// [iamalive] ALARM build-01: silent for 10m, last seen 2024-05-01T12:00:00Z, alarm 1, next reminder 2024-05-01T13:10:00Z (id build-01@1714565400000/alarm/1)
 /// ```
 ///
+/// A job that reported a failure says so, with its reason, instead of a
+/// silence:
+///
+/// ```text
+/// [iamalive] ALARM backup-db: reported a failure: disk full, last success 2024-05-01T02:00:00Z, alarm 1, … (id …)
+/// ```
+///
 /// Its channel name is `stdout`.
 #[derive(Debug, Clone, Default)]
 pub struct StdoutNotifier {
@@ -48,6 +55,31 @@ impl StdoutNotifier {
                     s.push_str(&format!(", back at {}", ts(at)));
                 }
                 s.push_str(&format!(", {} alarm(s) sent", notice.alarm_count));
+                if let Some(j) = notice.job.as_deref() {
+                    if let Some(summary) = &j.summary {
+                        s.push_str(&format!(", job {}", one_line(summary)));
+                    }
+                    if let Some(d) = j.run_duration {
+                        s.push_str(&format!(", run took {}", human(d)));
+                    }
+                }
+            }
+            // A job that reported a failure is not silent: say that it
+            // failed, and why.
+            _ if notice.job.as_deref().is_some_and(|j| j.failed) => {
+                let reason = notice.job.as_deref().and_then(|j| j.failure.as_deref());
+                s.push_str("reported a failure");
+                if let Some(r) = reason {
+                    s.push_str(&format!(": {}", one_line(r)));
+                }
+                s.push_str(&format!(
+                    ", last success {}, alarm {}",
+                    ts(&notice.last_seen),
+                    notice.alarm_count
+                ));
+                if let Some(n) = &notice.next_reminder {
+                    s.push_str(&format!(", next reminder {}", ts(n)));
+                }
             }
             _ => {
                 s.push_str(&format!(
@@ -116,6 +148,8 @@ mod tests {
             message: None,
             report: Some("{\n  \"a\": 1\n}".into()),
             blind: None,
+            group: None,
+            hosts: Vec::new(),
             job: None,
         };
         let l = StdoutNotifier::line(&n);
@@ -126,5 +160,48 @@ mod tests {
         );
         assert!(l.contains("last seen 2024-05-01T12:00:00Z"), "{l}");
         assert!(l.ends_with("(id build-01@1/alarm/1)"), "{l}");
+
+        // A job's failure: no "silent for 0s", the reason instead.
+        let failed = Notice {
+            silent_for: Duration::ZERO,
+            report: None,
+            job: Some(Box::new(iamalive_core::job::JobNote {
+                failure: Some("disk\nfull".into()),
+                failed: true,
+                ..Default::default()
+            })),
+            ..n.clone()
+        };
+        let l = StdoutNotifier::line(&failed);
+        assert!(
+            l.starts_with("[iamalive] ALARM build-01: reported a failure: disk full, last success 2024-05-01T12:00:00Z, alarm 1"),
+            "{l}"
+        );
+        assert!(!l.contains("silent"), "{l}");
+        // Its all-clear says how it failed and how long the run took.
+        let back = Notice {
+            kind: NoticeKind::Recovery,
+            recovered_at: Some(t),
+            next_reminder: None,
+            job: Some(Box::new(iamalive_core::job::JobNote {
+                failure: Some("disk full".into()),
+                failed: true,
+                summary: Some("failed twice since 02:00 UTC: disk full".into()),
+                run_duration: Some(Duration::from_secs(95)),
+            })),
+            ..failed
+        };
+        let l = StdoutNotifier::line(&back);
+        assert!(
+            l.contains(", job failed twice since 02:00 UTC: disk full, run took 1m 35s"),
+            "{l}"
+        );
+        let mut grouped = n.clone();
+        grouped.group = Some(iamalive_core::GroupName::new("office-berlin").unwrap());
+        let l = StdoutNotifier::line(&grouped);
+        assert!(
+            l.starts_with("[iamalive] ALARM build-01 (site office-berlin): silent for 10m"),
+            "{l}"
+        );
     }
 }

@@ -81,17 +81,8 @@ impl WebhookNotifier {
         format: WebhookFormat,
         secret: Option<String>,
     ) -> Result<WebhookNotifier, ConfigError> {
-        if let Some(i) = url.find(|c: char| c.is_whitespace() || c == ',')
-            && url[i + 1..].trim_start().contains("://")
-        {
-            return Err(ConfigError::invalid(
-                "webhook url",
-                format!(
-                    "looks like two URLs ({:?} and {:?}); a channel posts to one URL, so configure one channel per URL",
-                    &url[..i],
-                    url[i + 1..].trim_start()
-                ),
-            ));
+        if let Some(reason) = crate::settings::two_urls(url) {
+            return Err(ConfigError::invalid("webhook url", reason));
         }
         let mut url =
             url::Url::parse(url).map_err(|e| ConfigError::invalid("webhook url", e.to_string()))?;

@@ -231,3 +231,30 @@ async fn server_down_is_transient() {
     n.deliver(&notice("db-1", NoticeKind::Alarm)).await.unwrap();
     assert_eq!(wait_for_mail(&server.maildir_new(), 1).len(), 1);
 }
+
+/// A host with a group: the subject and the body name the site.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mail_names_the_site() {
+    let server = iamalive_testkit::smtp(None);
+    let url = format!("smtp://{}", server.addr);
+    let n = SmtpNotifier::from_url(&url, "iamalive <iamalive@example.com>", &rcpts()).unwrap();
+    let mut alarm = notice("db-1", NoticeKind::Alarm);
+    alarm.group = Some(iamalive_core::GroupName::new("office-berlin").unwrap());
+    n.deliver(&alarm).await.unwrap();
+    let mails = wait_for_mail(&server.maildir_new(), 1);
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(
+        header(&mails[0], "Subject"),
+        Some("[iamalive] ALARM db-1 (site office-berlin)")
+    );
+    for needle in [
+        "Host db-1 (site office-berlin) has gone silent.",
+        "site (group):  office-berlin",
+    ] {
+        assert!(
+            mails[0].contains(needle),
+            "missing {needle:?} in\n{}",
+            mails[0]
+        );
+    }
+}

@@ -93,9 +93,16 @@ async fn publishes_subject_body_and_attributes() {
     n.deliver(&notice("build-01", NoticeKind::Recovery))
         .await
         .unwrap();
+    let mut grouped = notice("db-1", NoticeKind::Alarm);
+    grouped.group = Some(iamalive_core::GroupName::new("office-berlin").unwrap());
+    n.deliver(&grouped).await.unwrap();
 
-    let msgs = wait_for(&got, 2).await;
-    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    let msgs = wait_for(&got, 3).await;
+    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    assert_eq!(
+        msgs[2]["Subject"],
+        "[iamalive] ALARM db-1 (site office-berlin)"
+    );
     let alarm = &msgs[0];
     assert_eq!(alarm["Subject"], "[iamalive] ALARM build-01");
     let body = alarm["Message"].as_str().unwrap();
@@ -121,7 +128,9 @@ async fn publishes_subject_body_and_attributes() {
         .find(|t| t["arn"] == arn.as_str())
         .expect("the topic is in moto's state");
     let sent = topic["sent_notifications"].as_array().unwrap();
-    assert_eq!(sent.len(), 2);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[2][3]["group"]["Value"], "office-berlin");
+    assert!(sent[0][3].get("group").is_none(), "no group, no attribute");
     let attrs = &sent[0][3];
     assert_eq!(attrs["kind"]["Type"], "String");
     assert_eq!(attrs["kind"]["Value"], "alarm");

@@ -124,6 +124,10 @@ async fn json_body_is_the_documented_document() {
     assert_eq!(b["message"], "nightly build box");
     assert!(b["sent_at"].as_str().unwrap().ends_with('Z'));
     assert!(b["report"].is_null() && b["blind"].is_null());
+    assert!(
+        b.as_object().unwrap().contains_key("group") && b["group"].is_null(),
+        "a host without a group: \"group\": null"
+    );
 
     send(&url, WebhookFormat::Json, NoticeKind::Recovery)
         .await
@@ -367,4 +371,42 @@ async fn status_classes_map_to_transient_or_permanent() {
         .await
         .unwrap_err();
     assert!(e.is_transient(), "{e}");
+}
+
+/// A host with a group: the JSON body carries `"group"`, and every other
+/// format names the site in its own way, at a real receiver.
+#[tokio::test]
+async fn every_format_names_the_site() {
+    let (addr, log) = receiver().await;
+    let url = format!("http://{addr}/hook/200");
+    let mut n = notice("db-1", NoticeKind::Alarm);
+    n.group = Some(iamalive_core::GroupName::new("office-berlin").unwrap());
+    for format in ["json", "teams", "slack", "discord", "pagerduty"] {
+        let f: WebhookFormat = format.parse().unwrap();
+        // PagerDuty takes its routing key from the URL.
+        let hook = WebhookNotifier::new(&format!("{url}?routing_key=rk"), f, None).unwrap();
+        hook.deliver(&n).await.unwrap();
+        let b = last(&log).json();
+        let text = b.to_string();
+        assert!(
+            text.contains("db-1 (site office-berlin)"),
+            "{format}: the subject or summary names the site: {text}"
+        );
+        match format {
+            "json" => {
+                assert_eq!(b["group"], "office-berlin");
+                assert_eq!(b["subject"], "[iamalive] ALARM db-1 (site office-berlin)");
+            }
+            "pagerduty" => assert_eq!(b["payload"]["group"], "office-berlin"),
+            "teams" => assert!(
+                text.contains(r#"{"title":"Site","value":"office-berlin"}"#),
+                "{text}"
+            ),
+            "slack" => assert!(text.contains("*Site*\\noffice-berlin"), "{text}"),
+            _ => assert!(
+                text.contains(r#""name":"Site","value":"office-berlin""#),
+                "{text}"
+            ),
+        }
+    }
 }

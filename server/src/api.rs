@@ -15,9 +15,9 @@ use axum::{Json, Router};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iamalive_core::health::{Announcement, watcher_notice};
 use iamalive_core::{
-    Clock, HealthOptions, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, Monitor,
-    MonitorOptions, NoticeKind, Notifier, Repeat, Silence, Status, Store, StoreError, SweepReport,
-    Timestamp, add, check_tz, parse_instant, since,
+    Clock, GroupName, HealthOptions, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord,
+    Monitor, MonitorOptions, NoticeKind, Notifier, Repeat, Silence, Status, Store, StoreError,
+    SweepReport, Timestamp, add, check_tz, parse_instant, since,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -34,6 +34,7 @@ use crate::self_ping::SelfWatch;
 
 mod alertmanager;
 mod maintenance;
+mod policy;
 
 mod signals;
 
@@ -207,10 +208,11 @@ struct Shared {
     self_watch: Arc<SelfWatch>,
     /// Per-host metrics and maintenance settings.
     ops: crate::ops::OpsSettings,
-    /// Hosts whose alerting pipeline reported a stop (Alertmanager).
-    stopped: Arc<alertmanager::Stopped>,
     /// The dashboard's settings and sessions.
     dashboard: Arc<crate::dashboard::Dashboard>,
+    /// Configured groups: which hosts they take (configuration wins over
+    /// the group a host names itself).
+    groups: crate::groups::GroupSettings,
 }
 
 /// A token bucket on the watcher's clock (the manual one in tests).
@@ -373,11 +375,10 @@ impl AppState {
             ..MonitorOptions::default()
         };
         let channels = crate::host_metrics::counted(channels);
-        let stopped = Arc::new(alertmanager::Stopped::default());
         let monitor = Monitor::new(store, channels, clock, config.policies.clone(), opts)?
             .with_routes(config.routes.clone())
             .with_blind_probe(rejections.probe())
-            .with_fail_probe(stopped.probe());
+            .with_grouping(config.groups.grouping());
         let keys = KeyRing::new(config.keys.clone());
         Ok(Self(Arc::new(Shared {
             monitor: Arc::new(monitor),
@@ -400,8 +401,8 @@ impl AppState {
             cap_noticed: std::sync::Mutex::default(),
             self_watch,
             ops: config.ops.clone(),
-            stopped,
             dashboard: crate::dashboard::Dashboard::new(&config.dashboard),
+            groups: config.groups.clone(),
         })))
     }
 
@@ -457,6 +458,11 @@ impl AppState {
     }
 
     /// The request limits this state was built with.
+    /// The group settings this state was built with.
+    pub fn groups(&self) -> &crate::groups::GroupSettings {
+        &self.0.groups
+    }
+
     pub(crate) fn limits(&self) -> &Limits {
         &self.0.limits
     }
@@ -868,6 +874,16 @@ fn parse_host(s: &str) -> Result<HostId, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid host id: {e}")))
 }
 
+/// A group name a host gives itself: `None` for none, a 400 naming the
+/// rule when it is not a valid name.
+fn parse_group(s: Option<&str>) -> Result<Option<GroupName>, ApiError> {
+    s.map(|g| {
+        GroupName::new(g)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid group name: {e}")))
+    })
+    .transpose()
+}
+
 fn check_message(m: &Option<String>) -> Result<(), ApiError> {
     match m {
         Some(m) if m.len() > MAX_MESSAGE_LEN => Err(ApiError::new(
@@ -894,6 +910,10 @@ struct HeartbeatBody {
     /// such as `"5m"`; for the timeout check.
     #[serde(default)]
     interval: Option<Value>,
+    /// The group (site) the host says it belongs to; a `[[groups]]` entry
+    /// matching the host wins over it.
+    #[serde(default)]
+    group: Option<String>,
     /// `success` (the default), `fail`, `start` or `log`.
     #[serde(default)]
     status: Option<String>,
@@ -1003,17 +1023,21 @@ async fn heartbeat(
             ));
         }
     };
+    let claimed = parse_group(body.group.as_deref())
+        .map_err(|e| st.reject(Some(&host), "invalid group name", e))?;
     let signal = signals::json_status(body.status.as_deref())
         .map_err(|e| st.reject(Some(&host), "bad status", e))?;
     let rid = signals::check_rid(body.rid).map_err(|e| st.reject(Some(&host), "bad rid", e))?;
     if let Some(i) = interval {
         st.check_interval(&host, i);
     }
+    let group = st.0.groups.group_of(&host, claimed);
     let hb = Heartbeat {
         at: st.now(),
         host,
         message: body.message.as_deref().map(clean_text),
         report,
+        group,
     };
     // A plain heartbeat is one store write; a job signal reads the record.
     if body.status.is_none() && rid.is_none() {
@@ -1064,9 +1088,11 @@ async fn ping(
     st.charge(index, key, host_id.as_ref(), true)?;
     let host = parse_host(&host).map_err(|e| st.reject(None, "invalid host id", e))?;
     st.check_host(key, &host)?;
-    let rid = query
-        .and_then(|q| signals::check_rid(q.0.rid))
-        .map_err(|e| st.reject(Some(&host), "bad rid", e))?;
+    let query = query.map_err(|e| st.reject(Some(&host), "bad query", e))?.0;
+    let rid = signals::check_rid(query.rid).map_err(|e| st.reject(Some(&host), "bad rid", e))?;
+    let claimed = parse_group(query.group.as_deref())
+        .map_err(|e| st.reject(Some(&host), "invalid group name", e))?;
+    let group = st.0.groups.group_of(&host, claimed);
     let (signal, status) = signals::ping_action(action.as_deref())?;
     let text = clean_text(String::from_utf8_lossy(&body).trim());
     let text = text.trim();
@@ -1081,6 +1107,7 @@ async fn ping(
         host,
         message: message.map(signals::bounded),
         report: None,
+        group,
     };
     st.signal(index, key, hb, signal, rid).await?;
     if method == Method::HEAD {
@@ -1127,6 +1154,7 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
     let silence = covering_silence(silences, &rec.host, now);
     json!({
         "host": rec.host,
+        "group": rec.group,
         "status": rec.status,
         "last_seen": rec.last_seen,
         "missing_since": rec.missing_since,
@@ -1136,6 +1164,10 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
         "due_at": rec.due_at,
         "message": rec.message,
         "job": rec.job,
+        // A failure no later success answered. After a success the failure
+        // stays in `job` until the (woken) sweep sends the all-clear that
+        // summarises it; this says it is answered meanwhile.
+        "failing": iamalive_core::job::failing(rec),
         "report": rec.report.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or_else(|_| Value::String(r.to_owned()))),
         "owed_notice": rec.outbox.as_ref().map(|o| json!({
             "id": o.notice.id,
@@ -1239,6 +1271,8 @@ mod tests {
 struct ListQuery {
     after: Option<String>,
     limit: Option<usize>,
+    /// Only the hosts of this group.
+    group: Option<String>,
 }
 
 async fn list_hosts(
@@ -1250,7 +1284,8 @@ async fn list_hosts(
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let after = q.after.as_deref().map(parse_host).transpose()?;
     let limit = q.limit.unwrap_or(500).clamp(1, 1000);
-    let page = visible_page(&st, key, after, limit).await?;
+    let group = parse_group(q.group.as_deref())?;
+    let page = visible_page(&st, key, after, limit, group.as_ref()).await?;
     let silences = silences(&st).await?;
     let now = st.now();
     // The cursor is always a host of the page, so it never names a host
@@ -1268,18 +1303,20 @@ fn literal_prefix(p: &HostPattern) -> &str {
     &s[..s.find(['*', '?']).unwrap_or(s.len())]
 }
 
-/// Up to `limit` hosts after `after` that `key` may see, in host order:
-/// the key's pattern is applied before paging. A pattern with a literal
-/// start (`web-*`) reads only that stretch of the host list; one without
-/// (`*-web`) walks the list until the page is full.
+/// Up to `limit` hosts after `after` that `key` may see (and, with
+/// `group`, of that group), in host order: the key's pattern and the group
+/// are applied before paging. A pattern with a literal start (`web-*`)
+/// reads only that stretch of the host list; one without (`*-web`), or a
+/// group filter, walks the list until the page is full.
 async fn visible_page(
     st: &AppState,
     key: &ApiKey,
     after: Option<HostId>,
     limit: usize,
+    group: Option<&GroupName>,
 ) -> Result<Vec<HostRecord>, ApiError> {
     let store = st.0.monitor.store();
-    if key.hosts == HostPattern::any() {
+    if key.hosts == HostPattern::any() && group.is_none() {
         return store
             .list(after.as_ref(), limit)
             .await
@@ -1311,7 +1348,7 @@ async fn visible_page(
                 // Past the stretch of hosts that start with `prefix`.
                 return Ok(out);
             }
-            if key.allows(&r.host) {
+            if key.allows(&r.host) && group.is_none_or(|g| r.group.as_ref() == Some(g)) {
                 out.push(r);
                 if out.len() == limit {
                     return Ok(out);
@@ -1475,41 +1512,6 @@ fn not_found(host: &HostId) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("unknown host '{host}'"))
 }
 
-async fn get_host(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(host): Path<String>,
-) -> Result<Response, ApiError> {
-    let host = admin_for_host(&st, &headers, &host).await?;
-    let rec = st.0.monitor.host(&host).await.map_err(ApiError::store)?;
-    let rec = rec.ok_or_else(|| not_found(&host))?;
-    Ok(Json(view(&rec, st.now(), &silences(&st).await?)).into_response())
-}
-
-async fn put_host(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(host): Path<String>,
-) -> Result<Response, ApiError> {
-    let host = admin_for_host(&st, &headers, &host).await?;
-    let created =
-        st.0.monitor
-            .register(&host)
-            .await
-            .map_err(ApiError::store)?;
-    let rec = st.0.monitor.host(&host).await.map_err(ApiError::store)?;
-    let rec = rec.ok_or_else(|| not_found(&host))?;
-    if created {
-        st.0.host_count.lock().await.changed(1, 0);
-    }
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(view(&rec, st.now(), &silences(&st).await?))).into_response())
-}
-
 async fn delete_host(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -1667,7 +1669,7 @@ impl AppState {
         after: Option<HostId>,
         limit: usize,
     ) -> Result<Vec<HostRecord>, ApiError> {
-        visible_page(self, key, after, limit).await
+        visible_page(self, key, after, limit, None).await
     }
 
     /// The silences that can touch a host `key` may see, by start
@@ -2156,7 +2158,9 @@ async fn wrong_method() -> ApiError {
 /// (Alertmanager's webhook); `GET|HEAD|POST /ping/{key}/{host}` and
 /// `/ping/{key}/{host}/{start|fail|<exit status>}`; `GET /v1/hosts`;
 /// `DELETE /v1/hosts?pattern=<glob>[&dry_run=true]`;
-/// `GET|PUT|DELETE /v1/hosts/{host}`; `POST /v1/hosts/{host}/pause` and
+/// `GET|PUT|DELETE /v1/hosts/{host}` (`PUT` with an optional policy body:
+/// a timeout or a cron schedule); `DELETE /v1/hosts/{host}/policy`;
+/// `POST /v1/hosts/{host}/pause` and
 /// `/resume`; `POST|DELETE /v1/hosts/{host}/maintenance`; `GET|POST /v1/silences`;
 /// `DELETE /v1/silences/{id}`; `GET /healthz`; `GET /v1/watcher`; `GET /metrics`;
 /// and, unless turned off, the dashboard (`/`, `/login`, `/silences`, `/status/{group}`,
@@ -2180,8 +2184,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/hosts", get(list_hosts).delete(delete_hosts))
         .route(
             "/v1/hosts/{host}",
-            get(get_host).put(put_host).delete(delete_host),
+            get(policy::get_host)
+                .put(policy::put_host)
+                .delete(delete_host),
         )
+        .route("/v1/hosts/{host}/policy", delete(policy::delete_policy))
         .route("/v1/hosts/{host}/events", get(signals::host_events))
         .route("/v1/hosts/{host}/pause", post(pause_host))
         .route("/v1/hosts/{host}/resume", post(resume_host))

@@ -10,9 +10,13 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use iamalive_core::settings::{EnvKind as Kind, EnvVar, SettingError};
 use iamalive_core::{HostPattern, Policy, PolicyOverride, PolicySet, RetryPolicy, Route, Routes};
 pub use iamalive_notify::Secret;
 use iamalive_notify::settings::{ChannelSettings, ChannelTable, duplicate_name};
+use iamalive_store_dynamo::settings::{DynamoSettings, DynamoTable};
+use iamalive_store_redis::settings::{RedisSettings, RedisTable};
+use iamalive_store_sqlite::settings::{SqliteSettings, SqliteTable};
 use serde::Deserialize;
 
 use crate::keys::{ApiKey, Role, parse_secret};
@@ -216,14 +220,8 @@ pub struct Config {
     pub limits: Limits,
     /// Monitor tuning.
     pub monitor: MonitorSettings,
-    /// The SQLite file. Default `iamalive.db` in the working directory.
-    pub sqlite_path: PathBuf,
-    /// How long SQLite waits on a locked database. Default 5 s.
-    pub sqlite_busy_timeout: Duration,
-    /// Allow a new, empty SQLite database where signs say one existed
-    /// before (it was deleted or moved). Default false: the start is
-    /// refused, naming the path.
-    pub sqlite_create: bool,
+    /// The SQLite store's settings (`[sqlite]`, `IAMALIVE_SQLITE_*`).
+    pub sqlite: SqliteSettings,
     /// The store the configuration chose (see [`StoreKind`]).
     pub store: StoreKind,
     /// Whether `[sqlite]` (or an `IAMALIVE_SQLITE_*` variable) was given,
@@ -238,19 +236,10 @@ pub struct Config {
     /// Which channels each host's notice goes to (`[[routes]]`), checked
     /// against the channels' names.
     pub routes: Routes,
-    /// Redis URL, when configured; with [`redis_cluster`](Self::redis_cluster)
-    /// the comma-separated seed urls of the cluster (see
-    /// [`redis_cluster_seeds`](Self::redis_cluster_seeds)).
-    pub redis_url: Option<Secret>,
-    /// Connect to a Redis Cluster instead of one server. Default false.
-    pub redis_cluster: bool,
-    /// The prefix of every Redis key. Default `iamalive`.
-    pub redis_prefix: String,
-    /// The DynamoDB table, when configured.
-    pub dynamo_table: Option<String>,
-    /// The number of write shards of the DynamoDB due index (1 to 1000);
-    /// the store's default when unset.
-    pub dynamo_shards: Option<u16>,
+    /// The Redis store's settings (`[redis]`, `IAMALIVE_REDIS_*`).
+    pub redis: RedisSettings,
+    /// The DynamoDB store's settings (`[dynamo]`, `IAMALIVE_DYNAMO_*`).
+    pub dynamo: DynamoSettings,
     /// A `tracing` filter (`info`, `iamalive_server=debug`). Default `info`.
     pub log: Option<String>,
     /// How log lines are written: `text` (the default) or `json`.
@@ -262,6 +251,8 @@ pub struct Config {
     pub ops: crate::ops::OpsSettings,
     /// The dashboard, status pages and badges.
     pub dashboard: crate::dashboard::DashboardSettings,
+    /// Groups (sites): `[grouping]` defaults and `[[groups]]` entries.
+    pub groups: crate::groups::GroupSettings,
 }
 
 /// How log lines are written.
@@ -306,6 +297,8 @@ struct FileConfig {
     metrics: Option<crate::ops::MetricsTable>,
     maintenance: Option<crate::ops::MaintenanceTable>,
     dashboard: Option<crate::dashboard::DashboardTable>,
+    grouping: Option<crate::groups::GroupingTable>,
+    groups: Option<Vec<crate::groups::GroupTable>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -371,29 +364,12 @@ struct MonitorTable {
     store_fault_after: Option<Duration>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SqliteTable {
-    path: Option<PathBuf>,
-    create: Option<bool>,
-    #[serde(default, with = "humantime_serde::option")]
-    busy_timeout: Option<Duration>,
-}
-
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SmtpTable {
     url: Option<String>,
     from: Option<String>,
     to: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RedisTable {
-    url: Option<String>,
-    cluster: Option<bool>,
-    prefix: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -404,35 +380,15 @@ struct WebhookTable {
     secret: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DynamoTable {
-    table: Option<String>,
-    /// Checked in `resolve`, so a value of the wrong type is refused
-    /// naming the key.
-    shards: Option<toml::Value>,
-}
-
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SnsTable {
     topic_arn: Option<String>,
 }
 
-/// How an environment value is read.
-#[derive(Clone, Copy)]
-enum Kind {
-    Str,
-    Duration,
-    Float,
-    Int,
-    Bool,
-    List,
-    /// A whole number, or `off`.
-    CountOrOff,
-}
-
-/// Every environment variable the server reads, with its TOML path.
+/// Every environment variable of the server's own settings, with its TOML
+/// path. Each store's section brings its own (`iamalive_store_*::settings::ENV`);
+/// [`env_names`] lists them all.
 pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_LISTEN", "listen"),
     ("IAMALIVE_AUTO_REGISTER", "auto_register"),
@@ -473,21 +429,15 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_MAX_SLEEP", "monitor.max_sleep"),
     ("IAMALIVE_REJECTION_WINDOW", "monitor.rejection_window"),
     ("IAMALIVE_STORE_FAULT_AFTER", "monitor.store_fault_after"),
-    ("IAMALIVE_SQLITE_PATH", "sqlite.path"),
-    ("IAMALIVE_SQLITE_BUSY_TIMEOUT", "sqlite.busy_timeout"),
-    ("IAMALIVE_SQLITE_CREATE", "sqlite.create"),
     ("IAMALIVE_SMTP_URL", "smtp.url"),
     ("IAMALIVE_SMTP_FROM", "smtp.from"),
     ("IAMALIVE_SMTP_TO", "smtp.to"),
-    ("IAMALIVE_REDIS_URL", "redis.url"),
-    ("IAMALIVE_REDIS_PREFIX", "redis.prefix"),
-    ("IAMALIVE_REDIS_CLUSTER", "redis.cluster"),
     ("IAMALIVE_WEBHOOK_URL", "webhook.url"),
     ("IAMALIVE_WEBHOOK_FORMAT", "webhook.format"),
     ("IAMALIVE_WEBHOOK_SECRET", "webhook.secret"),
-    ("IAMALIVE_DYNAMO_TABLE", "dynamo.table"),
-    ("IAMALIVE_DYNAMO_SHARDS", "dynamo.shards"),
     ("IAMALIVE_SNS_TOPIC_ARN", "sns.topic_arn"),
+    ("IAMALIVE_CHANNELS", "channels"),
+    ("IAMALIVE_ROUTES", "routes"),
     SELF_PING_ENV_KEYS[0],
     SELF_PING_ENV_KEYS[1],
     SELF_PING_ENV_KEYS[2],
@@ -502,6 +452,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ),
     ("IAMALIVE_STATUS_PAGES", "dashboard.status_pages"),
     ("IAMALIVE_BADGE_SECRET", "dashboard.badge_secret"),
+    ("IAMALIVE_GROUP_MIN_HOSTS", "grouping.min_hosts"),
+    ("IAMALIVE_GROUP_WAIT", "grouping.wait"),
 ];
 
 /// The variable naming the TOML file to read.
@@ -511,20 +463,67 @@ pub const CONFIG_FILE_ENV: &str = "IAMALIVE_CONFIG";
 /// tools), which the server leaves alone.
 const FOREIGN_PREFIXES: &[&str] = &["IAMALIVE_AGENT_", "IAMALIVE_TEST_"];
 
+/// The variables of each store's section.
+const STORE_ENV: [&[EnvVar]; 3] = [
+    iamalive_store_sqlite::settings::ENV,
+    iamalive_store_redis::settings::ENV,
+    iamalive_store_dynamo::settings::ENV,
+];
+
+/// Every `IAMALIVE_*` variable a server reads: its own ([`ENV_KEYS`]) and
+/// each store section's.
+pub fn env_names() -> impl Iterator<Item = &'static str> {
+    ENV_KEYS
+        .iter()
+        .map(|(v, _)| *v)
+        .chain(STORE_ENV.into_iter().flatten().map(|(v, _, _)| *v))
+}
+
+/// The TOML path `name` sets and how its text is read.
+fn env_var(name: &str) -> Option<(&'static str, Kind)> {
+    if let Some((_, path)) = ENV_KEYS.iter().find(|(n, _)| *n == name) {
+        return Some((path, kind_of(path)));
+    }
+    STORE_ENV
+        .into_iter()
+        .flatten()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, path, kind)| (*path, *kind))
+}
+
+/// `path (VARIABLE)` when a variable sets `path`, else `path`.
+fn key_name(path: &str) -> String {
+    match ENV_KEYS.iter().find(|(_, p)| *p == path) {
+        Some((var, _)) => format!("{path} ({var})"),
+        None => STORE_ENV
+            .into_iter()
+            .find(|vars| vars.iter().any(|(_, p, _)| *p == path))
+            .map_or_else(
+                || path.to_owned(),
+                |vars| iamalive_core::settings::key_name(vars, path),
+            ),
+    }
+}
+
+fn setting(e: SettingError) -> ConfigError {
+    ConfigError::new(e.key, e.reason)
+}
+
 fn kind_of(path: &str) -> Kind {
     match path {
-        "auto_register" | "redis.cluster" | "sqlite.create" | "dashboard.enabled" => Kind::Bool,
+        "auto_register" | "dashboard.enabled" => Kind::Bool,
         "api_keys" | "smtp.to" | "dashboard.status_pages" => Kind::List,
-        "dashboard.session_ttl" | "dashboard.refresh" => Kind::Duration,
+        "dashboard.session_ttl" | "dashboard.refresh" | "grouping.wait" => Kind::Duration,
         "policy.reminder_backoff" => Kind::Float,
         "policy.max_reminders"
         | "limits.body_bytes"
         | "limits.max_connections"
         | "limits.max_connections_per_ip"
-        | "dynamo.shards"
+        | "grouping.min_hosts"
         | "metrics.max_hosts" => Kind::Int,
         "maintenance.max_self_silence" => Kind::Duration,
         "limits.max_hosts" => Kind::CountOrOff,
+        "channels" | "routes" => Kind::Json,
         p if p.ends_with("timeout") || p.ends_with("interval") || p.starts_with("monitor.") => {
             Kind::Duration
         }
@@ -532,9 +531,9 @@ fn kind_of(path: &str) -> Kind {
     }
 }
 
-fn env_value(name: &str, path: &str, raw: &str) -> Result<toml::Value, ConfigError> {
+fn env_value(name: &str, path: &str, kind: Kind, raw: &str) -> Result<toml::Value, ConfigError> {
     let err = |r: String| ConfigError::new(name, r);
-    Ok(match kind_of(path) {
+    Ok(match kind {
         Kind::Str => toml::Value::String(raw.to_owned()),
         Kind::Duration => {
             humantime::parse_duration(raw.trim()).map_err(|e| {
@@ -561,6 +560,21 @@ fn env_value(name: &str, path: &str, raw: &str) -> Result<toml::Value, ConfigErr
                 .parse::<i64>()
                 .map_err(|_| err(format!("{raw:?} is not a whole number or off")))?,
         ),
+        Kind::Json => {
+            let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
+                err(format!(
+                    "not a JSON array of {path} such as [{{\"name\": \"a\", ...}}]: {e}"
+                ))
+            })?;
+            if !v.is_array() {
+                return Err(err(format!("expected a JSON array of {path}")));
+            }
+            toml::Value::try_from(v).map_err(|e| {
+                err(format!(
+                    "cannot be read as {path} (a null, or a mix of types in one list?): {e}"
+                ))
+            })?
+        }
         Kind::Bool => toml::Value::Boolean(match raw.trim() {
             "true" | "1" | "yes" | "on" => true,
             "false" | "0" | "no" | "off" => false,
@@ -598,7 +612,7 @@ impl Config {
         let set = [
             (
                 "redis",
-                self.redis_url.is_some(),
+                self.redis.url.is_some(),
                 "redis.url (IAMALIVE_REDIS_URL)",
             ),
             (
@@ -608,12 +622,12 @@ impl Config {
             ),
             (
                 "dynamo",
-                self.dynamo_table.is_some(),
+                self.dynamo.table.is_some(),
                 "dynamo.table (IAMALIVE_DYNAMO_TABLE)",
             ),
             (
                 "dynamo",
-                self.dynamo_shards.is_some(),
+                self.dynamo.shards.is_some(),
                 "dynamo.shards (IAMALIVE_DYNAMO_SHARDS)",
             ),
             (
@@ -630,16 +644,6 @@ impl Config {
                 ),
             )),
             None => Ok(()),
-        }
-    }
-
-    /// With [`redis_cluster`](Self::redis_cluster) on, the seed urls of the
-    /// cluster: [`redis_url`](Self::redis_url) split at commas (checked
-    /// when the configuration was read). `None` for one server.
-    pub fn redis_cluster_seeds(&self) -> Option<Vec<&str>> {
-        match (&self.redis_url, self.redis_cluster) {
-            (Some(url), true) => Some(split_seeds(url.expose())),
-            _ => None,
         }
     }
 
@@ -685,13 +689,13 @@ impl Config {
             if name == CONFIG_FILE_ENV || FOREIGN_PREFIXES.iter().any(|p| name.starts_with(p)) {
                 continue;
             }
-            let Some((_, path)) = ENV_KEYS.iter().find(|(n, _)| *n == name) else {
+            let Some((path, kind)) = env_var(&name) else {
                 return Err(ConfigError::new(
                     &name,
                     "unknown setting (see the server's README for every IAMALIVE_* name)",
                 ));
             };
-            let value = env_value(&name, path, &raw)?;
+            let value = env_value(&name, path, kind, &raw)?;
             let mut t = &mut table;
             let mut parts = path.split('.').peekable();
             while let Some(part) = parts.next() {
@@ -713,10 +717,10 @@ impl Config {
         let file: FileConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
                 let path = e.path().to_string();
-                let key = match ENV_KEYS.iter().find(|(_, p)| *p == path) {
-                    Some((var, _)) => format!("{path} ({var})"),
-                    None if path == "." => "configuration".to_owned(),
-                    None => path,
+                let key = if path == "." {
+                    "configuration".to_owned()
+                } else {
+                    key_name(&path)
                 };
                 ConfigError::new(key, e.into_inner().message())
             })?;
@@ -726,21 +730,9 @@ impl Config {
     fn resolve(f: FileConfig) -> Result<Self, ConfigError> {
         let store = choose_store(&f)?;
         let sqlite_configured = f.sqlite.is_some();
-        let dynamo = f.dynamo.unwrap_or_default();
-        let dynamo_shards = match dynamo.shards {
-            None => None,
-            Some(v) => Some(
-                v.as_integer()
-                    .and_then(|n| u16::try_from(n).ok())
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ConfigError::new(
-                            "dynamo.shards (IAMALIVE_DYNAMO_SHARDS)",
-                            format!("{v} is not a shard count from 1 to 1000"),
-                        )
-                    })?,
-            ),
-        };
+        let sqlite = f.sqlite.unwrap_or_default().resolve();
+        let redis = f.redis.unwrap_or_default().resolve().map_err(setting)?;
+        let dynamo = f.dynamo.unwrap_or_default().resolve().map_err(setting)?;
         let listen = match f.listen {
             Some(s) => s
                 .parse()
@@ -785,6 +777,7 @@ impl Config {
                 reminder_backoff: p.reminder_backoff.unwrap_or(base.reminder_backoff),
                 max_reminder_interval: p.max_reminder_interval.or(base.max_reminder_interval),
                 max_reminders: p.max_reminders.or(base.max_reminders),
+                schedule: None,
             },
             overrides: p.hosts,
         };
@@ -907,30 +900,19 @@ impl Config {
             }
         }
 
-        let sq = f.sqlite.unwrap_or_default();
-        let sqlite_path = sq.path.unwrap_or_else(|| PathBuf::from("iamalive.db"));
         let generated_key_file = f.generated_key_file.unwrap_or_else(|| {
-            let mut s = sqlite_path.clone().into_os_string();
+            let mut s = sqlite.path.clone().into_os_string();
             s.push(".key");
             PathBuf::from(s)
         });
 
-        let r = f.redis.unwrap_or_default();
-        let redis_cluster = r.cluster.unwrap_or(false);
-        if redis_cluster {
-            let url = r.url.as_deref().ok_or_else(|| {
-                ConfigError::new(
-                    "redis.url (IAMALIVE_REDIS_URL)",
-                    "missing: redis.cluster is on, so give the cluster's seed urls, comma-separated",
-                )
-            })?;
-            check_seeds(url).map_err(|e| ConfigError::new("redis.url (IAMALIVE_REDIS_URL)", e))?;
-        }
         let (channels, routes) = resolve_channels(f.channels, f.routes, f.smtp, f.webhook, f.sns)?;
         let dashboard = crate::dashboard::DashboardSettings::resolve(f.dashboard)?;
+        let groups = crate::groups::GroupSettings::resolve(f.grouping, f.groups)?;
         Ok(Config {
             self_ping: f.self_ping.unwrap_or_default().resolve()?,
             dashboard,
+            groups,
             listen,
             auto_register: f.auto_register.unwrap_or(true),
             keys,
@@ -938,18 +920,13 @@ impl Config {
             policies,
             limits,
             monitor,
-            sqlite_path,
-            sqlite_busy_timeout: sq.busy_timeout.unwrap_or(Duration::from_secs(5)),
-            sqlite_create: sq.create.unwrap_or(false),
+            sqlite,
             store,
             sqlite_configured,
             channels,
             routes,
-            redis_url: r.url.map(Secret::new),
-            redis_cluster,
-            redis_prefix: r.prefix.unwrap_or_else(|| "iamalive".into()),
-            dynamo_table: dynamo.table,
-            dynamo_shards,
+            redis,
+            dynamo,
             log: check_log_filter(f.log)?,
             log_format: match f.log_format.as_deref() {
                 None | Some("text") => LogFormat::Text,
@@ -1007,7 +984,6 @@ fn resolve_channels(
     webhook: Option<WebhookTable>,
     sns: Option<SnsTable>,
 ) -> Result<(Vec<ChannelSettings>, Routes), ConfigError> {
-    let setting = |e: iamalive_notify::SettingError| ConfigError::new(e.key, e.reason);
     let mut channels = Vec::new();
     for (i, t) in tables.unwrap_or_default().into_iter().enumerate() {
         channels.push(
@@ -1054,14 +1030,8 @@ fn resolve_channels(
             ..t
         };
         channels.push(
-            t.resolve(|k| {
-                let path = format!("{kind}.{k}");
-                match ENV_KEYS.iter().find(|(_, p)| *p == path) {
-                    Some((var, _)) => format!("{path} ({var})"),
-                    None => path,
-                }
-            })
-            .map_err(setting)?,
+            t.resolve(|k| key_name(&format!("{kind}.{k}")))
+                .map_err(setting)?,
         );
     }
     if let Some(d) = duplicate_name(&channels) {
@@ -1081,31 +1051,6 @@ fn resolve_channels(
     let routes = Routes::new(routes.unwrap_or_default(), &names)
         .map_err(|e| ConfigError::new(format!("routes[{}].channels", e.route), e))?;
     Ok((channels, routes))
-}
-
-/// Comma-separated seed urls, blanks around them dropped.
-fn split_seeds(urls: &str) -> Vec<&str> {
-    urls.split(',').map(str::trim).collect()
-}
-
-/// Each seed must be a `redis://` or `rediss://` url. The message never
-/// repeats a url (they may hold a password), only its position.
-fn check_seeds(urls: &str) -> Result<(), String> {
-    for (i, seed) in split_seeds(urls).into_iter().enumerate() {
-        if seed.is_empty() {
-            return Err(format!(
-                "seed url {} is empty (give urls separated by single commas)",
-                i + 1
-            ));
-        }
-        if !(seed.starts_with("redis://") || seed.starts_with("rediss://")) {
-            return Err(format!(
-                "seed url {} does not start with redis:// or rediss://",
-                i + 1
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// A log filter that would silently log nothing is an error: the name of a
@@ -1162,7 +1107,7 @@ mod tests {
         assert!(c.keys.is_empty() && c.auto_register && c.channels.is_empty());
         assert_eq!(c.store, StoreKind::Sqlite);
         assert_eq!(c.channel_settings()[0].name, "stdout");
-        assert_eq!(c.sqlite_path, PathBuf::from("iamalive.db"));
+        assert_eq!(c.sqlite.path, PathBuf::from("iamalive.db"));
         assert_eq!(c.generated_key_file, PathBuf::from("iamalive.db.key"));
         assert_eq!(c.policies.default, Policy::default());
     }
@@ -1294,9 +1239,9 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert!(c.redis_cluster);
+        assert!(c.redis.cluster);
         assert_eq!(
-            c.redis_cluster_seeds().unwrap(),
+            c.redis.cluster_seeds().unwrap(),
             ["redis://10.0.0.1:6379/", "rediss://u:pw@10.0.0.2:6380/"]
         );
         let c = Config::from_sources(
@@ -1304,12 +1249,12 @@ mod tests {
             env(&[]),
         )
         .unwrap();
-        assert_eq!(c.redis_cluster_seeds().unwrap(), ["redis://10.0.0.1:6379/"]);
+        assert_eq!(c.redis.cluster_seeds().unwrap(), ["redis://10.0.0.1:6379/"]);
         // One server: no seeds, and the url is left whole.
         let c = Config::from_sources(None, env(&[("IAMALIVE_REDIS_URL", "redis://h:1/")])).unwrap();
-        assert!(!c.redis_cluster);
-        assert_eq!(c.redis_cluster_seeds(), None);
-        assert!(!Config::default().redis_cluster);
+        assert!(!c.redis.cluster);
+        assert_eq!(c.redis.cluster_seeds(), None);
+        assert!(!Config::default().redis.cluster);
 
         let e = |pairs: &[(&str, &str)]| Config::from_sources(None, env(pairs)).unwrap_err();
         let bad = e(&[("IAMALIVE_REDIS_CLUSTER", "true")]);
@@ -1331,6 +1276,47 @@ mod tests {
         assert_eq!(bad.key, "IAMALIVE_REDIS_CLUSTER");
         let bad = Config::from_sources(Some("[redis]\ncluster = \"yes\""), env(&[])).unwrap_err();
         assert!(bad.key.starts_with("redis.cluster"), "{bad}");
+    }
+
+    #[test]
+    fn channels_and_routes_from_the_environment() {
+        let c = Config::from_sources(
+            Some("[[channels]]\nname = \"file\"\nkind = \"stdout\""),
+            env(&[
+                (
+                    "IAMALIVE_CHANNELS",
+                    r#"[{"name": "dba", "kind": "webhook", "url": "http://127.0.0.1:9/h", "format": "slack"},
+                        {"name": "all", "kind": "stdout"}]"#,
+                ),
+                (
+                    "IAMALIVE_ROUTES",
+                    r#"[{"hosts": "db-*", "kinds": ["alarm"], "channels": ["dba"]}]"#,
+                ),
+                ("IAMALIVE_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
+            ]),
+        )
+        .unwrap();
+        // The variable replaces the file's list; a legacy variable adds its
+        // channel, named after its kind.
+        let names: Vec<&str> = c.channels.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["dba", "all", "sns"]);
+        assert!(!format!("{c:?}").contains("127.0.0.1:9"), "url redacted");
+        let e = |pairs: &[(&str, &str)]| Config::from_sources(None, env(pairs)).unwrap_err();
+        let bad = e(&[("IAMALIVE_CHANNELS", "{\"name\": \"a\"}")]);
+        assert_eq!(bad.key, "IAMALIVE_CHANNELS");
+        assert!(bad.reason.contains("JSON array"), "{bad}");
+        let bad = e(&[("IAMALIVE_CHANNELS", "[{name = \"a\"}]")]);
+        assert_eq!(bad.key, "IAMALIVE_CHANNELS");
+        let bad = e(&[("IAMALIVE_CHANNELS", r#"[{"name": "a", "kind": "sns"}]"#)]);
+        assert_eq!(bad.key, "channels[0].topic_arn");
+        let bad = e(&[(
+            "IAMALIVE_CHANNELS",
+            r#"[{"name": "a", "kind": "stdout", "colour": 1}]"#,
+        )]);
+        assert!(bad.reason.contains("colour"), "{bad}");
+        let bad = e(&[("IAMALIVE_ROUTES", r#"[{"channels": ["nope"]}]"#)]);
+        assert_eq!(bad.key, "routes[0].channels");
+        assert!(bad.reason.contains("nope"), "{bad}");
     }
 
     #[test]

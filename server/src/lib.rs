@@ -5,8 +5,11 @@ mod binary;
 mod config;
 mod dashboard;
 mod error;
+mod groups;
 mod host_metrics;
 mod keys;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod listen;
 mod logging;
 mod ops;
@@ -22,10 +25,13 @@ pub use api::{
 pub use binary::{Deployment, SetupError, run_binary, run_deployment};
 pub use config::{
     CONFIG_FILE_ENV, Config, ConfigError, ENV_KEYS, Limits, LogFormat, MonitorSettings, Rate,
-    Secret, StoreKind,
+    Secret, StoreKind, env_names,
 };
 pub use dashboard::{DashboardSettings, MIN_BADGE_SECRET, SESSION_COOKIE, SecureCookie, UNGROUPED};
 pub use error::ServerError;
+pub use groups::{
+    DEFAULT_GROUP_MIN_HOSTS, DEFAULT_GROUP_WAIT, GroupConfig, GroupSettings, GroupingSettings,
+};
 pub use host_metrics::{NOTICES, SWEEP_DUE, SWEEP_DURATION, prometheus_builder};
 pub use keys::{ApiKey, KeyHash, KeyRing, Role, generate_key};
 pub use listen::{RESERVED_FILES, raise_open_file_limit, serve_listener};

@@ -221,13 +221,7 @@ pub fn degraded_reasons(
 /// The reasons as a `/fail` body, cut at [`MAX_FAIL_BODY`] bytes.
 fn fail_body(reasons: &[String]) -> String {
     let mut body = reasons.join("\n");
-    if body.len() > MAX_FAIL_BODY {
-        let mut cut = MAX_FAIL_BODY;
-        while !body.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        body.truncate(cut);
-    }
+    iamalive_core::text::cut_bytes(&mut body, MAX_FAIL_BODY);
     body
 }
 

@@ -1391,3 +1391,44 @@ async fn job_signals() {
         .rejected(StatusCode::BAD_REQUEST, "query string");
     assert_eq!(snapshot(&f).await, before);
 }
+
+/// After a failure, a `/0` success answers it at once in the API
+/// (`failing: false`) although the failure stays in `job` until the
+/// sweep, woken by the success, sends the all-clear that summarises it;
+/// then the host is up and the failure gone.
+#[tokio::test]
+async fn a_success_answers_a_failure_in_the_api_before_the_sweep() {
+    let f = fixture(&[]);
+    let view = || async {
+        let a = call(&f, Method::GET, "/v1/hosts/web-job", Some(ADMIN), None).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.json()
+    };
+    let ping = |path: String| {
+        let f = &f;
+        async move { call(f, Method::POST, &path, None, Some("disk full".to_owned())).await }
+    };
+    ping(format!("/ping/{AGENT}/web-job/fail")).await;
+    let v = view().await;
+    assert_eq!(v["failing"], true, "{v}");
+    let _ = f.state.monitor().sweep().await.unwrap();
+    assert_eq!(view().await["status"], "alarmed");
+
+    f.clock.advance(Duration::from_secs(1));
+    ping(format!("/ping/{AGENT}/web-job/0")).await;
+    let v = view().await;
+    assert_eq!(v["failing"], false, "answered at once: {v}");
+    assert_eq!(
+        v["job"]["failure"]["reason"], "disk full",
+        "kept for the all-clear: {v}"
+    );
+    let _ = f.state.monitor().sweep().await.unwrap();
+    let v = view().await;
+    assert_eq!(
+        (v["status"].as_str(), v["failing"].as_bool()),
+        (Some("up"), Some(false)),
+        "{v}"
+    );
+    assert!(v["job"].is_null() || v["job"]["failure"].is_null(), "{v}");
+    assert_eq!(f.channel.count(NoticeKind::Recovery), 1);
+}

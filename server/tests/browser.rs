@@ -95,6 +95,7 @@ async fn watcher() -> (
         at: iamalive_core::Clock::now(&clock),
         message: message.map(str::to_owned),
         report: report.map(str::to_owned),
+        group: None,
     };
     for host in [
         "db-1", "db-2", "web-1", "web-2", "web-3", "backup-1", "mail-1",

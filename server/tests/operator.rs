@@ -3,10 +3,11 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{ADMIN, AGENT, Server};
-use iamalive_core::NoticeKind;
+use iamalive_core::{MemoryStore, NoticeKind, Store};
 use iamalive_server::Runner;
 use serde_json::{Value, json};
 
@@ -48,10 +49,25 @@ async fn host_view(http: &reqwest::Client, base: &str, host: &str) -> Option<Val
     r.json().await.ok()
 }
 
+/// Runs `runner`'s sweep until `server` delivered a notice of `kind`, for
+/// at most 30 s of wall time (Alertmanager posts on its own schedule).
+async fn sweep_until(runner: &Runner, server: &Server, kind: NoticeKind) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) && server.channel.count(kind) == 0 {
+        let _ = runner.step(&mut 0).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_alertmanager_beats_while_the_watchdog_fires_and_alarms_when_it_resolves() {
-    let server = Server::start(&[]).await;
-    let base = format!("http://{}", server.addr);
+    // Two watchers on one store: Alertmanager posts to `front`, which
+    // never sweeps; `back` sweeps and delivers. What `front` learnt must
+    // therefore be in the store, as it must be to survive a restart.
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let front = Server::start_with(&[], Arc::clone(&store)).await;
+    let back = Server::start_with(&[], store).await;
+    let base = format!("http://{}", front.addr);
     let http = reqwest::Client::new();
     // The heartbeat-only agent key (hosts web-*) speaks for the pipeline.
     let am = iamalive_testkit::alertmanager(&format!("{base}/v1/alertmanager/web-pipeline"), AGENT);
@@ -71,17 +87,12 @@ async fn a_real_alertmanager_beats_while_the_watchdog_fires_and_alarms_when_it_r
     assert_eq!(seen["status"], "up");
     assert_eq!(seen["message"], "alertmanager: 1 firing (Watchdog)");
 
-    // The pipeline says it stopped: an alarm at once, with the watcher's
-    // (manual) clock not moved past the 10 s timeout.
+    // The pipeline says it stopped: an alarm at once from the other
+    // watcher, with the (manual) clocks not moved past the 10 s timeout.
     push_alert(&http, &am_url, "Watchdog", true).await;
-    let runner = Runner::new(&server.state, Duration::from_secs(1));
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) && server.channel.count(NoticeKind::Alarm) == 0
-    {
-        let _ = runner.step(&mut 0).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let alarms: Vec<_> = server
+    let runner = Runner::new(&back.state, Duration::from_secs(1));
+    sweep_until(&runner, &back, NoticeKind::Alarm).await;
+    let alarms: Vec<_> = back
         .channel
         .notices()
         .into_iter()
@@ -89,20 +100,52 @@ async fn a_real_alertmanager_beats_while_the_watchdog_fires_and_alarms_when_it_r
         .collect();
     assert_eq!(alarms.len(), 1, "no alarm after the Watchdog resolved");
     assert_eq!(alarms[0].host.as_str(), "web-pipeline");
+    assert_eq!(
+        alarms[0].headline(),
+        "web-pipeline reported a failure: alertmanager: every alert resolved (Watchdog): \
+         the alerting pipeline stopped"
+    );
+    assert!(front.channel.notices().is_empty(), "front never sweeps");
     let v = host_view(&http, &base, "web-pipeline").await.unwrap();
     assert_eq!(v["status"], "alarmed");
 
-    // Firing again is a heartbeat that ends the outage with an all-clear.
-    push_alert(&http, &am_url, "Watchdog", false).await;
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30)
-        && server.channel.count(NoticeKind::Recovery) == 0
-    {
-        let _ = runner.step(&mut 0).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // Firing again, a second later, is a heartbeat that ends the outage
+    // with an all-clear (a success at the failure's own instant would not
+    // answer it).
+    for s in [&front, &back] {
+        s.clock.advance(Duration::from_secs(1));
     }
-    assert_eq!(server.channel.count(NoticeKind::Recovery), 1);
+    push_alert(&http, &am_url, "Watchdog", false).await;
+    sweep_until(&runner, &back, NoticeKind::Recovery).await;
+    assert_eq!(back.channel.count(NoticeKind::Recovery), 1);
+    assert_eq!(back.channel.count(NoticeKind::Alarm), 1);
+    let v = host_view(&http, &base, "web-pipeline").await.unwrap();
+    assert_eq!(v["status"], "up");
     drop(am);
+    front.stop().await;
+    back.stop().await;
+}
+
+#[tokio::test]
+async fn every_alert_resolved_for_an_unknown_host_is_404_and_creates_nothing() {
+    let server = Server::start(&[]).await;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/v1/alertmanager/web-new"))
+        .bearer_auth(AGENT)
+        .json(&payload("resolved"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("resolved before any firing")
+    );
+    assert!(host_view(&http, &base, "web-new").await.is_none());
     server.stop().await;
 }
 

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use iamalive_core::{Downtime, HostId, HostRecord, MonitorMark, Outbox, Status, Timestamp};
+use iamalive_core::{
+    Downtime, GroupName, HostId, HostRecord, MonitorMark, Outbox, Status, Timestamp,
+};
 
 use crate::STORE;
 use iamalive_core::StoreError;
@@ -32,7 +34,11 @@ pub(crate) const ALARM_COUNT: &str = "alarmCount";
 pub(crate) const OUTBOX: &str = "outbox";
 pub(crate) const MESSAGE: &str = "message";
 pub(crate) const REPORT: &str = "report";
+/// The host's group (site); absent on items written before groups existed.
+pub(crate) const GROUP: &str = "group";
 pub(crate) const JOB: &str = "job";
+/// A host's stored policy (set through the API), as JSON.
+pub(crate) const POLICY: &str = "policy";
 
 /// The item holding every silence, one map entry per silence id.
 pub(crate) const SILENCES_KEY: &str = "#silences";
@@ -138,9 +144,16 @@ pub(crate) fn to_item(rec: &HostRecord, shards: u16) -> Result<Item, StoreError>
     if let Some(r) = &rec.report {
         item.insert(REPORT.into(), AttributeValue::S(r.clone()));
     }
+    if let Some(g) = &rec.group {
+        item.insert(GROUP.into(), AttributeValue::S(g.as_str().to_owned()));
+    }
     if let Some(j) = &rec.job {
         let json = serde_json::to_string(j).map_err(|e| StoreError::backend(STORE, e))?;
         item.insert(JOB.into(), AttributeValue::S(json));
+    }
+    if let Some(p) = &rec.policy {
+        let json = serde_json::to_string(p).map_err(|e| StoreError::backend(STORE, e))?;
+        item.insert(POLICY.into(), AttributeValue::S(json));
     }
     Ok(item)
 }
@@ -213,6 +226,14 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         ),
         None => None,
     };
+    let policy = match get_s(item, POLICY) {
+        Some(json) => {
+            Some(Box::new(serde_json::from_str(json).map_err(|e| {
+                corrupt(key, format!("policy is not a valid policy: {e}"))
+            })?))
+        }
+        None => None,
+    };
     let alarm_count = get_u64(item, key, ALARM_COUNT)?;
     Ok(HostRecord {
         status,
@@ -229,7 +250,11 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         outbox: outbox.map(Box::new),
         message: get_s(item, MESSAGE).map(str::to_owned),
         report: get_s(item, REPORT).map(str::to_owned),
+        group: get_s(item, GROUP)
+            .map(|g| GroupName::new(g).map_err(|e| corrupt(key, format!("group {g:?}: {e}"))))
+            .transpose()?,
         job,
+        policy,
         host,
     })
 }

@@ -3,7 +3,8 @@
 //! Core's heartbeat rule ([`iamalive_core::heartbeat`]) as DynamoDB
 //! expressions: an up host with nothing owed takes the fast path, which
 //! keeps `dueAt` while it lies in core's [`LazyWindow`] (no index write);
-//! anything else reads, applies [`apply_heartbeat`] and swaps.
+//! anything else (a host with a stored policy included) reads, applies
+//! [`apply_heartbeat`] and swaps.
 
 use crate::*;
 
@@ -63,7 +64,7 @@ impl DynamoStore {
         let host = hb.host.as_str();
         let mut set = String::from("SET #seen = :at, #v = #v + :one");
         let mut cond = String::from(
-            "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND #seen <= :at",
+            "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND attribute_not_exists(#policy) AND #seen <= :at",
         );
         let mut req = self
             .client
@@ -73,6 +74,7 @@ impl DynamoStore {
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_names("#outbox", OUTBOX)
+            .expression_attribute_names("#policy", POLICY)
             .expression_attribute_names("#seen", LAST_SEEN)
             .expression_attribute_names("#v", VERSION)
             .expression_attribute_names("#due", DUE_AT)
@@ -107,6 +109,13 @@ impl DynamoStore {
             req = req
                 .expression_attribute_names("#report", REPORT)
                 .expression_attribute_values(":report", s(r.clone()));
+        }
+        if let Some(g) = &hb.group {
+            // In the same UpdateItem: a group costs no write of its own.
+            set.push_str(", #grp = :grp");
+            req = req
+                .expression_attribute_names("#grp", GROUP)
+                .expression_attribute_values(":grp", s(g.as_str().to_owned()));
         }
         match req
             .update_expression(set)
@@ -211,7 +220,13 @@ impl Plan {
             return Ok(Self::Slow(None));
         };
         let rec = from_item(&item)?;
-        if rec.status == Status::Up && rec.outbox.is_none() && rec.last_seen <= hb.at {
+        // A host with a stored policy keeps its `dueAt` (core's heartbeat
+        // rule), which the slow path's `apply_heartbeat` does.
+        if rec.status == Status::Up
+            && rec.outbox.is_none()
+            && rec.policy.is_none()
+            && rec.last_seen <= hb.at
+        {
             Ok(Self::Fast {
                 keep: rec.due_at.filter(|d| in_lazy_window(*d, hb.at, due_if_up)),
             })

@@ -27,6 +27,9 @@ impl Known {
     /// What `rec`, as written or read, tells about the next heartbeat.
     pub(crate) fn of(rec: &HostRecord) -> Self {
         match (rec.status, &rec.outbox, rec.due_at) {
+            // A stored policy's deadline is the monitor's to arm: the
+            // heartbeat keeps `dueAt`, which only the slow path does.
+            _ if rec.policy.is_some() => Self::Other,
             (Status::Up, None, Some(d)) => Self::Up(d),
             _ => Self::Other,
         }

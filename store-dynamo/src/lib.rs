@@ -4,6 +4,7 @@ mod codec;
 mod error;
 mod heartbeat;
 mod hint;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::fmt;

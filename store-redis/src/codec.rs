@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
-use iamalive_core::{Downtime, HostId, HostRecord, MonitorMark, Status, StoreError, Timestamp};
+use iamalive_core::{
+    Downtime, GroupName, HostId, HostRecord, MonitorMark, Status, StoreError, Timestamp,
+};
 
 use crate::STORE;
 
@@ -138,12 +140,22 @@ pub(crate) fn encode(rec: &HostRecord) -> Result<Vec<(&'static str, String)>, St
     if let Some(r) = &rec.report {
         f.push(("report", r.clone()));
     }
+    if let Some(g) = &rec.group {
+        f.push(("group", g.as_str().to_owned()));
+    }
     if let Some(j) = &rec.job {
         let json = serde_json::to_string(j).map_err(|e| StoreError::InvalidInput {
             store: STORE,
             reason: format!("job state of {} cannot be encoded: {e}", rec.host),
         })?;
         f.push(("job", json));
+    }
+    if let Some(p) = &rec.policy {
+        let json = serde_json::to_string(p).map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("policy of {} cannot be encoded: {e}", rec.host),
+        })?;
+        f.push(("policy", json));
     }
     Ok(f)
 }
@@ -183,9 +195,17 @@ pub(crate) fn decode(
     let outbox = take("outbox")
         .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("outbox: {e}"))))
         .transpose()?;
+    // Absent in hashes written before groups existed.
+    let group = take("group")
+        .map(|g| GroupName::new(&g).map_err(|e| corrupt(key, format!("group {g:?}: {e}"))))
+        .transpose()?;
     let job = take("job")
         .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("job: {e}"))))
         .transpose()?;
+    let policy = take("policy")
+        .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("policy: {e}"))))
+        .transpose()?
+        .map(Box::new);
     Ok(Some(HostRecord {
         host,
         status,
@@ -201,7 +221,9 @@ pub(crate) fn decode(
         outbox,
         message: take("message"),
         report: take("report"),
+        group,
         job,
+        policy,
     }))
 }
 

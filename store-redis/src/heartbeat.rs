@@ -90,7 +90,11 @@ fn heartbeats_cmd(keys: &Keys, batch: &[Pending]) -> Cmd {
     let prefix = keys.host.len();
     let extra = batch
         .iter()
-        .map(|p| usize::from(p.hb.message.is_some()) + usize::from(p.hb.report.is_some()))
+        .map(|p| {
+            usize::from(p.hb.message.is_some())
+                + usize::from(p.hb.report.is_some())
+                + usize::from(p.hb.group.is_some())
+        })
         .sum::<usize>();
     let mut cmd = Cmd::with_capacity(
         7 + 5 * batch.len() + extra,
@@ -120,6 +124,7 @@ fn heartbeats_cmd(keys: &Keys, batch: &[Pending]) -> Cmd {
             flag(p.create),
             flag(hb.message.is_some()),
             flag(hb.report.is_some()),
+            flag(hb.group.is_some()),
         ]);
         let _ = write!(flags, "{},{}", score(hb.at), score(p.due_if_up));
         cmd.arg(ts_arg(hb.at).as_bytes())
@@ -131,6 +136,9 @@ fn heartbeats_cmd(keys: &Keys, batch: &[Pending]) -> Cmd {
         }
         if let Some(r) = &hb.report {
             cmd.arg(r.as_str());
+        }
+        if let Some(g) = &hb.group {
+            cmd.arg(g.as_str());
         }
     }
     cmd

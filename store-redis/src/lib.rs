@@ -3,6 +3,7 @@
 mod codec;
 mod heartbeat;
 mod scripts;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::fmt;

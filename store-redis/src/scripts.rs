@@ -13,9 +13,9 @@ use redis::Script;
 /// ARGV\[1] = where the host id starts in a host key (the length of
 /// `{prefix}:h:` plus one); then per heartbeat: `at`, `due_if_up`, the
 /// instant half-way from `at` to `due_if_up`, a flags string (create,
-/// has message, has report as `0`/`1`, then `at` and `due_if_up` in
-/// milliseconds: `101767225600000,1767225610000`), and the message and
-/// report when the flags say they are there. Returns one character per
+/// has message, has report, has group as `0`/`1`, then `at` and
+/// `due_if_up` in milliseconds: `10101767225600000,1767225610000`), and
+/// the message, report and group when the flags say they are there. Returns one character per
 /// heartbeat: `n` unknown, `c` created, or the first letter of the status
 /// before it (`u`, `m`, `a`, `p`).
 ///
@@ -24,12 +24,15 @@ use redis::Script;
 /// heartbeat without message or report whose host has an entry with
 /// `due_at` in core's [`LazyWindow`](iamalive_core::LazyWindow), from the
 /// half-way instant to `due_if_up`, both included (early by at most half a
-/// timeout, never late), only rewrites that entry: one `HMGET` for
+/// timeout, never late), and whose group, if it names one, is the stored
+/// one (one `HGET`, no write), only rewrites that entry: one `HMGET` for
 /// the whole batch before, one `HSET` after, no call per host. Any other
 /// heartbeat takes the slow path: it folds the entry (authoritative for
 /// `version` and `last_seen`) into the host's hash, applies the contract
-/// there (re-arming `due_at` and the index when needed), and keeps the
-/// entry exactly while the host stays up with nothing owed.
+/// there (re-arming `due_at` and the index when needed, never for a host
+/// with a stored `policy`, whose `due_at` the monitor arms: see core's
+/// heartbeat rule), and keeps the entry exactly while the host stays up
+/// with nothing owed.
 pub(crate) static HEARTBEATS: LazyLock<Script> = LazyLock::new(|| Script::new(HEARTBEATS_LUA));
 
 /// The fixed-width layout of an up-hash entry: `due_at` (30 bytes),
@@ -59,12 +62,15 @@ for i = 1, n do
   local at, dup, half, fl = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
   j = j + 4
   local m, r = string.byte(fl, 2) == 49, string.byte(fl, 3) == 49
-  local msg, rep
+  local g = string.byte(fl, 4) == 49
+  local msg, rep, grp
   if m then msg = ARGV[j]; j = j + 1 end
   if r then rep = ARGV[j]; j = j + 1 end
+  if g then grp = ARGV[j]; j = j + 1 end
   local e = cur[h]
   local fast = false
-  if e and not m and not r and #at == 30 then
+  if e and g and redis.call('HGET', KEYS[i + 3], 'group') == grp then g = false end
+  if e and not m and not r and not g and #at == 30 then
     local d = string.sub(e, 1, 30)
     if d >= half and d <= dup then
       local v = tonumber(string.sub(e, 61))
@@ -80,9 +86,9 @@ for i = 1, n do
     out[i] = 'u'
   else
     local key = KEYS[i + 3]
-    local k = string.find(fl, ',', 5, true)
-    local at_ms, dup_ms = string.sub(fl, 4, k - 1), string.sub(fl, k + 1)
-    local cur_ = redis.call('HMGET', key, 'status', 'last_seen', 'outbox', 'version', 'due_at')
+    local k = string.find(fl, ',', 6, true)
+    local at_ms, dup_ms = string.sub(fl, 5, k - 1), string.sub(fl, k + 1)
+    local cur_ = redis.call('HMGET', key, 'status', 'last_seen', 'outbox', 'version', 'due_at', 'policy')
     local status = cur_[1]
     local ent = false
     if not status then
@@ -93,6 +99,7 @@ for i = 1, n do
                    'alarm_count', '0', 'due_at', dup, 'version', '1'}
         if m then f[#f + 1] = 'message'; f[#f + 1] = msg end
         if r then f[#f + 1] = 'report'; f[#f + 1] = rep end
+        if g then f[#f + 1] = 'group'; f[#f + 1] = grp end
         redis.call('HSET', key, unpack(f))
         redis.call('ZADD', due, dup_ms, h)
         redis.call('ZADD', hosts, 0, h)
@@ -107,9 +114,10 @@ for i = 1, n do
       local f = {'version', v, 'last_seen', ls}
       if m then f[#f + 1] = 'message'; f[#f + 1] = msg end
       if r then f[#f + 1] = 'report'; f[#f + 1] = rep end
+      if g then f[#f + 1] = 'group'; f[#f + 1] = grp end
       local d = cur_[5]
       if status == 'up' and not cur_[3] then
-        if not (d and d >= half and d <= dup) then
+        if not cur_[6] and not (d and d >= half and d <= dup) then
           d = dup
           f[#f + 1] = 'due_at'; f[#f + 1] = dup
           redis.call('ZADD', due, dup_ms, h)

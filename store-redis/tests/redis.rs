@@ -196,6 +196,8 @@ async fn heartbeat_script_follows_the_contract() {
         message: None,
         report: None,
         blind: None,
+        group: None,
+        hosts: Vec::new(),
         job: None,
     };
     set(&s, &r, |n| {
@@ -708,6 +710,8 @@ async fn swaps_and_remove_keep_the_up_entry_exact() {
         message: None,
         report: None,
         blind: None,
+        group: None,
+        hosts: Vec::new(),
         job: None,
     };
     let r = set(&s, &got, |n| {

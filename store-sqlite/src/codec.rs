@@ -1,7 +1,9 @@
 //! Rows to records and back: timestamps, statuses and the outbox as JSON.
 
 use chrono::{DateTime, Utc};
-use iamalive_core::{HostId, HostRecord, MonitorMark, Outbox, Status, StoreError, Timestamp};
+use iamalive_core::{
+    GroupName, HostId, HostRecord, MonitorMark, Outbox, Status, StoreError, Timestamp,
+};
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
 
@@ -9,7 +11,8 @@ use crate::STORE;
 
 /// The columns of `hosts`, in the order [`record_from_row`] reads them.
 pub(crate) const COLS: &str = "host, status, last_seen, watch_from, last_checked, \
-     missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, job";
+     missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, job, \
+     policy, group_name";
 
 /// An instant as integer nanoseconds since the Unix epoch.
 ///
@@ -63,6 +66,18 @@ pub(crate) fn job_json(j: Option<&iamalive_core::job::Job>) -> Result<Option<Str
         .map_err(|e| StoreError::InvalidInput {
             store: STORE,
             reason: format!("job state cannot be written as JSON: {e}"),
+        })
+}
+
+/// A host's stored policy as JSON text.
+pub(crate) fn policy_json(
+    p: Option<&iamalive_core::HostPolicy>,
+) -> Result<Option<String>, StoreError> {
+    p.map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("policy cannot be written as JSON: {e}"),
         })
 }
 
@@ -153,6 +168,12 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
                 .map_err(|e| corrupt(key, format!("job is not valid job state: {e}")))?,
         ),
     };
+    let policy = match opt_text(row, 15, key, "policy")? {
+        None => None,
+        Some(j) => Some(Box::new(serde_json::from_str(&j).map_err(|e| {
+            corrupt(key, format!("policy is not a valid policy: {e}"))
+        })?)),
+    };
     Ok(HostRecord {
         status: status(&status_text, key)?,
         last_seen: from_ts(int(row, 2, key, "last_seen")?),
@@ -170,6 +191,13 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
         message: opt_text(row, 12, key, "message")?,
         report: opt_text(row, 13, key, "report")?,
         job,
+        policy,
+        group: match opt_text(row, 16, key, "group_name")? {
+            None => None,
+            Some(g) => Some(
+                GroupName::new(&g).map_err(|e| corrupt(key, format!("group_name {g:?}: {e}")))?,
+            ),
+        },
         host,
     })
 }

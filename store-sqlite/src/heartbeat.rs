@@ -20,21 +20,26 @@ pub(crate) const UP_SQL: &str = "UPDATE hosts SET
         version = version + 1,
         message = coalesce(?3, message),
         report = coalesce(?4, report),
-        due_at = CASE WHEN outbox IS NULL THEN ?5 ELSE due_at END
+        group_name = coalesce(?7, group_name),
+        due_at = CASE WHEN outbox IS NULL AND policy IS NULL THEN ?5 ELSE due_at END
     WHERE host = ?1 AND status = 'up'";
 
 /// The cheapest case, tried first: an up host with nothing owed whose
 /// `due_at` already lies in the [`LazyWindow`], between half a timeout
 /// from now (`?6`) and the new deadline (`?5`), both included. It keeps that `due_at`, so the due index is not written
 /// at all; the design allows a `due_at` that is early, never one that is
-/// late, and the sweep re-arms a record it finds due too soon.
+/// late, and the sweep re-arms a record it finds due too soon. A host
+/// with a stored policy (a schedule set through the API) keeps its
+/// `due_at` whatever it is: the monitor armed it from that policy, which
+/// `?5` does not know, and it only grows with `last_seen`.
 pub(crate) const LAZY_SQL: &str = "UPDATE hosts SET
         last_seen = max(last_seen, ?2),
         version = version + 1,
         message = coalesce(?3, message),
-        report = coalesce(?4, report)
+        report = coalesce(?4, report),
+        group_name = coalesce(?7, group_name)
     WHERE host = ?1 AND status = 'up' AND outbox IS NULL
-        AND due_at >= ?6 AND due_at <= ?5";
+        AND ((due_at >= ?6 AND due_at <= ?5) OR policy IS NOT NULL)";
 
 /// Any other known status, reporting it: a missing or alarmed host becomes
 /// due at the heartbeat, a paused one keeps its `due_at` (none, or the end
@@ -45,15 +50,21 @@ const OTHER_SQL: &str = "UPDATE hosts SET
         version = version + 1,
         message = coalesce(?3, message),
         report = coalesce(?4, report),
+        group_name = coalesce(?7, group_name),
         due_at = CASE WHEN status = 'paused' THEN due_at ELSE ?2 END
     WHERE host = ?1 AND (status = 'missing' OR status = 'alarmed' OR status = 'paused')
     RETURNING status";
 
 /// A new host, as `HostRecord::new` with `due_if_up` as its `due_at`.
 const CREATE_SQL: &str = "INSERT INTO hosts
-        (host, status, last_seen, watch_from, alarm_count, due_at, version, message, report)
-    VALUES (?1, 'up', ?2, ?2, 0, ?5, 1, ?3, ?4)
+        (host, status, last_seen, watch_from, alarm_count, due_at, version, message, report,
+         group_name)
+    VALUES (?1, 'up', ?2, ?2, 0, ?5, 1, ?3, ?4, ?7)
     ON CONFLICT (host) DO NOTHING";
+
+// Every statement above takes the same seven parameters (`?6` is the lazy
+// path's half-way mark, `?7` the group, `NULL` to keep the stored one), so
+// one argument list serves them all; a statement binds the ones it names.
 
 /// One queued heartbeat and the caller waiting for its outcome.
 pub(crate) struct HeartbeatJob {
@@ -64,6 +75,7 @@ pub(crate) struct HeartbeatJob {
     half_way: i64,
     message: Option<String>,
     report: Option<String>,
+    group: Option<String>,
     create: bool,
     result: Option<Result<HeartbeatOutcome, StoreError>>,
     reply: oneshot::Sender<Result<HeartbeatOutcome, StoreError>>,
@@ -87,6 +99,7 @@ impl HeartbeatJob {
             half_way: ts(LazyWindow::new(hb.at, due_if_up).from),
             message: hb.message.clone(),
             report: hb.report.clone(),
+            group: hb.group.as_ref().map(|g| g.as_str().to_owned()),
             create,
             result: None,
             reply,
@@ -121,16 +134,11 @@ impl HeartbeatJob {
             self.at,
             self.message.as_deref(),
             self.report.as_deref(),
-            self.due_if_up
-        ];
-        let lazy_args = params![
-            host,
-            self.at,
-            self.message.as_deref(),
-            self.report.as_deref(),
             self.due_if_up,
-            self.half_way
+            self.half_way,
+            self.group.as_deref()
         ];
+        let lazy_args = args;
         let kept = match up {
             Some(stmt) => stmt.execute(lazy_args),
             None => conn
@@ -150,7 +158,7 @@ impl HeartbeatJob {
         }
         let old: Option<String> = conn
             .prepare_cached(OTHER_SQL)
-            .and_then(|mut s| s.query_row(&args[..4], |r| r.get(0)).optional())
+            .and_then(|mut s| s.query_row(args, |r| r.get(0)).optional())
             .map_err(sqlite_error)?;
         if let Some(old) = old {
             return Ok(HeartbeatOutcome::Updated {

@@ -2,8 +2,10 @@
 
 mod codec;
 mod files;
+mod groups;
 mod heartbeat;
 mod schema;
+pub mod settings;
 mod worker;
 
 use std::fmt;
@@ -14,8 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use iamalive_core::{
-    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Store,
-    StoreError, Timestamp,
+    Event, GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark,
+    Silence, Store, StoreError, Timestamp,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -396,20 +398,21 @@ fn limit(n: usize) -> i64 {
 const CAS_UPDATE_SQL: &str = "UPDATE hosts SET
         status = ?2, last_seen = ?3, watch_from = ?4, last_checked = ?5, missing_since = ?6,
         silent_since = ?7, last_alarm = ?8, alarm_count = ?9, due_at = ?10, version = ?11,
-        outbox = ?12, message = ?13, report = ?14, job = ?15
-    WHERE host = ?1 AND version = ?16";
+        outbox = ?12, message = ?13, report = ?14, job = ?15, policy = ?16, group_name = ?17
+    WHERE host = ?1 AND version = ?18";
 
 const CAS_CREATE_SQL: &str = "INSERT INTO hosts (host, status, last_seen, watch_from,
         last_checked, missing_since, silent_since, last_alarm, alarm_count, due_at, version,
-        outbox, message, report, job)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+        outbox, message, report, job, policy, group_name)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
     ON CONFLICT (host) DO UPDATE SET
         status = excluded.status, last_seen = excluded.last_seen,
         watch_from = excluded.watch_from, last_checked = excluded.last_checked,
         missing_since = excluded.missing_since, silent_since = excluded.silent_since,
         last_alarm = excluded.last_alarm, alarm_count = excluded.alarm_count,
         due_at = excluded.due_at, version = excluded.version, outbox = excluded.outbox,
-        message = excluded.message, report = excluded.report, job = excluded.job
+        message = excluded.message, report = excluded.report, job = excluded.job,
+        policy = excluded.policy, group_name = excluded.group_name
     WHERE hosts.version = 0";
 
 /// A record's columns, encoded on the caller's thread.
@@ -429,6 +432,8 @@ struct Row {
     message: Option<String>,
     report: Option<String>,
     job: Option<String>,
+    policy: Option<String>,
+    group: Option<String>,
 }
 
 impl Row {
@@ -449,6 +454,8 @@ impl Row {
             message: r.message.clone(),
             report: r.report.clone(),
             job: codec::job_json(r.job.as_deref())?,
+            policy: codec::policy_json(r.policy.as_deref())?,
+            group: r.group.as_ref().map(|g| g.as_str().to_owned()),
         })
     }
 }
@@ -470,6 +477,8 @@ fn compare_and_swap(conn: &Connection, expected: i64, r: &Row) -> Result<bool, S
         r.message,
         r.report,
         r.job,
+        r.policy,
+        r.group,
     ];
     let changed = if expected == 0 {
         conn.prepare_cached(CAS_CREATE_SQL)
@@ -808,6 +817,30 @@ impl Store for SqliteStore {
 
     async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
         self.write(move |conn| mark_run(conn, now, gap)).await
+    }
+
+    fn keeps_groups(&self) -> bool {
+        true
+    }
+
+    async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
+        self.group(group).await
+    }
+
+    async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
+        self.swap_group_row(expected, next).await
+    }
+
+    async fn due_groups(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<GroupRecord>, StoreError> {
+        self.groups_due(now, limit).await
+    }
+
+    async fn next_group_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.group_next_due().await
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -43,6 +43,20 @@ const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL
     );
     CREATE INDEX events_host ON events (host, seq);",
+    // 3: the group (site) a host belongs to (NULL for rows written before),
+    // and one row per group with an outage in progress: its state as JSON,
+    // a compare-and-swap version and the instant it next needs the sweep.
+    "ALTER TABLE hosts ADD COLUMN group_name TEXT;
+    CREATE TABLE groups (
+        name    TEXT PRIMARY KEY NOT NULL,
+        version INTEGER NOT NULL,
+        due_at  INTEGER,
+        body    TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX groups_due ON groups (due_at) WHERE due_at IS NOT NULL;",
+    // 4: a policy set for one host through the API (a timeout or a cron
+    // schedule), as JSON; NULL means the configuration's policy applies.
+    "ALTER TABLE hosts ADD COLUMN policy TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use iamalive_core::{
-    Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, MonitorMark, Notice, NoticeKind,
-    Outbox, Silence, Status, Store, StoreError, Timestamp, add,
+    GroupName, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, MonitorMark, Notice,
+    NoticeKind, Outbox, Silence, Status, Store, StoreError, Timestamp, add,
 };
 use iamalive_store_sqlite::SqliteStore;
 use rusqlite::Connection;
 use tempfile::TempDir;
 
 /// The schema version this build writes (one per migration).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 4;
 
 fn t(secs: u64) -> Timestamp {
     add(
@@ -83,6 +83,8 @@ fn notice(h: &HostId, kind: NoticeKind) -> Notice {
         message: Some("disk \"full\"\n✓".into()),
         report: None,
         blind: None,
+        group: None,
+        hosts: Vec::new(),
         job: None,
     }
 }
@@ -138,6 +140,40 @@ async fn builder_names_the_bad_setting() {
     assert!(err.to_string().contains("readers"), "{err}");
     let err = SqliteStore::open(dir.path().join("no/such/dir/x.db")).expect_err("bad dir");
     assert!(err.to_string().contains("no/such/dir"), "{err}");
+}
+
+/// A file written before groups existed (schema 2, no `group_name`
+/// or `policy` column) is migrated on open: its hosts read back with no group, keep
+/// their data, and take a group from their next heartbeat.
+#[tokio::test]
+async fn a_file_from_before_groups_is_migrated() {
+    let (dir, store) = fresh();
+    beat(&store, &host("old-1"), t(0)).await;
+    let c = raw(&store);
+    drop(store);
+    c.execute_batch(
+        "ALTER TABLE hosts DROP COLUMN policy; ALTER TABLE hosts DROP COLUMN group_name;
+         DROP TABLE groups; PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(c);
+    let store = SqliteStore::open(dir.path().join("t.db")).expect("reopen");
+    let r = get(&store, &host("old-1")).await;
+    assert_eq!((r.group, r.last_seen, r.version), (None, t(0), 1));
+    let mut hb = Heartbeat::new(host("old-1"), t(1));
+    hb.group = Some(GroupName::new("office-berlin").unwrap());
+    store.record_heartbeat(&hb, t(11), true).await.unwrap();
+    assert_eq!(
+        get(&store, &host("old-1"))
+            .await
+            .group
+            .map(|g| g.to_string()),
+        Some("office-berlin".to_owned())
+    );
+    let v: i64 = raw(&store)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
 }
 
 #[tokio::test]

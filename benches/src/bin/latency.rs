@@ -180,6 +180,7 @@ fn one(
         reminder_backoff: None,
         max_reminder_interval: None,
         max_reminders: None,
+        schedule: None,
     });
     let stamper = Arc::new(Stamper::default());
     let others = args.hosts - args.outages;

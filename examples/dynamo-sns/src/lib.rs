@@ -25,15 +25,10 @@ pub enum SetupError {
     /// The table could not be checked or created.
     #[error("DynamoDB table: {0}")]
     Store(#[from] iamalive_core::StoreError),
-    /// The server's state could not be built.
+    /// The Lambda handler could not be built (no API key, or the
+    /// server's state).
     #[error(transparent)]
-    Server(#[from] iamalive_server::ServerError),
-    /// The Lambda function has no key configured (it cannot keep a
-    /// generated one between invocations).
-    #[error(
-        "IAMALIVE_API_KEYS is not set: a Lambda function cannot keep a generated key; set one or more keys (or sha256:<hex> hashes)"
-    )]
-    NoKeys,
+    Handler(#[from] iamalive_server::lambda::HandlerError),
 }
 
 const NO_CHANNEL: &str = "no channel is configured: set IAMALIVE_SNS_TOPIC_ARN, or give [[channels]] in the configuration file (IAMALIVE_CONFIG)";
@@ -56,7 +51,7 @@ pub async fn from_env(
 /// write shards of the due index (`dynamo.shards`,
 /// `IAMALIVE_DYNAMO_SHARDS`; the store's default, 4, when unset).
 pub fn configure(store: DynamoStore, config: &Config) -> DynamoStore {
-    match config.dynamo_shards {
+    match config.dynamo.shards {
         Some(n) => store.with_shards(n),
         None => store,
     }
@@ -76,7 +71,7 @@ pub async fn from_clients(
     let channels = iamalive::channels(config, &ChannelBuilder::new().with_sns_client(sns))
         .await
         .map_err(SetupError::Setup)?;
-    if config.dynamo_table.is_none() {
+    if config.dynamo.table.is_none() {
         return Err(SetupError::Missing(
             "IAMALIVE_DYNAMO_TABLE is not set: this deployment keeps its state in a DynamoDB table",
         ));

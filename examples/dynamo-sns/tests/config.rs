@@ -23,15 +23,15 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn shard_count_from_the_environment_or_the_file() {
     let c = Config::from_sources(None, env(&[("IAMALIVE_DYNAMO_SHARDS", "16")])).unwrap();
-    assert_eq!(c.dynamo_shards, Some(16));
+    assert_eq!(c.dynamo.shards, Some(16));
     assert_eq!(dynamo_sns::configure(store(), &c).shards(), 16);
 
     let c = Config::from_sources(Some("[dynamo]\ntable = \"t\"\nshards = 8\n"), env(&[])).unwrap();
-    assert_eq!(c.dynamo_shards, Some(8));
+    assert_eq!(c.dynamo.shards, Some(8));
     assert_eq!(dynamo_sns::configure(store(), &c).shards(), 8);
 
     let c = Config::from_sources(None, env(&[])).unwrap();
-    assert_eq!(c.dynamo_shards, None);
+    assert_eq!(c.dynamo.shards, None);
     assert_eq!(dynamo_sns::configure(store(), &c).shards(), DEFAULT_SHARDS);
 }
 

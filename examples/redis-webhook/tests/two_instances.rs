@@ -425,10 +425,7 @@ fn two_urls_in_the_webhook_setting_stop_the_start() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        // The legacy variable is the channel named `webhook`; its `url`.
-        err.contains("channel \"webhook\"")
-            && err.contains("webhook url")
-            && err.contains("two URLs"),
+        err.contains("IAMALIVE_WEBHOOK_URL") && err.contains("two URLs"),
         "{err}"
     );
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use iamalive_core::Store;
 use iamalive_notify::ChannelBuilder;
-use iamalive_server::{CONFIG_FILE_ENV, Config, Deployment, SetupError};
+use iamalive_server::{Config, Deployment, SetupError};
 use iamalive_store_sqlite::SqliteStore;
 
 const USAGE: &str = "\
@@ -54,9 +54,10 @@ async fn build(
     Ok((store, channels))
 }
 
-/// `backup [--config FILE] DEST`: 0 written, 1 failed, 2 usage.
+/// `backup [--config FILE] DEST`: 0 written, 1 failed, 2 usage or
+/// configuration; `--help` prints the usage and exits 0.
 fn backup(args: &[String]) -> ExitCode {
-    let mut file = std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from);
+    let mut file = None;
     let mut dest = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -65,7 +66,10 @@ fn backup(args: &[String]) -> ExitCode {
                 Some(f) => file = Some(PathBuf::from(f)),
                 None => return usage("--config needs a file"),
             },
-            "-h" | "--help" => return usage(""),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
             a if a.starts_with('-') => return usage(&format!("unexpected argument {a:?}")),
             a if dest.is_none() => dest = Some(PathBuf::from(a)),
             a => return usage(&format!("unexpected argument {a:?}")),
@@ -74,14 +78,7 @@ fn backup(args: &[String]) -> ExitCode {
     let Some(dest) = dest else {
         return usage("backup needs a destination file");
     };
-    let config = match Config::load_with(file.as_deref(), std::env::vars()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("sqlite-smtp: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    iamalive::stores::backup("sqlite-smtp", &config, &dest)
+    iamalive::stores::backup("sqlite-smtp", file, &dest)
 }
 
 fn usage(e: &str) -> ExitCode {

@@ -50,6 +50,8 @@ pub fn notice(host: &str, kind: NoticeKind) -> Notice {
             r#"{"since":"2024-05-01T12:01:00.000Z","failed_attempts":5,"failures":[{"kind":"dns","detail":"no such host","first":"2024-05-01T12:01:00.000Z","last":"2024-05-01T12:25:00.000Z","count":5}]}"#.to_owned()
         }),
         blind: None,
+        group: None,
+        hosts: Vec::new(),
         job: None,
     }
 }

@@ -13,14 +13,13 @@
 //! this endpoint never answers 429: a rate limit or cap answers 503 with
 //! `Retry-After`, which Alertmanager retries.
 //!
-//! The stop is kept in this process's memory (the monitor's
-//! [`FailProbe`](iamalive_core::FailProbe)), bounded, until a later
-//! heartbeat supersedes it; a watcher restarted between the resolved
-//! message and its sweep, or a second watcher sharing the store, does not
-//! know it, and the host then alarms after its timeout instead.
+//! The stop is stored as the host's job failure, the path a
+//! `/ping/<key>/<host>/fail` takes: the alarm goes out at once and the
+//! next firing message (a success) recovers the host with an all-clear.
+//! Being in the store, it survives a restart of the watcher and is seen by
+//! every watcher sharing the store, whichever of them received it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
@@ -28,46 +27,13 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use iamalive_core::{FailProbe, Heartbeat, HostId, Timestamp};
+use iamalive_core::job::{Signal, SignalOutcome};
+use iamalive_core::{Heartbeat, HostId, Timestamp};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, AppState, MAX_MESSAGE_LEN, bearer, body_error, clean_text, parse_host};
-
-/// The most hosts whose reported stop is remembered; past it the oldest
-/// is forgotten (that host then alarms after its timeout).
-const MAX_STOPPED: usize = 10_000;
-
-/// Hosts whose alerting pipeline reported a stop, and when.
-#[derive(Debug, Default)]
-pub(crate) struct Stopped(Mutex<HashMap<HostId, Timestamp>>);
-
-impl Stopped {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<HostId, Timestamp>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn mark(&self, host: &HostId, at: Timestamp) {
-        let mut m = self.lock();
-        if m.len() >= MAX_STOPPED && !m.contains_key(host) {
-            let oldest = m.iter().min_by_key(|(_, t)| **t).map(|(h, _)| h.clone());
-            if let Some(h) = oldest {
-                m.remove(&h);
-            }
-        }
-        m.insert(host.clone(), at);
-    }
-
-    fn clear(&self, host: &HostId) {
-        self.lock().remove(host);
-    }
-
-    /// The probe the monitor asks.
-    pub(crate) fn probe(self: &Arc<Self>) -> FailProbe {
-        let me = Arc::clone(self);
-        Arc::new(move |h| me.lock().get(h).copied())
-    }
-}
+use super::signals::bounded;
+use super::{ApiError, AppState, bearer, body_error, clean_text, parse_host};
 
 /// Alertmanager's webhook payload, version 4 (the fields used here; the
 /// rest is ignored).
@@ -84,6 +50,20 @@ struct Alert {
     status: String,
     #[serde(default)]
     labels: HashMap<String, String>,
+}
+
+/// The alerts' names (`alertname`), sorted, each once: "Watchdog, X".
+fn names<'a>(alerts: impl Iterator<Item = &'a Alert>) -> String {
+    let mut names: Vec<&str> = alerts
+        .map(|a| {
+            a.labels
+                .get("alertname")
+                .map_or("(unnamed)", String::as_str)
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(", ")
 }
 
 /// Alertmanager drops 429s: a limit answers 503 with `Retry-After`.
@@ -148,72 +128,68 @@ async fn receive(
         ));
     }
     let now = st.now();
-    let mut firing: Vec<&str> = payload
-        .alerts
-        .iter()
-        .filter(|a| a.status == "firing")
-        .map(|a| {
-            a.labels
-                .get("alertname")
-                .map_or("(unnamed)", String::as_str)
-        })
-        .collect();
-    if firing.is_empty() {
+    let firing = payload.alerts.iter().filter(|a| a.status == "firing");
+    let count = firing.clone().count();
+    if count == 0 {
         return stopped(&st, host, &payload, now).await;
     }
-    firing.sort_unstable();
-    firing.dedup();
-    let mut message = clean_text(&format!(
-        "alertmanager: {} firing ({})",
-        payload
-            .alerts
-            .iter()
-            .filter(|a| a.status == "firing")
-            .count(),
-        firing.join(", ")
-    ));
-    if message.len() > MAX_MESSAGE_LEN {
-        let mut cut = MAX_MESSAGE_LEN;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-    }
-    st.0.stopped.clear(&host);
+    let message = bounded(clean_text(&format!(
+        "alertmanager: {count} firing ({})",
+        names(firing)
+    )));
+    let group = st.0.groups.group_of(&host, None);
     let hb = Heartbeat {
         at: now,
         host,
         message: Some(message),
         report: None,
+        group,
     };
-    st.record(index, key, hb).await
+    // A success, as a ping's: it answers a stop reported before it, and a
+    // stop whose alarm has not gone out yet still owes it.
+    st.signal(index, key, hb, Signal::Success, None).await
 }
 
-/// Every alert resolved: the pipeline says it stopped. The host alarms at
-/// the next sweep (now), unless silenced or paused.
+/// Every alert resolved: the pipeline says it stopped. Stored as the
+/// host's job failure (as `/fail` is), so the host alarms at once, unless
+/// silenced or paused. An unknown host is not created: its alerts resolved
+/// before any firing message registered it.
 async fn stopped(
     st: &AppState,
     host: HostId,
     payload: &Payload,
     now: Timestamp,
 ) -> Result<Response, ApiError> {
-    let monitor = st.monitor();
-    if monitor
-        .host(&host)
+    let reason = bounded(clean_text(&format!(
+        "alertmanager: every alert resolved ({}): the alerting pipeline stopped",
+        names(payload.alerts.iter())
+    )));
+    let group = st.0.groups.group_of(&host, None);
+    let hb = Heartbeat {
+        at: now,
+        host,
+        message: Some(reason),
+        report: None,
+        group,
+    };
+    let out = st
+        .monitor()
+        .signal(&hb, Signal::Fail, None)
         .await
-        .map_err(ApiError::store)?
-        .is_none()
-    {
+        .map_err(ApiError::store)?;
+    let SignalOutcome::Applied { wake, .. } = out else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!(
-                "unknown host '{host}': its alerts resolved before any firing message registered it"
+                "unknown host '{}': its alerts resolved before any firing message registered it",
+                hb.host
             ),
         ));
+    };
+    if wake {
+        st.0.wake.notify_one();
     }
-    st.0.stopped.mark(&host, now);
-    monitor.due_now(&host).await.map_err(ApiError::store)?;
-    st.0.wake.notify_one();
-    tracing::warn!(%host, status = %payload.status, "Alertmanager says every alert resolved: the alerting pipeline stopped; alarming");
-    Ok(Json(json!({ "host": host, "status": "stopped", "at": now })).into_response())
+    metrics::counter!("iamalive_signals_total", "signal" => Signal::Fail.as_str()).increment(1);
+    tracing::warn!(host = %hb.host, status = %payload.status, "Alertmanager says every alert resolved: the alerting pipeline stopped; alarming");
+    Ok(Json(json!({ "host": hb.host, "status": "stopped", "at": now })).into_response())
 }

@@ -111,13 +111,7 @@ pub(super) async fn start(
         return Err(not_found(&host));
     }
     let mut reason = clean_text(req.reason.trim());
-    if reason.len() > MAX_REASON {
-        let mut cut = MAX_REASON;
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        reason.truncate(cut);
-    }
+    iamalive_core::text::cut_bytes(&mut reason, MAX_REASON);
     if reason.is_empty() {
         reason = "maintenance announced by the host".to_owned();
     }

@@ -20,6 +20,9 @@ pub(super) struct PingQuery {
     /// Pairs a start with its end when runs overlap.
     #[serde(default)]
     pub(super) rid: Option<String>,
+    /// The group (site) the host says it belongs to (`?group=`).
+    #[serde(default)]
+    pub(super) group: Option<String>,
 }
 
 /// Validates a run id, if one was sent (an empty one counts as none).
@@ -69,13 +72,7 @@ pub(super) fn json_status(status: Option<&str>) -> Result<Signal, ApiError> {
 /// Cuts `m` to [`MAX_MESSAGE_LEN`] bytes at a character boundary: a ping's
 /// body (a failure's reason, a log line) is kept, bounded, never refused.
 pub(super) fn bounded(mut m: String) -> String {
-    if m.len() > MAX_MESSAGE_LEN {
-        let mut cut = MAX_MESSAGE_LEN;
-        while !m.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        m.truncate(cut);
-    }
+    iamalive_core::text::cut_bytes(&mut m, MAX_MESSAGE_LEN);
     m
 }
 

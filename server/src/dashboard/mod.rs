@@ -54,7 +54,7 @@ const MAX_ROWS: usize = 1_000;
 
 /// Where the hosts without a group are listed, and the status page and
 /// badge name for them.
-pub const UNGROUPED: &str = "ungrouped";
+pub use iamalive_core::UNGROUPED;
 
 /// The dashboard's part of the shared state.
 #[derive(Debug)]
@@ -85,15 +85,15 @@ impl Dashboard {
     }
 }
 
-/// Whether `g` may name a group: the alphabet of host ids, lowercase.
+/// Whether `g` may name a group: a valid group name, lowercase.
 pub(crate) fn valid_group(g: &str) -> bool {
-    HostId::new(g).is_ok_and(|h| h.as_str() == g)
+    iamalive_core::GroupName::new(g).is_ok_and(|n| n.as_str() == g)
 }
 
-/// The group of a host, `None` when it has none. Hosts carry no group
-/// yet: every host is listed under [`UNGROUPED`] until they do.
-pub(crate) fn group_of(_rec: &HostRecord) -> Option<&str> {
-    None
+/// The group of a host, `None` when it has none (listed under
+/// [`UNGROUPED`]).
+pub(crate) fn group_of(rec: &HostRecord) -> Option<&str> {
+    rec.group.as_ref().map(iamalive_core::GroupName::as_str)
 }
 
 /// The routes of the dashboard, status pages and badges (none when the
@@ -109,11 +109,7 @@ pub(crate) fn routes(on: bool) -> Router<AppState> {
         .route("/silences", get(silences_page))
         .route("/ui/style.css", get(style))
         .route("/ui/icon.svg", get(icon))
-        .route("/ui/pause", post(pause))
-        .route("/ui/resume", post(resume))
-        .route("/ui/remove", post(remove))
-        .route("/ui/silence", post(add_silence))
-        .route("/ui/unsilence", post(end_silence))
+        .route("/ui/{action}", post(action))
         .route("/status/{group}", get(status_page))
         .route("/badge/{token}/{kind}/{file}", get(badge_svg))
 }
@@ -282,13 +278,8 @@ impl Row {
             Status::Missing => Shown::Missing,
             Status::Alarmed => Shown::Alarmed,
         };
-        let (report, stretch) = match rec.report.as_deref() {
-            Some(r) => {
-                let (text, stretch) = words::report(r, now, tz);
-                (Some(text), stretch)
-            }
-            None => (None, None),
-        };
+        let report = rec.report.as_deref().map(|r| words::report(r, tz));
+        let stretch = rec.report.as_deref().and_then(iamalive_core::report_span);
         let outage = match rec.status {
             Status::Missing | Status::Alarmed => Some(Outage::Now {
                 since: rec.silent_since.unwrap_or(rec.last_seen),
@@ -813,16 +804,44 @@ fn form_duration(s: &str, what: &str) -> Result<Option<Duration>, ApiError> {
     })
 }
 
-async fn pause(
+/// `POST /ui/{pause,resume,remove,silence,unsilence}`: one of the page's
+/// forms, checked (same site, a session, its CSRF token), done as the
+/// session's key, and back to the page with the outcome shown once.
+async fn action(
     State(st): State<AppState>,
+    Path(name): Path<String>,
     headers: HeaderMap,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Response {
+    let act: Act = match name.as_str() {
+        "pause" => pause,
+        "resume" => resume,
+        "remove" => remove,
+        "silence" => add_silence,
+        "unsilence" => end_silence,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
     let (token, key, form) = match check_action(&st, &headers, form) {
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let outcome = async {
+    let outcome = act(&st, key, &form).await;
+    done(&st, &token, &form.back, outcome)
+}
+
+/// What an action says when it is done, or why it was not.
+type Outcome = Result<String, ApiError>;
+
+/// An action: boxed, so that [`action`] can pick one by name.
+type Act =
+    for<'a> fn(&'a AppState, &'a ApiKey, &'a ActionForm) -> futures::future::BoxFuture<'a, Outcome>;
+
+fn pause<'a>(
+    st: &'a AppState,
+    key: &'a ApiKey,
+    form: &'a ActionForm,
+) -> futures::future::BoxFuture<'a, Outcome> {
+    Box::pin(async move {
         let for_ = form_duration(&form.for_, "pause for")?;
         let req = PauseBody {
             for_,
@@ -837,53 +856,39 @@ async fn pause(
             ),
             None => format!("{} is paused until resumed.", rec.host),
         })
-    }
-    .await;
-    done(&st, &token, &form.back, outcome)
+    })
 }
 
-async fn resume(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    let (token, key, form) = match check_action(&st, &headers, form) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let outcome = st
-        .resume(key, &form.host)
-        .await
-        .map(|rec| format!("{} is watched again.", rec.host));
-    done(&st, &token, &form.back, outcome)
+fn resume<'a>(
+    st: &'a AppState,
+    key: &'a ApiKey,
+    form: &'a ActionForm,
+) -> futures::future::BoxFuture<'a, Outcome> {
+    Box::pin(async move {
+        let rec = st.resume(key, &form.host).await?;
+        Ok(format!("{} is watched again.", rec.host))
+    })
 }
 
-async fn remove(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    let (token, key, form) = match check_action(&st, &headers, form) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let outcome = st
-        .remove_host(key, &form.host)
-        .await
-        .map(|h| format!("{h} was removed; its next heartbeat registers it again."));
-    done(&st, &token, &form.back, outcome)
+fn remove<'a>(
+    st: &'a AppState,
+    key: &'a ApiKey,
+    form: &'a ActionForm,
+) -> futures::future::BoxFuture<'a, Outcome> {
+    Box::pin(async move {
+        let h = st.remove_host(key, &form.host).await?;
+        Ok(format!(
+            "{h} was removed; its next heartbeat registers it again."
+        ))
+    })
 }
 
-async fn add_silence(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    let (token, key, form) = match check_action(&st, &headers, form) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let outcome = async {
+fn add_silence<'a>(
+    st: &'a AppState,
+    key: &'a ApiKey,
+    form: &'a ActionForm,
+) -> futures::future::BoxFuture<'a, Outcome> {
+    Box::pin(async move {
         let for_ = form_duration(&form.for_, "silence for")?.ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -901,25 +906,18 @@ async fn add_silence(
             s.hosts,
             words::exact(s.ends_at, st.dashboard().settings.tz)
         ))
-    }
-    .await;
-    done(&st, &token, &form.back, outcome)
+    })
 }
 
-async fn end_silence(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Response {
-    let (token, key, form) = match check_action(&st, &headers, form) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let outcome = st
-        .end_silence(key, &form.id)
-        .await
-        .map(|()| format!("Silence {} ended.", form.id));
-    done(&st, &token, &form.back, outcome)
+fn end_silence<'a>(
+    st: &'a AppState,
+    key: &'a ApiKey,
+    form: &'a ActionForm,
+) -> futures::future::BoxFuture<'a, Outcome> {
+    Box::pin(async move {
+        st.end_silence(key, &form.id).await?;
+        Ok(format!("Silence {} ended.", form.id))
+    })
 }
 
 // ---- public: status pages and badges --------------------------------------

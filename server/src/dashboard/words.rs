@@ -1,11 +1,11 @@
 //! Times and agent reports as people read them: "4 min ago", "2 h 5 min",
-//! "could not reach the watcher from 03:12 to 04:02 UTC: …".
+//! "Could not reach the watcher from 03:12 to 04:02 UTC: …" (core's
+//! sentences, in the dashboard's time zone).
 
 use std::time::Duration;
 
 use chrono_tz::Tz;
 use iamalive_core::Timestamp;
-use serde_json::Value;
 
 /// A length in at most two units: `45 s`, `4 min`, `2 h 5 min`, `3 d 4 h`.
 pub(crate) fn span(d: Duration) -> String {
@@ -64,107 +64,16 @@ pub(crate) fn clock(t: Timestamp, now: Timestamp, tz: Tz) -> String {
     }
 }
 
-/// What went wrong, as a phrase about `count` attempts of `kind`.
-fn failure_phrase(kind: &str, count: u64) -> String {
-    let times = match count {
-        1 => "once".to_owned(),
-        2 => "twice".to_owned(),
-        n => format!("{n} times"),
-    };
-    match kind {
-        "dns" => format!("DNS lookups failed {times}"),
-        "connect" => format!("the connection failed {times}"),
-        "tls" => format!("the TLS handshake failed {times}"),
-        "timeout" => format!("requests timed out {times}"),
-        "http" => format!("the watcher's address answered with an error {times}"),
-        "proxy" => format!("the proxy failed {times}"),
-        other => format!("{other} failures {times}"),
-    }
-}
-
-fn time_of(v: Option<&Value>) -> Option<Timestamp> {
-    v.and_then(Value::as_str)
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&chrono::Utc))
-}
-
-/// The agent's outage report (`{"since", "failed_attempts", "failures":
-/// [{"kind", "detail", "first", "last", "count"}]}`) in words, and the
-/// stretch of time it covers (first to last failure). Anything else the
+/// The agent's last report in words ([`iamalive_core::describe_report_in`],
+/// the sentences every notice uses, with times in `tz`); anything else the
 /// agent sent is shown as it came, cut to a readable length.
-pub(crate) fn report(
-    raw: &str,
-    now: Timestamp,
-    tz: Tz,
-) -> (String, Option<(Timestamp, Timestamp)>) {
-    let Ok(v) = serde_json::from_str::<Value>(raw) else {
-        return (cut(raw), None);
-    };
-    let Some(failures) = v.get("failures").and_then(Value::as_array) else {
-        return (cut(raw), None);
-    };
-    let mut entries: Vec<(Timestamp, Timestamp, String, u64, String)> = failures
-        .iter()
-        .filter_map(|f| {
-            Some((
-                time_of(f.get("first"))?,
-                time_of(f.get("last"))?,
-                f.get("kind")?.as_str()?.to_owned(),
-                f.get("count").and_then(Value::as_u64).unwrap_or(1),
-                f.get("detail")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-            ))
-        })
-        .collect();
-    entries.sort_by_key(|e| e.0);
-    let from = time_of(v.get("since")).or_else(|| entries.first().map(|e| e.0));
-    let to = entries.iter().map(|e| e.1).max();
-    let mut out = match (from, to) {
-        (Some(f), Some(t)) => format!(
-            "could not reach the watcher from {} to {}",
-            clock(f, now, tz),
-            clock(t, now, tz)
-        ),
-        (Some(f), None) => format!("could not reach the watcher from {}", clock(f, now, tz)),
-        _ => "could not reach the watcher".to_owned(),
-    };
-    let phrases: Vec<String> = entries
-        .iter()
-        .map(|(_, _, kind, count, detail)| {
-            let p = failure_phrase(kind, *count);
-            if detail.is_empty() {
-                p
-            } else {
-                format!("{p} ({})", cut_to(detail, 80))
-            }
-        })
-        .collect();
-    if !phrases.is_empty() {
-        out.push_str(": ");
-        out.push_str(&join_then(&phrases));
-    }
-    out.push('.');
-    (out, from.zip(to))
+pub(crate) fn report(raw: &str, tz: Tz) -> String {
+    iamalive_core::describe_report_in(raw, None, tz).unwrap_or_else(|| cut(raw))
 }
 
-/// `a`, `a, then b`, `a, then b, then c`.
-fn join_then(p: &[String]) -> String {
-    p.join(", then ")
-}
-
+/// Anything else the agent sent, cut to a readable length.
 fn cut(s: &str) -> String {
-    cut_to(s, 300)
-}
-
-fn cut_to(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max).collect();
-    out.push('…');
-    out
+    iamalive_core::text::cut_chars_marked(s, 300)
 }
 
 #[cfg(test)]
@@ -207,22 +116,17 @@ mod tests {
     }
 
     #[test]
-    fn an_agent_report_reads_as_a_sentence() {
+    fn an_agent_report_reads_as_core_tells_it_in_the_dashboards_zone() {
         let raw = r#"{"since":"2026-11-26T03:12:00Z","failed_attempts":14,"failures":[
             {"kind":"connect","detail":"connection refused","first":"2026-11-26T03:58:00Z","last":"2026-11-26T04:02:00Z","count":2},
             {"kind":"dns","detail":"","first":"2026-11-26T03:12:00Z","last":"2026-11-26T03:55:00Z","count":12}]}"#;
-        let (text, stretch) = report(raw, at("2026-11-26T05:00:00Z"), Tz::UTC);
         assert_eq!(
-            text,
-            "could not reach the watcher from 03:12 to 04:02: DNS lookups failed 12 times, \
-             then the connection failed twice (connection refused)."
+            report(raw, Tz::Europe__Berlin),
+            "Could not reach the watcher from 04:12 to 05:02 CET: DNS lookups failed 12 times, \
+             then the connection was refused twice."
         );
-        assert_eq!(
-            stretch,
-            Some((at("2026-11-26T03:12:00Z"), at("2026-11-26T04:02:00Z")))
-        );
-        let (text, stretch) = report(r#"{"note":"x"}"#, at("2026-11-26T05:00:00Z"), Tz::UTC);
-        assert_eq!(text, r#"{"note":"x"}"#);
-        assert!(stretch.is_none());
+        assert_eq!(report(r#"{"note":"x"}"#, Tz::UTC), r#"{"note":"x"}"#);
+        let long = "x".repeat(400);
+        assert_eq!(report(&long, Tz::UTC).chars().count(), 301);
     }
 }

@@ -1,0 +1,670 @@
+//! One notice per outage of a group: the pure transitions.
+//!
+//! A host of a group that owes an alarm, a reminder or an all-clear does not
+//! hand it to the channels at once: the [`Monitor`](crate::Monitor) first
+//! asks the group's record ([`consult`]) what to do with it:
+//!
+//! | group phase | the host's notice | verdict |
+//! |---|---|---|
+//! | quiet | alarm | the host is *held*; the group starts gathering until the host's deadline plus the group `wait`: **hold** until then |
+//! | gathering, before its end | alarm | held with the others: **hold** |
+//! | gathering, its end reached | any | the group must be [`resolve`]d first: **resolve** |
+//! | outage (or ending) | alarm | the host joins the outage (named in the next group reminder): **absorbed** |
+//! | outage (or ending) | reminder of a member | the group's reminders cover it: **absorbed** |
+//! | outage (or ending) | all-clear of a member | it is counted back: **absorbed** |
+//! | any | a host alone (its group's hold ended with fewer than `min_hosts` silent, or left over when the group came back), or not a member | **alone**: the host's own notice goes out |
+//!
+//! [`resolve`] ends a gathering: with at least `min_hosts` of the held
+//! hosts still silent the group is in an *outage* and owes **one** group
+//! alarm naming each of them; otherwise each held host is *alone* and its
+//! own alarm goes out when it next asks. A held host that beat again before
+//! the end was never told about (its alarm was dropped by its own record)
+//! and is left out.
+//!
+//! While in an outage the group owes its own reminders, throttled by the
+//! policy of its first member, naming every host still silent (the ones
+//! that joined since marked as new). When the hosts still silent are fewer
+//! than `min_hosts` the group is *ending*: after one more `wait` (for
+//! stragglers) it owes one group all-clear naming who came back, how long
+//! the site was dark and what the agents reported; a host still silent then
+//! is *alone* and the group owes that host's own alarm right after. When
+//! every member is back the all-clear goes at once.
+//!
+//! The group's notices sit in its record's outbox queue, delivered under a
+//! lease and settled per channel exactly like a host's
+//! ([`crate::decide::apply_round`]); the record is written with
+//! compare-and-swap on its `version`, so several monitors on one store send
+//! each group notice once, and a monitor that dies mid-delivery leaves it
+//! owed for the next.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::decide::{ChannelOutcome, RetryPolicy, Round, apply_round};
+use crate::model::{add, since};
+use crate::{GroupName, HostId, HostRecord, Lease, Notice, NoticeKind, Outbox, Policy, Timestamp};
+
+/// The default `min_hosts`: two hosts of a group silent together are a
+/// group outage.
+pub const DEFAULT_MIN_HOSTS: u32 = 2;
+/// The default group `wait`.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// How one group gathers its hosts' outages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupPolicy {
+    /// How many hosts of the group falling silent together make a group
+    /// outage (at least 1).
+    pub min_hosts: u32,
+    /// The longest the first notice of a group outage is held to gather the
+    /// hosts that fall silent with it, counted from the first host's
+    /// deadline; also how long the group waits for stragglers before its
+    /// all-clear.
+    pub wait: Duration,
+}
+
+impl Default for GroupPolicy {
+    fn default() -> Self {
+        Self {
+            min_hosts: DEFAULT_MIN_HOSTS,
+            wait: DEFAULT_WAIT,
+        }
+    }
+}
+
+/// Where a group is in its outage cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum GroupPhase {
+    /// No outage: nothing held.
+    Quiet,
+    /// Hosts are held until `until` to see whether more fall silent.
+    Gathering {
+        /// When the hold ends (the first held host's deadline plus `wait`).
+        until: Timestamp,
+    },
+    /// A group outage: the group alarm went out (or is owed).
+    Outage,
+    /// Fewer than `min_hosts` are still silent; the all-clear goes at
+    /// `until` unless the silent ones grow again.
+    Ending {
+        /// When the all-clear is owed.
+        until: Timestamp,
+    },
+}
+
+/// What became of one host in its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fate {
+    /// Its alarm is held while the group gathers.
+    Held,
+    /// It is part of the group's outage: the group speaks for it.
+    Outage,
+    /// It is on its own: its notices go out as they are.
+    Alone,
+}
+
+/// One host as its group's record knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The host.
+    pub host: HostId,
+    /// Its outage as its own notices name it.
+    pub outage_id: String,
+    /// What became of it.
+    pub fate: Fate,
+    /// Its last heartbeat before the silence.
+    pub last_seen: Timestamp,
+    /// Its deadline (when it was declared missing).
+    pub missing_since: Timestamp,
+    /// The heartbeat that ended its silence, once back.
+    #[serde(default)]
+    pub back_at: Option<Timestamp>,
+    /// The agent's account of the outage, sent when it came back.
+    #[serde(default)]
+    pub report: Option<String>,
+    /// Whether a group notice has named it yet.
+    #[serde(default)]
+    pub named: bool,
+}
+
+/// A group's outage state: stored beside the hosts, swapped with
+/// compare-and-swap on `version`, due for the sweep at `due_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// The group.
+    pub group: GroupName,
+    /// Bumped by every write.
+    pub version: u64,
+    /// When the sweep must next look at it (`None`: only a host's notice
+    /// wakes it).
+    pub due_at: Option<Timestamp>,
+    /// Where it is.
+    #[serde(flatten)]
+    pub phase: GroupPhase,
+    /// The current outage's id (`site:<group>@<ms>`), shared by its notices.
+    #[serde(default)]
+    pub outage_id: Option<String>,
+    /// The first member's deadline: when the site went dark.
+    #[serde(default)]
+    pub since: Option<Timestamp>,
+    /// Hosts held, in the outage, or alone.
+    #[serde(default)]
+    pub members: Vec<Member>,
+    /// Group alarms and reminders delivered in this outage.
+    #[serde(default)]
+    pub alarm_count: u32,
+    /// When the last group alarm or reminder was delivered.
+    #[serde(default)]
+    pub last_alarm: Option<Timestamp>,
+    /// Notices owed, delivered in order (the first is the one in flight).
+    #[serde(default)]
+    pub outbox: Vec<Outbox>,
+}
+
+impl GroupRecord {
+    /// A quiet group with nothing stored yet (version 0: create on swap).
+    pub fn new(group: GroupName) -> Self {
+        Self {
+            group,
+            version: 0,
+            due_at: None,
+            phase: GroupPhase::Quiet,
+            outage_id: None,
+            since: None,
+            members: Vec::new(),
+            alarm_count: 0,
+            last_alarm: None,
+            outbox: Vec::new(),
+        }
+    }
+
+    fn member(&self, host: &HostId) -> Option<&Member> {
+        self.members.iter().find(|m| &m.host == host)
+    }
+
+    fn member_mut(&mut self, host: &HostId) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| &m.host == host)
+    }
+
+    /// Members of the outage still silent.
+    pub fn silent(&self) -> impl Iterator<Item = &Member> {
+        self.members
+            .iter()
+            .filter(|m| m.fate == Fate::Outage && m.back_at.is_none())
+    }
+}
+
+/// What the monitor does with a grouped host's owed notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep it owed, undelivered, until then.
+    Hold(Timestamp),
+    /// The group speaks for it: settle it as delivered, send nothing.
+    Absorbed,
+    /// Deliver it as it is.
+    Alone,
+    /// The group's gathering is over: [`resolve`] it, then ask again.
+    Resolve,
+}
+
+/// Asks `g` what to do with `notice`, a host's alarm, reminder or
+/// all-clear, at `now`: the group record to write (if it changed) and the
+/// verdict. See the [module table](self).
+pub fn consult(
+    g: &GroupRecord,
+    notice: &Notice,
+    now: Timestamp,
+    gp: &GroupPolicy,
+    policy: &Policy,
+) -> (Option<GroupRecord>, Verdict) {
+    let mut next = g.clone();
+    let host = &notice.host;
+    let known = g
+        .member(host)
+        .filter(|m| m.outage_id == notice.outage_id)
+        .map(|m| m.fate);
+    let verdict = match (notice.kind, known, g.phase) {
+        (NoticeKind::Alarm, None, GroupPhase::Quiet) => {
+            let until = add(notice.missing_since, gp.wait);
+            next.members.retain(|m| &m.host != host);
+            next.members.push(member_of(notice, Fate::Held));
+            next.phase = GroupPhase::Gathering { until };
+            next.since = Some(notice.missing_since);
+            if until <= now {
+                Verdict::Resolve
+            } else {
+                Verdict::Hold(until)
+            }
+        }
+        (_, _, GroupPhase::Gathering { until }) if until <= now => Verdict::Resolve,
+        (NoticeKind::Alarm, None | Some(Fate::Held), GroupPhase::Gathering { until }) => {
+            next.members.retain(|m| &m.host != host);
+            next.members.push(member_of(notice, Fate::Held));
+            Verdict::Hold(until)
+        }
+        (NoticeKind::Alarm, None, GroupPhase::Outage | GroupPhase::Ending { .. }) => {
+            next.members.retain(|m| &m.host != host);
+            next.members.push(member_of(notice, Fate::Outage));
+            recount(&mut next, now, gp, policy);
+            Verdict::Absorbed
+        }
+        (NoticeKind::Alarm | NoticeKind::Reminder, Some(Fate::Outage), _) => Verdict::Absorbed,
+        (NoticeKind::Recovery, Some(Fate::Outage), _) => {
+            if let Some(m) = next.member_mut(host) {
+                m.back_at = Some(notice.recovered_at.unwrap_or(now));
+                m.report.clone_from(&notice.report);
+            }
+            recount(&mut next, now, gp, policy);
+            Verdict::Absorbed
+        }
+        (NoticeKind::Recovery, Some(Fate::Alone), _) => {
+            next.members.retain(|m| &m.host != host);
+            Verdict::Alone
+        }
+        _ => Verdict::Alone,
+    };
+    next.due_at = due_at(&next, policy);
+    let changed = next != *g;
+    (changed.then_some(next), verdict)
+}
+
+fn member_of(n: &Notice, fate: Fate) -> Member {
+    Member {
+        host: n.host.clone(),
+        outage_id: n.outage_id.clone(),
+        fate,
+        last_seen: n.last_seen,
+        missing_since: n.missing_since,
+        back_at: None,
+        report: None,
+        named: false,
+    }
+}
+
+/// Ends a gathering whose hold is over (`now` at or past its end): with at
+/// least `min_hosts` held hosts `still_silent` the group is in an outage
+/// and owes one group alarm naming them; otherwise each is alone. A held
+/// host no longer silent is dropped (it came back before anyone was told).
+/// `None` when `g` is not a gathering past its end.
+pub fn resolve(
+    g: &GroupRecord,
+    now: Timestamp,
+    gp: &GroupPolicy,
+    policy: &Policy,
+    still_silent: impl Fn(&Member) -> bool,
+) -> Option<GroupRecord> {
+    let GroupPhase::Gathering { until } = g.phase else {
+        return None;
+    };
+    if now < until {
+        return None;
+    }
+    let mut next = g.clone();
+    next.members
+        .retain(|m| m.fate != Fate::Held || still_silent(m));
+    let held = next.members.iter().filter(|m| m.fate == Fate::Held).count();
+    if held >= gp.min_hosts.max(1) as usize {
+        let since = next
+            .members
+            .iter()
+            .filter(|m| m.fate == Fate::Held)
+            .map(|m| m.missing_since)
+            .min()
+            .unwrap_or(now);
+        for m in &mut next.members {
+            if m.fate == Fate::Held {
+                m.fate = Fate::Outage;
+            }
+        }
+        next.phase = GroupPhase::Outage;
+        next.since = Some(since);
+        next.outage_id = Some(format!("site:{}@{}", g.group, since.timestamp_millis()));
+        next.alarm_count = 0;
+        next.last_alarm = None;
+        let n = group_notice(&mut next, NoticeKind::Alarm, now, policy);
+        next.outbox.push(Outbox::new(n));
+    } else {
+        for m in &mut next.members {
+            if m.fate == Fate::Held {
+                m.fate = Fate::Alone;
+            }
+        }
+        next.phase = GroupPhase::Quiet;
+        next.since = None;
+    }
+    next.due_at = due_at(&next, policy);
+    Some(next)
+}
+
+/// After a member came back or joined: an outage with fewer than
+/// `min_hosts` silent is ending (all back: at once); one with enough again
+/// is an outage again.
+fn recount(g: &mut GroupRecord, now: Timestamp, gp: &GroupPolicy, policy: &Policy) {
+    let silent = g.silent().count();
+    match g.phase {
+        GroupPhase::Outage | GroupPhase::Ending { .. } if silent == 0 => {
+            finish(g, now, policy);
+        }
+        GroupPhase::Outage if silent < gp.min_hosts.max(1) as usize => {
+            g.phase = GroupPhase::Ending {
+                until: add(now, gp.wait),
+            };
+        }
+        GroupPhase::Ending { .. } if silent >= gp.min_hosts.max(1) as usize => {
+            g.phase = GroupPhase::Outage;
+        }
+        _ => {}
+    }
+}
+
+/// The group is back: one all-clear owed for the members that came back,
+/// then each member still silent is alone and owed its own alarm.
+fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
+    let alarm = |o: &Outbox| o.notice.kind == NoticeKind::Alarm && o.notice.is_group();
+    // Told, or perhaps told (a lease was taken): the all-clear is owed.
+    let told = g.alarm_count > 0
+        || g.outbox
+            .iter()
+            .any(|o| alarm(o) && (!o.delivered.is_empty() || o.lease.is_some()));
+    if told {
+        let n = group_notice(g, NoticeKind::Recovery, now, policy);
+        g.outbox.push(Outbox::new(n));
+    } else {
+        // Nobody was told of this outage: its alarm is dropped with it.
+        g.outbox.retain(|o| !alarm(o));
+    }
+    let left: Vec<Member> = g.silent().cloned().collect();
+    for m in left {
+        let n = Notice {
+            id: format!("{}/alarm/1", m.outage_id),
+            outage_id: m.outage_id.clone(),
+            kind: NoticeKind::Alarm,
+            host: m.host.clone(),
+            created_at: now,
+            last_seen: m.last_seen,
+            missing_since: m.missing_since,
+            recovered_at: None,
+            silent_for: since(now, m.last_seen),
+            alarm_count: 1,
+            next_reminder: policy.reminder_after(1).map(|w| add(now, w)),
+            message: None,
+            report: None,
+            blind: None,
+            group: Some(g.group.clone()),
+            hosts: Vec::new(),
+            job: None,
+        };
+        g.outbox.push(Outbox::new(n));
+    }
+    g.members
+        .retain(|m| m.fate == Fate::Alone || m.back_at.is_none());
+    for m in &mut g.members {
+        m.fate = Fate::Alone;
+    }
+    g.phase = GroupPhase::Quiet;
+    g.since = None;
+    g.outage_id = None;
+    g.alarm_count = 0;
+    g.last_alarm = None;
+}
+
+/// One host as a group notice names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupHost {
+    /// The host.
+    pub host: HostId,
+    /// Its last heartbeat before the silence.
+    pub last_seen: Timestamp,
+    /// How long it was (or has been) silent.
+    #[serde(with = "humantime_serde")]
+    pub silent_for: Duration,
+    /// For an all-clear: the agent's account of the outage.
+    #[serde(default)]
+    pub report: Option<String>,
+    /// Whether it joined since the previous group notice.
+    #[serde(default)]
+    pub new: bool,
+    /// For an all-clear: when it came back (`None`: still silent).
+    #[serde(default)]
+    pub back_at: Option<Timestamp>,
+}
+
+/// The group notice of `kind` for `g` at `now`, marking every member it
+/// names as named. An alarm or reminder names the members still silent; an
+/// all-clear every member of the outage, back or not.
+fn group_notice(g: &mut GroupRecord, kind: NoticeKind, now: Timestamp, policy: &Policy) -> Notice {
+    let outage_id = g
+        .outage_id
+        .clone()
+        .unwrap_or_else(|| format!("site:{}@{}", g.group, now.timestamp_millis()));
+    let since_at = g.since.unwrap_or(now);
+    let mut hosts = Vec::new();
+    for m in g.members.iter_mut().filter(|m| m.fate == Fate::Outage) {
+        if kind != NoticeKind::Recovery && m.back_at.is_some() {
+            continue;
+        }
+        hosts.push(GroupHost {
+            host: m.host.clone(),
+            last_seen: m.last_seen,
+            silent_for: since(m.back_at.unwrap_or(now), m.last_seen),
+            report: if kind == NoticeKind::Recovery {
+                m.report.clone()
+            } else {
+                None
+            },
+            new: kind != NoticeKind::Alarm && !m.named,
+            back_at: m.back_at,
+        });
+        m.named = true;
+    }
+    hosts.sort_by(|a, b| a.host.cmp(&b.host));
+    let count = match kind {
+        NoticeKind::Alarm => 1,
+        NoticeKind::Reminder => g.alarm_count + 1,
+        _ => g.alarm_count.max(1),
+    };
+    let last_back = hosts.iter().filter_map(|h| h.back_at).max();
+    let first_seen = hosts.iter().map(|h| h.last_seen).min().unwrap_or(since_at);
+    let id = match kind {
+        NoticeKind::Recovery => format!("{outage_id}/recovery"),
+        _ => format!("{outage_id}/{kind}/{count}"),
+    };
+    Notice {
+        id,
+        outage_id,
+        kind,
+        host: hosts
+            .first()
+            .map_or_else(|| g.members[0].host.clone(), |h| h.host.clone()),
+        created_at: now,
+        last_seen: first_seen,
+        missing_since: since_at,
+        recovered_at: if kind == NoticeKind::Recovery {
+            Some(last_back.unwrap_or(now))
+        } else {
+            None
+        },
+        silent_for: since(
+            if kind == NoticeKind::Recovery {
+                last_back.unwrap_or(now)
+            } else {
+                now
+            },
+            first_seen,
+        ),
+        alarm_count: count,
+        next_reminder: if kind == NoticeKind::Recovery {
+            None
+        } else {
+            policy.reminder_after(count).map(|w| add(now, w))
+        },
+        message: None,
+        report: if kind == NoticeKind::Recovery {
+            summarise_reports(&hosts)
+        } else {
+            None
+        },
+        blind: None,
+        group: Some(g.group.clone()),
+        hosts,
+        job: None,
+    }
+}
+
+/// What the agents reported from inside, one line per distinct account
+/// with how many agents gave it: "8 agents: …; 2 agents: …". `None` when
+/// no agent sent a report.
+fn summarise_reports(hosts: &[GroupHost]) -> Option<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for h in hosts {
+        let Some(r) = &h.report else { continue };
+        let text = crate::describe_report(r, h.back_at).unwrap_or_else(|| r.clone());
+        match counts.iter_mut().find(|(t, _)| *t == text) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((text, 1)),
+        }
+    }
+    if counts.is_empty() {
+        return None;
+    }
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    let parts: Vec<String> = counts
+        .into_iter()
+        .map(|(t, n)| {
+            let who = if n == 1 {
+                "1 agent".to_owned()
+            } else {
+                format!("{n} agents")
+            };
+            format!("{who}: {t}")
+        })
+        .collect();
+    Some(parts.join("\n"))
+}
+
+/// When the sweep must look at `g` next: the owed notice's next attempt or
+/// lease end, the gathering's or the ending's end, the next reminder.
+fn due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
+    if let Some(ob) = g.outbox.first() {
+        return Some(match &ob.lease {
+            Some(l) => l.until.max(ob.next_attempt),
+            None => ob.next_attempt,
+        });
+    }
+    match g.phase {
+        GroupPhase::Quiet => None,
+        GroupPhase::Gathering { until } | GroupPhase::Ending { until } => Some(until),
+        GroupPhase::Outage => g
+            .last_alarm
+            .zip(policy.reminder_after(g.alarm_count))
+            .map(|(last, wait)| add(last, wait)),
+    }
+}
+
+/// One monitor step on a group at `now` (its gathering already
+/// [`resolve`]d): an ending whose wait is over finishes, a reminder comes
+/// due, and the first owed notice is leased to `owner` if deliverable.
+/// Returns the record to write (if changed or due) and the outbox leased.
+pub fn step(
+    g: &GroupRecord,
+    now: Timestamp,
+    policy: &Policy,
+    owner: &str,
+    lease: Duration,
+) -> (Option<GroupRecord>, Option<Outbox>) {
+    let mut next = g.clone();
+    match next.phase {
+        GroupPhase::Ending { until } if until <= now && next.outbox.is_empty() => {
+            finish(&mut next, now, policy);
+        }
+        GroupPhase::Outage if next.outbox.is_empty() => {
+            let at = next
+                .last_alarm
+                .zip(policy.reminder_after(next.alarm_count))
+                .map(|(last, wait)| add(last, wait));
+            if at.is_some_and(|at| at <= now) {
+                let n = group_notice(&mut next, NoticeKind::Reminder, now, policy);
+                next.outbox.push(Outbox::new(n));
+            }
+        }
+        _ => {}
+    }
+    let mut leased = None;
+    if let Some(ob) = next.outbox.first_mut()
+        && !ob.leased_at(now)
+        && ob.next_attempt <= now
+    {
+        ob.lease = Some(Lease {
+            owner: owner.to_owned(),
+            until: add(now, lease),
+        });
+        leased = Some(ob.clone());
+    }
+    next.due_at = due_at(&next, policy);
+    if next == *g && next.due_at.is_none_or(|d| d > now) {
+        return (None, None);
+    }
+    (Some(next), leased)
+}
+
+/// Applies a delivery round of the group's first owed notice; once every
+/// channel is done with it the notice takes effect (a group alarm or
+/// reminder restarts the throttle) and the next owed one moves up. `None`
+/// when `g` no longer owes that notice first.
+pub fn settle(
+    g: &GroupRecord,
+    round: &Round<'_>,
+    now: Timestamp,
+    policy: &Policy,
+    retry: &RetryPolicy,
+) -> Option<GroupRecord> {
+    let mut next = g.clone();
+    let ob = next
+        .outbox
+        .first_mut()
+        .filter(|o| o.notice.id == round.notice_id)?;
+    if apply_round(ob, round, now, retry) {
+        next.due_at = due_at(&next, policy);
+        return Some(next);
+    }
+    let done = next.outbox.remove(0);
+    if matches!(done.notice.kind, NoticeKind::Alarm | NoticeKind::Reminder)
+        && !done.notice.hosts.is_empty()
+        && matches!(next.phase, GroupPhase::Outage | GroupPhase::Ending { .. })
+    {
+        next.alarm_count += 1;
+        next.last_alarm = Some(now);
+    }
+    next.due_at = due_at(&next, policy);
+    Some(next)
+}
+
+/// A host's leased notice held back by its group until `until`: the lease
+/// released, the next attempt (and so `due_at`) at `until`. `None` when
+/// `r` no longer owes that notice.
+pub fn hold_host(r: &HostRecord, notice_id: &str, until: Timestamp) -> Option<HostRecord> {
+    let mut next = r.clone();
+    let ob = next
+        .outbox
+        .as_deref_mut()
+        .filter(|o| o.notice.id == notice_id)?;
+    ob.lease = None;
+    ob.next_attempt = until;
+    next.due_at = Some(until);
+    Some(next)
+}
+
+/// Every channel in `targets` took the notice (used to settle a host's
+/// notice the group absorbed).
+pub fn all_delivered(targets: &[String]) -> Vec<(String, ChannelOutcome)> {
+    targets
+        .iter()
+        .map(|c| (c.clone(), ChannelOutcome::Delivered))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,120 @@
+//! Group outage records: one row per group in `groups` (migration 3), its
+//! state as JSON, swapped with compare-and-swap on `version`, indexed by
+//! `due_at` like the hosts.
+
+use iamalive_core::{GroupName, GroupRecord, StoreError, Timestamp};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::codec::{from_ts, opt_ts, ts};
+use crate::{STORE, SqliteStore, sqlite_error};
+
+fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        store: STORE,
+        key: format!("groups.{key}"),
+        reason: reason.into(),
+    }
+}
+
+fn decode(name: &str, version: i64, body: &str) -> Result<GroupRecord, StoreError> {
+    let mut g: GroupRecord = serde_json::from_str(body)
+        .map_err(|e| corrupt(name, format!("not a group record: {e}")))?;
+    g.version = u64::try_from(version).map_err(|_| corrupt(name, "negative version"))?;
+    Ok(g)
+}
+
+fn swap(conn: &Connection, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
+    let body = serde_json::to_string(next).map_err(|e| StoreError::InvalidInput {
+        store: STORE,
+        reason: format!("group record cannot be written as JSON: {e}"),
+    })?;
+    let name = next.group.as_str();
+    let version = i64::try_from(next.version).map_err(|_| corrupt(name, "version too large"))?;
+    let expected = i64::try_from(expected).map_err(|_| corrupt(name, "version too large"))?;
+    let due = opt_ts(next.due_at);
+    let changed = if expected == 0 {
+        conn.prepare_cached(
+            "INSERT INTO groups (name, version, due_at, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .and_then(|mut s| s.execute(params![name, version, due, body]))
+    } else {
+        conn.prepare_cached(
+            "UPDATE groups SET version = ?2, due_at = ?3, body = ?4
+             WHERE name = ?1 AND version = ?5",
+        )
+        .and_then(|mut s| s.execute(params![name, version, due, body, expected]))
+    }
+    .map_err(sqlite_error)?;
+    Ok(changed == 1)
+}
+
+impl SqliteStore {
+    pub(crate) async fn group(&self, g: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
+        let name = g.as_str().to_owned();
+        self.read(move |conn| {
+            let row: Option<(i64, String)> = conn
+                .prepare_cached("SELECT version, body FROM groups WHERE name = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&name], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(sqlite_error)?;
+            row.map(|(v, body)| decode(&name, v, &body)).transpose()
+        })
+        .await
+    }
+
+    pub(crate) async fn swap_group_row(
+        &self,
+        expected: u64,
+        next: &GroupRecord,
+    ) -> Result<bool, StoreError> {
+        let next = next.clone();
+        self.write(move |conn| swap(conn, expected, &next)).await
+    }
+
+    pub(crate) async fn groups_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<GroupRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT name, version, body FROM groups
+                     WHERE due_at IS NOT NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2",
+                )
+                .map_err(sqlite_error)?;
+            let rows = stmt
+                .query_map(params![ts(now), limit], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(sqlite_error)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (name, v, body) = row.map_err(sqlite_error)?;
+                out.push(decode(&name, v, &body)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub(crate) async fn group_next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT due_at FROM groups WHERE due_at IS NOT NULL ORDER BY due_at LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)).optional())
+            .map(|v| v.map(from_ts))
+            .map_err(sqlite_error)
+        })
+        .await
+    }
+}
