@@ -10,9 +10,9 @@ use iamalive_agent::{
     Agent, AgentConfig, Attempt, Backoff, Budget, Maintenance, ProxyChoice, Signal, endpoint,
     parse_proxy, run,
 };
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::filter::Targets;
 use tracing_subscriber::{Layer, Registry};
 
 /// Sends heartbeats to an iamalive server.
