@@ -177,6 +177,18 @@ pub struct Signal {
     pub rid: Option<String>,
 }
 
+/// Makes rustls's `ring` provider the process's default, unless one is
+/// installed already. The agent's reqwest is built without a provider of
+/// its own (aws-lc-rs alone is larger than the rest of the agent); where
+/// the workspace's other crates bring aws-lc-rs into the same build, the
+/// agent still uses `ring`, so it behaves the same in every build.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err: another thread installed one meanwhile, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 impl Agent {
     /// An agent with its own HTTP client (rustls, the given timeout).
     pub fn new(config: AgentConfig) -> Result<Agent, AgentError> {
@@ -199,6 +211,7 @@ impl Agent {
         // The proxy is resolved once, here, and given to the client
         // explicitly, so the agent knows which proxy it goes through.
         let proxy_url = resolve(&config.proxy, &config.url)?;
+        install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)

@@ -10,9 +10,10 @@ use iamalive_agent::{
     Agent, AgentConfig, Attempt, Backoff, Budget, Maintenance, ProxyChoice, Signal, endpoint,
     parse_proxy, run,
 };
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer, Registry};
+use tracing_subscriber::{Layer, Registry};
 
 /// Sends heartbeats to an iamalive server.
 #[derive(Debug, Parser)]
@@ -159,14 +160,32 @@ where
     }
 }
 
+/// The log filter: `RUST_LOG` when it is set and valid, else `--log`.
+/// Either is a bare level (`info`) or comma-separated `target=level`
+/// directives (`warn,iamalive_agent=debug`). A `Targets` filter rather
+/// than an `EnvFilter`: the agent needs no span or field filters, and
+/// leaving out `EnvFilter`'s regular expressions keeps the binary small.
+fn log_filter(args: &Args) -> Result<Targets, String> {
+    if let Some(Ok(t)) = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.parse::<Targets>())
+    {
+        return Ok(t);
+    }
+    args.log
+        .parse()
+        .map_err(|e| format!("--log {:?}: {e}", args.log))
+}
+
 fn init_logging(args: &Args) -> Result<(), String> {
-    let filter = || EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log));
+    let filter = || log_filter(args);
     // Colours only where a person reads them: a terminal, without NO_COLOR.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut outputs = vec![
         output(args.log_format, colour, std::io::stderr)
-            .with_filter(filter().map_err(|e| format!("--log {:?}: {e}", args.log))?)
+            .with_filter(filter()?)
             .boxed(),
     ];
     if let Some(p) = &args.log_file {
@@ -177,7 +196,7 @@ fn init_logging(args: &Args) -> Result<(), String> {
             .map_err(|e| format!("--log-file {}: {e}", p.display()))?;
         outputs.push(
             output(args.log_format, false, std::sync::Mutex::new(f))
-                .with_filter(filter().map_err(|e| e.to_string())?)
+                .with_filter(filter()?)
                 .boxed(),
         );
     }
