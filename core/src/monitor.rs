@@ -703,7 +703,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         let results = futures::future::join_all(owed.map(|c| async move {
             let outcome = match c.deliver(notice).await {
                 Ok(()) => {
-                    tracing::info!(channel = c.name(), host = %notice.host, kind = %notice.kind, id = %notice.id, "notice delivered");
+                    match notice.group.as_ref().filter(|_| notice.is_group()) {
+                        Some(g) => tracing::info!(channel = c.name(), group = %g, hosts = notice.hosts.len(), kind = %notice.kind, id = %notice.id, "group notice delivered"),
+                        None => tracing::info!(channel = c.name(), host = %notice.host, kind = %notice.kind, id = %notice.id, "notice delivered"),
+                    }
                     ChannelOutcome::Delivered
                 }
                 Err(e) => {

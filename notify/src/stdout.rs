@@ -93,6 +93,27 @@ impl StdoutNotifier {
                 }
             }
         }
+        // A group notice names each of its hosts, so the one line still
+        // says who is dark.
+        if notice.is_group() {
+            let recovery = notice.kind == NoticeKind::Recovery;
+            let hosts: Vec<String> = notice
+                .hosts
+                .iter()
+                .map(|h| {
+                    let mut d = format!("{} (last seen {}", h.host, ts(&h.last_seen));
+                    if h.new {
+                        d.push_str(", new");
+                    }
+                    if recovery && h.back_at.is_none() {
+                        d.push_str(", still silent");
+                    }
+                    d.push(')');
+                    d
+                })
+                .collect();
+            s.push_str(&format!(", hosts: {}", hosts.join(", ")));
+        }
         if let Some(why) = &notice.blind {
             s.push_str(&format!(", watcher note: {}", one_line(why)));
         }
@@ -201,6 +222,28 @@ mod tests {
         let l = StdoutNotifier::line(&grouped);
         assert!(
             l.starts_with("[iamalive] ALARM build-01 (site office-berlin): silent for 10m"),
+            "{l}"
+        );
+        // A group notice names each host.
+        let mut site = grouped.clone();
+        site.hosts = ["ber-1", "ber-2"]
+            .iter()
+            .map(|h| iamalive_core::group_outage::GroupHost {
+                host: HostId::new(h).unwrap(),
+                last_seen: t,
+                silent_for: Duration::from_secs(600),
+                report: None,
+                new: *h == "ber-2",
+                back_at: None,
+            })
+            .collect();
+        let l = StdoutNotifier::line(&site);
+        assert!(
+            l.starts_with("[iamalive] ALARM site office-berlin: 2 hosts silent"),
+            "{l}"
+        );
+        assert!(
+            l.contains(", hosts: ber-1 (last seen 2024-05-01T12:00:00Z), ber-2 (last seen 2024-05-01T12:00:00Z, new)"),
             "{l}"
         );
     }
