@@ -174,6 +174,12 @@ impl HostPattern {
         self.glob.matches(host.as_str())
     }
 
+    /// Whether a group name (a site, folded to lowercase like a host id)
+    /// matches: routes use the same glob for `groups` as for `hosts`.
+    pub fn matches_group(&self, group: &crate::GroupName) -> bool {
+        self.glob.matches(group.as_str())
+    }
+
     /// The pattern as written (lowercased).
     pub fn as_str(&self) -> &str {
         &self.text

@@ -1,7 +1,10 @@
 //! Routes: which channels a host's notice goes to.
 //!
 //! The rule is pure and small: routes are tried in order and the first
-//! whose host pattern and kinds match the notice decides its channels; a
+//! whose host pattern, group pattern and kinds match the notice decides its
+//! channels (a route with `groups` matches only notices of a grouped host or
+//! a group's outage; a group notice matches `hosts` when one of the hosts it
+//! names does); a
 //! notice no route matches goes to every channel, so a gap in the routes
 //! never drops a notice. Watcher notices (degraded, restored, test) are
 //! about the watcher, not a host, and always go to every channel.
@@ -17,6 +20,11 @@ pub struct Route {
     /// The hosts this route is for; every host when `None`.
     #[serde(default)]
     pub hosts: Option<HostPattern>,
+    /// The groups (sites) this route is for, as a glob over group names
+    /// (`"office-*"`); every notice when `None`, only notices of a host in
+    /// a matching group (or of that group's outage) otherwise.
+    #[serde(default)]
+    pub groups: Option<HostPattern>,
     /// The notice kinds this route is for (`alarm`, `reminder`,
     /// `recovery`); every kind when `None`.
     #[serde(default)]
@@ -28,7 +36,19 @@ pub struct Route {
 impl Route {
     /// Whether this route decides where `notice` goes.
     pub fn matches(&self, notice: &Notice) -> bool {
-        self.hosts.as_ref().is_none_or(|p| p.matches(&notice.host))
+        let group = notice.group.as_ref();
+        // A group notice concerns every host it names: `hosts` matches it
+        // when one of them matches.
+        self.hosts.as_ref().is_none_or(|p| {
+            if notice.is_group() {
+                notice.hosts.iter().any(|h| p.matches(&h.host))
+            } else {
+                p.matches(&notice.host)
+            }
+        }) && self
+            .groups
+            .as_ref()
+            .is_none_or(|p| group.is_some_and(|g| p.matches_group(g)))
             && self.kinds.as_ref().is_none_or(|k| k.contains(&notice.kind))
     }
 }
@@ -115,6 +135,7 @@ mod tests {
     fn route(hosts: Option<&str>, kinds: Option<&[NoticeKind]>, channels: &[&str]) -> Route {
         Route {
             hosts: hosts.map(|h| HostPattern::new(h).unwrap()),
+            groups: None,
             kinds: kinds.map(<[_]>::to_vec),
             channels: channels.iter().map(|c| (*c).to_owned()).collect(),
         }
@@ -148,6 +169,50 @@ mod tests {
             all
         );
         assert!(routable(NoticeKind::Reminder) && !routable(NoticeKind::Test));
+    }
+
+    #[test]
+    fn groups_route_grouped_hosts_and_group_notices() {
+        let all = names(&["email", "berlin", "dba"]);
+        let by_site = Route {
+            groups: Some(HostPattern::new("office-*").unwrap()),
+            ..route(None, None, &["berlin"])
+        };
+        let routes = Routes::new(vec![route(Some("db-*"), None, &["dba"]), by_site], &all).unwrap();
+        let grouped = |h: &str, g: Option<&str>| {
+            let mut n = notice(h, NoticeKind::Alarm);
+            n.group = g.map(|g| crate::GroupName::new(g).unwrap());
+            n
+        };
+        // A grouped host's own notice goes by its group.
+        assert_eq!(
+            routes.channels_for(&grouped("ber-1", Some("office-berlin")), &all),
+            ["berlin"]
+        );
+        // A host of no group, or of another group, is not matched by it.
+        assert_eq!(routes.channels_for(&grouped("web-1", None), &all), all);
+        assert_eq!(
+            routes.channels_for(&grouped("web-1", Some("dc-1")), &all),
+            all
+        );
+        // A group notice: matched by its group, and by `hosts` when one of
+        // the hosts it names matches.
+        let mut site = grouped("ber-1", Some("office-berlin"));
+        site.hosts = ["ber-1", "ber-2"]
+            .iter()
+            .map(|h| crate::group_outage::GroupHost {
+                host: HostId::new(h).unwrap(),
+                last_seen: site.last_seen,
+                silent_for: std::time::Duration::from_secs(60),
+                report: None,
+                new: false,
+                back_at: None,
+            })
+            .collect();
+        assert!(site.is_group());
+        assert_eq!(routes.channels_for(&site, &all), ["berlin"]);
+        site.hosts[1].host = HostId::new("db-9").unwrap();
+        assert_eq!(routes.channels_for(&site, &all), ["dba"]);
     }
 
     #[test]
