@@ -656,7 +656,7 @@ async fn up_heartbeat_rearms_the_due_index_lazily_never_late() {
     assert_eq!(r.message.as_deref(), Some("kept due, new message"));
 }
 
-/// A file written before per-host policies (schema 2, no `policy` column)
+/// A file written before per-host policies (schema 3, no `policy` column)
 /// is migrated on open: its hosts read back with no stored policy, and a
 /// policy can then be stored and the heartbeat keeps the monitor's
 /// `due_at` for it.
@@ -667,9 +667,9 @@ async fn a_file_from_before_policies_migrates_and_keeps_its_hosts() {
     beat(&store, &host("old"), t(0)).await;
     drop(store);
     {
-        // Back to what a schema-2 build wrote.
+        // Back to what a schema-3 build (groups, no policies) wrote.
         let c = Connection::open(&path).unwrap();
-        c.execute_batch("ALTER TABLE hosts DROP COLUMN policy; PRAGMA user_version = 2;")
+        c.execute_batch("ALTER TABLE hosts DROP COLUMN policy; PRAGMA user_version = 3;")
             .unwrap();
     }
     let store = SqliteStore::open(&path).expect("migrates");
