@@ -433,6 +433,7 @@ fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {
         group: Some(group("office-berlin")),
         hosts: Vec::new(),
         job: None,
+        flap: None,
     }
 }
 

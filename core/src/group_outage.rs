@@ -396,6 +396,7 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
             group: Some(g.group.clone()),
             hosts: Vec::new(),
             job: None,
+            flap: None,
         };
         g.outbox.push(Outbox::new(n));
     }
@@ -513,6 +514,7 @@ fn group_notice(g: &mut GroupRecord, kind: NoticeKind, now: Timestamp, policy: &
         group: Some(g.group.clone()),
         hosts,
         job: None,
+        flap: None,
     }
 }
 

@@ -430,6 +430,7 @@ pub fn watcher_notice(
         group: None,
         hosts: Vec::new(),
         job: None,
+        flap: None,
     }
 }
 

@@ -172,6 +172,7 @@ mod tests {
             group: None,
             hosts: Vec::new(),
             job: None,
+            flap: None,
         };
         let l = StdoutNotifier::line(&n);
         assert!(!l.contains('\n'), "{l}");

@@ -39,6 +39,10 @@ pub(crate) const GROUP: &str = "group";
 pub(crate) const JOB: &str = "job";
 /// A host's stored policy (set through the API), as JSON.
 pub(crate) const POLICY: &str = "policy";
+/// A host's recent outages and flapping episode, as JSON (a few hundred
+/// bytes at most: bounded by the flapping setting); absent until its first
+/// outage.
+pub(crate) const FLAP: &str = "flap";
 
 /// The item holding every silence, one map entry per silence id.
 pub(crate) const SILENCES_KEY: &str = "#silences";
@@ -155,6 +159,10 @@ pub(crate) fn to_item(rec: &HostRecord, shards: u16) -> Result<Item, StoreError>
         let json = serde_json::to_string(p).map_err(|e| StoreError::backend(STORE, e))?;
         item.insert(POLICY.into(), AttributeValue::S(json));
     }
+    if let Some(f) = &rec.flap {
+        let json = serde_json::to_string(f).map_err(|e| StoreError::backend(STORE, e))?;
+        item.insert(FLAP.into(), AttributeValue::S(json));
+    }
     Ok(item)
 }
 
@@ -234,6 +242,12 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         }
         None => None,
     };
+    let flap = match get_s(item, FLAP) {
+        Some(json) => Some(Box::new(serde_json::from_str(json).map_err(|e| {
+            corrupt(key, format!("flap is not a valid flip history: {e}"))
+        })?)),
+        None => None,
+    };
     let alarm_count = get_u64(item, key, ALARM_COUNT)?;
     Ok(HostRecord {
         status,
@@ -255,6 +269,7 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
             .transpose()?,
         job,
         policy,
+        flap,
         host,
     })
 }

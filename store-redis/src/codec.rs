@@ -157,6 +157,13 @@ pub(crate) fn encode(rec: &HostRecord) -> Result<Vec<(&'static str, String)>, St
         })?;
         f.push(("policy", json));
     }
+    if let Some(fl) = &rec.flap {
+        let json = serde_json::to_string(fl).map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("flip history of {} cannot be encoded: {e}", rec.host),
+        })?;
+        f.push(("flap", json));
+    }
     Ok(f)
 }
 
@@ -206,6 +213,12 @@ pub(crate) fn decode(
         .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("policy: {e}"))))
         .transpose()?
         .map(Box::new);
+    // Absent until the host's first outage (and in hashes written before
+    // flapping existed).
+    let flap = take("flap")
+        .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("flap: {e}"))))
+        .transpose()?
+        .map(Box::new);
     Ok(Some(HostRecord {
         host,
         status,
@@ -224,6 +237,7 @@ pub(crate) fn decode(
         group,
         job,
         policy,
+        flap,
     }))
 }
 

@@ -199,6 +199,7 @@ async fn heartbeat_script_follows_the_contract() {
         group: None,
         hosts: Vec::new(),
         job: None,
+        flap: None,
     };
     set(&s, &r, |n| {
         n.status = Status::Up;
@@ -713,6 +714,7 @@ async fn swaps_and_remove_keep_the_up_entry_exact() {
         group: None,
         hosts: Vec::new(),
         job: None,
+        flap: None,
     };
     let r = set(&s, &got, |n| {
         n.status = Status::Up;

@@ -12,7 +12,7 @@ use crate::STORE;
 /// The columns of `hosts`, in the order [`record_from_row`] reads them.
 pub(crate) const COLS: &str = "host, status, last_seen, watch_from, last_checked, \
      missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, job, \
-     policy, group_name";
+     policy, group_name, flap";
 
 /// An instant as integer nanoseconds since the Unix epoch.
 ///
@@ -78,6 +78,18 @@ pub(crate) fn policy_json(
         .map_err(|e| StoreError::InvalidInput {
             store: STORE,
             reason: format!("policy cannot be written as JSON: {e}"),
+        })
+}
+
+/// A host's flip history and flapping episode as JSON text.
+pub(crate) fn flap_json(
+    f: Option<&iamalive_core::flap::Flap>,
+) -> Result<Option<String>, StoreError> {
+    f.map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("flip history cannot be written as JSON: {e}"),
         })
 }
 
@@ -197,6 +209,12 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
             Some(g) => Some(
                 GroupName::new(&g).map_err(|e| corrupt(key, format!("group_name {g:?}: {e}")))?,
             ),
+        },
+        flap: match opt_text(row, 17, key, "flap")? {
+            None => None,
+            Some(j) => Some(Box::new(serde_json::from_str(&j).map_err(|e| {
+                corrupt(key, format!("flap is not a valid flip history: {e}"))
+            })?)),
         },
         host,
     })

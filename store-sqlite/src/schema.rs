@@ -57,6 +57,9 @@ const MIGRATIONS: &[&str] = &[
     // 4: a policy set for one host through the API (a timeout or a cron
     // schedule), as JSON; NULL means the configuration's policy applies.
     "ALTER TABLE hosts ADD COLUMN policy TEXT;",
+    // 5: a host's recent outages and flapping episode, as JSON; NULL until
+    // its first outage (and again once an episode ends).
+    "ALTER TABLE hosts ADD COLUMN flap TEXT;",
 ];
 
 /// The schema version this build writes.

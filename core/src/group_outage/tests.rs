@@ -59,6 +59,7 @@ fn notice(h: &str, kind: NoticeKind, last_seen: u64, now: u64) -> Notice {
         group: Some(group()),
         hosts: Vec::new(),
         job: None,
+        flap: None,
     }
 }
 

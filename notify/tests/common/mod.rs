@@ -53,6 +53,7 @@ pub fn notice(host: &str, kind: NoticeKind) -> Notice {
         group: None,
         hosts: Vec::new(),
         job: None,
+        flap: None,
     }
 }
 
