@@ -297,5 +297,35 @@ pub fn describe(flips: u32, window: Duration) -> String {
     }
 }
 
+/// A record's flap as stores keep it: the history and the episode in two
+/// fields (JSON text), so a store's heartbeat path can tell "in an
+/// episode" from one field being present. `(None, None)` for `None`.
+pub fn to_stored(f: Option<&Flap>) -> Result<(Option<String>, Option<String>), serde_json::Error> {
+    let Some(f) = f else {
+        return Ok((None, None));
+    };
+    let flips = (!f.flips.is_empty())
+        .then(|| serde_json::to_string(&f.flips))
+        .transpose()?;
+    let episode = f.episode.as_ref().map(serde_json::to_string).transpose()?;
+    Ok((flips, episode))
+}
+
+/// The inverse of [`to_stored`]; the error says which field is bad.
+pub fn from_stored(
+    flips: Option<&str>,
+    episode: Option<&str>,
+) -> Result<Option<Box<Flap>>, String> {
+    let flips: Vec<Timestamp> = match flips {
+        Some(j) => serde_json::from_str(j).map_err(|e| format!("flips: {e}"))?,
+        None => Vec::new(),
+    };
+    let episode: Option<Episode> = episode
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| format!("flapping: {e}"))?;
+    Ok((!flips.is_empty() || episode.is_some()).then(|| Box::new(Flap { flips, episode })))
+}
+
 #[cfg(test)]
 mod tests;

@@ -64,7 +64,7 @@ impl DynamoStore {
         let host = hb.host.as_str();
         let mut set = String::from("SET #seen = :at, #v = #v + :one");
         let mut cond = String::from(
-            "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND attribute_not_exists(#policy) AND #seen <= :at",
+            "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND attribute_not_exists(#policy) AND attribute_not_exists(#flapping) AND #seen <= :at",
         );
         let mut req = self
             .client
@@ -75,6 +75,7 @@ impl DynamoStore {
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_names("#outbox", OUTBOX)
             .expression_attribute_names("#policy", POLICY)
+            .expression_attribute_names("#flapping", FLAPPING)
             .expression_attribute_names("#seen", LAST_SEEN)
             .expression_attribute_names("#v", VERSION)
             .expression_attribute_names("#due", DUE_AT)
@@ -220,11 +221,12 @@ impl Plan {
             return Ok(Self::Slow(None));
         };
         let rec = from_item(&item)?;
-        // A host with a stored policy keeps its `dueAt` (core's heartbeat
-        // rule), which the slow path's `apply_heartbeat` does.
+        // A host with a stored policy, or flapping, keeps its `dueAt`
+        // (core's heartbeat rule), which the slow path's `apply_heartbeat`
+        // does.
         if rec.status == Status::Up
             && rec.outbox.is_none()
-            && rec.policy.is_none()
+            && !iamalive_core::heartbeat::monitor_arms_due(&rec)
             && rec.last_seen <= hb.at
         {
             Ok(Self::Fast {

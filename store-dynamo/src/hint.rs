@@ -29,7 +29,7 @@ impl Known {
         match (rec.status, &rec.outbox, rec.due_at) {
             // A stored policy's deadline is the monitor's to arm: the
             // heartbeat keeps `dueAt`, which only the slow path does.
-            _ if rec.policy.is_some() => Self::Other,
+            _ if iamalive_core::heartbeat::monitor_arms_due(rec) => Self::Other,
             (Status::Up, None, Some(d)) => Self::Up(d),
             _ => Self::Other,
         }

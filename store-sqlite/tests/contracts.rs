@@ -153,8 +153,8 @@ async fn a_file_from_before_groups_is_migrated() {
     let c = raw(&store);
     drop(store);
     c.execute_batch(
-        "ALTER TABLE hosts DROP COLUMN flap; ALTER TABLE hosts DROP COLUMN policy;
-         ALTER TABLE hosts DROP COLUMN group_name; DROP TABLE groups; PRAGMA user_version = 2;",
+        "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+         ALTER TABLE hosts DROP COLUMN policy; ALTER TABLE hosts DROP COLUMN group_name; DROP TABLE groups; PRAGMA user_version = 2;",
     )
     .unwrap();
     drop(c);
@@ -671,8 +671,8 @@ async fn a_file_from_before_policies_migrates_and_keeps_its_hosts() {
         // Back to what a schema-3 build (groups, no policies) wrote.
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
-            "ALTER TABLE hosts DROP COLUMN flap; ALTER TABLE hosts DROP COLUMN policy;
-             PRAGMA user_version = 3;",
+            "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+             ALTER TABLE hosts DROP COLUMN policy; PRAGMA user_version = 3;",
         )
         .unwrap();
     }
@@ -712,8 +712,11 @@ async fn a_file_from_before_flapping_migrates_and_keeps_its_hosts() {
     drop(store);
     {
         let c = Connection::open(&path).unwrap();
-        c.execute_batch("ALTER TABLE hosts DROP COLUMN flap; PRAGMA user_version = 4;")
-            .unwrap();
+        c.execute_batch(
+            "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
     }
     let store = SqliteStore::open(&path).expect("migrates");
     let v: i64 = raw(&store)
