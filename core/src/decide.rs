@@ -473,6 +473,7 @@ fn make_notice(
         blind: ctx.blind.map(str::to_owned),
         group: r.group.clone(),
         hosts: Vec::new(),
+        blind_spot: None,
         job: crate::job::note(r, kind),
     }
 }

@@ -454,6 +454,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_BADGE_SECRET", "dashboard.badge_secret"),
     ("IAMALIVE_GROUP_MIN_HOSTS", "grouping.min_hosts"),
     ("IAMALIVE_GROUP_WAIT", "grouping.wait"),
+    ("IAMALIVE_GROUP_BLIND", "grouping.blind_detection"),
 ];
 
 /// The variable naming the TOML file to read.
@@ -511,7 +512,7 @@ fn setting(e: SettingError) -> ConfigError {
 
 fn kind_of(path: &str) -> Kind {
     match path {
-        "auto_register" | "dashboard.enabled" => Kind::Bool,
+        "auto_register" | "dashboard.enabled" | "grouping.blind_detection" => Kind::Bool,
         "api_keys" | "smtp.to" | "dashboard.status_pages" => Kind::List,
         "dashboard.session_ttl" | "dashboard.refresh" | "grouping.wait" => Kind::Duration,
         "policy.reminder_backoff" => Kind::Float,

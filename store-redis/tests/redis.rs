@@ -198,6 +198,7 @@ async fn heartbeat_script_follows_the_contract() {
         blind: None,
         group: None,
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
     };
     set(&s, &r, |n| {
@@ -712,6 +713,7 @@ async fn swaps_and_remove_keep_the_up_entry_exact() {
         blind: None,
         group: None,
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
     };
     let r = set(&s, &got, |n| {
