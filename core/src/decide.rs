@@ -543,6 +543,7 @@ fn make_notice(
         blind: ctx.blind.map(str::to_owned),
         group: r.group.clone(),
         hosts: Vec::new(),
+        blind_spot: None,
         job: crate::job::note(r, kind),
         flap: flap::note(r, &policy.flapping).map(Box::new),
     }
@@ -599,6 +600,7 @@ fn flap_notice(
         hosts: Vec::new(),
         job: None,
         flap: note.map(Box::new),
+        blind_spot: None,
     }
 }
 

@@ -201,13 +201,19 @@ pub struct Notice {
     /// flapping episode: how much the host flapped (see [`crate::flap`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flap: Option<Box<crate::flap::FlapNote>>,
+    /// For the watcher-blind notice (several sites fell silent within one
+    /// group wait: the likeliest cause is the watcher's own ingress): the
+    /// sites and how many hosts went silent. See
+    /// [`crate::group_outage::blind`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blind_spot: Option<Box<crate::group_outage::blind::BlindSpot>>,
 }
 
 impl Notice {
     /// `[iamalive] ALARM build-01`-style one-line summary, with the site
     /// when the host has one: `[iamalive] ALARM db-1 (site office-berlin)`.
     pub fn subject(&self) -> String {
-        if self.is_group() {
+        if self.is_group() || self.is_blind() {
             return format!("[iamalive] {} {}", self.kind.tag(), self.headline());
         }
         if self.kind.is_watcher() {
@@ -241,6 +247,12 @@ impl Notice {
     /// group at once ([`hosts`](Self::hosts) names them).
     pub fn is_group(&self) -> bool {
         !self.hosts.is_empty()
+    }
+
+    /// Whether this is the watcher-blind notice (or its all-clear):
+    /// [`blind_spot`](Self::blind_spot) names the sites.
+    pub fn is_blind(&self) -> bool {
+        self.blind_spot.is_some()
     }
 
     /// "site office-berlin: 10 hosts silent" for a group notice.
@@ -293,6 +305,9 @@ impl Notice {
     /// One short sentence: "build-01 has gone silent", or for a watcher
     /// notice the first sentence of its message.
     pub fn headline(&self) -> String {
+        if let Some(b) = &self.blind_spot {
+            return b.headline(self.kind, self.missing_since, self.silent_for);
+        }
         if let Some(h) = self.group_headline() {
             return h;
         }
@@ -347,6 +362,10 @@ impl Notice {
         let human =
             |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
         let mut b = String::new();
+        if let Some(spot) = &self.blind_spot {
+            spot.write_body(&mut b, self);
+            return b;
+        }
         if self.kind.is_watcher() {
             let _ = writeln!(b, "{}", self.message.as_deref().unwrap_or(""));
             let _ = writeln!(b);
