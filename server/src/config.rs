@@ -517,10 +517,9 @@ fn setting(e: SettingError) -> ConfigError {
 
 fn kind_of(path: &str) -> Kind {
     match path {
-        "auto_register"
-        | "dashboard.enabled"
-        | "flapping.enabled"
-        | "grouping.blind_detection" => Kind::Bool,
+        "auto_register" | "dashboard.enabled" | "flapping.enabled" | "grouping.blind_detection" => {
+            Kind::Bool
+        }
         "api_keys" | "smtp.to" | "dashboard.status_pages" => Kind::List,
         "dashboard.session_ttl"
         | "dashboard.refresh"
