@@ -16,8 +16,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iamalive_core::health::{Announcement, watcher_notice};
 use iamalive_core::{
     Clock, GroupName, HealthOptions, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord,
-    Monitor, MonitorOptions, NoticeKind, Notifier, Repeat, Silence, Status, Store, StoreError,
-    SweepReport, Timestamp, add, check_tz, parse_instant, since,
+    Monitor, MonitorOptions, NoticeKind, Notifier, PolicySet, Repeat, Silence, Status, Store,
+    StoreError, SweepReport, Timestamp, add, check_tz, parse_instant, since,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -1152,8 +1152,9 @@ async fn ping_action(
 
 /// A host as the API shows it, with the pause or silence that holds its
 /// notices back and when that ends.
-fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
+fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence], policies: &PolicySet) -> Value {
     let silent = since(now, rec.last_seen);
+    let flap = policies.for_record(rec).flapping;
     let paused = rec.status == Status::Paused;
     let silence = covering_silence(silences, &rec.host, now);
     json!({
@@ -1172,6 +1173,13 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
         // stays in `job` until the (woken) sweep sends the all-clear that
         // summarises it; this says it is answered meanwhile.
         "failing": iamalive_core::job::failing(rec),
+        // Flapping: in an episode (one notice said so; no per-flip notice
+        // until it is stable), and its outages within the window.
+        "flapping": iamalive_core::flap::flapping(rec),
+        "flips": iamalive_core::flap::recent_flips(rec, now, &flap),
+        "flap_window_s": flap.window.as_secs(),
+        "flapping_since": rec.flap.as_deref().and_then(|f| f.episode.as_ref()).map(|e| e.since),
+        "stable_at": iamalive_core::flap::stable_at(rec, &flap),
         "report": rec.report.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or_else(|_| Value::String(r.to_owned()))),
         "owed_notice": rec.outbox.as_ref().map(|o| json!({
             "id": o.notice.id,
@@ -1297,7 +1305,11 @@ async fn list_hosts(
     let next_after = (page.len() == limit)
         .then(|| page.last().map(|r| r.host.clone()))
         .flatten();
-    let hosts: Vec<Value> = page.iter().map(|r| view(r, now, &silences)).collect();
+    let policies = st.0.monitor.policies();
+    let hosts: Vec<Value> = page
+        .iter()
+        .map(|r| view(r, now, &silences, policies))
+        .collect();
     Ok(Json(json!({ "hosts": hosts, "next_after": next_after })).into_response())
 }
 
@@ -1595,7 +1607,13 @@ async fn pause_host(
         })?
     };
     let rec = st.pause(key, host.as_str(), &req).await?;
-    Ok(Json(view(&rec, st.now(), &silences(&st).await?)).into_response())
+    Ok(Json(view(
+        &rec,
+        st.now(),
+        &silences(&st).await?,
+        st.0.monitor.policies(),
+    ))
+    .into_response())
 }
 
 async fn resume_host(
@@ -1604,7 +1622,13 @@ async fn resume_host(
     Path(host): Path<String>,
 ) -> Result<Response, ApiError> {
     let rec = st.resume(st.admin(&headers)?, &host).await?;
-    Ok(Json(view(&rec, st.now(), &silences(&st).await?)).into_response())
+    Ok(Json(view(
+        &rec,
+        st.now(),
+        &silences(&st).await?,
+        st.0.monitor.policies(),
+    ))
+    .into_response())
 }
 
 /// The management operations behind the API's handlers, for a key that

@@ -51,7 +51,7 @@ pub(crate) fn policy_fields(policies: &PolicySet, rec: &HostRecord) -> Map<Strin
 
 /// [`view`] with [`policy_fields`].
 async fn full_view(st: &AppState, rec: &HostRecord, now: Timestamp) -> Result<Value, ApiError> {
-    let mut v = view(rec, now, &silences(st).await?);
+    let mut v = view(rec, now, &silences(st).await?, st.0.monitor.policies());
     if let Value::Object(m) = &mut v {
         m.extend(policy_fields(st.0.monitor.policies(), rec));
     }

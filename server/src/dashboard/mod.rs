@@ -260,6 +260,8 @@ pub(crate) struct Row {
     pub(crate) report: Option<String>,
     pub(crate) message: Option<String>,
     pub(crate) alarms: u32,
+    /// In a flapping episode: since when (no per-flip notice meanwhile).
+    pub(crate) flapping: Option<Timestamp>,
 }
 
 impl Row {
@@ -298,6 +300,11 @@ impl Row {
             report,
             message: rec.message.clone(),
             alarms: rec.alarm_count,
+            flapping: rec
+                .flap
+                .as_deref()
+                .and_then(|f| f.episode.as_ref())
+                .map(|e| e.since),
         }
     }
 
@@ -1083,6 +1090,7 @@ mod tests {
             report: None,
             message: None,
             alarms: 0,
+            flapping: None,
         }
     }
 
