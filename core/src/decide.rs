@@ -518,10 +518,7 @@ fn make_notice(
             since(r.last_seen, silent_since),
         ),
     };
-    let id = match kind {
-        NoticeKind::Recovery => format!("{outage_id}/recovery"),
-        _ => format!("{outage_id}/{kind}/{count}"),
-    };
+    let id = crate::model::notice_id(&outage_id, kind, count);
     Notice {
         id,
         outage_id,

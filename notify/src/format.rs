@@ -164,12 +164,18 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
             ),
         ));
     }
-    f.push(("Last seen", ts(&n.last_seen)));
+    match n.never_succeeded_text() {
+        Some(never) => f.push(("Last success", never)),
+        None => f.push(("Last seen", ts(&n.last_seen))),
+    }
     f.push(("Missing since", ts(&n.missing_since)));
     if let Some(r) = &n.recovered_at {
         f.push(("Back at", ts(r)));
     }
-    f.push(("Silent for", human(n.silent_for)));
+    match n.failing_for() {
+        Some(d) => f.push(("Failing for", human(d))),
+        None => f.push(("Silent for", human(n.silent_for))),
+    }
     f.push(("Alarm count", n.alarm_count.to_string()));
     if let Some(r) = &n.next_reminder {
         f.push(("Next reminder", ts(r)));
