@@ -99,6 +99,16 @@ impl GroupName {
         Self(Arc::from(WATCHER_GROUP))
     }
 
+    /// A name read back from a store: [`new`](Self::new)'s rules, and
+    /// also [`WATCHER_GROUP`] (the watcher's own record is stored beside
+    /// the groups'). Never for user input.
+    pub fn stored(s: &str) -> Result<Self, InvalidGroup> {
+        if s == WATCHER_GROUP {
+            return Ok(Self::watcher());
+        }
+        Self::new(s)
+    }
+
     /// Whether this is [`WATCHER_GROUP`].
     pub fn is_watcher(&self) -> bool {
         &*self.0 == WATCHER_GROUP
@@ -121,10 +131,7 @@ impl<'de> Deserialize<'de> for GroupName {
         let s = String::deserialize(d)?;
         // Stored records name the watcher's own record; user input is
         // parsed with `new`, which refuses it.
-        if s == WATCHER_GROUP {
-            return Ok(Self::watcher());
-        }
-        Self::new(&s).map_err(serde::de::Error::custom)
+        Self::stored(&s).map_err(serde::de::Error::custom)
     }
 }
 

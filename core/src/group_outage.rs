@@ -36,6 +36,11 @@
 //! compare-and-swap on its `version`, so several monitors on one store send
 //! each group notice once, and a monitor that dies mid-delivery leaves it
 //! owed for the next.
+//!
+//! One level up, [`blind`] gathers the outages of two or more groups that
+//! begin within one wait into one "watcher may be blind" notice: a group's
+//! first alarm asks the watcher's own record before it goes out, as a
+//! host's notice asks its group's.
 
 use std::time::Duration;
 

@@ -526,6 +526,73 @@ mod tests {
     }
 
     #[test]
+    fn the_watcher_blind_notice_reads_in_every_format() {
+        use iamalive_core::group_outage::blind::{BlindSite, BlindSpot, WHY};
+        let since: Timestamp = "2024-05-01T10:02:11Z".parse().unwrap();
+        let mut n = iamalive_core::health::watcher_notice(
+            NoticeKind::Alarm,
+            "watcher-blind@1",
+            1,
+            since,
+            now(),
+            WHY.into(),
+        );
+        let site = |g: &str, k: u32| BlindSite {
+            group: g.parse().unwrap(),
+            hosts_silent: k,
+            hosts: (0..k)
+                .map(|i| format!("{g}-{i}").parse().unwrap())
+                .collect(),
+            first_silent_at: since,
+            back_at: None,
+        };
+        n.blind_spot = Some(Box::new(BlindSpot {
+            sites: vec![site("berlin", 12), site("paris", 8)],
+            hosts_silent: 20,
+            hosts_total: Some(30),
+        }));
+        let subject =
+            "[iamalive] ALARM watcher may be blind: 2 sites, 20 of 30 hosts silent since 10:02:11Z";
+        assert_eq!(n.subject(), subject);
+        let json = payload(&n, WebhookFormat::Json, None, now());
+        assert_eq!(json["kind"], "watcher_blind");
+        assert_eq!(json["subject"], subject);
+        assert_eq!(json["hosts_silent"], 20);
+        assert_eq!(json["hosts_total"], 30);
+        assert_eq!(json["groups"][0]["group"], "berlin");
+        assert_eq!(json["groups"][1]["hosts_silent"], 8);
+        assert_eq!(json["groups"][0]["first_silent_at"], "2024-05-01T10:02:11Z");
+        for f in ["teams", "slack", "discord", "pagerduty"] {
+            let body = payload(&n, f.parse().unwrap(), Some("rk"), now()).to_string();
+            assert!(body.contains("watcher may be blind"), "{f}: {body}");
+            assert!(
+                body.contains("berlin (12 silent)") || f == "pagerduty",
+                "{f}: {body}"
+            );
+        }
+        let pd = payload(&n, WebhookFormat::PagerDuty, Some("rk"), now());
+        assert_eq!(pd["payload"]["source"], "watcher");
+        assert_eq!(pd["dedup_key"], "watcher-blind@1");
+        assert!(n.body().contains("load balancer"), "{}", n.body());
+        let line = crate::StdoutNotifier::line(&n);
+        assert!(
+            line.starts_with(subject)
+                && line.contains("site berlin (12 silent since")
+                && line.contains("paris-7"),
+            "{line}"
+        );
+        n.kind = NoticeKind::Recovery;
+        assert_eq!(
+            payload(&n, WebhookFormat::Json, None, now())["kind"],
+            "watcher_blind_recovery"
+        );
+        assert_eq!(
+            payload(&n, WebhookFormat::PagerDuty, Some("rk"), now())["event_action"],
+            "resolve"
+        );
+    }
+
+    #[test]
     fn formats_parse() {
         for f in FORMATS {
             assert_eq!(f.parse::<WebhookFormat>().unwrap().as_str(), f);

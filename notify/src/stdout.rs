@@ -43,6 +43,35 @@ impl StdoutNotifier {
                 notice.id
             );
         }
+        // The watcher-blind notice names each site and its hosts, and what
+        // to check.
+        if let Some(b) = notice.blind_spot.as_deref() {
+            let sites: Vec<String> = b
+                .sites
+                .iter()
+                .map(|site| {
+                    let hosts: Vec<&str> = site.hosts.iter().map(|h| h.as_str()).collect();
+                    let back = site
+                        .back_at
+                        .map(|t| format!(", back at {}", ts(&t)))
+                        .unwrap_or_default();
+                    format!(
+                        "site {} ({} silent since {}{back}: {})",
+                        site.group,
+                        site.hosts_silent,
+                        ts(&site.first_silent_at),
+                        hosts.join(", ")
+                    )
+                })
+                .collect();
+            let mut s = format!("{}: {}", notice.subject(), sites.join("; "));
+            if notice.kind != NoticeKind::Recovery {
+                s.push_str(
+                    "; check the watcher's own ingress (DNS, TLS certificate, load balancer, proxy, quota)",
+                );
+            }
+            return format!("{s} (notice {})", notice.id);
+        }
         let mut s = format!("{}: ", notice.subject());
         match notice.kind {
             NoticeKind::Recovery => {

@@ -103,7 +103,7 @@ impl RedisStore {
             .await?;
         let mut out = Vec::with_capacity(names.len());
         for n in names {
-            let g = GroupName::new(&n)
+            let g = GroupName::stored(&n)
                 .map_err(|e| corrupt(&self.group_due_key(), format!("{n:?}: {e}")))?;
             if let Some(r) = self.group(&g).await?
                 && r.due_at.is_some_and(|d| d <= now)

@@ -302,7 +302,14 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             };
             let targets = self.routes.channels_for(&ob.notice, &self.names);
             let n = &ob.notice;
-            let results = match self.route_to_watcher(n, report).await? {
+            // Only a notice no channel has seen yet may be held or absorbed.
+            let fresh = ob.delivered.is_empty() && ob.failed.is_empty() && ob.attempts == 0;
+            let routed = if fresh {
+                self.route_to_watcher(n, report).await?
+            } else {
+                Routed::Deliver
+            };
+            let results = match routed {
                 Routed::Held(until) => {
                     let at = until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
                     tracing::info!(group = %group, kind = %n.kind, id = %n.id, hosts = n.hosts.len(), until = %at, "group notice held until {at}: are other sites dark too?");

@@ -1,7 +1,8 @@
 //! One notice per outage of a group, end to end: the sqlite-smtp preset
 //! with a JSON webhook to a real receiver. Ten hosts of a site stop
 //! together: one group alarm naming all ten, and after they return one
-//! group all-clear; a host of another site stops alone: its own alarm.
+//! group all-clear; a host of another site stops alone: its own alarm. Two
+//! sites stop together: one "watcher may be blind" notice and one all-clear.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,9 +70,9 @@ hosts = "ber-*"
         .await,
     );
     let berlin: Vec<String> = (0..10).map(|i| format!("ber-{i:02}")).collect();
-    for h in &berlin {
-        beat(&w, h, None).await;
-    }
+    // All at once: one after the other took longer than the group wait on
+    // a loaded machine, and the last ones joined the outage late.
+    futures::future::join_all(berlin.iter().map(|h| beat(&w, h, None))).await;
     beat(&w, "par-1", Some("office-paris")).await;
     beat(&w, "par-2", Some("office-paris")).await;
     // par-2 keeps beating; Berlin and par-1 stop.
@@ -162,4 +163,134 @@ hosts = "ber-*"
         .filter(|b| b.get("hosts").is_none() && b["host"].as_str().unwrap().starts_with("ber-"))
         .count();
     assert_eq!(singles, 0, "no Berlin host speaks on its own: {bodies:#?}");
+}
+
+/// Two sites stop together while a third keeps beating: one "watcher may
+/// be blind" notice naming both sites (no group alarm, no host alarm), and
+/// when they return one all-clear for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dark_sites_are_one_watcher_blind_notice() {
+    let rx = Receiver::start().await;
+    let config = format!(
+        r#"
+[[channels]]
+name = "hook"
+kind = "webhook"
+url = "{url}"
+
+[grouping]
+min_hosts = 2
+wait = "1s"
+
+[[groups]]
+name = "office-berlin"
+hosts = "ber-*"
+
+[[groups]]
+name = "office-paris"
+hosts = "par-*"
+"#,
+        url = rx.url
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let w = Arc::new(
+        Watcher::start(
+            env!("CARGO_BIN_EXE_sqlite-smtp"),
+            &[],
+            dir.path(),
+            &config,
+            &[("IAMALIVE_TIMEOUT", "3s")],
+        )
+        .await,
+    );
+    let dark: Vec<String> = (0..4)
+        .map(|i| format!("ber-{i}"))
+        .chain((0..3).map(|i| format!("par-{i}")))
+        .collect();
+    futures::future::join_all(dark.iter().map(|h| beat(&w, h, None))).await;
+    beat(&w, "rom-1", Some("office-rome")).await;
+    beat(&w, "rom-2", Some("office-rome")).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let back = Arc::new(AtomicBool::new(false));
+    let keeper = {
+        let (w, stop, back) = (w.clone(), stop.clone(), back.clone());
+        let dark = dark.clone();
+        tokio::spawn(async move {
+            for _ in 0..600 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                beat(&w, "rom-1", Some("office-rome")).await;
+                beat(&w, "rom-2", Some("office-rome")).await;
+                if back.load(Ordering::Relaxed) {
+                    futures::future::join_all(dark.iter().map(|h| beat(&w, h, None))).await;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    assert!(
+        rx.wait_for(&["\"kind\":\"watcher_blind\""], 1, WAIT).await,
+        "{:?}\n{}",
+        rx.bodies(),
+        w.log()
+    );
+    let bodies = parsed(&rx);
+    assert_eq!(bodies.len(), 1, "only the blind notice: {bodies:#?}");
+    let b = &bodies[0];
+    let subject = b["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with(
+            "[iamalive] ALARM watcher may be blind: 2 sites, 7 of 9 hosts silent since "
+        ),
+        "{subject}"
+    );
+    assert_eq!(b["hosts_silent"], 7, "{b}");
+    assert_eq!(b["hosts_total"], 9, "{b}");
+    let groups: Vec<(&str, u64)> = b["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            assert!(g["first_silent_at"].is_string(), "{g}");
+            (
+                g["group"].as_str().unwrap(),
+                g["hosts_silent"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(groups, [("office-berlin", 4), ("office-paris", 3)]);
+    assert!(
+        b["message"].as_str().unwrap().contains("DNS"),
+        "says why: {b}"
+    );
+
+    back.store(true, Ordering::Relaxed);
+    assert!(
+        rx.wait_for(&["\"kind\":\"watcher_blind_recovery\""], 1, WAIT)
+            .await,
+        "{:?}\n{}",
+        rx.bodies(),
+        w.log()
+    );
+    // Let any stray notice show (within the timeout: the keeper stops).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let bodies = parsed(&rx);
+    stop.store(true, Ordering::Relaxed);
+    keeper.await.unwrap();
+    let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["watcher_blind", "watcher_blind_recovery"],
+        "one notice and one all-clear, no group or host notice: {bodies:#?}"
+    );
+    assert_eq!(bodies[1]["outage_id"], bodies[0]["outage_id"]);
+    assert!(
+        bodies[1]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[iamalive] RECOVERED watcher sees again: 2 sites"),
+        "{}",
+        bodies[1]
+    );
 }
