@@ -159,6 +159,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         groups_are_stored,
         group_outage_is_one_notice,
         watcher_blind_is_one_notice,
+        blind_detection_keeps_a_lone_site_on_time,
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
         schedule_persisted_and_monitors_agree,
@@ -202,7 +203,7 @@ where
 mod blind;
 mod groups;
 mod jobs;
-pub use blind::watcher_blind_is_one_notice;
+pub use blind::{blind_detection_keeps_a_lone_site_on_time, watcher_blind_is_one_notice};
 pub use groups::group_outage_is_one_notice;
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 mod schedules;

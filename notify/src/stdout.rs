@@ -73,6 +73,11 @@ impl StdoutNotifier {
             return format!("{s} (notice {})", notice.id);
         }
         let mut s = format!("{}: ", notice.subject());
+        if let Some(line) = Self::episode_line(notice) {
+            s.push_str(&line);
+            s.push_str(&format!(" (id {})", notice.id));
+            return s;
+        }
         match notice.kind {
             NoticeKind::Recovery => {
                 // A job that had reported a failure was not silent: it
@@ -163,6 +168,38 @@ impl StdoutNotifier {
     }
 }
 
+impl StdoutNotifier {
+    /// The rest of the line for a flapping host's `flapping` and `stable`
+    /// notices, which speak for an episode rather than one outage: their
+    /// subject already says what happened, and "silent for 0s, alarm 0"
+    /// would only add noise, so they say what the team needs next.
+    fn episode_line(notice: &Notice) -> Option<String> {
+        let f = notice.flap.as_deref()?;
+        match notice.kind {
+            NoticeKind::Flapping => {
+                let now = if notice.recovered_at.is_some() {
+                    "up now".to_owned()
+                } else {
+                    format!("silent for {}", human(notice.silent_for))
+                };
+                Some(format!(
+                    "{now}, last seen {}, flapping since {}; no notice per outage until it stays up or down for {}",
+                    ts(&notice.last_seen),
+                    ts(&f.since),
+                    human(f.stable_for)
+                ))
+            }
+            NoticeKind::Stable => Some(format!(
+                "{} outages since {}, last seen {}",
+                f.flips,
+                ts(&f.since),
+                ts(&notice.last_seen)
+            )),
+            _ => None,
+        }
+    }
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -188,6 +225,81 @@ mod tests {
     use chrono::TimeZone;
     use iamalive_core::HostId;
     use std::time::Duration;
+
+    #[test]
+    fn episodes_say_what_comes_next_not_alarm_zero() {
+        use iamalive_core::flap::FlapNote;
+        use iamalive_core::group_outage::blind::{BlindSite, BlindSpot};
+        let t = chrono::Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+        let base = Notice {
+            id: "web-3@1/flapping/start".into(),
+            outage_id: "web-3@1/flapping".into(),
+            kind: NoticeKind::Flapping,
+            host: HostId::new("web-3").unwrap(),
+            created_at: t,
+            last_seen: t,
+            missing_since: t,
+            recovered_at: None,
+            silent_for: Duration::from_secs(180),
+            alarm_count: 0,
+            next_reminder: None,
+            message: None,
+            report: None,
+            blind: None,
+            group: None,
+            hosts: Vec::new(),
+            blind_spot: None,
+            job: None,
+            flap: Some(Box::new(FlapNote {
+                flips: 5,
+                window: Duration::from_secs(3600),
+                stable_for: Duration::from_secs(1800),
+                since: t,
+            })),
+        };
+        let l = StdoutNotifier::line(&base);
+        assert!(l.starts_with("[iamalive] FLAPPING web-3"), "{l}");
+        assert!(l.contains("silent for 3m"), "{l}");
+        assert!(l.contains("until it stays up or down for 30m"), "{l}");
+        assert!(!l.contains("alarm 0"), "{l}");
+
+        let stable = Notice {
+            kind: NoticeKind::Stable,
+            recovered_at: Some(t),
+            silent_for: Duration::ZERO,
+            ..base.clone()
+        };
+        let l = StdoutNotifier::line(&stable);
+        assert!(l.contains("5 outages since 2024-05-01T12:00:00Z"), "{l}");
+        assert!(
+            !l.contains("silent for 0s") && !l.contains("alarm 0"),
+            "{l}"
+        );
+
+        let blind = Notice {
+            kind: NoticeKind::Alarm,
+            flap: None,
+            blind_spot: Some(Box::new(BlindSpot {
+                sites: vec![BlindSite {
+                    group: iamalive_core::GroupName::new("office-berlin").unwrap(),
+                    hosts_silent: 2,
+                    hosts: vec![HostId::new("ber-1").unwrap(), HostId::new("ber-2").unwrap()],
+                    first_silent_at: t,
+                    back_at: None,
+                }],
+                hosts_silent: 2,
+                hosts_total: Some(5),
+            })),
+            ..base
+        };
+        let l = StdoutNotifier::line(&blind);
+        assert!(l.contains("check the watcher's own ingress"), "{l}");
+        assert!(
+            l.contains("site office-berlin (2 silent since 2024-05-01T12:00:00Z: ber-1, ber-2)"),
+            "{l}"
+        );
+        assert!(!l.contains("alarm 1"), "{l}");
+    }
 
     #[test]
     fn one_line_per_notice() {

@@ -155,3 +155,66 @@ pub async fn watcher_blind_is_one_notice(store: Arc<dyn Store>) {
     assert_eq!(w.phase, crate::group_outage::GroupPhase::Quiet, "{store}");
     assert!(w.outbox.is_empty() && w.sites.is_empty(), "{store}: {w:?}");
 }
+
+/// One site dark alone, blind detection on (wait 5 s), two monitors: its
+/// group alarm goes out no later than the group wait after its first
+/// host's deadline — blind detection holds a site longer only when
+/// another site is gathering its own outage at the time — and it is a
+/// group alarm, not a blind notice. A second site going dark a minute
+/// later is its own group alarm too, on time.
+pub async fn blind_detection_keeps_a_lone_site_on_time(store: Arc<dyn Store>) {
+    if !store.keeps_groups() {
+        return;
+    }
+    let clock = ManualClock::new(at(0));
+    let ch = RecordingNotifier::new("ch");
+    let channels = || -> Vec<Arc<dyn Notifier>> { vec![Arc::new(ch.clone())] };
+    let wait = Duration::from_secs(5);
+    let gp = GroupPolicy { min_hosts: 2, wait };
+    let grouping: crate::Grouping = Arc::new(move |_| gp);
+    let a = monitor(store.clone(), &clock, channels(), "a")
+        .with_grouping(grouping.clone())
+        .with_blind_detection(wait);
+    let b = monitor(store.clone(), &clock, channels(), "b")
+        .with_grouping(grouping)
+        .with_blind_detection(wait);
+    let ber = GroupName::new("office-berlin").unwrap();
+    let par = GroupName::new("office-paris").unwrap();
+    for i in 0..3 {
+        a.heartbeat(&beat_in(&ber, &format!("ber-{i}"), 0))
+            .await
+            .unwrap();
+    }
+    // Paris keeps beating for the first minute, then goes dark too.
+    let mut alarms: Vec<(u64, Notice)> = Vec::new();
+    for s in 0..=100u64 {
+        clock.set(at(s));
+        if s <= 60 {
+            for i in 0..3 {
+                a.heartbeat(&beat_in(&par, &format!("par-{i}"), s))
+                    .await
+                    .unwrap();
+            }
+        }
+        let _ = a.sweep().await.unwrap();
+        let _ = b.sweep().await.unwrap();
+        for n in ch.notices() {
+            if n.kind == NoticeKind::Alarm && !alarms.iter().any(|(_, m)| m.id == n.id) {
+                alarms.push((s, n));
+            }
+        }
+    }
+    assert_eq!(alarms.len(), 2, "{store}: two group alarms: {alarms:#?}");
+    let (ber_at, ber_n) = &alarms[0];
+    let (par_at, par_n) = &alarms[1];
+    assert!(
+        !ber_n.is_blind() && !par_n.is_blind(),
+        "{store}: {alarms:#?}"
+    );
+    assert_eq!(ber_n.group.as_ref(), Some(&ber), "{store}");
+    assert_eq!(par_n.group.as_ref(), Some(&par), "{store}");
+    // Berlin's deadline is 10 (timeout 10 s): out by 10 + wait.
+    assert!(*ber_at <= 10 + 5, "{store}: Berlin's alarm at {ber_at}");
+    // Paris's last beat at 60, deadline 70: out by 70 + wait.
+    assert!(*par_at <= 70 + 5, "{store}: Paris's alarm at {par_at}");
+}

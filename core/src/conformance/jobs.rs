@@ -225,7 +225,7 @@ pub async fn event_log_bounded_per_host(store: Arc<dyn Store>) {
     assert_eq!(fail.rid.as_deref(), Some("r"), "{store}");
     assert_eq!(
         log[0].message.as_deref(),
-        Some("backup-db reports again; failed once since 00:00 UTC: disk full"),
+        Some("backup-db succeeded again; failed once since 00:00 UTC: disk full"),
         "{store}"
     );
 

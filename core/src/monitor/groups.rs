@@ -16,6 +16,10 @@ use crate::{
 /// The [`GroupPolicy`] of each group (its `min_hosts` and `wait`).
 pub type Grouping = Arc<dyn Fn(&GroupName) -> GroupPolicy + Send + Sync>;
 
+/// How many due group records [`Monitor::another_site_gathering`] reads
+/// at most: sites gathering at once, far more than a blind spot needs.
+const GATHERING_PROBE: usize = 256;
+
 /// What became of a host's leased notice once its group was asked.
 pub(super) enum Routed {
     /// Deliver it to the channels.
@@ -128,6 +132,14 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 .get_group(&name)
                 .await?
                 .unwrap_or_else(GroupRecord::watcher);
+            // A site alone keeps the group wait's bound: its first alarm
+            // is held for other sites only when another one is gathering.
+            if w.phase == GroupPhase::Quiet
+                && notice.kind == NoticeKind::Alarm
+                && !self.another_site_gathering(notice, now, wait).await?
+            {
+                return Ok(Routed::Deliver);
+            }
             let (write, verdict) = blind::consult(&w, notice, now, wait);
             if verdict == Verdict::Resolve {
                 self.resolve_watcher(report).await?;
@@ -150,6 +162,48 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             key: format!("group {name}"),
             rounds: MAX_ROUNDS,
         })
+    }
+
+    /// Whether a group other than `notice`'s is gathering its outage now
+    /// (or has just ended its gathering, its first alarm still owed) and
+    /// went dark within one `wait` of it: the only case in which the
+    /// first alarm of a site, asked while the watcher is quiet, may be
+    /// part of a blind spot. A site whose outage began within one wait
+    /// before this one's has asked the watcher already (the watcher is not
+    /// quiet then); one that began within one wait after it has its group
+    /// record gathering by now, due at its own first deadline plus `wait`,
+    /// so one due query up to `now + wait` finds it: O(groups due), no
+    /// scan. Without such a site the alarm goes out at once, no later than
+    /// the group wait after its first host's deadline, as it would without
+    /// blind detection.
+    async fn another_site_gathering(
+        &self,
+        notice: &Notice,
+        now: Timestamp,
+        wait: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let Some(site) = blind::Site::of(notice) else {
+            return Ok(false);
+        };
+        let t0 = site.first_silent_at;
+        let near =
+            |t: Timestamp| crate::model::since(t, t0) <= wait && crate::model::since(t0, t) <= wait;
+        let due = self
+            .store
+            .due_groups(crate::model::add(now, wait), GATHERING_PROBE)
+            .await?;
+        Ok(due.iter().any(|g| {
+            g.group != site.group
+                && !g.is_watcher()
+                && g.since.is_some_and(near)
+                && match g.phase {
+                    GroupPhase::Gathering { .. } => true,
+                    // Its gathering just ended and its first alarm has not
+                    // asked the watcher yet (another monitor holds it).
+                    GroupPhase::Outage => !g.outbox.is_empty() && g.alarm_count <= 1,
+                    _ => false,
+                }
+        }))
     }
 
     /// Ends the watcher's gathering if its end came: reads each held
