@@ -16,7 +16,7 @@
 //!
 //! | watcher phase | the group's notice | verdict |
 //! |---|---|---|
-//! | quiet | first group alarm | the site is *held*; the watcher gathers until the site's first deadline plus twice the wait: **hold** |
+//! | quiet | first group alarm | the site is *held*; the watcher gathers until the site's first deadline plus twice the wait: **hold** (the monitor asks only when another site is gathering within one wait of it; otherwise the alarm goes out alone, on time) |
 //! | gathering, before its end | first group alarm | held with the others: **hold** |
 //! | gathering, its end reached | any | [`resolve`] it first: **resolve** |
 //! | outage (or ending) | alarm of a site in it | the blind notice spoke for it: **absorbed** |
