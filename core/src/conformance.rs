@@ -158,6 +158,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         refused_notice_stays_owed_and_is_announced,
         groups_are_stored,
         group_outage_is_one_notice,
+        watcher_blind_is_one_notice,
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
         schedule_persisted_and_monitors_agree,
@@ -198,8 +199,10 @@ where
     ran
 }
 
+mod blind;
 mod groups;
 mod jobs;
+pub use blind::watcher_blind_is_one_notice;
 pub use groups::group_outage_is_one_notice;
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 mod schedules;
@@ -446,6 +449,7 @@ fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {
         blind: None,
         group: Some(group("office-berlin")),
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
         flap: None,
     }

@@ -518,10 +518,7 @@ fn make_notice(
             since(r.last_seen, silent_since),
         ),
     };
-    let id = match kind {
-        NoticeKind::Recovery => format!("{outage_id}/recovery"),
-        _ => format!("{outage_id}/{kind}/{count}"),
-    };
+    let id = crate::model::notice_id(&outage_id, kind, count);
     Notice {
         id,
         outage_id,
@@ -543,6 +540,7 @@ fn make_notice(
         blind: ctx.blind.map(str::to_owned),
         group: r.group.clone(),
         hosts: Vec::new(),
+        blind_spot: None,
         job: crate::job::note(r, kind),
         flap: flap::note(r, &policy.flapping).map(Box::new),
     }
@@ -599,6 +597,7 @@ fn flap_notice(
         hosts: Vec::new(),
         job: None,
         flap: note.map(Box::new),
+        blind_spot: None,
     }
 }
 

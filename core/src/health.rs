@@ -429,6 +429,7 @@ pub fn watcher_notice(
         blind: None,
         group: None,
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
         flap: None,
     }

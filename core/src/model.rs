@@ -201,13 +201,28 @@ pub struct Notice {
     /// flapping episode: how much the host flapped (see [`crate::flap`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flap: Option<Box<crate::flap::FlapNote>>,
+    /// For the watcher-blind notice (several sites fell silent within one
+    /// group wait: the likeliest cause is the watcher's own ingress): the
+    /// sites and how many hosts went silent. See
+    /// [`crate::group_outage::blind`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blind_spot: Option<Box<crate::group_outage::blind::BlindSpot>>,
+}
+
+/// A notice's stable id (receivers deduplicate on it): `<outage>/recovery`
+/// for the all-clear, `<outage>/<kind>/<count>` for an alarm or reminder.
+pub(crate) fn notice_id(outage_id: &str, kind: NoticeKind, count: u32) -> String {
+    match kind {
+        NoticeKind::Recovery => format!("{outage_id}/recovery"),
+        _ => format!("{outage_id}/{kind}/{count}"),
+    }
 }
 
 impl Notice {
     /// `[iamalive] ALARM build-01`-style one-line summary, with the site
     /// when the host has one: `[iamalive] ALARM db-1 (site office-berlin)`.
     pub fn subject(&self) -> String {
-        if self.is_group() {
+        if self.is_group() || self.is_blind() {
             return format!("[iamalive] {} {}", self.kind.tag(), self.headline());
         }
         if self.kind.is_watcher() {
@@ -241,6 +256,12 @@ impl Notice {
     /// group at once ([`hosts`](Self::hosts) names them).
     pub fn is_group(&self) -> bool {
         !self.hosts.is_empty()
+    }
+
+    /// Whether this is the watcher-blind notice (or its all-clear):
+    /// [`blind_spot`](Self::blind_spot) names the sites.
+    pub fn is_blind(&self) -> bool {
+        self.blind_spot.is_some()
     }
 
     /// "site office-berlin: 10 hosts silent" for a group notice.
@@ -290,9 +311,54 @@ impl Notice {
         }
     }
 
+    /// For a job that never succeeded (created by a start or a failure,
+    /// no success since): `Some` with the start of its oldest open run, if
+    /// one is open. Its `last_seen` is then its creation, not a success:
+    /// notices say "started at …, never finished" or "never succeeded"
+    /// instead. `None` for every other notice.
+    pub fn never_succeeded(&self) -> Option<Option<Timestamp>> {
+        let j = self.job.as_deref().filter(|j| j.never_succeeded)?;
+        Some(j.started)
+    }
+
+    /// "started at 2024-05-01T02:00:00Z, never finished" or "never
+    /// succeeded", for a job that [never succeeded](Self::never_succeeded).
+    pub fn never_succeeded_text(&self) -> Option<String> {
+        Some(match self.never_succeeded()? {
+            Some(at) => format!(
+                "started at {}, never finished",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            None => "never succeeded".to_owned(),
+        })
+    }
+
+    /// Whether a reported failure (not silence) caused the outage this
+    /// notice is about: an alarm says "reported a failure", an all-clear
+    /// "succeeded again after failing for …".
+    pub fn after_failure(&self) -> bool {
+        self.job.as_deref().is_some_and(|j| j.failed)
+    }
+
+    /// For a notice [after a failure](Self::after_failure): how long the
+    /// job has been failing, from the failure (`missing_since`) to its
+    /// success (`recovered_at`) or to this notice. `None` otherwise (a
+    /// silence is [`silent_for`](Self::silent_for)).
+    pub fn failing_for(&self) -> Option<Duration> {
+        self.after_failure().then(|| {
+            crate::since(
+                self.recovered_at.unwrap_or(self.created_at),
+                self.missing_since,
+            )
+        })
+    }
+
     /// One short sentence: "build-01 has gone silent", or for a watcher
     /// notice the first sentence of its message.
     pub fn headline(&self) -> String {
+        if let Some(b) = &self.blind_spot {
+            return b.headline(self.kind, self.missing_since, self.silent_for);
+        }
         if let Some(h) = self.group_headline() {
             return h;
         }
@@ -303,6 +369,7 @@ impl Notice {
                 None => format!("{} reported a failure", self.host_label()),
             },
             (NoticeKind::Reminder, Some(_)) => format!("{} is still failing", self.host_label()),
+            (NoticeKind::Recovery, Some(_)) => format!("{} succeeded again", self.host_label()),
             _ => self.plain_headline(),
         }
     }
@@ -347,6 +414,10 @@ impl Notice {
         let human =
             |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
         let mut b = String::new();
+        if let Some(spot) = &self.blind_spot {
+            spot.write_body(&mut b, self);
+            return b;
+        }
         if self.kind.is_watcher() {
             let _ = writeln!(b, "{}", self.message.as_deref().unwrap_or(""));
             let _ = writeln!(b);
@@ -413,9 +484,9 @@ impl Notice {
             let _ = writeln!(b, "\noutage id: {}\nnotice id: {}", self.outage_id, self.id);
             return b;
         }
-        let failed = self.job.as_deref().is_some_and(|j| j.failed);
+        let failed = self.after_failure();
         let _ = match (self.kind, failed) {
-            (NoticeKind::Alarm | NoticeKind::Reminder, true) => {
+            (NoticeKind::Alarm | NoticeKind::Reminder | NoticeKind::Recovery, true) => {
                 writeln!(b, "Host {}.", self.headline())
             }
             (NoticeKind::Alarm, false) => {
@@ -431,13 +502,22 @@ impl Notice {
         if let Some(g) = &self.group {
             let _ = writeln!(b, "site (group):  {g}");
         }
-        let _ = writeln!(b, "last seen:     {}", ts(&self.last_seen));
+        match self.never_succeeded() {
+            Some(Some(at)) => writeln!(b, "started at:    {}, never finished", ts(&at)),
+            Some(None) => writeln!(b, "last success:  none yet"),
+            None => writeln!(b, "last seen:     {}", ts(&self.last_seen)),
+        }
+        .ok();
         let _ = writeln!(b, "missing since: {}", ts(&self.missing_since));
+        let (how, span) = match self.failing_for() {
+            Some(d) => ("failing for:  ", d),
+            None => ("silent for:   ", self.silent_for),
+        };
         if let Some(r) = &self.recovered_at {
             let _ = writeln!(b, "back at:       {}", ts(r));
-            let _ = writeln!(b, "silent for:    {} in all", human(self.silent_for));
+            let _ = writeln!(b, "{how} {} in all", human(span));
         } else {
-            let _ = writeln!(b, "silent for:    {}", human(self.silent_for));
+            let _ = writeln!(b, "{how} {}", human(span));
         }
         let _ = writeln!(b, "alarm count:   {}", self.alarm_count);
         if let Some(n) = &self.next_reminder {

@@ -87,6 +87,33 @@ fn headline(n: &Notice) -> String {
 
 /// (title, value) pairs shown by the chat formats.
 fn facts(n: &Notice) -> Vec<(&'static str, String)> {
+    if let Some(b) = &n.blind_spot {
+        let sites: Vec<String> = b
+            .sites
+            .iter()
+            .map(|s| match s.back_at {
+                Some(_) => format!("{} ({} back)", s.group, s.hosts_silent),
+                None => format!("{} ({} silent)", s.group, s.hosts_silent),
+            })
+            .collect();
+        let hosts = match b.hosts_total {
+            Some(t) => format!("{} of {t}", b.hosts_silent),
+            None => b.hosts_silent.to_string(),
+        };
+        let mut f = vec![
+            ("Sites", sites.join(", ")),
+            ("Hosts silent", hosts),
+            ("Dark since", ts(&n.missing_since)),
+        ];
+        if let Some(r) = &n.recovered_at {
+            f.push(("Back at", ts(r)));
+        }
+        if let Some(m) = &n.message {
+            f.push(("Why the watcher", m.clone()));
+        }
+        f.push(("Notice id", n.id.clone()));
+        return f;
+    }
     if n.kind.is_watcher() {
         return vec![
             ("What", n.message.clone().unwrap_or_default()),
@@ -137,12 +164,18 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
             ),
         ));
     }
-    f.push(("Last seen", ts(&n.last_seen)));
+    match n.never_succeeded_text() {
+        Some(never) => f.push(("Last success", never)),
+        None => f.push(("Last seen", ts(&n.last_seen))),
+    }
     f.push(("Missing since", ts(&n.missing_since)));
     if let Some(r) = &n.recovered_at {
         f.push(("Back at", ts(r)));
     }
-    f.push(("Silent for", human(n.silent_for)));
+    match n.failing_for() {
+        Some(d) => f.push(("Failing for", human(d))),
+        None => f.push(("Silent for", human(n.silent_for))),
+    }
     f.push(("Alarm count", n.alarm_count.to_string()));
     if let Some(r) = &n.next_reminder {
         f.push(("Next reminder", ts(r)));
@@ -166,6 +199,9 @@ fn report_json(n: &Notice) -> Value {
 
 /// PagerDuty's `source`: the host, or `site <group>` for a group notice.
 fn source(n: &Notice) -> String {
+    if n.is_blind() {
+        return "watcher".to_owned();
+    }
     match (&n.group, n.is_group()) {
         (Some(g), true) => format!("site {g}"),
         _ => n.host.to_string(),
@@ -203,6 +239,27 @@ fn generic(n: &Notice, sent_at: Timestamp) -> Value {
         v["window_s"] = json!(f.window.as_secs());
         v["stable_for_s"] = json!(f.stable_for.as_secs());
         v["flapping_since"] = json!(ts(&f.since));
+    }
+    if let Some(b) = &n.blind_spot {
+        v["kind"] = json!(match n.kind {
+            NoticeKind::Recovery => "watcher_blind_recovery",
+            _ => "watcher_blind",
+        });
+        v["groups"] = b
+            .sites
+            .iter()
+            .map(|s| {
+                json!({
+                    "group": s.group.as_str(),
+                    "hosts_silent": s.hosts_silent,
+                    "first_silent_at": ts(&s.first_silent_at),
+                    "hosts": s.hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>(),
+                    "back_at": s.back_at.as_ref().map(ts),
+                })
+            })
+            .collect();
+        v["hosts_silent"] = json!(b.hosts_silent);
+        v["hosts_total"] = json!(b.hosts_total);
     }
     v
 }
@@ -270,6 +327,16 @@ fn generic_single(n: &Notice, sent_at: Timestamp) -> Value {
 /// to be stable) and `flapping_since` (RFC 3339). A flapping episode's
 /// notices share `outage_id` (`<host>@<ms>/flapping`); PagerDuty triggers
 /// it with severity `warning` and resolves it with the `stable` notice.
+///
+/// The watcher-blind notice (several sites fell silent within one group
+/// wait: the likeliest cause is the watcher's own ingress) has `kind`
+/// `watcher_blind`, and its all-clear `watcher_blind_recovery`; `host` is
+/// the watcher, `group` null, `outage_id` `watcher-blind@<ms>`, `message`
+/// says why the watcher suspects itself and what to check, `subject`
+/// reads `[iamalive] ALARM watcher may be blind: 2 sites, 20 of 30 hosts
+/// silent since 10:02:11Z`; it adds `groups`: `[{"group", "hosts_silent",
+/// "first_silent_at", "hosts", "back_at"}]`, `hosts_silent` and
+/// `hosts_total` (null when the store cannot count its hosts cheaply).
 pub fn payload(
     notice: &Notice,
     format: WebhookFormat,

@@ -203,6 +203,7 @@ mod tests {
             blind: None,
             group: None,
             hosts: Vec::new(),
+            blind_spot: None,
             job: None,
             flap: None,
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +32,7 @@ use crate::rejections::{
 };
 use crate::self_ping::SelfWatch;
 
+mod admit;
 mod alertmanager;
 mod maintenance;
 mod policy;
@@ -379,6 +380,10 @@ impl AppState {
             .with_routes(config.routes.clone())
             .with_blind_probe(rejections.probe())
             .with_grouping(config.groups.grouping());
+        let monitor = match config.groups.blind_wait() {
+            Some(wait) => monitor.with_blind_detection(wait),
+            None => monitor,
+        };
         let keys = KeyRing::new(config.keys.clone());
         Ok(Self(Arc::new(Shared {
             monitor: Arc::new(monitor),
@@ -478,7 +483,8 @@ impl AppState {
     fn reject(&self, host: Option<&HostId>, reason: &'static str, e: ApiError) -> ApiError {
         self.0.rejections.record(host, reason);
         if self.0.log.note(reason) {
-            tracing::info!(host = host.map(HostId::as_str), status = e.status.as_u16(), reason = %e.reason, "heartbeat rejected");
+            let (method, path) = admit::request_line();
+            tracing::info!(%method, %path, host = host.map(HostId::as_str), status = e.status.as_u16(), reason = %e.reason, "heartbeat rejected");
         }
         e
     }
@@ -497,7 +503,10 @@ impl AppState {
             );
             e.retry_after = Some(wait_time(&not_until));
             if self.0.log.note(reason) {
+                let (method, path) = admit::request_line();
                 tracing::info!(
+                    %method,
+                    %path,
                     status = e.status.as_u16(),
                     reason,
                     "request without a valid key rejected"
@@ -509,7 +518,8 @@ impl AppState {
             self.0.rejections.record(None, reason);
         }
         if self.0.log.note(reason) {
-            tracing::info!(status = e.status.as_u16(), reason = %e.reason, "request without a valid key rejected");
+            let (method, path) = admit::request_line();
+            tracing::info!(%method, %path, status = e.status.as_u16(), reason = %e.reason, "request without a valid key rejected");
         }
         e
     }
@@ -567,7 +577,8 @@ impl AppState {
                 self.reject(host, reason, e)
             } else {
                 if self.0.log.note(reason) {
-                    tracing::info!(key = %key.name, status = e.status.as_u16(), reason, "request rejected");
+                    let (method, path) = admit::request_line();
+                    tracing::info!(%method, %path, key = %key.name, status = e.status.as_u16(), reason, "request rejected");
                 }
                 e
             }
@@ -984,18 +995,15 @@ async fn heartbeat(
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, ApiError> {
-    // The key first: a request without a valid key costs a hash and
-    // nothing else (its body is never read).
-    let (index, key) = st.authenticate(bearer(&headers), true)?;
-    let body = Bytes::from_request(req, &st)
-        .await
-        .map_err(|e| body_error(&st, e))?;
-    let parsed = serde_json::from_slice::<HeartbeatBody>(&body);
-    // Read the host before the rate limits, so a heartbeat they turn away
-    // can be counted against it.
-    let host = parsed.as_ref().ok().and_then(|b| HostId::new(&b.host).ok());
-    st.charge(index, key, host.as_ref(), true)?;
-    let body = parsed.map_err(|e| {
+    let admitted = st
+        .admit(bearer(&headers), req, |body| {
+            let parsed = serde_json::from_slice::<HeartbeatBody>(body);
+            let host = parsed.as_ref().ok().and_then(|b| HostId::new(&b.host).ok());
+            (host, parsed)
+        })
+        .await?;
+    let (index, key) = (admitted.index, admitted.key);
+    let body = admitted.read.map_err(|e| {
         st.reject(
             None,
             "invalid JSON",
@@ -1078,14 +1086,12 @@ async fn ping(
     action: Option<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (index, key) = st.authenticate(Ok(Some(&key)), true)?;
     let query = Query::<signals::PingQuery>::try_from_uri(req.uri())
         .map_err(|e| bad(format!("invalid query string: {e}")));
-    let body = Bytes::from_request(req, &st)
-        .await
-        .map_err(|e| body_error(&st, e))?;
-    let host_id = HostId::new(&host).ok();
-    st.charge(index, key, host_id.as_ref(), true)?;
+    let admitted = st
+        .admit(Ok(Some(&key)), req, |_| (HostId::new(&host).ok(), ()))
+        .await?;
+    let (index, key, body) = (admitted.index, admitted.key, admitted.body);
     let host = parse_host(&host).map_err(|e| st.reject(None, "invalid host id", e))?;
     st.check_host(key, &host)?;
     let query = query.map_err(|e| st.reject(Some(&host), "bad query", e))?.0;
@@ -1522,6 +1528,18 @@ fn host_for_key(key: &ApiKey, host: &str) -> Result<HostId, ApiError> {
 
 fn not_found(host: &HostId) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("unknown host '{host}'"))
+}
+
+impl AppState {
+    /// `host`'s record; 404 when the host is unknown.
+    async fn known_host(&self, host: &HostId) -> Result<HostRecord, ApiError> {
+        self.0
+            .monitor
+            .host(host)
+            .await
+            .map_err(ApiError::store)?
+            .ok_or_else(|| not_found(host))
+    }
 }
 
 async fn delete_host(
@@ -2234,6 +2252,7 @@ pub fn router(state: AppState) -> Router {
             limits.request_timeout,
             timeout_layer,
         ))
+        .layer(middleware::from_fn(admit::request_line_layer))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |req: &axum::http::Request<axum::body::Body>| {

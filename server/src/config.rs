@@ -459,6 +459,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_FLAP_WINDOW", "flapping.window"),
     ("IAMALIVE_FLAP_STABLE", "flapping.stable"),
     ("IAMALIVE_FLAP_ENABLED", "flapping.enabled"),
+    ("IAMALIVE_GROUP_BLIND", "grouping.blind_detection"),
 ];
 
 /// The variable naming the TOML file to read.
@@ -516,7 +517,9 @@ fn setting(e: SettingError) -> ConfigError {
 
 fn kind_of(path: &str) -> Kind {
     match path {
-        "auto_register" | "dashboard.enabled" | "flapping.enabled" => Kind::Bool,
+        "auto_register" | "dashboard.enabled" | "flapping.enabled" | "grouping.blind_detection" => {
+            Kind::Bool
+        }
         "api_keys" | "smtp.to" | "dashboard.status_pages" => Kind::List,
         "dashboard.session_ttl"
         | "dashboard.refresh"

@@ -198,6 +198,7 @@ async fn heartbeat_script_follows_the_contract() {
         blind: None,
         group: None,
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
         flap: None,
     };
@@ -713,6 +714,7 @@ async fn swaps_and_remove_keep_the_up_entry_exact() {
         blind: None,
         group: None,
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
         flap: None,
     };

@@ -832,6 +832,10 @@ impl Store for SqliteStore {
         true
     }
 
+    async fn host_count(&self) -> Result<Option<u64>, StoreError> {
+        self.count_hosts().await.map(Some)
+    }
+
     async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
         self.group(group).await
     }

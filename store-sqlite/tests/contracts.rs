@@ -85,6 +85,7 @@ fn notice(h: &HostId, kind: NoticeKind) -> Notice {
         blind: None,
         group: None,
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
         flap: None,
     }
