@@ -318,9 +318,11 @@ pub fn success(
         .flatten()
         .map(|f| f.first_at);
     apply_heartbeat(&mut next, hb, due_if_up);
-    if next.status == Status::Up && next.outbox.is_none() {
+    if next.status == Status::Up && next.outbox.is_none() && !crate::flap::flapping(&next) {
         // The caller computed `due_if_up` from the record's own policy, so
-        // it is exact here even where the one-write rule keeps `due_at`.
+        // it is exact here even where the one-write rule keeps `due_at`
+        // (not for a flapping host: the monitor armed it for the instant
+        // it is stable, which may come first).
         next.due_at = Some(due_if_up);
     }
     if let Some(at) = pending_failure {

@@ -191,8 +191,9 @@ url = "{hook}"
     assert!(
         hook.wait_for(&["\"kind\":\"stable\"", "web-3"], 1, WAIT)
             .await,
-        "{:?}",
-        hook.bodies()
+        "back at {back}, now {}: {}",
+        rig.clock.now(),
+        rig.get("/v1/hosts/web-3").await
     );
     let stable: Value = hook
         .bodies()
