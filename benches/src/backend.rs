@@ -96,6 +96,34 @@ pub fn redis_server() -> iamalive_testkit::Server {
     iamalive_testkit::redis()
 }
 
+/// The stores a harness runs on, and the redis-server they need.
+#[derive(Debug)]
+pub struct Selected {
+    /// The stores, in order.
+    pub stores: Vec<Backend>,
+    /// The redis-server of the Redis runs (stopped when dropped), if any.
+    pub redis: Option<iamalive_testkit::Server>,
+    /// Its URL, for [`open`].
+    pub redis_url: Option<String>,
+}
+
+/// The stores `chosen` on the command line, `default` when none was, with
+/// a redis-server started when one of them is [`Backend::Redis`].
+pub fn select(chosen: &[Backend], default: &[Backend]) -> Selected {
+    let stores = if chosen.is_empty() {
+        default.to_vec()
+    } else {
+        chosen.to_vec()
+    };
+    let redis = stores.contains(&Backend::Redis).then(redis_server);
+    let redis_url = redis.as_ref().map(|r| r.redis_url());
+    Selected {
+        stores,
+        redis,
+        redis_url,
+    }
+}
+
 /// Opens a fresh, empty store. `redis_url` is needed for
 /// [`Backend::Redis`]; call from inside the runtime that will use the
 /// store (the Redis connection lives there).

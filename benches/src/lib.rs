@@ -9,6 +9,7 @@ use iamalive_core::{Heartbeat, HostId, HostRecord, Store, StoreError, Timestamp,
 pub mod backend;
 pub mod http;
 mod null;
+pub mod process;
 pub mod stats;
 
 pub use backend::Backend;

@@ -55,8 +55,16 @@ pub struct GlobalOpts {
     /// A file holding the API key (surrounding whitespace is ignored).
     #[arg(long, env = "IAMALIVE_KEY_FILE", global = true)]
     pub key_file: Option<PathBuf>,
-    /// Bound on each request.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    /// How long to wait for each request to the watcher before giving up
+    /// (`10s`, `500ms`). Not a host's timeout: `policy --host-timeout`
+    /// sets that.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = humantime::parse_duration,
+        global = true
+    )]
     pub timeout: Duration,
 }
 
@@ -113,9 +121,15 @@ pub enum Command {
         /// How long after a tick its run may still succeed [default: 1h].
         #[arg(long, requires = "schedule", value_parser = humantime::parse_duration)]
         grace: Option<Duration>,
-        /// A fixed timeout instead of a schedule (`10m`). Named apart
-        /// from the global `--timeout`, which bounds each request.
-        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "clear")]
+        /// How long the host may stay silent before it is missing (`10m`):
+        /// a fixed timeout instead of a schedule. Not the global
+        /// `--timeout`, which bounds each request to the watcher.
+        #[arg(
+            long,
+            value_name = "DURATION",
+            value_parser = humantime::parse_duration,
+            conflicts_with = "clear"
+        )]
         host_timeout: Option<Duration>,
         /// Forget the stored policy: the configuration's applies again.
         #[arg(long)]

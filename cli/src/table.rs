@@ -84,6 +84,12 @@ fn note(h: &Value, now: DateTime<Utc>) -> String {
     if let Some(f) = failure(h) {
         parts.push(f);
     }
+    if h["flapping"] == true {
+        let flips = h["flips"].as_u64().unwrap_or(0);
+        let window = h["flap_window_s"].as_u64().unwrap_or(3600);
+        let window = humantime::format_duration(std::time::Duration::from_secs(window));
+        parts.push(format!("flapping ({flips} in {window})"));
+    }
     if h["status"] == "paused" {
         parts.push(match parse(&h["paused_until"]) {
             Some(t) => format!("paused, resumes {}", relative(t, now)),
@@ -312,6 +318,23 @@ mod tests {
         // A host that never failed has no such note.
         let ok = json!({"host": "web", "status": "up", "last_seen": "2026-11-26T11:59:00Z"});
         assert!(!hosts(&[ok], now).contains("failed"));
+    }
+
+    #[test]
+    fn a_flapping_host_says_so_in_the_note() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let h = json!({"host": "web-3", "status": "up", "last_seen": "2026-11-26T11:59:00Z",
+                       "flapping": true, "flips": 5, "flap_window_s": 3600});
+        let text = hosts(&[h], now);
+        assert!(
+            text.lines().nth(1).unwrap().ends_with("flapping (5 in 1h)"),
+            "{text}"
+        );
+        let calm = json!({"host": "web-4", "status": "up", "last_seen": "2026-11-26T11:59:00Z",
+                          "flapping": false, "flips": 2, "flap_window_s": 3600});
+        assert!(!hosts(&[calm], now).contains("flapping"));
     }
 
     #[test]

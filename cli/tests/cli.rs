@@ -279,6 +279,60 @@ async fn policy_and_a_failed_jobs_note() {
     w.task.await.unwrap().unwrap();
 }
 
+/// `policy --help` tells the two timeouts apart: `--host-timeout` is the
+/// host's silence limit, the global `--timeout` bounds each request; both
+/// are accepted together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_help_tells_the_two_timeouts_apart() {
+    let w = watcher().await;
+    let o = cli(&w, ADMIN, &["policy", "--help"]).await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // An option's help: its line and the wrapped lines under it, up to
+    // the next option.
+    let para = |flag: &str| {
+        let mut lines = o
+            .stdout
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with(&format!("{flag} <DURATION>")));
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("{flag} in: {}", o.stdout));
+        let rest = lines.take_while(|l| {
+            let t = l.trim_start();
+            !t.is_empty() && !t.starts_with('-')
+        });
+        std::iter::once(first)
+            .chain(rest)
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let host = para("--host-timeout");
+    assert!(host.contains("silent before it is missing"), "{host}");
+    let request = para("--timeout");
+    assert!(request.contains("each request to the watcher"), "{request}");
+    assert!(request.contains("Not a host's timeout"), "{request}");
+    let o = cli(
+        &w,
+        ADMIN,
+        &[
+            "--timeout",
+            "5s",
+            "policy",
+            "nightly",
+            "--host-timeout",
+            "3h",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["policy"]["timeout"], "3h", "{v}");
+    let _ = w.stop.send(());
+    w.task.await.unwrap().unwrap();
+}
+
 #[test]
 fn help_and_version_exit_0_and_an_unknown_option_2() {
     iamalive_testkit::assert_help_and_version(

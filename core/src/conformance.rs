@@ -63,11 +63,22 @@ pub fn monitor(
     channels: Vec<Arc<dyn Notifier>>,
     owner: &str,
 ) -> Monitor<dyn Store, ManualClock> {
+    monitor_with(store, clock, channels, owner, policy())
+}
+
+/// [`monitor`] with another policy for every host.
+pub fn monitor_with(
+    store: Arc<dyn Store>,
+    clock: &ManualClock,
+    channels: Vec<Arc<dyn Notifier>>,
+    owner: &str,
+    policy: Policy,
+) -> Monitor<dyn Store, ManualClock> {
     Monitor::new(
         store,
         channels,
         clock.clone(),
-        PolicySet::new(policy()),
+        PolicySet::new(policy),
         MonitorOptions {
             owner: owner.into(),
             lease: Duration::from_secs(30),
@@ -151,6 +162,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
         schedule_persisted_and_monitors_agree,
+        flapping_is_one_notice_then_its_end,
     ]
 }
 
@@ -195,6 +207,8 @@ pub use groups::group_outage_is_one_notice;
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 mod schedules;
 pub use schedules::schedule_persisted_and_monitors_agree;
+mod flapping;
+pub use flapping::flapping_is_one_notice_then_its_end;
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
 /// version of a known one; `last_seen` never goes backwards.
@@ -437,6 +451,7 @@ fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {
         hosts: Vec::new(),
         blind_spot: None,
         job: None,
+        flap: None,
     }
 }
 

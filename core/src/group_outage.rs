@@ -413,6 +413,7 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
             hosts: Vec::new(),
             blind_spot: None,
             job: None,
+            flap: None,
         };
         g.outbox.push(Outbox::new(n));
     }
@@ -487,10 +488,7 @@ fn group_notice(g: &mut GroupRecord, kind: NoticeKind, now: Timestamp, policy: &
     };
     let last_back = hosts.iter().filter_map(|h| h.back_at).max();
     let first_seen = hosts.iter().map(|h| h.last_seen).min().unwrap_or(since_at);
-    let id = match kind {
-        NoticeKind::Recovery => format!("{outage_id}/recovery"),
-        _ => format!("{outage_id}/{kind}/{count}"),
-    };
+    let id = crate::model::notice_id(&outage_id, kind, count);
     Notice {
         id,
         outage_id,
@@ -530,6 +528,7 @@ fn group_notice(g: &mut GroupRecord, kind: NoticeKind, now: Timestamp, policy: &
         group: Some(g.group.clone()),
         hosts,
         job: None,
+        flap: None,
         blind_spot: None,
     }
 }

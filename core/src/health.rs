@@ -431,6 +431,7 @@ pub fn watcher_notice(
         hosts: Vec::new(),
         blind_spot: None,
         job: None,
+        flap: None,
     }
 }
 

@@ -128,11 +128,19 @@ pub struct Job {
     /// The last run that finished with a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<FinishedRun>,
+    /// The host was created by a start or a failure and no success has
+    /// come since: its `last_seen` is when it was created, not a success,
+    /// and notices say so ("never succeeded") rather than "last success".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub never_succeeded: bool,
 }
 
 impl Job {
     fn is_empty(&self) -> bool {
-        self.failure.is_none() && self.runs.is_empty() && self.last_run.is_none()
+        self.failure.is_none()
+            && self.runs.is_empty()
+            && self.last_run.is_none()
+            && !self.never_succeeded
     }
 }
 
@@ -197,6 +205,13 @@ pub struct JobNote {
         skip_serializing_if = "Option::is_none"
     )]
     pub run_duration: Option<Duration>,
+    /// No success was ever heard from the job (it was created by a start
+    /// or a failure): the notice's `last_seen` is not a success.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub never_succeeded: bool,
+    /// For an alarm or reminder: when the oldest run still open started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Timestamp>,
 }
 
 fn job_mut(rec: &mut HostRecord) -> &mut Job {
@@ -312,6 +327,9 @@ pub fn success(
         next.due_at = Some(next.due_at.map_or(at, |d| d.min(at)));
     }
     let duration = close_run(&mut next, rid, hb.at, true);
+    if let Some(job) = next.job.as_deref_mut() {
+        job.never_succeeded = false;
+    }
     tidy(&mut next);
     (next, duration)
 }
@@ -360,6 +378,8 @@ pub fn note(rec: &HostRecord, kind: NoticeKind) -> Option<Box<JobNote>> {
         NoticeKind::Alarm | NoticeKind::Reminder => JobNote {
             failure: f.and_then(|f| f.reason.clone()),
             failed: f.is_some(),
+            never_succeeded: job.never_succeeded,
+            started: job.runs.first().map(|r| r.started),
             ..JobNote::default()
         },
         NoticeKind::Recovery => JobNote {
@@ -371,6 +391,7 @@ pub fn note(rec: &HostRecord, kind: NoticeKind) -> Option<Box<JobNote>> {
                 .as_ref()
                 .filter(|r| r.finished == rec.last_seen)
                 .map(|r| r.duration),
+            ..JobNote::default()
         },
         _ => return None,
     };
@@ -438,7 +459,30 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         signal: Signal,
         rid: Option<&str>,
     ) -> Result<SignalOutcome, StoreError> {
-        let r = self.signal_inner(hb, signal, rid).await;
+        self.signal_to(hb, signal, rid, false).await
+    }
+
+    /// [`signal`](Self::signal) to a host the ingest has just created for
+    /// this very signal: a start or a failure marks it as a job that never
+    /// succeeded (its `last_seen` is its creation), which its notices say
+    /// until its first success.
+    pub async fn signal_created(
+        &self,
+        hb: &Heartbeat,
+        signal: Signal,
+        rid: Option<&str>,
+    ) -> Result<SignalOutcome, StoreError> {
+        self.signal_to(hb, signal, rid, true).await
+    }
+
+    async fn signal_to(
+        &self,
+        hb: &Heartbeat,
+        signal: Signal,
+        rid: Option<&str>,
+        created: bool,
+    ) -> Result<SignalOutcome, StoreError> {
+        let r = self.signal_inner(hb, signal, rid, created).await;
         match &r {
             Err(e) if !matches!(e, StoreError::Contended { .. }) => self.store_result(Err(e)),
             Ok(SignalOutcome::Applied { duration, .. }) => {
@@ -481,6 +525,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         hb: &Heartbeat,
         signal: Signal,
         rid: Option<&str>,
+        created: bool,
     ) -> Result<SignalOutcome, StoreError> {
         if signal == Signal::Log {
             return Ok(match self.store().get(&hb.host).await? {
@@ -516,6 +561,16 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                     }
                     Signal::Start | Signal::Log => (start(rec, hb.at, rid), None, false),
                 };
+                let mut next = next;
+                // Created for this signal and not answered by a success
+                // since (a success racing the creation has cleared it).
+                if created
+                    && signal != Signal::Success
+                    && rec.job.as_deref().is_none_or(|j| j.last_run.is_none())
+                    && rec.last_seen == hb.at
+                {
+                    job_mut(&mut next).never_succeeded = true;
+                }
                 Some((
                     next,
                     SignalOutcome::Applied {

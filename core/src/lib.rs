@@ -3,6 +3,7 @@
 mod clock;
 pub mod decide;
 pub mod events;
+pub mod flap;
 mod group;
 pub mod group_outage;
 pub mod health;

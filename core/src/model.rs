@@ -85,6 +85,13 @@ pub enum NoticeKind {
     Restored,
     /// A test notice an operator asked for, to check the wiring.
     Test,
+    /// The host keeps going silent and coming back (more outages than the
+    /// flapping setting allows within its window): one notice, then no
+    /// per-flip notice until it is stable (see [`crate::flap`]).
+    Flapping,
+    /// A flapping host has stayed up for the stable time: the episode is
+    /// over. (One that stayed down gets an alarm instead.)
+    Stable,
 }
 
 impl NoticeKind {
@@ -97,6 +104,8 @@ impl NoticeKind {
             NoticeKind::Degraded => "degraded",
             NoticeKind::Restored => "restored",
             NoticeKind::Test => "test",
+            NoticeKind::Flapping => "flapping",
+            NoticeKind::Stable => "stable",
         }
     }
 
@@ -108,12 +117,12 @@ impl NoticeKind {
         )
     }
 
-    /// Whether it reports a problem (alarm, reminder, degraded) rather than
-    /// its end or a test.
+    /// Whether it reports a problem (alarm, reminder, degraded, flapping)
+    /// rather than its end or a test.
     pub fn is_problem(self) -> bool {
         matches!(
             self,
-            NoticeKind::Alarm | NoticeKind::Reminder | NoticeKind::Degraded
+            NoticeKind::Alarm | NoticeKind::Reminder | NoticeKind::Degraded | NoticeKind::Flapping
         )
     }
 
@@ -126,6 +135,8 @@ impl NoticeKind {
             NoticeKind::Degraded => "WATCHER DEGRADED",
             NoticeKind::Restored => "WATCHER RESTORED",
             NoticeKind::Test => "TEST",
+            NoticeKind::Flapping => "FLAPPING",
+            NoticeKind::Stable => "STABLE",
         }
     }
 }
@@ -186,12 +197,25 @@ pub struct Notice {
     /// failures it ends and the duration of the run that ended them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<Box<crate::job::JobNote>>,
+    /// For a `flapping` or `stable` notice, or the alarm that ends a
+    /// flapping episode: how much the host flapped (see [`crate::flap`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flap: Option<Box<crate::flap::FlapNote>>,
     /// For the watcher-blind notice (several sites fell silent within one
     /// group wait: the likeliest cause is the watcher's own ingress): the
     /// sites and how many hosts went silent. See
     /// [`crate::group_outage::blind`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blind_spot: Option<Box<crate::group_outage::blind::BlindSpot>>,
+}
+
+/// A notice's stable id (receivers deduplicate on it): `<outage>/recovery`
+/// for the all-clear, `<outage>/<kind>/<count>` for an alarm or reminder.
+pub(crate) fn notice_id(outage_id: &str, kind: NoticeKind, count: u32) -> String {
+    match kind {
+        NoticeKind::Recovery => format!("{outage_id}/recovery"),
+        _ => format!("{outage_id}/{kind}/{count}"),
+    }
 }
 
 impl Notice {
@@ -204,7 +228,28 @@ impl Notice {
         if self.kind.is_watcher() {
             return format!("[iamalive] {}: {}", self.kind.tag(), self.headline());
         }
+        if let Some(detail) = self.flap_detail() {
+            return format!(
+                "[iamalive] {} {}: {detail}",
+                self.kind.tag(),
+                self.host_label()
+            );
+        }
         format!("[iamalive] {} {}", self.kind.tag(), self.host_label())
+    }
+
+    /// "5 outages in 1h" for a `flapping` notice, "stable again, up since
+    /// 10:42 UTC" for a `stable` one; `None` for other kinds.
+    pub fn flap_detail(&self) -> Option<String> {
+        let f = self.flap.as_deref()?;
+        match self.kind {
+            NoticeKind::Flapping => Some(crate::flap::describe(f.flips, f.window)),
+            NoticeKind::Stable => {
+                let at = self.recovered_at.unwrap_or(self.created_at);
+                Some(format!("stable again, up since {} UTC", at.format("%H:%M")))
+            }
+            _ => None,
+        }
     }
 
     /// Whether this is a group notice, speaking for several hosts of a
@@ -266,6 +311,48 @@ impl Notice {
         }
     }
 
+    /// For a job that never succeeded (created by a start or a failure,
+    /// no success since): `Some` with the start of its oldest open run, if
+    /// one is open. Its `last_seen` is then its creation, not a success:
+    /// notices say "started at …, never finished" or "never succeeded"
+    /// instead. `None` for every other notice.
+    pub fn never_succeeded(&self) -> Option<Option<Timestamp>> {
+        let j = self.job.as_deref().filter(|j| j.never_succeeded)?;
+        Some(j.started)
+    }
+
+    /// "started at 2024-05-01T02:00:00Z, never finished" or "never
+    /// succeeded", for a job that [never succeeded](Self::never_succeeded).
+    pub fn never_succeeded_text(&self) -> Option<String> {
+        Some(match self.never_succeeded()? {
+            Some(at) => format!(
+                "started at {}, never finished",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            None => "never succeeded".to_owned(),
+        })
+    }
+
+    /// Whether a reported failure (not silence) caused the outage this
+    /// notice is about: an alarm says "reported a failure", an all-clear
+    /// "succeeded again after failing for …".
+    pub fn after_failure(&self) -> bool {
+        self.job.as_deref().is_some_and(|j| j.failed)
+    }
+
+    /// For a notice [after a failure](Self::after_failure): how long the
+    /// job has been failing, from the failure (`missing_since`) to its
+    /// success (`recovered_at`) or to this notice. `None` otherwise (a
+    /// silence is [`silent_for`](Self::silent_for)).
+    pub fn failing_for(&self) -> Option<Duration> {
+        self.after_failure().then(|| {
+            crate::since(
+                self.recovered_at.unwrap_or(self.created_at),
+                self.missing_since,
+            )
+        })
+    }
+
     /// One short sentence: "build-01 has gone silent", or for a watcher
     /// notice the first sentence of its message.
     pub fn headline(&self) -> String {
@@ -282,6 +369,7 @@ impl Notice {
                 None => format!("{} reported a failure", self.host_label()),
             },
             (NoticeKind::Reminder, Some(_)) => format!("{} is still failing", self.host_label()),
+            (NoticeKind::Recovery, Some(_)) => format!("{} succeeded again", self.host_label()),
             _ => self.plain_headline(),
         }
     }
@@ -291,6 +379,18 @@ impl Notice {
             NoticeKind::Alarm => format!("{} has gone silent", self.host_label()),
             NoticeKind::Reminder => format!("{} is still silent", self.host_label()),
             NoticeKind::Recovery => format!("{} reports again", self.host_label()),
+            NoticeKind::Flapping => format!(
+                "{} keeps going silent and coming back: {}",
+                self.host_label(),
+                self.flap_detail().unwrap_or_default()
+            ),
+            NoticeKind::Stable => format!(
+                "{} stable again (up since {})",
+                self.host_label(),
+                self.recovered_at
+                    .unwrap_or(self.created_at)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             NoticeKind::Degraded | NoticeKind::Restored | NoticeKind::Test => {
                 let m = self.message.as_deref().unwrap_or("");
                 let first = m.split_once(". ").map_or(m, |(a, _)| a);
@@ -356,9 +456,37 @@ impl Notice {
             let _ = writeln!(b, "\noutage id: {}\nnotice id: {}", self.outage_id, self.id);
             return b;
         }
-        let failed = self.job.as_deref().is_some_and(|j| j.failed);
+        if let (NoticeKind::Flapping | NoticeKind::Stable, Some(f)) =
+            (self.kind, self.flap.as_deref())
+        {
+            let _ = writeln!(b, "Host {}.", self.headline());
+            let _ = writeln!(b);
+            if self.kind == NoticeKind::Flapping {
+                let _ = writeln!(
+                    b,
+                    "No alarm or all-clear is sent for each of its outages until it has stayed up (or down) for {}; then one notice says how it ended.",
+                    human(f.stable_for)
+                );
+                let _ = writeln!(b);
+            }
+            let _ = writeln!(b, "host:          {}", self.host);
+            if let Some(g) = &self.group {
+                let _ = writeln!(b, "site (group):  {g}");
+            }
+            let _ = writeln!(b, "flapping since: {}", ts(&f.since));
+            let _ = writeln!(b, "outages:       {} (window {})", f.flips, human(f.window));
+            let _ = writeln!(b, "last seen:     {}", ts(&self.last_seen));
+            if let Some(r) = &self.recovered_at {
+                let _ = writeln!(b, "up since:      {}", ts(r));
+            } else {
+                let _ = writeln!(b, "down since:    {}", ts(&self.missing_since));
+            }
+            let _ = writeln!(b, "\noutage id: {}\nnotice id: {}", self.outage_id, self.id);
+            return b;
+        }
+        let failed = self.after_failure();
         let _ = match (self.kind, failed) {
-            (NoticeKind::Alarm | NoticeKind::Reminder, true) => {
+            (NoticeKind::Alarm | NoticeKind::Reminder | NoticeKind::Recovery, true) => {
                 writeln!(b, "Host {}.", self.headline())
             }
             (NoticeKind::Alarm, false) => {
@@ -374,13 +502,22 @@ impl Notice {
         if let Some(g) = &self.group {
             let _ = writeln!(b, "site (group):  {g}");
         }
-        let _ = writeln!(b, "last seen:     {}", ts(&self.last_seen));
+        match self.never_succeeded() {
+            Some(Some(at)) => writeln!(b, "started at:    {}, never finished", ts(&at)),
+            Some(None) => writeln!(b, "last success:  none yet"),
+            None => writeln!(b, "last seen:     {}", ts(&self.last_seen)),
+        }
+        .ok();
         let _ = writeln!(b, "missing since: {}", ts(&self.missing_since));
+        let (how, span) = match self.failing_for() {
+            Some(d) => ("failing for:  ", d),
+            None => ("silent for:   ", self.silent_for),
+        };
         if let Some(r) = &self.recovered_at {
             let _ = writeln!(b, "back at:       {}", ts(r));
-            let _ = writeln!(b, "silent for:    {} in all", human(self.silent_for));
+            let _ = writeln!(b, "{how} {} in all", human(span));
         } else {
-            let _ = writeln!(b, "silent for:    {}", human(self.silent_for));
+            let _ = writeln!(b, "{how} {}", human(span));
         }
         let _ = writeln!(b, "alarm count:   {}", self.alarm_count);
         if let Some(n) = &self.next_reminder {
@@ -401,6 +538,15 @@ impl Notice {
         }
         if let Some(why) = &self.blind {
             let _ = writeln!(b, "watcher note:  {why}");
+        }
+        if let Some(f) = &self.flap {
+            let _ = writeln!(
+                b,
+                "flapping:      {} outage(s) since {}; it stayed down for {}, so the episode ends with this alarm",
+                f.flips,
+                ts(&f.since),
+                human(f.stable_for)
+            );
         }
         if let Some(r) = self.report_text() {
             let _ = writeln!(b, "\nThe agent's account of the outage:\n{r}");
@@ -527,6 +673,9 @@ pub struct HostRecord {
     /// schedule), stored with it so every monitor applies it; it wins over
     /// the configuration's policy for the host. `None`: the configuration's.
     pub policy: Option<Box<crate::HostPolicy>>,
+    /// Its recent outages and flapping episode (see [`crate::flap`]);
+    /// `None` until its first outage. Written only with a transition.
+    pub flap: Option<Box<crate::flap::Flap>>,
 }
 
 // Written out rather than derived so the rare parts (an owed notice, a
@@ -552,6 +701,7 @@ impl Clone for HostRecord {
             group: self.group.clone(),
             job: self.job.clone(),
             policy: self.policy.clone(),
+            flap: self.flap.clone(),
         }
     }
 }
@@ -589,6 +739,7 @@ impl HostRecord {
             group: None,
             job: None,
             policy: None,
+            flap: None,
         }
     }
 

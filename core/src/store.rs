@@ -110,6 +110,39 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::Contended { .. })
     }
+
+    /// The same failure once more, for another caller: a group commit (the
+    /// SQLite writer, the Redis heartbeat batcher) answers every caller of
+    /// a batch that failed as a whole with it. Same variant and store, so
+    /// [`is_transient`](Self::is_transient) answers alike; a wrapped
+    /// backend error becomes its text, sources included.
+    pub fn replicate(&self) -> Self {
+        match self {
+            Self::Unavailable { store, error } => {
+                Self::unavailable(store, crate::text::error_chain(&**error))
+            }
+            Self::Backend { store, error } => {
+                Self::backend(store, crate::text::error_chain(&**error))
+            }
+            Self::InvalidInput { store, reason } => Self::InvalidInput {
+                store,
+                reason: reason.clone(),
+            },
+            Self::Corrupt { store, key, reason } => Self::Corrupt {
+                store,
+                key: key.clone(),
+                reason: reason.clone(),
+            },
+            Self::Contended { key, rounds } => Self::Contended {
+                key: key.clone(),
+                rounds: *rounds,
+            },
+            Self::Lost { store, reason } => Self::Lost {
+                store,
+                reason: reason.clone(),
+            },
+        }
+    }
 }
 
 /// What [`Store::record_heartbeat`] did.
@@ -317,5 +350,36 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
     /// The earliest `due_at` of any group record.
     async fn next_group_due(&self) -> Result<Option<Timestamp>, StoreError> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch's failure, replicated for each caller, keeps its kind (so
+    /// retries decide alike), its store and its whole message.
+    #[test]
+    fn a_replicated_error_keeps_its_kind_and_its_words() {
+        let io = std::io::Error::other("connection reset");
+        let e = StoreError::unavailable("redis", io);
+        let r = e.replicate();
+        assert!(r.is_transient());
+        assert_eq!(r.to_string(), e.to_string());
+        let e = StoreError::backend("sqlite", "commit failed: disk I/O error");
+        let r = e.replicate();
+        assert!(!r.is_transient());
+        assert_eq!(r.to_string(), "sqlite: commit failed: disk I/O error");
+        let e = StoreError::Corrupt {
+            store: "redis",
+            key: "h:a".into(),
+            reason: "status".into(),
+        };
+        assert_eq!(e.replicate().to_string(), e.to_string());
+        let e = StoreError::Contended {
+            key: "a".into(),
+            rounds: 3,
+        };
+        assert!(e.replicate().is_transient());
     }
 }

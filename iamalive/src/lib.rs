@@ -54,15 +54,18 @@ impl std::fmt::Debug for Opened {
 /// The store `config` chose ([`StoreKind`]) and its channels.
 pub async fn deployment(config: &Config) -> Result<Opened, SetupError> {
     let channels = channels(config, &ChannelBuilder::new()).await?;
+    // The SQLite store is handed back apart as well (a graceful stop
+    // checkpoints it), so it returns here; the other stores below.
     #[cfg(feature = "sqlite")]
-    let mut sqlite = None;
+    if config.store == StoreKind::Sqlite {
+        let sqlite = Arc::new(stores::sqlite(config)?);
+        return Ok(Opened {
+            store: Arc::clone(&sqlite) as Arc<dyn Store>,
+            channels,
+            sqlite: Some(sqlite),
+        });
+    }
     let store: Arc<dyn Store> = match config.store {
-        #[cfg(feature = "sqlite")]
-        StoreKind::Sqlite => {
-            let s = Arc::new(stores::sqlite(config)?);
-            sqlite = Some(Arc::clone(&s));
-            s
-        }
         #[cfg(feature = "redis")]
         StoreKind::Redis => Arc::new(stores::redis(config).await?),
         #[cfg(feature = "dynamo")]
@@ -86,6 +89,6 @@ pub async fn deployment(config: &Config) -> Result<Opened, SetupError> {
         store,
         channels,
         #[cfg(feature = "sqlite")]
-        sqlite,
+        sqlite: None,
     })
 }

@@ -74,7 +74,8 @@ fn color(kind: NoticeKind) -> (&'static str, u32) {
     match kind {
         NoticeKind::Alarm => ("Attention", 0xD0_3B_3B),
         NoticeKind::Reminder => ("Warning", 0xE0_A0_30),
-        NoticeKind::Recovery | NoticeKind::Restored => ("Good", 0x2E_A0_43),
+        NoticeKind::Recovery | NoticeKind::Restored | NoticeKind::Stable => ("Good", 0x2E_A0_43),
+        NoticeKind::Flapping => ("Warning", 0xE0_A0_30),
         NoticeKind::Degraded => ("Warning", 0xE0_70_30),
         NoticeKind::Test => ("Accent", 0x35_74_C8),
     }
@@ -152,12 +153,29 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
     if let Some(g) = &n.group {
         f.push(("Site", g.to_string()));
     }
-    f.push(("Last seen", ts(&n.last_seen)));
+    if let Some(fl) = n.flap.as_deref() {
+        f.push((
+            "Flapping",
+            format!(
+                "{} since {} (stable after {})",
+                iamalive_core::flap::describe(fl.flips, fl.window),
+                ts(&fl.since),
+                human(fl.stable_for)
+            ),
+        ));
+    }
+    match n.never_succeeded_text() {
+        Some(never) => f.push(("Last success", never)),
+        None => f.push(("Last seen", ts(&n.last_seen))),
+    }
     f.push(("Missing since", ts(&n.missing_since)));
     if let Some(r) = &n.recovered_at {
         f.push(("Back at", ts(r)));
     }
-    f.push(("Silent for", human(n.silent_for)));
+    match n.failing_for() {
+        Some(d) => f.push(("Failing for", human(d))),
+        None => f.push(("Silent for", human(n.silent_for))),
+    }
     f.push(("Alarm count", n.alarm_count.to_string()));
     if let Some(r) = &n.next_reminder {
         f.push(("Next reminder", ts(r)));
@@ -216,6 +234,12 @@ fn generic(n: &Notice, sent_at: Timestamp) -> Value {
     if n.is_group() {
         v["hosts"] = group_hosts(n);
     }
+    if let Some(f) = n.flap.as_deref() {
+        v["flips"] = json!(f.flips);
+        v["window_s"] = json!(f.window.as_secs());
+        v["stable_for_s"] = json!(f.stable_for.as_secs());
+        v["flapping_since"] = json!(ts(&f.since));
+    }
     if let Some(b) = &n.blind_spot {
         v["kind"] = json!(match n.kind {
             NoticeKind::Recovery => "watcher_blind_recovery",
@@ -269,7 +293,7 @@ fn generic_single(n: &Notice, sent_at: Timestamp) -> Value {
 /// | field | type | meaning |
 /// |---|---|---|
 /// | `id` | string | notice id, stable across redeliveries |
-/// | `kind` | `alarm` \| `reminder` \| `recovery` | |
+/// | `kind` | `alarm` \| `reminder` \| `recovery` \| `flapping` \| `stable` | |
 /// | `host` | string | |
 /// | `group` | string or null | the host's group (site); null when it has none |
 /// | `subject` | string | `[iamalive] ALARM build-01`, `[iamalive] ALARM db-1 (site office-berlin)` |
@@ -293,6 +317,16 @@ fn generic_single(n: &Notice, sent_at: Timestamp) -> Value {
 /// (all-clear), and adds `hosts`: `[{"host", "last_seen", "silent_for_s",
 /// "report", "back_at", "new"}]`, every host it names (`back_at` on an
 /// all-clear; `new` for a host that joined since the previous notice).
+///
+/// A `flapping` notice (the host keeps going silent and coming back; it
+/// stands for the per-flip alarms and all-clears until the host is
+/// stable), the `stable` notice that ends the episode when the host stayed
+/// up (`recovered_at`: up since), and the alarm that ends it when the host
+/// stayed down add `flips` (outages counted), `window_s` (the window they
+/// were counted in), `stable_for_s` (how long the host must stay up or down
+/// to be stable) and `flapping_since` (RFC 3339). A flapping episode's
+/// notices share `outage_id` (`<host>@<ms>/flapping`); PagerDuty triggers
+/// it with severity `warning` and resolves it with the `stable` notice.
 ///
 /// The watcher-blind notice (several sites fell silent within one group
 /// wait: the likeliest cause is the watcher's own ingress) has `kind`
@@ -390,7 +424,7 @@ pub fn payload(
         WebhookFormat::PagerDuty => {
             let key = routing_key.unwrap_or_default();
             match n.kind {
-                NoticeKind::Recovery | NoticeKind::Restored => json!({
+                NoticeKind::Recovery | NoticeKind::Restored | NoticeKind::Stable => json!({
                     "routing_key": key,
                     "event_action": "resolve",
                     "dedup_key": n.outage_id,
@@ -413,6 +447,22 @@ pub fn payload(
                         "timestamp": ts(&n.created_at),
                         "component": "watcher",
                         "class": n.kind.as_str(),
+                        "custom_details": generic(n, sent_at),
+                    },
+                }),
+                NoticeKind::Flapping => json!({
+                    "routing_key": key,
+                    "event_action": "trigger",
+                    "dedup_key": n.outage_id,
+                    "client": "iamalive",
+                    "payload": {
+                        "summary": truncate(&format!("{}: {}", n.subject(), headline(n)), 1024),
+                        "source": source(n),
+                        "severity": "warning",
+                        "timestamp": ts(&n.created_at),
+                        "component": "heartbeat",
+                        "group": n.group.as_ref().map(|g| g.as_str()),
+                        "class": "host flapping",
                         "custom_details": generic(n, sent_at),
                     },
                 }),

@@ -75,11 +75,20 @@ impl StdoutNotifier {
         let mut s = format!("{}: ", notice.subject());
         match notice.kind {
             NoticeKind::Recovery => {
-                s.push_str(&format!(
-                    "back after {} silent, last seen {}",
-                    human(notice.silent_for),
-                    ts(&notice.last_seen)
-                ));
+                // A job that had reported a failure was not silent: it
+                // succeeded again.
+                if let Some(failing) = notice.failing_for() {
+                    s.push_str(&format!(
+                        "succeeded again after failing for {}",
+                        human(failing)
+                    ));
+                } else {
+                    s.push_str(&format!(
+                        "back after {} silent, last seen {}",
+                        human(notice.silent_for),
+                        ts(&notice.last_seen)
+                    ));
+                }
                 if let Some(at) = &notice.recovered_at {
                     s.push_str(&format!(", back at {}", ts(at)));
                 }
@@ -93,30 +102,30 @@ impl StdoutNotifier {
                     }
                 }
             }
-            // A job that reported a failure is not silent: say that it
-            // failed, and why.
-            _ if notice.job.as_deref().is_some_and(|j| j.failed) => {
-                let reason = notice.job.as_deref().and_then(|j| j.failure.as_deref());
-                s.push_str("reported a failure");
-                if let Some(r) = reason {
-                    s.push_str(&format!(": {}", one_line(r)));
-                }
-                s.push_str(&format!(
-                    ", last success {}, alarm {}",
-                    ts(&notice.last_seen),
-                    notice.alarm_count
-                ));
-                if let Some(n) = &notice.next_reminder {
-                    s.push_str(&format!(", next reminder {}", ts(n)));
-                }
-            }
             _ => {
-                s.push_str(&format!(
-                    "silent for {}, last seen {}, alarm {}",
-                    human(notice.silent_for),
-                    ts(&notice.last_seen),
-                    notice.alarm_count
-                ));
+                let never = notice.never_succeeded_text();
+                if notice.after_failure() {
+                    // A job that reported a failure is not silent: say
+                    // that it failed, and why.
+                    s.push_str("reported a failure");
+                    if let Some(r) = notice.job.as_deref().and_then(|j| j.failure.as_deref()) {
+                        s.push_str(&format!(": {}", one_line(r)));
+                    }
+                    match never {
+                        Some(never) => s.push_str(&format!(", {never}")),
+                        None => s.push_str(&format!(", last success {}", ts(&notice.last_seen))),
+                    }
+                } else {
+                    match never {
+                        Some(never) => s.push_str(&never),
+                        None => s.push_str(&format!(
+                            "silent for {}, last seen {}",
+                            human(notice.silent_for),
+                            ts(&notice.last_seen)
+                        )),
+                    }
+                }
+                s.push_str(&format!(", alarm {}", notice.alarm_count));
                 if let Some(n) = &notice.next_reminder {
                     s.push_str(&format!(", next reminder {}", ts(n)));
                 }
@@ -202,6 +211,7 @@ mod tests {
             hosts: Vec::new(),
             blind_spot: None,
             job: None,
+            flap: None,
         };
         let l = StdoutNotifier::line(&n);
         assert!(!l.contains('\n'), "{l}");
@@ -232,21 +242,57 @@ mod tests {
         // Its all-clear says how it failed and how long the run took.
         let back = Notice {
             kind: NoticeKind::Recovery,
-            recovered_at: Some(t),
             next_reminder: None,
             job: Some(Box::new(iamalive_core::job::JobNote {
                 failure: Some("disk full".into()),
                 failed: true,
                 summary: Some("failed twice since 02:00 UTC: disk full".into()),
                 run_duration: Some(Duration::from_secs(95)),
+                ..Default::default()
             })),
-            ..failed
+            // Failing from 12:00:00 to 12:00:07 (silent since 11:59:00).
+            recovered_at: Some(t + chrono::TimeDelta::seconds(7)),
+            silent_for: Duration::from_secs(67),
+            ..failed.clone()
         };
         let l = StdoutNotifier::line(&back);
         assert!(
             l.contains(", job failed twice since 02:00 UTC: disk full, run took 1m 35s"),
             "{l}"
         );
+        // It succeeded again after failing: it was never silent.
+        assert!(
+            l.starts_with("[iamalive] RECOVERED build-01: succeeded again after failing for 7s, back at 2024-05-01T12:00:07Z"),
+            "{l}"
+        );
+        assert!(!l.contains("silent"), "{l}");
+        // A job that never succeeded has no last success to name.
+        let mut never = failed.clone();
+        if let Some(j) = never.job.as_deref_mut() {
+            j.never_succeeded = true;
+        }
+        let l = StdoutNotifier::line(&never);
+        assert!(
+            l.starts_with(
+                "[iamalive] ALARM build-01: reported a failure: disk full, never succeeded, alarm 1"
+            ),
+            "{l}"
+        );
+        // Nor one that only ever started: it started and never finished.
+        let started = Notice {
+            job: Some(Box::new(iamalive_core::job::JobNote {
+                never_succeeded: true,
+                started: Some(t),
+                ..Default::default()
+            })),
+            ..n.clone()
+        };
+        let l = StdoutNotifier::line(&started);
+        assert!(
+            l.starts_with("[iamalive] ALARM build-01: started at 2024-05-01T12:00:00Z, never finished, alarm 1"),
+            "{l}"
+        );
+        assert!(!l.contains("last seen"), "{l}");
         let mut grouped = n.clone();
         grouped.group = Some(iamalive_core::GroupName::new("office-berlin").unwrap());
         let l = StdoutNotifier::line(&grouped);

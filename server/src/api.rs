@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,8 +16,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iamalive_core::health::{Announcement, watcher_notice};
 use iamalive_core::{
     Clock, GroupName, HealthOptions, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord,
-    Monitor, MonitorOptions, NoticeKind, Notifier, Repeat, Silence, Status, Store, StoreError,
-    SweepReport, Timestamp, add, check_tz, parse_instant, since,
+    Monitor, MonitorOptions, NoticeKind, Notifier, PolicySet, Repeat, Silence, Status, Store,
+    StoreError, SweepReport, Timestamp, add, check_tz, parse_instant, since,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
@@ -32,6 +32,7 @@ use crate::rejections::{
 };
 use crate::self_ping::SelfWatch;
 
+mod admit;
 mod alertmanager;
 mod maintenance;
 mod policy;
@@ -482,7 +483,8 @@ impl AppState {
     fn reject(&self, host: Option<&HostId>, reason: &'static str, e: ApiError) -> ApiError {
         self.0.rejections.record(host, reason);
         if self.0.log.note(reason) {
-            tracing::info!(host = host.map(HostId::as_str), status = e.status.as_u16(), reason = %e.reason, "heartbeat rejected");
+            let (method, path) = admit::request_line();
+            tracing::info!(%method, %path, host = host.map(HostId::as_str), status = e.status.as_u16(), reason = %e.reason, "heartbeat rejected");
         }
         e
     }
@@ -501,7 +503,10 @@ impl AppState {
             );
             e.retry_after = Some(wait_time(&not_until));
             if self.0.log.note(reason) {
+                let (method, path) = admit::request_line();
                 tracing::info!(
+                    %method,
+                    %path,
                     status = e.status.as_u16(),
                     reason,
                     "request without a valid key rejected"
@@ -513,7 +518,8 @@ impl AppState {
             self.0.rejections.record(None, reason);
         }
         if self.0.log.note(reason) {
-            tracing::info!(status = e.status.as_u16(), reason = %e.reason, "request without a valid key rejected");
+            let (method, path) = admit::request_line();
+            tracing::info!(%method, %path, status = e.status.as_u16(), reason = %e.reason, "request without a valid key rejected");
         }
         e
     }
@@ -571,7 +577,8 @@ impl AppState {
                 self.reject(host, reason, e)
             } else {
                 if self.0.log.note(reason) {
-                    tracing::info!(key = %key.name, status = e.status.as_u16(), reason, "request rejected");
+                    let (method, path) = admit::request_line();
+                    tracing::info!(%method, %path, key = %key.name, status = e.status.as_u16(), reason, "request rejected");
                 }
                 e
             }
@@ -988,18 +995,15 @@ async fn heartbeat(
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response, ApiError> {
-    // The key first: a request without a valid key costs a hash and
-    // nothing else (its body is never read).
-    let (index, key) = st.authenticate(bearer(&headers), true)?;
-    let body = Bytes::from_request(req, &st)
-        .await
-        .map_err(|e| body_error(&st, e))?;
-    let parsed = serde_json::from_slice::<HeartbeatBody>(&body);
-    // Read the host before the rate limits, so a heartbeat they turn away
-    // can be counted against it.
-    let host = parsed.as_ref().ok().and_then(|b| HostId::new(&b.host).ok());
-    st.charge(index, key, host.as_ref(), true)?;
-    let body = parsed.map_err(|e| {
+    let admitted = st
+        .admit(bearer(&headers), req, |body| {
+            let parsed = serde_json::from_slice::<HeartbeatBody>(body);
+            let host = parsed.as_ref().ok().and_then(|b| HostId::new(&b.host).ok());
+            (host, parsed)
+        })
+        .await?;
+    let (index, key) = (admitted.index, admitted.key);
+    let body = admitted.read.map_err(|e| {
         st.reject(
             None,
             "invalid JSON",
@@ -1082,14 +1086,12 @@ async fn ping(
     action: Option<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (index, key) = st.authenticate(Ok(Some(&key)), true)?;
     let query = Query::<signals::PingQuery>::try_from_uri(req.uri())
         .map_err(|e| bad(format!("invalid query string: {e}")));
-    let body = Bytes::from_request(req, &st)
-        .await
-        .map_err(|e| body_error(&st, e))?;
-    let host_id = HostId::new(&host).ok();
-    st.charge(index, key, host_id.as_ref(), true)?;
+    let admitted = st
+        .admit(Ok(Some(&key)), req, |_| (HostId::new(&host).ok(), ()))
+        .await?;
+    let (index, key, body) = (admitted.index, admitted.key, admitted.body);
     let host = parse_host(&host).map_err(|e| st.reject(None, "invalid host id", e))?;
     st.check_host(key, &host)?;
     let query = query.map_err(|e| st.reject(Some(&host), "bad query", e))?.0;
@@ -1152,8 +1154,9 @@ async fn ping_action(
 
 /// A host as the API shows it, with the pause or silence that holds its
 /// notices back and when that ends.
-fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
+fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence], policies: &PolicySet) -> Value {
     let silent = since(now, rec.last_seen);
+    let flap = policies.for_record(rec).flapping;
     let paused = rec.status == Status::Paused;
     let silence = covering_silence(silences, &rec.host, now);
     json!({
@@ -1172,6 +1175,13 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence]) -> Value {
         // stays in `job` until the (woken) sweep sends the all-clear that
         // summarises it; this says it is answered meanwhile.
         "failing": iamalive_core::job::failing(rec),
+        // Flapping: in an episode (one notice said so; no per-flip notice
+        // until it is stable), and its outages within the window.
+        "flapping": iamalive_core::flap::flapping(rec),
+        "flips": iamalive_core::flap::recent_flips(rec, now, &flap),
+        "flap_window_s": flap.window.as_secs(),
+        "flapping_since": rec.flap.as_deref().and_then(|f| f.episode.as_ref()).map(|e| e.since),
+        "stable_at": iamalive_core::flap::stable_at(rec, &flap),
         "report": rec.report.as_deref().map(|r| serde_json::from_str::<Value>(r).unwrap_or_else(|_| Value::String(r.to_owned()))),
         "owed_notice": rec.outbox.as_ref().map(|o| json!({
             "id": o.notice.id,
@@ -1297,7 +1307,11 @@ async fn list_hosts(
     let next_after = (page.len() == limit)
         .then(|| page.last().map(|r| r.host.clone()))
         .flatten();
-    let hosts: Vec<Value> = page.iter().map(|r| view(r, now, &silences)).collect();
+    let policies = st.0.monitor.policies();
+    let hosts: Vec<Value> = page
+        .iter()
+        .map(|r| view(r, now, &silences, policies))
+        .collect();
     Ok(Json(json!({ "hosts": hosts, "next_after": next_after })).into_response())
 }
 
@@ -1516,6 +1530,18 @@ fn not_found(host: &HostId) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("unknown host '{host}'"))
 }
 
+impl AppState {
+    /// `host`'s record; 404 when the host is unknown.
+    async fn known_host(&self, host: &HostId) -> Result<HostRecord, ApiError> {
+        self.0
+            .monitor
+            .host(host)
+            .await
+            .map_err(ApiError::store)?
+            .ok_or_else(|| not_found(host))
+    }
+}
+
 async fn delete_host(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -1595,7 +1621,13 @@ async fn pause_host(
         })?
     };
     let rec = st.pause(key, host.as_str(), &req).await?;
-    Ok(Json(view(&rec, st.now(), &silences(&st).await?)).into_response())
+    Ok(Json(view(
+        &rec,
+        st.now(),
+        &silences(&st).await?,
+        st.0.monitor.policies(),
+    ))
+    .into_response())
 }
 
 async fn resume_host(
@@ -1604,7 +1636,13 @@ async fn resume_host(
     Path(host): Path<String>,
 ) -> Result<Response, ApiError> {
     let rec = st.resume(st.admin(&headers)?, &host).await?;
-    Ok(Json(view(&rec, st.now(), &silences(&st).await?)).into_response())
+    Ok(Json(view(
+        &rec,
+        st.now(),
+        &silences(&st).await?,
+        st.0.monitor.policies(),
+    ))
+    .into_response())
 }
 
 /// The management operations behind the API's handlers, for a key that
@@ -2214,6 +2252,7 @@ pub fn router(state: AppState) -> Router {
             limits.request_timeout,
             timeout_layer,
         ))
+        .layer(middleware::from_fn(admit::request_line_layer))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |req: &axum::http::Request<axum::body::Body>| {

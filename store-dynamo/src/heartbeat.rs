@@ -2,8 +2,9 @@
 //!
 //! Core's heartbeat rule ([`iamalive_core::heartbeat`]) as DynamoDB
 //! expressions: an up host with nothing owed takes the fast path, which
-//! keeps `dueAt` while it lies in core's [`LazyWindow`] (no index write);
-//! anything else (a host with a stored policy included) reads, applies
+//! keeps `dueAt` while it lies in core's [`LazyWindow`] (no index write),
+//! or always when the host has a stored policy (the monitor arms its
+//! `dueAt` from the policy); anything else reads, applies
 //! [`apply_heartbeat`] and swaps.
 
 use crate::*;
@@ -20,8 +21,13 @@ impl DynamoStore {
         let host = hb.host.as_str();
         let mut plan = match self.hints.get(host) {
             Some(Known::Up(d)) => Plan::Fast {
-                keep: in_lazy_window(d, hb.at, due_if_up).then_some(d),
+                keep: if in_lazy_window(d, hb.at, due_if_up) {
+                    Keep::Window(d)
+                } else {
+                    Keep::Rearm
+                },
             },
+            Some(Known::UpKeeping) => Plan::Fast { keep: Keep::Policy },
             Some(Known::Other) => Plan::Slow(None),
             // Nothing known here (a cold process, or a host it has not
             // heard of lately): look before writing.
@@ -30,8 +36,8 @@ impl DynamoStore {
         for _ in 0..MAX_ROUNDS {
             match plan {
                 Plan::Fast { keep } => match self.fast_heartbeat(hb, due_if_up, keep).await? {
-                    Ok(due) => {
-                        self.hints.set(host, Known::Up(due));
+                    Ok(known) => {
+                        self.hints.set(host, known);
                         return Ok(HeartbeatOutcome::Updated { status: Status::Up });
                     }
                     // The item was not as believed; it came back with the
@@ -50,21 +56,32 @@ impl DynamoStore {
     /// The common heartbeat: an up host with no owed notice whose
     /// `lastSeen` is not later than the heartbeat. One UpdateItem.
     ///
-    /// With `keep` (the `dueAt` believed stored, inside the lazy window) it
-    /// leaves `dueAt` and `dueShard` alone, on condition that the stored
-    /// `dueAt` lies in `[half_way, due_if_up]`: no index write. Without, it
-    /// re-arms them to `due_if_up`. Returns the `dueAt` it left stored, or
-    /// on a failed condition the item as it was (if it exists).
+    /// [`Keep::Window`] (the `dueAt` believed stored, inside the lazy
+    /// window) leaves `dueAt` and `dueShard` alone, on condition that the
+    /// stored `dueAt` lies in `[half_way, due_if_up]`: no index write.
+    /// [`Keep::Rearm`] re-arms them to `due_if_up`. Both require that the
+    /// host has no stored policy and is not flapping; [`Keep::Policy`]
+    /// requires that it has one or is, and leaves `dueAt` whatever it is
+    /// (core's rule: the monitor arms it, from the policy or for the
+    /// flapping episode's stable time, and it is early, never late). Returns what
+    /// the next heartbeat may assume, or on a failed condition the item as
+    /// it was (if it exists).
     async fn fast_heartbeat(
         &self,
         hb: &Heartbeat,
         due_if_up: Timestamp,
-        keep: Option<Timestamp>,
-    ) -> Result<Result<Timestamp, Option<Item>>, StoreError> {
+        keep: Keep,
+    ) -> Result<Result<Known, Option<Item>>, StoreError> {
         let host = hb.host.as_str();
         let mut set = String::from("SET #seen = :at, #v = #v + :one");
-        let mut cond = String::from(
-            "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND attribute_not_exists(#policy) AND #seen <= :at",
+        let policy = match keep {
+            Keep::Policy => "(attribute_exists(#policy) OR attribute_exists(#flapping))",
+            Keep::Window(_) | Keep::Rearm => {
+                "attribute_not_exists(#policy) AND attribute_not_exists(#flapping)"
+            }
+        };
+        let mut cond = format!(
+            "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND {policy} AND #seen <= :at"
         );
         let mut req = self
             .client
@@ -75,28 +92,35 @@ impl DynamoStore {
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_names("#outbox", OUTBOX)
             .expression_attribute_names("#policy", POLICY)
+            .expression_attribute_names("#flapping", FLAPPING)
             .expression_attribute_names("#seen", LAST_SEEN)
             .expression_attribute_names("#v", VERSION)
-            .expression_attribute_names("#due", DUE_AT)
             .expression_attribute_values(":up", s(Status::Up.as_str()))
             .expression_attribute_values(":at", n_time(hb.at))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":due", n_time(due_if_up))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if keep.is_some() {
-            cond.push_str(" AND #due BETWEEN :half AND :due");
-            // ALL_NEW costs no capacity; it tells the hint the kept dueAt.
-            req = req
-                .expression_attribute_values(
-                    ":half",
-                    n_time(LazyWindow::new(hb.at, due_if_up).from),
-                )
-                .return_values(ReturnValue::AllNew);
-        } else {
-            set.push_str(", #due = :due, #shard = :shard");
-            req = req
-                .expression_attribute_names("#shard", DUE_SHARD)
-                .expression_attribute_values(":shard", s(shard_of(host, self.shards)));
+        match keep {
+            Keep::Window(_) => {
+                cond.push_str(" AND #due BETWEEN :half AND :due");
+                // ALL_NEW costs no capacity; it tells the hint the kept dueAt.
+                req = req
+                    .expression_attribute_names("#due", DUE_AT)
+                    .expression_attribute_values(":due", n_time(due_if_up))
+                    .expression_attribute_values(
+                        ":half",
+                        n_time(LazyWindow::new(hb.at, due_if_up).from),
+                    )
+                    .return_values(ReturnValue::AllNew);
+            }
+            Keep::Rearm => {
+                set.push_str(", #due = :due, #shard = :shard");
+                req = req
+                    .expression_attribute_names("#due", DUE_AT)
+                    .expression_attribute_names("#shard", DUE_SHARD)
+                    .expression_attribute_values(":due", n_time(due_if_up))
+                    .expression_attribute_values(":shard", s(shard_of(host, self.shards)));
+            }
+            Keep::Policy => {}
         }
         if let Some(m) = &hb.message {
             set.push_str(", #msg = :msg");
@@ -124,12 +148,14 @@ impl DynamoStore {
             .await
         {
             Ok(out) => Ok(Ok(match keep {
-                Some(believed) => out
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| opt_time(a, host, DUE_AT).ok().flatten())
-                    .unwrap_or(believed),
-                None => due_if_up,
+                Keep::Window(believed) => Known::Up(
+                    out.attributes
+                        .as_ref()
+                        .and_then(|a| opt_time(a, host, DUE_AT).ok().flatten())
+                        .unwrap_or(believed),
+                ),
+                Keep::Rearm => Known::Up(due_if_up),
+                Keep::Policy => Known::UpKeeping,
             })),
             Err(e) if is_condition_failed::<UpdateItemError, _>(&e) => {
                 let old = match e.into_service_error() {
@@ -197,12 +223,23 @@ fn in_lazy_window(due: Timestamp, at: Timestamp, due_if_up: Timestamp) -> bool {
     LazyWindow::new(at, due_if_up).contains(due)
 }
 
+/// What the fast path does to `dueAt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Re-arms it to `due_if_up` (no stored policy).
+    Rearm,
+    /// Keeps it, believed to be this instant inside the lazy window (no
+    /// stored policy).
+    Window(Timestamp),
+    /// Keeps it, whatever it is: the host has a stored policy.
+    Policy,
+}
+
 /// Which write a heartbeat makes next.
 #[derive(Debug)]
 enum Plan {
-    /// One UpdateItem for an up host with nothing owed: keeping the stored
-    /// `dueAt` (`keep`, believed inside the lazy window) or re-arming it.
-    Fast { keep: Option<Timestamp> },
+    /// One UpdateItem for an up host with nothing owed (see [`Keep`]).
+    Fast { keep: Keep },
     /// Read-modify-write with compare-and-swap from this item (`None`:
     /// read it consistently first).
     Slow(Option<Item>),
@@ -220,16 +257,15 @@ impl Plan {
             return Ok(Self::Slow(None));
         };
         let rec = from_item(&item)?;
-        // A host with a stored policy keeps its `dueAt` (core's heartbeat
-        // rule), which the slow path's `apply_heartbeat` does.
-        if rec.status == Status::Up
-            && rec.outbox.is_none()
-            && rec.policy.is_none()
-            && rec.last_seen <= hb.at
-        {
-            Ok(Self::Fast {
-                keep: rec.due_at.filter(|d| in_lazy_window(*d, hb.at, due_if_up)),
-            })
+        if rec.status == Status::Up && rec.outbox.is_none() && rec.last_seen <= hb.at {
+            // A host with a stored policy, or flapping, keeps its `dueAt`
+            // (core's heartbeat rule: the monitor arms it).
+            let keep = match rec.due_at {
+                _ if iamalive_core::heartbeat::monitor_arms_due(&rec) => Keep::Policy,
+                Some(d) if in_lazy_window(d, hb.at, due_if_up) => Keep::Window(d),
+                _ => Keep::Rearm,
+            };
+            Ok(Self::Fast { keep })
         } else {
             Ok(Self::Slow(Some(item)))
         }

@@ -19,6 +19,9 @@ pub(crate) const HINT_HOSTS: usize = 65_536;
 pub(crate) enum Known {
     /// Up with nothing owed; its `dueAt`.
     Up(Timestamp),
+    /// Up with nothing owed and a stored policy: a heartbeat leaves its
+    /// `dueAt` (the monitor arms it from the policy).
+    UpKeeping,
     /// Off the fast path: missing, alarmed, paused, or a notice owed.
     Other,
 }
@@ -28,8 +31,10 @@ impl Known {
     pub(crate) fn of(rec: &HostRecord) -> Self {
         match (rec.status, &rec.outbox, rec.due_at) {
             // A stored policy's deadline is the monitor's to arm: the
-            // heartbeat keeps `dueAt`, which only the slow path does.
-            _ if rec.policy.is_some() => Self::Other,
+            // heartbeat keeps `dueAt` (so for a flapping host).
+            (Status::Up, None, _) if iamalive_core::heartbeat::monitor_arms_due(rec) => {
+                Self::UpKeeping
+            }
             (Status::Up, None, Some(d)) => Self::Up(d),
             _ => Self::Other,
         }

@@ -402,3 +402,104 @@ async fn sweep_rearms_an_early_record_and_a_silent_host_alarms_on_time() {
     assert_eq!(r.status, Status::Alarmed);
     assert_eq!(r.missing_since, Some(at(14)));
 }
+
+/// A host with a stored policy takes the one-request path too: one
+/// UpdateItem that leaves `dueAt` (the monitor arms it from the policy;
+/// core's heartbeat rule), no read, no PutItem. A cold process looks
+/// first, once; a hint gone stale (the policy removed elsewhere) costs a
+/// failed condition and the write the item calls for, never a late
+/// `dueAt`.
+#[tokio::test]
+async fn a_host_with_a_stored_policy_is_one_update_that_keeps_due_at() {
+    let moto = iamalive_testkit::moto_serial::moto_serial();
+    let (client_a, calls_a) = recording(&moto);
+    let a = new_table(client_a).await;
+    let (client_b, calls_b) = recording(&moto);
+    let b = DynamoStore::new(client_b, a.table());
+    beat(&a, "job", 0).await;
+    // Its own policy, armed by the monitor at 1 h (an early `dueAt` would
+    // do as well: it only has to be not late).
+    let mut r = a.get(&h("job")).await.unwrap().unwrap();
+    let expected = r.version;
+    r.policy = Some(Box::new(iamalive_core::HostPolicy::Timeout(
+        std::time::Duration::from_secs(3_600),
+    )));
+    r.due_at = Some(t(3_600_000));
+    r.version += 1;
+    assert!(a.compare_and_swap(expected, &r).await.unwrap());
+    calls_a.take();
+
+    // Warm (A wrote the policy): one UpdateItem, no index write, 1 WRU.
+    let mut hb = Heartbeat::new(h("job"), t(5_000));
+    hb.message = Some("kept".into());
+    assert_eq!(
+        a.record_heartbeat(&hb, t(15_000), true).await.unwrap(),
+        HeartbeatOutcome::Updated { status: Status::Up }
+    );
+    let sent = calls_a.take();
+    assert_eq!(
+        sent,
+        [Call::Update {
+            sets_due: false,
+            ok: true
+        }]
+    );
+    assert_eq!(wru(&sent), Some(1));
+    let got = a.get(&h("job")).await.unwrap().unwrap();
+    assert_eq!(
+        (got.last_seen, got.version, got.due_at),
+        (t(5_000), r.version + 1, Some(t(3_600_000)))
+    );
+    assert_eq!(got.message.as_deref(), Some("kept"));
+    assert!(got.policy.is_some(), "the policy stays");
+    assert_eq!(index_due(&a, "job").await, millis(3_600_000));
+    calls_a.take();
+
+    // Cold (B has no hint): a look, then the same one UpdateItem; warm
+    // after that.
+    beat(&b, "job", 6_000).await;
+    assert_eq!(
+        calls_b.take(),
+        [
+            Call::Get { consistent: false },
+            Call::Update {
+                sets_due: false,
+                ok: true
+            }
+        ]
+    );
+    beat(&b, "job", 7_000).await;
+    assert_eq!(
+        calls_b.take(),
+        [Call::Update {
+            sets_due: false,
+            ok: true
+        }]
+    );
+
+    // A removes the policy; B's hint is stale. Its conditional write
+    // fails, and the item it gets back calls for a re-arm to due_if_up.
+    let mut r = a.get(&h("job")).await.unwrap().unwrap();
+    let expected = r.version;
+    r.policy = None;
+    r.version += 1;
+    assert!(a.compare_and_swap(expected, &r).await.unwrap());
+    beat(&b, "job", 8_000).await;
+    assert_eq!(
+        calls_b.take(),
+        [
+            Call::Update {
+                sets_due: false,
+                ok: false
+            },
+            Call::Update {
+                sets_due: true,
+                ok: true
+            }
+        ]
+    );
+    assert_eq!(
+        b.get(&h("job")).await.unwrap().unwrap().due_at,
+        Some(t(18_000))
+    );
+}

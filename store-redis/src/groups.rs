@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use iamalive_core::{GroupName, GroupRecord, StoreError, Timestamp};
 use redis::Script;
 
-use crate::codec::{from_score, score};
+use crate::codec::score;
 use crate::{RedisStore, STORE};
 
 /// KEYS: the group's hash, the due set. ARGV: expected version (0: only
@@ -50,13 +50,7 @@ impl RedisStore {
         let key = self.group_key(g.as_str());
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(&key).arg("version").arg("body");
-        let cmd = &cmd;
-        let (v, body): (Option<String>, Option<String>) = self
-            .c
-            .call(true, |mut c| {
-                Box::pin(async move { cmd.query_async(&mut c).await })
-            })
-            .await?;
+        let (v, body): (Option<String>, Option<String>) = self.c.query(true, &cmd).await?;
         let (Some(v), Some(body)) = (v, body) else {
             return Ok(None);
         };
@@ -89,15 +83,9 @@ impl RedisStore {
                     .unwrap_or_default(),
             )
             .arg(next.group.as_str());
-        let inv = &inv;
         // Never repeated: a swap that landed but whose answer was lost would
         // report a conflict the second time.
-        let n: i64 = self
-            .c
-            .call(false, |mut c| {
-                Box::pin(async move { inv.invoke_async(&mut c).await })
-            })
-            .await?;
+        let n: i64 = self.c.invoke(false, &inv).await?;
         Ok(n == 1)
     }
 
@@ -109,19 +97,9 @@ impl RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut cmd = redis::cmd("ZRANGEBYSCORE");
-        cmd.arg(self.group_due_key())
-            .arg("-inf")
-            .arg(score(now))
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit.min(i64::MAX as usize));
-        let cmd = &cmd;
-        let names: Vec<String> = self
+        let names = self
             .c
-            .call(true, |mut c| {
-                Box::pin(async move { cmd.query_async(&mut c).await })
-            })
+            .due_members(&self.group_due_key(), now, limit)
             .await?;
         let mut out = Vec::with_capacity(names.len());
         for n in names {
@@ -149,18 +127,6 @@ impl RedisStore {
     }
 
     pub(crate) async fn group_next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(self.group_due_key())
-            .arg(0)
-            .arg(0)
-            .arg("WITHSCORES");
-        let cmd = &cmd;
-        let first: Vec<(String, f64)> = self
-            .c
-            .call(true, |mut c| {
-                Box::pin(async move { cmd.query_async(&mut c).await })
-            })
-            .await?;
-        Ok(first.first().and_then(|(_, s)| from_score(*s)))
+        self.c.first_due(&self.group_due_key()).await
     }
 }

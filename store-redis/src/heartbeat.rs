@@ -64,16 +64,16 @@ impl RedisStore {
 /// caller is answered only after its batch ran in Redis.
 pub(crate) async fn batcher(c: Conn, mut queue: mpsc::Receiver<Pending>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = queue.recv().await {
+    loop {
+        // A slot first: what queues while every slot is taken joins the
+        // next batch.
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match queue.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
+        // At least one heartbeat, then whatever else is queued.
+        let mut batch = Vec::with_capacity(BATCH.min(16));
+        if queue.recv_many(&mut batch, BATCH).await == 0 {
+            return;
         }
         let c = c.clone();
         tokio::spawn(async move {
@@ -190,19 +190,8 @@ async fn run_batch(c: &Conn, batch: Vec<Pending>) {
             }
         }
         Err(e) => {
-            let transient = e.is_transient();
-            let why = match &e {
-                StoreError::Unavailable { error, .. } | StoreError::Backend { error, .. } => {
-                    error.to_string()
-                }
-                other => other.to_string(),
-            };
             for p in batch {
-                let _ = p.done.send(Err(if transient {
-                    StoreError::unavailable(STORE, why.clone())
-                } else {
-                    StoreError::backend(STORE, why.clone())
-                }));
+                let _ = p.done.send(Err(e.replicate()));
             }
         }
     }

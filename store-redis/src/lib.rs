@@ -23,7 +23,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{
     Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script,
-    ServerErrorKind, Value,
+    ScriptInvocation, ServerErrorKind, Value,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -526,6 +526,59 @@ impl Conn {
         }
     }
 
+    /// Runs `cmd` through [`call`](Self::call) (`retry`: whether it is
+    /// safe to send twice).
+    async fn query<T: FromRedisValue + Send>(
+        &self,
+        retry: bool,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
+        self.call(retry, |mut c| {
+            Box::pin(async move { cmd.query_async(&mut c).await })
+        })
+        .await
+    }
+
+    /// Runs a prepared script (`EVALSHA`, the script loaded first when
+    /// Redis does not know it) through [`call`](Self::call).
+    async fn invoke<T: FromRedisValue + Send>(
+        &self,
+        retry: bool,
+        inv: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.call(retry, |mut c| {
+            Box::pin(async move { inv.invoke_async(&mut c).await })
+        })
+        .await
+    }
+
+    /// The first `limit` members of the sorted set `key` scored at most
+    /// `now` (a due index: hosts' or groups').
+    async fn due_members(
+        &self,
+        key: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut cmd = redis::cmd("ZRANGEBYSCORE");
+        cmd.arg(key)
+            .arg("-inf")
+            .arg(score(now))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit.min(i64::MAX as usize));
+        self.query(true, &cmd).await
+    }
+
+    /// The lowest score of the sorted set `key` (a due index) as an
+    /// instant; `None` when it is empty.
+    async fn first_due(&self, key: &str) -> Result<Option<Timestamp>, StoreError> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(key).arg(0).arg(0).arg("WITHSCORES");
+        let first: Vec<(String, f64)> = self.query(true, &cmd).await?;
+        Ok(first.first().and_then(|(_, s)| from_score(*s)))
+    }
+
     /// The records of `hosts`, read in one transaction (`MULTI`): the up
     /// entries (`HMGET {prefix}:up`) and one `HGETALL` per host, merged.
     /// Absent hosts are skipped.
@@ -561,11 +614,7 @@ impl Conn {
                     inv.key(k);
                 }
                 inv.arg(hosts);
-                let inv = &inv;
-                self.call(true, |mut c| {
-                    Box::pin(async move { inv.invoke_async(&mut c).await })
-                })
-                .await?
+                self.invoke(true, &inv).await?
             }
         };
         let mut values = values.into_iter();
@@ -625,20 +674,7 @@ impl Store for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut cmd = redis::cmd("ZRANGEBYSCORE");
-        cmd.arg(&self.c.keys.due)
-            .arg("-inf")
-            .arg(score(now))
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit.min(i64::MAX as usize));
-        let cmd = &cmd;
-        let hosts: Vec<String> = self
-            .c
-            .call(true, |mut c| {
-                Box::pin(async move { cmd.query_async(&mut c).await })
-            })
-            .await?;
+        let hosts = self.c.due_members(&self.c.keys.due, now, limit).await?;
         let mut recs = self.c.records(&hosts).await?;
         // Scores are whole milliseconds: drop the few due within the
         // current millisecond but after `now`.
@@ -647,16 +683,7 @@ impl Store for RedisStore {
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(&self.c.keys.due).arg(0).arg(0).arg("WITHSCORES");
-        let cmd = &cmd;
-        let first: Vec<(String, f64)> = self
-            .c
-            .call(true, |mut c| {
-                Box::pin(async move { cmd.query_async(&mut c).await })
-            })
-            .await?;
-        Ok(first.first().and_then(|(_, s)| from_score(*s)))
+        self.c.first_due(&self.c.keys.due).await
     }
 
     async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
@@ -718,12 +745,7 @@ impl Store for RedisStore {
         let inv = &inv;
         // Never repeated: a swap that landed but whose answer was lost would
         // report a conflict the second time.
-        let n: i64 = self
-            .c
-            .call(false, |mut c| {
-                Box::pin(async move { inv.invoke_async(&mut c).await })
-            })
-            .await?;
+        let n: i64 = self.c.invoke(false, &inv).await?;
         Ok(n == 1)
     }
 
@@ -743,13 +765,7 @@ impl Store for RedisStore {
             .arg("LIMIT")
             .arg(0)
             .arg(limit.min(i64::MAX as usize));
-        let cmd = &cmd;
-        let hosts: Vec<String> = self
-            .c
-            .call(true, |mut c| {
-                Box::pin(async move { cmd.query_async(&mut c).await })
-            })
-            .await?;
+        let hosts: Vec<String> = self.c.query(true, &cmd).await?;
         self.c.records(&hosts).await
     }
 
@@ -760,21 +776,10 @@ impl Store for RedisStore {
             .key(&self.c.keys.hosts)
             .key(&self.c.keys.up)
             .arg(host.as_str());
-        let inv = &inv;
-        let n: i64 = self
-            .c
-            .call(false, |mut c| {
-                Box::pin(async move { inv.invoke_async(&mut c).await })
-            })
-            .await?;
+        let n: i64 = self.c.invoke(false, &inv).await?;
         let mut del = redis::cmd("DEL");
         del.arg(self.c.keys.events(host));
-        let del = &del;
-        self.c
-            .call(true, |mut c| {
-                Box::pin(async move { del.query_async::<()>(&mut c).await })
-            })
-            .await?;
+        self.c.query::<()>(true, &del).await?;
         Ok(n == 1)
     }
 
@@ -820,13 +825,7 @@ impl Store for RedisStore {
         cmd.arg(&key)
             .arg(0)
             .arg(isize::try_from(limit).unwrap_or(isize::MAX) - 1);
-        let cmd = &cmd;
-        let items: Vec<String> = self
-            .c
-            .call(true, |mut c| {
-                Box::pin(async move { cmd.query_async(&mut c).await })
-            })
-            .await?;
+        let items: Vec<String> = self.c.query(true, &cmd).await?;
         items
             .iter()
             .map(|j| {
@@ -846,24 +845,14 @@ impl Store for RedisStore {
         })?;
         let mut cmd = redis::cmd("HSET");
         cmd.arg(&self.c.keys.silences).arg(&silence.id).arg(json);
-        let cmd = &cmd;
-        self.c
-            .call(true, |mut c| {
-                Box::pin(async move { cmd.query_async::<()>(&mut c).await })
-            })
-            .await
+        self.c.query::<()>(true, &cmd).await
     }
 
     async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
         let mut cmd = redis::cmd("HGETALL");
         cmd.arg(&self.c.keys.silences);
         let cmd = &cmd;
-        let m: HashMap<String, String> = self
-            .c
-            .call(true, |mut c| {
-                Box::pin(async move { cmd.query_async(&mut c).await })
-            })
-            .await?;
+        let m: HashMap<String, String> = self.c.query(true, &cmd).await?;
         let mut out = Vec::with_capacity(m.len());
         for (id, json) in m {
             out.push(
@@ -881,13 +870,7 @@ impl Store for RedisStore {
     async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
         let mut cmd = redis::cmd("HDEL");
         cmd.arg(&self.c.keys.silences).arg(id);
-        let cmd = &cmd;
-        let n: i64 = self
-            .c
-            .call(false, |mut c| {
-                Box::pin(async move { cmd.query_async(&mut c).await })
-            })
-            .await?;
+        let n: i64 = self.c.query(false, &cmd).await?;
         Ok(n == 1)
     }
 
@@ -936,13 +919,7 @@ impl Store for RedisStore {
         for _ in 0..MARK_ROUNDS {
             let mut read = redis::cmd("HGETALL");
             read.arg(&self.c.keys.mark);
-            let read = &read;
-            let m: HashMap<String, String> = self
-                .c
-                .call(true, |mut c| {
-                    Box::pin(async move { read.query_async(&mut c).await })
-                })
-                .await?;
+            let m: HashMap<String, String> = self.c.query(true, &read).await?;
             let (mark, version) = decode_mark(&self.c.keys.mark, &m)?;
             let next = mark.advance(now, gap);
             let mut inv = scripts::MARK.prepare_invoke();
@@ -952,15 +929,9 @@ impl Store for RedisStore {
             for (k, v) in encode_mark(&next) {
                 inv.arg(k).arg(v);
             }
-            let inv = &inv;
             // Repeating is harmless: advancing twice to the same instant
             // gives the same mark.
-            let n: i64 = self
-                .c
-                .call(true, |mut c| {
-                    Box::pin(async move { inv.invoke_async(&mut c).await })
-                })
-                .await?;
+            let n: i64 = self.c.invoke(true, &inv).await?;
             if n == 1 {
                 return Ok(next);
             }

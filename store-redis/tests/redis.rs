@@ -200,6 +200,7 @@ async fn heartbeat_script_follows_the_contract() {
         hosts: Vec::new(),
         blind_spot: None,
         job: None,
+        flap: None,
     };
     set(&s, &r, |n| {
         n.status = Status::Up;
@@ -715,6 +716,7 @@ async fn swaps_and_remove_keep_the_up_entry_exact() {
         hosts: Vec::new(),
         blind_spot: None,
         job: None,
+        flap: None,
     };
     let r = set(&s, &got, |n| {
         n.status = Status::Up;

@@ -3,7 +3,7 @@
 //! on a oneshot, so no runtime worker ever blocks on SQLite.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use iamalive_core::StoreError;
@@ -13,26 +13,14 @@ use tokio::sync::oneshot;
 use crate::heartbeat::{self, HeartbeatJob};
 use crate::{STORE, is_transient};
 
-/// Why a whole batch failed (BEGIN or COMMIT did not go through).
-pub(crate) struct BatchFailure {
-    message: String,
-    transient: bool,
-}
-
-impl BatchFailure {
-    fn from_sqlite(what: &str, e: &rusqlite::Error) -> Self {
-        Self {
-            message: format!("{what}: {e}"),
-            transient: is_transient(e),
-        }
-    }
-
-    fn to_error(&self) -> StoreError {
-        if self.transient {
-            StoreError::unavailable(STORE, self.message.clone())
-        } else {
-            StoreError::backend(STORE, self.message.clone())
-        }
+/// Why a whole batch failed (BEGIN or COMMIT did not go through): every
+/// caller of the batch is answered with it ([`StoreError::replicate`]).
+fn batch_failure(what: &str, e: &rusqlite::Error) -> StoreError {
+    let message = format!("{what}: {e}");
+    if is_transient(e) {
+        StoreError::unavailable(STORE, message)
+    } else {
+        StoreError::backend(STORE, message)
     }
 }
 
@@ -56,9 +44,9 @@ impl WriteJob {
         }
     }
 
-    fn finish(self, failure: Option<&BatchFailure>) {
+    fn finish(self, failure: Option<&StoreError>) {
         match self {
-            WriteJob::Heartbeat(j) => j.finish(failure.map(BatchFailure::to_error)),
+            WriteJob::Heartbeat(j) => j.finish(failure.map(StoreError::replicate)),
             WriteJob::Other(j) => j.finish(failure),
         }
     }
@@ -70,7 +58,7 @@ pub(crate) trait Job: Send {
     fn run(&mut self, conn: &Connection);
     /// Answers the caller: the held result if the batch committed, the
     /// batch's failure otherwise.
-    fn finish(self: Box<Self>, failure: Option<&BatchFailure>);
+    fn finish(self: Box<Self>, failure: Option<&StoreError>);
 }
 
 struct Pending<T, F> {
@@ -92,9 +80,9 @@ where
         }
     }
 
-    fn finish(self: Box<Self>, failure: Option<&BatchFailure>) {
+    fn finish(self: Box<Self>, failure: Option<&StoreError>) {
         let r = match (failure, self.result) {
-            (Some(f), _) => Err(f.to_error()),
+            (Some(f), _) => Err(f.replicate()),
             (None, Some(r)) => r,
             (None, None) => Err(StoreError::backend(STORE, "a write was never run")),
         };
@@ -126,12 +114,7 @@ pub(crate) fn writer_loop(conn: Connection, rx: Receiver<WriteJob>, max_batch: u
     let mut batch: Vec<WriteJob> = Vec::with_capacity(max_batch.min(16_384));
     while let Ok(first) = rx.recv() {
         batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
-        }
+        batch.extend(rx.try_iter().take(max_batch - 1));
         run_batch(&conn, up.as_mut(), &mut batch);
     }
     drop(up);
@@ -140,7 +123,7 @@ pub(crate) fn writer_loop(conn: Connection, rx: Receiver<WriteJob>, max_batch: u
 
 fn run_batch(conn: &Connection, mut up: Option<&mut Statement<'_>>, batch: &mut Vec<WriteJob>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let failure = BatchFailure::from_sqlite("could not begin a write transaction", &e);
+        let failure = batch_failure("could not begin a write transaction", &e);
         tracing::warn!(error = %e, jobs = batch.len(), "sqlite batch not started");
         for job in batch.drain(..) {
             job.finish(Some(&failure));
@@ -153,21 +136,21 @@ fn run_batch(conn: &Connection, mut up: Option<&mut Statement<'_>>, batch: &mut 
     // Some errors (disk full, I/O, out of memory) roll the whole
     // transaction back on their own: then nothing of this batch is stored.
     let failure = if conn.is_autocommit() {
-        Some(BatchFailure {
-            message: "the write transaction was rolled back by SQLite".into(),
-            transient: true,
-        })
+        Some(StoreError::unavailable(
+            STORE,
+            "the write transaction was rolled back by SQLite",
+        ))
     } else {
         match conn.execute_batch("COMMIT") {
             Ok(()) => None,
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                Some(BatchFailure::from_sqlite("commit failed", &e))
+                Some(batch_failure("commit failed", &e))
             }
         }
     };
     if let Some(f) = &failure {
-        tracing::warn!(reason = %f.message, jobs = batch.len(), "sqlite batch not stored");
+        tracing::warn!(error = %f, jobs = batch.len(), "sqlite batch not stored");
     }
     for job in batch.drain(..) {
         job.finish(failure.as_ref());

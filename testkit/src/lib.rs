@@ -51,6 +51,28 @@ fn require(path: &Path, what: &str) {
     );
 }
 
+/// A command running the test virtualenv's python (`with`: the packages
+/// the caller needs from it, for the message when it is missing).
+pub(crate) fn venv_python(with: &str) -> Command {
+    let python = venv().join("bin").join("python");
+    require(
+        &python,
+        &format!("the test virtualenv's python (with {with})"),
+    );
+    Command::new(python)
+}
+
+/// aiosmtpd on 127.0.0.1:`port` with the handler class `handler`
+/// (`module.Class`), run in `dir`; the caller adds its own options, then
+/// the handler's argument (a maildir for `Mailbox`).
+pub(crate) fn aiosmtpd(port: u16, handler: &str, dir: &Path) -> Command {
+    let mut cmd = venv_python("aiosmtpd");
+    cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", handler])
+        .current_dir(dir);
+    cmd
+}
+
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -290,17 +312,12 @@ pub fn smtp(tls: Option<(&Path, &Path)>) -> Server {
 
 /// [`smtp`] on a given port (to restart one where it was).
 pub fn smtp_on(port: u16, tls: Option<(&Path, &Path)>) -> Server {
-    let python = venv().join("bin").join("python");
-    require(&python, "the test virtualenv's python (with aiosmtpd)");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mail = dir.path().join("mail");
-    let mut cmd = Command::new(python);
-    cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-        .args(["-c", "aiosmtpd.handlers.Mailbox"]);
+    let mut cmd = aiosmtpd(port, "aiosmtpd.handlers.Mailbox", dir.path());
     if let Some((cert, key)) = tls {
         cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
     }
-    cmd.arg(&mail).current_dir(dir.path());
+    cmd.arg(dir.path().join("mail"));
     Server::spawn(cmd, port, dir, "aiosmtpd")
 }
 
@@ -310,8 +327,6 @@ pub fn smtp_on(port: u16, tls: Option<(&Path, &Path)>) -> Server {
 /// quota does, and stores messages again once the file is gone.
 pub fn smtp_refusing() -> Server {
     let port = free_port();
-    let python = venv().join("bin").join("python");
-    require(&python, "the test virtualenv's python (with aiosmtpd)");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("refuser.py"),
@@ -328,13 +343,10 @@ class Switchable(Mailbox):
     .expect("write handler");
     let flag = refusal_flag(dir.path());
     std::fs::write(&flag, b"").expect("flag");
-    let mut cmd = Command::new(python);
-    cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-        .args(["-c", "refuser.Switchable"])
-        .arg(dir.path().join("mail"))
+    let mut cmd = aiosmtpd(port, "refuser.Switchable", dir.path());
+    cmd.arg(dir.path().join("mail"))
         .env("PYTHONPATH", dir.path())
-        .env("REFUSE_FLAG", &flag)
-        .current_dir(dir.path());
+        .env("REFUSE_FLAG", &flag);
     Server::spawn(cmd, port, dir, "aiosmtpd (refusing)")
 }
 

@@ -7,9 +7,7 @@
 //! need the real guarantee: this server wraps moto's WSGI application in a
 //! lock, so every request runs alone while connections stay keep-alive.
 
-use std::process::Command;
-
-use crate::{Server, free_port, venv};
+use crate::{Server, free_port, venv_python};
 
 const SERIAL_MOTO: &str = r#"
 import sys, threading
@@ -30,15 +28,9 @@ run_simple(sys.argv[1], int(sys.argv[2]), serial, threaded=True,
 /// so conditional writes are atomic as in DynamoDB. Give each test its own
 /// table and topic names.
 pub fn moto_serial() -> Server {
-    let python = venv().join("bin").join("python");
-    assert!(
-        python.exists(),
-        "the test virtualenv's python (with moto) not found at {}: run ./scripts/test.sh, which installs the test servers",
-        python.display()
-    );
     let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(python);
+    let mut cmd = venv_python("moto");
     cmd.args(["-c", SERIAL_MOTO, "127.0.0.1", &port.to_string()])
         .current_dir(dir.path());
     Server::spawn(cmd, port, dir, "moto_server (serialized)")

@@ -1,9 +1,7 @@
 //! An SMTP server (aiosmtpd) that requires AUTH with one user and password,
 //! for testing accepted and refused credentials.
 
-use std::process::Command;
-
-use crate::{Server, free_port, venv};
+use crate::{Server, free_port, venv_python};
 
 const SCRIPT: &str = r#"
 import asyncio, sys
@@ -36,16 +34,10 @@ asyncio.run(main())
 /// LOGIN, over plain SMTP) as `user` / `password`, storing each message as
 /// a file in [`Server::maildir_new`].
 pub fn smtp_with_auth(user: &str, password: &str) -> Server {
-    let python = venv().join("bin").join("python");
-    assert!(
-        python.exists(),
-        "the test virtualenv's python (with aiosmtpd) not found at {}: run ./scripts/test.sh",
-        python.display()
-    );
     let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let mail = dir.path().join("mail");
-    let mut cmd = Command::new(python);
+    let mut cmd = venv_python("aiosmtpd");
     cmd.arg("-c")
         .arg(SCRIPT)
         .arg(port.to_string())

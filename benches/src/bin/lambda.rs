@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use clap::Parser;
+use iamalive_benches::process::Spawned;
 use iamalive_benches::stats::median;
 use iamalive_store_dynamo::DynamoStore;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -235,20 +236,6 @@ async fn create_topic(moto: &str) -> Result<String, Box<dyn std::error::Error>> 
     Ok(arn.to_owned())
 }
 
-struct Function {
-    child: Child,
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
 #[derive(Debug, Default)]
 struct RunFigures {
     init_ms: f64,
@@ -323,10 +310,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .env("IAMALIVE_LOG", "warn")
             .stdin(Stdio::null());
         let t = Instant::now();
-        let f = Function {
-            child: cmd.spawn()?,
-        };
-        let pid = f.child.id();
+        let f = Spawned::spawn(&mut cmd)?;
+        let pid = f.id();
         let ready = tokio::time::timeout(Duration::from_secs(30), ready_rx)
             .await
             .map_err(|_| "the function did not ask for an event within 30 s")??;

@@ -90,13 +90,14 @@ fn outage_host(i: usize) -> HostId {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let stores = if args.stores.is_empty() {
-        vec![Backend::Memory, Backend::Sqlite, Backend::Redis]
-    } else {
-        args.stores.clone()
-    };
-    let redis = stores.contains(&Backend::Redis).then(backend::redis_server);
-    let redis_url = redis.as_ref().map(|r| r.redis_url());
+    let backend::Selected {
+        stores,
+        redis,
+        redis_url,
+    } = backend::select(
+        &args.stores,
+        &[Backend::Memory, Backend::Sqlite, Backend::Redis],
+    );
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("server")

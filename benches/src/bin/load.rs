@@ -60,13 +60,11 @@ struct Row {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let stores = if args.stores.is_empty() {
-        Backend::ALL.to_vec()
-    } else {
-        args.stores.clone()
-    };
-    let redis = stores.contains(&Backend::Redis).then(backend::redis_server);
-    let redis_url = redis.as_ref().map(|r| r.redis_url());
+    let backend::Selected {
+        stores,
+        redis,
+        redis_url,
+    } = backend::select(&args.stores, &Backend::ALL);
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.server_threads)
         .thread_name("server")

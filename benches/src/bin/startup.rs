@@ -19,12 +19,13 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
+use iamalive_benches::process::Spawned;
 use iamalive_benches::stats::median;
 use iamalive_core::{Heartbeat, Store, add};
 use iamalive_store_redis::RedisStore;
@@ -97,20 +98,6 @@ fn cpu_ms(pid: u32) -> f64 {
     ticks * 10.0 // USER_HZ is 100 on Linux
 }
 
-struct Started {
-    child: Child,
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
 /// One start-up: (time to a healthy answer with a sweep done, CPU ms).
 fn start_once(
     bin: &Path,
@@ -135,9 +122,7 @@ fn start_once(
         .stdout(log.try_clone()?)
         .stderr(log);
     let t = Instant::now();
-    let mut started = Started {
-        child: cmd.spawn()?,
-    };
+    let mut started = Spawned::spawn(&mut cmd)?;
     let limit = Duration::from_secs(120);
     loop {
         if let Some((200, body)) = healthz(addr)
@@ -145,9 +130,9 @@ fn start_once(
             && body.contains("\"last_sweep_at\"")
         {
             let took = t.elapsed();
-            return Ok((took, cpu_ms(started.child.id())));
+            return Ok((took, cpu_ms(started.id())));
         }
-        if let Some(status) = started.child.try_wait()? {
+        if let Some(status) = started.try_wait()? {
             let log = std::fs::read_to_string(dir.join("watcher.log")).unwrap_or_default();
             return Err(format!("{} exited ({status}):\n{log}", bin.display()).into());
         }

@@ -437,6 +437,7 @@ fn blind_notice(w: &GroupRecord, kind: NoticeKind, now: Timestamp) -> Notice {
         group: None,
         hosts: Vec::new(),
         job: None,
+        flap: None,
         blind_spot: Some(Box::new(BlindSpot {
             sites,
             hosts_silent,

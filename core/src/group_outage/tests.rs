@@ -60,6 +60,7 @@ fn notice(h: &str, kind: NoticeKind, last_seen: u64, now: u64) -> Notice {
         hosts: Vec::new(),
         blind_spot: None,
         job: None,
+        flap: None,
     }
 }
 

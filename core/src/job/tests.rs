@@ -366,6 +366,83 @@ async fn the_monitor_applies_every_signal_through_the_store() {
     assert_eq!(rec.last_seen, t(4_000));
 }
 
+/// A host created by its first start has no success to name: its alarm
+/// says when the run started and that it never finished, a failure says
+/// it never succeeded, and its first success ends that.
+#[tokio::test]
+async fn a_job_created_by_a_start_never_succeeded_until_it_does() {
+    let clock = ManualClock::new(t(0));
+    let (store, ch, m) = monitor(&clock);
+    let h = host();
+    let at = |ms| Heartbeat::new(h.clone(), t(ms));
+    // The ingest creates the host (a registration), then the start lands.
+    m.heartbeat_with(&at(0), true).await.unwrap();
+    m.signal_created(&at(0), Signal::Start, None).await.unwrap();
+    assert!(
+        store
+            .get(&h)
+            .await
+            .unwrap()
+            .unwrap()
+            .job
+            .unwrap()
+            .never_succeeded
+    );
+    clock.set(t(10_000));
+    let _ = m.sweep().await.unwrap();
+    let alarm = &ch.notices()[0];
+    let note = alarm.job.as_deref().expect("a job note");
+    assert!(note.never_succeeded, "{note:?}");
+    assert_eq!(note.started, Some(t(0)));
+    assert_eq!(alarm.never_succeeded(), Some(Some(t(0))));
+    assert!(
+        alarm
+            .body()
+            .contains("started at:    2026-01-01T00:00:00Z, never finished"),
+        "{}",
+        alarm.body()
+    );
+    assert!(!alarm.body().contains("last seen"), "{}", alarm.body());
+
+    // Its first success: from now on its last_seen is a success.
+    clock.set(t(12_000));
+    m.signal(&at(12_000), Signal::Success, None).await.unwrap();
+    let _ = m.sweep().await.unwrap();
+    let rec = store.get(&h).await.unwrap().unwrap();
+    assert!(rec.job.is_none_or(|j| !j.never_succeeded), "cleared");
+
+    // A start on a host that already exists is not marked, even by
+    // `signal_created`'s caller mistaking it for new: it has a last_seen
+    // of its own.
+    clock.set(t(13_000));
+    m.signal_created(&at(13_000), Signal::Start, None)
+        .await
+        .unwrap();
+    let rec = store.get(&h).await.unwrap().unwrap();
+    assert!(!rec.job.unwrap().never_succeeded);
+}
+
+/// A failed job's all-clear says it succeeded again, not that it came
+/// back from a silence.
+#[test]
+fn a_failed_jobs_all_clear_says_it_succeeded_again() {
+    let failed = fail(&rec_at(0), t(1_000), Some("disk full".into()), None);
+    let (r, _) = pass(&failed, t(1_000), &Context::default());
+    let (back, _) = ok(&r, 8_000, None);
+    let (_, sent) = pass(&back, t(8_000), &Context::default());
+    let clear = sent.last().expect("an all-clear");
+    assert_eq!(clear.kind, NoticeKind::Recovery);
+    assert!(clear.after_failure());
+    assert_eq!(clear.headline(), "backup-db succeeded again");
+    let body = clear.body();
+    assert!(
+        body.starts_with("Host backup-db succeeded again."),
+        "{body}"
+    );
+    assert!(body.contains("failing for:   7s in all"), "{body}");
+    assert!(!body.contains("silent"), "{body}");
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Success,

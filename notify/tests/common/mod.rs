@@ -54,6 +54,7 @@ pub fn notice(host: &str, kind: NoticeKind) -> Notice {
         hosts: Vec::new(),
         blind_spot: None,
         job: None,
+        flap: None,
     }
 }
 

@@ -23,17 +23,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use iamalive_core::job::{Signal, SignalOutcome};
+use iamalive_core::job::Signal;
 use iamalive_core::{Heartbeat, HostId, Timestamp};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::signals::bounded;
-use super::{ApiError, AppState, bearer, body_error, clean_text, parse_host};
+use super::{ApiError, AppState, bearer, clean_text, parse_host};
 
 /// Alertmanager's webhook payload, version 4 (the fields used here; the
 /// rest is ignored).
@@ -90,11 +89,10 @@ async fn receive(
     host: String,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (index, key) = st.authenticate(bearer(&headers), true)?;
-    let body = Bytes::from_request(req, &st)
-        .await
-        .map_err(|e| body_error(&st, e))?;
-    st.charge(index, key, HostId::new(&host).ok().as_ref(), true)?;
+    let admitted = st
+        .admit(bearer(&headers), req, |_| (HostId::new(&host).ok(), ()))
+        .await?;
+    let (index, key, body) = (admitted.index, admitted.key, admitted.body);
     let host = parse_host(&host).map_err(|e| st.reject(None, "invalid host id", e))?;
     st.check_host(key, &host)?;
     let payload: Payload = serde_json::from_slice(&body).map_err(|e| {
@@ -177,19 +175,15 @@ async fn stopped(
         .signal(&hb, Signal::Fail, None)
         .await
         .map_err(ApiError::store)?;
-    let SignalOutcome::Applied { wake, .. } = out else {
-        return Err(ApiError::new(
+    st.signal_applied(out, Signal::Fail, || {
+        ApiError::new(
             StatusCode::NOT_FOUND,
             format!(
                 "unknown host '{}': its alerts resolved before any firing message registered it",
                 hb.host
             ),
-        ));
-    };
-    if wake {
-        st.0.wake.notify_one();
-    }
-    metrics::counter!("iamalive_signals_total", "signal" => Signal::Fail.as_str()).increment(1);
+        )
+    })?;
     tracing::warn!(host = %hb.host, status = %payload.status, "Alertmanager says every alert resolved: the alerting pipeline stopped; alarming");
     Ok(Json(json!({ "host": hb.host, "status": "stopped", "at": now })).into_response())
 }

@@ -24,8 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    ApiError, AppState, MAX_SILENCE, bad, bearer, body_error, clean_text, not_found, parse_host,
-    silence_view,
+    ApiError, AppState, MAX_SILENCE, bad, bearer, body_error, clean_text, parse_host, silence_view,
 };
 use crate::keys::Role;
 
@@ -101,15 +100,8 @@ pub(super) async fn start(
             ),
         ));
     }
+    st.known_host(&host).await?;
     let monitor = st.monitor();
-    if monitor
-        .host(&host)
-        .await
-        .map_err(ApiError::store)?
-        .is_none()
-    {
-        return Err(not_found(&host));
-    }
     let mut reason = clean_text(req.reason.trim());
     iamalive_core::text::cut_bytes(&mut reason, MAX_REASON);
     if reason.is_empty() {

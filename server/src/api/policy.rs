@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use iamalive_core::{HostPolicy, HostRecord, PolicySet, PolicySpec, Timestamp};
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, AppState, admin_for_host, bad, body_error, not_found, silences, view};
+use super::{ApiError, AppState, admin_for_host, bad, body_error, silences, view};
 
 /// The example a refused body is answered with.
 const EXAMPLE: &str =
@@ -51,7 +51,7 @@ pub(crate) fn policy_fields(policies: &PolicySet, rec: &HostRecord) -> Map<Strin
 
 /// [`view`] with [`policy_fields`].
 async fn full_view(st: &AppState, rec: &HostRecord, now: Timestamp) -> Result<Value, ApiError> {
-    let mut v = view(rec, now, &silences(st).await?);
+    let mut v = view(rec, now, &silences(st).await?, st.0.monitor.policies());
     if let Value::Object(m) = &mut v {
         m.extend(policy_fields(st.0.monitor.policies(), rec));
     }
@@ -65,8 +65,7 @@ pub(super) async fn get_host(
     Path(host): Path<String>,
 ) -> Result<Response, ApiError> {
     let host = admin_for_host(&st, &headers, &host).await?;
-    let rec = st.0.monitor.host(&host).await.map_err(ApiError::store)?;
-    let rec = rec.ok_or_else(|| not_found(&host))?;
+    let rec = st.known_host(&host).await?;
     Ok(Json(full_view(&st, &rec, st.now()).await?).into_response())
 }
 
@@ -101,8 +100,7 @@ pub(super) async fn put_host(
             created
         }
     };
-    let rec = monitor.host(&host).await.map_err(ApiError::store)?;
-    let rec = rec.ok_or_else(|| not_found(&host))?;
+    let rec = st.known_host(&host).await?;
     if created {
         st.0.host_count.lock().await.changed(1, 0);
     }
@@ -122,15 +120,8 @@ pub(super) async fn delete_policy(
     Path(host): Path<String>,
 ) -> Result<Response, ApiError> {
     let host = admin_for_host(&st, &headers, &host).await?;
+    st.known_host(&host).await?;
     let monitor = &st.0.monitor;
-    if monitor
-        .host(&host)
-        .await
-        .map_err(ApiError::store)?
-        .is_none()
-    {
-        return Err(not_found(&host));
-    }
     let (rec, created) = monitor
         .set_policy(&host, None)
         .await

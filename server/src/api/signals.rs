@@ -120,24 +120,22 @@ impl AppState {
                 ));
             }
             created = made == HeartbeatOutcome::Created;
-            out = monitor
-                .signal(&hb, signal, rid.as_deref())
-                .await
-                .map_err(ApiError::store)?;
+            let applied = if created {
+                monitor.signal_created(&hb, signal, rid.as_deref()).await
+            } else {
+                monitor.signal(&hb, signal, rid.as_deref()).await
+            };
+            out = applied.map_err(ApiError::store)?;
         }
-        let SignalOutcome::Applied { wake, duration, .. } = out else {
-            return Err(ApiError::new(
+        let duration = self.signal_applied(out, signal, || {
+            ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
                     "host '{}' was removed while the signal was applied",
                     hb.host
                 ),
-            ));
-        };
-        if wake {
-            self.0.wake.notify_one();
-        }
-        metrics::counter!("iamalive_signals_total", "signal" => signal.as_str()).increment(1);
+            )
+        })?;
         tracing::debug!(host = %hb.host, %signal, "signal");
         let status = if created { "created" } else { "ok" };
         Ok(Json(json!({
@@ -149,6 +147,27 @@ impl AppState {
             "duration_s": duration.map(secs),
         }))
         .into_response())
+    }
+}
+
+impl AppState {
+    /// After a signal: wakes the sweep when the signal asks for it and
+    /// counts it (`iamalive_signals_total`); the duration of the run it
+    /// ended. `unknown` is the answer when the host was not there.
+    pub(super) fn signal_applied(
+        &self,
+        out: SignalOutcome,
+        signal: Signal,
+        unknown: impl FnOnce() -> ApiError,
+    ) -> Result<Option<Duration>, ApiError> {
+        let SignalOutcome::Applied { wake, duration, .. } = out else {
+            return Err(unknown());
+        };
+        if wake {
+            self.0.wake.notify_one();
+        }
+        metrics::counter!("iamalive_signals_total", "signal" => signal.as_str()).increment(1);
+        Ok(duration)
     }
 }
 
@@ -182,19 +201,12 @@ pub(super) async fn host_events(
             "limit must be 1 to {MAX_EVENTS} (each host keeps its last {MAX_EVENTS} events)"
         )));
     }
-    let monitor = &st.0.monitor;
-    if monitor
-        .host(&host)
-        .await
-        .map_err(ApiError::store)?
-        .is_none()
-    {
-        return Err(super::not_found(&host));
-    }
-    let events = monitor
-        .store()
-        .events(&host, limit)
-        .await
-        .map_err(ApiError::store)?;
+    st.known_host(&host).await?;
+    let events =
+        st.0.monitor
+            .store()
+            .events(&host, limit)
+            .await
+            .map_err(ApiError::store)?;
     Ok(Json(json!({ "host": host, "events": events })).into_response())
 }

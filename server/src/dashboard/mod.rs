@@ -260,6 +260,8 @@ pub(crate) struct Row {
     pub(crate) report: Option<String>,
     pub(crate) message: Option<String>,
     pub(crate) alarms: u32,
+    /// In a flapping episode: since when (no per-flip notice meanwhile).
+    pub(crate) flapping: Option<Timestamp>,
 }
 
 impl Row {
@@ -298,6 +300,11 @@ impl Row {
             report,
             message: rec.message.clone(),
             alarms: rec.alarm_count,
+            flapping: rec
+                .flap
+                .as_deref()
+                .and_then(|f| f.episode.as_ref())
+                .map(|e| e.since),
         }
     }
 
@@ -584,16 +591,12 @@ async fn logout(
     headers: HeaderMap,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Response {
-    let (token, session, _) = match signed_in(&st, &headers) {
-        Ok(s) => s,
+    // Checked as every other form is (same site, a session, its CSRF
+    // token).
+    let (token, _, _) = match check_action(&st, &headers, form) {
+        Ok(x) => x,
         Err(r) => return *r,
     };
-    let form = form.ok().map(|Form(f)| f).unwrap_or_default();
-    if cross_site(&headers) || !csrf_ok(&session, form.csrf.as_deref()) {
-        return forbidden(
-            "this form is out of date or was not sent from this dashboard; reload the page and try again",
-        );
-    }
     let dash = st.dashboard();
     dash.sessions.close(&token);
     let mut r = Redirect::to("/login").into_response();
@@ -666,22 +669,13 @@ async fn page(
         budget -= g.rows.len();
     }
     groups.retain(|g| !g.rows.is_empty());
-    let ctx = view::PageContext {
-        now,
-        tz: st.dashboard().settings.tz,
-        key,
-        csrf: &session.csrf,
-        flash: session.flash.as_ref(),
-        filter: &filter,
-        refresh: st.dashboard().settings.refresh,
-        badge_secret: st
-            .dashboard()
-            .settings
-            .badge_secret
-            .as_ref()
-            .map(|s| s.expose()),
-        settings: &st.dashboard().settings,
-    };
+    let mut ctx = page_context(&st, now, key, &session, &filter);
+    ctx.badge_secret = st
+        .dashboard()
+        .settings
+        .badge_secret
+        .as_ref()
+        .map(|s| s.expose());
     let body = view::dashboard(
         &ctx,
         &view::Listing {
@@ -697,6 +691,29 @@ async fn page(
         },
     );
     html(StatusCode::OK, body)
+}
+
+/// What a signed-in page is drawn with (no badge links: the main page
+/// adds them).
+fn page_context<'a>(
+    st: &'a AppState,
+    now: Timestamp,
+    key: &'a ApiKey,
+    session: &'a Session,
+    filter: &'a Filter,
+) -> view::PageContext<'a> {
+    let settings = &st.dashboard().settings;
+    view::PageContext {
+        now,
+        tz: settings.tz,
+        key,
+        csrf: &session.csrf,
+        flash: session.flash.as_ref(),
+        filter,
+        refresh: settings.refresh,
+        badge_secret: None,
+        settings,
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -721,17 +738,7 @@ async fn silences_page(
     let now = st.now();
     let live: Vec<&Silence> = silences.iter().filter(|s| !s.is_over(now)).collect();
     let filter = Filter::default();
-    let ctx = view::PageContext {
-        now,
-        tz: st.dashboard().settings.tz,
-        key,
-        csrf: &session.csrf,
-        flash: session.flash.as_ref(),
-        filter: &filter,
-        refresh: st.dashboard().settings.refresh,
-        badge_secret: None,
-        settings: &st.dashboard().settings,
-    };
+    let ctx = page_context(&st, now, key, &session, &filter);
     let prefill = q.ok().map(|Query(q)| q.hosts).unwrap_or_default();
     html(StatusCode::OK, view::silences(&ctx, &live, &prefill))
 }
@@ -815,111 +822,89 @@ async fn action(
     headers: HeaderMap,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Response {
-    let act: Act = match name.as_str() {
-        "pause" => pause,
-        "resume" => resume,
-        "remove" => remove,
-        "silence" => add_silence,
-        "unsilence" => end_silence,
+    let act = match name.as_str() {
+        "pause" => Act::Pause,
+        "resume" => Act::Resume,
+        "remove" => Act::Remove,
+        "silence" => Act::Silence,
+        "unsilence" => Act::Unsilence,
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     let (token, key, form) = match check_action(&st, &headers, form) {
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let outcome = act(&st, key, &form).await;
+    let outcome = act.run(&st, key, &form).await;
     done(&st, &token, &form.back, outcome)
 }
 
 /// What an action says when it is done, or why it was not.
 type Outcome = Result<String, ApiError>;
 
-/// An action: boxed, so that [`action`] can pick one by name.
-type Act =
-    for<'a> fn(&'a AppState, &'a ApiKey, &'a ActionForm) -> futures::future::BoxFuture<'a, Outcome>;
-
-fn pause<'a>(
-    st: &'a AppState,
-    key: &'a ApiKey,
-    form: &'a ActionForm,
-) -> futures::future::BoxFuture<'a, Outcome> {
-    Box::pin(async move {
-        let for_ = form_duration(&form.for_, "pause for")?;
-        let req = PauseBody {
-            for_,
-            ..PauseBody::default()
-        };
-        let rec = st.pause(key, &form.host, &req).await?;
-        Ok(match rec.due_at {
-            Some(until) => format!(
-                "{} is paused until {}.",
-                rec.host,
-                words::exact(until, st.dashboard().settings.tz)
-            ),
-            None => format!("{} is paused until resumed.", rec.host),
-        })
-    })
+/// The page's actions, by the name in their URL.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Pause,
+    Resume,
+    Remove,
+    Silence,
+    Unsilence,
 }
 
-fn resume<'a>(
-    st: &'a AppState,
-    key: &'a ApiKey,
-    form: &'a ActionForm,
-) -> futures::future::BoxFuture<'a, Outcome> {
-    Box::pin(async move {
-        let rec = st.resume(key, &form.host).await?;
-        Ok(format!("{} is watched again.", rec.host))
-    })
-}
-
-fn remove<'a>(
-    st: &'a AppState,
-    key: &'a ApiKey,
-    form: &'a ActionForm,
-) -> futures::future::BoxFuture<'a, Outcome> {
-    Box::pin(async move {
-        let h = st.remove_host(key, &form.host).await?;
-        Ok(format!(
-            "{h} was removed; its next heartbeat registers it again."
-        ))
-    })
-}
-
-fn add_silence<'a>(
-    st: &'a AppState,
-    key: &'a ApiKey,
-    form: &'a ActionForm,
-) -> futures::future::BoxFuture<'a, Outcome> {
-    Box::pin(async move {
-        let for_ = form_duration(&form.for_, "silence for")?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "give how long the silence lasts, such as 2h",
-            )
-        })?;
-        let req = NewSilence::lasting(
-            form.hosts.trim().to_owned(),
-            for_,
-            form.reason.trim().to_owned(),
-        );
-        let s = st.add_silence(key, req).await?;
-        Ok(format!(
-            "Hosts matching {} are silenced until {}.",
-            s.hosts,
-            words::exact(s.ends_at, st.dashboard().settings.tz)
-        ))
-    })
-}
-
-fn end_silence<'a>(
-    st: &'a AppState,
-    key: &'a ApiKey,
-    form: &'a ActionForm,
-) -> futures::future::BoxFuture<'a, Outcome> {
-    Box::pin(async move {
-        st.end_silence(key, &form.id).await?;
-        Ok(format!("Silence {} ended.", form.id))
-    })
+impl Act {
+    /// Does it as `key`, with what `form` says.
+    async fn run(self, st: &AppState, key: &ApiKey, form: &ActionForm) -> Outcome {
+        let tz = st.dashboard().settings.tz;
+        match self {
+            Act::Pause => {
+                let for_ = form_duration(&form.for_, "pause for")?;
+                let req = PauseBody {
+                    for_,
+                    ..PauseBody::default()
+                };
+                let rec = st.pause(key, &form.host, &req).await?;
+                Ok(match rec.due_at {
+                    Some(until) => {
+                        format!("{} is paused until {}.", rec.host, words::exact(until, tz))
+                    }
+                    None => format!("{} is paused until resumed.", rec.host),
+                })
+            }
+            Act::Resume => {
+                let rec = st.resume(key, &form.host).await?;
+                Ok(format!("{} is watched again.", rec.host))
+            }
+            Act::Remove => {
+                let h = st.remove_host(key, &form.host).await?;
+                Ok(format!(
+                    "{h} was removed; its next heartbeat registers it again."
+                ))
+            }
+            Act::Silence => {
+                let for_ = form_duration(&form.for_, "silence for")?.ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "give how long the silence lasts, such as 2h",
+                    )
+                })?;
+                let req = NewSilence::lasting(
+                    form.hosts.trim().to_owned(),
+                    for_,
+                    form.reason.trim().to_owned(),
+                );
+                let s = st.add_silence(key, req).await?;
+                Ok(format!(
+                    "Hosts matching {} are silenced until {}.",
+                    s.hosts,
+                    words::exact(s.ends_at, tz)
+                ))
+            }
+            Act::Unsilence => {
+                st.end_silence(key, &form.id).await?;
+                Ok(format!("Silence {} ended.", form.id))
+            }
+        }
+    }
 }
 
 // ---- public: status pages and badges --------------------------------------
@@ -1083,6 +1068,7 @@ mod tests {
             report: None,
             message: None,
             alarms: 0,
+            flapping: None,
         }
     }
 

@@ -270,6 +270,9 @@ fn host_row(ctx: &PageContext<'_>, row: &Row) -> Markup {
             }
             td data-label="Status" {
                 (pill(row.state))
+                @if let Some(since) = row.flapping {
+                    " " span.pill.s-flapping title={ "flapping since " (at(since, w)) "; one notice said so, none per flip until it is stable" } { "flapping" }
+                }
                 @if row.alarms > 1 { " " span.muted { (row.alarms) " notices" } }
             }
             td.nw data-label="Last seen" { (time(row.last_seen, w)) }

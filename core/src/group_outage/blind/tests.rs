@@ -57,6 +57,7 @@ fn site_notice(g: &str, kind: NoticeKind, dark: u64, n: usize, now: u64) -> Noti
         group: Some(group),
         hosts,
         job: None,
+        flap: None,
         blind_spot: None,
     }
 }
