@@ -40,3 +40,16 @@ async fn conformance_with_one_and_sixteen_shards() {
     run(Some(1)).await;
     run(Some(16)).await;
 }
+
+/// The suite's flapping case alone (also in the whole suite above), on 16
+/// shards: a quick check of the `flips`/`flapping` attributes and the
+/// heartbeat's fast path keeping a flapping host's `dueAt`.
+#[tokio::test]
+async fn flapping_case_on_moto() {
+    let moto = iamalive_testkit::moto_serial::moto_serial();
+    let client = common::client(&moto);
+    let table = format!("iamalive-flap-{}", uuid::Uuid::new_v4());
+    let store = DynamoStore::new(client, table).with_shards(16);
+    store.create_table_if_missing().await.expect("create table");
+    iamalive_core::conformance::flapping_is_one_notice_then_its_end(Arc::new(store)).await;
+}

@@ -78,6 +78,17 @@ async fn conformance_suite() {
     .await;
 }
 
+/// The suite's flapping case alone (also in [`conformance_suite`]), so a
+/// failure elsewhere in the suite does not hide it.
+#[tokio::test]
+async fn flapping_conformance_case() {
+    let server = iamalive_testkit::redis();
+    let s = RedisStore::from_url(&server.redis_url(), &prefix())
+        .await
+        .expect("connect");
+    conformance::flapping_is_one_notice_then_its_end(Arc::new(s)).await;
+}
+
 #[tokio::test]
 async fn settings_are_validated() {
     let bad = |r: Result<RedisStore, iamalive_core::StoreError>| {
