@@ -188,9 +188,13 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         let t0 = site.first_silent_at;
         let near =
             |t: Timestamp| crate::model::since(t, t0) <= wait && crate::model::since(t0, t) <= wait;
+        // Up to the lease too: a site whose first alarm another monitor
+        // (or this one, concurrently) has leased to ask the watcher is due
+        // only at its lease's end, and must be found all the same.
+        let horizon = wait.max(self.opts.lease);
         let due = self
             .store
-            .due_groups(crate::model::add(now, wait), GATHERING_PROBE)
+            .due_groups(crate::model::add(now, horizon), GATHERING_PROBE)
             .await?;
         Ok(due.iter().any(|g| {
             g.group != site.group
@@ -200,7 +204,14 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                     GroupPhase::Gathering { .. } => true,
                     // Its gathering just ended and its first alarm has not
                     // asked the watcher yet (another monitor holds it).
-                    GroupPhase::Outage => !g.outbox.is_empty() && g.alarm_count <= 1,
+                    // Asked or about to ask: its first group alarm is
+                    // still owed (queued, leased or held).
+                    GroupPhase::Outage => {
+                        g.alarm_count == 0
+                            && g.outbox.first().is_some_and(|o| {
+                                o.notice.kind == NoticeKind::Alarm && o.notice.is_group()
+                            })
+                    }
                     _ => false,
                 }
         }))
