@@ -63,11 +63,22 @@ pub fn monitor(
     channels: Vec<Arc<dyn Notifier>>,
     owner: &str,
 ) -> Monitor<dyn Store, ManualClock> {
+    monitor_with(store, clock, channels, owner, policy())
+}
+
+/// [`monitor`] with another policy for every host.
+pub fn monitor_with(
+    store: Arc<dyn Store>,
+    clock: &ManualClock,
+    channels: Vec<Arc<dyn Notifier>>,
+    owner: &str,
+    policy: Policy,
+) -> Monitor<dyn Store, ManualClock> {
     Monitor::new(
         store,
         channels,
         clock.clone(),
-        PolicySet::new(policy()),
+        PolicySet::new(policy),
         MonitorOptions {
             owner: owner.into(),
             lease: Duration::from_secs(30),
@@ -147,9 +158,11 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         refused_notice_stays_owed_and_is_announced,
         groups_are_stored,
         group_outage_is_one_notice,
+        watcher_blind_is_one_notice,
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
         schedule_persisted_and_monitors_agree,
+        flapping_is_one_notice_then_its_end,
     ]
 }
 
@@ -186,12 +199,16 @@ where
     ran
 }
 
+mod blind;
 mod groups;
 mod jobs;
+pub use blind::watcher_blind_is_one_notice;
 pub use groups::group_outage_is_one_notice;
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 mod schedules;
 pub use schedules::schedule_persisted_and_monitors_agree;
+mod flapping;
+pub use flapping::flapping_is_one_notice_then_its_end;
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
 /// version of a known one; `last_seen` never goes backwards.
@@ -432,7 +449,9 @@ fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {
         blind: None,
         group: Some(group("office-berlin")),
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
+        flap: None,
     }
 }
 

@@ -56,6 +56,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::flap;
 use crate::model::{add, since};
 use crate::{
     Downtime, HostId, HostRecord, Lease, Notice, NoticeKind, Outbox, Policy, Silence, Status,
@@ -275,6 +276,7 @@ pub fn evaluate_in_place(
     let deadline = crate::job::cut_short(rec, grace(rec, raw_deadline, policy, ctx));
     let heard = now < raw_deadline && !crate::job::failing(rec);
     let silenced = |rec: &HostRecord| ctx.silence_end(&rec.host, now).is_some();
+    let fp = &policy.flapping;
     let mut owe_now = |rec: &mut HostRecord, kind| owe(rec, kind, now, policy, ctx, &mut notices);
     match (rec.status, Owed::of(rec, now)) {
         // any, leased (live): unchanged, its owner delivers.
@@ -290,39 +292,80 @@ pub fn evaluate_in_place(
         }
         // up, untold / told: the recovery still goes out before anything else.
         (Status::Up, Owed::Untold { .. } | Owed::Told { .. }) => {}
+        // up, nothing owed, flapping, stable (or detection off) → the
+        // episode ends; stable notice owed if its flapping notice was told.
+        (Status::Up, Owed::Nothing) if now < deadline && flap::ended(rec, now, fp) => {
+            if flap::was_told(rec) && !silenced(rec) {
+                owe_now(rec, NoticeKind::Stable);
+            }
+            let _ = flap::end(rec);
+        }
         // up, nothing owed, before the deadline: unchanged.
         (Status::Up, Owed::Nothing) if now < deadline => {}
-        // up, nothing owed, deadline reached → missing; alarm owed unless silenced.
+        // up, nothing owed, deadline reached → missing; alarm owed unless
+        // silenced (a flip: the flapping notice instead, or nothing while
+        // the host flaps).
         (Status::Up, Owed::Nothing) => {
             begin_outage(rec, deadline);
-            if !silenced(rec) {
-                owe_now(rec, NoticeKind::Alarm);
+            // Stable before this outage began (a late look): the episode
+            // is over, and this outage is news.
+            if flap::stable_at(rec, fp).is_some_and(|at| at <= deadline) {
+                let _ = flap::end(rec);
+            }
+            let on = if crate::job::failing(rec) {
+                flap::OnOutage::Alarm
+            } else {
+                flap::outage_began(rec, deadline, fp)
+            };
+            match on {
+                _ if silenced(rec) => {}
+                flap::OnOutage::Alarm => owe_now(rec, NoticeKind::Alarm),
+                flap::OnOutage::Flapping => owe_now(rec, NoticeKind::Flapping),
+                flap::OnOutage::Quiet => {}
             }
         }
-        // missing, nothing / untold, heard → up quietly: nobody was told.
+        // missing, nothing / untold, heard → up quietly: nobody was told
+        // (an owed flapping notice still goes out).
         (Status::Missing, Owed::Nothing | Owed::Untold { .. }) if heard => {
             rec.status = Status::Up;
-            rec.outbox = None;
+            drop_flip_notice(rec);
             clear_outage(rec);
+            flap::came_back(rec, rec.last_seen);
         }
-        // missing, told, heard → up, recovery owed.
+        // missing, told, heard → up, recovery owed (a flapping notice
+        // partly delivered: it still goes out, no recovery).
         (Status::Missing, Owed::Told { .. }) if heard => {
             rec.status = Status::Up;
-            rec.outbox = None;
-            owe_now(rec, NoticeKind::Recovery);
+            flap::came_back(rec, rec.last_seen);
+            if owes(rec, NoticeKind::Flapping) {
+                clear_outage(rec);
+            } else {
+                rec.outbox = None;
+                owe_now(rec, NoticeKind::Recovery);
+            }
         }
         // missing, untold, silenced: the alarm is held back (dropped).
         (Status::Missing, Owed::Untold { .. }) if silenced(rec) => rec.outbox = None,
         // missing, untold / told: the alarm is still owed.
         (Status::Missing, Owed::Untold { .. } | Owed::Told { .. }) => {}
+        // missing, nothing owed, flapping, not yet stable: unchanged (held).
+        (Status::Missing, Owed::Nothing)
+            if flap::holding(rec, now, fp) && !crate::job::failing(rec) => {}
         // missing, nothing owed, silenced: unchanged.
         (Status::Missing, Owed::Nothing) if silenced(rec) => {}
-        // missing, nothing owed → alarm owed.
-        (Status::Missing, Owed::Nothing) => owe_now(rec, NoticeKind::Alarm),
+        // missing, nothing owed → alarm owed (a flapping host that stayed
+        // down until stable: its episode ends with this alarm).
+        (Status::Missing, Owed::Nothing) => {
+            owe_now(rec, NoticeKind::Alarm);
+            if flap::ended(rec, now, fp) {
+                let _ = flap::end(rec);
+            }
+        }
         // alarmed, heard → up, recovery owed.
         (Status::Alarmed, _) if heard => {
             rec.status = Status::Up;
             rec.outbox = None;
+            flap::came_back(rec, rec.last_seen);
             owe_now(rec, NoticeKind::Recovery);
         }
         // alarmed, untold, silenced: the reminder is held back (dropped).
@@ -365,9 +408,15 @@ fn due_at(
     // Held back by a silence (or, were no silence found, due now: early,
     // never late).
     let silence_end = || ctx.silence_end(&r.host, now).or(Some(now));
+    let stable_at = flap::stable_at(r, &policy.flapping);
     match r.status {
         Status::Paused => r.due_at,
-        Status::Up => Some(deadline),
+        Status::Up => Some(stable_at.map_or(deadline, |s| s.min(deadline))),
+        // Held while flapping: looked at again when it would be stable.
+        Status::Missing if flap::holding(r, now, &policy.flapping) => {
+            let end = ctx.silence_end(&r.host, now);
+            stable_at.map(|s| end.map_or(s, |e| e.min(s)))
+        }
         Status::Missing => silence_end(),
         Status::Alarmed => match reminder_at(r, policy) {
             None => None,
@@ -394,6 +443,19 @@ fn begin_outage(r: &mut HostRecord, deadline: Timestamp) {
     // An older outage's account must not ride on this outage's all-clear:
     // the agent sends this one's with the heartbeat that ends it.
     r.report = None;
+}
+
+/// Whether `r` owes a notice of `kind`.
+fn owes(r: &HostRecord, kind: NoticeKind) -> bool {
+    r.outbox.as_deref().is_some_and(|o| o.notice.kind == kind)
+}
+
+/// Drops `r`'s owed alarm on a quiet return; an owed flapping notice is
+/// kept (it says something true whether the host is up or down).
+fn drop_flip_notice(r: &mut HostRecord) {
+    if !owes(r, NoticeKind::Flapping) {
+        r.outbox = None;
+    }
 }
 
 fn clear_outage(r: &mut HostRecord) {
@@ -428,6 +490,9 @@ fn make_notice(
     policy: &Policy,
     ctx: &Context<'_>,
 ) -> Notice {
+    if matches!(kind, NoticeKind::Flapping | NoticeKind::Stable) {
+        return flap_notice(r, kind, now, policy, ctx);
+    }
     let missing_since = r.missing_since.unwrap_or(now);
     let silent_since = r.silent_since.unwrap_or(r.last_seen);
     let outage_id = format!("{}@{}", r.host, missing_since.timestamp_millis());
@@ -441,7 +506,12 @@ fn make_notice(
             let next = policy.reminder_after(count).map(|w| add(now, w));
             (count, next, None, since(now, silent_since))
         }
-        NoticeKind::Recovery | NoticeKind::Restored | NoticeKind::Degraded | NoticeKind::Test => (
+        NoticeKind::Recovery
+        | NoticeKind::Restored
+        | NoticeKind::Degraded
+        | NoticeKind::Test
+        | NoticeKind::Flapping
+        | NoticeKind::Stable => (
             r.alarm_count.max(1),
             None,
             Some(r.last_seen),
@@ -470,7 +540,64 @@ fn make_notice(
         blind: ctx.blind.map(str::to_owned),
         group: r.group.clone(),
         hosts: Vec::new(),
+        blind_spot: None,
         job: crate::job::note(r, kind),
+        flap: flap::note(r, &policy.flapping).map(Box::new),
+    }
+}
+
+/// The `flapping` notice of `r`'s episode (owed as its outage begins: the
+/// host is down), or the `stable` notice that ends it (the host is up,
+/// since its last return). Both share the episode's outage id.
+fn flap_notice(
+    r: &HostRecord,
+    kind: NoticeKind,
+    now: Timestamp,
+    policy: &Policy,
+    ctx: &Context<'_>,
+) -> Notice {
+    let note = flap::note(r, &policy.flapping);
+    let since_ = note.as_ref().map_or(now, |n| n.since);
+    let outage_id = format!("{}@{}/flapping", r.host, since_.timestamp_millis());
+    let (id, last_seen, missing_since, recovered_at, silent_for) = if kind == NoticeKind::Flapping {
+        let silent_since = r.silent_since.unwrap_or(r.last_seen);
+        (
+            format!("{outage_id}/start"),
+            silent_since,
+            r.missing_since.unwrap_or(since_),
+            None,
+            since(now, silent_since),
+        )
+    } else {
+        let up_since = flap::changed_at(r).unwrap_or(r.last_seen);
+        (
+            format!("{outage_id}/stable"),
+            r.last_seen,
+            since_,
+            Some(up_since),
+            Duration::ZERO,
+        )
+    };
+    Notice {
+        id,
+        outage_id,
+        kind,
+        host: r.host.clone(),
+        created_at: now,
+        last_seen,
+        missing_since,
+        recovered_at,
+        silent_for,
+        alarm_count: 0,
+        next_reminder: None,
+        message: r.message.clone(),
+        report: None,
+        blind: ctx.blind.map(str::to_owned),
+        group: r.group.clone(),
+        hosts: Vec::new(),
+        job: None,
+        flap: note.map(Box::new),
+        blind_spot: None,
     }
 }
 
@@ -613,6 +740,8 @@ pub fn settle(
             next.alarm_count += 1;
         }
         NoticeKind::Recovery => clear_outage(&mut next),
+        NoticeKind::Flapping if !ob.delivered.is_empty() => flap::told(&mut next),
+        NoticeKind::Flapping | NoticeKind::Stable => {}
         // Never stored in a host's outbox.
         NoticeKind::Degraded | NoticeKind::Restored | NoticeKind::Test => {}
     }
@@ -694,6 +823,8 @@ pub fn pause_until(r: &HostRecord, until: Option<Timestamp>) -> HostRecord {
     next.due_at = until;
     clear_outage(&mut next);
     crate::job::forget_failures(&mut next);
+    // Nothing is watched: a flapping episode (and its history) ends.
+    next.flap = None;
     next
 }
 

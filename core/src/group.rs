@@ -10,6 +10,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// it, so it never means two things.
 pub const UNGROUPED: &str = "ungrouped";
 
+/// The name under which the watcher's own record is stored beside the
+/// groups' (see [`crate::group_outage::blind`]): an outage of groups, when
+/// the likeliest cause is the watcher's own ingress. The `~` is outside
+/// the characters a group name may hold, so no user's group can take it.
+pub const WATCHER_GROUP: &str = "~watcher";
+
 /// The longest group name accepted, in bytes.
 pub const MAX_GROUP_LEN: usize = 128;
 
@@ -87,6 +93,17 @@ impl GroupName {
         Ok(Self(Arc::from(folded)))
     }
 
+    /// The reserved name of the watcher's own record ([`WATCHER_GROUP`]),
+    /// which [`new`](Self::new) refuses.
+    pub fn watcher() -> Self {
+        Self(Arc::from(WATCHER_GROUP))
+    }
+
+    /// Whether this is [`WATCHER_GROUP`].
+    pub fn is_watcher(&self) -> bool {
+        &*self.0 == WATCHER_GROUP
+    }
+
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -102,6 +119,11 @@ impl Serialize for GroupName {
 impl<'de> Deserialize<'de> for GroupName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
+        // Stored records name the watcher's own record; user input is
+        // parsed with `new`, which refuses it.
+        if s == WATCHER_GROUP {
+            return Ok(Self::watcher());
+        }
         Self::new(&s).map_err(serde::de::Error::custom)
     }
 }
@@ -160,6 +182,15 @@ mod tests {
         // The dashboard's name for hosts without a group is no group's.
         assert_eq!(GroupName::new("UnGrouped"), Err(InvalidGroup::Reserved));
         assert!(GroupName::new("ungrouped-2").is_ok());
+        // The watcher's own record: no user can name a group so, stored
+        // records read it back.
+        assert!(matches!(
+            GroupName::new(WATCHER_GROUP),
+            Err(InvalidGroup::BadChar { found: '~', at: 0 })
+        ));
+        let w: GroupName = serde_json::from_str("\"~watcher\"").unwrap();
+        assert!(w.is_watcher() && w == GroupName::watcher());
+        assert!(!GroupName::new("watcher").unwrap().is_watcher());
         assert_eq!(
             serde_json::to_string(&GroupName::new("B").unwrap()).unwrap(),
             "\"b\""

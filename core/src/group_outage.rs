@@ -39,6 +39,8 @@
 
 use std::time::Duration;
 
+pub mod blind;
+
 use serde::{Deserialize, Serialize};
 
 use crate::decide::{ChannelOutcome, RetryPolicy, Round, apply_round};
@@ -162,6 +164,13 @@ pub struct GroupRecord {
     /// Notices owed, delivered in order (the first is the one in flight).
     #[serde(default)]
     pub outbox: Vec<Outbox>,
+    /// The watcher's record only ([`blind`]): the sites it gathers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<blind::Site>,
+    /// The watcher's record only: how many hosts the store held when the
+    /// blind outage began, if it could tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts_total: Option<u64>,
 }
 
 impl GroupRecord {
@@ -178,6 +187,8 @@ impl GroupRecord {
             alarm_count: 0,
             last_alarm: None,
             outbox: Vec::new(),
+            sites: Vec::new(),
+            hosts_total: None,
         }
     }
 
@@ -395,7 +406,9 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
             blind: None,
             group: Some(g.group.clone()),
             hosts: Vec::new(),
+            blind_spot: None,
             job: None,
+            flap: None,
         };
         g.outbox.push(Outbox::new(n));
     }
@@ -510,6 +523,8 @@ fn group_notice(g: &mut GroupRecord, kind: NoticeKind, now: Timestamp, policy: &
         group: Some(g.group.clone()),
         hosts,
         job: None,
+        flap: None,
+        blind_spot: None,
     }
 }
 
@@ -546,7 +561,7 @@ fn summarise_reports(hosts: &[GroupHost]) -> Option<String> {
 
 /// When the sweep must look at `g` next: the owed notice's next attempt or
 /// lease end, the gathering's or the ending's end, the next reminder.
-fn due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
+pub(crate) fn due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
     if let Some(ob) = g.outbox.first() {
         return Some(match &ob.lease {
             Some(l) => l.until.max(ob.next_attempt),
@@ -556,6 +571,8 @@ fn due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
     match g.phase {
         GroupPhase::Quiet => None,
         GroupPhase::Gathering { until } | GroupPhase::Ending { until } => Some(until),
+        // The watcher sends no reminders: each site's group does.
+        GroupPhase::Outage if g.is_watcher() => None,
         GroupPhase::Outage => g
             .last_alarm
             .zip(policy.reminder_after(g.alarm_count))
@@ -577,9 +594,13 @@ pub fn step(
     let mut next = g.clone();
     match next.phase {
         GroupPhase::Ending { until } if until <= now && next.outbox.is_empty() => {
-            finish(&mut next, now, policy);
+            if next.is_watcher() {
+                blind::finish(&mut next, now);
+            } else {
+                finish(&mut next, now, policy);
+            }
         }
-        GroupPhase::Outage if next.outbox.is_empty() => {
+        GroupPhase::Outage if next.outbox.is_empty() && !next.is_watcher() => {
             let at = next
                 .last_alarm
                 .zip(policy.reminder_after(next.alarm_count))
@@ -631,7 +652,7 @@ pub fn settle(
     }
     let done = next.outbox.remove(0);
     if matches!(done.notice.kind, NoticeKind::Alarm | NoticeKind::Reminder)
-        && !done.notice.hosts.is_empty()
+        && (done.notice.is_group() || done.notice.is_blind())
         && matches!(next.phase, GroupPhase::Outage | GroupPhase::Ending { .. })
     {
         next.alarm_count += 1;
@@ -653,6 +674,26 @@ pub fn hold_host(r: &HostRecord, notice_id: &str, until: Timestamp) -> Option<Ho
     ob.lease = None;
     ob.next_attempt = until;
     next.due_at = Some(until);
+    Some(next)
+}
+
+/// A group's leased notice held back by the watcher's record until
+/// `until` ([`blind::consult`]): the lease released, the next attempt at
+/// `until`. `None` when `g` no longer owes that notice first.
+pub fn hold_group(
+    g: &GroupRecord,
+    notice_id: &str,
+    until: Timestamp,
+    policy: &Policy,
+) -> Option<GroupRecord> {
+    let mut next = g.clone();
+    let ob = next
+        .outbox
+        .first_mut()
+        .filter(|o| o.notice.id == notice_id)?;
+    ob.lease = None;
+    ob.next_attempt = until;
+    next.due_at = due_at(&next, policy);
     Some(next)
 }
 

@@ -429,7 +429,9 @@ pub fn watcher_notice(
         blind: None,
         group: None,
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
+        flap: None,
     }
 }
 

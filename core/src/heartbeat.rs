@@ -11,6 +11,7 @@
 //! |-----------------------------------|-----------------------------------------|
 //! | `up`, nothing owed, no stored policy | `due_if_up`; a lazy store may keep a `due_at` inside the [`LazyWindow`] |
 //! | `up`, nothing owed, a stored policy  | unchanged (see below)                |
+//! | `up`, nothing owed, flapping         | unchanged: the monitor armed it for the instant the host is stable ([`crate::flap`]) |
 //! | `up`, a recovery still owed       | unchanged (the recovery goes out first) |
 //! | `missing` or `alarmed`            | the heartbeat's instant: due now, so the recovery is decided at the next sweep |
 //! | `paused`                          | unchanged (none, or the pause's end)    |
@@ -66,6 +67,16 @@ impl LazyWindow {
     }
 }
 
+/// Whether the monitor, not the heartbeat, arms `rec`'s `due_at` while it
+/// is up: a host with a stored policy (its deadline is not the one the
+/// caller's `due_if_up` knows), or one in a flapping episode (it must be
+/// looked at when it becomes stable, before its deadline). A heartbeat
+/// leaves such a record's `due_at` as it is: early, never late.
+#[inline]
+pub fn monitor_arms_due(rec: &HostRecord) -> bool {
+    rec.policy.is_some() || crate::flap::flapping(rec)
+}
+
 /// Whether a store re-arms an up host's `due_at` on every heartbeat or
 /// keeps one inside the [`LazyWindow`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,7 +98,7 @@ pub fn due_after_heartbeat(
     rearm: Rearm,
 ) -> Option<Timestamp> {
     match rec.status {
-        Status::Up if rec.outbox.is_none() && rec.policy.is_some() => rec.due_at,
+        Status::Up if rec.outbox.is_none() && monitor_arms_due(rec) => rec.due_at,
         Status::Up if rec.outbox.is_none() => match rec.due_at {
             Some(d) if rearm == Rearm::Lazily && LazyWindow::new(at, due_if_up).contains(d) => {
                 Some(d)

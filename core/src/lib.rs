@@ -3,6 +3,7 @@
 mod clock;
 pub mod decide;
 pub mod events;
+pub mod flap;
 mod group;
 pub mod group_outage;
 pub mod health;
@@ -30,7 +31,7 @@ pub mod testing;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decide::{ChannelOutcome, Context, Decision, RetryPolicy, evaluate, evaluate_in_place};
 pub use events::{Event, EventKind, MAX_EVENTS};
-pub use group::{GroupName, InvalidGroup, MAX_GROUP_LEN, UNGROUPED};
+pub use group::{GroupName, InvalidGroup, MAX_GROUP_LEN, UNGROUPED, WATCHER_GROUP};
 pub use group_outage::{GroupHost, GroupPolicy, GroupRecord};
 pub use health::{Announcement, HealthOptions, HealthReport, WatcherHealth};
 pub use heartbeat::{LazyWindow, Rearm, apply_heartbeat, created_by_heartbeat};

@@ -210,6 +210,10 @@ impl Store for MemoryStore {
         true
     }
 
+    async fn host_count(&self) -> Result<Option<u64>, StoreError> {
+        Ok(Some(self.len() as u64))
+    }
+
     async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
         Ok(self.lock().groups.get(group).cloned())
     }

@@ -85,6 +85,13 @@ pub enum NoticeKind {
     Restored,
     /// A test notice an operator asked for, to check the wiring.
     Test,
+    /// The host keeps going silent and coming back (more outages than the
+    /// flapping setting allows within its window): one notice, then no
+    /// per-flip notice until it is stable (see [`crate::flap`]).
+    Flapping,
+    /// A flapping host has stayed up for the stable time: the episode is
+    /// over. (One that stayed down gets an alarm instead.)
+    Stable,
 }
 
 impl NoticeKind {
@@ -97,6 +104,8 @@ impl NoticeKind {
             NoticeKind::Degraded => "degraded",
             NoticeKind::Restored => "restored",
             NoticeKind::Test => "test",
+            NoticeKind::Flapping => "flapping",
+            NoticeKind::Stable => "stable",
         }
     }
 
@@ -108,12 +117,12 @@ impl NoticeKind {
         )
     }
 
-    /// Whether it reports a problem (alarm, reminder, degraded) rather than
-    /// its end or a test.
+    /// Whether it reports a problem (alarm, reminder, degraded, flapping)
+    /// rather than its end or a test.
     pub fn is_problem(self) -> bool {
         matches!(
             self,
-            NoticeKind::Alarm | NoticeKind::Reminder | NoticeKind::Degraded
+            NoticeKind::Alarm | NoticeKind::Reminder | NoticeKind::Degraded | NoticeKind::Flapping
         )
     }
 
@@ -126,6 +135,8 @@ impl NoticeKind {
             NoticeKind::Degraded => "WATCHER DEGRADED",
             NoticeKind::Restored => "WATCHER RESTORED",
             NoticeKind::Test => "TEST",
+            NoticeKind::Flapping => "FLAPPING",
+            NoticeKind::Stable => "STABLE",
         }
     }
 }
@@ -186,6 +197,16 @@ pub struct Notice {
     /// failures it ends and the duration of the run that ended them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<Box<crate::job::JobNote>>,
+    /// For a `flapping` or `stable` notice, or the alarm that ends a
+    /// flapping episode: how much the host flapped (see [`crate::flap`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flap: Option<Box<crate::flap::FlapNote>>,
+    /// For the watcher-blind notice (several sites fell silent within one
+    /// group wait: the likeliest cause is the watcher's own ingress): the
+    /// sites and how many hosts went silent. See
+    /// [`crate::group_outage::blind`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blind_spot: Option<Box<crate::group_outage::blind::BlindSpot>>,
 }
 
 /// A notice's stable id (receivers deduplicate on it): `<outage>/recovery`
@@ -201,19 +222,46 @@ impl Notice {
     /// `[iamalive] ALARM build-01`-style one-line summary, with the site
     /// when the host has one: `[iamalive] ALARM db-1 (site office-berlin)`.
     pub fn subject(&self) -> String {
-        if self.is_group() {
+        if self.is_group() || self.is_blind() {
             return format!("[iamalive] {} {}", self.kind.tag(), self.headline());
         }
         if self.kind.is_watcher() {
             return format!("[iamalive] {}: {}", self.kind.tag(), self.headline());
         }
+        if let Some(detail) = self.flap_detail() {
+            return format!(
+                "[iamalive] {} {}: {detail}",
+                self.kind.tag(),
+                self.host_label()
+            );
+        }
         format!("[iamalive] {} {}", self.kind.tag(), self.host_label())
+    }
+
+    /// "5 outages in 1h" for a `flapping` notice, "stable again, up since
+    /// 10:42 UTC" for a `stable` one; `None` for other kinds.
+    pub fn flap_detail(&self) -> Option<String> {
+        let f = self.flap.as_deref()?;
+        match self.kind {
+            NoticeKind::Flapping => Some(crate::flap::describe(f.flips, f.window)),
+            NoticeKind::Stable => {
+                let at = self.recovered_at.unwrap_or(self.created_at);
+                Some(format!("stable again, up since {} UTC", at.format("%H:%M")))
+            }
+            _ => None,
+        }
     }
 
     /// Whether this is a group notice, speaking for several hosts of a
     /// group at once ([`hosts`](Self::hosts) names them).
     pub fn is_group(&self) -> bool {
         !self.hosts.is_empty()
+    }
+
+    /// Whether this is the watcher-blind notice (or its all-clear):
+    /// [`blind_spot`](Self::blind_spot) names the sites.
+    pub fn is_blind(&self) -> bool {
+        self.blind_spot.is_some()
     }
 
     /// "site office-berlin: 10 hosts silent" for a group notice.
@@ -308,6 +356,9 @@ impl Notice {
     /// One short sentence: "build-01 has gone silent", or for a watcher
     /// notice the first sentence of its message.
     pub fn headline(&self) -> String {
+        if let Some(b) = &self.blind_spot {
+            return b.headline(self.kind, self.missing_since, self.silent_for);
+        }
         if let Some(h) = self.group_headline() {
             return h;
         }
@@ -328,6 +379,18 @@ impl Notice {
             NoticeKind::Alarm => format!("{} has gone silent", self.host_label()),
             NoticeKind::Reminder => format!("{} is still silent", self.host_label()),
             NoticeKind::Recovery => format!("{} reports again", self.host_label()),
+            NoticeKind::Flapping => format!(
+                "{} keeps going silent and coming back: {}",
+                self.host_label(),
+                self.flap_detail().unwrap_or_default()
+            ),
+            NoticeKind::Stable => format!(
+                "{} stable again (up since {})",
+                self.host_label(),
+                self.recovered_at
+                    .unwrap_or(self.created_at)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             NoticeKind::Degraded | NoticeKind::Restored | NoticeKind::Test => {
                 let m = self.message.as_deref().unwrap_or("");
                 let first = m.split_once(". ").map_or(m, |(a, _)| a);
@@ -351,6 +414,10 @@ impl Notice {
         let human =
             |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
         let mut b = String::new();
+        if let Some(spot) = &self.blind_spot {
+            spot.write_body(&mut b, self);
+            return b;
+        }
         if self.kind.is_watcher() {
             let _ = writeln!(b, "{}", self.message.as_deref().unwrap_or(""));
             let _ = writeln!(b);
@@ -385,6 +452,34 @@ impl Notice {
             }
             if let Some(r) = &self.report {
                 let _ = writeln!(b, "\nWhat the agents reported:\n{r}");
+            }
+            let _ = writeln!(b, "\noutage id: {}\nnotice id: {}", self.outage_id, self.id);
+            return b;
+        }
+        if let (NoticeKind::Flapping | NoticeKind::Stable, Some(f)) =
+            (self.kind, self.flap.as_deref())
+        {
+            let _ = writeln!(b, "Host {}.", self.headline());
+            let _ = writeln!(b);
+            if self.kind == NoticeKind::Flapping {
+                let _ = writeln!(
+                    b,
+                    "No alarm or all-clear is sent for each of its outages until it has stayed up (or down) for {}; then one notice says how it ended.",
+                    human(f.stable_for)
+                );
+                let _ = writeln!(b);
+            }
+            let _ = writeln!(b, "host:          {}", self.host);
+            if let Some(g) = &self.group {
+                let _ = writeln!(b, "site (group):  {g}");
+            }
+            let _ = writeln!(b, "flapping since: {}", ts(&f.since));
+            let _ = writeln!(b, "outages:       {} (window {})", f.flips, human(f.window));
+            let _ = writeln!(b, "last seen:     {}", ts(&self.last_seen));
+            if let Some(r) = &self.recovered_at {
+                let _ = writeln!(b, "up since:      {}", ts(r));
+            } else {
+                let _ = writeln!(b, "down since:    {}", ts(&self.missing_since));
             }
             let _ = writeln!(b, "\noutage id: {}\nnotice id: {}", self.outage_id, self.id);
             return b;
@@ -443,6 +538,15 @@ impl Notice {
         }
         if let Some(why) = &self.blind {
             let _ = writeln!(b, "watcher note:  {why}");
+        }
+        if let Some(f) = &self.flap {
+            let _ = writeln!(
+                b,
+                "flapping:      {} outage(s) since {}; it stayed down for {}, so the episode ends with this alarm",
+                f.flips,
+                ts(&f.since),
+                human(f.stable_for)
+            );
         }
         if let Some(r) = self.report_text() {
             let _ = writeln!(b, "\nThe agent's account of the outage:\n{r}");
@@ -569,6 +673,9 @@ pub struct HostRecord {
     /// schedule), stored with it so every monitor applies it; it wins over
     /// the configuration's policy for the host. `None`: the configuration's.
     pub policy: Option<Box<crate::HostPolicy>>,
+    /// Its recent outages and flapping episode (see [`crate::flap`]);
+    /// `None` until its first outage. Written only with a transition.
+    pub flap: Option<Box<crate::flap::Flap>>,
 }
 
 // Written out rather than derived so the rare parts (an owed notice, a
@@ -594,6 +701,7 @@ impl Clone for HostRecord {
             group: self.group.clone(),
             job: self.job.clone(),
             policy: self.policy.clone(),
+            flap: self.flap.clone(),
         }
     }
 }
@@ -631,6 +739,7 @@ impl HostRecord {
             group: None,
             job: None,
             policy: None,
+            flap: None,
         }
     }
 

@@ -12,8 +12,8 @@ use crate::health::{Announcement, HealthOptions, HealthReport, WatcherHealth, wa
 use crate::model::add;
 use crate::route::Routes;
 use crate::{
-    Clock, Downtime, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice, NoticeKind, Notifier,
-    NotifyError, PolicySet, Silence, Status, Store, StoreError, Timestamp,
+    Clock, Downtime, GroupName, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice,
+    NoticeKind, Notifier, NotifyError, PolicySet, Silence, Status, Store, StoreError, Timestamp,
 };
 
 mod groups;
@@ -142,6 +142,9 @@ pub struct Monitor<S: ?Sized, C> {
     state: Mutex<MarkState>,
     blind: Option<BlindProbe>,
     grouping: Option<Grouping>,
+    /// The watcher-blind detection's wait, when it is on
+    /// ([`with_blind_detection`](Self::with_blind_detection)).
+    blind_wait: Option<Duration>,
     health: Mutex<HealthState>,
     /// Set while the store is in trouble, so the heartbeat path only takes
     /// the health lock when there is something to clear.
@@ -205,6 +208,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             opts,
             blind: None,
             grouping: None,
+            blind_wait: None,
         })
     }
 
@@ -586,18 +590,24 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             let Some((written, Some(outbox))) = swapped else {
                 return Ok(());
             };
-            tracing::info!(host = %written.host, kind = %outbox.notice.kind, id = %outbox.notice.id, "notice owed");
             let targets = self.routes.channels_for(&outbox.notice, &self.names);
             let routed = self.route_to_group(&outbox.notice, &policy, report).await?;
+            // Logged once, after the group decided: held (until when), then
+            // owed or absorbed when the hold ends.
+            let n = &outbox.notice;
+            let group = n.group.as_ref().map(GroupName::as_str).unwrap_or_default();
             let results = match routed {
                 groups::Routed::Held(until) => {
-                    tracing::info!(host = %written.host, id = %outbox.notice.id, until = %until, "notice held for its group");
-                    return self
-                        .hold_host(written, &outbox.notice.id, until, report)
-                        .await;
+                    let at = until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                    tracing::info!(host = %written.host, kind = %n.kind, id = %n.id, group, until = %at, "notice held for group {group} until {at}");
+                    return self.hold_host(written, &n.id, until, report).await;
                 }
-                groups::Routed::Absorbed => Self::absorbed(&targets),
+                groups::Routed::Absorbed => {
+                    tracing::info!(host = %written.host, kind = %n.kind, id = %n.id, group, "notice absorbed by group {group}");
+                    Self::absorbed(&targets)
+                }
                 groups::Routed::Deliver => {
+                    tracing::info!(host = %written.host, kind = %n.kind, id = %n.id, "notice owed");
                     self.deliver(&outbox.notice, &targets, &outbox.delivered, &outbox.failed)
                         .await
                 }

@@ -42,6 +42,11 @@ pub struct Policy {
     /// [`schedule`](crate::schedule)). `None`, the default: `timeout`.
     #[serde(skip)]
     pub schedule: Option<Schedule>,
+    /// When a host counts as flapping ([`crate::flap`]); set from the
+    /// configuration's `[flapping]` section. Default: on, 4 outages in 1h,
+    /// stable after 30m.
+    #[serde(skip)]
+    pub flapping: crate::flap::FlapPolicy,
 }
 
 impl Default for Policy {
@@ -53,6 +58,7 @@ impl Default for Policy {
             max_reminder_interval: None,
             max_reminders: None,
             schedule: None,
+            flapping: crate::flap::FlapPolicy::default(),
         }
     }
 }

@@ -93,9 +93,9 @@ impl Routes {
 
     /// Whether `channel` gets `notice`: named by the first route matching
     /// the notice, or any channel when no route matches (and for watcher
-    /// notices).
+    /// notices, the watcher-blind one included: it is about every site).
     pub fn sends_to(&self, notice: &Notice, channel: &str) -> bool {
-        if notice.kind.is_watcher() {
+        if notice.kind.is_watcher() || notice.is_blind() {
             return true;
         }
         match self.0.iter().find(|r| r.matches(notice)) {

@@ -302,6 +302,14 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
         Ok(())
     }
 
+    /// How many hosts the store holds, if it can tell cheaply: O(1) or one
+    /// count the backend keeps, never a walk of the host list; an estimate
+    /// is fine. The watcher-blind notice says "20 of 30 hosts silent" with
+    /// it, and only "20 hosts silent" when this is `None` (the default).
+    async fn host_count(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
     /// Whether this store keeps group records (the four methods below).
     /// Without them the [`Monitor`](crate::Monitor) sends every host's
     /// notices on their own, as before groups; the conformance suite's

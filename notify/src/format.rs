@@ -74,7 +74,8 @@ fn color(kind: NoticeKind) -> (&'static str, u32) {
     match kind {
         NoticeKind::Alarm => ("Attention", 0xD0_3B_3B),
         NoticeKind::Reminder => ("Warning", 0xE0_A0_30),
-        NoticeKind::Recovery | NoticeKind::Restored => ("Good", 0x2E_A0_43),
+        NoticeKind::Recovery | NoticeKind::Restored | NoticeKind::Stable => ("Good", 0x2E_A0_43),
+        NoticeKind::Flapping => ("Warning", 0xE0_A0_30),
         NoticeKind::Degraded => ("Warning", 0xE0_70_30),
         NoticeKind::Test => ("Accent", 0x35_74_C8),
     }
@@ -86,6 +87,33 @@ fn headline(n: &Notice) -> String {
 
 /// (title, value) pairs shown by the chat formats.
 fn facts(n: &Notice) -> Vec<(&'static str, String)> {
+    if let Some(b) = &n.blind_spot {
+        let sites: Vec<String> = b
+            .sites
+            .iter()
+            .map(|s| match s.back_at {
+                Some(_) => format!("{} ({} back)", s.group, s.hosts_silent),
+                None => format!("{} ({} silent)", s.group, s.hosts_silent),
+            })
+            .collect();
+        let hosts = match b.hosts_total {
+            Some(t) => format!("{} of {t}", b.hosts_silent),
+            None => b.hosts_silent.to_string(),
+        };
+        let mut f = vec![
+            ("Sites", sites.join(", ")),
+            ("Hosts silent", hosts),
+            ("Dark since", ts(&n.missing_since)),
+        ];
+        if let Some(r) = &n.recovered_at {
+            f.push(("Back at", ts(r)));
+        }
+        if let Some(m) = &n.message {
+            f.push(("Why the watcher", m.clone()));
+        }
+        f.push(("Notice id", n.id.clone()));
+        return f;
+    }
     if n.kind.is_watcher() {
         return vec![
             ("What", n.message.clone().unwrap_or_default()),
@@ -125,6 +153,17 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
     if let Some(g) = &n.group {
         f.push(("Site", g.to_string()));
     }
+    if let Some(fl) = n.flap.as_deref() {
+        f.push((
+            "Flapping",
+            format!(
+                "{} since {} (stable after {})",
+                iamalive_core::flap::describe(fl.flips, fl.window),
+                ts(&fl.since),
+                human(fl.stable_for)
+            ),
+        ));
+    }
     match n.never_succeeded_text() {
         Some(never) => f.push(("Last success", never)),
         None => f.push(("Last seen", ts(&n.last_seen))),
@@ -160,6 +199,9 @@ fn report_json(n: &Notice) -> Value {
 
 /// PagerDuty's `source`: the host, or `site <group>` for a group notice.
 fn source(n: &Notice) -> String {
+    if n.is_blind() {
+        return "watcher".to_owned();
+    }
     match (&n.group, n.is_group()) {
         (Some(g), true) => format!("site {g}"),
         _ => n.host.to_string(),
@@ -191,6 +233,33 @@ fn generic(n: &Notice, sent_at: Timestamp) -> Value {
     let mut v = generic_single(n, sent_at);
     if n.is_group() {
         v["hosts"] = group_hosts(n);
+    }
+    if let Some(f) = n.flap.as_deref() {
+        v["flips"] = json!(f.flips);
+        v["window_s"] = json!(f.window.as_secs());
+        v["stable_for_s"] = json!(f.stable_for.as_secs());
+        v["flapping_since"] = json!(ts(&f.since));
+    }
+    if let Some(b) = &n.blind_spot {
+        v["kind"] = json!(match n.kind {
+            NoticeKind::Recovery => "watcher_blind_recovery",
+            _ => "watcher_blind",
+        });
+        v["groups"] = b
+            .sites
+            .iter()
+            .map(|s| {
+                json!({
+                    "group": s.group.as_str(),
+                    "hosts_silent": s.hosts_silent,
+                    "first_silent_at": ts(&s.first_silent_at),
+                    "hosts": s.hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>(),
+                    "back_at": s.back_at.as_ref().map(ts),
+                })
+            })
+            .collect();
+        v["hosts_silent"] = json!(b.hosts_silent);
+        v["hosts_total"] = json!(b.hosts_total);
     }
     v
 }
@@ -224,7 +293,7 @@ fn generic_single(n: &Notice, sent_at: Timestamp) -> Value {
 /// | field | type | meaning |
 /// |---|---|---|
 /// | `id` | string | notice id, stable across redeliveries |
-/// | `kind` | `alarm` \| `reminder` \| `recovery` | |
+/// | `kind` | `alarm` \| `reminder` \| `recovery` \| `flapping` \| `stable` | |
 /// | `host` | string | |
 /// | `group` | string or null | the host's group (site); null when it has none |
 /// | `subject` | string | `[iamalive] ALARM build-01`, `[iamalive] ALARM db-1 (site office-berlin)` |
@@ -248,6 +317,26 @@ fn generic_single(n: &Notice, sent_at: Timestamp) -> Value {
 /// (all-clear), and adds `hosts`: `[{"host", "last_seen", "silent_for_s",
 /// "report", "back_at", "new"}]`, every host it names (`back_at` on an
 /// all-clear; `new` for a host that joined since the previous notice).
+///
+/// A `flapping` notice (the host keeps going silent and coming back; it
+/// stands for the per-flip alarms and all-clears until the host is
+/// stable), the `stable` notice that ends the episode when the host stayed
+/// up (`recovered_at`: up since), and the alarm that ends it when the host
+/// stayed down add `flips` (outages counted), `window_s` (the window they
+/// were counted in), `stable_for_s` (how long the host must stay up or down
+/// to be stable) and `flapping_since` (RFC 3339). A flapping episode's
+/// notices share `outage_id` (`<host>@<ms>/flapping`); PagerDuty triggers
+/// it with severity `warning` and resolves it with the `stable` notice.
+///
+/// The watcher-blind notice (several sites fell silent within one group
+/// wait: the likeliest cause is the watcher's own ingress) has `kind`
+/// `watcher_blind`, and its all-clear `watcher_blind_recovery`; `host` is
+/// the watcher, `group` null, `outage_id` `watcher-blind@<ms>`, `message`
+/// says why the watcher suspects itself and what to check, `subject`
+/// reads `[iamalive] ALARM watcher may be blind: 2 sites, 20 of 30 hosts
+/// silent since 10:02:11Z`; it adds `groups`: `[{"group", "hosts_silent",
+/// "first_silent_at", "hosts", "back_at"}]`, `hosts_silent` and
+/// `hosts_total` (null when the store cannot count its hosts cheaply).
 pub fn payload(
     notice: &Notice,
     format: WebhookFormat,
@@ -335,7 +424,7 @@ pub fn payload(
         WebhookFormat::PagerDuty => {
             let key = routing_key.unwrap_or_default();
             match n.kind {
-                NoticeKind::Recovery | NoticeKind::Restored => json!({
+                NoticeKind::Recovery | NoticeKind::Restored | NoticeKind::Stable => json!({
                     "routing_key": key,
                     "event_action": "resolve",
                     "dedup_key": n.outage_id,
@@ -358,6 +447,22 @@ pub fn payload(
                         "timestamp": ts(&n.created_at),
                         "component": "watcher",
                         "class": n.kind.as_str(),
+                        "custom_details": generic(n, sent_at),
+                    },
+                }),
+                NoticeKind::Flapping => json!({
+                    "routing_key": key,
+                    "event_action": "trigger",
+                    "dedup_key": n.outage_id,
+                    "client": "iamalive",
+                    "payload": {
+                        "summary": truncate(&format!("{}: {}", n.subject(), headline(n)), 1024),
+                        "source": source(n),
+                        "severity": "warning",
+                        "timestamp": ts(&n.created_at),
+                        "component": "heartbeat",
+                        "group": n.group.as_ref().map(|g| g.as_str()),
+                        "class": "host flapping",
                         "custom_details": generic(n, sent_at),
                     },
                 }),

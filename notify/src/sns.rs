@@ -80,7 +80,10 @@ pub fn sns_subject(notice: &Notice) -> String {
     } else {
         (
             format!("[iamalive] {} ", notice.kind.tag()),
-            notice.host_label(),
+            match notice.flap_detail() {
+                Some(d) => format!("{}: {d}", notice.host_label()),
+                None => notice.host_label(),
+            },
         )
     };
     // SNS takes printable ASCII only; host ids already are, filter anyway
@@ -200,7 +203,9 @@ mod tests {
             blind: None,
             group: None,
             hosts: Vec::new(),
+            blind_spot: None,
             job: None,
+            flap: None,
         }
     }
 

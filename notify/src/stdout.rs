@@ -180,7 +180,9 @@ mod tests {
             blind: None,
             group: None,
             hosts: Vec::new(),
+            blind_spot: None,
             job: None,
+            flap: None,
         };
         let l = StdoutNotifier::line(&n);
         assert!(!l.contains('\n'), "{l}");

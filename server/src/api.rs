@@ -380,6 +380,10 @@ impl AppState {
             .with_routes(config.routes.clone())
             .with_blind_probe(rejections.probe())
             .with_grouping(config.groups.grouping());
+        let monitor = match config.groups.blind_wait() {
+            Some(wait) => monitor.with_blind_detection(wait),
+            None => monitor,
+        };
         let keys = KeyRing::new(config.keys.clone());
         Ok(Self(Arc::new(Shared {
             monitor: Arc::new(monitor),

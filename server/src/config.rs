@@ -299,6 +299,7 @@ struct FileConfig {
     dashboard: Option<crate::dashboard::DashboardTable>,
     grouping: Option<crate::groups::GroupingTable>,
     groups: Option<Vec<crate::groups::GroupTable>>,
+    flapping: Option<iamalive_core::flap::FlapPolicy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -454,6 +455,11 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_BADGE_SECRET", "dashboard.badge_secret"),
     ("IAMALIVE_GROUP_MIN_HOSTS", "grouping.min_hosts"),
     ("IAMALIVE_GROUP_WAIT", "grouping.wait"),
+    ("IAMALIVE_FLAP_FLIPS", "flapping.flips"),
+    ("IAMALIVE_FLAP_WINDOW", "flapping.window"),
+    ("IAMALIVE_FLAP_STABLE", "flapping.stable"),
+    ("IAMALIVE_FLAP_ENABLED", "flapping.enabled"),
+    ("IAMALIVE_GROUP_BLIND", "grouping.blind_detection"),
 ];
 
 /// The variable naming the TOML file to read.
@@ -511,15 +517,22 @@ fn setting(e: SettingError) -> ConfigError {
 
 fn kind_of(path: &str) -> Kind {
     match path {
-        "auto_register" | "dashboard.enabled" => Kind::Bool,
+        "auto_register" | "dashboard.enabled" | "flapping.enabled" | "grouping.blind_detection" => {
+            Kind::Bool
+        }
         "api_keys" | "smtp.to" | "dashboard.status_pages" => Kind::List,
-        "dashboard.session_ttl" | "dashboard.refresh" | "grouping.wait" => Kind::Duration,
+        "dashboard.session_ttl"
+        | "dashboard.refresh"
+        | "grouping.wait"
+        | "flapping.window"
+        | "flapping.stable" => Kind::Duration,
         "policy.reminder_backoff" => Kind::Float,
         "policy.max_reminders"
         | "limits.body_bytes"
         | "limits.max_connections"
         | "limits.max_connections_per_ip"
         | "grouping.min_hosts"
+        | "flapping.flips"
         | "metrics.max_hosts" => Kind::Int,
         "maintenance.max_self_silence" => Kind::Duration,
         "limits.max_hosts" => Kind::CountOrOff,
@@ -768,6 +781,12 @@ impl Config {
             });
         }
 
+        let flapping = f.flapping.unwrap_or_default();
+        flapping.validate().map_err(|e| {
+            // The reason starts with the field's name.
+            let field = e.split_whitespace().next().unwrap_or("flips");
+            ConfigError::new(key_name(&format!("flapping.{field}")), e)
+        })?;
         let p = f.policy.unwrap_or_default();
         let base = Policy::default();
         let policies = PolicySet {
@@ -778,6 +797,7 @@ impl Config {
                 max_reminder_interval: p.max_reminder_interval.or(base.max_reminder_interval),
                 max_reminders: p.max_reminders.or(base.max_reminders),
                 schedule: None,
+                flapping,
             },
             overrides: p.hosts,
         };
@@ -1409,5 +1429,66 @@ mod tests {
             let bad = e(&[(var, value)]);
             assert!(bad.key.contains(var), "{var}={value}: {bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod flapping_tests {
+    use std::time::Duration;
+
+    use iamalive_core::flap::FlapPolicy;
+
+    use super::Config;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn flapping_settings_from_the_file_and_the_environment() {
+        assert_eq!(
+            Config::default().policies.default.flapping,
+            FlapPolicy::default()
+        );
+        let file = "[flapping]\nflips = 6\nwindow = \"2h\"\n";
+        let c = Config::from_sources(
+            Some(file),
+            env(&[
+                ("IAMALIVE_FLAP_STABLE", "10m"),
+                ("IAMALIVE_FLAP_FLIPS", "3"),
+            ]),
+        )
+        .unwrap();
+        let want = FlapPolicy {
+            enabled: true,
+            flips: 3,
+            window: Duration::from_secs(7200),
+            stable: Duration::from_secs(600),
+        };
+        assert_eq!(
+            c.policies.default.flapping, want,
+            "variables override the file"
+        );
+        let p = c
+            .policies
+            .for_host(&iamalive_core::HostId::new("web-3").unwrap());
+        assert_eq!(p.flapping, want, "every host's policy carries it");
+        let off = Config::from_sources(None, env(&[("IAMALIVE_FLAP_ENABLED", "false")])).unwrap();
+        assert!(!off.policies.default.flapping.enabled);
+    }
+
+    #[test]
+    fn bad_flapping_settings_are_named_at_start() {
+        let e = Config::from_sources(None, env(&[("IAMALIVE_FLAP_FLIPS", "0")])).unwrap_err();
+        assert_eq!(e.key, "flapping.flips (IAMALIVE_FLAP_FLIPS)");
+        let e = Config::from_sources(None, env(&[("IAMALIVE_FLAP_STABLE", "0s")])).unwrap_err();
+        assert_eq!(e.key, "flapping.stable (IAMALIVE_FLAP_STABLE)");
+        let e = Config::from_sources(None, env(&[("IAMALIVE_FLAP_WINDOW", "often")])).unwrap_err();
+        assert_eq!(e.key, "IAMALIVE_FLAP_WINDOW");
+        let e = Config::from_sources(Some("[flapping]\nflaps = 3\n"), env(&[])).unwrap_err();
+        assert!(e.reason.contains("flaps"), "{e}");
     }
 }

@@ -7,9 +7,10 @@
 //! says; a host no entry matches keeps the group it names itself (`"group"`
 //! in a JSON heartbeat, `?group=` on a ping URL, the agent's `--group`).
 //!
-//! `min_hosts` and `wait` are parsed, validated and exposed here for the
-//! grouped outage notices that build on groups (coming); today they change
-//! no notice.
+//! `min_hosts` and `wait` decide when hosts of a group silent together are
+//! one group outage; `blind_detection` (`IAMALIVE_GROUP_BLIND`, default
+//! on) gathers the outages of two or more groups that begin within one
+//! `wait` into one "watcher may be blind" notice.
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub(crate) struct GroupingTable {
     min_hosts: Option<u32>,
     #[serde(default, with = "humantime_serde::option")]
     wait: Option<Duration>,
+    blind_detection: Option<bool>,
 }
 
 /// One `[[groups]]` entry as written.
@@ -78,13 +80,27 @@ pub struct GroupConfig {
 }
 
 /// Every group setting of a deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSettings {
     /// The defaults of every group (`[grouping]`).
     pub defaults: GroupingSettings,
+    /// Whether two or more groups' outages beginning within one `wait`
+    /// (the `[grouping]` one) are one "watcher may be blind" notice
+    /// (`[grouping] blind_detection`, `IAMALIVE_GROUP_BLIND`). Default on.
+    pub blind_detection: bool,
     /// The `[[groups]]` entries, in the order written (the first match
     /// wins).
     pub groups: Vec<GroupConfig>,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        Self {
+            defaults: GroupingSettings::default(),
+            blind_detection: true,
+            groups: Vec::new(),
+        }
+    }
 }
 
 impl GroupSettings {
@@ -124,6 +140,7 @@ impl GroupSettings {
         }
         Ok(Self {
             defaults,
+            blind_detection: g.blind_detection.unwrap_or(true),
             groups: out,
         })
     }
@@ -153,6 +170,13 @@ impl GroupSettings {
                 wait: s.wait,
             }
         })
+    }
+
+    /// The watcher-blind detection's wait (the `[grouping]` one), or `None`
+    /// when it is turned off, for
+    /// [`Monitor::with_blind_detection`](iamalive_core::Monitor::with_blind_detection).
+    pub fn blind_wait(&self) -> Option<Duration> {
+        self.blind_detection.then_some(self.defaults.wait)
     }
 
     /// The settings that apply to `group`: its entry's, else the defaults.
@@ -249,6 +273,21 @@ mod tests {
         assert_eq!(c.groups.defaults, want, "variables override the file");
         assert_eq!(c.groups.groups[0].settings, want, "entries inherit them");
         assert_eq!(crate::Config::default().groups, GroupSettings::default());
+        assert_eq!(
+            c.groups.blind_wait(),
+            Some(Duration::from_secs(90)),
+            "on by default"
+        );
+        let off =
+            crate::Config::from_sources(None, env(&[("IAMALIVE_GROUP_BLIND", "false")])).unwrap();
+        assert!(!off.groups.blind_detection && off.groups.blind_wait().is_none());
+        let off =
+            crate::Config::from_sources(Some("[grouping]\nblind_detection = false\n"), env(&[]))
+                .unwrap();
+        assert_eq!(off.groups.blind_wait(), None);
+        let e = crate::Config::from_sources(None, env(&[("IAMALIVE_GROUP_BLIND", "maybe")]))
+            .unwrap_err();
+        assert_eq!(e.key, "IAMALIVE_GROUP_BLIND");
         let e = crate::Config::from_sources(None, env(&[("IAMALIVE_GROUP_MIN_HOSTS", "0")]))
             .unwrap_err();
         assert_eq!(e.key, "grouping.min_hosts (IAMALIVE_GROUP_MIN_HOSTS)");
@@ -283,6 +322,7 @@ mod tests {
             Some(GroupingTable {
                 min_hosts: None,
                 wait: Some(Duration::from_secs(100_000)),
+                blind_detection: None,
             }),
             None,
         )

@@ -73,7 +73,10 @@ async fn a_refused_key_is_logged_with_its_method_and_path() {
     assert!(missing.contains("path=/v1/heartbeat"), "{missing}");
     let invalid = line("reason=invalid API key");
     assert!(invalid.contains("method=GET"), "{invalid}");
-    assert!(invalid.contains("path=/ping/<key>/web-1/start"), "{invalid}");
+    assert!(
+        invalid.contains("path=/ping/<key>/web-1/start"),
+        "{invalid}"
+    );
     assert!(
         !text.contains("not-a-valid-key-at-all"),
         "a ping URL's key is never logged:\n{text}"

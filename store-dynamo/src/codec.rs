@@ -39,6 +39,12 @@ pub(crate) const GROUP: &str = "group";
 pub(crate) const JOB: &str = "job";
 /// A host's stored policy (set through the API), as JSON.
 pub(crate) const POLICY: &str = "policy";
+/// A host's recent outage starts, as JSON (bounded by the flapping
+/// setting: a few hundred bytes at most); absent when it has none.
+pub(crate) const FLIPS: &str = "flips";
+/// A host's flapping episode, as JSON; absent when it is not flapping
+/// (the heartbeat's fast path requires it absent).
+pub(crate) const FLAPPING: &str = "flapping";
 
 /// The item holding every silence, one map entry per silence id.
 pub(crate) const SILENCES_KEY: &str = "#silences";
@@ -155,6 +161,14 @@ pub(crate) fn to_item(rec: &HostRecord, shards: u16) -> Result<Item, StoreError>
         let json = serde_json::to_string(p).map_err(|e| StoreError::backend(STORE, e))?;
         item.insert(POLICY.into(), AttributeValue::S(json));
     }
+    let (flips, flapping) = iamalive_core::flap::to_stored(rec.flap.as_deref())
+        .map_err(|e| StoreError::backend(STORE, e))?;
+    if let Some(j) = flips {
+        item.insert(FLIPS.into(), AttributeValue::S(j));
+    }
+    if let Some(j) = flapping {
+        item.insert(FLAPPING.into(), AttributeValue::S(j));
+    }
     Ok(item)
 }
 
@@ -234,6 +248,8 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         }
         None => None,
     };
+    let flap = iamalive_core::flap::from_stored(get_s(item, FLIPS), get_s(item, FLAPPING))
+        .map_err(|e| corrupt(key, e))?;
     let alarm_count = get_u64(item, key, ALARM_COUNT)?;
     Ok(HostRecord {
         status,
@@ -255,6 +271,7 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
             .transpose()?,
         job,
         policy,
+        flap,
         host,
     })
 }

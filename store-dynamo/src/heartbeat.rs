@@ -62,7 +62,8 @@ impl DynamoStore {
     /// [`Keep::Rearm`] re-arms them to `due_if_up`. Both require that the
     /// host has no stored policy; [`Keep::Policy`] requires that it has
     /// one, and leaves `dueAt` whatever it is (core's rule: the monitor
-    /// arms it from the policy, and it is early, never late). Returns what
+    /// arms it from the policy, and it is early, never late; a flapping
+    /// host likewise). Returns what
     /// the next heartbeat may assume, or on a failed condition the item as
     /// it was (if it exists).
     async fn fast_heartbeat(
@@ -73,12 +74,16 @@ impl DynamoStore {
     ) -> Result<Result<Known, Option<Item>>, StoreError> {
         let host = hb.host.as_str();
         let mut set = String::from("SET #seen = :at, #v = #v + :one");
-        let policy = match keep {
-            Keep::Policy => "attribute_exists(#policy)",
-            Keep::Window(_) | Keep::Rearm => "attribute_not_exists(#policy)",
+        // Core's `monitor_arms_due`: a stored policy or a flapping
+        // episode.
+        let armed = match keep {
+            Keep::Policy => "(attribute_exists(#policy) OR attribute_exists(#flapping))",
+            Keep::Window(_) | Keep::Rearm => {
+                "attribute_not_exists(#policy) AND attribute_not_exists(#flapping)"
+            }
         };
         let mut cond = format!(
-            "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND {policy} AND #seen <= :at"
+            "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND {armed} AND #seen <= :at"
         );
         let mut req = self
             .client
@@ -89,6 +94,7 @@ impl DynamoStore {
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_names("#outbox", OUTBOX)
             .expression_attribute_names("#policy", POLICY)
+            .expression_attribute_names("#flapping", FLAPPING)
             .expression_attribute_names("#seen", LAST_SEEN)
             .expression_attribute_names("#v", VERSION)
             .expression_attribute_values(":up", s(Status::Up.as_str()))
@@ -227,7 +233,8 @@ enum Keep {
     /// Keeps it, believed to be this instant inside the lazy window (no
     /// stored policy).
     Window(Timestamp),
-    /// Keeps it, whatever it is: the host has a stored policy.
+    /// Keeps it, whatever it is: the monitor arms it (a stored policy or
+    /// a flapping episode: core's `monitor_arms_due`).
     Policy,
 }
 
@@ -254,10 +261,10 @@ impl Plan {
         };
         let rec = from_item(&item)?;
         if rec.status == Status::Up && rec.outbox.is_none() && rec.last_seen <= hb.at {
-            // A host with a stored policy keeps its `dueAt` (core's
-            // heartbeat rule).
+            // A host with a stored policy, or flapping, keeps its `dueAt`
+            // (core's heartbeat rule: the monitor arms it).
             let keep = match rec.due_at {
-                _ if rec.policy.is_some() => Keep::Policy,
+                _ if iamalive_core::heartbeat::monitor_arms_due(&rec) => Keep::Policy,
                 Some(d) if in_lazy_window(d, hb.at, due_if_up) => Keep::Window(d),
                 _ => Keep::Rearm,
             };

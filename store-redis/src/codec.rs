@@ -157,6 +157,16 @@ pub(crate) fn encode(rec: &HostRecord) -> Result<Vec<(&'static str, String)>, St
         })?;
         f.push(("policy", json));
     }
+    // Two fields: the heartbeat script keeps `due_at` while `flapping` is
+    // there.
+    let (flips, flapping) = iamalive_core::flap::to_stored(rec.flap.as_deref()).map_err(|e| {
+        StoreError::InvalidInput {
+            store: STORE,
+            reason: format!("flip history of {} cannot be encoded: {e}", rec.host),
+        }
+    })?;
+    f.extend(flips.map(|j| ("flips", j)));
+    f.extend(flapping.map(|j| ("flapping", j)));
     Ok(f)
 }
 
@@ -206,6 +216,11 @@ pub(crate) fn decode(
         .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(key, format!("policy: {e}"))))
         .transpose()?
         .map(Box::new);
+    // Absent until the host's first outage (and in hashes written before
+    // flapping existed).
+    let flap =
+        iamalive_core::flap::from_stored(take("flips").as_deref(), take("flapping").as_deref())
+            .map_err(|e| corrupt(key, e))?;
     Ok(Some(HostRecord {
         host,
         status,
@@ -224,6 +239,7 @@ pub(crate) fn decode(
         group,
         job,
         policy,
+        flap,
     }))
 }
 

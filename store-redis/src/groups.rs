@@ -114,6 +114,18 @@ impl RedisStore {
         Ok(out)
     }
 
+    /// How many hosts there are: `ZCARD` of the host index, O(1).
+    pub(crate) async fn count_hosts(&self) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("ZCARD");
+        cmd.arg(&self.c.keys.hosts);
+        let cmd = &cmd;
+        self.c
+            .call(true, |mut c| {
+                Box::pin(async move { cmd.query_async(&mut c).await })
+            })
+            .await
+    }
+
     pub(crate) async fn group_next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.c.first_due(&self.group_due_key()).await
     }

@@ -694,6 +694,10 @@ impl Store for RedisStore {
         true
     }
 
+    async fn host_count(&self) -> Result<Option<u64>, StoreError> {
+        self.count_hosts().await.map(Some)
+    }
+
     async fn get_group(
         &self,
         group: &iamalive_core::GroupName,

@@ -30,7 +30,7 @@ use redis::Script;
 /// heartbeat takes the slow path: it folds the entry (authoritative for
 /// `version` and `last_seen`) into the host's hash, applies the contract
 /// there (re-arming `due_at` and the index when needed, never for a host
-/// with a stored `policy`, whose `due_at` the monitor arms: see core's
+/// with a stored `policy` or `flapping`, whose `due_at` the monitor arms: see core's
 /// heartbeat rule), and keeps the entry exactly while the host stays up
 /// with nothing owed.
 pub(crate) static HEARTBEATS: LazyLock<Script> = LazyLock::new(|| Script::new(HEARTBEATS_LUA));
@@ -88,7 +88,7 @@ for i = 1, n do
     local key = KEYS[i + 3]
     local k = string.find(fl, ',', 6, true)
     local at_ms, dup_ms = string.sub(fl, 5, k - 1), string.sub(fl, k + 1)
-    local cur_ = redis.call('HMGET', key, 'status', 'last_seen', 'outbox', 'version', 'due_at', 'policy')
+    local cur_ = redis.call('HMGET', key, 'status', 'last_seen', 'outbox', 'version', 'due_at', 'policy', 'flapping')
     local status = cur_[1]
     local ent = false
     if not status then
@@ -117,7 +117,7 @@ for i = 1, n do
       if g then f[#f + 1] = 'group'; f[#f + 1] = grp end
       local d = cur_[5]
       if status == 'up' and not cur_[3] then
-        if not cur_[6] and not (d and d >= half and d <= dup) then
+        if not cur_[6] and not cur_[7] and not (d and d >= half and d <= dup) then
           d = dup
           f[#f + 1] = 'due_at'; f[#f + 1] = dup
           redis.call('ZADD', due, dup_ms, h)

@@ -198,7 +198,9 @@ async fn heartbeat_script_follows_the_contract() {
         blind: None,
         group: None,
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
+        flap: None,
     };
     set(&s, &r, |n| {
         n.status = Status::Up;
@@ -712,7 +714,9 @@ async fn swaps_and_remove_keep_the_up_entry_exact() {
         blind: None,
         group: None,
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
+        flap: None,
     };
     let r = set(&s, &got, |n| {
         n.status = Status::Up;

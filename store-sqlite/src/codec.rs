@@ -12,7 +12,7 @@ use crate::STORE;
 /// The columns of `hosts`, in the order [`record_from_row`] reads them.
 pub(crate) const COLS: &str = "host, status, last_seen, watch_from, last_checked, \
      missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, job, \
-     policy, group_name";
+     policy, group_name, flips, flapping";
 
 /// An instant as integer nanoseconds since the Unix epoch.
 ///
@@ -79,6 +79,17 @@ pub(crate) fn policy_json(
             store: STORE,
             reason: format!("policy cannot be written as JSON: {e}"),
         })
+}
+
+/// A host's flip history and flapping episode as the JSON text of the
+/// `flips` and `flapping` columns.
+pub(crate) fn flap_json(
+    f: Option<&iamalive_core::flap::Flap>,
+) -> Result<(Option<String>, Option<String>), StoreError> {
+    iamalive_core::flap::to_stored(f).map_err(|e| StoreError::InvalidInput {
+        store: STORE,
+        reason: format!("flip history cannot be written as JSON: {e}"),
+    })
 }
 
 fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
@@ -198,6 +209,11 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
                 GroupName::new(&g).map_err(|e| corrupt(key, format!("group_name {g:?}: {e}")))?,
             ),
         },
+        flap: iamalive_core::flap::from_stored(
+            opt_text(row, 17, key, "flips")?.as_deref(),
+            opt_text(row, 18, key, "flapping")?.as_deref(),
+        )
+        .map_err(|e| corrupt(key, e))?,
         host,
     })
 }

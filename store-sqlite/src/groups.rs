@@ -74,6 +74,21 @@ impl SqliteStore {
         self.write(move |conn| swap(conn, expected, &next)).await
     }
 
+    /// How many hosts there are: `COUNT(*)`, which SQLite answers from
+    /// its smallest index without reading a row. Asked only when the
+    /// watcher's own record ends a gathering (a suspected blind spot),
+    /// never per sweep.
+    pub(crate) async fn count_hosts(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            let n: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM hosts")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(sqlite_error)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
     pub(crate) async fn groups_due(
         &self,
         now: Timestamp,

@@ -21,7 +21,8 @@ pub(crate) const UP_SQL: &str = "UPDATE hosts SET
         message = coalesce(?3, message),
         report = coalesce(?4, report),
         group_name = coalesce(?7, group_name),
-        due_at = CASE WHEN outbox IS NULL AND policy IS NULL THEN ?5 ELSE due_at END
+        due_at = CASE WHEN outbox IS NULL AND policy IS NULL AND flapping IS NULL
+            THEN ?5 ELSE due_at END
     WHERE host = ?1 AND status = 'up'";
 
 /// The cheapest case, tried first: an up host with nothing owed whose
@@ -31,7 +32,8 @@ pub(crate) const UP_SQL: &str = "UPDATE hosts SET
 /// late, and the sweep re-arms a record it finds due too soon. A host
 /// with a stored policy (a schedule set through the API) keeps its
 /// `due_at` whatever it is: the monitor armed it from that policy, which
-/// `?5` does not know, and it only grows with `last_seen`.
+/// `?5` does not know, and it only grows with `last_seen`; so does a
+/// flapping host (the monitor armed it for the instant it is stable).
 pub(crate) const LAZY_SQL: &str = "UPDATE hosts SET
         last_seen = max(last_seen, ?2),
         version = version + 1,
@@ -39,7 +41,7 @@ pub(crate) const LAZY_SQL: &str = "UPDATE hosts SET
         report = coalesce(?4, report),
         group_name = coalesce(?7, group_name)
     WHERE host = ?1 AND status = 'up' AND outbox IS NULL
-        AND ((due_at >= ?6 AND due_at <= ?5) OR policy IS NOT NULL)";
+        AND ((due_at >= ?6 AND due_at <= ?5) OR policy IS NOT NULL OR flapping IS NOT NULL)";
 
 /// Any other known status, reporting it: a missing or alarmed host becomes
 /// due at the heartbeat, a paused one keeps its `due_at` (none, or the end

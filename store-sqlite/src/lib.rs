@@ -398,13 +398,14 @@ fn limit(n: usize) -> i64 {
 const CAS_UPDATE_SQL: &str = "UPDATE hosts SET
         status = ?2, last_seen = ?3, watch_from = ?4, last_checked = ?5, missing_since = ?6,
         silent_since = ?7, last_alarm = ?8, alarm_count = ?9, due_at = ?10, version = ?11,
-        outbox = ?12, message = ?13, report = ?14, job = ?15, policy = ?16, group_name = ?17
-    WHERE host = ?1 AND version = ?18";
+        outbox = ?12, message = ?13, report = ?14, job = ?15, policy = ?16, group_name = ?17,
+        flips = ?18, flapping = ?19
+    WHERE host = ?1 AND version = ?20";
 
 const CAS_CREATE_SQL: &str = "INSERT INTO hosts (host, status, last_seen, watch_from,
         last_checked, missing_since, silent_since, last_alarm, alarm_count, due_at, version,
-        outbox, message, report, job, policy, group_name)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+        outbox, message, report, job, policy, group_name, flips, flapping)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
     ON CONFLICT (host) DO UPDATE SET
         status = excluded.status, last_seen = excluded.last_seen,
         watch_from = excluded.watch_from, last_checked = excluded.last_checked,
@@ -412,7 +413,8 @@ const CAS_CREATE_SQL: &str = "INSERT INTO hosts (host, status, last_seen, watch_
         last_alarm = excluded.last_alarm, alarm_count = excluded.alarm_count,
         due_at = excluded.due_at, version = excluded.version, outbox = excluded.outbox,
         message = excluded.message, report = excluded.report, job = excluded.job,
-        policy = excluded.policy, group_name = excluded.group_name
+        policy = excluded.policy, group_name = excluded.group_name,
+        flips = excluded.flips, flapping = excluded.flapping
     WHERE hosts.version = 0";
 
 /// A record's columns, encoded on the caller's thread.
@@ -434,10 +436,13 @@ struct Row {
     job: Option<String>,
     policy: Option<String>,
     group: Option<String>,
+    flips: Option<String>,
+    flapping: Option<String>,
 }
 
 impl Row {
     fn encode(r: &HostRecord) -> Result<Self, StoreError> {
+        let flap = codec::flap_json(r.flap.as_deref())?;
         Ok(Self {
             host: r.host.as_str().to_owned(),
             status: r.status.as_str(),
@@ -456,6 +461,8 @@ impl Row {
             job: codec::job_json(r.job.as_deref())?,
             policy: codec::policy_json(r.policy.as_deref())?,
             group: r.group.as_ref().map(|g| g.as_str().to_owned()),
+            flips: flap.0,
+            flapping: flap.1,
         })
     }
 }
@@ -479,6 +486,8 @@ fn compare_and_swap(conn: &Connection, expected: i64, r: &Row) -> Result<bool, S
         r.job,
         r.policy,
         r.group,
+        r.flips,
+        r.flapping,
     ];
     let changed = if expected == 0 {
         conn.prepare_cached(CAS_CREATE_SQL)
@@ -821,6 +830,10 @@ impl Store for SqliteStore {
 
     fn keeps_groups(&self) -> bool {
         true
+    }
+
+    async fn host_count(&self) -> Result<Option<u64>, StoreError> {
+        self.count_hosts().await.map(Some)
     }
 
     async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {

@@ -57,6 +57,11 @@ const MIGRATIONS: &[&str] = &[
     // 4: a policy set for one host through the API (a timeout or a cron
     // schedule), as JSON; NULL means the configuration's policy applies.
     "ALTER TABLE hosts ADD COLUMN policy TEXT;",
+    // 5: a host's recent outage starts (flips) and its flapping episode,
+    // as JSON; each NULL when it has none. The heartbeat keeps `due_at`
+    // while `flapping` is set (the monitor armed it for the stable time).
+    "ALTER TABLE hosts ADD COLUMN flips TEXT;
+    ALTER TABLE hosts ADD COLUMN flapping TEXT;",
 ];
 
 /// The schema version this build writes.

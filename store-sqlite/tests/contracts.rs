@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use tempfile::TempDir;
 
 /// The schema version this build writes (one per migration).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 fn t(secs: u64) -> Timestamp {
     add(
@@ -85,7 +85,9 @@ fn notice(h: &HostId, kind: NoticeKind) -> Notice {
         blind: None,
         group: None,
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
+        flap: None,
     }
 }
 
@@ -152,8 +154,8 @@ async fn a_file_from_before_groups_is_migrated() {
     let c = raw(&store);
     drop(store);
     c.execute_batch(
-        "ALTER TABLE hosts DROP COLUMN policy; ALTER TABLE hosts DROP COLUMN group_name;
-         DROP TABLE groups; PRAGMA user_version = 2;",
+        "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+         ALTER TABLE hosts DROP COLUMN policy; ALTER TABLE hosts DROP COLUMN group_name; DROP TABLE groups; PRAGMA user_version = 2;",
     )
     .unwrap();
     drop(c);
@@ -669,8 +671,11 @@ async fn a_file_from_before_policies_migrates_and_keeps_its_hosts() {
     {
         // Back to what a schema-3 build (groups, no policies) wrote.
         let c = Connection::open(&path).unwrap();
-        c.execute_batch("ALTER TABLE hosts DROP COLUMN policy; PRAGMA user_version = 3;")
-            .unwrap();
+        c.execute_batch(
+            "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+             ALTER TABLE hosts DROP COLUMN policy; PRAGMA user_version = 3;",
+        )
+        .unwrap();
     }
     let store = SqliteStore::open(&path).expect("migrates");
     let c = raw(&store);
@@ -694,5 +699,43 @@ async fn a_file_from_before_policies_migrates_and_keeps_its_hosts() {
         after.due_at,
         Some(t(3600)),
         "the heartbeat keeps a stored policy's due_at"
+    );
+}
+
+/// A file written before flapping (schema 4, no `flap` column) is migrated
+/// on open: its hosts read back with no flip history, and one can then be
+/// stored and read back as written.
+#[tokio::test]
+async fn a_file_from_before_flapping_migrates_and_keeps_its_hosts() {
+    let (dir, store) = fresh();
+    let path = dir.path().join("t.db");
+    beat(&store, &host("old"), t(0)).await;
+    drop(store);
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).expect("migrates");
+    let v: i64 = raw(&store)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let rec = get(&store, &host("old")).await;
+    assert_eq!((rec.last_seen, rec.flap.as_deref()), (t(0), None));
+    let flap = iamalive_core::flap::Flap {
+        flips: vec![t(10), t(20)],
+        episode: None,
+    };
+    let rec = set(&store, &rec, |r| r.flap = Some(Box::new(flap.clone()))).await;
+    assert_eq!(rec.flap.as_deref(), Some(&flap));
+    beat(&store, &host("old"), t(25)).await;
+    assert_eq!(
+        get(&store, &host("old")).await.flap.as_deref(),
+        Some(&flap),
+        "a heartbeat leaves the history alone"
     );
 }

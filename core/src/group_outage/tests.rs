@@ -58,7 +58,9 @@ fn notice(h: &str, kind: NoticeKind, last_seen: u64, now: u64) -> Notice {
         blind: None,
         group: Some(group()),
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
+        flap: None,
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{MAX_ROUNDS, Monitor, SweepReport};
 use crate::decide::{ChannelOutcome, Round};
-use crate::group_outage::{self, GroupPhase, Verdict};
+use crate::group_outage::{self, GroupPhase, Verdict, blind};
 use crate::{
     Clock, GroupName, GroupPolicy, GroupRecord, HostRecord, Notice, NoticeKind, Policy, Status,
     Store, StoreError, Timestamp,
@@ -33,6 +33,17 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// otherwise every host's notices go out on their own.
     pub fn with_grouping(mut self, grouping: Grouping) -> Self {
         self.grouping = Some(grouping);
+        self
+    }
+
+    /// Gathers groups' outages that begin within one `wait` of each other
+    /// into one "watcher may be blind" notice ([`crate::group_outage::blind`]):
+    /// a group's first alarm is held up to one more `wait` to see whether
+    /// another site goes dark with it. Needs grouping
+    /// ([`with_grouping`](Self::with_grouping)) and a store that keeps
+    /// groups.
+    pub fn with_blind_detection(mut self, wait: std::time::Duration) -> Self {
+        self.blind_wait = Some(wait);
         self
     }
 
@@ -94,6 +105,93 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         })
     }
 
+    /// Asks the watcher's record what to do with a group's leased notice
+    /// (its first alarm or its all-clear): a compare-and-swap on that
+    /// record, resolving an expired gathering first. Anything else, and
+    /// everything when blind detection is off, is delivered.
+    async fn route_to_watcher(
+        &self,
+        notice: &Notice,
+        report: &mut SweepReport,
+    ) -> Result<Routed, StoreError> {
+        let Some(wait) = self.blind_wait else {
+            return Ok(Routed::Deliver);
+        };
+        if !notice.is_group() || !matches!(notice.kind, NoticeKind::Alarm | NoticeKind::Recovery) {
+            return Ok(Routed::Deliver);
+        }
+        let name = GroupName::watcher();
+        for _ in 0..MAX_ROUNDS {
+            let now = self.clock.now();
+            let w = self
+                .store
+                .get_group(&name)
+                .await?
+                .unwrap_or_else(GroupRecord::watcher);
+            let (write, verdict) = blind::consult(&w, notice, now, wait);
+            if verdict == Verdict::Resolve {
+                self.resolve_watcher(report).await?;
+                continue;
+            }
+            if let Some(mut next) = write {
+                next.version = w.version + 1;
+                if !self.store.swap_group(w.version, &next).await? {
+                    report.conflicts += 1;
+                    continue;
+                }
+            }
+            return Ok(match verdict {
+                Verdict::Hold(until) => Routed::Held(until),
+                Verdict::Absorbed => Routed::Absorbed,
+                Verdict::Alone | Verdict::Resolve => Routed::Deliver,
+            });
+        }
+        Err(StoreError::Contended {
+            key: format!("group {name}"),
+            rounds: MAX_ROUNDS,
+        })
+    }
+
+    /// Ends the watcher's gathering if its end came: reads each held
+    /// site's group record (is its outage still on?) and the store's host
+    /// count, then one compare-and-swap. Its blind notice, if owed, is
+    /// delivered when the record is next processed (it is due at once).
+    async fn resolve_watcher(&self, report: &mut SweepReport) -> Result<(), StoreError> {
+        let name = GroupName::watcher();
+        let now = self.clock.now();
+        let Some(w) = self.store.get_group(&name).await? else {
+            return Ok(());
+        };
+        let GroupPhase::Gathering { until } = w.phase else {
+            return Ok(());
+        };
+        if until > now {
+            return Ok(());
+        }
+        let mut dark = HashMap::new();
+        for s in w
+            .sites
+            .iter()
+            .filter(|s| s.fate == group_outage::Fate::Held)
+        {
+            let on = self.store.get_group(&s.group).await?.is_some_and(|g| {
+                g.outage_id.as_deref() == Some(s.outage_id.as_str())
+                    && matches!(g.phase, GroupPhase::Outage | GroupPhase::Ending { .. })
+            });
+            dark.insert(s.group.clone(), on);
+        }
+        let total = self.store.host_count().await?;
+        if let Some(mut next) = blind::resolve(&w, now, total, |s| {
+            dark.get(&s.group).copied().unwrap_or(false)
+        }) {
+            next.version = w.version + 1;
+            if !self.store.swap_group(w.version, &next).await? {
+                report.conflicts += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Holds `host`'s leased notice `id` until `until` in its record.
     pub(super) async fn hold_host(
         &self,
@@ -153,7 +251,11 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         let Some(grouping) = self.grouping.as_ref() else {
             return Ok(());
         };
-        let gp = grouping(&group);
+        let gp = if group.is_watcher() {
+            GroupPolicy::default()
+        } else {
+            grouping(&group)
+        };
         let (owner, lease) = (self.opts.owner.as_str(), self.opts.lease);
         for _ in 0..MAX_ROUNDS * 4 {
             let now = self.clock.now();
@@ -161,6 +263,13 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 return Ok(());
             };
             let policy = self.group_host_policy(&g);
+            if g.is_watcher()
+                && let GroupPhase::Gathering { until } = g.phase
+                && until <= now
+            {
+                self.resolve_watcher(report).await?;
+                continue;
+            }
             if let GroupPhase::Gathering { until } = g.phase
                 && until <= now
             {
@@ -191,11 +300,32 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 }
                 continue;
             };
-            tracing::info!(group = %group, kind = %ob.notice.kind, id = %ob.notice.id, hosts = ob.notice.hosts.len(), "group notice owed");
             let targets = self.routes.channels_for(&ob.notice, &self.names);
-            let results = self
-                .deliver(&ob.notice, &targets, &ob.delivered, &ob.failed)
-                .await;
+            let n = &ob.notice;
+            let results = match self.route_to_watcher(n, report).await? {
+                Routed::Held(until) => {
+                    let at = until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                    tracing::info!(group = %group, kind = %n.kind, id = %n.id, hosts = n.hosts.len(), until = %at, "group notice held until {at}: are other sites dark too?");
+                    self.hold_group(&group, w, &n.id, until, &policy, report)
+                        .await?;
+                    continue;
+                }
+                Routed::Absorbed => {
+                    tracing::info!(group = %group, kind = %n.kind, id = %n.id, hosts = n.hosts.len(), "group notice absorbed by the watcher-blind notice");
+                    Self::absorbed(&targets)
+                }
+                Routed::Deliver => {
+                    match &n.blind_spot {
+                        Some(b) => {
+                            tracing::info!(kind = %n.kind, id = %n.id, sites = b.sites.len(), hosts = b.hosts_silent, "watcher-blind notice owed")
+                        }
+                        None => {
+                            tracing::info!(group = %group, kind = %n.kind, id = %n.id, hosts = n.hosts.len(), "group notice owed")
+                        }
+                    }
+                    self.deliver(n, &targets, &ob.delivered, &ob.failed).await
+                }
+            };
             report.failed_deliveries += results
                 .iter()
                 .filter(|(_, o)| *o != ChannelOutcome::Delivered)
@@ -228,6 +358,38 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 }
                 report.conflicts += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// Holds the group's leased notice `id` until `until` in its record
+    /// (compare-and-swap, re-read after a lost swap).
+    async fn hold_group(
+        &self,
+        group: &GroupName,
+        written: GroupRecord,
+        id: &str,
+        until: Timestamp,
+        policy: &Policy,
+        report: &mut SweepReport,
+    ) -> Result<(), StoreError> {
+        let mut current = Some(written);
+        for _ in 0..MAX_ROUNDS {
+            let g = match current.take() {
+                Some(g) => g,
+                None => match self.store.get_group(group).await? {
+                    Some(g) => g,
+                    None => return Ok(()),
+                },
+            };
+            let Some(mut next) = group_outage::hold_group(&g, id, until, policy) else {
+                return Ok(());
+            };
+            next.version = g.version + 1;
+            if self.store.swap_group(g.version, &next).await? {
+                return Ok(());
+            }
+            report.conflicts += 1;
         }
         Ok(())
     }

@@ -52,7 +52,9 @@ pub fn notice(host: &str, kind: NoticeKind) -> Notice {
         blind: None,
         group: None,
         hosts: Vec::new(),
+        blind_spot: None,
         job: None,
+        flap: None,
     }
 }
 
