@@ -60,10 +60,10 @@ impl DynamoStore {
     /// window) leaves `dueAt` and `dueShard` alone, on condition that the
     /// stored `dueAt` lies in `[half_way, due_if_up]`: no index write.
     /// [`Keep::Rearm`] re-arms them to `due_if_up`. Both require that the
-    /// host has no stored policy and is not flapping; [`Keep::Policy`]
-    /// requires that it has one or is, and leaves `dueAt` whatever it is
-    /// (core's rule: the monitor arms it, from the policy or for the
-    /// flapping episode's stable time, and it is early, never late). Returns what
+    /// host has no stored policy; [`Keep::Policy`] requires that it has
+    /// one, and leaves `dueAt` whatever it is (core's rule: the monitor
+    /// arms it from the policy, and it is early, never late; a flapping
+    /// host likewise). Returns what
     /// the next heartbeat may assume, or on a failed condition the item as
     /// it was (if it exists).
     async fn fast_heartbeat(
@@ -74,14 +74,16 @@ impl DynamoStore {
     ) -> Result<Result<Known, Option<Item>>, StoreError> {
         let host = hb.host.as_str();
         let mut set = String::from("SET #seen = :at, #v = #v + :one");
-        let policy = match keep {
+        // Core's `monitor_arms_due`: a stored policy or a flapping
+        // episode.
+        let armed = match keep {
             Keep::Policy => "(attribute_exists(#policy) OR attribute_exists(#flapping))",
             Keep::Window(_) | Keep::Rearm => {
                 "attribute_not_exists(#policy) AND attribute_not_exists(#flapping)"
             }
         };
         let mut cond = format!(
-            "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND {policy} AND #seen <= :at"
+            "attribute_exists(#pk) AND #status = :up AND attribute_not_exists(#outbox) AND {armed} AND #seen <= :at"
         );
         let mut req = self
             .client
@@ -231,7 +233,8 @@ enum Keep {
     /// Keeps it, believed to be this instant inside the lazy window (no
     /// stored policy).
     Window(Timestamp),
-    /// Keeps it, whatever it is: the host has a stored policy.
+    /// Keeps it, whatever it is: the monitor arms it (a stored policy or
+    /// a flapping episode: core's `monitor_arms_due`).
     Policy,
 }
 

@@ -19,8 +19,8 @@ pub(crate) const HINT_HOSTS: usize = 65_536;
 pub(crate) enum Known {
     /// Up with nothing owed; its `dueAt`.
     Up(Timestamp),
-    /// Up with nothing owed and a stored policy: a heartbeat leaves its
-    /// `dueAt` (the monitor arms it from the policy).
+    /// Up with nothing owed, and a stored policy or a flapping episode: a
+    /// heartbeat leaves its `dueAt` (the monitor arms it).
     UpKeeping,
     /// Off the fast path: missing, alarmed, paused, or a notice owed.
     Other,
@@ -31,7 +31,7 @@ impl Known {
     pub(crate) fn of(rec: &HostRecord) -> Self {
         match (rec.status, &rec.outbox, rec.due_at) {
             // A stored policy's deadline is the monitor's to arm: the
-            // heartbeat keeps `dueAt` (so for a flapping host).
+            // heartbeat keeps `dueAt` (so does a flapping host's).
             (Status::Up, None, _) if iamalive_core::heartbeat::monitor_arms_due(rec) => {
                 Self::UpKeeping
             }
