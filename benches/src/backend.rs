@@ -185,3 +185,14 @@ fn rand_suffix() -> u64 {
     );
     h.finish()
 }
+
+/// An SDK configuration for DynamoDB on moto at `url` (fake credentials,
+/// `us-east-1`); add interceptors before building it.
+pub fn moto_config(url: &str) -> aws_sdk_dynamodb::config::Builder {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .endpoint_url(url)
+}

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -84,6 +85,9 @@ pub struct LoadResult {
     pub elapsed: Duration,
     /// Latency of each 2xx answer.
     pub latencies: Latencies,
+    /// With [`LoadSpec::timeline`]: each 2xx answer's completion instant
+    /// and latency, in no particular order.
+    pub timeline: Vec<(Instant, Duration)>,
 }
 
 impl LoadResult {
@@ -106,6 +110,37 @@ pub struct LoadSpec {
     pub warmup: Duration,
     /// The measured window.
     pub duration: Duration,
+    /// Requests per second over all connections (each connection paced
+    /// evenly); `None`: as fast as the answers come.
+    pub rate: Option<f64>,
+    /// Keep each answer's completion instant and latency
+    /// ([`LoadResult::timeline`]).
+    pub timeline: bool,
+    /// Setting it ends the run early (the window is then cut short).
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl LoadSpec {
+    /// Flat out, `connections` over `hosts` for `duration` after `warmup`,
+    /// no timeline, no early stop.
+    pub fn flat_out(
+        addr: SocketAddr,
+        connections: usize,
+        hosts: usize,
+        warmup: Duration,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            addr,
+            connections,
+            hosts,
+            warmup,
+            duration,
+            rate: None,
+            timeline: false,
+            stop: None,
+        }
+    }
 }
 
 /// The JSON body of a heartbeat for host number `i`.
@@ -132,19 +167,114 @@ pub async fn drive(spec: &LoadSpec) -> std::io::Result<LoadResult> {
     let mut ok = 0;
     let mut errors = 0;
     let mut lat = Latencies::default();
+    let mut timeline = Vec::new();
     for t in tasks {
         let r = t.await.map_err(std::io::Error::other)??;
         ok += r.0;
         errors += r.1;
         lat.merge(r.2);
+        timeline.extend(r.3);
     }
+    let finished = Instant::now().min(end);
     Ok(LoadResult {
         ok,
         errors,
-        elapsed: spec.duration,
+        elapsed: finished.saturating_duration_since(measure_from),
         latencies: lat,
+        timeline,
     })
 }
+
+/// Opens one keep-alive HTTP/1.1 connection to `addr` (TCP_NODELAY).
+async fn connect(
+    addr: SocketAddr,
+) -> std::io::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// The `Host` and `Authorization` values of every request to `addr`,
+/// made once per connection.
+struct Headers {
+    host: String,
+    auth: String,
+}
+
+impl Headers {
+    fn new(addr: SocketAddr) -> Self {
+        Self {
+            host: addr.to_string(),
+            auth: format!("Bearer {BENCH_KEY}"),
+        }
+    }
+}
+
+/// `POST /v1/heartbeat` with `body`, authorised with [`BENCH_KEY`].
+fn heartbeat_request(h: &Headers, body: Bytes) -> std::io::Result<Request<Full<Bytes>>> {
+    Request::builder()
+        .method(Method::POST)
+        .uri("/v1/heartbeat")
+        .header(HOST, &h.host)
+        .header(AUTHORIZATION, &h.auth)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .map_err(std::io::Error::other)
+}
+
+/// Sends `req` and reads the whole answer; its status.
+async fn send(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> Result<hyper::StatusCode, hyper::Error> {
+    sender.ready().await?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    resp.into_body().collect().await?;
+    Ok(status)
+}
+
+/// Posts each of `bodies` once, over `connections` keep-alive connections
+/// (connection `c` sends bodies `c`, `c + connections`, …); the number of
+/// 2xx answers. Any other answer or a broken connection is an error.
+pub async fn burst(
+    addr: SocketAddr,
+    bodies: Arc<Vec<Bytes>>,
+    connections: usize,
+) -> std::io::Result<usize> {
+    let mut tasks = Vec::with_capacity(connections);
+    for c in 0..connections {
+        let bodies = Arc::clone(&bodies);
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(addr).await?;
+            let headers = Headers::new(addr);
+            let mut ok = 0;
+            for body in bodies.iter().skip(c).step_by(connections) {
+                let status = send(&mut sender, heartbeat_request(&headers, body.clone())?)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                if !status.is_success() {
+                    return Err(std::io::Error::other(format!(
+                        "heartbeat answered {status}"
+                    )));
+                }
+                ok += 1;
+            }
+            Ok::<_, std::io::Error>(ok)
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.map_err(std::io::Error::other)??;
+    }
+    Ok(ok)
+}
+
+type ConnectionResult = (u64, u64, Latencies, Vec<(Instant, Duration)>);
 
 async fn one_connection(
     spec: &LoadSpec,
@@ -153,48 +283,50 @@ async fn one_connection(
     start: Instant,
     measure_from: Instant,
     end: Instant,
-) -> std::io::Result<(u64, u64, Latencies)> {
-    let stream = TcpStream::connect(spec.addr).await?;
-    stream.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(std::io::Error::other)?;
-    tokio::spawn(conn);
+) -> std::io::Result<ConnectionResult> {
+    let mut sender = connect(spec.addr).await?;
+    let headers = Headers::new(spec.addr);
     tokio::time::sleep_until(start.into()).await;
-    let auth = format!("Bearer {BENCH_KEY}");
-    let host_header = spec.addr.to_string();
     let (mut ok, mut errors) = (0u64, 0u64);
     let mut lat = Latencies::default();
+    let mut timeline = Vec::new();
+    // With a rate, this connection's share of it, its requests evenly
+    // spaced (offset per connection so they do not all go at once).
+    let gap = spec
+        .rate
+        .map(|r| Duration::from_secs_f64(spec.connections as f64 / r.max(1e-3)));
+    let mut next = start
+        + gap.map_or(Duration::ZERO, |g| {
+            g.mul_f64(c as f64 / spec.connections as f64)
+        });
     let mut i = c;
     loop {
+        if let Some(g) = gap {
+            tokio::time::sleep_until(next.into()).await;
+            next += g;
+        }
         let t = Instant::now();
-        if t >= end {
+        if t >= end
+            || spec
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
             break;
         }
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri("/v1/heartbeat")
-            .header(HOST, &host_header)
-            .header(AUTHORIZATION, &auth)
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(bodies[i % bodies.len()].clone()))
-            .map_err(std::io::Error::other)?;
+        let req = heartbeat_request(&headers, bodies[i % bodies.len()].clone())?;
         i += spec.connections;
         let counted = t >= measure_from;
-        let res = async {
-            sender.ready().await?;
-            let resp = sender.send_request(req).await?;
-            let status = resp.status();
-            resp.into_body().collect().await?;
-            Ok::<_, hyper::Error>(status)
-        }
-        .await;
+        let res = send(&mut sender, req).await;
         let done = Instant::now();
         match res {
             Ok(s) if s.is_success() => {
                 if counted && done <= end {
                     ok += 1;
                     lat.record(done - t);
+                    if spec.timeline {
+                        timeline.push((done, done - t));
+                    }
                 }
             }
             Ok(_) => errors += u64::from(counted),
@@ -206,5 +338,5 @@ async fn one_connection(
             }
         }
     }
-    Ok((ok, errors, lat))
+    Ok((ok, errors, lat, timeline))
 }

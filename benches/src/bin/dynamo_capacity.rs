@@ -25,9 +25,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::{
     AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextMut,
 };
-use aws_sdk_dynamodb::config::{
-    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
-};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemInput;
@@ -369,11 +367,7 @@ fn monitor(store: &DynamoStore, clock: &ManualClock) -> Mon {
 }
 
 fn client(url: &str, rec: Option<&Recorder>) -> Client {
-    let mut conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .endpoint_url(url);
+    let mut conf = iamalive_benches::backend::moto_config(url);
     if let Some(r) = rec {
         conf = conf.interceptor(r.clone());
     }

@@ -256,14 +256,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let moto = iamalive_testkit::moto_serial::moto_serial();
     let moto_url = moto.http_url();
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .endpoint_url(&moto_url)
-            .build(),
+        iamalive_benches::backend::moto_config(&moto_url).build(),
     );
     DynamoStore::new(dynamo, TABLE)
         .create_table_if_missing()

@@ -209,13 +209,7 @@ fn one(
     // The heartbeat load for the other hosts, over HTTP, for the whole run.
     let window = args.spread + args.timeout + Duration::from_secs(1);
     let loader = load.then(|| {
-        let spec = LoadSpec {
-            addr,
-            connections: args.connections,
-            hosts: others,
-            warmup: Duration::ZERO,
-            duration: window,
-        };
+        let spec = LoadSpec::flat_out(addr, args.connections, others, Duration::ZERO, window);
         client_rt.spawn(async move { drive(&spec).await })
     });
 

@@ -127,13 +127,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let runner = server_rt.spawn(Runner::new(&state, Duration::from_secs(1)).run(async {
                 let _ = stop_rx.await;
             }));
-            let spec = LoadSpec {
+            let spec = LoadSpec::flat_out(
                 addr,
-                connections: args.connections,
-                hosts: args.hosts,
-                warmup: args.warmup,
-                duration: args.duration,
-            };
+                args.connections,
+                args.hosts,
+                args.warmup,
+                args.duration,
+            );
             let mut r = client_rt.block_on(drive(&spec))?;
             let _ = stop_tx.send(());
             let _ = server_rt.block_on(runner);

@@ -49,6 +49,12 @@ struct Args {
     /// The Redis preset binary [default: redis-webhook beside this one].
     #[arg(long)]
     redis_bin: Option<PathBuf>,
+    /// Heartbeats in flight while seeding [default: 4096 on SQLite, whose
+    /// writer commits them in groups; 512 on Redis, two of its batches, so
+    /// a busy machine does not push a batch past the store's answer
+    /// timeout].
+    #[arg(long)]
+    in_flight: Option<usize>,
 }
 
 const KEY: &str = "startup-bench-key-0123456789";
@@ -59,15 +65,19 @@ fn beside(name: &str) -> PathBuf {
     me.parent().expect("a directory").join(name)
 }
 
-/// Heartbeats `n` hosts now, due one hour later.
-async fn seed(store: &dyn Store, n: usize) -> Result<(), Box<dyn std::error::Error>> {
+/// Heartbeats `n` hosts now, due one hour later, `in_flight` at a time.
+async fn seed(
+    store: &dyn Store,
+    n: usize,
+    in_flight: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let now = chrono::Utc::now();
     let due = add(now, Duration::from_secs(3600));
     let futs = (0..n).map(|i| async move {
         let hb = Heartbeat::new(iamalive_benches::host(i), now);
         store.record_heartbeat(&hb, due, true).await
     });
-    let mut stream = futures::stream::iter(futs).buffer_unordered(4096);
+    let mut stream = futures::stream::iter(futs).buffer_unordered(in_flight);
     while let Some(r) = stream.next().await {
         r?;
     }
@@ -173,7 +183,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = Instant::now();
                 rt.block_on(async {
                     let s = Arc::new(SqliteStore::builder().path(&path).build()?);
-                    seed(&*s, args.hosts).await?;
+                    seed(&*s, args.hosts, args.in_flight.unwrap_or(4096)).await?;
                     s.checkpoint().await?;
                     Ok::<_, Box<dyn std::error::Error>>(())
                 })?;
@@ -198,7 +208,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = Instant::now();
                 rt.block_on(async {
                     let s = Arc::new(RedisStore::from_url(&url, PREFIX).await?);
-                    seed(&*s, args.hosts).await?;
+                    seed(&*s, args.hosts, args.in_flight.unwrap_or(512)).await?;
                     Ok::<_, Box<dyn std::error::Error>>(())
                 })?;
                 eprintln!(
