@@ -179,11 +179,14 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
+/// A store and whatever must live as long as it.
+type Opened = (Arc<dyn Store>, Box<dyn std::any::Any + Send>);
+
 async fn open(
     name: &str,
     redis_url: Option<&str>,
     moto_url: Option<&str>,
-) -> Result<(Arc<dyn Store>, Box<dyn std::any::Any + Send>), Box<dyn std::error::Error>> {
+) -> Result<Opened, Box<dyn std::error::Error>> {
     if name == "dynamo" {
         let url = moto_url.ok_or("no moto")?;
         let client = aws_sdk_dynamodb::Client::from_conf(backend::moto_config(url).build());
