@@ -745,7 +745,7 @@ impl Store for RedisStore {
         let inv = &inv;
         // Never repeated: a swap that landed but whose answer was lost would
         // report a conflict the second time.
-        let n: i64 = self.c.invoke(false, &inv).await?;
+        let n: i64 = self.c.invoke(false, inv).await?;
         Ok(n == 1)
     }
 
@@ -852,7 +852,7 @@ impl Store for RedisStore {
         let mut cmd = redis::cmd("HGETALL");
         cmd.arg(&self.c.keys.silences);
         let cmd = &cmd;
-        let m: HashMap<String, String> = self.c.query(true, &cmd).await?;
+        let m: HashMap<String, String> = self.c.query(true, cmd).await?;
         let mut out = Vec::with_capacity(m.len());
         for (id, json) in m {
             out.push(
