@@ -90,18 +90,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 self.process_group(group.clone(), report).await?;
                 continue;
             }
-            if let Some(mut w) = write {
-                w.version = g.version + 1;
-                if !self.store.swap_group(g.version, &w).await? {
-                    report.conflicts += 1;
-                    continue;
-                }
+            if let Some(routed) = self.write_verdict(&g, write, verdict, report).await? {
+                return Ok(routed);
             }
-            return Ok(match verdict {
-                Verdict::Hold(until) => Routed::Held(until),
-                Verdict::Absorbed => Routed::Absorbed,
-                Verdict::Alone | Verdict::Resolve => Routed::Deliver,
-            });
         }
         Err(StoreError::Contended {
             key: format!("group {group}"),
@@ -145,23 +136,40 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 self.resolve_watcher(report).await?;
                 continue;
             }
-            if let Some(mut next) = write {
-                next.version = w.version + 1;
-                if !self.store.swap_group(w.version, &next).await? {
-                    report.conflicts += 1;
-                    continue;
-                }
+            if let Some(routed) = self.write_verdict(&w, write, verdict, report).await? {
+                return Ok(routed);
             }
-            return Ok(match verdict {
-                Verdict::Hold(until) => Routed::Held(until),
-                Verdict::Absorbed => Routed::Absorbed,
-                Verdict::Alone | Verdict::Resolve => Routed::Deliver,
-            });
         }
         Err(StoreError::Contended {
             key: format!("group {name}"),
             rounds: MAX_ROUNDS,
         })
+    }
+
+    /// Writes what asking `read` decided (`write`, if the record changed)
+    /// with one compare-and-swap on its version and turns the verdict into
+    /// what becomes of the host's notice; `None` when another monitor
+    /// wrote the record first (ask again). Shared by the group's and the
+    /// watcher's record.
+    async fn write_verdict(
+        &self,
+        read: &GroupRecord,
+        write: Option<GroupRecord>,
+        verdict: Verdict,
+        report: &mut SweepReport,
+    ) -> Result<Option<Routed>, StoreError> {
+        if let Some(mut next) = write {
+            next.version = read.version + 1;
+            if !self.store.swap_group(read.version, &next).await? {
+                report.conflicts += 1;
+                return Ok(None);
+            }
+        }
+        Ok(Some(match verdict {
+            Verdict::Hold(until) => Routed::Held(until),
+            Verdict::Absorbed => Routed::Absorbed,
+            Verdict::Alone | Verdict::Resolve => Routed::Deliver,
+        }))
     }
 
     /// Whether a group other than `notice`'s is gathering its outage now
