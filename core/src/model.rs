@@ -219,6 +219,40 @@ pub(crate) fn notice_id(outage_id: &str, kind: NoticeKind, count: u32) -> String
 }
 
 impl Notice {
+    /// A notice `id` of `outage_id`, of `kind`, about `host`, made at
+    /// `created_at`, saying nothing else yet: silent since `created_at`
+    /// and for no time, no count, no text, no group, no details. Callers
+    /// fill in what their kind says (`Notice { .., ..Notice::new(..) }`).
+    pub fn new(
+        id: String,
+        outage_id: String,
+        kind: NoticeKind,
+        host: HostId,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            outage_id,
+            kind,
+            host,
+            created_at,
+            last_seen: created_at,
+            missing_since: created_at,
+            recovered_at: None,
+            silent_for: Duration::ZERO,
+            alarm_count: 0,
+            next_reminder: None,
+            message: None,
+            report: None,
+            blind: None,
+            group: None,
+            hosts: Vec::new(),
+            job: None,
+            flap: None,
+            blind_spot: None,
+        }
+    }
+
     /// `[iamalive] ALARM build-01`-style one-line summary, with the site
     /// when the host has one: `[iamalive] ALARM db-1 (site office-berlin)`.
     pub fn subject(&self) -> String {
