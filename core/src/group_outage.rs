@@ -375,38 +375,79 @@ pub fn resolve(
     let mut next = g.clone();
     next.members
         .retain(|m| m.fate != Fate::Held || still_silent(m));
-    let held = next.members.iter().filter(|m| m.fate == Fate::Held).count();
-    if held >= gp.min_hosts.max(1) as usize {
-        let since = next
-            .members
-            .iter()
-            .filter(|m| m.fate == Fate::Held)
-            .map(|m| m.missing_since)
-            .min()
-            .unwrap_or(now);
-        for m in &mut next.members {
-            if m.fate == Fate::Held {
-                m.fate = Fate::Outage;
-            }
-        }
-        next.phase = GroupPhase::Outage;
-        next.since = Some(since);
-        next.outage_id = Some(format!("site:{}@{}", g.group, since.timestamp_millis()));
-        next.alarm_count = 0;
-        next.last_alarm = None;
+    let since = conclude(next.members.iter_mut(), gp.min_hosts.max(1) as usize);
+    if begin_or_quiet(&mut next, since, |t| {
+        format!("site:{}@{}", g.group, t.timestamp_millis())
+    }) {
         let n = group_notice(&mut next, NoticeKind::Alarm, now, policy);
         next.outbox.push(Outbox::new(n));
-    } else {
-        for m in &mut next.members {
-            if m.fate == Fate::Held {
-                m.fate = Fate::Alone;
-            }
-        }
-        next.phase = GroupPhase::Quiet;
-        next.since = None;
     }
     next.due_at = due_at(&next, policy);
     Some(next)
+}
+
+/// An entry a gathering holds: a group's host ([`Member`]) or the
+/// watcher's site ([`blind::Site`]).
+pub(crate) trait Gathered {
+    /// What became of it.
+    fn fate(&self) -> Fate;
+    /// Changes what became of it.
+    fn set_fate(&mut self, fate: Fate);
+    /// When it went silent.
+    fn silent_at(&self) -> Timestamp;
+}
+
+impl Gathered for Member {
+    fn fate(&self) -> Fate {
+        self.fate
+    }
+    fn set_fate(&mut self, fate: Fate) {
+        self.fate = fate;
+    }
+    fn silent_at(&self) -> Timestamp {
+        self.missing_since
+    }
+}
+
+/// Ends a gathering over `entries` (those still held are the ones still
+/// silent): with at least `threshold` held they are all in the outage and
+/// the earliest silence is returned; otherwise each held one is alone.
+pub(crate) fn conclude<'a, T: Gathered + 'a>(
+    entries: impl Iterator<Item = &'a mut T>,
+    threshold: usize,
+) -> Option<Timestamp> {
+    let mut held: Vec<&mut T> = entries.filter(|e| e.fate() == Fate::Held).collect();
+    let outage = held.len() >= threshold;
+    let since = held.iter().map(|e| e.silent_at()).min();
+    for e in &mut held {
+        e.set_fate(if outage { Fate::Outage } else { Fate::Alone });
+    }
+    since.filter(|_| outage)
+}
+
+/// The record's phase once its gathering [`conclude`]d: an outage that
+/// began at `since` (its id from `outage_id`, its alarms not counted yet),
+/// or quiet again. Whether it is an outage.
+pub(crate) fn begin_or_quiet(
+    next: &mut GroupRecord,
+    since: Option<Timestamp>,
+    outage_id: impl FnOnce(Timestamp) -> String,
+) -> bool {
+    match since {
+        Some(since) => {
+            next.phase = GroupPhase::Outage;
+            next.since = Some(since);
+            next.outage_id = Some(outage_id(since));
+            next.alarm_count = 0;
+            next.last_alarm = None;
+            true
+        }
+        None => {
+            next.phase = GroupPhase::Quiet;
+            next.since = None;
+            false
+        }
+    }
 }
 
 /// After a member came back or joined (`silent`: how many are
