@@ -166,6 +166,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         event_log_bounded_per_host,
         schedule_persisted_and_monitors_agree,
         flapping_is_one_notice_then_its_end,
+        group_flapping_is_one_notice_then_its_end,
     ]
 }
 
@@ -215,6 +216,8 @@ mod schedules;
 pub use schedules::schedule_persisted_and_monitors_agree;
 mod flapping;
 pub use flapping::flapping_is_one_notice_then_its_end;
+mod group_flapping;
+pub use group_flapping::group_flapping_is_one_notice_then_its_end;
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
 /// version of a known one; `last_seen` never goes backwards.

@@ -45,6 +45,7 @@
 use std::time::Duration;
 
 pub mod blind;
+pub mod flap;
 mod members;
 
 pub use members::Members;
@@ -72,6 +73,9 @@ pub struct GroupPolicy {
     /// deadline; also how long the group waits for stragglers before its
     /// all-clear.
     pub wait: Duration,
+    /// When the group's outages count as flapping ([`flap`]): the
+    /// `[flapping]` settings unless its `[[groups]]` entry overrides them.
+    pub flap: crate::flap::FlapPolicy,
 }
 
 impl Default for GroupPolicy {
@@ -79,6 +83,7 @@ impl Default for GroupPolicy {
         Self {
             min_hosts: DEFAULT_MIN_HOSTS,
             wait: DEFAULT_WAIT,
+            flap: crate::flap::FlapPolicy::default(),
         }
     }
 }
@@ -179,6 +184,11 @@ pub struct GroupRecord {
     /// blind outage began, if it could tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts_total: Option<u64>,
+    /// The group's recent outage starts, its flapping episode and the
+    /// members flapping with it ([`flap`]); `None` until its first outage
+    /// with flapping detection on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flap: Option<Box<flap::GroupFlap>>,
 }
 
 impl GroupRecord {
@@ -197,7 +207,12 @@ impl GroupRecord {
             outbox: Vec::new(),
             sites: Vec::new(),
             hosts_total: None,
+            flap: None,
         }
+    }
+
+    pub(crate) fn member_mut(&mut self, host: &HostId) -> Option<&mut Member> {
+        self.members.get_mut(host)
     }
 
     /// Members of the outage still silent.
@@ -256,6 +271,16 @@ pub fn consult_batch(
     let mut last_policy = None;
     for &(notice, policy) in notices {
         last_policy = Some(policy);
+        // A member's `stable` notice, or a `flapping` one too late to be
+        // gathered, is its group's flapping episode's (flap).
+        if let Some((write, verdict)) = flap::consult_episode(&next, notice, now, gp, policy) {
+            if let Some(w) = write {
+                next = w;
+                silent = next.silent().count();
+            }
+            verdicts.push(verdict);
+            continue;
+        }
         let verdict = consult_one(&mut next, &mut silent, notice, now, gp, policy);
         verdicts.push(verdict);
         if verdict == Verdict::Resolve {
@@ -294,7 +319,13 @@ fn consult_one(
             *silent += 1;
         }
     };
-    match (notice.kind, known, next.phase) {
+    // A member's own `flapping` notice is its outage's first notice: the
+    // group gathers it like an alarm.
+    let kind = match notice.kind {
+        NoticeKind::Flapping => NoticeKind::Alarm,
+        k => k,
+    };
+    let verdict = match (kind, known, next.phase) {
         (NoticeKind::Alarm, None, GroupPhase::Quiet) => {
             let until = add(notice.missing_since, gp.wait);
             put(next, silent, member_of(notice, Fate::Held));
@@ -313,7 +344,7 @@ fn consult_one(
         }
         (NoticeKind::Alarm, None, GroupPhase::Outage | GroupPhase::Ending { .. }) => {
             put(next, silent, member_of(notice, Fate::Outage));
-            recount(next, silent, now, gp, policy);
+            recount_with(next, silent, now, gp, policy);
             Verdict::Absorbed
         }
         (NoticeKind::Alarm | NoticeKind::Reminder, Some(Fate::Outage), _) => Verdict::Absorbed,
@@ -325,7 +356,7 @@ fn consult_one(
                 m.back_at = Some(notice.recovered_at.unwrap_or(now));
                 m.report.clone_from(&notice.report);
             }
-            recount(next, silent, now, gp, policy);
+            recount_with(next, silent, now, gp, policy);
             Verdict::Absorbed
         }
         (NoticeKind::Recovery, Some(Fate::Alone), _) => {
@@ -333,7 +364,13 @@ fn consult_one(
             Verdict::Alone
         }
         _ => Verdict::Alone,
+    };
+    let verdict = flap::after_consult(next, notice, verdict, now, gp, policy);
+    if matches!(notice.kind, NoticeKind::Flapping) || notice.flap.is_some() {
+        // Its group's flapping bookkeeping may have moved members.
+        *silent = next.silent().count();
     }
+    verdict
 }
 
 /// Whether `m` counts among the [silent](GroupRecord::silent) members.
@@ -376,11 +413,11 @@ pub fn resolve(
     next.members
         .retain(|m| m.fate != Fate::Held || still_silent(m));
     let since = conclude(next.members.iter_mut(), gp.min_hosts.max(1) as usize);
-    if begin_or_quiet(&mut next, since, |t| {
+    begin_or_quiet(&mut next, since, |t| {
         format!("site:{}@{}", g.group, t.timestamp_millis())
-    }) {
-        let n = group_notice(&mut next, NoticeKind::Alarm, now, policy);
-        next.outbox.push(Outbox::new(n));
+    });
+    if let Some(since) = since {
+        flap::outage_began(&mut next, since, now, gp, policy);
     }
     next.due_at = due_at(&next, policy);
     Some(next)
@@ -450,11 +487,18 @@ pub(crate) fn begin_or_quiet(
     }
 }
 
-/// After a member came back or joined (`silent`: how many are
-/// [silent](GroupRecord::silent) now, kept by the caller): an outage with
-/// fewer than `min_hosts` silent is ending (all back: at once); one with
-/// enough again is an outage again.
-fn recount(
+/// After a member came back or joined: an outage with fewer than
+/// `min_hosts` silent is ending (all back: at once); one with enough again
+/// is an outage again. Counts the silent members (O(members)); the batch
+/// path keeps that count itself ([`recount_with`]).
+fn recount(g: &mut GroupRecord, now: Timestamp, gp: &GroupPolicy, policy: &Policy) {
+    let mut silent = g.silent().count();
+    recount_with(g, &mut silent, now, gp, policy);
+}
+
+/// [`recount`] with `silent`, how many are [silent](GroupRecord::silent)
+/// now, kept by the caller (and set again if the group finished).
+fn recount_with(
     g: &mut GroupRecord,
     silent: &mut usize,
     now: Timestamp,
@@ -525,6 +569,8 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
     for m in &mut g.members {
         m.fate = Fate::Alone;
     }
+    // The site came back: a flapping episode's wait for stability restarts.
+    flap::came_back(g, now);
     g.phase = GroupPhase::Quiet;
     g.since = None;
     g.outage_id = None;
@@ -556,7 +602,12 @@ pub struct GroupHost {
 /// The group notice of `kind` for `g` at `now`, marking every member it
 /// names as named. An alarm or reminder names the members still silent; an
 /// all-clear every member of the outage, back or not.
-fn group_notice(g: &mut GroupRecord, kind: NoticeKind, now: Timestamp, policy: &Policy) -> Notice {
+pub(crate) fn group_notice(
+    g: &mut GroupRecord,
+    kind: NoticeKind,
+    now: Timestamp,
+    policy: &Policy,
+) -> Notice {
     let outage_id = g
         .outage_id
         .clone()
@@ -678,6 +729,15 @@ pub(crate) fn due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
             None => ob.next_attempt,
         });
     }
+    let phase_due = phase_due(g, policy);
+    // A flapping group is looked at again when it would be stable.
+    match flap::stable_at(g) {
+        Some(at) => Some(phase_due.map_or(at, |d| d.min(at))),
+        None => phase_due,
+    }
+}
+
+fn phase_due(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
     match g.phase {
         GroupPhase::Quiet => None,
         GroupPhase::Gathering { until } | GroupPhase::Ending { until } => Some(until),
@@ -702,6 +762,7 @@ pub fn step(
     lease: Duration,
 ) -> (Option<GroupRecord>, Option<Outbox>) {
     let mut next = g.clone();
+    flap::end_if_stable(&mut next, now, policy);
     match next.phase {
         GroupPhase::Ending { until } if until <= now && next.outbox.is_empty() => {
             if next.is_watcher() {
@@ -761,6 +822,9 @@ pub fn settle(
         return Some(next);
     }
     let done = next.outbox.remove(0);
+    if done.notice.kind == NoticeKind::Flapping && !done.delivered.is_empty() {
+        flap::told(&mut next);
+    }
     if matches!(done.notice.kind, NoticeKind::Alarm | NoticeKind::Reminder)
         && (done.notice.is_group() || done.notice.is_blind())
         && matches!(next.phase, GroupPhase::Outage | GroupPhase::Ending { .. })

@@ -282,6 +282,16 @@ impl Notice {
         let back = self.hosts.iter().filter(|h| h.back_at.is_some()).count();
         Some(match self.kind {
             NoticeKind::Alarm => format!("site {site}: {hosts} silent"),
+            // A flapping site: "site office-berlin: 5 outages in 1h (10
+            // hosts)"; its end: "site office-berlin: stable again, up
+            // since 10:42 UTC".
+            NoticeKind::Flapping | NoticeKind::Stable => {
+                let detail = self.flap_detail().unwrap_or_else(|| self.kind.to_string());
+                match self.kind {
+                    NoticeKind::Flapping => format!("site {site}: {detail} ({hosts})"),
+                    _ => format!("site {site}: {detail}"),
+                }
+            }
             NoticeKind::Reminder => {
                 let new = self.hosts.iter().filter(|h| h.new).count();
                 if new > 0 {
@@ -431,10 +441,28 @@ impl Notice {
             let _ = writeln!(b);
             let dark_since = ts(&self.missing_since);
             let _ = writeln!(b, "dark since:    {dark_since}");
-            if let Some(r) = &self.recovered_at {
-                let _ = writeln!(b, "back at:       {}", ts(r));
+            if let Some(f) = self.flap.as_deref() {
+                if self.kind == NoticeKind::Flapping {
+                    let _ = writeln!(
+                        b,
+                        "The site keeps going dark and coming back. No group alarm or all-clear is sent for each of its outages until it has stayed up (or down) for {}; then one notice says how it ended.",
+                        human(f.stable_for)
+                    );
+                }
+                let _ = writeln!(b, "flapping since: {}", ts(&f.since));
+                let _ = writeln!(b, "outages:       {} (window {})", f.flips, human(f.window));
             }
-            let _ = writeln!(b, "dark for:      {}", human(self.silent_for));
+            if let Some(r) = &self.recovered_at {
+                let label = if self.kind == NoticeKind::Stable {
+                    "up since:     "
+                } else {
+                    "back at:      "
+                };
+                let _ = writeln!(b, "{label} {}", ts(r));
+            }
+            if self.kind != NoticeKind::Stable {
+                let _ = writeln!(b, "dark for:      {}", human(self.silent_for));
+            }
             let _ = writeln!(b);
             for h in &self.hosts {
                 let state = match h.back_at {

@@ -30,7 +30,11 @@ pub async fn watcher_blind_is_one_notice(store: Arc<dyn Store>) {
     let ch = RecordingNotifier::new("ch");
     let channels = || -> Vec<Arc<dyn Notifier>> { vec![Arc::new(ch.clone())] };
     let wait = Duration::from_secs(5);
-    let gp = GroupPolicy { min_hosts: 2, wait };
+    let gp = GroupPolicy {
+        min_hosts: 2,
+        wait,
+        ..GroupPolicy::default()
+    };
     let grouping: crate::Grouping = Arc::new(move |_| gp);
     let a = monitor(store.clone(), &clock, channels(), "a")
         .with_grouping(grouping.clone())
@@ -170,7 +174,11 @@ pub async fn blind_detection_keeps_a_lone_site_on_time(store: Arc<dyn Store>) {
     let ch = RecordingNotifier::new("ch");
     let channels = || -> Vec<Arc<dyn Notifier>> { vec![Arc::new(ch.clone())] };
     let wait = Duration::from_secs(5);
-    let gp = GroupPolicy { min_hosts: 2, wait };
+    let gp = GroupPolicy {
+        min_hosts: 2,
+        wait,
+        ..GroupPolicy::default()
+    };
     let grouping: crate::Grouping = Arc::new(move |_| gp);
     let a = monitor(store.clone(), &clock, channels(), "a")
         .with_grouping(grouping.clone())

@@ -29,6 +29,7 @@ pub async fn group_outage_is_one_notice(store: Arc<dyn Store>) {
     let gp = GroupPolicy {
         min_hosts: 2,
         wait: Duration::from_secs(5),
+        ..GroupPolicy::default()
     };
     let grouping: crate::Grouping = Arc::new(move |_| gp);
     let a = monitor(store.clone(), &clock, channels(), "a").with_grouping(grouping.clone());
@@ -192,6 +193,7 @@ pub async fn a_dark_site_is_named_whole(store: Arc<dyn Store>) {
     let gp = GroupPolicy {
         min_hosts: 2,
         wait: Duration::from_secs(5),
+        ..GroupPolicy::default()
     };
     let grouping: crate::Grouping = Arc::new(move |_| gp);
     let a = monitor(store.clone(), &clock, channels(), "a").with_grouping(grouping.clone());
@@ -346,6 +348,7 @@ pub async fn a_site_back_as_its_alarm_goes_out_is_cleared(store: Arc<dyn Store>)
     let gp = GroupPolicy {
         min_hosts: 2,
         wait: Duration::from_secs(5),
+        ..GroupPolicy::default()
     };
     let grouping: crate::Grouping = Arc::new(move |_| gp);
     let mut a = monitor(store.clone(), &clock, vec![Arc::new(back)], "a").with_grouping(grouping);
