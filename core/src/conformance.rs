@@ -158,6 +158,8 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         refused_notice_stays_owed_and_is_announced,
         groups_are_stored,
         group_outage_is_one_notice,
+        a_dark_site_is_named_whole,
+        a_site_back_as_its_alarm_goes_out_is_cleared,
         watcher_blind_is_one_notice,
         blind_detection_keeps_a_lone_site_on_time,
         job_signals_persist_and_monitors_agree,
@@ -205,7 +207,10 @@ mod blind;
 mod groups;
 mod jobs;
 pub use blind::{blind_detection_keeps_a_lone_site_on_time, watcher_blind_is_one_notice};
-pub use groups::group_outage_is_one_notice;
+pub use groups::{
+    DARK_SITE_HOSTS, a_dark_site_is_named_whole, a_site_back_as_its_alarm_goes_out_is_cleared,
+    group_outage_is_one_notice,
+};
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 mod schedules;
 pub use schedules::schedule_persisted_and_monitors_agree;
