@@ -45,6 +45,7 @@
 use std::time::Duration;
 
 pub mod blind;
+pub mod missed;
 
 use serde::{Deserialize, Serialize};
 
@@ -135,6 +136,10 @@ pub struct Member {
     /// Whether a group notice has named it yet.
     #[serde(default)]
     pub named: bool,
+    /// Named on evidence of a missed beat, before its own timeout ran out
+    /// (see [`missed`]); its `outage_id` is empty until its own alarm.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missed_beat: bool,
 }
 
 /// A group's outage state: stored beside the hosts, swapped with
@@ -237,6 +242,10 @@ pub fn consult(
     policy: &Policy,
 ) -> (Option<GroupRecord>, Verdict) {
     let mut next = g.clone();
+    if let Some(v) = missed::adopt(&mut next, notice) {
+        next.due_at = due_at(&next, policy);
+        return (Some(next), v);
+    }
     let host = &notice.host;
     let known = g
         .member(host)
@@ -297,6 +306,7 @@ fn member_of(n: &Notice, fate: Fate) -> Member {
         back_at: None,
         report: None,
         named: false,
+        missed_beat: false,
     }
 }
 
@@ -351,6 +361,7 @@ pub fn resolve(
         next.phase = GroupPhase::Quiet;
         next.since = None;
     }
+    missed::drop_unproven(&mut next);
     next.due_at = due_at(&next, policy);
     Some(next)
 }
@@ -392,6 +403,10 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
         // Nobody was told of this outage: its alarm is dropped with it.
         g.outbox.retain(|o| !alarm(o));
     }
+    // One named on a missed beat whose own alarm has not asked yet is left
+    // to its own record, which owes that alarm (or sees it beat again).
+    g.members
+        .retain(|m| m.back_at.is_some() || !missed::left_to_itself(m));
     let left: Vec<Member> = g.silent().cloned().collect();
     for m in left {
         let n = Notice {
@@ -448,6 +463,11 @@ pub struct GroupHost {
     /// For an all-clear: when it came back (`None`: still silent).
     #[serde(default)]
     pub back_at: Option<Timestamp>,
+    /// Named on evidence of a missed beat: up, past its expected beat, its
+    /// own timeout not yet run out when the group decided (see
+    /// [`missed`]).
+    #[serde(default)]
+    pub missed_beat: bool,
 }
 
 /// The group notice of `kind` for `g` at `now`, marking every member it
@@ -477,6 +497,7 @@ fn group_notice(g: &mut GroupRecord, kind: NoticeKind, now: Timestamp, policy: &
             },
             new: kind != NoticeKind::Alarm && !m.named,
             back_at: m.back_at,
+            missed_beat: m.missed_beat,
         });
         m.named = true;
     }
@@ -565,8 +586,17 @@ fn summarise_reports(hosts: &[GroupHost]) -> Option<String> {
 }
 
 /// When the sweep must look at `g` next: the owed notice's next attempt or
-/// lease end, the gathering's or the ending's end, the next reminder.
+/// lease end, the gathering's or the ending's end, the next reminder, or
+/// the deadline of a member named on a missed beat ([`missed::next_check`]),
+/// whichever comes first.
 pub(crate) fn due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
+    match (phase_due_at(g, policy), missed::next_check(g)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn phase_due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
     if let Some(ob) = g.outbox.first() {
         return Some(match &ob.lease {
             Some(l) => l.until.max(ob.next_attempt),

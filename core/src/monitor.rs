@@ -17,6 +17,7 @@ use crate::{
 };
 
 mod groups;
+mod missed;
 pub use groups::Grouping;
 
 /// How many times one record is re-read and decided again after losing a
