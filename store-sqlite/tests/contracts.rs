@@ -154,7 +154,8 @@ async fn a_file_from_before_groups_is_migrated() {
     let c = raw(&store);
     drop(store);
     c.execute_batch(
-        "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+        "DROP INDEX hosts_group; ALTER TABLE hosts DROP COLUMN interval_ms; ALTER TABLE hosts DROP COLUMN gap_ms; ALTER TABLE hosts DROP COLUMN prev_gap_ms;
+         ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
          ALTER TABLE hosts DROP COLUMN policy; ALTER TABLE hosts DROP COLUMN group_name; DROP TABLE groups; PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -672,7 +673,8 @@ async fn a_file_from_before_policies_migrates_and_keeps_its_hosts() {
         // Back to what a schema-3 build (groups, no policies) wrote.
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
-            "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+            "DROP INDEX hosts_group; ALTER TABLE hosts DROP COLUMN interval_ms; ALTER TABLE hosts DROP COLUMN gap_ms; ALTER TABLE hosts DROP COLUMN prev_gap_ms;
+         ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
              ALTER TABLE hosts DROP COLUMN policy; PRAGMA user_version = 3;",
         )
         .unwrap();
@@ -714,7 +716,8 @@ async fn a_file_from_before_flapping_migrates_and_keeps_its_hosts() {
     {
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
-            "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+            "DROP INDEX hosts_group; ALTER TABLE hosts DROP COLUMN interval_ms; ALTER TABLE hosts DROP COLUMN gap_ms; ALTER TABLE hosts DROP COLUMN prev_gap_ms;
+         ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
              PRAGMA user_version = 4;",
         )
         .unwrap();
