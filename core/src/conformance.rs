@@ -164,6 +164,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         event_log_bounded_per_host,
         schedule_persisted_and_monitors_agree,
         flapping_is_one_notice_then_its_end,
+        group_flapping_is_one_notice_then_its_end,
         interval_and_group_hosts_are_stored,
         missed_beats_are_evidence_of_a_group_outage,
     ]
@@ -212,6 +213,8 @@ mod schedules;
 pub use schedules::schedule_persisted_and_monitors_agree;
 mod flapping;
 pub use flapping::flapping_is_one_notice_then_its_end;
+mod group_flapping;
+pub use group_flapping::group_flapping_is_one_notice_then_its_end;
 mod missed;
 pub use missed::{
     interval_and_group_hosts_are_stored, missed_beats_are_evidence_of_a_group_outage,

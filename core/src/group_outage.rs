@@ -45,6 +45,7 @@
 use std::time::Duration;
 
 pub mod blind;
+pub mod flap;
 pub mod missed;
 
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,9 @@ pub struct GroupPolicy {
     /// deadline; also how long the group waits for stragglers before its
     /// all-clear.
     pub wait: Duration,
+    /// When the group's outages count as flapping ([`flap`]): the
+    /// `[flapping]` settings unless its `[[groups]]` entry overrides them.
+    pub flap: crate::flap::FlapPolicy,
 }
 
 impl Default for GroupPolicy {
@@ -77,6 +81,7 @@ impl Default for GroupPolicy {
         Self {
             min_hosts: DEFAULT_MIN_HOSTS,
             wait: DEFAULT_WAIT,
+            flap: crate::flap::FlapPolicy::default(),
         }
     }
 }
@@ -181,6 +186,11 @@ pub struct GroupRecord {
     /// blind outage began, if it could tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts_total: Option<u64>,
+    /// The group's recent outage starts, its flapping episode and the
+    /// members flapping with it ([`flap`]); `None` until its first outage
+    /// with flapping detection on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flap: Option<Box<flap::GroupFlap>>,
 }
 
 impl GroupRecord {
@@ -199,6 +209,7 @@ impl GroupRecord {
             outbox: Vec::new(),
             sites: Vec::new(),
             hosts_total: None,
+            flap: None,
         }
     }
 
@@ -241,6 +252,9 @@ pub fn consult(
     gp: &GroupPolicy,
     policy: &Policy,
 ) -> (Option<GroupRecord>, Verdict) {
+    if let Some(answer) = flap::consult_episode(g, notice, now, gp, policy) {
+        return answer;
+    }
     let mut next = g.clone();
     if let Some(v) = missed::adopt(&mut next, notice) {
         next.due_at = due_at(&next, policy);
@@ -251,7 +265,13 @@ pub fn consult(
         .member(host)
         .filter(|m| m.outage_id == notice.outage_id)
         .map(|m| m.fate);
-    let verdict = match (notice.kind, known, g.phase) {
+    // A member's own `flapping` notice is its outage's first notice: the
+    // group gathers it like an alarm.
+    let kind = match notice.kind {
+        NoticeKind::Flapping => NoticeKind::Alarm,
+        k => k,
+    };
+    let verdict = match (kind, known, g.phase) {
         (NoticeKind::Alarm, None, GroupPhase::Quiet) => {
             let until = add(notice.missing_since, gp.wait);
             next.members.retain(|m| &m.host != host);
@@ -291,6 +311,7 @@ pub fn consult(
         }
         _ => Verdict::Alone,
     };
+    let verdict = flap::after_consult(&mut next, notice, verdict, now, gp, policy);
     next.due_at = due_at(&next, policy);
     let changed = next != *g;
     (changed.then_some(next), verdict)
@@ -350,8 +371,7 @@ pub fn resolve(
         next.outage_id = Some(format!("site:{}@{}", g.group, since.timestamp_millis()));
         next.alarm_count = 0;
         next.last_alarm = None;
-        let n = group_notice(&mut next, NoticeKind::Alarm, now, policy);
-        next.outbox.push(Outbox::new(n));
+        flap::outage_began(&mut next, since, now, gp, policy);
     } else {
         for m in &mut next.members {
             if m.fate == Fate::Held {
@@ -437,6 +457,8 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
     for m in &mut g.members {
         m.fate = Fate::Alone;
     }
+    // The site came back: a flapping episode's wait for stability restarts.
+    flap::came_back(g, now);
     g.phase = GroupPhase::Quiet;
     g.since = None;
     g.outage_id = None;
@@ -473,7 +495,12 @@ pub struct GroupHost {
 /// The group notice of `kind` for `g` at `now`, marking every member it
 /// names as named. An alarm or reminder names the members still silent; an
 /// all-clear every member of the outage, back or not.
-fn group_notice(g: &mut GroupRecord, kind: NoticeKind, now: Timestamp, policy: &Policy) -> Notice {
+pub(crate) fn group_notice(
+    g: &mut GroupRecord,
+    kind: NoticeKind,
+    now: Timestamp,
+    policy: &Policy,
+) -> Notice {
     let outage_id = g
         .outage_id
         .clone()
@@ -603,6 +630,15 @@ fn phase_due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
             None => ob.next_attempt,
         });
     }
+    let phase_due = phase_due(g, policy);
+    // A flapping group is looked at again when it would be stable.
+    match flap::stable_at(g) {
+        Some(at) => Some(phase_due.map_or(at, |d| d.min(at))),
+        None => phase_due,
+    }
+}
+
+fn phase_due(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
     match g.phase {
         GroupPhase::Quiet => None,
         GroupPhase::Gathering { until } | GroupPhase::Ending { until } => Some(until),
@@ -627,6 +663,7 @@ pub fn step(
     lease: Duration,
 ) -> (Option<GroupRecord>, Option<Outbox>) {
     let mut next = g.clone();
+    flap::end_if_stable(&mut next, now, policy);
     match next.phase {
         GroupPhase::Ending { until } if until <= now && next.outbox.is_empty() => {
             if next.is_watcher() {
@@ -686,6 +723,9 @@ pub fn settle(
         return Some(next);
     }
     let done = next.outbox.remove(0);
+    if done.notice.kind == NoticeKind::Flapping && !done.delivered.is_empty() {
+        flap::told(&mut next);
+    }
     if matches!(done.notice.kind, NoticeKind::Alarm | NoticeKind::Reminder)
         && (done.notice.is_group() || done.notice.is_blind())
         && matches!(next.phase, GroupPhase::Outage | GroupPhase::Ending { .. })

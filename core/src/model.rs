@@ -219,6 +219,40 @@ pub(crate) fn notice_id(outage_id: &str, kind: NoticeKind, count: u32) -> String
 }
 
 impl Notice {
+    /// A notice `id` of `outage_id`, of `kind`, about `host`, made at
+    /// `created_at`, saying nothing else yet: silent since `created_at`
+    /// and for no time, no count, no text, no group, no details. Callers
+    /// fill in what their kind says (`Notice { .., ..Notice::new(..) }`).
+    pub fn new(
+        id: String,
+        outage_id: String,
+        kind: NoticeKind,
+        host: HostId,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            outage_id,
+            kind,
+            host,
+            created_at,
+            last_seen: created_at,
+            missing_since: created_at,
+            recovered_at: None,
+            silent_for: Duration::ZERO,
+            alarm_count: 0,
+            next_reminder: None,
+            message: None,
+            report: None,
+            blind: None,
+            group: None,
+            hosts: Vec::new(),
+            job: None,
+            flap: None,
+            blind_spot: None,
+        }
+    }
+
     /// `[iamalive] ALARM build-01`-style one-line summary, with the site
     /// when the host has one: `[iamalive] ALARM db-1 (site office-berlin)`.
     pub fn subject(&self) -> String {
@@ -288,6 +322,16 @@ impl Notice {
                 Some(m) => format!("site {site}: {hosts} silent ({m})"),
                 None => format!("site {site}: {hosts} silent"),
             },
+            // A flapping site: "site office-berlin: 5 outages in 1h (10
+            // hosts)"; its end: "site office-berlin: stable again, up
+            // since 10:42 UTC".
+            NoticeKind::Flapping | NoticeKind::Stable => {
+                let detail = self.flap_detail().unwrap_or_else(|| self.kind.to_string());
+                match self.kind {
+                    NoticeKind::Flapping => format!("site {site}: {detail} ({hosts})"),
+                    _ => format!("site {site}: {detail}"),
+                }
+            }
             NoticeKind::Reminder => {
                 let new = self.hosts.iter().filter(|h| h.new).count();
                 let mut notes: Vec<String> = missed.into_iter().collect();
@@ -441,10 +485,28 @@ impl Notice {
             let _ = writeln!(b);
             let dark_since = ts(&self.missing_since);
             let _ = writeln!(b, "dark since:    {dark_since}");
-            if let Some(r) = &self.recovered_at {
-                let _ = writeln!(b, "back at:       {}", ts(r));
+            if let Some(f) = self.flap.as_deref() {
+                if self.kind == NoticeKind::Flapping {
+                    let _ = writeln!(
+                        b,
+                        "The site keeps going dark and coming back. No group alarm or all-clear is sent for each of its outages until it has stayed up (or down) for {}; then one notice says how it ended.",
+                        human(f.stable_for)
+                    );
+                }
+                let _ = writeln!(b, "flapping since: {}", ts(&f.since));
+                let _ = writeln!(b, "outages:       {} (window {})", f.flips, human(f.window));
             }
-            let _ = writeln!(b, "dark for:      {}", human(self.silent_for));
+            if let Some(r) = &self.recovered_at {
+                let label = if self.kind == NoticeKind::Stable {
+                    "up since:     "
+                } else {
+                    "back at:      "
+                };
+                let _ = writeln!(b, "{label} {}", ts(r));
+            }
+            if self.kind != NoticeKind::Stable {
+                let _ = writeln!(b, "dark for:      {}", human(self.silent_for));
+            }
             let _ = writeln!(b);
             for h in &self.hosts {
                 let state = match h.back_at {

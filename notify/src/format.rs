@@ -148,6 +148,9 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
             f.push(("Silent", m));
         }
         f.push(("Dark since", ts(&n.missing_since)));
+        if let Some(fl) = n.flap.as_deref() {
+            f.push(("Flapping", flapping_fact(fl)));
+        }
         if let Some(r) = &n.recovered_at {
             f.push(("Back at", ts(r)));
         }
@@ -160,15 +163,7 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
         f.push(("Site", g.to_string()));
     }
     if let Some(fl) = n.flap.as_deref() {
-        f.push((
-            "Flapping",
-            format!(
-                "{} since {} (stable after {})",
-                iamalive_core::flap::describe(fl.flips, fl.window),
-                ts(&fl.since),
-                human(fl.stable_for)
-            ),
-        ));
+        f.push(("Flapping", flapping_fact(fl)));
     }
     match n.never_succeeded_text() {
         Some(never) => f.push(("Last success", never)),
@@ -194,6 +189,17 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
     }
     f.push(("Notice id", n.id.clone()));
     f
+}
+
+/// "5 outages in 1h since … (stable after 30m)": the Flapping fact of a
+/// host's or a site's notice.
+fn flapping_fact(fl: &iamalive_core::flap::FlapNote) -> String {
+    format!(
+        "{} since {} (stable after {})",
+        iamalive_core::flap::describe(fl.flips, fl.window),
+        ts(&fl.since),
+        human(fl.stable_for)
+    )
 }
 
 fn report_json(n: &Notice) -> Value {
@@ -472,7 +478,7 @@ pub fn payload(
                         "timestamp": ts(&n.created_at),
                         "component": "heartbeat",
                         "group": n.group.as_ref().map(|g| g.as_str()),
-                        "class": "host flapping",
+                        "class": if n.is_group() { "site flapping" } else { "host flapping" },
                         "custom_details": generic(n, sent_at),
                     },
                 }),

@@ -29,6 +29,7 @@ pub async fn group_outage_is_one_notice(store: Arc<dyn Store>) {
     let gp = GroupPolicy {
         min_hosts: 2,
         wait: Duration::from_secs(5),
+        ..GroupPolicy::default()
     };
     let grouping: crate::Grouping = Arc::new(move |_| gp);
     let a = monitor(store.clone(), &clock, channels(), "a").with_grouping(grouping.clone());

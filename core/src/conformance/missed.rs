@@ -177,6 +177,7 @@ pub async fn missed_beats_are_evidence_of_a_group_outage(store: Arc<dyn Store>) 
     let gp = GroupPolicy {
         min_hosts: 5,
         wait: secs(30),
+        ..GroupPolicy::default()
     };
     let grouping: crate::Grouping = Arc::new(move |_| gp);
     let policy = Policy {

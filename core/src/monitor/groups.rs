@@ -55,9 +55,15 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     fn group_for<'a>(&'a self, notice: &'a Notice) -> Option<(&'a Grouping, &'a GroupName)> {
         let grouping = self.grouping.as_ref()?;
         let group = notice.group.as_ref()?;
+        // A member's own `flapping` and `stable` notices go through its
+        // group too: a flapping site is one notice (group_outage::flap).
         let kinds = matches!(
             notice.kind,
-            NoticeKind::Alarm | NoticeKind::Reminder | NoticeKind::Recovery
+            NoticeKind::Alarm
+                | NoticeKind::Reminder
+                | NoticeKind::Recovery
+                | NoticeKind::Flapping
+                | NoticeKind::Stable
         );
         // A job's reported failure is its own, never a site's silence.
         let job_failure = notice.job.as_deref().is_some_and(|j| j.failed);
@@ -363,6 +369,16 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             if self.check_missed(&g, now, &gp, &policy, report).await? {
                 continue;
             }
+            if group_outage::flap::needs_prune(&g, now) {
+                let pruned = self.prune_flappers(&g, now, &policy).await?;
+                if let Some(mut w) = pruned {
+                    w.version = g.version + 1;
+                    if !self.store.swap_group(g.version, &w).await? {
+                        report.conflicts += 1;
+                    }
+                    continue;
+                }
+            }
             let (write, leased) = group_outage::step(&g, now, &policy, owner, lease);
             let Some(mut w) = write else {
                 return Ok(());
@@ -477,6 +493,49 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             report.conflicts += 1;
         }
         Ok(())
+    }
+
+    /// A flapping group's stable time came while some members were
+    /// flapping on their own: reads each of them once (O(flappers), once
+    /// per stable time, never per sweep) and keeps those still in their
+    /// own episode, waiting until the latest would be stable (at least
+    /// one more group wait, by which a host due now has asked the group).
+    async fn prune_flappers(
+        &self,
+        g: &GroupRecord,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<Option<GroupRecord>, StoreError> {
+        let gp = match self.grouping.as_ref() {
+            Some(grouping) => grouping(&g.group),
+            None => GroupPolicy::default(),
+        };
+        let mut still = HashMap::new();
+        for h in g.flap.iter().flat_map(|f| f.flappers.iter()) {
+            let at = self.store.get(h).await?.and_then(|r| {
+                let p = self.policies.for_record(&r);
+                let owes_stable = r
+                    .outbox
+                    .as_ref()
+                    .is_some_and(|o| o.notice.kind == NoticeKind::Stable);
+                // Never sooner than one wait from now: by then a host due
+                // now has been decided (and its notice has asked).
+                let soon = crate::model::add(now, gp.wait);
+                if owes_stable {
+                    Some(soon)
+                } else {
+                    crate::flap::stable_at(&r, &p.flapping)
+                        .filter(|_| r.status != Status::Paused)
+                        .map(|t| t.max(soon))
+                }
+            });
+            still.insert(h.clone(), at);
+        }
+        Ok(group_outage::flap::prune(
+            g,
+            |h| still.get(h).copied().flatten(),
+            policy,
+        ))
     }
 
     /// For each held member of `g`: whether its host is still silent in

@@ -25,6 +25,7 @@ fn gp(min_hosts: u32) -> GroupPolicy {
     GroupPolicy {
         min_hosts,
         wait: Duration::from_secs(30),
+        ..GroupPolicy::default()
     }
 }
 
