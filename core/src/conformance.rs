@@ -167,6 +167,8 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         schedule_persisted_and_monitors_agree,
         flapping_is_one_notice_then_its_end,
         group_flapping_is_one_notice_then_its_end,
+        interval_and_group_hosts_are_stored,
+        missed_beats_are_evidence_of_a_group_outage,
     ]
 }
 
@@ -218,6 +220,10 @@ mod flapping;
 pub use flapping::flapping_is_one_notice_then_its_end;
 mod group_flapping;
 pub use group_flapping::group_flapping_is_one_notice_then_its_end;
+mod missed;
+pub use missed::{
+    interval_and_group_hosts_are_stored, missed_beats_are_evidence_of_a_group_outage,
+};
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
 /// version of a known one; `last_seen` never goes backwards.

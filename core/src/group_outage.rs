@@ -49,6 +49,7 @@ pub mod flap;
 mod members;
 
 pub use members::Members;
+pub mod missed;
 
 use serde::{Deserialize, Serialize};
 
@@ -143,6 +144,10 @@ pub struct Member {
     /// Whether a group notice has named it yet.
     #[serde(default)]
     pub named: bool,
+    /// Named on evidence of a missed beat, before its own timeout ran out
+    /// (see [`missed`]); its `outage_id` is empty until its own alarm.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missed_beat: bool,
 }
 
 /// A group's outage state: stored beside the hosts, swapped with
@@ -304,6 +309,10 @@ fn consult_one(
     gp: &GroupPolicy,
     policy: &Policy,
 ) -> Verdict {
+    // A host named on a missed beat whose own alarm now asks (missed).
+    if let Some(v) = missed::adopt(next, notice) {
+        return v;
+    }
     let host = &notice.host;
     let known = next
         .members
@@ -388,6 +397,7 @@ fn member_of(n: &Notice, fate: Fate) -> Member {
         back_at: None,
         report: None,
         named: false,
+        missed_beat: false,
     }
 }
 
@@ -419,6 +429,7 @@ pub fn resolve(
     if let Some(since) = since {
         flap::outage_began(&mut next, since, now, gp, policy);
     }
+    missed::drop_unproven(&mut next);
     next.due_at = due_at(&next, policy);
     Some(next)
 }
@@ -539,6 +550,10 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
         // Nobody was told of this outage: its alarm is dropped with it.
         g.outbox.retain(|o| !alarm(o));
     }
+    // One named on a missed beat whose own alarm has not asked yet is left
+    // to its own record, which owes that alarm (or sees it beat again).
+    g.members
+        .retain(|m| m.back_at.is_some() || !missed::left_to_itself(m));
     let left: Vec<Member> = g.silent().cloned().collect();
     for m in left {
         let n = Notice {
@@ -597,6 +612,11 @@ pub struct GroupHost {
     /// For an all-clear: when it came back (`None`: still silent).
     #[serde(default)]
     pub back_at: Option<Timestamp>,
+    /// Named on evidence of a missed beat: up, past its expected beat, its
+    /// own timeout not yet run out when the group decided (see
+    /// [`missed`]).
+    #[serde(default)]
+    pub missed_beat: bool,
 }
 
 /// The group notice of `kind` for `g` at `now`, marking every member it
@@ -631,6 +651,7 @@ pub(crate) fn group_notice(
             },
             new: kind != NoticeKind::Alarm && !m.named,
             back_at: m.back_at,
+            missed_beat: m.missed_beat,
         });
         m.named = true;
     }
@@ -721,8 +742,17 @@ fn summarise_reports(hosts: &[GroupHost]) -> Option<String> {
 }
 
 /// When the sweep must look at `g` next: the owed notice's next attempt or
-/// lease end, the gathering's or the ending's end, the next reminder.
+/// lease end, the gathering's or the ending's end, the next reminder, or
+/// the deadline of a member named on a missed beat ([`missed::next_check`]),
+/// whichever comes first.
 pub(crate) fn due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
+    match (phase_due_at(g, policy), missed::next_check(g)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn phase_due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
     if let Some(ob) = g.outbox.first() {
         return Some(match &ob.lease {
             Some(l) => l.until.max(ob.next_attempt),

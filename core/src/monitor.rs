@@ -17,6 +17,7 @@ use crate::{
 };
 
 mod groups;
+mod missed;
 pub use groups::Grouping;
 use groups::Stepped;
 

@@ -551,8 +551,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 && until <= now
             {
                 let silent = self.held_still_silent(&g).await?;
+                // Hosts past their expected beat count too (just read).
+                let g = self.with_evidence(&g, now).await?;
                 let resolved = group_outage::resolve(&g, now, &gp, &policy, |m| {
-                    silent.get(m.host.as_str()).copied().unwrap_or(false)
+                    m.missed_beat || silent.get(m.host.as_str()).copied().unwrap_or(false)
                 });
                 if let Some(mut w) = resolved {
                     w.version = g.version + 1;
@@ -560,6 +562,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                         report.conflicts += 1;
                     }
                 }
+                continue;
+            }
+            if self.check_missed(&g, now, &gp, &policy, report).await? {
                 continue;
             }
             if group_outage::flap::needs_prune(&g, now) {
