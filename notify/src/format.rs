@@ -466,38 +466,47 @@ pub fn payload(
                         "custom_details": generic(n, sent_at),
                     },
                 }),
-                NoticeKind::Flapping => json!({
-                    "routing_key": key,
-                    "event_action": "trigger",
-                    "dedup_key": n.outage_id,
-                    "client": "iamalive",
-                    "payload": {
-                        "summary": truncate(&format!("{}: {}", n.subject(), headline(n)), 1024),
-                        "source": source(n),
-                        "severity": "warning",
-                        "timestamp": ts(&n.created_at),
-                        "component": "heartbeat",
-                        "group": n.group.as_ref().map(|g| g.as_str()),
-                        "class": if n.is_group() { "site flapping" } else { "host flapping" },
-                        "custom_details": generic(n, sent_at),
-                    },
-                }),
-                NoticeKind::Alarm | NoticeKind::Reminder => json!({
-                    "routing_key": key,
-                    "event_action": "trigger",
-                    "dedup_key": n.outage_id,
-                    "client": "iamalive",
-                    "payload": {
-                        "summary": truncate(&format!("{}: {} since {}", n.subject(), headline(n), ts(&n.last_seen)), 1024),
-                        "source": source(n),
-                        "severity": "critical",
-                        "timestamp": ts(&n.created_at),
-                        "component": "heartbeat",
-                        "group": n.group.as_ref().map(|g| g.as_str()),
-                        "class": "host silent",
-                        "custom_details": generic(n, sent_at),
-                    },
-                }),
+                // Trouble: a host silent (with since when), or a host or site flapping.
+                NoticeKind::Flapping | NoticeKind::Alarm | NoticeKind::Reminder => {
+                    let (summary, severity, class) = if n.kind == NoticeKind::Flapping {
+                        (
+                            format!("{}: {}", n.subject(), headline(n)),
+                            "warning",
+                            if n.is_group() {
+                                "site flapping"
+                            } else {
+                                "host flapping"
+                            },
+                        )
+                    } else {
+                        (
+                            format!(
+                                "{}: {} since {}",
+                                n.subject(),
+                                headline(n),
+                                ts(&n.last_seen)
+                            ),
+                            "critical",
+                            "host silent",
+                        )
+                    };
+                    json!({
+                        "routing_key": key,
+                        "event_action": "trigger",
+                        "dedup_key": n.outage_id,
+                        "client": "iamalive",
+                        "payload": {
+                            "summary": truncate(&summary, 1024),
+                            "source": source(n),
+                            "severity": severity,
+                            "timestamp": ts(&n.created_at),
+                            "component": "heartbeat",
+                            "group": n.group.as_ref().map(|g| g.as_str()),
+                            "class": class,
+                            "custom_details": generic(n, sent_at),
+                        },
+                    })
+                }
             }
         }
     }

@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 use crate::config::{Config, Limits, Rate};
 use crate::error::ServerError;
 use crate::keys::{ApiKey, KeyRing, Role};
+use crate::pages::HostPages;
 use crate::rejections::{
     DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, RejectionLog, Rejections,
 };
@@ -269,14 +270,9 @@ impl HostCount {
             return Ok(n);
         }
         let mut n = 0u64;
-        let mut after: Option<HostId> = None;
-        loop {
-            let page = store.list(after.as_ref(), LIST_PAGE).await?;
+        let mut pages = HostPages::new(store, None, LIST_PAGE);
+        while let Some(page) = pages.next().await? {
             n += page.len() as u64;
-            match page.last() {
-                Some(last) if page.len() == LIST_PAGE => after = Some(last.host.clone()),
-                _ => break,
-            }
         }
         self.hosts = Some(n);
         self.counted_at = Some(now);
@@ -1359,19 +1355,13 @@ async fn visible_page(
         .char_indices()
         .last()
         .and_then(|(i, _)| HostId::new(&prefix[..i]).ok());
-    let mut cursor = match (after, start) {
+    let cursor = match (after, start) {
         (Some(a), Some(s)) => Some(a.max(s)),
         (a, s) => a.or(s),
     };
     let mut out = Vec::new();
-    loop {
-        let batch = store
-            .list(cursor.as_ref(), LIST_PAGE)
-            .await
-            .map_err(ApiError::store)?;
-        let full = batch.len() == LIST_PAGE;
-        let Some(last) = batch.last() else { break };
-        cursor = Some(last.host.clone());
+    let mut pages = HostPages::new(store.as_ref(), cursor, LIST_PAGE);
+    while let Some(batch) = pages.next().await.map_err(ApiError::store)? {
         for r in batch {
             let h = r.host.as_str();
             if h > prefix && !h.starts_with(prefix) {
@@ -1384,9 +1374,6 @@ async fn visible_page(
                     return Ok(out);
                 }
             }
-        }
-        if !full {
-            break;
         }
     }
     Ok(out)
@@ -1470,15 +1457,8 @@ async fn delete_hosts(
     let mut matched = 0usize;
     let mut names = Vec::new();
     let mut doomed = Vec::new();
-    let mut after: Option<HostId> = None;
-    loop {
-        let page = store
-            .list(after.as_ref(), LIST_PAGE)
-            .await
-            .map_err(ApiError::store)?;
-        let full = page.len() == LIST_PAGE;
-        let Some(last) = page.last() else { break };
-        after = Some(last.host.clone());
+    let mut pages = HostPages::new(store.as_ref(), None, LIST_PAGE);
+    while let Some(page) = pages.next().await.map_err(ApiError::store)? {
         for r in page {
             if pattern.matches(&r.host) && key.allows(&r.host) {
                 matched += 1;
@@ -1489,9 +1469,6 @@ async fn delete_hosts(
                     doomed.push(r.host);
                 }
             }
-        }
-        if !full {
-            break;
         }
     }
     let mut deleted = 0usize;

@@ -23,8 +23,9 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
 };
 use iamalive_core::{
-    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, LazyWindow, MonitorMark, Silence,
-    Status, Store, StoreError, Timestamp, apply_heartbeat, created_by_heartbeat,
+    Event, GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, LazyWindow,
+    MonitorMark, Silence, Status, Store, StoreError, Timestamp, apply_heartbeat,
+    created_by_heartbeat,
 };
 
 use codec::*;
@@ -384,12 +385,17 @@ impl DynamoStore {
     }
 
     async fn get_item(&self, k: &str) -> Result<Option<Item>, StoreError> {
+        self.read_item(k, true).await
+    }
+
+    /// One item, read strongly consistently (1 RRU) or eventually (0.5).
+    async fn read_item(&self, k: &str, consistent: bool) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(k)))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(error::map)?;
@@ -422,16 +428,7 @@ impl DynamoStore {
     /// look before it picks a heartbeat's write. May be stale; whatever it
     /// leads to is a conditional write.
     async fn peek_item(&self, k: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(k)))
-            .consistent_read(false)
-            .send()
-            .await
-            .map_err(error::map)?;
-        Ok(out.item)
+        self.read_item(k, false).await
     }
 
     /// Queries one shard of the due index for keys due by `now`, earliest
@@ -620,24 +617,17 @@ impl Store for DynamoStore {
 
     async fn group_hosts(
         &self,
-        group: &iamalive_core::GroupName,
+        group: &GroupName,
         limit: usize,
     ) -> Result<Option<Vec<HostRecord>>, StoreError> {
         self.hosts_of_group(group, limit).await
     }
 
-    async fn get_group(
-        &self,
-        group: &iamalive_core::GroupName,
-    ) -> Result<Option<iamalive_core::GroupRecord>, StoreError> {
+    async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
         self.group(group).await
     }
 
-    async fn swap_group(
-        &self,
-        expected: u64,
-        next: &iamalive_core::GroupRecord,
-    ) -> Result<bool, StoreError> {
+    async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
         self.swap_group_item(expected, next).await
     }
 
@@ -645,7 +635,7 @@ impl Store for DynamoStore {
         &self,
         now: Timestamp,
         limit: usize,
-    ) -> Result<Vec<iamalive_core::GroupRecord>, StoreError> {
+    ) -> Result<Vec<GroupRecord>, StoreError> {
         self.groups_due(Some(now), limit).await
     }
 

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use iamalive_core::{
-    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
-    StoreError, Timestamp,
+    Event, GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark,
+    Silence, Status, Store, StoreError, Timestamp,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
@@ -718,18 +718,11 @@ impl Store for RedisStore {
         self.count_hosts().await.map(Some)
     }
 
-    async fn get_group(
-        &self,
-        group: &iamalive_core::GroupName,
-    ) -> Result<Option<iamalive_core::GroupRecord>, StoreError> {
+    async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
         self.group(group).await
     }
 
-    async fn swap_group(
-        &self,
-        expected: u64,
-        next: &iamalive_core::GroupRecord,
-    ) -> Result<bool, StoreError> {
+    async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
         self.swap_group_record(expected, next).await
     }
 
@@ -737,7 +730,7 @@ impl Store for RedisStore {
         &self,
         now: Timestamp,
         limit: usize,
-    ) -> Result<Vec<iamalive_core::GroupRecord>, StoreError> {
+    ) -> Result<Vec<GroupRecord>, StoreError> {
         self.groups_due(now, limit).await
     }
 
