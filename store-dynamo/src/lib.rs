@@ -404,11 +404,29 @@ impl DynamoStore {
 
     /// Writes `item` if the stored version is `expected` (0: absent).
     async fn put_if_version(&self, item: Item, expected: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .put_if_version_old(item, expected, false)
+            .await?
+            .is_some())
+    }
+
+    /// [`put_if_version`](Self::put_if_version), answering `None` when
+    /// another writer won, and otherwise the item it replaced if `old` is
+    /// asked for (`ReturnValues=ALL_OLD`, at no extra cost).
+    async fn put_if_version_old(
+        &self,
+        item: Item,
+        expected: u64,
+        old: bool,
+    ) -> Result<Option<Option<Item>>, StoreError> {
         let mut req = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item));
+        if old {
+            req = req.return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
+        }
         req = if expected == 0 {
             req.condition_expression("attribute_not_exists(#pk)")
                 .expression_attribute_names("#pk", PK)
@@ -418,8 +436,8 @@ impl DynamoStore {
                 .expression_attribute_values(":expected", n(expected))
         };
         match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed::<PutItemError, _>(&e) => Ok(false),
+            Ok(out) => Ok(Some(out.attributes)),
+            Err(e) if is_condition_failed::<PutItemError, _>(&e) => Ok(None),
             Err(e) => Err(error::map(e)),
         }
     }

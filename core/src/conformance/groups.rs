@@ -172,7 +172,7 @@ pub async fn group_outage_is_one_notice(store: Arc<dyn Store>) {
 }
 
 /// How many hosts [`a_dark_site_is_named_whole`] puts in its site.
-pub const DARK_SITE_HOSTS: usize = 500;
+pub const DARK_SITE_HOSTS: usize = 200;
 
 /// A site of [`DARK_SITE_HOSTS`] hosts goes dark together, with two
 /// monitors sweeping the store. On a store that
