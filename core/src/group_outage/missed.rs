@@ -159,9 +159,10 @@ pub fn adopt(g: &mut GroupRecord, notice: &Notice) -> Option<Verdict> {
     {
         return None;
     }
-    let m = g.members.get_mut(&notice.host).filter(|m| {
-        m.fate == Fate::Outage && m.back_at.is_none() && m.outage_id.is_empty()
-    })?;
+    let m = g
+        .members
+        .get_mut(&notice.host)
+        .filter(|m| m.fate == Fate::Outage && m.back_at.is_none() && m.outage_id.is_empty())?;
     m.outage_id.clone_from(&notice.outage_id);
     m.missing_since = notice.missing_since;
     m.last_seen = notice.last_seen;
