@@ -424,6 +424,7 @@ fn big_group(n: usize) -> iamalive_core::GroupRecord {
             back_at: None,
             report: Some("power cut in rack 12".into()),
             named: true,
+            missed_beat: false,
         })
         .collect();
     g
