@@ -197,11 +197,17 @@ pub fn recent_flips(r: &HostRecord, now: Timestamp, p: &FlapPolicy) -> u32 {
 /// An outage of `r` began at `at` (not a reported failure): records the
 /// flip, and says what it owes.
 pub fn outage_began(r: &mut HostRecord, at: Timestamp, p: &FlapPolicy) -> OnOutage {
+    began(&mut r.flap, at, p)
+}
+
+/// [`outage_began`] on any record's flap (a host's, or a group's whose
+/// outage began: see [`crate::group_outage::flap`]).
+pub fn began(slot: &mut Option<Box<Flap>>, at: Timestamp, p: &FlapPolicy) -> OnOutage {
     if !p.enabled {
-        r.flap = None;
+        *slot = None;
         return OnOutage::Alarm;
     }
-    let f = r.flap.get_or_insert_with(Box::default);
+    let f = slot.get_or_insert_with(Box::default);
     f.flips.push(at);
     f.flips.retain(|&t| t <= at && since(at, t) < p.window);
     let keep = p.flips as usize + 1;
@@ -230,7 +236,13 @@ pub fn outage_began(r: &mut HostRecord, at: Timestamp, p: &FlapPolicy) -> OnOuta
 /// `r` came back (an outage ended) at `at`: its episode, if any, restarts
 /// its wait for stability.
 pub fn came_back(r: &mut HostRecord, at: Timestamp) {
-    if let Some(e) = r.flap.as_deref_mut().and_then(|f| f.episode.as_mut()) {
+    changed(&mut r.flap, at);
+}
+
+/// [`came_back`] on any record's flap: the episode's last change moves to
+/// `at` (never back).
+pub fn changed(slot: &mut Option<Box<Flap>>, at: Timestamp) {
+    if let Some(e) = slot.as_deref_mut().and_then(|f| f.episode.as_mut()) {
         e.changed = e.changed.max(at);
     }
 }

@@ -314,14 +314,34 @@ impl Notice {
             format!("{n} hosts")
         };
         let back = self.hosts.iter().filter(|h| h.back_at.is_some()).count();
+        // "(8 missed a beat, 1 silent past its timeout)" when some of them
+        // are named on a missed beat alone.
+        let missed = crate::group_outage::missed::describe(&self.hosts);
         Some(match self.kind {
-            NoticeKind::Alarm => format!("site {site}: {hosts} silent"),
+            NoticeKind::Alarm => match missed {
+                Some(m) => format!("site {site}: {hosts} silent ({m})"),
+                None => format!("site {site}: {hosts} silent"),
+            },
+            // A flapping site: "site office-berlin: 5 outages in 1h (10
+            // hosts)"; its end: "site office-berlin: stable again, up
+            // since 10:42 UTC".
+            NoticeKind::Flapping | NoticeKind::Stable => {
+                let detail = self.flap_detail().unwrap_or_else(|| self.kind.to_string());
+                match self.kind {
+                    NoticeKind::Flapping => format!("site {site}: {detail} ({hosts})"),
+                    _ => format!("site {site}: {detail}"),
+                }
+            }
             NoticeKind::Reminder => {
                 let new = self.hosts.iter().filter(|h| h.new).count();
+                let mut notes: Vec<String> = missed.into_iter().collect();
                 if new > 0 {
-                    format!("site {site}: {hosts} still silent ({new} new)")
-                } else {
+                    notes.push(format!("{new} new"));
+                }
+                if notes.is_empty() {
                     format!("site {site}: {hosts} still silent")
+                } else {
+                    format!("site {site}: {hosts} still silent ({})", notes.join("; "))
                 }
             }
             _ => {
@@ -465,15 +485,37 @@ impl Notice {
             let _ = writeln!(b);
             let dark_since = ts(&self.missing_since);
             let _ = writeln!(b, "dark since:    {dark_since}");
-            if let Some(r) = &self.recovered_at {
-                let _ = writeln!(b, "back at:       {}", ts(r));
+            if let Some(f) = self.flap.as_deref() {
+                if self.kind == NoticeKind::Flapping {
+                    let _ = writeln!(
+                        b,
+                        "The site keeps going dark and coming back. No group alarm or all-clear is sent for each of its outages until it has stayed up (or down) for {}; then one notice says how it ended.",
+                        human(f.stable_for)
+                    );
+                }
+                let _ = writeln!(b, "flapping since: {}", ts(&f.since));
+                let _ = writeln!(b, "outages:       {} (window {})", f.flips, human(f.window));
             }
-            let _ = writeln!(b, "dark for:      {}", human(self.silent_for));
+            if let Some(r) = &self.recovered_at {
+                let label = if self.kind == NoticeKind::Stable {
+                    "up since:     "
+                } else {
+                    "back at:      "
+                };
+                let _ = writeln!(b, "{label} {}", ts(r));
+            }
+            if self.kind != NoticeKind::Stable {
+                let _ = writeln!(b, "dark for:      {}", human(self.silent_for));
+            }
             let _ = writeln!(b);
             for h in &self.hosts {
                 let state = match h.back_at {
                     Some(at) => format!("back at {}", ts(&at)),
                     None if self.kind == NoticeKind::Recovery => "still silent".to_owned(),
+                    None if h.missed_beat => format!(
+                        "missed a beat, silent for {} (its timeout has not run out)",
+                        human(h.silent_for)
+                    ),
                     None => format!("silent for {}", human(h.silent_for)),
                 };
                 let new = if h.new { " (new)" } else { "" };
@@ -710,6 +752,10 @@ pub struct HostRecord {
     /// Its recent outages and flapping episode (see [`crate::flap`]);
     /// `None` until its first outage. Written only with a transition.
     pub flap: Option<Box<crate::flap::Flap>>,
+    /// Its heartbeat interval, sent by its agent or learned from the gaps
+    /// between its beats (see [`crate::beat`]); written by the heartbeat.
+    #[serde(default)]
+    pub interval: crate::beat::Interval,
 }
 
 // Written out rather than derived so the rare parts (an owed notice, a
@@ -736,6 +782,7 @@ impl Clone for HostRecord {
             job: self.job.clone(),
             policy: self.policy.clone(),
             flap: self.flap.clone(),
+            interval: self.interval,
         }
     }
 }
@@ -774,6 +821,7 @@ impl HostRecord {
             job: None,
             policy: None,
             flap: None,
+            interval: crate::beat::Interval::default(),
         }
     }
 
@@ -804,6 +852,11 @@ pub struct Heartbeat {
     /// which wins) names one; `None` keeps the stored group.
     #[serde(default)]
     pub group: Option<GroupName>,
+    /// The heartbeat interval the agent sent with it, if any; `None`
+    /// lets the store learn it from the gap since the previous beat (see
+    /// [`crate::beat`]).
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
 }
 
 impl Heartbeat {
@@ -815,6 +868,7 @@ impl Heartbeat {
             message: None,
             report: None,
             group: None,
+            interval: None,
         }
     }
 }

@@ -219,3 +219,11 @@ async fn the_suite_fails_a_lazy_store_whose_window_is_off_by_one() {
         .expect_err("the window test must reject an exclusive start");
     assert!(err.is_panic());
 }
+
+#[tokio::test]
+async fn a_flapping_site_is_one_notice_on_the_memory_store() {
+    iamalive_core::conformance::group_flapping_is_one_notice_then_its_end(Arc::new(
+        MemoryStore::new(),
+    ))
+    .await;
+}

@@ -128,6 +128,7 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
             .map(|h| match h.back_at {
                 Some(_) => format!("{} (back)", h.host),
                 None if h.new => format!("{} (new)", h.host),
+                None if h.missed_beat => format!("{} (missed a beat)", h.host),
                 None => h.host.to_string(),
             })
             .collect();
@@ -140,8 +141,16 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
                     .unwrap_or_default(),
             ),
             ("Hosts", names.join(", ")),
-            ("Dark since", ts(&n.missing_since)),
         ];
+        if n.kind != NoticeKind::Recovery
+            && let Some(m) = iamalive_core::group_outage::missed::describe(&n.hosts)
+        {
+            f.push(("Silent", m));
+        }
+        f.push(("Dark since", ts(&n.missing_since)));
+        if let Some(fl) = n.flap.as_deref() {
+            f.push(("Flapping", flapping_fact(fl)));
+        }
         if let Some(r) = &n.recovered_at {
             f.push(("Back at", ts(r)));
         }
@@ -154,15 +163,7 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
         f.push(("Site", g.to_string()));
     }
     if let Some(fl) = n.flap.as_deref() {
-        f.push((
-            "Flapping",
-            format!(
-                "{} since {} (stable after {})",
-                iamalive_core::flap::describe(fl.flips, fl.window),
-                ts(&fl.since),
-                human(fl.stable_for)
-            ),
-        ));
+        f.push(("Flapping", flapping_fact(fl)));
     }
     match n.never_succeeded_text() {
         Some(never) => f.push(("Last success", never)),
@@ -188,6 +189,17 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
     }
     f.push(("Notice id", n.id.clone()));
     f
+}
+
+/// "5 outages in 1h since … (stable after 30m)": the Flapping fact of a
+/// host's or a site's notice.
+fn flapping_fact(fl: &iamalive_core::flap::FlapNote) -> String {
+    format!(
+        "{} since {} (stable after {})",
+        iamalive_core::flap::describe(fl.flips, fl.window),
+        ts(&fl.since),
+        human(fl.stable_for)
+    )
 }
 
 fn report_json(n: &Notice) -> Value {
@@ -223,6 +235,7 @@ fn group_hosts(n: &Notice) -> Value {
                     }),
                     "back_at": h.back_at.as_ref().map(ts),
                     "new": h.new,
+                    "missed_beat": h.missed_beat,
                 })
             })
             .collect(),
@@ -315,8 +328,11 @@ fn generic_single(n: &Notice, sent_at: Timestamp) -> Value {
 /// host it names, `outage_id` the group outage's (`site:<group>@<ms>`,
 /// PagerDuty's `dedup_key`), `report` a summary of the agents' reports
 /// (all-clear), and adds `hosts`: `[{"host", "last_seen", "silent_for_s",
-/// "report", "back_at", "new"}]`, every host it names (`back_at` on an
-/// all-clear; `new` for a host that joined since the previous notice).
+/// "report", "back_at", "new", "missed_beat"}]`, every host it names
+/// (`back_at` on an all-clear; `new` for a host that joined since the
+/// previous notice; `missed_beat` for a host named because it is past its
+/// expected beat while its own timeout has not run out, which counted
+/// toward `min_hosts`).
 ///
 /// A `flapping` notice (the host keeps going silent and coming back; it
 /// stands for the per-flip alarms and all-clears until the host is
@@ -450,13 +466,17 @@ pub fn payload(
                         "custom_details": generic(n, sent_at),
                     },
                 }),
-                // A host's own trouble: silent (with since when), or flapping.
+                // Trouble: a host silent (with since when), or a host or site flapping.
                 NoticeKind::Flapping | NoticeKind::Alarm | NoticeKind::Reminder => {
                     let (summary, severity, class) = if n.kind == NoticeKind::Flapping {
                         (
                             format!("{}: {}", n.subject(), headline(n)),
                             "warning",
-                            "host flapping",
+                            if n.is_group() {
+                                "site flapping"
+                            } else {
+                                "host flapping"
+                            },
                         )
                     } else {
                         (

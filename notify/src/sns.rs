@@ -70,11 +70,20 @@ impl SnsNotifier {
 
 /// The SNS subject for `notice`: printable ASCII, no line breaks, at most
 /// 99 characters, naming the kind and the host (and its site, when it has
-/// one: `[iamalive] ALARM db-1 (site office-berlin)`).
+/// one: `[iamalive] ALARM db-1 (site office-berlin)`), or for a group
+/// notice the site (`[iamalive] ALARM site office-berlin: 10 hosts
+/// silent`, `[iamalive] FLAPPING site office-berlin: 5 outages in 1h (10
+/// hosts)`).
 pub fn sns_subject(notice: &Notice) -> String {
     let (prefix, rest) = if notice.kind.is_watcher() {
         (
             format!("[iamalive] {}: ", notice.kind.tag()),
+            notice.headline(),
+        )
+    } else if notice.is_group() || notice.is_blind() {
+        // "site office-berlin: 10 hosts silent", "watcher may be blind: …"
+        (
+            format!("[iamalive] {} ", notice.kind.tag()),
             notice.headline(),
         )
     } else {

@@ -914,7 +914,8 @@ struct HeartbeatBody {
     #[serde(default)]
     report: Option<Value>,
     /// The agent's heartbeat interval: seconds as a number, or a duration
-    /// such as `"5m"`; for the timeout check.
+    /// such as `"5m"`; for the timeout check, and stored with the host
+    /// (its next beat is expected by then: `missed_beat`).
     #[serde(default)]
     interval: Option<Value>,
     /// The group (site) the host says it belongs to; a `[[groups]]` entry
@@ -1042,6 +1043,7 @@ async fn heartbeat(
         message: body.message.as_deref().map(clean_text),
         report,
         group,
+        interval,
     };
     // A plain heartbeat is one store write; a job signal reads the record.
     if body.status.is_none() && rid.is_none() {
@@ -1110,6 +1112,7 @@ async fn ping(
         message: message.map(signals::bounded),
         report: None,
         group,
+        interval: None,
     };
     st.signal(index, key, hb, signal, rid).await?;
     if method == Method::HEAD {
@@ -1152,7 +1155,9 @@ async fn ping_action(
 /// notices back and when that ends.
 fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence], policies: &PolicySet) -> Value {
     let silent = since(now, rec.last_seen);
-    let flap = policies.for_record(rec).flapping;
+    let policy = policies.for_record(rec);
+    let flap = policy.flapping.clone();
+    let interval = rec.interval.get();
     let paused = rec.status == Status::Paused;
     let silence = covering_silence(silences, &rec.host, now);
     json!({
@@ -1162,6 +1167,13 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence], policies: &Polic
         "last_seen": rec.last_seen,
         "missing_since": rec.missing_since,
         "silent_for_s": (silent.as_millis() as f64) / 1000.0,
+        // Its heartbeat interval in seconds, sent by its agent or learned
+        // from the gaps between its beats; when its next beat is due at
+        // the latest; whether that is past while its timeout is not.
+        "interval": interval.map(|(d, _)| (d.as_millis() as f64) / 1000.0),
+        "interval_source": interval.map(|(_, from)| from.as_str()),
+        "expected_by": iamalive_core::beat::expected_by(rec),
+        "missed_beat": iamalive_core::beat::missed_beat(rec, now, &policy),
         "alarm_count": rec.alarm_count,
         "last_alarm": rec.last_alarm,
         "due_at": rec.due_at,

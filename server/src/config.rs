@@ -928,7 +928,7 @@ impl Config {
 
         let (channels, routes) = resolve_channels(f.channels, f.routes, f.smtp, f.webhook, f.sns)?;
         let dashboard = crate::dashboard::DashboardSettings::resolve(f.dashboard)?;
-        let groups = crate::groups::GroupSettings::resolve(f.grouping, f.groups)?;
+        let groups = crate::groups::GroupSettings::resolve(f.grouping, f.groups, flapping)?;
         Ok(Config {
             self_ping: f.self_ping.unwrap_or_default().resolve()?,
             dashboard,

@@ -8,12 +8,15 @@
 //! in a JSON heartbeat, `?group=` on a ping URL, the agent's `--group`).
 //!
 //! `min_hosts` and `wait` decide when hosts of a group silent together are
-//! one group outage; `blind_detection` (`IAMALIVE_GROUP_BLIND`, default
+//! one group outage; `flap_flips`, `flap_window` and `flap_stable` (the
+//! `[flapping]` settings unless an entry overrides them) when a group's
+//! outages are flapping; `blind_detection` (`IAMALIVE_GROUP_BLIND`, default
 //! on) gathers the outages of two or more groups that begin within one
 //! `wait` into one "watcher may be blind" notice.
 
 use std::time::Duration;
 
+use iamalive_core::flap::FlapPolicy;
 use iamalive_core::{GroupName, HostId, HostPattern};
 use serde::Deserialize;
 
@@ -45,6 +48,12 @@ pub(crate) struct GroupTable {
     min_hosts: Option<u32>,
     #[serde(default, with = "humantime_serde::option")]
     wait: Option<Duration>,
+    /// More group outages than this within `flap_window` is flapping.
+    flap_flips: Option<u32>,
+    #[serde(default, with = "humantime_serde::option")]
+    flap_window: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    flap_stable: Option<Duration>,
 }
 
 /// How hosts of a group are gathered into one outage.
@@ -77,6 +86,9 @@ pub struct GroupConfig {
     pub hosts: HostPattern,
     /// `[grouping]` with this entry's overrides applied.
     pub settings: GroupingSettings,
+    /// When this group's outages are flapping: `[flapping]` with this
+    /// entry's `flap_flips`, `flap_window` and `flap_stable` applied.
+    pub flapping: FlapPolicy,
 }
 
 /// Every group setting of a deployment.
@@ -91,6 +103,9 @@ pub struct GroupSettings {
     /// The `[[groups]]` entries, in the order written (the first match
     /// wins).
     pub groups: Vec<GroupConfig>,
+    /// When a group's outages are flapping, for groups without an entry
+    /// (the `[flapping]` settings, `IAMALIVE_FLAP_*`).
+    pub flapping: FlapPolicy,
 }
 
 impl Default for GroupSettings {
@@ -99,15 +114,18 @@ impl Default for GroupSettings {
             defaults: GroupingSettings::default(),
             blind_detection: true,
             groups: Vec::new(),
+            flapping: FlapPolicy::default(),
         }
     }
 }
 
 impl GroupSettings {
-    /// Validates the tables (absent: the defaults), naming the bad key.
+    /// Validates the tables (absent: the defaults), naming the bad key;
+    /// `flapping` is the `[flapping]` section, every group's default.
     pub(crate) fn resolve(
         grouping: Option<GroupingTable>,
         groups: Option<Vec<GroupTable>>,
+        flapping: FlapPolicy,
     ) -> Result<Self, ConfigError> {
         let g = grouping.unwrap_or_default();
         let defaults = check(
@@ -132,16 +150,29 @@ impl GroupSettings {
             let hosts = HostPattern::new(&t.hosts)
                 .map_err(|e| ConfigError::new(format!("{at}.hosts"), e))?;
             let settings = check(&at, "", "", defaults, t.min_hosts, t.wait)?;
+            let flap = FlapPolicy {
+                flips: t.flap_flips.unwrap_or(flapping.flips),
+                window: t.flap_window.unwrap_or(flapping.window),
+                stable: t.flap_stable.unwrap_or(flapping.stable),
+                ..flapping
+            };
+            flap.validate().map_err(|e| {
+                // The reason starts with the field's name.
+                let field = e.split_whitespace().next().unwrap_or("flips");
+                ConfigError::new(format!("{at}.flap_{field}"), e)
+            })?;
             out.push(GroupConfig {
                 name,
                 hosts,
                 settings,
+                flapping: flap,
             });
         }
         Ok(Self {
             defaults,
             blind_detection: g.blind_detection.unwrap_or(true),
             groups: out,
+            flapping,
         })
     }
 
@@ -159,7 +190,7 @@ impl GroupSettings {
         }
     }
 
-    /// Each group's `min_hosts` and `wait`, for
+    /// Each group's `min_hosts`, `wait` and flapping settings, for
     /// [`Monitor::with_grouping`](iamalive_core::Monitor::with_grouping).
     pub fn grouping(&self) -> iamalive_core::Grouping {
         let me = self.clone();
@@ -168,8 +199,18 @@ impl GroupSettings {
             iamalive_core::GroupPolicy {
                 min_hosts: s.min_hosts,
                 wait: s.wait,
+                flap: me.flapping_of(g),
             }
         })
+    }
+
+    /// When `group`'s outages are flapping: its entry's settings, else
+    /// `[flapping]`.
+    pub fn flapping_of(&self, group: &GroupName) -> FlapPolicy {
+        self.groups
+            .iter()
+            .find(|g| &g.name == group)
+            .map_or(self.flapping, |g| g.flapping)
     }
 
     /// The watcher-blind detection's wait (the `[grouping]` one), or `None`
@@ -232,7 +273,8 @@ mod tests {
             .clone()
             .try_into()
             .unwrap();
-        let s = GroupSettings::resolve(Some(grouping), Some(groups)).unwrap();
+        let s =
+            GroupSettings::resolve(Some(grouping), Some(groups), FlapPolicy::default()).unwrap();
         let berlin = GroupName::new("office-berlin").unwrap();
         let own = GroupName::new("mine").unwrap();
         assert_eq!(
@@ -299,8 +341,63 @@ mod tests {
     }
 
     #[test]
+    fn group_flapping_settings_default_to_flapping_and_are_overridable_per_group() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let file = "[flapping]\nflips = 6\n\
+                    [[groups]]\nname = \"lab\"\nhosts = \"lab-*\"\nflap_flips = 2\nflap_stable = \"5m\"\n\
+                    [[groups]]\nname = \"ber\"\nhosts = \"ber-*\"\n";
+        let c = crate::Config::from_sources(Some(file), env(&[("IAMALIVE_FLAP_WINDOW", "2h")]))
+            .unwrap();
+        let lab = GroupName::new("lab").unwrap();
+        let ber = GroupName::new("ber").unwrap();
+        let other = GroupName::new("elsewhere").unwrap();
+        let want_default = FlapPolicy {
+            flips: 6,
+            window: Duration::from_secs(7200),
+            ..FlapPolicy::default()
+        };
+        assert_eq!(c.groups.flapping_of(&ber), want_default);
+        assert_eq!(c.groups.flapping_of(&other), want_default);
+        assert_eq!(
+            c.groups.flapping_of(&lab),
+            FlapPolicy {
+                flips: 2,
+                stable: Duration::from_secs(300),
+                ..want_default
+            }
+        );
+        assert_eq!((c.groups.grouping())(&lab).flap.flips, 2);
+        let off = crate::Config::from_sources(
+            Some("[flapping]\nenabled = false\n[[groups]]\nname = \"lab\"\nhosts = \"lab-*\"\nflap_flips = 2\n"),
+            env(&[]),
+        )
+        .unwrap();
+        assert!(
+            !off.groups.flapping_of(&lab).enabled,
+            "[flapping] enabled = false turns it off for groups too"
+        );
+        let e = crate::Config::from_sources(
+            Some("[[groups]]\nname = \"lab\"\nhosts = \"lab-*\"\nflap_flips = 0\n"),
+            env(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "groups[0].flap_flips");
+        let e = crate::Config::from_sources(
+            Some("[[groups]]\nname = \"lab\"\nhosts = \"lab-*\"\nflap_stable = \"0s\"\n"),
+            env(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "groups[0].flap_stable");
+    }
+
+    #[test]
     fn defaults_and_bad_values() {
-        let s = GroupSettings::resolve(None, None).unwrap();
+        let s = GroupSettings::resolve(None, None, FlapPolicy::default()).unwrap();
         assert_eq!(s.defaults.min_hosts, 2);
         assert_eq!(s.defaults.wait, Duration::from_secs(30));
         let bad = |name: &str, hosts: &str, min: Option<u32>| {
@@ -311,7 +408,11 @@ mod tests {
                     hosts: hosts.into(),
                     min_hosts: min,
                     wait: None,
+                    flap_flips: None,
+                    flap_window: None,
+                    flap_stable: None,
                 }]),
+                FlapPolicy::default(),
             )
             .unwrap_err()
         };
@@ -325,6 +426,7 @@ mod tests {
                 blind_detection: None,
             }),
             None,
+            FlapPolicy::default(),
         )
         .unwrap_err();
         assert_eq!(e.key, "grouping.wait (IAMALIVE_GROUP_WAIT)");

@@ -53,3 +53,15 @@ async fn flapping_case_on_moto() {
     store.create_table_if_missing().await.expect("create table");
     iamalive_core::conformance::flapping_is_one_notice_then_its_end(Arc::new(store)).await;
 }
+
+/// The suite's group flapping case alone (also in the whole suite): the
+/// group record's `flap` field through a conditional put, on moto.
+#[tokio::test]
+async fn group_flapping_case_on_moto() {
+    let moto = iamalive_testkit::moto_serial::moto_serial();
+    let client = common::client(&moto);
+    let table = format!("iamalive-gflap-{}", uuid::Uuid::new_v4());
+    let store = DynamoStore::new(client, table).with_shards(16);
+    store.create_table_if_missing().await.expect("create table");
+    iamalive_core::conformance::group_flapping_is_one_notice_then_its_end(Arc::new(store)).await;
+}

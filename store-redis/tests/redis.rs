@@ -836,3 +836,13 @@ async fn mixed_fast_and_slow_heartbeats_never_lose_a_bump() {
     assert!(d >= t(60_050) && d <= t(100_600), "{d}");
     assert_eq!(s.next_due().await.unwrap(), Some(d), "index agrees");
 }
+
+/// The suite's group flapping case alone (also in [`conformance_suite`]).
+#[tokio::test]
+async fn group_flapping_conformance_case() {
+    let server = iamalive_testkit::redis();
+    let s = RedisStore::from_url(&server.redis_url(), &prefix())
+        .await
+        .expect("connect");
+    conformance::group_flapping_is_one_notice_then_its_end(Arc::new(s)).await;
+}

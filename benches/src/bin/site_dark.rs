@@ -263,6 +263,7 @@ fn run_store(
             min_hosts: 2,
             wait: args.wait,
         },
+        flapping: config.groups.flapping,
     });
     let stamper = Arc::new(Stamper::default());
     let others = args.hosts - args.site;

@@ -29,7 +29,11 @@ fn two_monitors(
     Monitor<dyn Store, ManualClock>,
     Monitor<dyn Store, ManualClock>,
 ) {
-    let gp = GroupPolicy { min_hosts: 2, wait };
+    let gp = GroupPolicy {
+        min_hosts: 2,
+        wait,
+        ..GroupPolicy::default()
+    };
     let grouping: crate::Grouping = Arc::new(move |_| gp);
     let channels = || -> Vec<Arc<dyn Notifier>> { vec![Arc::new(ch.clone())] };
     let one = |owner| {

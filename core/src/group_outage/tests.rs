@@ -8,16 +8,16 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn at(secs: u64) -> Timestamp {
+pub(super) fn at(secs: u64) -> Timestamp {
     let t0 = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0).unwrap();
     add(t0, Duration::from_secs(secs))
 }
 
-fn host(s: &str) -> HostId {
+pub(super) fn host(s: &str) -> HostId {
     HostId::new(s).unwrap()
 }
 
-fn policy() -> Policy {
+pub(super) fn policy() -> Policy {
     Policy {
         timeout: Duration::from_secs(10),
         reminder_interval: Duration::from_secs(60),
@@ -29,16 +29,17 @@ fn gp(min_hosts: u32) -> GroupPolicy {
     GroupPolicy {
         min_hosts,
         wait: Duration::from_secs(5),
+        ..GroupPolicy::default()
     }
 }
 
-fn group() -> GroupName {
+pub(super) fn group() -> GroupName {
     GroupName::new("office-berlin").unwrap()
 }
 
 /// A host's own notice of `kind`, silent since `last_seen` (deadline 10 s
 /// later).
-fn notice(h: &str, kind: NoticeKind, last_seen: u64, now: u64) -> Notice {
+pub(super) fn notice(h: &str, kind: NoticeKind, last_seen: u64, now: u64) -> Notice {
     let missing_since = at(last_seen + 10);
     let outage_id = format!("{h}@{}", missing_since.timestamp_millis());
     Notice {
@@ -74,7 +75,7 @@ fn ask(g: &mut GroupRecord, n: &Notice, now: u64, min_hosts: u32) -> Verdict {
 }
 
 /// Delivers every owed group notice at `now` (every channel takes it).
-fn deliver_all(g: &mut GroupRecord, now: u64) -> Vec<Notice> {
+pub(super) fn deliver_all(g: &mut GroupRecord, now: u64) -> Vec<Notice> {
     let mut out = Vec::new();
     for _ in 0..20 {
         let (w, leased) = step(g, at(now), &policy(), "m", Duration::from_secs(30));

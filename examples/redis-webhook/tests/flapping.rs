@@ -8,6 +8,12 @@
 //! an alarm and an all-clear for each of the first four outages, then one
 //! `flapping` notice for the fifth, nothing for the flips after it, and
 //! one `stable` notice once it has stayed up for `[flapping] stable`.
+//!
+//! A site (a `[[groups]]` entry with its own `flap_flips`) whose three
+//! hosts go dark and come back together six times gets one group alarm and
+//! one group all-clear for each of its first two outages, then one group
+//! `flapping` notice naming the three, nothing more while it flaps (its
+//! hosts' own episodes included), and one group `stable` notice.
 
 mod common;
 
@@ -37,6 +43,14 @@ async fn run_for(rig: &Rig, secs: i64) {
 async fn flip(rig: &Rig, host: &str) {
     run_for(rig, 65).await;
     ping(rig, host).await;
+}
+
+/// The webhook bodies the receiver got, parsed.
+fn bodies(hook: &Receiver) -> Vec<Value> {
+    hook.bodies()
+        .iter()
+        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+        .collect()
 }
 
 /// The notices the receiver got, by kind, in order.
@@ -173,4 +187,157 @@ url = "{hook}"
     );
     want.extend(["stable".into(), "alarm".into()]);
     assert_eq!(kinds(&hook), want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_site_gets_one_flapping_notice_then_one_stable_notice() {
+    let redis = iamalive_testkit::redis();
+    let hook = Receiver::start().await;
+    let toml = format!(
+        r#"
+api_keys = ["{KEY}"]
+
+[redis]
+url = "{redis}"
+prefix = "group-flapping-{pid}"
+
+[policy]
+timeout = "1m"
+
+[flapping]
+flips = 4
+window = "1h"
+stable = "10m"
+
+[grouping]
+min_hosts = 2
+wait = "5s"
+
+[[groups]]
+name = "office-berlin"
+hosts = "ber-*"
+flap_flips = 2
+
+[[channels]]
+name = "hook"
+kind = "webhook"
+format = "json"
+url = "{hook}"
+"#,
+        redis = redis.redis_url(),
+        pid = std::process::id(),
+        hook = hook.url,
+    );
+    let config = Config::from_sources(Some(&toml), Vec::<(String, String)>::new()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(iamalive::stores::redis(&config).await.unwrap());
+    let channels = iamalive::channels(&config, &ChannelBuilder::new())
+        .await
+        .unwrap();
+    let start: DateTime<Utc> = "2026-11-26T09:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(start);
+    let state = AppState::new(store, channels, Arc::new(clock.clone()), &config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, router(state.clone())).into_future());
+    let rig = Rig {
+        base,
+        http: reqwest::Client::new(),
+        state,
+        clock,
+    };
+    let hosts = ["ber-1", "ber-2", "ber-3"];
+    let site_flip = || async {
+        rig.run_for(70).await;
+        for h in hosts {
+            rig.ping(h).await;
+        }
+    };
+    for h in hosts {
+        rig.ping(h).await;
+    }
+    // Two site outages: one group alarm and one group all-clear each.
+    for _ in 0..2 {
+        site_flip().await;
+    }
+    assert!(
+        hook.wait_for(&["\"kind\":\"recovery\"", "office-berlin"], 2, WAIT)
+            .await,
+        "{:?}",
+        hook.bodies()
+    );
+    // The third within the hour: the group flapping notice.
+    site_flip().await;
+    assert!(
+        hook.wait_for(&["\"kind\":\"flapping\"", "office-berlin"], 1, WAIT)
+            .await,
+        "{:?}",
+        hook.bodies()
+    );
+    let flapping = bodies(&hook)
+        .into_iter()
+        .find(|v| v["kind"] == "flapping")
+        .unwrap();
+    assert_eq!(
+        flapping["subject"], "[iamalive] FLAPPING site office-berlin: 3 outages in 1h (3 hosts)",
+        "{flapping}"
+    );
+    assert_eq!(flapping["group"], "office-berlin", "{flapping}");
+    assert_eq!(flapping["flips"], 3, "{flapping}");
+    assert_eq!(flapping["stable_for_s"], 600, "{flapping}");
+    let mut named: Vec<&str> = flapping["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["host"].as_str())
+        .collect();
+    named.sort_unstable();
+    assert_eq!(named, hosts, "{flapping}");
+    // Three more: nothing, though the hosts begin their own episodes (their
+    // fifth outage) meanwhile.
+    for _ in 0..3 {
+        site_flip().await;
+    }
+    let want: Vec<String> = ["alarm", "recovery", "alarm", "recovery", "flapping"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        kinds(&hook),
+        want,
+        "no notice per flip: {:?}",
+        hook.bodies()
+    );
+    // Up and beating every 30 s: one group stable notice, no host's own.
+    for _ in 0..24 {
+        rig.run_for(30).await;
+        for h in hosts {
+            rig.ping(h).await;
+        }
+    }
+    assert!(
+        hook.wait_for(&["\"kind\":\"stable\"", "office-berlin"], 1, WAIT)
+            .await,
+        "{:?}",
+        hook.bodies()
+    );
+    let stable = bodies(&hook)
+        .into_iter()
+        .find(|v| v["kind"] == "stable")
+        .unwrap();
+    assert_eq!(stable["outage_id"], flapping["outage_id"], "{stable}");
+    assert_eq!(
+        stable["hosts"].as_array().map(Vec::len),
+        Some(3),
+        "{stable}"
+    );
+    let mut want = want;
+    want.push("stable".into());
+    assert_eq!(kinds(&hook), want, "{:?}", hook.bodies());
+    assert!(
+        bodies(&hook)
+            .iter()
+            .all(|v| v["group"] == "office-berlin" && v["hosts"].is_array()),
+        "every notice is the site's: {:?}",
+        hook.bodies()
+    );
 }
