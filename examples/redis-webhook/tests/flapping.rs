@@ -228,32 +228,17 @@ url = "{hook}"
         pid = std::process::id(),
         hook = hook.url,
     );
-    let config = Config::from_sources(Some(&toml), Vec::<(String, String)>::new()).unwrap();
-    let store: Arc<dyn Store> = Arc::new(iamalive::stores::redis(&config).await.unwrap());
-    let channels = iamalive::channels(&config, &ChannelBuilder::new())
-        .await
-        .unwrap();
     let start: DateTime<Utc> = "2026-11-26T09:00:00Z".parse().unwrap();
-    let clock = ManualClock::new(start);
-    let state = AppState::new(store, channels, Arc::new(clock.clone()), &config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, router(state.clone())).into_future());
-    let rig = Rig {
-        base,
-        http: reqwest::Client::new(),
-        state,
-        clock,
-    };
+    let rig = Rig::start(&toml, start).await;
     let hosts = ["ber-1", "ber-2", "ber-3"];
     let site_flip = || async {
-        rig.run_for(70).await;
+        run_for(&rig, 70).await;
         for h in hosts {
-            rig.ping(h).await;
+            ping(&rig, h).await;
         }
     };
     for h in hosts {
-        rig.ping(h).await;
+        ping(&rig, h).await;
     }
     // Two site outages: one group alarm and one group all-clear each.
     for _ in 0..2 {
@@ -309,9 +294,9 @@ url = "{hook}"
     );
     // Up and beating every 30 s: one group stable notice, no host's own.
     for _ in 0..24 {
-        rig.run_for(30).await;
+        run_for(&rig, 30).await;
         for h in hosts {
-            rig.ping(h).await;
+            ping(&rig, h).await;
         }
     }
     assert!(

@@ -5,10 +5,11 @@
 //! sites stop together: one "watcher may be blind" notice and one all-clear.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use iamalive_testkit::Receiver;
-use iamalive_testkit::watcher::{Keeper, Watcher};
+use iamalive_testkit::watcher::{KEY, Keeper, Watcher};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -348,7 +349,7 @@ hosts = "ber-*"
         w.log()
     );
     let alarm_after = started.elapsed();
-    let bodies = parsed(&rx);
+    let bodies = rx.json();
     assert_eq!(bodies.len(), 1, "{bodies:#?}");
     let ga = &bodies[0];
     assert!(
@@ -391,7 +392,7 @@ hosts = "ber-*"
     // Past the others' timeouts: absorbed, nothing more is sent.
     let quiet_until = Duration::from_secs(28);
     tokio::time::sleep(quiet_until.saturating_sub(started.elapsed())).await;
-    let bodies = parsed(&rx);
+    let bodies = rx.json();
     assert_eq!(
         bodies.len(),
         1,
@@ -409,7 +410,7 @@ hosts = "ber-*"
         rx.bodies(),
         w.log()
     );
-    let bodies = parsed(&rx);
+    let bodies = rx.json();
     assert_eq!(bodies.len(), 2, "{bodies:#?}");
     assert_eq!(bodies[1]["hosts"].as_array().map(Vec::len), Some(6));
     assert_eq!(bodies[1]["outage_id"], ga["outage_id"]);
