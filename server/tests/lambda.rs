@@ -67,6 +67,16 @@ struct Setup {
     hook: Receiver,
 }
 
+impl Setup {
+    /// Hands `event` to the handler and checks it answered `status`;
+    /// returns the answer.
+    async fn answers(&self, event: Value, status: u16) -> Value {
+        let out = self.handler.handle_value(event).await.unwrap();
+        assert_eq!(out["statusCode"], status, "{out}");
+        out
+    }
+}
+
 async fn setup() -> Setup {
     let hook = Receiver::start().await;
     let channel: Arc<dyn Notifier> = Arc::new(Named::new(
@@ -127,18 +137,10 @@ async fn payloads_are_told_apart_and_a_stranger_is_refused() {
 async fn heartbeats_management_and_the_scheduled_sweep_through_the_adapter() {
     let s = setup().await;
     // REST v1 and HTTP v2 (base64 body) heartbeats.
-    let out = s
-        .handler
-        .handle_value(fixture("apigw-rest-v1-heartbeat.json"))
-        .await
-        .unwrap();
-    assert_eq!(out["statusCode"], 200, "{out}");
-    let out = s
-        .handler
-        .handle_value(fixture("apigw-http-v2-heartbeat.json"))
-        .await
-        .unwrap();
-    assert_eq!(out["statusCode"], 200, "{out}");
+    s.answers(fixture("apigw-rest-v1-heartbeat.json"), 200)
+        .await;
+    s.answers(fixture("apigw-http-v2-heartbeat.json"), 200)
+        .await;
     assert!(
         s.store
             .get(&HostId::new("build-02").unwrap())
@@ -146,46 +148,18 @@ async fn heartbeats_management_and_the_scheduled_sweep_through_the_adapter() {
             .unwrap()
             .is_some()
     );
-    let out = s
-        .handler
-        .handle_value(fixture("apigw-http-v2-bad-key.json"))
-        .await
-        .unwrap();
-    assert_eq!(out["statusCode"], 401, "{out}");
+    s.answers(fixture("apigw-http-v2-bad-key.json"), 401).await;
 
     // The management API: register, pause, list, delete.
-    let out = s
-        .handler
-        .handle_value(request("PUT", "/v1/hosts/db-1", None))
-        .await
-        .unwrap();
-    assert_eq!(out["statusCode"], 201, "{out}");
-    let out = s
-        .handler
-        .handle_value(request("POST", "/v1/hosts/db-1/pause", None))
-        .await
-        .unwrap();
-    assert_eq!(out["statusCode"], 200, "{out}");
-    let out = s
-        .handler
-        .handle_value(request("GET", "/v1/hosts", None))
-        .await
-        .unwrap();
-    assert_eq!(out["statusCode"], 200, "{out}");
+    s.answers(request("PUT", "/v1/hosts/db-1", None), 201).await;
+    s.answers(request("POST", "/v1/hosts/db-1/pause", None), 200)
+        .await;
+    let out = s.answers(request("GET", "/v1/hosts", None), 200).await;
     let body = out["body"].as_str().unwrap();
     assert!(body.contains("db-1") && body.contains("build-02"), "{body}");
-    let out = s
-        .handler
-        .handle_value(request("DELETE", "/v1/hosts/db-1", None))
-        .await
-        .unwrap();
-    assert_eq!(out["statusCode"], 200, "{out}");
-    let out = s
-        .handler
-        .handle_value(request("GET", "/v1/hosts/db-1", None))
-        .await
-        .unwrap();
-    assert_eq!(out["statusCode"], 404, "{out}");
+    s.answers(request("DELETE", "/v1/hosts/db-1", None), 200)
+        .await;
+    s.answers(request("GET", "/v1/hosts/db-1", None), 404).await;
 
     // Silent past the timeout: the scheduled sweep alarms on the channel;
     // the next heartbeat's all-clear goes out before it is answered.
@@ -203,12 +177,8 @@ async fn heartbeats_management_and_the_scheduled_sweep_through_the_adapter() {
             s.hook.bodies()
         );
     }
-    let out = s
-        .handler
-        .handle_value(fixture("apigw-http-v2-heartbeat.json"))
-        .await
-        .unwrap();
-    assert_eq!(out["statusCode"], 200, "{out}");
+    s.answers(fixture("apigw-http-v2-heartbeat.json"), 200)
+        .await;
     assert_eq!(
         s.hook.count(&["\"kind\":\"recovery\"", "build-02"]),
         1,

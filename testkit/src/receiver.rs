@@ -84,6 +84,15 @@ impl Receiver {
         self.shared.bodies.lock().unwrap().clone()
     }
 
+    /// The bodies received so far, each parsed as JSON; panics on one
+    /// that is not.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.bodies()
+            .iter()
+            .map(|b| serde_json::from_str(b).expect("a JSON body"))
+            .collect()
+    }
+
     /// How many bodies taken so far contain every one of `parts`.
     pub fn count(&self, parts: &[&str]) -> usize {
         self.bodies()

@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The API key [`Watcher::start`] configures.
@@ -108,10 +110,20 @@ impl Watcher {
 
     /// One heartbeat for `host`; panics unless it is accepted.
     pub async fn beat(&self, host: &str) {
+        self.beat_in(host, None).await;
+    }
+
+    /// One heartbeat for `host`, naming `group` if given; panics unless it
+    /// is accepted.
+    pub async fn beat_in(&self, host: &str, group: Option<&str>) {
+        let mut body = serde_json::json!({ "host": host });
+        if let Some(g) = group {
+            body["group"] = serde_json::Value::String(g.to_owned());
+        }
         let r = reqwest::Client::new()
             .post(format!("http://{}/v1/heartbeat", self.addr))
             .bearer_auth(KEY)
-            .json(&serde_json::json!({ "host": host }))
+            .json(&body)
             .send()
             .await
             .expect("heartbeat");
@@ -120,6 +132,66 @@ impl Watcher {
             "heartbeat for {host}: {}",
             r.status()
         );
+    }
+}
+
+/// Keeps hosts beating in the background, every 300 ms (at most 600
+/// times): `steady` from the start, `returning` once [`Keeper::bring_back`]
+/// is called (all at once: one after the other took longer than a short
+/// group wait on a loaded machine).
+#[derive(Debug)]
+pub struct Keeper {
+    stop: Arc<AtomicBool>,
+    back: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Keeper {
+    /// Starts beating `steady` (each a host and the group it names) to `w`.
+    pub fn start(
+        w: &Arc<Watcher>,
+        steady: &[(&str, Option<&str>)],
+        returning: &[String],
+    ) -> Keeper {
+        let (stop, back) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let steady: Vec<(String, Option<String>)> = steady
+            .iter()
+            .map(|(h, g)| ((*h).to_owned(), g.map(str::to_owned)))
+            .collect();
+        let returning = returning.to_vec();
+        let task = {
+            let (w, stop, back) = (w.clone(), stop.clone(), back.clone());
+            tokio::spawn(async move {
+                for _ in 0..600 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    for (h, g) in &steady {
+                        w.beat_in(h, g.as_deref()).await;
+                    }
+                    if back.load(Ordering::Relaxed) {
+                        futures::future::join_all(returning.iter().map(|h| w.beat(h))).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            })
+        };
+        Keeper { stop, back, task }
+    }
+
+    /// From now on the returning hosts beat too.
+    pub fn bring_back(&self) {
+        self.back.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops beating and waits for the task (its panic, if any, is
+    /// raised here).
+    pub async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("the keeper's heartbeats");
     }
 }
 

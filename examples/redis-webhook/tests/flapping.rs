@@ -15,65 +15,34 @@
 //! `flapping` notice naming the three, nothing more while it flaps (its
 //! hosts' own episodes included), and one group `stable` notice.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use iamalive_core::{Clock, ManualClock, Store};
-use iamalive_notify::ChannelBuilder;
-use iamalive_server::{AppState, Config, router};
+use common::{KEY, Rig};
+use iamalive_core::Clock;
 use iamalive_testkit::Receiver;
 use serde_json::Value;
 
-const KEY: &str = "flapping-test-key-0123456789";
 const WAIT: Duration = Duration::from_secs(10);
 
-struct Rig {
-    base: String,
-    http: reqwest::Client,
-    state: AppState,
-    clock: ManualClock,
+/// A heartbeat for `host`, then a sweep.
+async fn ping(rig: &Rig, host: &str) {
+    rig.ping(host).await;
+    rig.sweep().await;
 }
 
-impl Rig {
-    async fn get(&self, path: &str) -> Value {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap();
-        serde_json::from_str(&res.text().await.unwrap()).unwrap()
-    }
+/// Moves the clock on by `secs`, 5 s at a time, sweeping at each step.
+async fn run_for(rig: &Rig, secs: i64) {
+    let until = rig.clock.now() + TimeDelta::seconds(secs);
+    rig.run_until(until, TimeDelta::seconds(5)).await;
+}
 
-    async fn ping(&self, host: &str) {
-        let res = self
-            .http
-            .get(format!("{}/ping/{KEY}/{host}", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-        let _ = self.state.sweep().await.unwrap();
-    }
-
-    /// Moves the clock on by `secs`, 5 s at a time, sweeping at each step
-    /// as the runner does.
-    async fn run_for(&self, secs: i64) {
-        let until = self.clock.now() + TimeDelta::seconds(secs);
-        while self.clock.now() < until {
-            let next = (self.clock.now() + TimeDelta::seconds(5)).min(until);
-            self.clock.set(next);
-            let _ = self.state.sweep().await.unwrap();
-        }
-    }
-
-    /// Silent past its 60 s timeout, then back: one flip.
-    async fn flip(&self, host: &str) {
-        self.run_for(65).await;
-        self.ping(host).await;
-    }
+/// Silent past its 60 s timeout, then back: one flip.
+async fn flip(rig: &Rig, host: &str) {
+    run_for(rig, 65).await;
+    ping(rig, host).await;
 }
 
 /// The webhook bodies the receiver got, parsed.
@@ -123,28 +92,13 @@ url = "{hook}"
         pid = std::process::id(),
         hook = hook.url,
     );
-    let config = Config::from_sources(Some(&toml), Vec::<(String, String)>::new()).unwrap();
-    let store: Arc<dyn Store> = Arc::new(iamalive::stores::redis(&config).await.unwrap());
-    let channels = iamalive::channels(&config, &ChannelBuilder::new())
-        .await
-        .unwrap();
     let start: DateTime<Utc> = "2026-11-26T09:00:00Z".parse().unwrap();
-    let clock = ManualClock::new(start);
-    let state = AppState::new(store, channels, Arc::new(clock.clone()), &config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, router(state.clone())).into_future());
-    let rig = Rig {
-        base,
-        http: reqwest::Client::new(),
-        state,
-        clock,
-    };
+    let rig = Rig::start(&toml, start).await;
 
-    rig.ping("web-3").await;
+    ping(&rig, "web-3").await;
     // Four flips: an alarm and an all-clear each.
     for _ in 0..4 {
-        rig.flip("web-3").await;
+        flip(&rig, "web-3").await;
     }
     assert!(
         hook.wait_for(&["\"kind\":\"recovery\"", "web-3"], 4, WAIT)
@@ -159,7 +113,7 @@ url = "{hook}"
         "{v}"
     );
     // The fifth within the hour: one flapping notice, not its alarm.
-    rig.flip("web-3").await;
+    flip(&rig, "web-3").await;
     assert!(
         hook.wait_for(&["\"kind\":\"flapping\"", "web-3"], 1, WAIT)
             .await,
@@ -184,13 +138,13 @@ url = "{hook}"
     assert_eq!(v["flips"], 5, "{v}");
     // Three more flips: nothing at all.
     for _ in 0..3 {
-        rig.flip("web-3").await;
+        flip(&rig, "web-3").await;
     }
     let back = rig.clock.now();
     // Up and beating every 30 s: nothing before ten minutes…
     for _ in 0..19 {
-        rig.run_for(30).await;
-        rig.ping("web-3").await;
+        run_for(&rig, 30).await;
+        ping(&rig, "web-3").await;
     }
     let before = kinds(&hook);
     let mut want: Vec<String> = ["alarm", "recovery"]
@@ -201,7 +155,7 @@ url = "{hook}"
     want.push("flapping".into());
     assert_eq!(before, want, "no per-flip notice while flapping");
     // …then one stable notice, at ten minutes after its last return.
-    rig.run_for(30).await;
+    run_for(&rig, 30).await;
     assert!(
         hook.wait_for(&["\"kind\":\"stable\"", "web-3"], 1, WAIT)
             .await,
@@ -224,7 +178,7 @@ url = "{hook}"
     let v = rig.get("/v1/hosts/web-3").await;
     assert_eq!(v["flapping"], false, "{v}");
     // Stable: its next outage alarms at once.
-    rig.run_for(65).await;
+    run_for(&rig, 65).await;
     assert!(
         hook.wait_for(&["\"kind\":\"alarm\"", "web-3"], 5, WAIT)
             .await,
@@ -274,32 +228,17 @@ url = "{hook}"
         pid = std::process::id(),
         hook = hook.url,
     );
-    let config = Config::from_sources(Some(&toml), Vec::<(String, String)>::new()).unwrap();
-    let store: Arc<dyn Store> = Arc::new(iamalive::stores::redis(&config).await.unwrap());
-    let channels = iamalive::channels(&config, &ChannelBuilder::new())
-        .await
-        .unwrap();
     let start: DateTime<Utc> = "2026-11-26T09:00:00Z".parse().unwrap();
-    let clock = ManualClock::new(start);
-    let state = AppState::new(store, channels, Arc::new(clock.clone()), &config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, router(state.clone())).into_future());
-    let rig = Rig {
-        base,
-        http: reqwest::Client::new(),
-        state,
-        clock,
-    };
+    let rig = Rig::start(&toml, start).await;
     let hosts = ["ber-1", "ber-2", "ber-3"];
     let site_flip = || async {
-        rig.run_for(70).await;
+        run_for(&rig, 70).await;
         for h in hosts {
-            rig.ping(h).await;
+            ping(&rig, h).await;
         }
     };
     for h in hosts {
-        rig.ping(h).await;
+        ping(&rig, h).await;
     }
     // Two site outages: one group alarm and one group all-clear each.
     for _ in 0..2 {
@@ -355,9 +294,9 @@ url = "{hook}"
     );
     // Up and beating every 30 s: one group stable notice, no host's own.
     for _ in 0..24 {
-        rig.run_for(30).await;
+        run_for(&rig, 30).await;
         for h in hosts {
-            rig.ping(h).await;
+            ping(&rig, h).await;
         }
     }
     assert!(

@@ -7,67 +7,24 @@
 //! `PUT /v1/hosts/<host>`; each alarms at tick + grace and not a second
 //! before, and a run that succeeds inside its grace is not missing.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use iamalive_core::{Clock, ManualClock, Store};
-use iamalive_notify::ChannelBuilder;
-use iamalive_server::{AppState, Config, router};
+use chrono::{DateTime, TimeDelta, Utc};
+use common::{KEY, Rig};
 use iamalive_testkit::Receiver;
 use serde_json::Value;
 
-const KEY: &str = "schedule-test-key-0123456789";
 const WAIT: Duration = Duration::from_secs(10);
 
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().to_utc()
 }
 
-struct Rig {
-    base: String,
-    http: reqwest::Client,
-    state: AppState,
-    clock: ManualClock,
-}
-
-impl Rig {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(KEY);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_owned());
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn ping(&self, host: &str) {
-        let res = self
-            .http
-            .get(format!("{}/ping/{KEY}/{host}", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-    }
-
-    /// Moves the clock to `until` a minute at a time, sweeping at each
-    /// step as the runner does (so no step counts as downtime).
-    async fn run_until(&self, until: &str) {
-        let until = utc(until);
-        while self.clock.now() < until {
-            let next = (self.clock.now() + chrono::TimeDelta::seconds(60)).min(until);
-            self.clock.set(next);
-            let _ = self.state.sweep().await.unwrap();
-        }
-    }
+/// Moves the clock to `until` a minute at a time, sweeping at each step.
+async fn run_until(rig: &Rig, until: &str) {
+    run_until(&rig, utc(until), TimeDelta::seconds(60)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,28 +58,13 @@ url = "{hook}"
         pid = std::process::id(),
         hook = hook.url,
     );
-    let config = Config::from_sources(Some(&toml), Vec::<(String, String)>::new()).unwrap();
-    let store: Arc<dyn Store> = Arc::new(iamalive::stores::redis(&config).await.unwrap());
-    let channels = iamalive::channels(&config, &ChannelBuilder::new())
-        .await
-        .unwrap();
     // 01:00 in Berlin (CET).
-    let clock = ManualClock::new(utc("2026-11-26T00:00:00Z"));
-    let state = AppState::new(store, channels, Arc::new(clock.clone()), &config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, router(state.clone())).into_future());
-    let rig = Rig {
-        base,
-        http: reqwest::Client::new(),
-        state,
-        clock,
-    };
+    let rig = Rig::start(&toml, utc("2026-11-26T00:00:00Z")).await;
     use reqwest::Method;
 
     // backup-db: the configured schedule (02:00 Berlin, 30 min grace).
     rig.ping("backup-db").await;
-    let (_, v) = rig.call(Method::GET, "/v1/hosts/backup-db", None).await;
+    let v = rig.get("/v1/hosts/backup-db").await;
     assert_eq!(v["policy"]["source"], "config", "{v}");
     assert_eq!(v["policy"]["schedule"], "0 2 * * *", "{v}");
     assert_eq!(v["next_run"], "2026-11-26T01:00:00Z", "{v}");
@@ -167,10 +109,10 @@ url = "{hook}"
     assert_eq!(v["policy"]["schedule"], "30 2 * * *", "{v}");
 
     // The night: nothing until 02:30 Berlin (01:30 UTC)…
-    rig.run_until("2026-11-26T01:29:59Z").await;
+    run_until(&rig, "2026-11-26T01:29:59Z").await;
     assert_eq!(hook.bodies().len(), 0, "{:?}", hook.bodies());
     // …then backup-db's alarm, at tick + grace.
-    rig.run_until("2026-11-26T01:30:00Z").await;
+    run_until(&rig, "2026-11-26T01:30:00Z").await;
     assert!(
         hook.wait_for(&["\"kind\":\"alarm\"", "backup-db"], 1, WAIT)
             .await,
@@ -178,13 +120,13 @@ url = "{hook}"
         hook.bodies()
     );
     // nightly-export's 02:30 run succeeds at 02:40, inside its grace.
-    rig.run_until("2026-11-26T01:40:00Z").await;
+    run_until(&rig, "2026-11-26T01:40:00Z").await;
     rig.ping("nightly-export").await;
     let (_, v) = rig
         .call(Method::GET, "/v1/hosts/nightly-export", None)
         .await;
     assert_eq!(v["next_run"], "2026-11-27T01:30:00Z", "{v}");
-    rig.run_until("2026-11-26T02:00:00Z").await;
+    run_until(&rig, "2026-11-26T02:00:00Z").await;
     assert_eq!(
         hook.count(&["\"kind\":\"alarm\"", "nightly-export"]),
         0,
@@ -192,9 +134,9 @@ url = "{hook}"
         hook.bodies()
     );
     // The next night it does not run: its alarm at 02:45 Berlin.
-    rig.run_until("2026-11-27T01:44:00Z").await;
+    run_until(&rig, "2026-11-27T01:44:00Z").await;
     assert_eq!(hook.count(&["\"kind\":\"alarm\"", "nightly-export"]), 0);
-    rig.run_until("2026-11-27T01:45:00Z").await;
+    run_until(&rig, "2026-11-27T01:45:00Z").await;
     assert!(
         hook.wait_for(&["\"kind\":\"alarm\"", "nightly-export"], 1, WAIT)
             .await,

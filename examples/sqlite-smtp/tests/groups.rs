@@ -9,36 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use iamalive_testkit::Receiver;
-use iamalive_testkit::watcher::{KEY, Watcher};
+use iamalive_testkit::watcher::{KEY, Keeper, Watcher};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn beat(w: &Watcher, host: &str, group: Option<&str>) {
-    let mut body = serde_json::json!({ "host": host });
-    if let Some(g) = group {
-        body["group"] = Value::String(g.to_owned());
-    }
-    let r = reqwest::Client::new()
-        .post(format!("http://{}/v1/heartbeat", w.addr))
-        .bearer_auth(KEY)
-        .json(&body)
-        .send()
-        .await
-        .expect("heartbeat");
-    assert!(r.status().is_success(), "{host}: {}", r.status());
-}
-
-fn parsed(rx: &Receiver) -> Vec<Value> {
-    rx.bodies()
-        .iter()
-        .map(|b| serde_json::from_str(b).expect("JSON body"))
-        .collect()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dark_site_is_one_alarm_and_one_all_clear() {
-    let rx = Receiver::start().await;
+/// The sqlite-smtp watcher with a JSON webhook to `rx`, groups of at
+/// least two hosts gathered for 1 s and the `[[groups]]` tables `groups`;
+/// a 3 s timeout, long enough for a keeper to beat every host in time on a
+/// loaded machine while the group wait stays short.
+async fn start(rx: &Receiver, dir: &tempfile::TempDir, groups: &str) -> Arc<Watcher> {
     let config = format!(
         r#"
 [[channels]]
@@ -49,51 +29,39 @@ url = "{url}"
 [grouping]
 min_hosts = 2
 wait = "1s"
-
-[[groups]]
-name = "office-berlin"
-hosts = "ber-*"
-"#,
+{groups}"#,
         url = rx.url
     );
-    let dir = tempfile::tempdir().unwrap();
-    let w = Arc::new(
+    Arc::new(
         Watcher::start(
             env!("CARGO_BIN_EXE_sqlite-smtp"),
             &[],
             dir.path(),
             &config,
-            // Long enough for the keeper below to beat every host in time
-            // on a loaded machine; the group wait stays short.
             &[("IAMALIVE_TIMEOUT", "3s")],
         )
         .await,
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dark_site_is_one_alarm_and_one_all_clear() {
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let groups = r#"
+[[groups]]
+name = "office-berlin"
+hosts = "ber-*"
+"#;
+    let w = start(&rx, &dir, groups).await;
     let berlin: Vec<String> = (0..10).map(|i| format!("ber-{i:02}")).collect();
     // All at once: one after the other took longer than the group wait on
     // a loaded machine, and the last ones joined the outage late.
-    futures::future::join_all(berlin.iter().map(|h| beat(&w, h, None))).await;
-    beat(&w, "par-1", Some("office-paris")).await;
-    beat(&w, "par-2", Some("office-paris")).await;
+    futures::future::join_all(berlin.iter().map(|h| w.beat(h))).await;
+    w.beat_in("par-1", Some("office-paris")).await;
+    w.beat_in("par-2", Some("office-paris")).await;
     // par-2 keeps beating; Berlin and par-1 stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let berlin_back = Arc::new(AtomicBool::new(false));
-    let keeper = {
-        let (w, stop, back) = (w.clone(), stop.clone(), berlin_back.clone());
-        let berlin = berlin.clone();
-        tokio::spawn(async move {
-            for _ in 0..600 {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                beat(&w, "par-2", Some("office-paris")).await;
-                if back.load(Ordering::Relaxed) {
-                    futures::future::join_all(berlin.iter().map(|h| beat(&w, h, None))).await;
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        })
-    };
+    let keeper = Keeper::start(&w, &[("par-2", Some("office-paris"))], &berlin);
     assert!(
         rx.wait_for(&["site office-berlin: 10 hosts silent"], 1, WAIT)
             .await,
@@ -108,7 +76,7 @@ hosts = "ber-*"
         rx.bodies(),
         w.log()
     );
-    let bodies = parsed(&rx);
+    let bodies = rx.json();
     let group_alarms: Vec<&Value> = bodies
         .iter()
         .filter(|b| b["kind"] == "alarm" && b["group"] == "office-berlin")
@@ -134,7 +102,7 @@ hosts = "ber-*"
     assert!(par.get("hosts").is_none(), "a lone host's own alarm: {par}");
 
     // Berlin comes back: one all-clear for the site.
-    berlin_back.store(true, Ordering::Relaxed);
+    keeper.bring_back();
     assert!(
         rx.wait_for(
             &["\"kind\":\"recovery\"", "office-berlin", "\"hosts\""],
@@ -148,9 +116,8 @@ hosts = "ber-*"
     );
     // Let any stray notice show (within the timeout: the keeper stops).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let bodies = parsed(&rx);
-    stop.store(true, Ordering::Relaxed);
-    keeper.await.unwrap();
+    let bodies = rx.json();
+    keeper.stop().await;
     let clears: Vec<&Value> = bodies
         .iter()
         .filter(|b| b["kind"] == "recovery" && b["group"] == "office-berlin")
@@ -171,17 +138,8 @@ hosts = "ber-*"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_dark_sites_are_one_watcher_blind_notice() {
     let rx = Receiver::start().await;
-    let config = format!(
-        r#"
-[[channels]]
-name = "hook"
-kind = "webhook"
-url = "{url}"
-
-[grouping]
-min_hosts = 2
-wait = "1s"
-
+    let dir = tempfile::tempdir().unwrap();
+    let groups = r#"
 [[groups]]
 name = "office-berlin"
 hosts = "ber-*"
@@ -189,53 +147,27 @@ hosts = "ber-*"
 [[groups]]
 name = "office-paris"
 hosts = "par-*"
-"#,
-        url = rx.url
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let w = Arc::new(
-        Watcher::start(
-            env!("CARGO_BIN_EXE_sqlite-smtp"),
-            &[],
-            dir.path(),
-            &config,
-            &[("IAMALIVE_TIMEOUT", "3s")],
-        )
-        .await,
-    );
+"#;
+    let w = start(&rx, &dir, groups).await;
     let dark: Vec<String> = (0..4)
         .map(|i| format!("ber-{i}"))
         .chain((0..3).map(|i| format!("par-{i}")))
         .collect();
-    futures::future::join_all(dark.iter().map(|h| beat(&w, h, None))).await;
-    beat(&w, "rom-1", Some("office-rome")).await;
-    beat(&w, "rom-2", Some("office-rome")).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let back = Arc::new(AtomicBool::new(false));
-    let keeper = {
-        let (w, stop, back) = (w.clone(), stop.clone(), back.clone());
-        let dark = dark.clone();
-        tokio::spawn(async move {
-            for _ in 0..600 {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                beat(&w, "rom-1", Some("office-rome")).await;
-                beat(&w, "rom-2", Some("office-rome")).await;
-                if back.load(Ordering::Relaxed) {
-                    futures::future::join_all(dark.iter().map(|h| beat(&w, h, None))).await;
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        })
-    };
+    futures::future::join_all(dark.iter().map(|h| w.beat(h))).await;
+    w.beat_in("rom-1", Some("office-rome")).await;
+    w.beat_in("rom-2", Some("office-rome")).await;
+    let rome = [
+        ("rom-1", Some("office-rome")),
+        ("rom-2", Some("office-rome")),
+    ];
+    let keeper = Keeper::start(&w, &rome, &dark);
     assert!(
         rx.wait_for(&["\"kind\":\"watcher_blind\""], 1, WAIT).await,
         "{:?}\n{}",
         rx.bodies(),
         w.log()
     );
-    let bodies = parsed(&rx);
+    let bodies = rx.json();
     assert_eq!(bodies.len(), 1, "only the blind notice: {bodies:#?}");
     let b = &bodies[0];
     let subject = b["subject"].as_str().unwrap();
@@ -265,7 +197,7 @@ hosts = "par-*"
         "says why: {b}"
     );
 
-    back.store(true, Ordering::Relaxed);
+    keeper.bring_back();
     assert!(
         rx.wait_for(&["\"kind\":\"watcher_blind_recovery\""], 1, WAIT)
             .await,
@@ -275,9 +207,8 @@ hosts = "par-*"
     );
     // Let any stray notice show (within the timeout: the keeper stops).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let bodies = parsed(&rx);
-    stop.store(true, Ordering::Relaxed);
-    keeper.await.unwrap();
+    let bodies = rx.json();
+    keeper.stop().await;
     let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
@@ -418,7 +349,7 @@ hosts = "ber-*"
         w.log()
     );
     let alarm_after = started.elapsed();
-    let bodies = parsed(&rx);
+    let bodies = rx.json();
     assert_eq!(bodies.len(), 1, "{bodies:#?}");
     let ga = &bodies[0];
     assert!(
@@ -461,7 +392,7 @@ hosts = "ber-*"
     // Past the others' timeouts: absorbed, nothing more is sent.
     let quiet_until = Duration::from_secs(28);
     tokio::time::sleep(quiet_until.saturating_sub(started.elapsed())).await;
-    let bodies = parsed(&rx);
+    let bodies = rx.json();
     assert_eq!(
         bodies.len(),
         1,
@@ -479,7 +410,7 @@ hosts = "ber-*"
         rx.bodies(),
         w.log()
     );
-    let bodies = parsed(&rx);
+    let bodies = rx.json();
     assert_eq!(bodies.len(), 2, "{bodies:#?}");
     assert_eq!(bodies[1]["hosts"].as_array().map(Vec::len), Some(6));
     assert_eq!(bodies[1]["outage_id"], ga["outage_id"]);
