@@ -24,7 +24,7 @@ fn utc(s: &str) -> DateTime<Utc> {
 
 /// Moves the clock to `until` a minute at a time, sweeping at each step.
 async fn run_until(rig: &Rig, until: &str) {
-    run_until(&rig, utc(until), TimeDelta::seconds(60)).await;
+    rig.run_until(utc(until), TimeDelta::seconds(60)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
