@@ -90,6 +90,13 @@ fn note(h: &Value, now: DateTime<Utc>) -> String {
         let window = humantime::format_duration(std::time::Duration::from_secs(window));
         parts.push(format!("flapping ({flips} in {window})"));
     }
+    if h["missed_beat"] == true {
+        let mut s = "missed a beat".to_owned();
+        if let Some(t) = parse(&h["expected_by"]) {
+            let _ = write!(s, " (expected {})", relative(t, now));
+        }
+        parts.push(s);
+    }
     if h["status"] == "paused" {
         parts.push(match parse(&h["paused_until"]) {
             Some(t) => format!("paused, resumes {}", relative(t, now)),
@@ -196,6 +203,18 @@ pub(crate) fn host(h: &Value, now: DateTime<Utc>) -> String {
     }
     if let Some(p) = policy(&h["policy"]) {
         rows.push(vec!["policy:".to_owned(), p]);
+    }
+    if let Some(i) = h["interval"].as_f64() {
+        let every =
+            humantime::format_duration(std::time::Duration::from_millis((i * 1000.0) as u64));
+        let from = h["interval_source"].as_str().unwrap_or("sent");
+        rows.push(vec!["interval:".to_owned(), format!("{every} ({from})")]);
+    }
+    if !h["expected_by"].is_null() {
+        rows.push(vec![
+            "expected by:".to_owned(),
+            when(&h["expected_by"], now),
+        ]);
     }
     if !h["next_run"].is_null() {
         rows.push(vec!["next run:".to_owned(), when(&h["next_run"], now)]);
@@ -335,6 +354,31 @@ mod tests {
         let calm = json!({"host": "web-4", "status": "up", "last_seen": "2026-11-26T11:59:00Z",
                           "flapping": false, "flips": 2, "flap_window_s": 3600});
         assert!(!hosts(&[calm], now).contains("flapping"));
+    }
+
+    #[test]
+    fn a_host_that_missed_a_beat_says_so() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let h = json!({"host": "ber-1", "status": "up", "last_seen": "2026-11-26T11:58:00Z",
+                       "interval": 60.0, "interval_source": "learned",
+                       "expected_by": "2026-11-26T11:59:30Z", "missed_beat": true});
+        let text = hosts(std::slice::from_ref(&h), now);
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("missed a beat (expected 30s ago)"),
+            "{text}"
+        );
+        let detail = host(&h, now);
+        assert!(detail.contains("1m (learned)"), "{detail}");
+        assert!(detail.contains("expected by:"), "{detail}");
+        let on_time = json!({"host": "ber-2", "status": "up", "last_seen": "2026-11-26T11:59:50Z",
+                             "interval": 60.0, "interval_source": "sent",
+                             "expected_by": "2026-11-26T12:01:20Z", "missed_beat": false});
+        assert!(!hosts(&[on_time], now).contains("missed"));
     }
 
     #[test]

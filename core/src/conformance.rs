@@ -158,6 +158,8 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         refused_notice_stays_owed_and_is_announced,
         groups_are_stored,
         group_outage_is_one_notice,
+        a_dark_site_is_named_whole,
+        a_site_back_as_its_alarm_goes_out_is_cleared,
         watcher_blind_is_one_notice,
         blind_detection_keeps_a_lone_site_on_time,
         job_signals_persist_and_monitors_agree,
@@ -165,6 +167,8 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         schedule_persisted_and_monitors_agree,
         flapping_is_one_notice_then_its_end,
         group_flapping_is_one_notice_then_its_end,
+        interval_and_group_hosts_are_stored,
+        missed_beats_are_evidence_of_a_group_outage,
     ]
 }
 
@@ -205,7 +209,10 @@ mod blind;
 mod groups;
 mod jobs;
 pub use blind::{blind_detection_keeps_a_lone_site_on_time, watcher_blind_is_one_notice};
-pub use groups::group_outage_is_one_notice;
+pub use groups::{
+    DARK_SITE_HOSTS, a_dark_site_is_named_whole, a_site_back_as_its_alarm_goes_out_is_cleared,
+    group_outage_is_one_notice,
+};
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 mod schedules;
 pub use schedules::schedule_persisted_and_monitors_agree;
@@ -213,6 +220,10 @@ mod flapping;
 pub use flapping::flapping_is_one_notice_then_its_end;
 mod group_flapping;
 pub use group_flapping::group_flapping_is_one_notice_then_its_end;
+mod missed;
+pub use missed::{
+    interval_and_group_hosts_are_stored, missed_beats_are_evidence_of_a_group_outage,
+};
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the
 /// version of a known one; `last_seen` never goes backwards.

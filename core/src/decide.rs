@@ -258,10 +258,13 @@ pub fn evaluate(r: &HostRecord, now: Timestamp, policy: &Policy, ctx: &Context<'
 
 /// [`evaluate`] applied to `rec` itself; returns the notices that became owed.
 ///
-/// The arms below are the rows of the
-/// [transition table](self#the-transition-table), in its order; `due_at`
-/// is then set by one function (`due_at`) from the record the arm left.
+/// Most records a sweep or a heartbeat looks at are up, owe nothing and
+/// carry nothing else (no job, no flapping history) while no downtime is
+/// being granted: for them the table's row "`up`, nothing, before the
+/// deadline" is decided here without the rest (`quiet_up`); every other
+/// record goes through the whole table (`decide_in_place`).
 #[must_use]
+#[inline]
 pub fn evaluate_in_place(
     rec: &mut HostRecord,
     now: Timestamp,
@@ -269,6 +272,50 @@ pub fn evaluate_in_place(
     ctx: &Context<'_>,
 ) -> Vec<Notice> {
     rec.last_checked = Some(now);
+    if let Some(deadline) = quiet_up(rec, now, policy, ctx) {
+        rec.due_at = Some(deadline);
+        return Vec::new();
+    }
+    decide_in_place(rec, now, policy, ctx)
+}
+
+/// The deadline of `rec` when the table's row "`up`, nothing owed, before
+/// the deadline" applies to it at `now` and nothing else could: it is up,
+/// owes nothing, is no job and has no flapping history, and no downtime
+/// grace moves its deadline. That row leaves the record as it is, due at
+/// its deadline, exactly as [`decide_in_place`] would (a test checks both
+/// agree on every such record). `None`: ask the whole table.
+#[inline]
+fn quiet_up(
+    rec: &HostRecord,
+    now: Timestamp,
+    policy: &Policy,
+    ctx: &Context<'_>,
+) -> Option<Timestamp> {
+    let plain = rec.status == Status::Up
+        && rec.outbox.is_none()
+        && rec.job.is_none()
+        && rec.flap.is_none()
+        && ctx.downtime.is_none();
+    if !plain {
+        return None;
+    }
+    let deadline = rec.deadline(policy);
+    (now < deadline).then_some(deadline)
+}
+
+/// [`evaluate_in_place`] by the whole table.
+///
+/// The arms below are the rows of the
+/// [transition table](self#the-transition-table), in its order; `due_at`
+/// is then set by one function (`due_at`) from the record the arm left.
+/// `last_checked` is already set.
+pub(crate) fn decide_in_place(
+    rec: &mut HostRecord,
+    now: Timestamp,
+    policy: &Policy,
+    ctx: &Context<'_>,
+) -> Vec<Notice> {
     let mut notices = Vec::new();
     let raw_deadline = rec.deadline(policy);
     // A reported failure makes an up host missing from the failure on, and
@@ -288,7 +335,7 @@ pub fn evaluate_in_place(
         (Status::Paused, _) => {
             let end = rec.due_at.unwrap_or(now);
             resume_at(rec, end);
-            return evaluate_in_place(rec, now, policy, ctx);
+            return decide_in_place(rec, now, policy, ctx);
         }
         // up, untold / told: the recovery still goes out before anything else.
         (Status::Up, Owed::Untold { .. } | Owed::Told { .. }) => {}
@@ -520,11 +567,6 @@ fn make_notice(
     };
     let id = crate::model::notice_id(&outage_id, kind, count);
     Notice {
-        id,
-        outage_id,
-        kind,
-        host: r.host.clone(),
-        created_at: now,
         last_seen: silent_since,
         missing_since,
         recovered_at,
@@ -539,10 +581,9 @@ fn make_notice(
         },
         blind: ctx.blind.map(str::to_owned),
         group: r.group.clone(),
-        hosts: Vec::new(),
-        blind_spot: None,
         job: crate::job::note(r, kind),
         flap: flap::note(r, &policy.flapping).map(Box::new),
+        ..Notice::new(id, outage_id, kind, r.host.clone(), now)
     }
 }
 
@@ -579,25 +620,15 @@ fn flap_notice(
         )
     };
     Notice {
-        id,
-        outage_id,
-        kind,
-        host: r.host.clone(),
-        created_at: now,
         last_seen,
         missing_since,
         recovered_at,
         silent_for,
-        alarm_count: 0,
-        next_reminder: None,
         message: r.message.clone(),
-        report: None,
         blind: ctx.blind.map(str::to_owned),
         group: r.group.clone(),
-        hosts: Vec::new(),
-        job: None,
         flap: note.map(Box::new),
-        blind_spot: None,
+        ..Notice::new(id, outage_id, kind, r.host.clone(), now)
     }
 }
 

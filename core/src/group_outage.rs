@@ -46,6 +46,10 @@ use std::time::Duration;
 
 pub mod blind;
 pub mod flap;
+mod members;
+
+pub use members::Members;
+pub mod missed;
 
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +144,10 @@ pub struct Member {
     /// Whether a group notice has named it yet.
     #[serde(default)]
     pub named: bool,
+    /// Named on evidence of a missed beat, before its own timeout ran out
+    /// (see [`missed`]); its `outage_id` is empty until its own alarm.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missed_beat: bool,
 }
 
 /// A group's outage state: stored beside the hosts, swapped with
@@ -162,9 +170,9 @@ pub struct GroupRecord {
     /// The first member's deadline: when the site went dark.
     #[serde(default)]
     pub since: Option<Timestamp>,
-    /// Hosts held, in the outage, or alone.
+    /// Hosts held, in the outage, or alone, keyed by host.
     #[serde(default)]
-    pub members: Vec<Member>,
+    pub members: Members,
     /// Group alarms and reminders delivered in this outage.
     #[serde(default)]
     pub alarm_count: u32,
@@ -198,7 +206,7 @@ impl GroupRecord {
             phase: GroupPhase::Quiet,
             outage_id: None,
             since: None,
-            members: Vec::new(),
+            members: Members::new(),
             alarm_count: 0,
             last_alarm: None,
             outbox: Vec::new(),
@@ -208,19 +216,13 @@ impl GroupRecord {
         }
     }
 
-    fn member(&self, host: &HostId) -> Option<&Member> {
-        self.members.iter().find(|m| &m.host == host)
-    }
-
-    fn member_mut(&mut self, host: &HostId) -> Option<&mut Member> {
-        self.members.iter_mut().find(|m| &m.host == host)
+    pub(crate) fn member_mut(&mut self, host: &HostId) -> Option<&mut Member> {
+        self.members.get_mut(host)
     }
 
     /// Members of the outage still silent.
     pub fn silent(&self) -> impl Iterator<Item = &Member> {
-        self.members
-            .iter()
-            .filter(|m| m.fate == Fate::Outage && m.back_at.is_none())
+        self.members.iter().filter(|m| is_silent(m))
     }
 }
 
@@ -239,7 +241,8 @@ pub enum Verdict {
 
 /// Asks `g` what to do with `notice`, a host's alarm, reminder or
 /// all-clear, at `now`: the group record to write (if it changed) and the
-/// verdict. See the [module table](self).
+/// verdict. See the [module table](self). One notice of
+/// [`consult_batch`].
 pub fn consult(
     g: &GroupRecord,
     notice: &Notice,
@@ -247,26 +250,94 @@ pub fn consult(
     gp: &GroupPolicy,
     policy: &Policy,
 ) -> (Option<GroupRecord>, Verdict) {
-    if let Some(answer) = flap::consult_episode(g, notice, now, gp, policy) {
-        return answer;
-    }
+    let (write, verdicts) = consult_batch(g, &[(notice, policy)], now, gp);
+    (write, verdicts.first().copied().unwrap_or(Verdict::Alone))
+}
+
+/// Asks `g` about several hosts' notices at once, in order, each with its
+/// host's policy: what [`consult`] would decide for each in turn, with one
+/// record to write for all of them (if it changed). The record is copied
+/// once per call and each notice costs O(log members), so a sweep batch of
+/// a site going dark costs one pass over the record, not one per host.
+///
+/// The verdicts follow `notices`, one each, up to the first
+/// [`Verdict::Resolve`] (included): the gathering must be [`resolve`]d
+/// (after writing the record) and the notices from that one on asked
+/// again. Empty only when `notices` is.
+pub fn consult_batch(
+    g: &GroupRecord,
+    notices: &[(&Notice, &Policy)],
+    now: Timestamp,
+    gp: &GroupPolicy,
+) -> (Option<GroupRecord>, Vec<Verdict>) {
     let mut next = g.clone();
+    let mut silent = next.silent().count();
+    let mut verdicts = Vec::with_capacity(notices.len());
+    let mut last_policy = None;
+    for &(notice, policy) in notices {
+        last_policy = Some(policy);
+        // A member's `stable` notice, or a `flapping` one too late to be
+        // gathered, is its group's flapping episode's (flap).
+        if let Some((write, verdict)) = flap::consult_episode(&next, notice, now, gp, policy) {
+            if let Some(w) = write {
+                next = w;
+                silent = next.silent().count();
+            }
+            verdicts.push(verdict);
+            continue;
+        }
+        let verdict = consult_one(&mut next, &mut silent, notice, now, gp, policy);
+        verdicts.push(verdict);
+        if verdict == Verdict::Resolve {
+            break;
+        }
+    }
+    if let Some(policy) = last_policy {
+        next.due_at = due_at(&next, policy);
+    }
+    let changed = next != *g;
+    (changed.then_some(next), verdicts)
+}
+
+/// One notice of [`consult_batch`], applied to `next`; `silent` is its
+/// count of [silent](GroupRecord::silent) members, kept up to date.
+fn consult_one(
+    next: &mut GroupRecord,
+    silent: &mut usize,
+    notice: &Notice,
+    now: Timestamp,
+    gp: &GroupPolicy,
+    policy: &Policy,
+) -> Verdict {
+    // A host named on a missed beat whose own alarm now asks (missed).
+    if let Some(v) = missed::adopt(next, notice) {
+        return v;
+    }
     let host = &notice.host;
-    let known = g
-        .member(host)
+    let known = next
+        .members
+        .get(host)
         .filter(|m| m.outage_id == notice.outage_id)
         .map(|m| m.fate);
+    // Replaces the host's entry, keeping the silent count right.
+    let put = |next: &mut GroupRecord, silent: &mut usize, m: Member| {
+        if next.members.insert(m).is_some_and(|old| is_silent(&old)) {
+            *silent -= 1;
+        }
+        if next.members.get(host).is_some_and(is_silent) {
+            *silent += 1;
+        }
+    };
     // A member's own `flapping` notice is its outage's first notice: the
     // group gathers it like an alarm.
     let kind = match notice.kind {
         NoticeKind::Flapping => NoticeKind::Alarm,
         k => k,
     };
-    let verdict = match (kind, known, g.phase) {
+    let verdict = match (kind, known, next.phase) {
         (NoticeKind::Alarm, None, GroupPhase::Quiet) => {
             let until = add(notice.missing_since, gp.wait);
-            next.members.retain(|m| &m.host != host);
-            next.members.push(member_of(notice, Fate::Held));
+            put(next, silent, member_of(notice, Fate::Held));
             next.phase = GroupPhase::Gathering { until };
             next.since = Some(notice.missing_since);
             if until <= now {
@@ -277,35 +348,43 @@ pub fn consult(
         }
         (_, _, GroupPhase::Gathering { until }) if until <= now => Verdict::Resolve,
         (NoticeKind::Alarm, None | Some(Fate::Held), GroupPhase::Gathering { until }) => {
-            next.members.retain(|m| &m.host != host);
-            next.members.push(member_of(notice, Fate::Held));
+            put(next, silent, member_of(notice, Fate::Held));
             Verdict::Hold(until)
         }
         (NoticeKind::Alarm, None, GroupPhase::Outage | GroupPhase::Ending { .. }) => {
-            next.members.retain(|m| &m.host != host);
-            next.members.push(member_of(notice, Fate::Outage));
-            recount(&mut next, now, gp, policy);
+            put(next, silent, member_of(notice, Fate::Outage));
+            recount_with(next, silent, now, gp, policy);
             Verdict::Absorbed
         }
         (NoticeKind::Alarm | NoticeKind::Reminder, Some(Fate::Outage), _) => Verdict::Absorbed,
         (NoticeKind::Recovery, Some(Fate::Outage), _) => {
-            if let Some(m) = next.member_mut(host) {
+            if let Some(m) = next.members.get_mut(host) {
+                if m.back_at.is_none() {
+                    *silent -= 1;
+                }
                 m.back_at = Some(notice.recovered_at.unwrap_or(now));
                 m.report.clone_from(&notice.report);
             }
-            recount(&mut next, now, gp, policy);
+            recount_with(next, silent, now, gp, policy);
             Verdict::Absorbed
         }
         (NoticeKind::Recovery, Some(Fate::Alone), _) => {
-            next.members.retain(|m| &m.host != host);
+            next.members.remove(host);
             Verdict::Alone
         }
         _ => Verdict::Alone,
     };
-    let verdict = flap::after_consult(&mut next, notice, verdict, now, gp, policy);
-    next.due_at = due_at(&next, policy);
-    let changed = next != *g;
-    (changed.then_some(next), verdict)
+    let verdict = flap::after_consult(next, notice, verdict, now, gp, policy);
+    if matches!(notice.kind, NoticeKind::Flapping) || notice.flap.is_some() {
+        // Its group's flapping bookkeeping may have moved members.
+        *silent = next.silent().count();
+    }
+    verdict
+}
+
+/// Whether `m` counts among the [silent](GroupRecord::silent) members.
+fn is_silent(m: &Member) -> bool {
+    m.fate == Fate::Outage && m.back_at.is_none()
 }
 
 fn member_of(n: &Notice, fate: Fate) -> Member {
@@ -318,6 +397,7 @@ fn member_of(n: &Notice, fate: Fate) -> Member {
         back_at: None,
         report: None,
         named: false,
+        missed_beat: false,
     }
 }
 
@@ -342,54 +422,112 @@ pub fn resolve(
     let mut next = g.clone();
     next.members
         .retain(|m| m.fate != Fate::Held || still_silent(m));
-    let held = next.members.iter().filter(|m| m.fate == Fate::Held).count();
-    if held >= gp.min_hosts.max(1) as usize {
-        let since = next
-            .members
-            .iter()
-            .filter(|m| m.fate == Fate::Held)
-            .map(|m| m.missing_since)
-            .min()
-            .unwrap_or(now);
-        for m in &mut next.members {
-            if m.fate == Fate::Held {
-                m.fate = Fate::Outage;
-            }
-        }
-        next.phase = GroupPhase::Outage;
-        next.since = Some(since);
-        next.outage_id = Some(format!("site:{}@{}", g.group, since.timestamp_millis()));
-        next.alarm_count = 0;
-        next.last_alarm = None;
+    let since = conclude(next.members.iter_mut(), gp.min_hosts.max(1) as usize);
+    begin_or_quiet(&mut next, since, |t| {
+        format!("site:{}@{}", g.group, t.timestamp_millis())
+    });
+    if let Some(since) = since {
         flap::outage_began(&mut next, since, now, gp, policy);
-    } else {
-        for m in &mut next.members {
-            if m.fate == Fate::Held {
-                m.fate = Fate::Alone;
-            }
-        }
-        next.phase = GroupPhase::Quiet;
-        next.since = None;
     }
+    missed::drop_unproven(&mut next);
     next.due_at = due_at(&next, policy);
     Some(next)
 }
 
+/// An entry a gathering holds: a group's host ([`Member`]) or the
+/// watcher's site ([`blind::Site`]).
+pub(crate) trait Gathered {
+    /// What became of it.
+    fn fate(&self) -> Fate;
+    /// Changes what became of it.
+    fn set_fate(&mut self, fate: Fate);
+    /// When it went silent.
+    fn silent_at(&self) -> Timestamp;
+}
+
+impl Gathered for Member {
+    fn fate(&self) -> Fate {
+        self.fate
+    }
+    fn set_fate(&mut self, fate: Fate) {
+        self.fate = fate;
+    }
+    fn silent_at(&self) -> Timestamp {
+        self.missing_since
+    }
+}
+
+/// Ends a gathering over `entries` (those still held are the ones still
+/// silent): with at least `threshold` held they are all in the outage and
+/// the earliest silence is returned; otherwise each held one is alone.
+pub(crate) fn conclude<'a, T: Gathered + 'a>(
+    entries: impl Iterator<Item = &'a mut T>,
+    threshold: usize,
+) -> Option<Timestamp> {
+    let mut held: Vec<&mut T> = entries.filter(|e| e.fate() == Fate::Held).collect();
+    let outage = held.len() >= threshold;
+    let since = held.iter().map(|e| e.silent_at()).min();
+    for e in &mut held {
+        e.set_fate(if outage { Fate::Outage } else { Fate::Alone });
+    }
+    since.filter(|_| outage)
+}
+
+/// The record's phase once its gathering [`conclude`]d: an outage that
+/// began at `since` (its id from `outage_id`, its alarms not counted yet),
+/// or quiet again. Whether it is an outage.
+pub(crate) fn begin_or_quiet(
+    next: &mut GroupRecord,
+    since: Option<Timestamp>,
+    outage_id: impl FnOnce(Timestamp) -> String,
+) -> bool {
+    match since {
+        Some(since) => {
+            next.phase = GroupPhase::Outage;
+            next.since = Some(since);
+            next.outage_id = Some(outage_id(since));
+            next.alarm_count = 0;
+            next.last_alarm = None;
+            true
+        }
+        None => {
+            next.phase = GroupPhase::Quiet;
+            next.since = None;
+            false
+        }
+    }
+}
+
 /// After a member came back or joined: an outage with fewer than
 /// `min_hosts` silent is ending (all back: at once); one with enough again
-/// is an outage again.
+/// is an outage again. Counts the silent members (O(members)); the batch
+/// path keeps that count itself ([`recount_with`]).
 fn recount(g: &mut GroupRecord, now: Timestamp, gp: &GroupPolicy, policy: &Policy) {
-    let silent = g.silent().count();
+    let mut silent = g.silent().count();
+    recount_with(g, &mut silent, now, gp, policy);
+}
+
+/// [`recount`] with `silent`, how many are [silent](GroupRecord::silent)
+/// now, kept by the caller (and set again if the group finished).
+fn recount_with(
+    g: &mut GroupRecord,
+    silent: &mut usize,
+    now: Timestamp,
+    gp: &GroupPolicy,
+    policy: &Policy,
+) {
+    let n = *silent;
     match g.phase {
-        GroupPhase::Outage | GroupPhase::Ending { .. } if silent == 0 => {
+        GroupPhase::Outage | GroupPhase::Ending { .. } if n == 0 => {
             finish(g, now, policy);
+            *silent = g.silent().count();
         }
-        GroupPhase::Outage if silent < gp.min_hosts.max(1) as usize => {
+        GroupPhase::Outage if n < gp.min_hosts.max(1) as usize => {
             g.phase = GroupPhase::Ending {
                 until: add(now, gp.wait),
             };
         }
-        GroupPhase::Ending { .. } if silent >= gp.min_hosts.max(1) as usize => {
+        GroupPhase::Ending { .. } if n >= gp.min_hosts.max(1) as usize => {
             g.phase = GroupPhase::Outage;
         }
         _ => {}
@@ -412,6 +550,10 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
         // Nobody was told of this outage: its alarm is dropped with it.
         g.outbox.retain(|o| !alarm(o));
     }
+    // One named on a missed beat whose own alarm has not asked yet is left
+    // to its own record, which owes that alarm (or sees it beat again).
+    g.members
+        .retain(|m| m.back_at.is_some() || !missed::left_to_itself(m));
     let left: Vec<Member> = g.silent().cloned().collect();
     for m in left {
         let n = Notice {
@@ -470,6 +612,11 @@ pub struct GroupHost {
     /// For an all-clear: when it came back (`None`: still silent).
     #[serde(default)]
     pub back_at: Option<Timestamp>,
+    /// Named on evidence of a missed beat: up, past its expected beat, its
+    /// own timeout not yet run out when the group decided (see
+    /// [`missed`]).
+    #[serde(default)]
+    pub missed_beat: bool,
 }
 
 /// The group notice of `kind` for `g` at `now`, marking every member it
@@ -504,6 +651,7 @@ pub(crate) fn group_notice(
             },
             new: kind != NoticeKind::Alarm && !m.named,
             back_at: m.back_at,
+            missed_beat: m.missed_beat,
         });
         m.named = true;
     }
@@ -522,7 +670,9 @@ pub(crate) fn group_notice(
         kind,
         host: hosts
             .first()
-            .map_or_else(|| g.members[0].host.clone(), |h| h.host.clone()),
+            .map(|h| h.host.clone())
+            .or_else(|| g.members.first().map(|m| m.host.clone()))
+            .expect("a group notice is owed only by a group with members"),
         created_at: now,
         last_seen: first_seen,
         missing_since: since_at,
@@ -592,8 +742,17 @@ fn summarise_reports(hosts: &[GroupHost]) -> Option<String> {
 }
 
 /// When the sweep must look at `g` next: the owed notice's next attempt or
-/// lease end, the gathering's or the ending's end, the next reminder.
+/// lease end, the gathering's or the ending's end, the next reminder, or
+/// the deadline of a member named on a missed beat ([`missed::next_check`]),
+/// whichever comes first.
 pub(crate) fn due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
+    match (phase_due_at(g, policy), missed::next_check(g)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn phase_due_at(g: &GroupRecord, policy: &Policy) -> Option<Timestamp> {
     if let Some(ob) = g.outbox.first() {
         return Some(match &ob.lease {
             Some(l) => l.until.max(ob.next_attempt),

@@ -112,6 +112,26 @@ pub struct StoreTrouble {
     announced: Option<Timestamp>,
 }
 
+impl StoreTrouble {
+    /// The outage id of this stretch: `watcher/<what>@<since in ms>`.
+    fn outage(&self, what: &str) -> String {
+        format!("watcher/{what}@{}", self.since.timestamp_millis())
+    }
+
+    /// The watcher-degraded notice of this stretch, saying `text`, for
+    /// every channel.
+    fn degraded(&self, what: &str, now: Timestamp, text: String) -> Option<Announcement> {
+        Announcement::to_all(watcher_notice(
+            NoticeKind::Degraded,
+            &self.outage(what),
+            self.failures,
+            self.since,
+            now,
+            text,
+        ))
+    }
+}
+
 /// What is wrong with the watcher now, for `/healthz` and the API.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct HealthReport {
@@ -309,15 +329,7 @@ impl WatcherHealth {
             t.failures,
             t.error
         );
-        let outage = format!("watcher/store@{}", t.since.timestamp_millis());
-        Announcement::to_all(watcher_notice(
-            NoticeKind::Degraded,
-            &outage,
-            t.failures,
-            t.since,
-            now,
-            text,
-        ))
+        t.degraded("store", now, text)
     }
 
     /// Whether the store is in trouble (a cheap check for the hot path).
@@ -330,7 +342,7 @@ impl WatcherHealth {
     pub fn store_ok(&mut self, now: Timestamp) -> Option<Announcement> {
         let t = self.store.take()?;
         t.announced?;
-        let outage = format!("watcher/store@{}", t.since.timestamp_millis());
+        let outage = t.outage("store");
         let text = format!(
             "The watcher's store works again after {} ({} failed operations since {}).",
             human(since(now, t.since)),
@@ -370,22 +382,14 @@ impl WatcherHealth {
             rfc3339(t.since),
             t.error
         );
-        let outage = format!("watcher/store-lost@{}", t.since.timestamp_millis());
-        Announcement::to_all(watcher_notice(
-            NoticeKind::Degraded,
-            &outage,
-            t.failures,
-            t.since,
-            now,
-            text,
-        ))
+        t.degraded("store-lost", now, text)
     }
 
     /// The store's check passed: a loss it had reported is over (the data
     /// lost stays lost; the all-clear says so).
     pub fn store_check_ok(&mut self, now: Timestamp) -> Option<Announcement> {
         let t = self.lost.take()?;
-        let outage = format!("watcher/store-lost@{}", t.since.timestamp_millis());
+        let outage = t.outage("store-lost");
         let text = format!(
             "The watcher's store checks out again after {} (since {} it had reported: {}). \
              What was lost stays lost: hosts that still run are known again from their next \
@@ -413,25 +417,13 @@ pub fn watcher_notice(
         _ => format!("{outage}/{kind}/{n}"),
     };
     Notice {
-        id,
-        outage_id: outage.to_owned(),
-        kind,
-        host: watcher_host(),
-        created_at: now,
         last_seen: since_at,
         missing_since: since_at,
         recovered_at: (kind == NoticeKind::Restored).then_some(now),
         silent_for: since(now, since_at),
         alarm_count: u32::try_from(n).unwrap_or(u32::MAX),
-        next_reminder: None,
         message: Some(text),
-        report: None,
-        blind: None,
-        group: None,
-        hosts: Vec::new(),
-        blind_spot: None,
-        job: None,
-        flap: None,
+        ..Notice::new(id, outage.to_owned(), kind, watcher_host(), now)
     }
 }
 

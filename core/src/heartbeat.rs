@@ -28,6 +28,12 @@
 //! heartbeat's, `version` is bumped, and `message` / `report` / `group` are
 //! replaced when the heartbeat carries them (kept when it does not). The status never changes here: only a
 //! monitor's compare-and-swap moves it.
+//!
+//! The host's [`Interval`](crate::beat::Interval) travels in the same
+//! write ([`learn_interval`]): the sent interval is replaced by the
+//! heartbeat's (cleared when it sends none), and a heartbeat without one
+//! landing on an `up` host, not out of order, shifts the gap since its
+//! previous beat into the last two gaps (see [`crate::beat`]).
 
 use std::time::Duration;
 
@@ -126,6 +132,7 @@ pub fn apply_heartbeat_with(
     rearm: Rearm,
 ) {
     rec.due_at = due_after_heartbeat(rec, hb.at, due_if_up, rearm);
+    learn_interval(rec, hb);
     rec.last_seen = rec.last_seen.max(hb.at);
     rec.version += 1;
     if hb.message.is_some() {
@@ -139,6 +146,16 @@ pub fn apply_heartbeat_with(
     }
 }
 
+/// The interval rule of the [module docs](self), on `rec` before its
+/// `last_seen` moves: the sent interval replaced by `hb`'s, or, for a
+/// heartbeat without one on an up host at or after its last beat, the gap
+/// since that beat learned.
+pub fn learn_interval(rec: &mut HostRecord, hb: &Heartbeat) {
+    let gap = (rec.status == Status::Up && hb.at >= rec.last_seen)
+        .then(|| crate::model::since(hb.at, rec.last_seen));
+    rec.interval.on_heartbeat(hb.interval, gap);
+}
+
 /// A new record for a heartbeat from an unknown host, per the contract:
 /// `up`, version 1, due at `due_if_up`.
 pub fn created_by_heartbeat(hb: &Heartbeat, due_if_up: Timestamp) -> HostRecord {
@@ -147,6 +164,7 @@ pub fn created_by_heartbeat(hb: &Heartbeat, due_if_up: Timestamp) -> HostRecord 
     rec.message.clone_from(&hb.message);
     rec.report.clone_from(&hb.report);
     rec.group.clone_from(&hb.group);
+    rec.interval.on_heartbeat(hb.interval, None);
     rec
 }
 

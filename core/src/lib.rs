@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod beat;
 mod clock;
 pub mod decide;
 pub mod events;

@@ -22,10 +22,24 @@ struct Inner {
     events: BTreeMap<HostId, VecDeque<Event>>,
     groups: BTreeMap<GroupName, GroupRecord>,
     group_due: BTreeSet<(Timestamp, GroupName)>,
+    /// The hosts of each group: the index [`Store::group_hosts`] reads.
+    by_group: BTreeMap<GroupName, BTreeSet<HostId>>,
 }
 
 impl Inner {
     fn put(&mut self, rec: HostRecord) {
+        let old_group = self.hosts.get(&rec.host).and_then(|old| old.group.clone());
+        if old_group != rec.group {
+            if let Some(g) = old_group {
+                self.unindex(&g, &rec.host);
+            }
+            if let Some(g) = &rec.group {
+                self.by_group
+                    .entry(g.clone())
+                    .or_default()
+                    .insert(rec.host.clone());
+            }
+        }
         if let Some(d) = self.hosts.get(&rec.host).and_then(|old| old.due_at) {
             self.due.remove(&(d, rec.host.clone()));
         }
@@ -33,6 +47,15 @@ impl Inner {
             self.due.insert((d, rec.host.clone()));
         }
         self.hosts.insert(rec.host.clone(), rec);
+    }
+
+    fn unindex(&mut self, group: &GroupName, host: &HostId) {
+        if let Some(set) = self.by_group.get_mut(group) {
+            set.remove(host);
+            if set.is_empty() {
+                self.by_group.remove(group);
+            }
+        }
     }
 }
 
@@ -154,6 +177,9 @@ impl Store for MemoryStore {
         g.events.remove(host);
         match g.hosts.remove(host) {
             Some(r) => {
+                if let Some(grp) = &r.group {
+                    g.unindex(grp, &r.host);
+                }
                 if let Some(d) = r.due_at {
                     g.due.remove(&(d, r.host));
                 }
@@ -208,6 +234,20 @@ impl Store for MemoryStore {
 
     fn keeps_groups(&self) -> bool {
         true
+    }
+
+    async fn group_hosts(
+        &self,
+        group: &GroupName,
+        limit: usize,
+    ) -> Result<Option<Vec<HostRecord>>, StoreError> {
+        let g = self.lock();
+        Ok(Some(g.by_group.get(group).map_or_else(Vec::new, |set| {
+            set.iter()
+                .take(limit)
+                .filter_map(|h| g.hosts.get(h).cloned())
+                .collect()
+        })))
     }
 
     async fn host_count(&self) -> Result<Option<u64>, StoreError> {

@@ -219,6 +219,40 @@ pub(crate) fn notice_id(outage_id: &str, kind: NoticeKind, count: u32) -> String
 }
 
 impl Notice {
+    /// A notice `id` of `outage_id`, of `kind`, about `host`, made at
+    /// `created_at`, saying nothing else yet: silent since `created_at`
+    /// and for no time, no count, no text, no group, no details. Callers
+    /// fill in what their kind says (`Notice { .., ..Notice::new(..) }`).
+    pub fn new(
+        id: String,
+        outage_id: String,
+        kind: NoticeKind,
+        host: HostId,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            outage_id,
+            kind,
+            host,
+            created_at,
+            last_seen: created_at,
+            missing_since: created_at,
+            recovered_at: None,
+            silent_for: Duration::ZERO,
+            alarm_count: 0,
+            next_reminder: None,
+            message: None,
+            report: None,
+            blind: None,
+            group: None,
+            hosts: Vec::new(),
+            job: None,
+            flap: None,
+            blind_spot: None,
+        }
+    }
+
     /// `[iamalive] ALARM build-01`-style one-line summary, with the site
     /// when the host has one: `[iamalive] ALARM db-1 (site office-berlin)`.
     pub fn subject(&self) -> String {
@@ -280,8 +314,14 @@ impl Notice {
             format!("{n} hosts")
         };
         let back = self.hosts.iter().filter(|h| h.back_at.is_some()).count();
+        // "(8 missed a beat, 1 silent past its timeout)" when some of them
+        // are named on a missed beat alone.
+        let missed = crate::group_outage::missed::describe(&self.hosts);
         Some(match self.kind {
-            NoticeKind::Alarm => format!("site {site}: {hosts} silent"),
+            NoticeKind::Alarm => match missed {
+                Some(m) => format!("site {site}: {hosts} silent ({m})"),
+                None => format!("site {site}: {hosts} silent"),
+            },
             // A flapping site: "site office-berlin: 5 outages in 1h (10
             // hosts)"; its end: "site office-berlin: stable again, up
             // since 10:42 UTC".
@@ -294,10 +334,14 @@ impl Notice {
             }
             NoticeKind::Reminder => {
                 let new = self.hosts.iter().filter(|h| h.new).count();
+                let mut notes: Vec<String> = missed.into_iter().collect();
                 if new > 0 {
-                    format!("site {site}: {hosts} still silent ({new} new)")
-                } else {
+                    notes.push(format!("{new} new"));
+                }
+                if notes.is_empty() {
                     format!("site {site}: {hosts} still silent")
+                } else {
+                    format!("site {site}: {hosts} still silent ({})", notes.join("; "))
                 }
             }
             _ => {
@@ -468,6 +512,10 @@ impl Notice {
                 let state = match h.back_at {
                     Some(at) => format!("back at {}", ts(&at)),
                     None if self.kind == NoticeKind::Recovery => "still silent".to_owned(),
+                    None if h.missed_beat => format!(
+                        "missed a beat, silent for {} (its timeout has not run out)",
+                        human(h.silent_for)
+                    ),
                     None => format!("silent for {}", human(h.silent_for)),
                 };
                 let new = if h.new { " (new)" } else { "" };
@@ -704,6 +752,10 @@ pub struct HostRecord {
     /// Its recent outages and flapping episode (see [`crate::flap`]);
     /// `None` until its first outage. Written only with a transition.
     pub flap: Option<Box<crate::flap::Flap>>,
+    /// Its heartbeat interval, sent by its agent or learned from the gaps
+    /// between its beats (see [`crate::beat`]); written by the heartbeat.
+    #[serde(default)]
+    pub interval: crate::beat::Interval,
 }
 
 // Written out rather than derived so the rare parts (an owed notice, a
@@ -730,6 +782,7 @@ impl Clone for HostRecord {
             job: self.job.clone(),
             policy: self.policy.clone(),
             flap: self.flap.clone(),
+            interval: self.interval,
         }
     }
 }
@@ -768,6 +821,7 @@ impl HostRecord {
             job: None,
             policy: None,
             flap: None,
+            interval: crate::beat::Interval::default(),
         }
     }
 
@@ -798,6 +852,11 @@ pub struct Heartbeat {
     /// which wins) names one; `None` keeps the stored group.
     #[serde(default)]
     pub group: Option<GroupName>,
+    /// The heartbeat interval the agent sent with it, if any; `None`
+    /// lets the store learn it from the gap since the previous beat (see
+    /// [`crate::beat`]).
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
 }
 
 impl Heartbeat {
@@ -809,6 +868,7 @@ impl Heartbeat {
             message: None,
             report: None,
             group: None,
+            interval: None,
         }
     }
 }

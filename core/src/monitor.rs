@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use rand::Rng;
 
 use crate::decide::{self, ChannelOutcome, Context, RetryPolicy};
@@ -13,11 +12,14 @@ use crate::model::add;
 use crate::route::Routes;
 use crate::{
     Clock, Downtime, GroupName, Heartbeat, HeartbeatOutcome, HostId, HostRecord, Notice,
-    NoticeKind, Notifier, NotifyError, PolicySet, Silence, Status, Store, StoreError, Timestamp,
+    NoticeKind, Notifier, NotifyError, Outbox, Policy, PolicySet, Silence, Status, Store,
+    StoreError, Timestamp,
 };
 
 mod groups;
+mod missed;
 pub use groups::Grouping;
+use groups::Stepped;
 
 /// How many times one record is re-read and decided again after losing a
 /// compare-and-swap before the sweep leaves it for the next one.
@@ -454,15 +456,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             let batch = self.store.due(now, self.opts.batch).await?;
             let full = batch.len() == self.opts.batch;
             report.due += batch.len();
-            let results: Vec<SweepReport> = futures::stream::iter(batch)
-                .map(|rec| self.process(rec, now, &silences, downtime))
-                .buffer_unordered(self.opts.concurrency.max(1))
-                .collect()
-                .await;
-            let mut batch_report = SweepReport::default();
-            for r in results {
-                batch_report.add(r);
-            }
+            let batch_report = self.process_batch(batch, now, &silences, downtime).await;
             report.add(batch_report);
             if !full || batch_report.errors > 0 {
                 break;
@@ -536,62 +530,117 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
 
     /// Decides one record until it has nothing more to do now; never fails
     /// the sweep (errors are counted and logged, the record stays due).
+    /// `first`: its first step already taken and routed (by
+    /// [`process_batch`](Self::process_batch)), if it was.
     async fn process(
         &self,
         rec: HostRecord,
         now: Timestamp,
         silences: &[Silence],
         downtime: Option<Downtime>,
+        first: Option<(Stepped, groups::Routed)>,
     ) -> SweepReport {
         let host = rec.host.clone();
         let mut report = SweepReport::default();
-        if let Err(e) = self
-            .process_inner(rec, now, silences, downtime, &mut report)
-            .await
-        {
+        let r = self
+            .process_inner(rec, now, silences, downtime, first, &mut report)
+            .await;
+        self.count_error(&host, r, &mut report);
+        report
+    }
+
+    /// Logs and counts a record's failure (it stays due); a store failure
+    /// other than contention also counts against the store's health.
+    fn count_error(&self, host: &HostId, r: Result<(), StoreError>, report: &mut SweepReport) {
+        if let Err(e) = r {
             tracing::warn!(store = %self.store, %host, error = %e, "could not decide host; it stays due");
             if !matches!(e, StoreError::Contended { .. }) {
                 self.store_result(Err(&e));
             }
             report.errors += 1;
         }
-        report
+    }
+
+    /// What deciding `rec` needs: its policy and what makes the watcher
+    /// blind to it.
+    fn context_of(&self, rec: &HostRecord) -> (Policy, Option<String>) {
+        let policy = self.policies.for_record(rec);
+        let blind = self.blind.as_ref().and_then(|p| p(&rec.host));
+        (policy, blind)
+    }
+
+    /// One [`decide::step`] of `host`'s record swapped in (`rec`: the
+    /// record in hand, read otherwise): the record written, the notice it
+    /// leased, if any, and the group's news of a quiet return
+    /// ([`groups::returned_untold`]); `None` when there was nothing to
+    /// write.
+    async fn step_host(
+        &self,
+        host: &HostId,
+        rec: Option<HostRecord>,
+        now: Timestamp,
+        policy: &Policy,
+        ctx: &Context<'_>,
+        report: &mut SweepReport,
+    ) -> Result<Option<(HostRecord, Option<Box<Outbox>>, Option<Notice>)>, StoreError> {
+        let (owner, lease) = (self.opts.owner.as_str(), self.opts.lease);
+        let mut evaluated = 0;
+        let r = self
+            .swap(host, rec, &mut report.conflicts, |r| {
+                evaluated += 1;
+                let step = decide::step(r, now, policy, ctx, owner, lease);
+                step.write.map(|w| {
+                    let back = groups::returned_untold(r, &w);
+                    (w, (step.deliver, back))
+                })
+            })
+            .await;
+        report.evaluated += evaluated;
+        Ok(r?.map(|(w, (deliver, back))| (w, deliver, back)))
     }
 
     /// Steps one record until it has nothing more to do now: one
     /// [`decide::step`] swapped in, the notice it leased delivered, the
     /// round [`settle`](decide::settle)d; again while the record is due.
+    /// `first`: the first step already taken and routed, if it was.
     async fn process_inner(
         &self,
         rec: HostRecord,
         mut now: Timestamp,
         silences: &[Silence],
         downtime: Option<Downtime>,
+        mut first: Option<(Stepped, groups::Routed)>,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
-        let policy = self.policies.for_record(&rec);
-        let blind = self.blind.as_ref().and_then(|p| p(&rec.host));
+        let (policy, blind) = self.context_of(&rec);
         let ctx = Context {
             silences,
             downtime,
             blind: blind.as_deref(),
         };
-        let (owner, lease) = (self.opts.owner.as_str(), self.opts.lease);
         let host = rec.host.clone();
         let mut rec = Some(rec);
         for _ in 0..MAX_ROUNDS {
-            let swapped = self
-                .swap(&host, rec.take(), &mut report.conflicts, |r| {
-                    report.evaluated += 1;
-                    let step = decide::step(r, now, &policy, &ctx, owner, lease);
-                    step.write.map(|w| (w, step.deliver))
-                })
-                .await?;
-            let Some((written, Some(outbox))) = swapped else {
-                return Ok(());
+            let (written, outbox, routed) = match first.take() {
+                Some((s, routed)) => (s.written, s.outbox, routed),
+                None => {
+                    let stepped = self
+                        .step_host(&host, rec.take(), now, &policy, &ctx, report)
+                        .await?;
+                    let Some((written, outbox, back)) = stepped else {
+                        return Ok(());
+                    };
+                    if let Some(back) = back {
+                        self.route_to_group(&back, &policy, report).await?;
+                    }
+                    let Some(outbox) = outbox else {
+                        return Ok(());
+                    };
+                    let routed = self.route_to_group(&outbox.notice, &policy, report).await?;
+                    (written, outbox, routed)
+                }
             };
             let targets = self.routes.channels_for(&outbox.notice, &self.names);
-            let routed = self.route_to_group(&outbox.notice, &policy, report).await?;
             // Logged once, after the group decided: held (until when), then
             // owed or absorbed when the hold ends.
             let n = &outbox.notice;

@@ -207,6 +207,7 @@ mod tests {
                 report: None,
                 new: false,
                 back_at: None,
+                missed_beat: false,
             })
             .collect();
         assert!(site.is_group());

@@ -310,6 +310,23 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The hosts of `group`, at most `limit`, in any order; `None` when
+    /// the store cannot read a group's hosts without a scan (then no host
+    /// counts as evidence of its group's outage before its own timeout).
+    ///
+    /// *Contract*: read by an index on the group (O(group size), never
+    /// O(hosts)); called only when a group decides its outage, never per
+    /// sweep. A host belongs to the group its record names now. The
+    /// default cannot.
+    async fn group_hosts(
+        &self,
+        group: &GroupName,
+        limit: usize,
+    ) -> Result<Option<Vec<HostRecord>>, StoreError> {
+        let _ = (group, limit);
+        Ok(None)
+    }
+
     /// Whether this store keeps group records (the four methods below).
     /// Without them the [`Monitor`](crate::Monitor) sends every host's
     /// notices on their own, as before groups; the conformance suite's

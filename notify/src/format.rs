@@ -128,6 +128,7 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
             .map(|h| match h.back_at {
                 Some(_) => format!("{} (back)", h.host),
                 None if h.new => format!("{} (new)", h.host),
+                None if h.missed_beat => format!("{} (missed a beat)", h.host),
                 None => h.host.to_string(),
             })
             .collect();
@@ -140,8 +141,13 @@ fn facts(n: &Notice) -> Vec<(&'static str, String)> {
                     .unwrap_or_default(),
             ),
             ("Hosts", names.join(", ")),
-            ("Dark since", ts(&n.missing_since)),
         ];
+        if n.kind != NoticeKind::Recovery
+            && let Some(m) = iamalive_core::group_outage::missed::describe(&n.hosts)
+        {
+            f.push(("Silent", m));
+        }
+        f.push(("Dark since", ts(&n.missing_since)));
         if let Some(fl) = n.flap.as_deref() {
             f.push(("Flapping", flapping_fact(fl)));
         }
@@ -229,6 +235,7 @@ fn group_hosts(n: &Notice) -> Value {
                     }),
                     "back_at": h.back_at.as_ref().map(ts),
                     "new": h.new,
+                    "missed_beat": h.missed_beat,
                 })
             })
             .collect(),
@@ -321,8 +328,11 @@ fn generic_single(n: &Notice, sent_at: Timestamp) -> Value {
 /// host it names, `outage_id` the group outage's (`site:<group>@<ms>`,
 /// PagerDuty's `dedup_key`), `report` a summary of the agents' reports
 /// (all-clear), and adds `hosts`: `[{"host", "last_seen", "silent_for_s",
-/// "report", "back_at", "new"}]`, every host it names (`back_at` on an
-/// all-clear; `new` for a host that joined since the previous notice).
+/// "report", "back_at", "new", "missed_beat"}]`, every host it names
+/// (`back_at` on an all-clear; `new` for a host that joined since the
+/// previous notice; `missed_beat` for a host named because it is past its
+/// expected beat while its own timeout has not run out, which counted
+/// toward `min_hosts`).
 ///
 /// A `flapping` notice (the host keeps going silent and coming back; it
 /// stands for the per-flip alarms and all-clears until the host is
@@ -456,38 +466,47 @@ pub fn payload(
                         "custom_details": generic(n, sent_at),
                     },
                 }),
-                NoticeKind::Flapping => json!({
-                    "routing_key": key,
-                    "event_action": "trigger",
-                    "dedup_key": n.outage_id,
-                    "client": "iamalive",
-                    "payload": {
-                        "summary": truncate(&format!("{}: {}", n.subject(), headline(n)), 1024),
-                        "source": source(n),
-                        "severity": "warning",
-                        "timestamp": ts(&n.created_at),
-                        "component": "heartbeat",
-                        "group": n.group.as_ref().map(|g| g.as_str()),
-                        "class": if n.is_group() { "site flapping" } else { "host flapping" },
-                        "custom_details": generic(n, sent_at),
-                    },
-                }),
-                NoticeKind::Alarm | NoticeKind::Reminder => json!({
-                    "routing_key": key,
-                    "event_action": "trigger",
-                    "dedup_key": n.outage_id,
-                    "client": "iamalive",
-                    "payload": {
-                        "summary": truncate(&format!("{}: {} since {}", n.subject(), headline(n), ts(&n.last_seen)), 1024),
-                        "source": source(n),
-                        "severity": "critical",
-                        "timestamp": ts(&n.created_at),
-                        "component": "heartbeat",
-                        "group": n.group.as_ref().map(|g| g.as_str()),
-                        "class": "host silent",
-                        "custom_details": generic(n, sent_at),
-                    },
-                }),
+                // Trouble: a host silent (with since when), or a host or site flapping.
+                NoticeKind::Flapping | NoticeKind::Alarm | NoticeKind::Reminder => {
+                    let (summary, severity, class) = if n.kind == NoticeKind::Flapping {
+                        (
+                            format!("{}: {}", n.subject(), headline(n)),
+                            "warning",
+                            if n.is_group() {
+                                "site flapping"
+                            } else {
+                                "host flapping"
+                            },
+                        )
+                    } else {
+                        (
+                            format!(
+                                "{}: {} since {}",
+                                n.subject(),
+                                headline(n),
+                                ts(&n.last_seen)
+                            ),
+                            "critical",
+                            "host silent",
+                        )
+                    };
+                    json!({
+                        "routing_key": key,
+                        "event_action": "trigger",
+                        "dedup_key": n.outage_id,
+                        "client": "iamalive",
+                        "payload": {
+                            "summary": truncate(&summary, 1024),
+                            "source": source(n),
+                            "severity": severity,
+                            "timestamp": ts(&n.created_at),
+                            "component": "heartbeat",
+                            "group": n.group.as_ref().map(|g| g.as_str()),
+                            "class": class,
+                            "custom_details": generic(n, sent_at),
+                        },
+                    })
+                }
             }
         }
     }

@@ -423,6 +423,7 @@ mod tests {
                 report: None,
                 new: *h == "ber-2",
                 back_at: None,
+                missed_beat: false,
             })
             .collect();
         let l = StdoutNotifier::line(&site);

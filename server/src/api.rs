@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 use crate::config::{Config, Limits, Rate};
 use crate::error::ServerError;
 use crate::keys::{ApiKey, KeyRing, Role};
+use crate::pages::HostPages;
 use crate::rejections::{
     DEFAULT_MAX_HOSTS, LOG_WINDOW, LOGGED_PER_REASON, RejectionLog, Rejections,
 };
@@ -269,14 +270,9 @@ impl HostCount {
             return Ok(n);
         }
         let mut n = 0u64;
-        let mut after: Option<HostId> = None;
-        loop {
-            let page = store.list(after.as_ref(), LIST_PAGE).await?;
+        let mut pages = HostPages::new(store, None, LIST_PAGE);
+        while let Some(page) = pages.next().await? {
             n += page.len() as u64;
-            match page.last() {
-                Some(last) if page.len() == LIST_PAGE => after = Some(last.host.clone()),
-                _ => break,
-            }
         }
         self.hosts = Some(n);
         self.counted_at = Some(now);
@@ -918,7 +914,8 @@ struct HeartbeatBody {
     #[serde(default)]
     report: Option<Value>,
     /// The agent's heartbeat interval: seconds as a number, or a duration
-    /// such as `"5m"`; for the timeout check.
+    /// such as `"5m"`; for the timeout check, and stored with the host
+    /// (its next beat is expected by then: `missed_beat`).
     #[serde(default)]
     interval: Option<Value>,
     /// The group (site) the host says it belongs to; a `[[groups]]` entry
@@ -1046,6 +1043,7 @@ async fn heartbeat(
         message: body.message.as_deref().map(clean_text),
         report,
         group,
+        interval,
     };
     // A plain heartbeat is one store write; a job signal reads the record.
     if body.status.is_none() && rid.is_none() {
@@ -1114,6 +1112,7 @@ async fn ping(
         message: message.map(signals::bounded),
         report: None,
         group,
+        interval: None,
     };
     st.signal(index, key, hb, signal, rid).await?;
     if method == Method::HEAD {
@@ -1156,7 +1155,9 @@ async fn ping_action(
 /// notices back and when that ends.
 fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence], policies: &PolicySet) -> Value {
     let silent = since(now, rec.last_seen);
-    let flap = policies.for_record(rec).flapping;
+    let policy = policies.for_record(rec);
+    let flap = policy.flapping.clone();
+    let interval = rec.interval.get();
     let paused = rec.status == Status::Paused;
     let silence = covering_silence(silences, &rec.host, now);
     json!({
@@ -1166,6 +1167,13 @@ fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence], policies: &Polic
         "last_seen": rec.last_seen,
         "missing_since": rec.missing_since,
         "silent_for_s": (silent.as_millis() as f64) / 1000.0,
+        // Its heartbeat interval in seconds, sent by its agent or learned
+        // from the gaps between its beats; when its next beat is due at
+        // the latest; whether that is past while its timeout is not.
+        "interval": interval.map(|(d, _)| (d.as_millis() as f64) / 1000.0),
+        "interval_source": interval.map(|(_, from)| from.as_str()),
+        "expected_by": iamalive_core::beat::expected_by(rec),
+        "missed_beat": iamalive_core::beat::missed_beat(rec, now, &policy),
         "alarm_count": rec.alarm_count,
         "last_alarm": rec.last_alarm,
         "due_at": rec.due_at,
@@ -1347,19 +1355,13 @@ async fn visible_page(
         .char_indices()
         .last()
         .and_then(|(i, _)| HostId::new(&prefix[..i]).ok());
-    let mut cursor = match (after, start) {
+    let cursor = match (after, start) {
         (Some(a), Some(s)) => Some(a.max(s)),
         (a, s) => a.or(s),
     };
     let mut out = Vec::new();
-    loop {
-        let batch = store
-            .list(cursor.as_ref(), LIST_PAGE)
-            .await
-            .map_err(ApiError::store)?;
-        let full = batch.len() == LIST_PAGE;
-        let Some(last) = batch.last() else { break };
-        cursor = Some(last.host.clone());
+    let mut pages = HostPages::new(store.as_ref(), cursor, LIST_PAGE);
+    while let Some(batch) = pages.next().await.map_err(ApiError::store)? {
         for r in batch {
             let h = r.host.as_str();
             if h > prefix && !h.starts_with(prefix) {
@@ -1372,9 +1374,6 @@ async fn visible_page(
                     return Ok(out);
                 }
             }
-        }
-        if !full {
-            break;
         }
     }
     Ok(out)
@@ -1458,15 +1457,8 @@ async fn delete_hosts(
     let mut matched = 0usize;
     let mut names = Vec::new();
     let mut doomed = Vec::new();
-    let mut after: Option<HostId> = None;
-    loop {
-        let page = store
-            .list(after.as_ref(), LIST_PAGE)
-            .await
-            .map_err(ApiError::store)?;
-        let full = page.len() == LIST_PAGE;
-        let Some(last) = page.last() else { break };
-        after = Some(last.host.clone());
+    let mut pages = HostPages::new(store.as_ref(), None, LIST_PAGE);
+    while let Some(page) = pages.next().await.map_err(ApiError::store)? {
         for r in page {
             if pattern.matches(&r.host) && key.allows(&r.host) {
                 matched += 1;
@@ -1477,9 +1469,6 @@ async fn delete_hosts(
                     doomed.push(r.host);
                 }
             }
-        }
-        if !full {
-            break;
         }
     }
     let mut deleted = 0usize;

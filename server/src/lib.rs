@@ -13,6 +13,7 @@ pub mod lambda;
 mod listen;
 mod logging;
 mod ops;
+mod pages;
 mod redact;
 mod rejections;
 mod runner;

@@ -96,6 +96,7 @@ async fn watcher() -> (
         message: message.map(str::to_owned),
         report: report.map(str::to_owned),
         group: None,
+        interval: None,
     };
     for host in [
         "db-1", "db-2", "web-1", "web-2", "web-3", "backup-1", "mail-1",

@@ -46,6 +46,15 @@ pub(crate) const FLIPS: &str = "flips";
 /// (the heartbeat's fast path requires it absent).
 pub(crate) const FLAPPING: &str = "flapping";
 
+/// The interval the host's latest beat sent, in milliseconds; absent when
+/// it sent none (see `iamalive_core::beat`).
+pub(crate) const INTERVAL: &str = "interval";
+/// The gap before the host's latest beat, in milliseconds (the fast path
+/// writes `:at - lastSeen`, so it may have decimals); absent when unknown.
+pub(crate) const GAP: &str = "gap";
+/// The gap before that one.
+pub(crate) const PREV_GAP: &str = "prevGap";
+
 /// The item holding every silence, one map entry per silence id.
 pub(crate) const SILENCES_KEY: &str = "#silences";
 /// The map attribute of [`SILENCES_KEY`].
@@ -169,6 +178,16 @@ pub(crate) fn to_item(rec: &HostRecord, shards: u16) -> Result<Item, StoreError>
     if let Some(j) = flapping {
         item.insert(FLAPPING.into(), AttributeValue::S(j));
     }
+    let i = &rec.interval;
+    for (name, ms) in [
+        (INTERVAL, i.sent_ms),
+        (GAP, i.gap_ms),
+        (PREV_GAP, i.prev_gap_ms),
+    ] {
+        if ms > 0 {
+            item.insert(name.into(), AttributeValue::N(ms.to_string()));
+        }
+    }
     Ok(item)
 }
 
@@ -217,6 +236,22 @@ pub(crate) fn get_u64(item: &Item, key: &str, name: &str) -> Result<u64, StoreEr
     let n = get_n(item, name).ok_or_else(|| corrupt(key, format!("{name} is missing")))?;
     n.parse()
         .map_err(|_| corrupt(key, format!("{name} is not an unsigned integer: {n:?}")))
+}
+
+/// A millisecond count attribute (0 when absent): whole milliseconds,
+/// rounded down, at least 1 when positive (core's `beat::to_ms`).
+fn get_ms(item: &Item, key: &str, name: &str) -> Result<u64, StoreError> {
+    let Some(n) = get_n(item, name) else {
+        return Ok(0);
+    };
+    let v: f64 = n
+        .parse()
+        .map_err(|_| corrupt(key, format!("{name} is not a number: {n:?}")))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(corrupt(key, format!("{name} is negative: {n:?}")));
+    }
+    let whole = v.floor() as u64;
+    Ok(if whole == 0 && v > 0.0 { 1 } else { whole })
 }
 
 /// The record stored in `item`.
@@ -272,6 +307,11 @@ pub(crate) fn from_item(item: &Item) -> Result<HostRecord, StoreError> {
         job,
         policy,
         flap,
+        interval: iamalive_core::beat::Interval {
+            sent_ms: get_ms(item, key, INTERVAL)?,
+            gap_ms: get_ms(item, key, GAP)?,
+            prev_gap_ms: get_ms(item, key, PREV_GAP)?,
+        },
         host,
     })
 }

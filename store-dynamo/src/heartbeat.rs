@@ -136,6 +136,28 @@ impl DynamoStore {
                 .expression_attribute_names("#report", REPORT)
                 .expression_attribute_values(":report", s(r.clone()));
         }
+        // The interval (core's `learn_interval`), in the same UpdateItem:
+        // the sent one replaced, or the gap since the last beat learned
+        // (`:at - lastSeen`, evaluated on the item as it was; the
+        // condition holds `lastSeen <= :at` and the status up).
+        let mut remove = "";
+        match hb.interval {
+            Some(i) => {
+                set.push_str(", #iv = :iv");
+                req = req
+                    .expression_attribute_names("#iv", INTERVAL)
+                    .expression_attribute_values(":iv", n(iamalive_core::beat::to_ms(i)));
+            }
+            None => {
+                set.push_str(", #gap = :at - #seen, #pgap = if_not_exists(#gap, :zero)");
+                remove = " REMOVE #iv";
+                req = req
+                    .expression_attribute_names("#iv", INTERVAL)
+                    .expression_attribute_names("#gap", GAP)
+                    .expression_attribute_names("#pgap", PREV_GAP)
+                    .expression_attribute_values(":zero", n(0));
+            }
+        }
         if let Some(g) = &hb.group {
             // In the same UpdateItem: a group costs no write of its own.
             set.push_str(", #grp = :grp");
@@ -143,6 +165,7 @@ impl DynamoStore {
                 .expression_attribute_names("#grp", GROUP)
                 .expression_attribute_values(":grp", s(g.as_str().to_owned()));
         }
+        set.push_str(remove);
         match req
             .update_expression(set)
             .condition_expression(cond)

@@ -23,8 +23,9 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
 };
 use iamalive_core::{
-    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, LazyWindow, MonitorMark, Silence,
-    Status, Store, StoreError, Timestamp, apply_heartbeat, created_by_heartbeat,
+    Event, GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, LazyWindow,
+    MonitorMark, Silence, Status, Store, StoreError, Timestamp, apply_heartbeat,
+    created_by_heartbeat,
 };
 
 use codec::*;
@@ -38,6 +39,11 @@ pub const DEFAULT_SHARDS: u16 = 4;
 
 /// The name of the sparse due index.
 pub const DUE_INDEX: &str = "due";
+
+/// The name of the sparse group index: the hosts of a group by their
+/// `group` attribute (keys only, so a heartbeat that keeps its group
+/// writes nothing to it), read only when a group decides its outage.
+pub const GROUP_INDEX: &str = "group";
 
 /// How often a read-modify-write is retried after losing a race before the
 /// call gives up with a transient error.
@@ -164,7 +170,15 @@ impl DynamoStore {
             Ok(out) => {
                 let active =
                     out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active);
-                if !active {
+                let has_group_index = out.table().is_some_and(|t| {
+                    t.global_secondary_indexes()
+                        .iter()
+                        .any(|i| i.index_name() == Some(GROUP_INDEX))
+                });
+                if !has_group_index {
+                    self.add_group_index().await?;
+                }
+                if !active || !has_group_index {
                     self.wait_active().await?;
                 }
                 return Ok(false);
@@ -181,13 +195,7 @@ impl DynamoStore {
                 .build()
                 .map_err(|e| StoreError::backend(STORE, e))
         };
-        let key_el = |name: &str, t: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(t)
-                .build()
-                .map_err(|e| StoreError::backend(STORE, e))
-        };
+        let key_el = key_schema;
         let gsi = GlobalSecondaryIndex::builder()
             .index_name(DUE_INDEX)
             .key_schema(key_el(DUE_SHARD, KeyType::Hash)?)
@@ -207,8 +215,10 @@ impl DynamoStore {
             .attribute_definitions(attr(PK, ScalarAttributeType::S)?)
             .attribute_definitions(attr(DUE_SHARD, ScalarAttributeType::S)?)
             .attribute_definitions(attr(DUE_AT, ScalarAttributeType::N)?)
+            .attribute_definitions(attr(GROUP, ScalarAttributeType::S)?)
             .key_schema(key_el(PK, KeyType::Hash)?)
             .global_secondary_indexes(gsi)
+            .global_secondary_indexes(group_index()?)
             .send()
             .await;
         match created {
@@ -221,6 +231,112 @@ impl DynamoStore {
         }
         self.wait_active().await?;
         Ok(true)
+    }
+
+    /// Adds the [`GROUP_INDEX`] to a table created before it existed
+    /// (DynamoDB backfills it from the items' `group` attribute).
+    async fn add_group_index(&self) -> Result<(), StoreError> {
+        let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+            .index_name(GROUP_INDEX)
+            .key_schema(key_schema(GROUP, KeyType::Hash)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| StoreError::backend(STORE, e))?;
+        let out = self
+            .client
+            .update_table()
+            .table_name(&self.table)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(GROUP)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| StoreError::backend(STORE, e))?,
+            )
+            .global_secondary_index_updates(
+                aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                    .create(create)
+                    .build(),
+            )
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            // Another process is adding it (or the table is being updated).
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(error::map(e)),
+        }
+    }
+
+    /// The hosts of `group` by the [`GROUP_INDEX`] (keys, eventually
+    /// consistent), then their items read consistently in batches of 100:
+    /// O(group size). `None` when the table has no such index.
+    pub(crate) async fn hosts_of_group(
+        &self,
+        group: &iamalive_core::GroupName,
+        limit: usize,
+    ) -> Result<Option<Vec<HostRecord>>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let want = i32::try_from(limit.saturating_sub(keys.len()).max(1)).unwrap_or(i32::MAX);
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GROUP_INDEX)
+                .key_condition_expression("#grp = :grp")
+                .expression_attribute_names("#grp", GROUP)
+                .expression_attribute_values(":grp", s(group.as_str().to_owned()))
+                .limit(want)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await;
+            let page = match page {
+                Ok(p) => p,
+                Err(e)
+                    if e.as_service_error().is_some_and(|e| {
+                        aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e)
+                            == Some("ValidationException")
+                    }) =>
+                {
+                    tracing::warn!(table = %self.table, "the table has no group index yet: run create_table_if_missing to add it; no missed-beat evidence meanwhile");
+                    return Ok(None);
+                }
+                Err(e) => return Err(error::map(e)),
+            };
+            keys.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|it| get_s(it, PK))
+                    .filter(|k| !k.starts_with('#'))
+                    .map(str::to_owned),
+            );
+            match page.last_evaluated_key {
+                Some(k) if keys.len() < limit && !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        keys.truncate(limit);
+        let items = self.batch_get(keys).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for it in &items {
+            let rec = from_item(it)?;
+            // The index lags the table: a host that just moved is left out.
+            if rec.group.as_ref() == Some(group) {
+                out.push(rec);
+            }
+        }
+        Ok(Some(out))
     }
 
     async fn wait_active(&self) -> Result<(), StoreError> {
@@ -269,12 +385,17 @@ impl DynamoStore {
     }
 
     async fn get_item(&self, k: &str) -> Result<Option<Item>, StoreError> {
+        self.read_item(k, true).await
+    }
+
+    /// One item, read strongly consistently (1 RRU) or eventually (0.5).
+    async fn read_item(&self, k: &str, consistent: bool) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(k)))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(error::map)?;
@@ -283,11 +404,29 @@ impl DynamoStore {
 
     /// Writes `item` if the stored version is `expected` (0: absent).
     async fn put_if_version(&self, item: Item, expected: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .put_if_version_old(item, expected, false)
+            .await?
+            .is_some())
+    }
+
+    /// [`put_if_version`](Self::put_if_version), answering `None` when
+    /// another writer won, and otherwise the item it replaced if `old` is
+    /// asked for (`ReturnValues=ALL_OLD`, at no extra cost).
+    async fn put_if_version_old(
+        &self,
+        item: Item,
+        expected: u64,
+        old: bool,
+    ) -> Result<Option<Option<Item>>, StoreError> {
         let mut req = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item));
+        if old {
+            req = req.return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
+        }
         req = if expected == 0 {
             req.condition_expression("attribute_not_exists(#pk)")
                 .expression_attribute_names("#pk", PK)
@@ -297,8 +436,8 @@ impl DynamoStore {
                 .expression_attribute_values(":expected", n(expected))
         };
         match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed::<PutItemError, _>(&e) => Ok(false),
+            Ok(out) => Ok(Some(out.attributes)),
+            Err(e) if is_condition_failed::<PutItemError, _>(&e) => Ok(None),
             Err(e) => Err(error::map(e)),
         }
     }
@@ -307,16 +446,7 @@ impl DynamoStore {
     /// look before it picks a heartbeat's write. May be stale; whatever it
     /// leads to is a conditional write.
     async fn peek_item(&self, k: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(k)))
-            .consistent_read(false)
-            .send()
-            .await
-            .map_err(error::map)?;
-        Ok(out.item)
+        self.read_item(k, false).await
     }
 
     /// Queries one shard of the due index for keys due by `now`, earliest
@@ -405,6 +535,28 @@ impl DynamoStore {
     }
 }
 
+fn key_schema(name: &str, t: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(t)
+        .build()
+        .map_err(|e| StoreError::backend(STORE, e))
+}
+
+/// The [`GROUP_INDEX`]'s definition.
+fn group_index() -> Result<GlobalSecondaryIndex, StoreError> {
+    GlobalSecondaryIndex::builder()
+        .index_name(GROUP_INDEX)
+        .key_schema(key_schema(GROUP, KeyType::Hash)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .map_err(|e| StoreError::backend(STORE, e))
+}
+
 async fn tokio_sleep(d: Duration) {
     tokio::time::sleep(d).await;
 }
@@ -481,18 +633,19 @@ impl Store for DynamoStore {
         true
     }
 
-    async fn get_group(
+    async fn group_hosts(
         &self,
-        group: &iamalive_core::GroupName,
-    ) -> Result<Option<iamalive_core::GroupRecord>, StoreError> {
+        group: &GroupName,
+        limit: usize,
+    ) -> Result<Option<Vec<HostRecord>>, StoreError> {
+        self.hosts_of_group(group, limit).await
+    }
+
+    async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
         self.group(group).await
     }
 
-    async fn swap_group(
-        &self,
-        expected: u64,
-        next: &iamalive_core::GroupRecord,
-    ) -> Result<bool, StoreError> {
+    async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
         self.swap_group_item(expected, next).await
     }
 
@@ -500,7 +653,7 @@ impl Store for DynamoStore {
         &self,
         now: Timestamp,
         limit: usize,
-    ) -> Result<Vec<iamalive_core::GroupRecord>, StoreError> {
+    ) -> Result<Vec<GroupRecord>, StoreError> {
         self.groups_due(Some(now), limit).await
     }
 

@@ -406,3 +406,107 @@ async fn item_layout_and_sparse_index() {
         .collect();
     assert_eq!(in_index, ["web-01"]);
 }
+
+/// A group record of `n` members in an outage (each with its outage id
+/// and a report): about 200 bytes of JSON a member.
+fn big_group(n: usize) -> iamalive_core::GroupRecord {
+    use iamalive_core::group_outage::{Fate, Member};
+    let mut g = iamalive_core::GroupRecord::new(iamalive_core::GroupName::new("site-a").unwrap());
+    g.phase = iamalive_core::group_outage::GroupPhase::Outage;
+    g.due_at = Some(t(5_000));
+    g.members = (0..n)
+        .map(|i| Member {
+            host: h(&format!("site-{i:05}")),
+            outage_id: format!("site-{i:05}@1700000000000"),
+            fate: Fate::Outage,
+            last_seen: t(0),
+            missing_since: t(3_000),
+            back_at: None,
+            report: Some("power cut in rack 12".into()),
+            named: true,
+            missed_beat: false,
+        })
+        .collect();
+    g
+}
+
+/// The part items stored for group `site-a`.
+async fn parts(st: &DynamoStore, moto: &Server) -> usize {
+    let client = common::client(moto);
+    let mut n = 0;
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(st.table())
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        n += page
+            .items()
+            .iter()
+            .filter(|it| {
+                matches!(it.get("server"), Some(AttributeValue::S(k)) if k.starts_with("#g:site-a#p:"))
+            })
+            .count();
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return n;
+        }
+    }
+}
+
+/// A group of 10,000 members makes a record of about 2 MB, five times
+/// DynamoDB's 400 KB item limit: it is stored in parts, read back whole,
+/// swapped only from the version read (a stale swap loses and leaves no
+/// parts behind), and each swap's winner removes the parts it replaced.
+#[tokio::test]
+async fn a_group_past_the_item_limit_is_stored_in_parts_and_swapped_honestly() {
+    let moto = iamalive_testkit::moto_serial::moto_serial();
+    let st = store(&moto, 4).await;
+    let mut g = big_group(10_000);
+    let size = serde_json::to_string(&g).unwrap().len();
+    assert!(size > 1_000_000, "the record is {size} bytes");
+    g.version = 1;
+    assert!(st.swap_group(0, &g).await.unwrap(), "created");
+    let back = st.get_group(&g.group).await.unwrap().unwrap();
+    assert_eq!(back, g, "read back whole");
+    let first_parts = parts(&st, &moto).await;
+    assert!(first_parts >= size / (400 * 1024), "{first_parts} parts");
+    assert!(!st.swap_group(0, &g).await.unwrap(), "created once");
+    assert_eq!(
+        parts(&st, &moto).await,
+        first_parts,
+        "the loser's parts are gone"
+    );
+
+    let mut next = back.clone();
+    next.version = 2;
+    next.members.get_mut(&h("site-00042")).unwrap().back_at = Some(t(9_000));
+    next.due_at = Some(t(1_000));
+    assert!(
+        st.swap_group(1, &next).await.unwrap(),
+        "swapped from the version read"
+    );
+    assert!(
+        !st.swap_group(1, &next).await.unwrap(),
+        "a stale swap loses"
+    );
+    assert_eq!(st.get_group(&g.group).await.unwrap().unwrap(), next);
+    assert_eq!(
+        parts(&st, &moto).await,
+        first_parts,
+        "the replaced record's parts and the loser's are gone"
+    );
+    let due = st.due_groups(t(2_000), 10).await.unwrap();
+    assert_eq!(due, vec![next.clone()], "due like any group record");
+
+    // Shrunk back under the limit: kept in the item, no parts left.
+    let mut small = next.clone();
+    small.version = 3;
+    small.members.retain(|m| m.host.as_str() < "site-00010");
+    assert!(st.swap_group(2, &small).await.unwrap());
+    assert_eq!(st.get_group(&g.group).await.unwrap().unwrap(), small);
+    assert_eq!(parts(&st, &moto).await, 0, "no parts for a small record");
+}

@@ -167,6 +167,17 @@ pub(crate) fn encode(rec: &HostRecord) -> Result<Vec<(&'static str, String)>, St
     })?;
     f.extend(flips.map(|j| ("flips", j)));
     f.extend(flapping.map(|j| ("flapping", j)));
+    // The interval in milliseconds, each field only when known.
+    let i = &rec.interval;
+    for (name, ms) in [
+        ("interval", i.sent_ms),
+        ("gap", i.gap_ms),
+        ("prev_gap", i.prev_gap_ms),
+    ] {
+        if ms > 0 {
+            f.push((name, ms.to_string()));
+        }
+    }
     Ok(f)
 }
 
@@ -221,7 +232,20 @@ pub(crate) fn decode(
     let flap =
         iamalive_core::flap::from_stored(take("flips").as_deref(), take("flapping").as_deref())
             .map_err(|e| corrupt(key, e))?;
+    // Absent in hashes written before intervals were kept.
+    let mut ms = |f: &str| -> Result<u64, StoreError> {
+        take(f).map_or(Ok(0), |v| {
+            v.parse()
+                .map_err(|e| corrupt(key, format!("{f} {v:?}: {e}")))
+        })
+    };
+    let interval = iamalive_core::beat::Interval {
+        sent_ms: ms("interval")?,
+        gap_ms: ms("gap")?,
+        prev_gap_ms: ms("prev_gap")?,
+    };
     Ok(Some(HostRecord {
+        interval,
         host,
         status,
         last_seen,

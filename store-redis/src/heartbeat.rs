@@ -97,7 +97,7 @@ fn heartbeats_cmd(keys: &Keys, batch: &[Pending]) -> Cmd {
         })
         .sum::<usize>();
     let mut cmd = Cmd::with_capacity(
-        7 + 5 * batch.len() + extra,
+        8 + 5 * batch.len() + extra,
         128 + batch.len() * (prefix + 160),
     );
     cmd.arg("EVALSHA")
@@ -113,7 +113,7 @@ fn heartbeats_cmd(keys: &Keys, batch: &[Pending]) -> Cmd {
         key.push_str(p.hb.host.as_str());
         cmd.arg(key.as_bytes());
     }
-    cmd.arg(prefix + 1);
+    cmd.arg(prefix + 1).arg(&keys.members);
     let mut flags: Vec<u8> = Vec::with_capacity(48);
     let flag = |b: bool| if b { b'1' } else { b'0' };
     for p in batch {
@@ -126,7 +126,10 @@ fn heartbeats_cmd(keys: &Keys, batch: &[Pending]) -> Cmd {
             flag(hb.report.is_some()),
             flag(hb.group.is_some()),
         ]);
-        let _ = write!(flags, "{},{}", score(hb.at), score(p.due_if_up));
+        let _ = write!(flags, "{},{},", score(hb.at), score(p.due_if_up));
+        if let Some(i) = hb.interval {
+            let _ = write!(flags, "{}", iamalive_core::beat::to_ms(i));
+        }
         cmd.arg(ts_arg(hb.at).as_bytes())
             .arg(ts_arg(p.due_if_up).as_bytes())
             .arg(ts_arg(half).as_bytes())

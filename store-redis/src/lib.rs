@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use iamalive_core::{
-    Event, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Silence, Status, Store,
-    StoreError, Timestamp,
+    Event, GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark,
+    Silence, Status, Store, StoreError, Timestamp,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
@@ -65,6 +65,10 @@ struct Keys {
     /// `{prefix}:e:` — followed by the host id: its event log, a list,
     /// newest first.
     events: String,
+    /// `{prefix}:gm:` — followed by a group name: the set of its hosts
+    /// (kept by the heartbeat, swap and remove scripts when a host's
+    /// group changes), read when the group decides its outage.
+    members: String,
 }
 
 impl Keys {
@@ -79,6 +83,7 @@ impl Keys {
             mark: format!("{tag}:mark"),
             deployment: format!("{tag}:deployment"),
             events: format!("{tag}:e:"),
+            members: format!("{tag}:gm:"),
         }
     }
 
@@ -694,22 +699,30 @@ impl Store for RedisStore {
         true
     }
 
+    /// The group's set `{prefix}:gm:<group>`, then its hosts' records in
+    /// one round trip: O(group size).
+    async fn group_hosts(
+        &self,
+        group: &iamalive_core::GroupName,
+        limit: usize,
+    ) -> Result<Option<Vec<HostRecord>>, StoreError> {
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(format!("{}{group}", self.c.keys.members));
+        let mut hosts: Vec<String> = self.c.query(true, &cmd).await?;
+        hosts.sort();
+        hosts.truncate(limit);
+        Ok(Some(self.c.records(&hosts).await?))
+    }
+
     async fn host_count(&self) -> Result<Option<u64>, StoreError> {
         self.count_hosts().await.map(Some)
     }
 
-    async fn get_group(
-        &self,
-        group: &iamalive_core::GroupName,
-    ) -> Result<Option<iamalive_core::GroupRecord>, StoreError> {
+    async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
         self.group(group).await
     }
 
-    async fn swap_group(
-        &self,
-        expected: u64,
-        next: &iamalive_core::GroupRecord,
-    ) -> Result<bool, StoreError> {
+    async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
         self.swap_group_record(expected, next).await
     }
 
@@ -717,7 +730,7 @@ impl Store for RedisStore {
         &self,
         now: Timestamp,
         limit: usize,
-    ) -> Result<Vec<iamalive_core::GroupRecord>, StoreError> {
+    ) -> Result<Vec<GroupRecord>, StoreError> {
         self.groups_due(now, limit).await
     }
 
@@ -738,7 +751,9 @@ impl Store for RedisStore {
                     .map(|d| score(d).to_string())
                     .unwrap_or_default(),
             )
-            .arg(up_entry(next).unwrap_or_default());
+            .arg(up_entry(next).unwrap_or_default())
+            .arg(next.group.as_ref().map_or("", |g| g.as_str()))
+            .arg(&self.c.keys.members);
         for (k, v) in encode(next)? {
             inv.arg(k).arg(v);
         }
@@ -775,7 +790,8 @@ impl Store for RedisStore {
             .key(&self.c.keys.due)
             .key(&self.c.keys.hosts)
             .key(&self.c.keys.up)
-            .arg(host.as_str());
+            .arg(host.as_str())
+            .arg(&self.c.keys.members);
         let n: i64 = self.c.invoke(false, &inv).await?;
         let mut del = redis::cmd("DEL");
         del.arg(self.c.keys.events(host));

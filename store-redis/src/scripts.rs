@@ -11,10 +11,12 @@ use redis::Script;
 ///
 /// KEYS = due zset, hosts zset, up hash, then one host hash per heartbeat.
 /// ARGV\[1] = where the host id starts in a host key (the length of
-/// `{prefix}:h:` plus one); then per heartbeat: `at`, `due_if_up`, the
+/// `{prefix}:h:` plus one), ARGV\[2] = the group member sets' prefix
+/// (`{prefix}:gm:`); then per heartbeat: `at`, `due_if_up`, the
 /// instant half-way from `at` to `due_if_up`, a flags string (create,
 /// has message, has report, has group as `0`/`1`, then `at` and
-/// `due_if_up` in milliseconds: `10101767225600000,1767225610000`), and
+/// `due_if_up` in milliseconds and the interval the heartbeat sent in
+/// milliseconds, empty for none: `10101767225600000,1767225610000,60000`), and
 /// the message, report and group when the flags say they are there. Returns one character per
 /// heartbeat: `n` unknown, `c` created, or the first letter of the status
 /// before it (`u`, `m`, `a`, `p`).
@@ -33,6 +35,12 @@ use redis::Script;
 /// with a stored `policy` or `flapping`, whose `due_at` the monitor arms: see core's
 /// heartbeat rule), and keeps the entry exactly while the host stays up
 /// with nothing owed.
+///
+/// The host's interval (core's `learn_interval`) is kept in its hash's
+/// `interval`, `gap` and `prev_gap` fields (milliseconds), on both paths,
+/// inside the same script call: one `HMGET` per heartbeat, and a write
+/// only when they change (a sent interval that is the stored one writes
+/// nothing; a host that sends none shifts the gap since its last beat).
 pub(crate) static HEARTBEATS: LazyLock<Script> = LazyLock::new(|| Script::new(HEARTBEATS_LUA));
 
 /// The fixed-width layout of an up-hash entry: `due_at` (30 bytes),
@@ -43,6 +51,7 @@ const HEARTBEATS_LUA: &str = r#"
 local due, hosts, up = KEYS[1], KEYS[2], KEYS[3]
 local n = #KEYS - 3
 local from = tonumber(ARGV[1])
+local gm = ARGV[2]
 local names = {}
 for i = 1, n do names[i] = string.sub(KEYS[i + 3], from) end
 local got = redis.call('HMGET', up, unpack(names))
@@ -55,8 +64,36 @@ local function entry(d, ls, v)
   if d and #d == 30 and #ls == 30 then return d .. ls .. v end
   return false
 end
+local function secs(s)
+  local y, mo, d, h, mi, se, ns = string.match(s,
+    '^(%d%d%d%d)-(%d%d)-(%d%d)T(%d%d):(%d%d):(%d%d)%.(%d%d%d%d%d%d%d%d%d)Z$')
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((mo + 9) % 12) + 2) / 5) + d - 1
+  local days = era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
+  return ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60 + tonumber(se), tonumber(ns)
+end
+local function beat(key, iv, at, ls, up)
+  local c = redis.call('HMGET', key, 'interval', 'gap')
+  if iv ~= '' then
+    if c[1] ~= iv then redis.call('HSET', key, 'interval', iv) end
+    return
+  end
+  if c[1] then redis.call('HDEL', key, 'interval') end
+  if not (up and ls and at >= ls) then return end
+  local sa, na = secs(at)
+  local sl, nl = secs(ls)
+  if not (sa and sl) then return end
+  local gns = (sa - sl) * 1000000000 + (na - nl)
+  local g = math.floor(gns / 1000000)
+  if gns > 0 and g < 1 then g = 1 end
+  redis.call('HSET', key, 'gap', string.format('%d', g), 'prev_gap', c[2] or '0')
+end
 local out = {}
-local j = 2
+local j = 3
 for i = 1, n do
   local h = names[i]
   local at, dup, half, fl = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
@@ -67,15 +104,22 @@ for i = 1, n do
   if m then msg = ARGV[j]; j = j + 1 end
   if r then rep = ARGV[j]; j = j + 1 end
   if g then grp = ARGV[j]; j = j + 1 end
+  local at_ms, dup_ms, iv = string.match(fl, '^....([^,]*),([^,]*),(.*)$')
   local e = cur[h]
   local fast = false
-  if e and g and redis.call('HGET', KEYS[i + 3], 'group') == grp then g = false end
+  if e and g and redis.call('HGET', KEYS[i + 3], 'group') == grp then
+    -- Idempotent (and not replicated when it changes nothing): indexes a
+    -- host whose group was stored before the member sets existed.
+    redis.call('SADD', gm .. grp, h)
+    g = false
+  end
   if e and not m and not r and not g and #at == 30 then
     local d = string.sub(e, 1, 30)
     if d >= half and d <= dup then
       local v = tonumber(string.sub(e, 61))
       if v and v < 1e14 then
         local ls = string.sub(e, 31, 60)
+        beat(KEYS[i + 3], iv, at, ls, true)
         if at > ls then ls = at end
         cur[h] = d .. ls .. (v + 1)
         fast = true
@@ -86,9 +130,7 @@ for i = 1, n do
     out[i] = 'u'
   else
     local key = KEYS[i + 3]
-    local k = string.find(fl, ',', 6, true)
-    local at_ms, dup_ms = string.sub(fl, 5, k - 1), string.sub(fl, k + 1)
-    local cur_ = redis.call('HMGET', key, 'status', 'last_seen', 'outbox', 'version', 'due_at', 'policy', 'flapping')
+    local cur_ = redis.call('HMGET', key, 'status', 'last_seen', 'outbox', 'version', 'due_at', 'policy', 'flapping', 'group')
     local status = cur_[1]
     local ent = false
     if not status then
@@ -100,7 +142,9 @@ for i = 1, n do
         if m then f[#f + 1] = 'message'; f[#f + 1] = msg end
         if r then f[#f + 1] = 'report'; f[#f + 1] = rep end
         if g then f[#f + 1] = 'group'; f[#f + 1] = grp end
+        if iv ~= '' then f[#f + 1] = 'interval'; f[#f + 1] = iv end
         redis.call('HSET', key, unpack(f))
+        if g then redis.call('SADD', gm .. grp, h) end
         redis.call('ZADD', due, dup_ms, h)
         redis.call('ZADD', hosts, 0, h)
         ent = entry(dup, at, '1')
@@ -109,12 +153,17 @@ for i = 1, n do
     else
       local ls, ver = cur_[2], cur_[4]
       if e then ls = string.sub(e, 31, 60); ver = string.sub(e, 61) end
+      beat(key, iv, at, ls, status == 'up')
       if (not ls) or at > ls then ls = at end
       local v = string.format('%d', (tonumber(ver) or 0) + 1)
       local f = {'version', v, 'last_seen', ls}
       if m then f[#f + 1] = 'message'; f[#f + 1] = msg end
       if r then f[#f + 1] = 'report'; f[#f + 1] = rep end
-      if g then f[#f + 1] = 'group'; f[#f + 1] = grp end
+      if g then
+        f[#f + 1] = 'group'; f[#f + 1] = grp
+        if cur_[8] and cur_[8] ~= grp then redis.call('SREM', gm .. cur_[8], h) end
+        redis.call('SADD', gm .. grp, h)
+      end
       local d = cur_[5]
       if status == 'up' and not cur_[3] then
         if not cur_[6] and not cur_[7] and not (d and d >= half and d <= dup) then
@@ -152,7 +201,9 @@ return table.concat(out)
 /// `compare_and_swap`: KEYS = host hash, due zset, hosts zset, up hash.
 /// ARGV = expected version, host, due_ms ("" for none), the host's up-hash
 /// entry ("" when it must have none: not up, a notice owed, or no
-/// `due_at`), then the record's field/value pairs. The stored version is
+/// `due_at`), the record's group ("" for none), the group member sets'
+/// prefix, then the record's field/value pairs. A host whose group
+/// changes moves between the member sets. The stored version is
 /// the entry's while there is one, else the hash's. Returns 1 when
 /// written, 0 when the version differed.
 pub(crate) static CAS: LazyLock<Script> = LazyLock::new(|| {
@@ -170,8 +221,15 @@ if v then
 elseif ARGV[1] ~= '0' then
   return 0
 end
+local old = redis.call('HGET', KEYS[1], 'group')
+local new = ARGV[5]
+if new == '' then new = false end
+if old ~= new then
+  if old then redis.call('SREM', ARGV[6] .. old, ARGV[2]) end
+  if new then redis.call('SADD', ARGV[6] .. new, ARGV[2]) end
+end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[2], ARGV[2])
 else
@@ -188,11 +246,13 @@ return 1
     )
 });
 
-/// `remove`: KEYS = host hash, due zset, hosts zset, up hash; ARGV = host.
-/// Returns 1 if the host existed.
+/// `remove`: KEYS = host hash, due zset, hosts zset, up hash; ARGV = host,
+/// the group member sets' prefix. Returns 1 if the host existed.
 pub(crate) static REMOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
+local old = redis.call('HGET', KEYS[1], 'group')
+if old then redis.call('SREM', ARGV[2] .. old, ARGV[1]) end
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])

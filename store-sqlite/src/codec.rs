@@ -1,6 +1,7 @@
 //! Rows to records and back: timestamps, statuses and the outbox as JSON.
 
 use chrono::{DateTime, Utc};
+use iamalive_core::beat::Interval;
 use iamalive_core::{
     GroupName, HostId, HostRecord, MonitorMark, Outbox, Status, StoreError, Timestamp,
 };
@@ -12,7 +13,7 @@ use crate::STORE;
 /// The columns of `hosts`, in the order [`record_from_row`] reads them.
 pub(crate) const COLS: &str = "host, status, last_seen, watch_from, last_checked, \
      missing_since, silent_since, last_alarm, alarm_count, due_at, version, outbox, message, report, job, \
-     policy, group_name, flips, flapping";
+     policy, group_name, flips, flapping, interval_ms, gap_ms, prev_gap_ms";
 
 /// An instant as integer nanoseconds since the Unix epoch.
 ///
@@ -214,8 +215,24 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<HostRecord, StoreError> {
             opt_text(row, 18, key, "flapping")?.as_deref(),
         )
         .map_err(|e| corrupt(key, e))?,
+        interval: Interval {
+            sent_ms: ms_col(row, 19, key, "interval_ms")?,
+            gap_ms: ms_col(row, 20, key, "gap_ms")?,
+            prev_gap_ms: ms_col(row, 21, key, "prev_gap_ms")?,
+        },
         host,
     })
+}
+
+/// A host's interval as its three nullable columns (`interval_ms`,
+/// `gap_ms`, `prev_gap_ms`; NULL for none).
+pub(crate) fn interval_cols(i: &Interval) -> [Option<i64>; 3] {
+    let col = |ms: u64| (ms > 0).then(|| i64::try_from(ms).unwrap_or(i64::MAX));
+    [col(i.sent_ms), col(i.gap_ms), col(i.prev_gap_ms)]
+}
+
+fn ms_col(row: &Row<'_>, idx: usize, key: &str, name: &str) -> Result<u64, StoreError> {
+    Ok(opt_int(row, idx, key, name)?.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
 /// Reads the `monitor_mark` row (`last_run, down_from, down_until`).

@@ -21,6 +21,11 @@ pub(crate) const UP_SQL: &str = "UPDATE hosts SET
         message = coalesce(?3, message),
         report = coalesce(?4, report),
         group_name = coalesce(?7, group_name),
+        interval_ms = ?8,
+        prev_gap_ms = CASE WHEN ?8 IS NULL AND ?2 >= last_seen THEN gap_ms ELSE prev_gap_ms END,
+        gap_ms = CASE WHEN ?8 IS NULL AND ?2 >= last_seen
+            THEN CASE WHEN ?2 > last_seen THEN max((?2 - last_seen) / 1000000, 1) ELSE 0 END
+            ELSE gap_ms END,
         due_at = CASE WHEN outbox IS NULL AND policy IS NULL AND flapping IS NULL
             THEN ?5 ELSE due_at END
     WHERE host = ?1 AND status = 'up'";
@@ -39,7 +44,12 @@ pub(crate) const LAZY_SQL: &str = "UPDATE hosts SET
         version = version + 1,
         message = coalesce(?3, message),
         report = coalesce(?4, report),
-        group_name = coalesce(?7, group_name)
+        group_name = coalesce(?7, group_name),
+        interval_ms = ?8,
+        prev_gap_ms = CASE WHEN ?8 IS NULL AND ?2 >= last_seen THEN gap_ms ELSE prev_gap_ms END,
+        gap_ms = CASE WHEN ?8 IS NULL AND ?2 >= last_seen
+            THEN CASE WHEN ?2 > last_seen THEN max((?2 - last_seen) / 1000000, 1) ELSE 0 END
+            ELSE gap_ms END
     WHERE host = ?1 AND status = 'up' AND outbox IS NULL
         AND ((due_at >= ?6 AND due_at <= ?5) OR policy IS NOT NULL OR flapping IS NOT NULL)";
 
@@ -53,6 +63,7 @@ const OTHER_SQL: &str = "UPDATE hosts SET
         message = coalesce(?3, message),
         report = coalesce(?4, report),
         group_name = coalesce(?7, group_name),
+        interval_ms = ?8,
         due_at = CASE WHEN status = 'paused' THEN due_at ELSE ?2 END
     WHERE host = ?1 AND (status = 'missing' OR status = 'alarmed' OR status = 'paused')
     RETURNING status";
@@ -60,13 +71,17 @@ const OTHER_SQL: &str = "UPDATE hosts SET
 /// A new host, as `HostRecord::new` with `due_if_up` as its `due_at`.
 const CREATE_SQL: &str = "INSERT INTO hosts
         (host, status, last_seen, watch_from, alarm_count, due_at, version, message, report,
-         group_name)
-    VALUES (?1, 'up', ?2, ?2, 0, ?5, 1, ?3, ?4, ?7)
+         group_name, interval_ms)
+    VALUES (?1, 'up', ?2, ?2, 0, ?5, 1, ?3, ?4, ?7, ?8)
     ON CONFLICT (host) DO NOTHING";
 
-// Every statement above takes the same seven parameters (`?6` is the lazy
-// path's half-way mark, `?7` the group, `NULL` to keep the stored one), so
-// one argument list serves them all; a statement binds the ones it names.
+// Every statement above takes the same eight parameters (`?6` is the lazy
+// path's half-way mark, `?7` the group, `NULL` to keep the stored one, `?8`
+// the interval the heartbeat sent in milliseconds, `NULL` for none), so one
+// argument list serves them all; a statement binds the ones it names. The
+// interval is core's `learn_interval`: the sent one replaced, or on an up
+// host the gap since its last beat shifted into the last two gaps (SQLite
+// evaluates every right-hand side on the row as it was).
 
 /// One queued heartbeat and the caller waiting for its outcome.
 pub(crate) struct HeartbeatJob {
@@ -78,6 +93,8 @@ pub(crate) struct HeartbeatJob {
     message: Option<String>,
     report: Option<String>,
     group: Option<String>,
+    /// The interval sent, in milliseconds.
+    interval: Option<i64>,
     create: bool,
     result: Option<Result<HeartbeatOutcome, StoreError>>,
     reply: oneshot::Sender<Result<HeartbeatOutcome, StoreError>>,
@@ -102,6 +119,9 @@ impl HeartbeatJob {
             message: hb.message.clone(),
             report: hb.report.clone(),
             group: hb.group.as_ref().map(|g| g.as_str().to_owned()),
+            interval: hb
+                .interval
+                .map(|i| i64::try_from(iamalive_core::beat::to_ms(i)).unwrap_or(i64::MAX)),
             create,
             result: None,
             reply,
@@ -138,7 +158,8 @@ impl HeartbeatJob {
             self.report.as_deref(),
             self.due_if_up,
             self.half_way,
-            self.group.as_deref()
+            self.group.as_deref(),
+            self.interval
         ];
         let lazy_args = args;
         let kept = match up {

@@ -399,13 +399,15 @@ const CAS_UPDATE_SQL: &str = "UPDATE hosts SET
         status = ?2, last_seen = ?3, watch_from = ?4, last_checked = ?5, missing_since = ?6,
         silent_since = ?7, last_alarm = ?8, alarm_count = ?9, due_at = ?10, version = ?11,
         outbox = ?12, message = ?13, report = ?14, job = ?15, policy = ?16, group_name = ?17,
-        flips = ?18, flapping = ?19
-    WHERE host = ?1 AND version = ?20";
+        flips = ?18, flapping = ?19, interval_ms = ?20, gap_ms = ?21, prev_gap_ms = ?22
+    WHERE host = ?1 AND version = ?23";
 
 const CAS_CREATE_SQL: &str = "INSERT INTO hosts (host, status, last_seen, watch_from,
         last_checked, missing_since, silent_since, last_alarm, alarm_count, due_at, version,
-        outbox, message, report, job, policy, group_name, flips, flapping)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+        outbox, message, report, job, policy, group_name, flips, flapping, interval_ms, gap_ms,
+        prev_gap_ms)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+        ?20, ?21, ?22)
     ON CONFLICT (host) DO UPDATE SET
         status = excluded.status, last_seen = excluded.last_seen,
         watch_from = excluded.watch_from, last_checked = excluded.last_checked,
@@ -414,7 +416,9 @@ const CAS_CREATE_SQL: &str = "INSERT INTO hosts (host, status, last_seen, watch_
         due_at = excluded.due_at, version = excluded.version, outbox = excluded.outbox,
         message = excluded.message, report = excluded.report, job = excluded.job,
         policy = excluded.policy, group_name = excluded.group_name,
-        flips = excluded.flips, flapping = excluded.flapping
+        flips = excluded.flips, flapping = excluded.flapping,
+        interval_ms = excluded.interval_ms, gap_ms = excluded.gap_ms,
+        prev_gap_ms = excluded.prev_gap_ms
     WHERE hosts.version = 0";
 
 /// A record's columns, encoded on the caller's thread.
@@ -438,6 +442,8 @@ struct Row {
     group: Option<String>,
     flips: Option<String>,
     flapping: Option<String>,
+    /// The host's interval (see `iamalive_core::beat`), NULL for none.
+    interval: [Option<i64>; 3],
 }
 
 impl Row {
@@ -463,6 +469,7 @@ impl Row {
             group: r.group.as_ref().map(|g| g.as_str().to_owned()),
             flips: flap.0,
             flapping: flap.1,
+            interval: codec::interval_cols(&r.interval),
         })
     }
 }
@@ -488,6 +495,9 @@ fn compare_and_swap(conn: &Connection, expected: i64, r: &Row) -> Result<bool, S
         r.group,
         r.flips,
         r.flapping,
+        r.interval[0],
+        r.interval[1],
+        r.interval[2],
     ];
     let changed = if expected == 0 {
         conn.prepare_cached(CAS_CREATE_SQL)
@@ -838,6 +848,25 @@ impl Store for SqliteStore {
 
     async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
         self.group(group).await
+    }
+
+    /// By the partial index `hosts_group` (migration 6): O(group size).
+    async fn group_hosts(
+        &self,
+        group: &GroupName,
+        limit_n: usize,
+    ) -> Result<Option<Vec<HostRecord>>, StoreError> {
+        let group = group.as_str().to_owned();
+        let n = limit(limit_n);
+        self.read(move |conn| {
+            query_records(
+                conn,
+                &format!("SELECT {COLS} FROM hosts WHERE group_name = ?1 LIMIT ?2"),
+                params![group, n],
+            )
+        })
+        .await
+        .map(Some)
     }
 
     async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {

@@ -62,6 +62,15 @@ const MIGRATIONS: &[&str] = &[
     // while `flapping` is set (the monitor armed it for the stable time).
     "ALTER TABLE hosts ADD COLUMN flips TEXT;
     ALTER TABLE hosts ADD COLUMN flapping TEXT;",
+    // 6: a host's heartbeat interval (see `iamalive_core::beat`): the one
+    // its latest beat sent and the last two gaps between its beats, in
+    // milliseconds (NULL for none), written by the heartbeat's own UPDATE;
+    // and the hosts of a group by an index on it, read only when a group
+    // decides its outage (hosts past their expected beat are evidence).
+    "ALTER TABLE hosts ADD COLUMN interval_ms INTEGER;
+    ALTER TABLE hosts ADD COLUMN gap_ms INTEGER;
+    ALTER TABLE hosts ADD COLUMN prev_gap_ms INTEGER;
+    CREATE INDEX hosts_group ON hosts (group_name) WHERE group_name IS NOT NULL;",
 ];
 
 /// The schema version this build writes.

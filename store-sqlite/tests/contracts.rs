@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use tempfile::TempDir;
 
 /// The schema version this build writes (one per migration).
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 fn t(secs: u64) -> Timestamp {
     add(
@@ -154,7 +154,8 @@ async fn a_file_from_before_groups_is_migrated() {
     let c = raw(&store);
     drop(store);
     c.execute_batch(
-        "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+        "DROP INDEX hosts_group; ALTER TABLE hosts DROP COLUMN interval_ms; ALTER TABLE hosts DROP COLUMN gap_ms; ALTER TABLE hosts DROP COLUMN prev_gap_ms;
+         ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
          ALTER TABLE hosts DROP COLUMN policy; ALTER TABLE hosts DROP COLUMN group_name; DROP TABLE groups; PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -672,7 +673,8 @@ async fn a_file_from_before_policies_migrates_and_keeps_its_hosts() {
         // Back to what a schema-3 build (groups, no policies) wrote.
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
-            "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+            "DROP INDEX hosts_group; ALTER TABLE hosts DROP COLUMN interval_ms; ALTER TABLE hosts DROP COLUMN gap_ms; ALTER TABLE hosts DROP COLUMN prev_gap_ms;
+         ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
              ALTER TABLE hosts DROP COLUMN policy; PRAGMA user_version = 3;",
         )
         .unwrap();
@@ -714,7 +716,8 @@ async fn a_file_from_before_flapping_migrates_and_keeps_its_hosts() {
     {
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
-            "ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
+            "DROP INDEX hosts_group; ALTER TABLE hosts DROP COLUMN interval_ms; ALTER TABLE hosts DROP COLUMN gap_ms; ALTER TABLE hosts DROP COLUMN prev_gap_ms;
+         ALTER TABLE hosts DROP COLUMN flips; ALTER TABLE hosts DROP COLUMN flapping;
              PRAGMA user_version = 4;",
         )
         .unwrap();
@@ -737,5 +740,68 @@ async fn a_file_from_before_flapping_migrates_and_keeps_its_hosts() {
         get(&store, &host("old")).await.flap.as_deref(),
         Some(&flap),
         "a heartbeat leaves the history alone"
+    );
+}
+
+/// A file written before intervals were kept (schema 5) is migrated on
+/// open: its hosts read back with no interval, the group index serves
+/// their group at once, and an interval sent or learned afterwards
+/// survives closing and reopening the file.
+#[tokio::test]
+async fn a_file_from_before_intervals_migrates_and_keeps_them_across_restarts() {
+    let (dir, store) = fresh();
+    let path = dir.path().join("t.db");
+    let ber = GroupName::new("office-berlin").unwrap();
+    let mut hb = Heartbeat::new(host("old"), t(0));
+    hb.group = Some(ber.clone());
+    store
+        .record_heartbeat(&hb, t(10), true)
+        .await
+        .expect("heartbeat");
+    drop(store);
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP INDEX hosts_group; ALTER TABLE hosts DROP COLUMN interval_ms;
+             ALTER TABLE hosts DROP COLUMN gap_ms; ALTER TABLE hosts DROP COLUMN prev_gap_ms;
+             PRAGMA user_version = 5;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).expect("migrates");
+    let v: i64 = raw(&store)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    assert_eq!(get(&store, &host("old")).await.interval.get(), None);
+    let members = store.group_hosts(&ber, 10).await.unwrap().unwrap();
+    assert_eq!(members.len(), 1, "the index covers rows written before it");
+    // The plan reads the group by its index, not by a walk of the table.
+    let plan: String = raw(&store)
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT host FROM hosts WHERE group_name = 'x' LIMIT 5",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("hosts_group"), "{plan}");
+    // Learned (a beat without one), then sent by another host.
+    beat(&store, &host("old"), t(30)).await;
+    let mut sent = Heartbeat::new(host("agent"), t(30));
+    sent.interval = Some(Duration::from_secs(240));
+    store
+        .record_heartbeat(&sent, t(40), true)
+        .await
+        .expect("heartbeat");
+    drop(store);
+    let store = SqliteStore::open(&path).expect("reopens");
+    use iamalive_core::beat::IntervalSource;
+    assert_eq!(
+        get(&store, &host("old")).await.interval.get(),
+        Some((Duration::from_secs(30), IntervalSource::Learned))
+    );
+    assert_eq!(
+        get(&store, &host("agent")).await.interval.get(),
+        Some((Duration::from_secs(240), IntervalSource::Sent))
     );
 }

@@ -7,12 +7,41 @@ use std::time::Duration;
 
 use super::{at, host, monitor};
 use crate::testing::RecordingNotifier;
-use crate::{GroupName, GroupPolicy, Heartbeat, ManualClock, Notice, NoticeKind, Notifier, Store};
+use crate::{
+    GroupName, GroupPolicy, Heartbeat, ManualClock, Monitor, Notice, NoticeKind, Notifier, Store,
+};
 
 fn beat_in(g: &GroupName, name: &str, secs: u64) -> Heartbeat {
     let mut hb = Heartbeat::new(host(name), at(secs));
     hb.group = Some(g.clone());
     hb
+}
+
+/// Two monitors (`a`, `b`) sharing `store` and the one channel `ch`, with
+/// groups of at least two hosts gathered for `wait` and blind detection
+/// on (the same wait): the setup of every case here.
+fn two_monitors(
+    store: &Arc<dyn Store>,
+    clock: &ManualClock,
+    ch: &RecordingNotifier,
+    wait: Duration,
+) -> (
+    Monitor<dyn Store, ManualClock>,
+    Monitor<dyn Store, ManualClock>,
+) {
+    let gp = GroupPolicy {
+        min_hosts: 2,
+        wait,
+        ..GroupPolicy::default()
+    };
+    let grouping: crate::Grouping = Arc::new(move |_| gp);
+    let channels = || -> Vec<Arc<dyn Notifier>> { vec![Arc::new(ch.clone())] };
+    let one = |owner| {
+        monitor(store.clone(), clock, channels(), owner)
+            .with_grouping(grouping.clone())
+            .with_blind_detection(wait)
+    };
+    (one("a"), one("b"))
 }
 
 /// Four hosts of `office-berlin` and three of `office-paris` fall silent
@@ -28,20 +57,8 @@ fn beat_in(g: &GroupName, name: &str, secs: u64) -> Heartbeat {
 pub async fn watcher_blind_is_one_notice(store: Arc<dyn Store>) {
     let clock = ManualClock::new(at(0));
     let ch = RecordingNotifier::new("ch");
-    let channels = || -> Vec<Arc<dyn Notifier>> { vec![Arc::new(ch.clone())] };
     let wait = Duration::from_secs(5);
-    let gp = GroupPolicy {
-        min_hosts: 2,
-        wait,
-        ..GroupPolicy::default()
-    };
-    let grouping: crate::Grouping = Arc::new(move |_| gp);
-    let a = monitor(store.clone(), &clock, channels(), "a")
-        .with_grouping(grouping.clone())
-        .with_blind_detection(wait);
-    let b = monitor(store.clone(), &clock, channels(), "b")
-        .with_grouping(grouping)
-        .with_blind_detection(wait);
+    let (a, b) = two_monitors(&store, &clock, &ch, wait);
     let ber = GroupName::new("office-berlin").unwrap();
     let par = GroupName::new("office-paris").unwrap();
     let rom = GroupName::new("office-rome").unwrap();
@@ -172,20 +189,8 @@ pub async fn blind_detection_keeps_a_lone_site_on_time(store: Arc<dyn Store>) {
     }
     let clock = ManualClock::new(at(0));
     let ch = RecordingNotifier::new("ch");
-    let channels = || -> Vec<Arc<dyn Notifier>> { vec![Arc::new(ch.clone())] };
     let wait = Duration::from_secs(5);
-    let gp = GroupPolicy {
-        min_hosts: 2,
-        wait,
-        ..GroupPolicy::default()
-    };
-    let grouping: crate::Grouping = Arc::new(move |_| gp);
-    let a = monitor(store.clone(), &clock, channels(), "a")
-        .with_grouping(grouping.clone())
-        .with_blind_detection(wait);
-    let b = monitor(store.clone(), &clock, channels(), "b")
-        .with_grouping(grouping)
-        .with_blind_detection(wait);
+    let (a, b) = two_monitors(&store, &clock, &ch, wait);
     let ber = GroupName::new("office-berlin").unwrap();
     let par = GroupName::new("office-paris").unwrap();
     for i in 0..3 {

@@ -170,3 +170,219 @@ pub async fn group_outage_is_one_notice(store: Arc<dyn Store>) {
         "{store}: the lone host's own all-clear"
     );
 }
+
+/// How many hosts [`a_dark_site_is_named_whole`] puts in its site.
+pub const DARK_SITE_HOSTS: usize = 200;
+
+/// A site of [`DARK_SITE_HOSTS`] hosts goes dark together, with two
+/// monitors sweeping the store. On a store that
+/// [keeps groups](Store::keeps_groups): the one group alarm names every
+/// host of the site, the one group all-clear names every host back, no
+/// host speaks on its own, and each phase writes the group's record about
+/// once per sweep batch (its version grows by a few per batch), not once
+/// per host, which is what makes a site of 10,000 hosts cost O(n). A store
+/// without group records is skipped (its hosts alarm alone, as
+/// [`group_outage_is_one_notice`] checks).
+pub async fn a_dark_site_is_named_whole(store: Arc<dyn Store>) {
+    if !store.keeps_groups() {
+        return;
+    }
+    let clock = ManualClock::new(at(0));
+    let ch = RecordingNotifier::new("ch");
+    let channels = || -> Vec<Arc<dyn Notifier>> { vec![Arc::new(ch.clone())] };
+    let gp = GroupPolicy {
+        min_hosts: 2,
+        wait: Duration::from_secs(5),
+        ..GroupPolicy::default()
+    };
+    let grouping: crate::Grouping = Arc::new(move |_| gp);
+    let a = monitor(store.clone(), &clock, channels(), "a").with_grouping(grouping.clone());
+    let b = monitor(store.clone(), &clock, channels(), "b").with_grouping(grouping);
+    let batch = a.options().batch;
+    let site = GroupName::new("site-dark").unwrap();
+    let hosts: Vec<String> = (0..DARK_SITE_HOSTS)
+        .map(|i| format!("dark-{i:04}"))
+        .collect();
+    for h in &hosts {
+        a.heartbeat(&beat_in(&site, h, 0)).await.unwrap();
+    }
+    let version = |g: Option<crate::GroupRecord>| g.map_or(0, |g| g.version);
+    // Writes allowed per phase: a few per batch (hold, resolve, the group
+    // notice's lease and settling), never one per host.
+    let per_phase = 4 * DARK_SITE_HOSTS.div_ceil(batch) as u64 + 8;
+    // Every deadline (10 s) passes at once: one sweep holds them all.
+    clock.set(at(11));
+    let _ = a.sweep().await.unwrap();
+    let g = store.get_group(&site).await.unwrap().expect("group stored");
+    assert_eq!(
+        g.members.len(),
+        DARK_SITE_HOSTS,
+        "{store}: one sweep holds every host of the site"
+    );
+    assert!(
+        g.version <= per_phase,
+        "{store}: holding {DARK_SITE_HOSTS} hosts wrote the group record {} times (at most {per_phase})",
+        g.version
+    );
+    assert!(
+        ch.notices().is_empty(),
+        "{store}: nothing before the wait's end"
+    );
+    // The wait (5 s after the deadline) ends: one group alarm naming all.
+    let before = g.version;
+    for s in 12..=20u64 {
+        clock.set(at(s));
+        let _ = b.sweep().await.unwrap();
+        let _ = a.sweep().await.unwrap();
+    }
+    let notices = ch.notices();
+    let alarms: Vec<&Notice> = notices
+        .iter()
+        .filter(|n| n.is_group() && n.kind == NoticeKind::Alarm)
+        .collect();
+    assert_eq!(alarms.len(), 1, "{store}: one group alarm");
+    assert_eq!(
+        alarms[0].hosts.len(),
+        DARK_SITE_HOSTS,
+        "{store}: the group alarm names every host of the site"
+    );
+    assert!(
+        notices.iter().all(Notice::is_group),
+        "{store}: no host of the site speaks on its own"
+    );
+    let after = version(store.get_group(&site).await.unwrap());
+    assert!(
+        after - before <= per_phase,
+        "{store}: absorbing {DARK_SITE_HOSTS} hosts wrote the group record {} times (at most {per_phase})",
+        after - before
+    );
+    // They all come back together: one all-clear naming all.
+    ch.clear();
+    for h in &hosts {
+        a.heartbeat(&beat_in(&site, h, 21)).await.unwrap();
+    }
+    let before = after;
+    for s in 21..=30u64 {
+        clock.set(at(s));
+        let _ = a.sweep().await.unwrap();
+        let _ = b.sweep().await.unwrap();
+    }
+    let notices = ch.notices();
+    let clears: Vec<&Notice> = notices
+        .iter()
+        .filter(|n| n.is_group() && n.kind == NoticeKind::Recovery)
+        .collect();
+    assert_eq!(clears.len(), 1, "{store}: one group all-clear: {notices:?}");
+    assert_eq!(
+        clears[0].hosts.len(),
+        DARK_SITE_HOSTS,
+        "{store}: the all-clear names every host back"
+    );
+    assert_eq!(clears[0].outage_id, alarms[0].outage_id, "{store}");
+    assert!(
+        notices.iter().all(Notice::is_group),
+        "{store}: no host of the site speaks on its own"
+    );
+    let after = version(store.get_group(&site).await.unwrap());
+    assert!(
+        after - before <= per_phase,
+        "{store}: counting {DARK_SITE_HOSTS} hosts back wrote the group record {} times (at most {per_phase})",
+        after - before
+    );
+}
+
+/// A channel that records what it is given and, as the group alarm of
+/// `site` reaches it, has every host of the site beat again (at `at`):
+/// a site that comes back while the sweep is still working through it.
+struct BackOnAlarm {
+    inner: RecordingNotifier,
+    store: Arc<dyn Store>,
+    site: GroupName,
+    hosts: Vec<String>,
+    at: u64,
+}
+
+#[async_trait::async_trait]
+impl Notifier for BackOnAlarm {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn deliver(&self, notice: &Notice) -> Result<(), crate::NotifyError> {
+        if notice.is_group()
+            && notice.kind == NoticeKind::Alarm
+            && !self.inner.notices().iter().any(Notice::is_group)
+        {
+            for h in &self.hosts {
+                let hb = beat_in(&self.site, h, self.at);
+                let due = crate::add(hb.at, super::policy().timeout);
+                self.store.record_heartbeat(&hb, due, true).await.unwrap();
+            }
+        }
+        self.inner.deliver(notice).await
+    }
+}
+
+/// The hosts of a site come back just as its group alarm goes out, while
+/// the sweep still holds the own alarms of most of them (in later
+/// batches): those hosts come back before anyone was told of them on
+/// their own, yet the group alarm named them, so the group must count
+/// them back. Exactly one group all-clear names every host, and no host
+/// speaks on its own. (Before the group heard of such quiet returns, it
+/// kept them silent forever and its all-clear never came.)
+pub async fn a_site_back_as_its_alarm_goes_out_is_cleared(store: Arc<dyn Store>) {
+    if !store.keeps_groups() {
+        return;
+    }
+    let clock = ManualClock::new(at(0));
+    let site = GroupName::new("site-back").unwrap();
+    let hosts: Vec<String> = (0..12).map(|i| format!("back-{i:02}")).collect();
+    let ch = RecordingNotifier::new("ch");
+    let back = BackOnAlarm {
+        inner: ch.clone(),
+        store: store.clone(),
+        site: site.clone(),
+        hosts: hosts.clone(),
+        at: 15,
+    };
+    let gp = GroupPolicy {
+        min_hosts: 2,
+        wait: Duration::from_secs(5),
+        ..GroupPolicy::default()
+    };
+    let grouping: crate::Grouping = Arc::new(move |_| gp);
+    let mut a = monitor(store.clone(), &clock, vec![Arc::new(back)], "a").with_grouping(grouping);
+    // Small batches: the group alarm goes out while later batches still
+    // hold their hosts' own alarms.
+    a.options_mut().batch = 4;
+    for h in &hosts {
+        a.heartbeat(&beat_in(&site, h, 0)).await.unwrap();
+    }
+    // Up to just before their next deadline (15 + 10): they beat once.
+    for s in 11..=24u64 {
+        clock.set(at(s));
+        let _ = a.sweep().await.unwrap();
+    }
+    let notices = ch.notices();
+    let count = |kind| {
+        notices
+            .iter()
+            .filter(|n| n.is_group() && n.kind == kind)
+            .count()
+    };
+    assert_eq!(count(NoticeKind::Alarm), 1, "{store}: {notices:#?}");
+    assert_eq!(
+        count(NoticeKind::Recovery),
+        1,
+        "{store}: the all-clear comes though most hosts came back untold: {notices:#?}"
+    );
+    let clear = notices
+        .iter()
+        .find(|n| n.is_group() && n.kind == NoticeKind::Recovery)
+        .unwrap();
+    assert_eq!(clear.hosts.len(), hosts.len(), "{store}: {clear:#?}");
+    assert!(
+        notices.iter().all(Notice::is_group),
+        "{store}: no host speaks on its own: {notices:#?}"
+    );
+}

@@ -1142,3 +1142,51 @@ fn due_at_follows_from_the_resulting_state_in_every_row() {
         "a quiet recovery: the deadline"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// The quiet-up shortcut of `evaluate_in_place` is the table's row
+    /// "`up`, nothing, before the deadline" and nothing more: on a record
+    /// of any status, heard or not, registered or resumed at any instant,
+    /// owing a notice or not, with or without a downtime, a silence or a
+    /// schedule, the result is the whole table's to the field.
+    #[test]
+    fn the_quiet_up_shortcut_decides_as_the_whole_table(
+        status in prop_oneof![Just(Status::Up), Just(Status::Missing), Just(Status::Alarmed)],
+        seen in 0i64..40_000,
+        watch in 0i64..40_000,
+        now in 0i64..60_000,
+        owed in any::<bool>(),
+        down in proptest::option::of((0i64..40_000, 0i64..40_000)),
+        silenced in any::<bool>(),
+        scheduled in any::<bool>(),
+    ) {
+        let mut policy = policy();
+        if scheduled {
+            policy.schedule = Some(crate::Schedule::new("*/1 * * * *", "UTC", Duration::from_secs(5)).unwrap());
+        }
+        let mut r = rec_at(0);
+        r.status = status;
+        r.last_seen = t(seen);
+        r.watch_from = t(watch);
+        if owed {
+            let mut first = rec_at(0);
+            let _ = evaluate_in_place(&mut first, t(11_000), &policy, &ctx());
+            r.outbox = first.outbox;
+        }
+        let silences = [silence(0, 50_000)];
+        let ctx = Context {
+            silences: if silenced { &silences } else { &[] },
+            downtime: down.map(|(from, len)| crate::Downtime { from: t(from), until: t(from + len) }),
+            blind: None,
+        };
+        let mut fast = r.clone();
+        let fast_notices = evaluate_in_place(&mut fast, t(now), &policy, &ctx);
+        let mut whole = r.clone();
+        whole.last_checked = Some(t(now));
+        let whole_notices = decide_in_place(&mut whole, t(now), &policy, &ctx);
+        prop_assert_eq!(fast, whole);
+        prop_assert_eq!(fast_notices, whole_notices);
+    }
+}

@@ -306,39 +306,28 @@ pub fn resolve(
     }
     let mut next = w.clone();
     next.sites.retain(|s| s.fate != Fate::Held || still_dark(s));
-    let held = next.sites.iter().filter(|s| s.fate == Fate::Held).count();
-    if held >= MIN_SITES {
-        let since_at = next
-            .sites
-            .iter()
-            .filter(|s| s.fate == Fate::Held)
-            .map(|s| s.first_silent_at)
-            .min()
-            .unwrap_or(now);
-        for s in &mut next.sites {
-            if s.fate == Fate::Held {
-                s.fate = Fate::Outage;
-            }
-        }
-        next.phase = GroupPhase::Outage;
-        next.since = Some(since_at);
-        next.outage_id = Some(format!("watcher-blind@{}", since_at.timestamp_millis()));
-        next.alarm_count = 0;
-        next.last_alarm = None;
+    let since = super::conclude(next.sites.iter_mut(), MIN_SITES);
+    if super::begin_or_quiet(&mut next, since, |t| {
+        format!("watcher-blind@{}", t.timestamp_millis())
+    }) {
         next.hosts_total = hosts_total;
         let n = blind_notice(&next, NoticeKind::Alarm, now);
         next.outbox.push(Outbox::new(n));
-    } else {
-        for s in &mut next.sites {
-            if s.fate == Fate::Held {
-                s.fate = Fate::Alone;
-            }
-        }
-        next.phase = GroupPhase::Quiet;
-        next.since = None;
     }
     next.due_at = super::due_at(&next, &crate::Policy::default());
     Some(next)
+}
+
+impl super::Gathered for Site {
+    fn fate(&self) -> Fate {
+        self.fate
+    }
+    fn set_fate(&mut self, fate: Fate) {
+        self.fate = fate;
+    }
+    fn silent_at(&self) -> Timestamp {
+        self.first_silent_at
+    }
 }
 
 /// After a site came back: with none dark the blind outage is over; with

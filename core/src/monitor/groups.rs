@@ -5,12 +5,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use super::{MAX_ROUNDS, Monitor, SweepReport};
-use crate::decide::{ChannelOutcome, Round};
+use crate::decide::{ChannelOutcome, Context, Round};
 use crate::group_outage::{self, GroupPhase, Verdict, blind};
 use crate::{
-    Clock, GroupName, GroupPolicy, GroupRecord, HostRecord, Notice, NoticeKind, Policy, Status,
-    Store, StoreError, Timestamp,
+    Clock, Downtime, GroupName, GroupPolicy, GroupRecord, HostRecord, Notice, NoticeKind, Outbox,
+    Policy, Silence, Status, Store, StoreError, Timestamp,
 };
 
 /// The [`GroupPolicy`] of each group (its `min_hosts` and `wait`).
@@ -19,6 +21,22 @@ pub type Grouping = Arc<dyn Fn(&GroupName) -> GroupPolicy + Send + Sync>;
 /// How many due group records [`Monitor::another_site_gathering`] reads
 /// at most: sites gathering at once, far more than a blind spot needs.
 const GATHERING_PROBE: usize = 256;
+
+/// A host's record just stepped by a sweep batch: the record written and
+/// the notice it leased, waiting for its group's answer.
+pub(super) struct Stepped {
+    /// The record as written (the notice leased in it).
+    pub(super) written: HostRecord,
+    /// The notice leased.
+    pub(super) outbox: Box<Outbox>,
+}
+
+/// One notice asked of its group, with its host's policy.
+type Ask<'a> = (&'a Notice, &'a Policy);
+
+/// A batch record's first step: what it did, the notice it leased (if
+/// any) and the quiet return its group must hear of (if any).
+type FirstStep = (SweepReport, Option<Stepped>, Option<(Notice, Policy)>);
 
 /// What became of a host's leased notice once its group was asked.
 pub(super) enum Routed {
@@ -71,39 +89,223 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             .then_some((grouping, group))
     }
 
+    /// Decides one due batch of host records, asking each group **once**
+    /// for all of the batch's notices to it: every record's first step is
+    /// taken (and swapped in) at once, the notices leased are gathered by
+    /// group and each group's record is consulted for all of them with
+    /// one compare-and-swap ([`route_many`](Self::route_many)), then each
+    /// record goes on on its own (held, absorbed and settled, or
+    /// delivered). A site of n hosts going dark costs O(n) group work per
+    /// phase instead of one swap of an ever larger record per host.
+    ///
+    /// Nothing is lost if the monitor dies between the steps: each host's
+    /// notice stays leased in its record until it is settled or held, and
+    /// is taken over when the lease ends, as for a single record.
+    pub(super) async fn process_batch(
+        &self,
+        batch: Vec<HostRecord>,
+        now: Timestamp,
+        silences: &[Silence],
+        downtime: Option<Downtime>,
+    ) -> SweepReport {
+        let concurrency = self.opts.concurrency.max(1);
+        let mut report = SweepReport::default();
+        // 1. Each record's first step.
+        let stepped: Vec<FirstStep> = futures::stream::iter(batch)
+            .map(|rec| self.first_step(rec, now, silences, downtime))
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let mut pending = Vec::new();
+        let mut returns = Vec::new();
+        for (r, s, back) in stepped {
+            report.add(r);
+            pending.extend(s);
+            returns.extend(back);
+        }
+        // 2. One consultation per group for all of its notices (and the
+        // quiet returns it must count back).
+        let policies: Vec<Policy> = pending
+            .iter()
+            .map(|s| self.policies.for_record(&s.written))
+            .collect();
+        let asks = pending
+            .iter()
+            .zip(&policies)
+            .map(|(s, p)| (&s.outbox.notice, p))
+            .chain(returns.iter().map(|(n, p)| (n, p)));
+        let mut by_group: HashMap<&GroupName, Vec<(usize, Ask<'_>)>> = HashMap::new();
+        for (i, ask) in asks.enumerate() {
+            if let Some((_, group)) = self.group_for(ask.0) {
+                by_group.entry(group).or_default().push((i, ask));
+            }
+        }
+        let mut routed: Vec<Option<Result<Routed, StoreError>>> =
+            pending.iter().map(|_| Some(Ok(Routed::Deliver))).collect();
+        let mut group_report = SweepReport::default();
+        for (group, asks) in by_group {
+            let items: Vec<(&Notice, &Policy)> = asks.iter().map(|(_, a)| *a).collect();
+            let answers = self.route_many(group, &items, &mut group_report).await;
+            // A quiet return's answer is dropped: nothing is delivered
+            // for it, the group only counted it back.
+            let slots: Vec<usize> = asks.iter().map(|(i, _)| *i).collect();
+            match answers {
+                Ok(answers) => {
+                    for (i, a) in slots.into_iter().zip(answers) {
+                        if let Some(slot) = routed.get_mut(i) {
+                            *slot = Some(Ok(a));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(store = %self.store, %group, error = %e, "could not ask group; its hosts' notices stay owed");
+                    for i in slots {
+                        if let Some(slot) = routed.get_mut(i) {
+                            *slot = Some(Err(e.replicate()));
+                        }
+                    }
+                }
+            }
+        }
+        report.add(group_report);
+        // 3. Each record on its own from there.
+        let rest: Vec<SweepReport> = futures::stream::iter(pending.into_iter().zip(routed))
+            .map(|(s, r)| self.go_on(s, r, now, silences, downtime))
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        for r in rest {
+            report.add(r);
+        }
+        report
+    }
+
+    /// A batch record's first step ([`process_batch`](Self::process_batch)):
+    /// the notice it leased, if any, and the quiet return its group must
+    /// hear of, with the host's policy.
+    async fn first_step(
+        &self,
+        rec: HostRecord,
+        now: Timestamp,
+        silences: &[Silence],
+        downtime: Option<Downtime>,
+    ) -> FirstStep {
+        let mut report = SweepReport::default();
+        let host = rec.host.clone();
+        let (policy, blind) = self.context_of(&rec);
+        let ctx = Context {
+            silences,
+            downtime,
+            blind: blind.as_deref(),
+        };
+        let r = self
+            .step_host(&host, Some(rec), now, &policy, &ctx, &mut report)
+            .await;
+        let (stepped, back) = match r {
+            Ok(Some((written, outbox, back))) => {
+                (outbox.map(|outbox| Stepped { written, outbox }), back)
+            }
+            Ok(None) => (None, None),
+            Err(e) => {
+                self.count_error(&host, Err(e), &mut report);
+                (None, None)
+            }
+        };
+        (report, stepped, back.map(|b| (b, policy)))
+    }
+
+    /// A batch record after its group answered: processed on its own from
+    /// there (or its error counted).
+    async fn go_on(
+        &self,
+        s: Stepped,
+        routed: Option<Result<Routed, StoreError>>,
+        now: Timestamp,
+        silences: &[Silence],
+        downtime: Option<Downtime>,
+    ) -> SweepReport {
+        match routed.unwrap_or(Ok(Routed::Deliver)) {
+            Ok(r) => {
+                let rec = s.written.clone();
+                self.process(rec, now, silences, downtime, Some((s, r)))
+                    .await
+            }
+            Err(e) => {
+                let mut report = SweepReport::default();
+                self.count_error(&s.written.host, Err(e), &mut report);
+                report
+            }
+        }
+    }
+
     /// Asks the host's group what to do with `notice` (leased in the host's
-    /// record): a compare-and-swap on the group record, resolving an
-    /// expired gathering first.
+    /// record): [`route_many`](Self::route_many) with this one notice.
     pub(super) async fn route_to_group(
         &self,
         notice: &Notice,
         policy: &Policy,
         report: &mut SweepReport,
     ) -> Result<Routed, StoreError> {
-        let Some((grouping, group)) = self.group_for(notice) else {
+        let Some((_, group)) = self.group_for(notice) else {
             return Ok(Routed::Deliver);
         };
+        let mut routed = self.route_many(group, &[(notice, policy)], report).await?;
+        Ok(routed.pop().unwrap_or(Routed::Deliver))
+    }
+
+    /// Asks `group`'s record what to do with each of `items` (notices of
+    /// its hosts, leased in their records, each with its host's policy):
+    /// one [`group_outage::consult_batch`] and one compare-and-swap on the
+    /// group record for all of them, again after a lost swap; an expired
+    /// gathering is resolved first. One answer per item, in order.
+    async fn route_many(
+        &self,
+        group: &GroupName,
+        items: &[(&Notice, &Policy)],
+        report: &mut SweepReport,
+    ) -> Result<Vec<Routed>, StoreError> {
+        let Some(grouping) = self.grouping.as_ref() else {
+            return Ok(items.iter().map(|_| Routed::Deliver).collect());
+        };
         let gp = grouping(group);
-        for _ in 0..MAX_ROUNDS {
+        let mut out = Vec::with_capacity(items.len());
+        // Rounds in a row that decided nothing (a lost swap, a gathering
+        // to resolve): bounded like any compare-and-swap loop.
+        let mut idle = 0;
+        while out.len() < items.len() {
+            if idle == MAX_ROUNDS {
+                return Err(StoreError::Contended {
+                    key: format!("group {group}"),
+                    rounds: MAX_ROUNDS,
+                });
+            }
             let now = self.clock.now();
             let g = self
                 .store
                 .get_group(group)
                 .await?
                 .unwrap_or_else(|| GroupRecord::new(group.clone()));
-            let (write, verdict) = group_outage::consult(&g, notice, now, &gp, policy);
-            if verdict == Verdict::Resolve {
-                self.process_group(group.clone(), report).await?;
-                continue;
+            let (write, verdicts) = group_outage::consult_batch(&g, &items[out.len()..], now, &gp);
+            if let Some(mut next) = write {
+                next.version = g.version + 1;
+                if !self.store.swap_group(g.version, &next).await? {
+                    report.conflicts += 1;
+                    idle += 1;
+                    continue;
+                }
             }
-            if let Some(routed) = self.write_verdict(&g, write, verdict, report).await? {
-                return Ok(routed);
+            let resolve = verdicts.last() == Some(&Verdict::Resolve);
+            let decided = verdicts.len() - usize::from(resolve);
+            out.extend(verdicts[..decided].iter().map(|&v| routed_of(v)));
+            idle = if decided > 0 { 0 } else { idle + 1 };
+            if resolve {
+                // Written first: a gathering this batch began already over
+                // (a host's alarm later than its deadline plus the wait)
+                // is resolved like any other, then its notice asked again.
+                self.process_group(group.clone(), report).await?;
             }
         }
-        Err(StoreError::Contended {
-            key: format!("group {group}"),
-            rounds: MAX_ROUNDS,
-        })
+        Ok(out)
     }
 
     /// Asks the watcher's record what to do with a group's leased notice
@@ -171,11 +373,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 return Ok(None);
             }
         }
-        Ok(Some(match verdict {
-            Verdict::Hold(until) => Routed::Held(until),
-            Verdict::Absorbed => Routed::Absorbed,
-            Verdict::Alone | Verdict::Resolve => Routed::Deliver,
-        }))
+        Ok(Some(routed_of(verdict)))
     }
 
     /// Whether a group other than `notice`'s is gathering its outage now
@@ -353,8 +551,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 && until <= now
             {
                 let silent = self.held_still_silent(&g).await?;
+                // Hosts past their expected beat count too (just read).
+                let g = self.with_evidence(&g, now).await?;
                 let resolved = group_outage::resolve(&g, now, &gp, &policy, |m| {
-                    silent.get(m.host.as_str()).copied().unwrap_or(false)
+                    m.missed_beat || silent.get(m.host.as_str()).copied().unwrap_or(false)
                 });
                 if let Some(mut w) = resolved {
                     w.version = g.version + 1;
@@ -362,6 +562,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                         report.conflicts += 1;
                     }
                 }
+                continue;
+            }
+            if self.check_missed(&g, now, &gp, &policy, report).await? {
                 continue;
             }
             if group_outage::flap::needs_prune(&g, now) {
@@ -534,29 +737,75 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     }
 
     /// For each held member of `g`: whether its host is still silent in
-    /// the same outage (read from its record; one read per held host).
+    /// the same outage (read from its record; one read per held host,
+    /// [`concurrency`](super::MonitorOptions::concurrency) at a time).
     async fn held_still_silent(
         &self,
         g: &GroupRecord,
     ) -> Result<HashMap<String, bool>, StoreError> {
-        let mut out = HashMap::new();
-        for m in g
+        let held: Vec<(crate::HostId, Timestamp)> = g
             .members
             .iter()
             .filter(|m| m.fate == group_outage::Fate::Held)
-        {
-            // Still silent in the same outage, and still owing its alarm
-            // (a silence that began meanwhile dropped it).
-            let silent = self.store.get(&m.host).await?.is_some_and(|r| {
-                r.missing_since == Some(m.missing_since)
-                    && match r.status {
-                        Status::Missing => r.outbox.is_some(),
-                        Status::Alarmed => true,
-                        Status::Up | Status::Paused => false,
-                    }
-            });
-            out.insert(m.host.as_str().to_owned(), silent);
-        }
-        Ok(out)
+            .map(|m| (m.host.clone(), m.missing_since))
+            .collect();
+        let answers: Vec<Result<(String, bool), StoreError>> = futures::stream::iter(held)
+            .map(|(host, since)| self.held_silent(host, since))
+            .buffer_unordered(self.opts.concurrency.max(1))
+            .collect()
+            .await;
+        answers.into_iter().collect()
+    }
+
+    /// Whether held `host` (missing since `since`) is still silent in the
+    /// same outage, and still owes its alarm (a silence that began
+    /// meanwhile dropped it).
+    async fn held_silent(
+        &self,
+        host: crate::HostId,
+        since: Timestamp,
+    ) -> Result<(String, bool), StoreError> {
+        let silent = self.store.get(&host).await?.is_some_and(|r| {
+            r.missing_since == Some(since)
+                && match r.status {
+                    Status::Missing => r.outbox.is_some(),
+                    Status::Alarmed => true,
+                    Status::Up | Status::Paused => false,
+                }
+        });
+        Ok((host.as_str().to_owned(), silent))
+    }
+}
+
+/// A grouped host that came back before anyone was told of its silence
+/// (`before`: its record missing with its own alarm owed and untold;
+/// `after`: up, the alarm dropped) may still be counted silent by its
+/// group: a group alarm names every held host, and a held host's own
+/// alarm is absorbed only when the sweep next reaches it. So the group
+/// hears of the return as of an all-clear: this notice, which is asked
+/// like a host's all-clear and never delivered. Without it a site whose
+/// hosts came back before the sweep absorbed their alarms kept those
+/// hosts silent forever and never sent its all-clear.
+pub(super) fn returned_untold(before: &HostRecord, after: &HostRecord) -> Option<Notice> {
+    let owed = before.outbox.as_deref()?;
+    let back = before.status == Status::Missing
+        && owed.notice.kind == NoticeKind::Alarm
+        && owed.notice.group.is_some()
+        && after.status == Status::Up
+        && after.outbox.is_none();
+    back.then(|| {
+        let mut n = owed.notice.clone();
+        n.kind = NoticeKind::Recovery;
+        n.recovered_at = Some(after.last_seen);
+        n
+    })
+}
+
+/// What a verdict makes of the host's (or group's) leased notice.
+fn routed_of(v: Verdict) -> Routed {
+    match v {
+        Verdict::Hold(until) => Routed::Held(until),
+        Verdict::Absorbed => Routed::Absorbed,
+        Verdict::Alone | Verdict::Resolve => Routed::Deliver,
     }
 }

@@ -294,3 +294,193 @@ hosts = "par-*"
         bodies[1]
     );
 }
+
+/// Hosts past their expected beat count toward `min_hosts`: six hosts of
+/// a site beat every second (five send `"interval": 1`, one pings and has
+/// its interval learned), timeout 20 s, `min_hosts` 5. One stops, the
+/// five others stop 5 s later: one group alarm at the first host's
+/// deadline plus the wait names all six, five with `missed_beat: true`
+/// (their own timeouts still 4 s away); when those run out nothing more is
+/// sent; when they return, one group all-clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_beats_make_one_site_alarm_before_the_timeouts() {
+    let rx = Receiver::start().await;
+    let config = format!(
+        r#"
+[[channels]]
+name = "hook"
+kind = "webhook"
+url = "{url}"
+
+[grouping]
+min_hosts = 5
+wait = "1s"
+
+[[groups]]
+name = "office-berlin"
+hosts = "ber-*"
+"#,
+        url = rx.url
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let w = Arc::new(
+        Watcher::start(
+            env!("CARGO_BIN_EXE_sqlite-smtp"),
+            &[],
+            dir.path(),
+            &config,
+            // Longer than the interval plus the 10 s tolerance, so a beat
+            // can be missed before the timeout runs out.
+            &[("IAMALIVE_TIMEOUT", "20s")],
+        )
+        .await,
+    );
+    let client = reqwest::Client::new();
+    let send = {
+        let (client, w) = (client.clone(), w.clone());
+        move |host: &'static str| {
+            let (client, w) = (client.clone(), w.clone());
+            async move {
+                let r = if host == "ber-5" {
+                    // A ping URL sends no interval: it is learned.
+                    client
+                        .get(format!("http://{}/ping/{KEY}/{host}", w.addr))
+                        .send()
+                        .await
+                } else {
+                    client
+                        .post(format!("http://{}/v1/heartbeat", w.addr))
+                        .bearer_auth(KEY)
+                        .json(&serde_json::json!({ "host": host, "interval": 1 }))
+                        .send()
+                        .await
+                }
+                .expect("heartbeat");
+                assert!(r.status().is_success(), "{host}: {}", r.status());
+            }
+        }
+    };
+    const OTHERS: [&str; 5] = ["ber-1", "ber-2", "ber-3", "ber-4", "ber-5"];
+    send("ber-0").await;
+    let started = std::time::Instant::now();
+    let beating = Arc::new(AtomicBool::new(true));
+    let keeper = {
+        let beating = beating.clone();
+        let send = send.clone();
+        tokio::spawn(async move {
+            for _ in 0..600 {
+                match beating.load(Ordering::Relaxed) {
+                    true => futures::future::join_all(OTHERS.map(&send)).await,
+                    false => break,
+                };
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    beating.store(false, Ordering::Relaxed);
+    keeper.await.unwrap();
+    let host = |h: &str| {
+        let (client, w) = (client.clone(), w.clone());
+        let url = format!("http://{}/v1/hosts/{h}", w.addr);
+        async move {
+            client
+                .get(url)
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .expect("GET host")
+                .json::<Value>()
+                .await
+                .expect("JSON")
+        }
+    };
+    let sent = host("ber-1").await;
+    assert_eq!(
+        (sent["interval"].as_f64(), sent["interval_source"].as_str()),
+        (Some(1.0), Some("sent")),
+        "{sent}"
+    );
+    let learned = host("ber-5").await;
+    assert_eq!(learned["interval_source"], "learned", "{learned}");
+    let every = learned["interval"].as_f64().expect("learned interval");
+    assert!((0.9..5.0).contains(&every), "{learned}");
+    assert!(
+        sent["expected_by"].is_string() && sent["missed_beat"] == false,
+        "{sent}"
+    );
+
+    assert!(
+        rx.wait_for(&["site office-berlin: 6 hosts silent"], 1, 2 * WAIT)
+            .await,
+        "{:?}\n{}",
+        rx.bodies(),
+        w.log()
+    );
+    let alarm_after = started.elapsed();
+    let bodies = parsed(&rx);
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    let ga = &bodies[0];
+    assert!(
+        ga["subject"]
+            .as_str()
+            .unwrap()
+            .ends_with("6 hosts silent (5 missed a beat, 1 silent past its timeout)"),
+        "{ga}"
+    );
+    let mut named: Vec<(&str, bool)> = ga["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| (h["host"].as_str().unwrap(), h["missed_beat"] == true))
+        .collect();
+    named.sort_unstable();
+    assert_eq!(
+        named,
+        [
+            ("ber-0", false),
+            ("ber-1", true),
+            ("ber-2", true),
+            ("ber-3", true),
+            ("ber-4", true),
+            ("ber-5", true)
+        ],
+        "{ga}"
+    );
+    // ber-0's deadline (20 s) plus the wait, well before the others' (25 s).
+    assert!(
+        alarm_after < Duration::from_secs(25),
+        "the alarm came {alarm_after:?} after the first host stopped"
+    );
+    let missed = host("ber-2").await;
+    assert!(
+        missed["missed_beat"] == true || missed["status"] != "up",
+        "{missed}"
+    );
+
+    // Past the others' timeouts: absorbed, nothing more is sent.
+    let quiet_until = Duration::from_secs(28);
+    tokio::time::sleep(quiet_until.saturating_sub(started.elapsed())).await;
+    let bodies = parsed(&rx);
+    assert_eq!(
+        bodies.len(),
+        1,
+        "nothing after the group alarm: {bodies:#?}"
+    );
+    assert_eq!(host("ber-3").await["status"], "alarmed");
+
+    // Back: one all-clear naming the six.
+    send("ber-0").await;
+    futures::future::join_all(OTHERS.map(&send)).await;
+    assert!(
+        rx.wait_for(&["\"kind\":\"recovery\"", "office-berlin"], 1, WAIT)
+            .await,
+        "{:?}\n{}",
+        rx.bodies(),
+        w.log()
+    );
+    let bodies = parsed(&rx);
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    assert_eq!(bodies[1]["hosts"].as_array().map(Vec::len), Some(6));
+    assert_eq!(bodies[1]["outage_id"], ga["outage_id"]);
+}

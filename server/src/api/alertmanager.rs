@@ -142,6 +142,7 @@ async fn receive(
         message: Some(message),
         report: None,
         group,
+        interval: None,
     };
     // A success, as a ping's: it answers a stop reported before it, and a
     // stop whose alarm has not gone out yet still owes it.
@@ -169,6 +170,7 @@ async fn stopped(
         message: Some(reason),
         report: None,
         group,
+        interval: None,
     };
     let out = st
         .monitor()

@@ -262,10 +262,19 @@ pub(crate) struct Row {
     pub(crate) alarms: u32,
     /// In a flapping episode: since when (no per-flip notice meanwhile).
     pub(crate) flapping: Option<Timestamp>,
+    /// Up but past its expected beat (its timeout not yet run out): when
+    /// the beat was expected by (see `iamalive_core::beat`).
+    pub(crate) missed_beat: Option<Timestamp>,
 }
 
 impl Row {
-    fn new(rec: &HostRecord, now: Timestamp, silences: &[Silence], tz: chrono_tz::Tz) -> Self {
+    fn new(
+        rec: &HostRecord,
+        now: Timestamp,
+        silences: &[Silence],
+        tz: chrono_tz::Tz,
+        policies: &iamalive_core::PolicySet,
+    ) -> Self {
         let silence = crate::api::covering_silence(silences, &rec.host, now);
         let hold = if rec.status == Status::Paused {
             Some(Hold::Paused(rec.due_at))
@@ -305,6 +314,8 @@ impl Row {
                 .as_deref()
                 .and_then(|f| f.episode.as_ref())
                 .map(|e| e.since),
+            missed_beat: iamalive_core::beat::expected_by(rec)
+                .filter(|_| iamalive_core::beat::missed_beat(rec, now, &policies.for_record(rec))),
         }
     }
 
@@ -650,7 +661,7 @@ async fn page(
     let tz = st.dashboard().settings.tz;
     let all: Vec<Row> = hosts
         .iter()
-        .map(|r| Row::new(r, now, &silences, tz))
+        .map(|r| Row::new(r, now, &silences, tz, st.monitor().policies()))
         .collect();
     let mut totals = [0usize; 5];
     for r in &all {
@@ -928,7 +939,7 @@ async fn group_hosts(st: &AppState, group: &str) -> Result<Vec<Row>, ApiError> {
             let rows: Arc<Vec<Row>> = Arc::new(
                 hosts
                     .iter()
-                    .map(|r| Row::new(r, now, &silences, tz))
+                    .map(|r| Row::new(r, now, &silences, tz, st.monitor().policies()))
                     .collect(),
             );
             *cached = Some((now, Arc::clone(&rows)));
@@ -1017,7 +1028,13 @@ async fn badge_svg(
                 Ok(s) => s,
                 Err(e) => return ApiError::store(e).into_response(),
             };
-            let row = Row::new(&rec, now, &silences, st.dashboard().settings.tz);
+            let row = Row::new(
+                &rec,
+                now,
+                &silences,
+                st.dashboard().settings.tz,
+                st.monitor().policies(),
+            );
             (
                 row.host.to_string(),
                 row.state.as_str().to_owned(),
@@ -1069,6 +1086,7 @@ mod tests {
             message: None,
             alarms: 0,
             flapping: None,
+            missed_beat: None,
         }
     }
 

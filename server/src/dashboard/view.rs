@@ -273,6 +273,9 @@ fn host_row(ctx: &PageContext<'_>, row: &Row) -> Markup {
                 @if let Some(since) = row.flapping {
                     " " span.pill.s-flapping title={ "flapping since " (at(since, w)) "; one notice said so, none per flip until it is stable" } { "flapping" }
                 }
+                @if let Some(by) = row.missed_beat {
+                    " " span.pill.s-missed title={ "its next heartbeat was expected by " (at(by, w)) "; its timeout has not run out yet" } { "missed a beat" }
+                }
                 @if row.alarms > 1 { " " span.muted { (row.alarms) " notices" } }
             }
             td.nw data-label="Last seen" { (time(row.last_seen, w)) }

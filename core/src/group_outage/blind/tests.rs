@@ -37,6 +37,7 @@ fn site_notice(g: &str, kind: NoticeKind, dark: u64, n: usize, now: u64) -> Noti
             report: None,
             new: false,
             back_at: (kind == NoticeKind::Recovery).then(|| at(now)),
+            missed_beat: false,
         })
         .collect();
     Notice {
