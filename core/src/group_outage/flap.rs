@@ -320,7 +320,7 @@ pub fn prune(
 /// no member still flapping) ends with one notice of the group's state.
 pub(super) fn end_if_stable(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
     if !g.outbox.is_empty()
-        || !stable_at(g).is_some_and(|at| at <= now)
+        || stable_at(g).is_none_or(|at| at > now)
         || g.flap.as_ref().is_some_and(|f| !f.flappers.is_empty())
     {
         return;

@@ -279,6 +279,53 @@ fn sequences() -> impl Strategy<Value = Vec<(u64, u64)>> {
     prop::collection::vec((20u64..900, 20u64..900), 1..14)
 }
 
+/// What the group said over a random sequence, checked as it is said.
+#[derive(Default)]
+struct Tally {
+    in_episode: bool,
+    told: u32,
+    ended: u32,
+}
+
+impl Tally {
+    fn check(&mut self, ns: Vec<crate::Notice>) -> Result<(), TestCaseError> {
+        for n in ns {
+            prop_assert!(n.is_group(), "only group notices here: {n:?}");
+            match n.kind {
+                NoticeKind::Flapping => {
+                    prop_assert!(!self.in_episode, "two flapping notices in one episode");
+                    self.in_episode = true;
+                    self.told += 1;
+                }
+                NoticeKind::Stable => {
+                    prop_assert!(self.in_episode, "stable without flapping");
+                    self.in_episode = false;
+                    self.ended += 1;
+                }
+                NoticeKind::Alarm if n.flap.is_some() => {
+                    prop_assert!(self.in_episode, "an episode's alarm without its episode");
+                    self.in_episode = false;
+                    self.ended += 1;
+                }
+                k => prop_assert!(!self.in_episode, "{k} while flapping"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every instant the group asks to be looked at, up to `until`.
+    fn run_until(&mut self, g: &mut GroupRecord, until: u64) -> Result<(), TestCaseError> {
+        for _ in 0..10_000 {
+            let Some(d) = g.due_at.filter(|d| *d <= at(until)) else {
+                break;
+            };
+            let sent = deliver_all(g, secs(d));
+            self.check(sent)?;
+        }
+        Ok(())
+    }
+}
+
 proptest! {
     /// At most one `flapping` notice per episode; no group alarm,
     /// reminder or all-clear between an episode's `flapping` notice and
@@ -287,58 +334,21 @@ proptest! {
     #[test]
     fn group_flap_invariants(seq in sequences()) {
         let mut g = GroupRecord::new(group());
-        let mut in_episode = false;
-        let mut episodes_told = 0u32;
-        let mut episodes_ended = 0u32;
+        let mut tally = Tally::default();
         let mut t = 0u64;
-        let mut check = |ns: Vec<crate::Notice>, in_episode: &mut bool| -> Result<(), TestCaseError> {
-            for n in ns {
-                prop_assert!(n.is_group(), "only group notices here: {n:?}");
-                match n.kind {
-                    NoticeKind::Flapping => {
-                        prop_assert!(!*in_episode, "two flapping notices in one episode");
-                        *in_episode = true;
-                        episodes_told += 1;
-                    }
-                    NoticeKind::Stable => {
-                        prop_assert!(*in_episode, "stable without flapping");
-                        *in_episode = false;
-                        episodes_ended += 1;
-                    }
-                    NoticeKind::Alarm if n.flap.is_some() => {
-                        prop_assert!(*in_episode, "an episode's alarm without its episode");
-                        *in_episode = false;
-                        episodes_ended += 1;
-                    }
-                    k => prop_assert!(!*in_episode, "{k} while flapping"),
-                }
-            }
-            Ok(())
-        };
-        let run_until = |g: &mut GroupRecord, until: u64, in_episode: &mut bool, check: &mut dyn FnMut(Vec<crate::Notice>, &mut bool) -> Result<(), TestCaseError>| -> Result<(), TestCaseError> {
-            // Every instant the group asks to be looked at, up to `until`.
-            for _ in 0..10_000 {
-                let Some(d) = g.due_at.filter(|d| *d <= at(until)) else { break };
-                let now = secs(d);
-                let sent = deliver_all(g, now);
-                check(sent, in_episode)?;
-            }
-            Ok(())
-        };
         for (gap, len) in seq {
             let start = t + gap;
-            run_until(&mut g, start + 10, &mut in_episode, &mut check)?;
-            check(dark(&mut g, start, NoticeKind::Alarm), &mut in_episode)?;
+            tally.run_until(&mut g, start + 10)?;
+            tally.check(dark(&mut g, start, NoticeKind::Alarm))?;
             let end = start + 15 + len;
-            run_until(&mut g, end, &mut in_episode, &mut check)?;
-            check(back(&mut g, start, end), &mut in_episode)?;
+            tally.run_until(&mut g, end)?;
+            tally.check(back(&mut g, start, end))?;
             t = end;
         }
         // Long after: every episode told has ended.
-        run_until(&mut g, t + 100_000, &mut in_episode, &mut check)?;
-        drop(check);
-        prop_assert!(!in_episode, "episode never ended");
-        prop_assert_eq!(episodes_told, episodes_ended);
+        tally.run_until(&mut g, t + 100_000)?;
+        prop_assert!(!tally.in_episode, "episode never ended");
+        prop_assert_eq!(tally.told, tally.ended);
         prop_assert!(!g.flapping());
     }
 }
