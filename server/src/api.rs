@@ -1156,7 +1156,7 @@ async fn ping_action(
 fn view(rec: &HostRecord, now: Timestamp, silences: &[Silence], policies: &PolicySet) -> Value {
     let silent = since(now, rec.last_seen);
     let policy = policies.for_record(rec);
-    let flap = policy.flapping.clone();
+    let flap = policy.flapping;
     let interval = rec.interval.get();
     let paused = rec.status == Status::Paused;
     let silence = covering_silence(silences, &rec.host, now);
