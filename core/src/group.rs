@@ -99,12 +99,38 @@ impl GroupName {
         Self(Arc::from(WATCHER_GROUP))
     }
 
+    /// The reserved name of the record that gathers the silences of hosts
+    /// without a group for the watcher-blind detection ([`UNGROUPED`];
+    /// see [`crate::group_outage::loose`]), which [`new`](Self::new)
+    /// refuses.
+    pub fn ungrouped() -> Self {
+        Self(Arc::from(UNGROUPED))
+    }
+
+    /// Whether this is [`UNGROUPED`]: the hosts without a group.
+    pub fn is_ungrouped(&self) -> bool {
+        &*self.0 == UNGROUPED
+    }
+
+    /// How notices name it: "site office-berlin", or "hosts without a
+    /// group" for [`UNGROUPED`].
+    pub fn label(&self) -> String {
+        if self.is_ungrouped() {
+            "hosts without a group".to_owned()
+        } else {
+            format!("site {}", self.0)
+        }
+    }
+
     /// A name read back from a store: [`new`](Self::new)'s rules, and
-    /// also [`WATCHER_GROUP`] (the watcher's own record is stored beside
-    /// the groups'). Never for user input.
+    /// also [`WATCHER_GROUP`] and [`UNGROUPED`] (their records are stored
+    /// beside the groups'). Never for user input.
     pub fn stored(s: &str) -> Result<Self, InvalidGroup> {
         if s == WATCHER_GROUP {
             return Ok(Self::watcher());
+        }
+        if s == UNGROUPED {
+            return Ok(Self::ungrouped());
         }
         Self::new(s)
     }

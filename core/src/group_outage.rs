@@ -46,6 +46,7 @@ use std::time::Duration;
 
 pub mod blind;
 pub mod flap;
+pub mod loose;
 mod members;
 
 pub use members::Members;
@@ -336,14 +337,27 @@ fn consult_one(
     };
     let verdict = match (kind, known, next.phase) {
         (NoticeKind::Alarm, None, GroupPhase::Quiet) => {
-            let until = add(notice.missing_since, gp.wait);
-            put(next, silent, member_of(notice, Fate::Held));
-            next.phase = GroupPhase::Gathering { until };
-            next.since = Some(notice.missing_since);
-            if until <= now {
-                Verdict::Resolve
+            // A host without a group (loose) gathers only with another one
+            // silent within one wait, from the earlier one's deadline (so
+            // never held more than one wait); alone it goes out at once.
+            let start = if next.group.is_ungrouped() {
+                loose::gathering_since(next, notice, gp.wait)
             } else {
-                Verdict::Hold(until)
+                Some(notice.missing_since)
+            };
+            if let Some(start) = start {
+                let until = add(start, gp.wait);
+                put(next, silent, member_of(notice, Fate::Held));
+                next.phase = GroupPhase::Gathering { until };
+                next.since = Some(start);
+                if until <= now {
+                    Verdict::Resolve
+                } else {
+                    Verdict::Hold(until)
+                }
+            } else {
+                put(next, silent, member_of(notice, Fate::Alone));
+                Verdict::Alone
             }
         }
         (_, _, GroupPhase::Gathering { until }) if until <= now => Verdict::Resolve,

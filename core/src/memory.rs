@@ -250,6 +250,10 @@ impl Store for MemoryStore {
         })))
     }
 
+    fn counts_hosts(&self) -> bool {
+        true
+    }
+
     async fn host_count(&self) -> Result<Option<u64>, StoreError> {
         Ok(Some(self.len() as u64))
     }

@@ -303,7 +303,10 @@ impl Notice {
         if !self.is_group() {
             return None;
         }
-        let site = self.group.as_ref().map_or("?", GroupName::as_str);
+        let site = self
+            .group
+            .as_ref()
+            .map_or_else(|| "site ?".to_owned(), GroupName::label);
         let n = match self.kind {
             NoticeKind::Recovery => self.hosts.len(),
             _ => self.hosts.iter().filter(|h| h.back_at.is_none()).count(),
@@ -319,8 +322,8 @@ impl Notice {
         let missed = crate::group_outage::missed::describe(&self.hosts);
         Some(match self.kind {
             NoticeKind::Alarm => match missed {
-                Some(m) => format!("site {site}: {hosts} silent ({m})"),
-                None => format!("site {site}: {hosts} silent"),
+                Some(m) => format!("{site}: {hosts} silent ({m})"),
+                None => format!("{site}: {hosts} silent"),
             },
             // A flapping site: "site office-berlin: 5 outages in 1h (10
             // hosts)"; its end: "site office-berlin: stable again, up
@@ -328,8 +331,8 @@ impl Notice {
             NoticeKind::Flapping | NoticeKind::Stable => {
                 let detail = self.flap_detail().unwrap_or_else(|| self.kind.to_string());
                 match self.kind {
-                    NoticeKind::Flapping => format!("site {site}: {detail} ({hosts})"),
-                    _ => format!("site {site}: {detail}"),
+                    NoticeKind::Flapping => format!("{site}: {detail} ({hosts})"),
+                    _ => format!("{site}: {detail}"),
                 }
             }
             NoticeKind::Reminder => {
@@ -339,18 +342,18 @@ impl Notice {
                     notes.push(format!("{new} new"));
                 }
                 if notes.is_empty() {
-                    format!("site {site}: {hosts} still silent")
+                    format!("{site}: {hosts} still silent")
                 } else {
-                    format!("site {site}: {hosts} still silent ({})", notes.join("; "))
+                    format!("{site}: {hosts} still silent ({})", notes.join("; "))
                 }
             }
             _ => {
                 let dark =
                     humantime::format_duration(Duration::from_secs(self.silent_for.as_secs()));
                 if back == n {
-                    format!("site {site}: {hosts} back after {dark}")
+                    format!("{site}: {hosts} back after {dark}")
                 } else {
-                    format!("site {site}: {back} of {hosts} back after {dark}")
+                    format!("{site}: {back} of {hosts} back after {dark}")
                 }
             }
         })

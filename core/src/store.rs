@@ -310,6 +310,15 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether [`host_count`](Self::host_count) answers with a count.
+    /// Only then are hosts without a group part of the watcher-blind
+    /// detection ("more than half of all hosts silent within one wait",
+    /// [`crate::group_outage::loose`]); without it they alarm on their
+    /// own, never held. The default cannot.
+    fn counts_hosts(&self) -> bool {
+        false
+    }
+
     /// The hosts of `group`, at most `limit`, in any order; `None` when
     /// the store cannot read a group's hosts without a scan (then no host
     /// counts as evidence of its group's outage before its own timeout).

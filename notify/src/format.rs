@@ -215,7 +215,7 @@ fn source(n: &Notice) -> String {
         return "watcher".to_owned();
     }
     match (&n.group, n.is_group()) {
-        (Some(g), true) => format!("site {g}"),
+        (Some(g), true) => g.label(),
         _ => n.host.to_string(),
     }
 }

@@ -56,8 +56,8 @@ impl StdoutNotifier {
                         .map(|t| format!(", back at {}", ts(&t)))
                         .unwrap_or_default();
                     format!(
-                        "site {} ({} silent since {}{back}: {})",
-                        site.group,
+                        "{} ({} silent since {}{back}: {})",
+                        site.group.label(),
                         site.hosts_silent,
                         ts(&site.first_silent_at),
                         hosts.join(", ")

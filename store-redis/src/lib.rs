@@ -714,6 +714,10 @@ impl Store for RedisStore {
         Ok(Some(self.c.records(&hosts).await?))
     }
 
+    fn counts_hosts(&self) -> bool {
+        true
+    }
+
     async fn host_count(&self) -> Result<Option<u64>, StoreError> {
         self.count_hosts().await.map(Some)
     }

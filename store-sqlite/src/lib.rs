@@ -842,6 +842,10 @@ impl Store for SqliteStore {
         true
     }
 
+    fn counts_hosts(&self) -> bool {
+        true
+    }
+
     async fn host_count(&self) -> Result<Option<u64>, StoreError> {
         self.count_hosts().await.map(Some)
     }

@@ -138,17 +138,31 @@ fn hhmmss(t: Timestamp) -> String {
 }
 
 impl BlindSpot {
+    /// Whether the hosts without a group are part of it ([`super::loose`]).
+    fn has_ungrouped(&self) -> bool {
+        self.sites.iter().any(|s| s.group.is_ungrouped())
+    }
+
+    /// "2 sites, 20 of 30 hosts"; "2 sites and hosts without a group,
+    /// …"; only "9 of 10 hosts" when no site is in it.
     fn counts(&self) -> String {
-        let sites = match self.sites.len() {
+        let named = self.sites.len() - usize::from(self.has_ungrouped());
+        let sites = match named {
+            0 => String::new(),
             1 => "1 site".to_owned(),
             n => format!("{n} sites"),
+        };
+        let sites = match (sites.is_empty(), self.has_ungrouped()) {
+            (false, true) => format!("{sites} and hosts without a group, "),
+            (false, false) => format!("{sites}, "),
+            (true, _) => String::new(),
         };
         let hosts = match (self.hosts_total, self.hosts_silent) {
             (Some(total), n) => format!("{n} of {total} hosts"),
             (None, 1) => "1 host".to_owned(),
             (None, n) => format!("{n} hosts"),
         };
-        format!("{sites}, {hosts}")
+        format!("{sites}{hosts}")
     }
 
     /// "watcher may be blind: 2 sites, 20 of 30 hosts silent since
@@ -200,8 +214,8 @@ impl BlindSpot {
             let hosts = if s.hosts_silent == 1 { "host" } else { "hosts" };
             let _ = writeln!(
                 b,
-                "  site {}: {} {hosts} silent since {}{state}",
-                s.group,
+                "  {}: {} {hosts} silent since {}{state}",
+                s.group.label(),
                 s.hosts_silent,
                 ts(&s.first_silent_at)
             );
@@ -215,13 +229,24 @@ impl BlindSpot {
 }
 
 /// Why the watcher suspects itself and what to check: the blind notice's
-/// message.
+/// message when sites fell silent together.
 pub const WHY: &str = "Several sites fell silent within one group wait. Sites rarely fail \
 together; the watcher's own ingress does: its DNS name, its TLS certificate, the load \
 balancer or proxy in front of it, or a request quota that rejects heartbeats. Check that \
 the agents can still reach the watcher's URL (DNS, certificate expiry, proxy and load \
 balancer health, rejected or throttled requests in its logs and metrics) before \
 suspecting the sites. Each site's own reminders and all-clear follow as usual.";
+
+/// The message when more than half of all hosts fell silent and fewer
+/// than two sites are among them ([`super::loose`]): [`WHY`] with its
+/// first sentence about hosts instead of sites.
+pub fn why_hosts() -> String {
+    let rest = WHY.split_once(". ").map_or(WHY, |(_, rest)| rest);
+    let rest = rest
+        .replace("Sites rarely", "Hosts rarely")
+        .replace("the sites", "the hosts");
+    format!("More than half of all monitored hosts fell silent within one group wait. {rest}")
+}
 
 /// Asks the watcher's record `w` what to do with a group's leased
 /// `notice` (its first alarm, a reminder or its all-clear) at `now`: the
@@ -232,6 +257,20 @@ pub fn consult(
     notice: &Notice,
     now: Timestamp,
     wait: Duration,
+) -> (Option<GroupRecord>, Verdict) {
+    consult_with(w, notice, now, wait, true)
+}
+
+/// [`consult`], told whether another site is gathering its outage
+/// (`others`): without one, the first alarm of the hosts without a group
+/// ([`super::loose`], a blind spot by itself) is resolved at once rather
+/// than held for other sites.
+pub fn consult_with(
+    w: &GroupRecord,
+    notice: &Notice,
+    now: Timestamp,
+    wait: Duration,
+    others: bool,
 ) -> (Option<GroupRecord>, Verdict) {
     let Some(site) = Site::of(notice) else {
         return (None, Verdict::Alone);
@@ -244,7 +283,11 @@ pub fn consult(
         .map(|s| s.fate);
     let verdict = match (notice.kind, known, w.phase) {
         (NoticeKind::Alarm, None, GroupPhase::Quiet) => {
-            let until = add(site.first_silent_at, wait.saturating_mul(2));
+            let until = if site.group.is_ungrouped() && !others {
+                now
+            } else {
+                add(site.first_silent_at, wait.saturating_mul(2))
+            };
             next.sites.retain(|s| s.group != site.group);
             next.sites.push(site);
             next.phase = GroupPhase::Gathering { until };
@@ -306,7 +349,14 @@ pub fn resolve(
     }
     let mut next = w.clone();
     next.sites.retain(|s| s.fate != Fate::Held || still_dark(s));
-    let since = super::conclude(next.sites.iter_mut(), MIN_SITES);
+    // More than half of the hosts without a group silent is a blind spot
+    // by itself (loose); otherwise it takes two sites.
+    let alone_enough = next
+        .sites
+        .iter()
+        .any(|s| s.fate == Fate::Held && s.group.is_ungrouped());
+    let min = if alone_enough { 1 } else { MIN_SITES };
+    let since = super::conclude(next.sites.iter_mut(), min);
     if super::begin_or_quiet(&mut next, since, |t| {
         format!("watcher-blind@{}", t.timestamp_millis())
     }) {
@@ -335,14 +385,16 @@ impl super::Gathered for Site {
 /// stragglers); with enough again it is an outage again.
 fn recount(w: &mut GroupRecord, now: Timestamp, wait: Duration) {
     let dark = w.silent_sites().count();
+    // The hosts without a group still dark keep it a blind spot (loose).
+    let enough = dark >= MIN_SITES || w.silent_sites().any(|s| s.group.is_ungrouped());
     match w.phase {
         GroupPhase::Outage | GroupPhase::Ending { .. } if dark == 0 => finish(w, now),
-        GroupPhase::Outage if dark < MIN_SITES => {
+        GroupPhase::Outage if !enough => {
             w.phase = GroupPhase::Ending {
                 until: add(now, wait),
             };
         }
-        GroupPhase::Ending { .. } if dark >= MIN_SITES => w.phase = GroupPhase::Outage,
+        GroupPhase::Ending { .. } if enough => w.phase = GroupPhase::Outage,
         _ => {}
     }
 }
@@ -420,7 +472,14 @@ fn blind_notice(w: &GroupRecord, kind: NoticeKind, now: Timestamp) -> Notice {
         silent_for: since(end, since_at),
         alarm_count: 1,
         next_reminder: None,
-        message: (!recovery).then(|| WHY.to_owned()),
+        message: (!recovery).then(|| {
+            let two_sites = sites.iter().filter(|s| !s.group.is_ungrouped()).count() >= MIN_SITES;
+            if two_sites {
+                WHY.to_owned()
+            } else {
+                why_hosts()
+            }
+        }),
         report: None,
         blind: None,
         group: None,

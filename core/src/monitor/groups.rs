@@ -18,6 +18,10 @@ use crate::{
 /// The [`GroupPolicy`] of each group (its `min_hosts` and `wait`).
 pub type Grouping = Arc<dyn Fn(&GroupName) -> GroupPolicy + Send + Sync>;
 
+/// The record of the hosts without a group ([`group_outage::loose`]).
+static UNGROUPED_GROUP: std::sync::LazyLock<GroupName> =
+    std::sync::LazyLock::new(GroupName::ungrouped);
+
 /// How many due group records [`Monitor::another_site_gathering`] reads
 /// at most: sites gathering at once, far more than a blind spot needs.
 const GATHERING_PROBE: usize = 256;
@@ -69,10 +73,24 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         self
     }
 
-    /// The group whose record decides `notice`'s fate, if grouping is on.
+    /// The group whose record decides `notice`'s fate, if grouping is on:
+    /// the host's group, or for a host without one the record of the
+    /// hosts without a group ([`GroupName::ungrouped`]) when the
+    /// watcher-blind detection counts them ([`group_outage::loose`]).
     fn group_for<'a>(&'a self, notice: &'a Notice) -> Option<(&'a Grouping, &'a GroupName)> {
         let grouping = self.grouping.as_ref()?;
-        let group = notice.group.as_ref()?;
+        // A job's reported failure is its own, never a site's silence.
+        let job_failure = notice.job.as_deref().is_some_and(|j| j.failed);
+        if job_failure || notice.is_group() || !self.store.keeps_groups() {
+            return None;
+        }
+        let Some(group) = notice.group.as_ref() else {
+            let loose = matches!(
+                notice.kind,
+                NoticeKind::Alarm | NoticeKind::Reminder | NoticeKind::Recovery
+            );
+            return (loose && self.counts_ungrouped()).then_some((grouping, &*UNGROUPED_GROUP));
+        };
         // A member's own `flapping` and `stable` notices go through its
         // group too: a flapping site is one notice (group_outage::flap).
         let kinds = matches!(
@@ -83,10 +101,30 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 | NoticeKind::Flapping
                 | NoticeKind::Stable
         );
-        // A job's reported failure is its own, never a site's silence.
-        let job_failure = notice.job.as_deref().is_some_and(|j| j.failed);
-        (kinds && !job_failure && !notice.is_group() && self.store.keeps_groups())
-            .then_some((grouping, group))
+        kinds.then_some((grouping, group))
+    }
+
+    /// Whether hosts without a group take part in the watcher-blind
+    /// detection: it is on and the store can count its hosts.
+    fn counts_ungrouped(&self) -> bool {
+        self.blind_wait.is_some() && self.store.counts_hosts()
+    }
+
+    /// How `group` gathers its outages: its configured [`GroupPolicy`];
+    /// for the hosts without a group the blind detection's wait, two hosts
+    /// to keep an outage going and no flapping of their own
+    /// ([`group_outage::loose`]).
+    pub(super) fn group_policy(&self, group: &GroupName) -> GroupPolicy {
+        if group.is_watcher() {
+            return GroupPolicy::default();
+        }
+        if group.is_ungrouped() {
+            return group_outage::loose::policy(self.blind_wait.unwrap_or_default());
+        }
+        match self.grouping.as_ref() {
+            Some(grouping) => grouping(group),
+            None => GroupPolicy::default(),
+        }
     }
 
     /// Decides one due batch of host records, asking each group **once**
@@ -264,10 +302,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         items: &[(&Notice, &Policy)],
         report: &mut SweepReport,
     ) -> Result<Vec<Routed>, StoreError> {
-        let Some(grouping) = self.grouping.as_ref() else {
+        if self.grouping.is_none() {
             return Ok(items.iter().map(|_| Routed::Deliver).collect());
-        };
-        let gp = grouping(group);
+        }
+        let gp = self.group_policy(group);
         let mut out = Vec::with_capacity(items.len());
         // Rounds in a row that decided nothing (a lost swap, a gathering
         // to resolve): bounded like any compare-and-swap loop.
@@ -333,13 +371,17 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 .unwrap_or_else(GroupRecord::watcher);
             // A site alone keeps the group wait's bound: its first alarm
             // is held for other sites only when another one is gathering.
-            if w.phase == GroupPhase::Quiet
-                && notice.kind == NoticeKind::Alarm
-                && !self.another_site_gathering(notice, now, wait).await?
-            {
-                return Ok(Routed::Deliver);
+            // More than half of the hosts without a group silent is a
+            // blind spot alone: resolved at once then.
+            let mut others = true;
+            if w.phase == GroupPhase::Quiet && notice.kind == NoticeKind::Alarm {
+                others = self.another_site_gathering(notice, now, wait).await?;
+                let ungrouped = notice.group.as_ref().is_some_and(GroupName::is_ungrouped);
+                if !others && !ungrouped {
+                    return Ok(Routed::Deliver);
+                }
             }
-            let (write, verdict) = blind::consult(&w, notice, now, wait);
+            let (write, verdict) = blind::consult_with(&w, notice, now, wait, others);
             if verdict == Verdict::Resolve {
                 self.resolve_watcher(report).await?;
                 continue;
@@ -469,6 +511,41 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         Ok(())
     }
 
+    /// Ends the gathering of the hosts without a group
+    /// ([`group_outage::loose`]): reads each host held or remembered
+    /// within the wait (is it still silent?), asks the store's host count
+    /// only when at least [`loose::MIN_HOSTS`](group_outage::loose::MIN_HOSTS)
+    /// are, then one compare-and-swap.
+    async fn resolve_ungrouped(
+        &self,
+        read: &GroupRecord,
+        now: Timestamp,
+        gp: &GroupPolicy,
+        policy: &Policy,
+        report: &mut SweepReport,
+    ) -> Result<(), StoreError> {
+        let g = group_outage::loose::regather(read, gp.wait);
+        let silent = self.held_still_silent(&g).await?;
+        let n = silent.values().filter(|s| **s).count();
+        let total = if n >= group_outage::loose::MIN_HOSTS {
+            self.store.host_count().await?
+        } else {
+            None
+        };
+        let still =
+            |m: &group_outage::Member| silent.get(m.host.as_str()).copied().unwrap_or(false);
+        if let Some(mut w) = group_outage::loose::resolve(&g, now, gp, policy, total, still) {
+            if w.phase == GroupPhase::Outage {
+                tracing::info!(silent = n, total = ?total, "more than half of all hosts silent within one wait: hosts without a group are one outage");
+            }
+            w.version = read.version + 1;
+            if !self.store.swap_group(read.version, &w).await? {
+                report.conflicts += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Holds `host`'s leased notice `id` until `until` in its record.
     pub(super) async fn hold_host(
         &self,
@@ -525,14 +602,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         group: GroupName,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
-        let Some(grouping) = self.grouping.as_ref() else {
+        if self.grouping.is_none() {
             return Ok(());
-        };
-        let gp = if group.is_watcher() {
-            GroupPolicy::default()
-        } else {
-            grouping(&group)
-        };
+        }
+        let gp = self.group_policy(&group);
         let (owner, lease) = (self.opts.owner.as_str(), self.opts.lease);
         for _ in 0..MAX_ROUNDS * 4 {
             let now = self.clock.now();
@@ -545,6 +618,14 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 && until <= now
             {
                 self.resolve_watcher(report).await?;
+                continue;
+            }
+            if g.group.is_ungrouped()
+                && let GroupPhase::Gathering { until } = g.phase
+                && until <= now
+            {
+                self.resolve_ungrouped(&g, now, &gp, &policy, report)
+                    .await?;
                 continue;
             }
             if let GroupPhase::Gathering { until } = g.phase
@@ -704,10 +785,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         now: Timestamp,
         policy: &Policy,
     ) -> Result<Option<GroupRecord>, StoreError> {
-        let gp = match self.grouping.as_ref() {
-            Some(grouping) => grouping(&g.group),
-            None => GroupPolicy::default(),
-        };
+        let gp = self.group_policy(&g.group);
         let mut still = HashMap::new();
         for h in g.flap.iter().flat_map(|f| f.flappers.iter()) {
             let at = self.store.get(h).await?.and_then(|r| {
@@ -788,9 +866,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
 /// hosts silent forever and never sent its all-clear.
 pub(super) fn returned_untold(before: &HostRecord, after: &HostRecord) -> Option<Notice> {
     let owed = before.outbox.as_deref()?;
+    // Grouped or not: the monitor asks a group only if it routes the host
+    // to one (a host without a group: group_outage::loose).
     let back = before.status == Status::Missing
         && owed.notice.kind == NoticeKind::Alarm
-        && owed.notice.group.is_some()
         && after.status == Status::Up
         && after.outbox.is_none();
     back.then(|| {

@@ -1,0 +1,146 @@
+//! Hosts without a group in the watcher-blind detection: more than half
+//! of all monitored hosts falling silent within one wait is one "watcher
+//! may be blind" notice too, not one alarm per host.
+//!
+//! Their silences are gathered in one record stored like a group's under
+//! the reserved name [`UNGROUPED`](crate::UNGROUPED) (which no group may
+//! take), by the group machine of [`super`] with these differences:
+//!
+//! | the record | a host's first alarm | verdict |
+//! |---|---|---|
+//! | quiet, no other host without a group silent within one wait of it | the host is remembered (*alone*) | **alone**: its alarm goes out now, on time |
+//! | quiet, another one silent within one wait of it | the record gathers until the earlier one's deadline plus the wait | **hold** (at most one wait after its own deadline) |
+//! | gathering, its end reached | | [`resolve`]: the held hosts and those remembered within the wait, if still silent, are counted against the store's host count |
+//!
+//! A lone silence is never held: a dead man's switch alarms on time, and
+//! the first host of a fleet going dark is told at once too. A second one
+//! within one wait starts the gathering; at its end, with at least
+//! [`MIN_HOSTS`] still silent and more than half of all the store's hosts
+//! ([`Store::host_count`](crate::Store::host_count), asked then and only
+//! then), the record is in an outage: its alarm (naming every one of
+//! them, the first too) asks the watcher's record
+//! ([`super::blind`]) like a site's, which owes the one blind notice
+//! without waiting for a second site. Fewer: each held host is alone and
+//! its own alarm goes out at the hold's end.
+//!
+//! From there it behaves as a group: hosts that fall silent later join
+//! and are named in its reminders ("hosts without a group: 40 still
+//! silent", one per reminder interval, not one per host), their
+//! all-clears are counted back, and when two or fewer are still silent it
+//! ends like a group (its all-clear absorbed into the blind all-clear; a
+//! host still silent then is alone and gets its own alarm). It never has a
+//! flapping episode of its own (a host's own flapping notices go out as
+//! before).
+//!
+//! A store that cannot count its hosts
+//! ([`Store::counts_hosts`](crate::Store::counts_hosts): DynamoDB) cannot
+//! tell "more than half"; its hosts without a group alarm on their own,
+//! never held.
+
+use std::time::Duration;
+
+use super::{Fate, GroupPhase, GroupPolicy, GroupRecord};
+use crate::model::since;
+use crate::{Notice, Policy, Timestamp};
+
+/// The fewest silent hosts without a group that can be a blind spot
+/// (more than half of a two-host fleet is both).
+pub const MIN_HOSTS: usize = 2;
+
+/// How the record of the hosts without a group gathers: the blind
+/// detection's `wait`, an outage kept while [`MIN_HOSTS`] are silent, no
+/// flapping episode of its own.
+pub fn policy(wait: Duration) -> GroupPolicy {
+    GroupPolicy {
+        min_hosts: MIN_HOSTS as u32,
+        wait,
+        flap: crate::flap::FlapPolicy {
+            enabled: false,
+            ..crate::flap::FlapPolicy::default()
+        },
+    }
+}
+
+/// Whether `a` and `b` lie within `wait` of each other.
+fn near(a: Timestamp, b: Timestamp, wait: Duration) -> bool {
+    since(a, b) <= wait && since(b, a) <= wait
+}
+
+/// For a quiet record asked by `notice`, a host's first alarm: the
+/// earliest deadline of the hosts remembered alone within one `wait` of
+/// it (the gathering then starts there), or `None` when it is the only
+/// one (it goes out alone, now).
+pub(super) fn gathering_since(
+    g: &GroupRecord,
+    notice: &Notice,
+    wait: Duration,
+) -> Option<Timestamp> {
+    g.members
+        .iter()
+        .filter(|m| m.fate == Fate::Alone && m.host != notice.host)
+        .map(|m| m.missing_since)
+        .filter(|&t| near(t, notice.missing_since, wait))
+        .min()
+}
+
+/// The gathering about to be resolved, with the hosts remembered alone
+/// within one `wait` of its start held too, so that they are read, counted
+/// and, in an outage, named with the others (their own alarms went out
+/// already).
+pub fn regather(g: &GroupRecord, wait: Duration) -> GroupRecord {
+    let mut next = g.clone();
+    let Some(start) = g.since else {
+        return next;
+    };
+    let until = match g.phase {
+        GroupPhase::Gathering { until } => until,
+        _ => return next,
+    };
+    for m in next.members.iter_mut() {
+        let within = m.missing_since <= until && near(m.missing_since, start, wait);
+        if m.fate == Fate::Alone && within {
+            m.fate = Fate::Held;
+        }
+    }
+    next
+}
+
+/// Whether `silent` hosts without a group still silent at the end of a
+/// gathering are a blind spot among `total` hosts in all: at least
+/// [`MIN_HOSTS`] and more than half. An unknown total never is.
+pub fn is_blind_spot(silent: usize, total: Option<u64>) -> bool {
+    silent >= MIN_HOSTS && total.is_some_and(|t| (silent as u64).saturating_mul(2) > t)
+}
+
+/// Ends the record's gathering (see [`regather`], which comes first):
+/// with a blind spot ([`is_blind_spot`] of the held hosts `still_silent`
+/// among `total`) every one of them is in the outage and its alarm is
+/// owed (it asks the watcher's record); otherwise each is alone. `None`
+/// when `g` is not a gathering past its end.
+pub fn resolve(
+    g: &GroupRecord,
+    now: Timestamp,
+    gp: &GroupPolicy,
+    policy: &Policy,
+    total: Option<u64>,
+    still_silent: impl Fn(&super::Member) -> bool,
+) -> Option<GroupRecord> {
+    let silent = g
+        .members
+        .iter()
+        .filter(|m| m.fate == Fate::Held && still_silent(m))
+        .count();
+    let blind = is_blind_spot(silent, total);
+    let gp = GroupPolicy {
+        min_hosts: if blind { 1 } else { u32::MAX },
+        ..*gp
+    };
+    let mut next = super::resolve(g, now, &gp, policy, still_silent)?;
+    if blind {
+        next.hosts_total = total;
+    }
+    Some(next)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! Hosts without a group in the blind detection, on a manual timeline:
+//! deadlines 10 s after the last beat, wait 5 s.
+
+use std::time::Duration;
+
+use super::*;
+use crate::group_outage::Verdict;
+use crate::group_outage::blind;
+use crate::group_outage::tests::{at, deliver_all, notice, policy};
+use crate::{GroupName, NoticeKind};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Host `h`'s own notice of `kind`, without a group.
+fn loose_notice(h: &str, kind: NoticeKind, last_seen: u64, now: u64) -> Notice {
+    let mut n = notice(h, kind, last_seen, now);
+    n.group = None;
+    n
+}
+
+/// Asks the record of the hosts without a group and applies its answer.
+fn ask(g: &mut GroupRecord, n: &Notice, now: u64) -> Verdict {
+    let (w, v) = super::super::consult(g, n, at(now), &policy_of(), &policy());
+    if let Some(w) = w {
+        *g = w;
+    }
+    v
+}
+
+fn policy_of() -> GroupPolicy {
+    super::policy(WAIT)
+}
+
+/// Resolves the gathering at `now` as the monitor does: regather, every
+/// held host still silent but those in `back`, `total` hosts in all.
+fn resolve_at(g: &mut GroupRecord, now: u64, total: Option<u64>, back: &[&str]) {
+    let read = regather(g, WAIT);
+    let r = super::resolve(&read, at(now), &policy_of(), &policy(), total, |m| {
+        !back.contains(&m.host.as_str())
+    });
+    *g = r.expect("a gathering past its end resolves");
+}
+
+#[test]
+fn a_lone_silence_goes_out_at_once_and_is_forgotten_when_back() {
+    let mut g = GroupRecord::new(GroupName::ungrouped());
+    // Deadline at 10, asked at 10: not held.
+    let a = loose_notice("a", NoticeKind::Alarm, 0, 10);
+    assert_eq!(ask(&mut g, &a, 10), Verdict::Alone);
+    assert_eq!(g.phase, GroupPhase::Quiet);
+    assert_eq!(g.members.get(&a.host).map(|m| m.fate), Some(Fate::Alone));
+    // A second host silent more than one wait later is alone too.
+    let b = loose_notice("b", NoticeKind::Alarm, 6, 16);
+    assert_eq!(ask(&mut g, &b, 16), Verdict::Alone);
+    // Their all-clears go out and they are forgotten.
+    let mut back = a.clone();
+    back.kind = NoticeKind::Recovery;
+    back.recovered_at = Some(at(30));
+    assert_eq!(ask(&mut g, &back, 30), Verdict::Alone);
+    assert!(g.members.get(&a.host).is_none());
+    assert!(
+        deliver_all(&mut g, 30).is_empty(),
+        "nothing of its own to send"
+    );
+}
+
+#[test]
+fn a_second_silence_within_the_wait_gathers_from_the_first_deadline() {
+    let mut g = GroupRecord::new(GroupName::ungrouped());
+    assert_eq!(
+        ask(&mut g, &loose_notice("a", NoticeKind::Alarm, 0, 10), 10),
+        Verdict::Alone
+    );
+    // b's deadline is 13: held until a's deadline plus the wait (15), never
+    // more than one wait after its own.
+    assert_eq!(
+        ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 3, 13), 13),
+        Verdict::Hold(at(15))
+    );
+    assert_eq!(
+        ask(&mut g, &loose_notice("c", NoticeKind::Alarm, 4, 14), 14),
+        Verdict::Hold(at(15))
+    );
+    assert_eq!(g.phase, GroupPhase::Gathering { until: at(15) });
+    // Its end: asked again, it must be resolved first.
+    assert_eq!(
+        ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 3, 15), 15),
+        Verdict::Resolve
+    );
+}
+
+#[test]
+fn more_than_half_silent_is_one_outage_naming_all_of_them() {
+    let mut g = GroupRecord::new(GroupName::ungrouped());
+    ask(&mut g, &loose_notice("a", NoticeKind::Alarm, 0, 10), 10);
+    ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 2, 12), 12);
+    ask(&mut g, &loose_notice("c", NoticeKind::Alarm, 3, 13), 13);
+    // 3 of 5 hosts silent.
+    resolve_at(&mut g, 15, Some(5), &[]);
+    assert_eq!(g.phase, GroupPhase::Outage);
+    assert_eq!(g.hosts_total, Some(5));
+    let sent = deliver_all(&mut g, 15);
+    assert_eq!(sent.len(), 1, "one alarm for the three: {sent:?}");
+    let n = &sent[0];
+    assert_eq!(n.kind, NoticeKind::Alarm);
+    assert_eq!(n.group, Some(GroupName::ungrouped()));
+    let named: Vec<&str> = n.hosts.iter().map(|h| h.host.as_str()).collect();
+    assert_eq!(
+        named,
+        ["a", "b", "c"],
+        "the first one, told alone, is named too"
+    );
+    assert_eq!(n.headline(), "hosts without a group: 3 hosts silent");
+    // The held ones' own alarms are absorbed, the first one's reminders too.
+    assert_eq!(
+        ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 2, 16), 16),
+        Verdict::Absorbed
+    );
+    assert_eq!(
+        ask(&mut g, &loose_notice("a", NoticeKind::Reminder, 0, 70), 70),
+        Verdict::Absorbed
+    );
+    // A host silent later joins the outage.
+    assert_eq!(
+        ask(&mut g, &loose_notice("d", NoticeKind::Alarm, 20, 30), 30),
+        Verdict::Absorbed
+    );
+}
+
+#[test]
+fn half_or_fewer_silent_are_each_alone_at_the_holds_end() {
+    for (total, back) in [(Some(6), &[][..]), (Some(5), &["c"][..]), (None, &[][..])] {
+        let mut g = GroupRecord::new(GroupName::ungrouped());
+        ask(&mut g, &loose_notice("a", NoticeKind::Alarm, 0, 10), 10);
+        ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 2, 12), 12);
+        ask(&mut g, &loose_notice("c", NoticeKind::Alarm, 3, 13), 13);
+        resolve_at(&mut g, 15, total, back);
+        assert_eq!(g.phase, GroupPhase::Quiet, "{total:?} {back:?}");
+        assert!(deliver_all(&mut g, 15).is_empty());
+        // Each held host's own alarm goes out when it asks again.
+        assert_eq!(
+            ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 2, 15), 15),
+            Verdict::Alone
+        );
+    }
+}
+
+#[test]
+fn a_blind_spot_needs_two_hosts_and_more_than_half() {
+    assert!(!is_blind_spot(1, Some(1)));
+    assert!(is_blind_spot(2, Some(3)));
+    assert!(is_blind_spot(2, Some(2)));
+    assert!(!is_blind_spot(2, Some(4)));
+    assert!(!is_blind_spot(1000, None));
+}
+
+#[test]
+fn the_watcher_owes_one_blind_notice_for_them_at_once() {
+    let mut g = GroupRecord::new(GroupName::ungrouped());
+    ask(&mut g, &loose_notice("a", NoticeKind::Alarm, 0, 10), 10);
+    ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 2, 12), 12);
+    ask(&mut g, &loose_notice("c", NoticeKind::Alarm, 3, 13), 13);
+    resolve_at(&mut g, 15, Some(4), &[]);
+    let alarm = deliver_all(&mut g.clone(), 15).remove(0);
+    // No other site gathering: resolved at once, not held for one.
+    let w = GroupRecord::watcher();
+    let (w2, v) = blind::consult_with(&w, &alarm, at(15), WAIT, false);
+    assert_eq!(v, Verdict::Resolve);
+    let w2 = w2.expect("the watcher gathers it");
+    let w3 = blind::resolve(&w2, at(15), Some(4), |_| true).expect("resolved");
+    let mut w3 = w3;
+    let sent = deliver_all(&mut w3, 15);
+    assert_eq!(sent.len(), 1);
+    let spot = sent[0].blind_spot.as_deref().expect("a blind notice");
+    assert_eq!((spot.hosts_silent, spot.hosts_total), (3, Some(4)));
+    assert_eq!(
+        sent[0].headline(),
+        "watcher may be blind: 3 of 4 hosts silent since 00:00:10Z"
+    );
+    let why = sent[0].message.as_deref().unwrap_or_default();
+    assert!(
+        why.starts_with("More than half of all monitored hosts"),
+        "{why}"
+    );
+    assert!(!why.contains("Sites rarely"), "{why}");
+    // With another site gathering it is held for it, like a site.
+    let (_, v) = blind::consult_with(&w, &alarm, at(15), WAIT, true);
+    assert_eq!(v, Verdict::Hold(at(20)));
+}
