@@ -162,6 +162,8 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         a_site_back_as_its_alarm_goes_out_is_cleared,
         watcher_blind_is_one_notice,
         blind_detection_keeps_a_lone_site_on_time,
+        hosts_without_a_group_half_silent_are_one_blind_notice,
+        a_host_without_a_group_alarms_on_time,
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
         schedule_persisted_and_monitors_agree,
@@ -208,12 +210,16 @@ where
 mod blind;
 mod groups;
 mod jobs;
+mod loose;
 pub use blind::{blind_detection_keeps_a_lone_site_on_time, watcher_blind_is_one_notice};
 pub use groups::{
     DARK_SITE_HOSTS, a_dark_site_is_named_whole, a_site_back_as_its_alarm_goes_out_is_cleared,
     group_outage_is_one_notice,
 };
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
+pub use loose::{
+    a_host_without_a_group_alarms_on_time, hosts_without_a_group_half_silent_are_one_blind_notice,
+};
 mod schedules;
 pub use schedules::schedule_persisted_and_monitors_agree;
 mod flapping;

@@ -274,6 +274,13 @@ pub fn consult_batch(
     let mut next = g.clone();
     let mut silent = next.silent().count();
     let mut verdicts = Vec::with_capacity(notices.len());
+    // Hosts without a group whose alarms come in one batch are gathered
+    // together from the first (loose): none of them is a lone silence.
+    let peers = if g.group.is_ungrouped() {
+        loose::batch_alarms(notices)
+    } else {
+        Vec::new()
+    };
     let mut last_policy = None;
     for &(notice, policy) in notices {
         last_policy = Some(policy);
@@ -287,7 +294,7 @@ pub fn consult_batch(
             verdicts.push(verdict);
             continue;
         }
-        let verdict = consult_one(&mut next, &mut silent, notice, now, gp, policy);
+        let verdict = consult_one(&mut next, &mut silent, notice, now, gp, policy, &peers);
         verdicts.push(verdict);
         if verdict == Verdict::Resolve {
             break;
@@ -302,6 +309,8 @@ pub fn consult_batch(
 
 /// One notice of [`consult_batch`], applied to `next`; `silent` is its
 /// count of [silent](GroupRecord::silent) members, kept up to date.
+/// `peers`: the alarms of hosts without a group asked in the same batch
+/// ([`loose::batch_alarms`]).
 fn consult_one(
     next: &mut GroupRecord,
     silent: &mut usize,
@@ -309,6 +318,7 @@ fn consult_one(
     now: Timestamp,
     gp: &GroupPolicy,
     policy: &Policy,
+    peers: &[(&HostId, Timestamp)],
 ) -> Verdict {
     // A host named on a missed beat whose own alarm now asks (missed).
     if let Some(v) = missed::adopt(next, notice) {
@@ -341,7 +351,7 @@ fn consult_one(
             // silent within one wait, from the earlier one's deadline (so
             // never held more than one wait); alone it goes out at once.
             let start = if next.group.is_ungrouped() {
-                loose::gathering_since(next, notice, gp.wait)
+                loose::gathering_since(next, notice, gp.wait, peers)
             } else {
                 Some(notice.missing_since)
             };

@@ -20,7 +20,7 @@ fn beat_in(g: &GroupName, name: &str, secs: u64) -> Heartbeat {
 /// Two monitors (`a`, `b`) sharing `store` and the one channel `ch`, with
 /// groups of at least two hosts gathered for `wait` and blind detection
 /// on (the same wait): the setup of every case here.
-fn two_monitors(
+pub(super) fn two_monitors(
     store: &Arc<dyn Store>,
     clock: &ManualClock,
     ch: &RecordingNotifier,

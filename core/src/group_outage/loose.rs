@@ -8,7 +8,7 @@
 //!
 //! | the record | a host's first alarm | verdict |
 //! |---|---|---|
-//! | quiet, no other host without a group silent within one wait of it | the host is remembered (*alone*) | **alone**: its alarm goes out now, on time |
+//! | quiet, no other host without a group silent within one wait of it (remembered, or asking in the same sweep batch) | the host is remembered (*alone*) | **alone**: its alarm goes out now, on time |
 //! | quiet, another one silent within one wait of it | the record gathers until the earlier one's deadline plus the wait | **hold** (at most one wait after its own deadline) |
 //! | gathering, its end reached | | [`resolve`]: the held hosts and those remembered within the wait, if still silent, are counted against the store's host count |
 //!
@@ -26,8 +26,8 @@
 //! From there it behaves as a group: hosts that fall silent later join
 //! and are named in its reminders ("hosts without a group: 40 still
 //! silent", one per reminder interval, not one per host), their
-//! all-clears are counted back, and when two or fewer are still silent it
-//! ends like a group (its all-clear absorbed into the blind all-clear; a
+//! all-clears are counted back, and when fewer than two are still silent
+//! it ends like a group (its all-clear absorbed into the blind all-clear; a
 //! host still silent then is alone and gets its own alarm). It never has a
 //! flapping episode of its own (a host's own flapping notices go out as
 //! before).
@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use super::{Fate, GroupPhase, GroupPolicy, GroupRecord};
 use crate::model::since;
-use crate::{Notice, Policy, Timestamp};
+use crate::{HostId, Notice, Policy, Timestamp};
 
 /// The fewest silent hosts without a group that can be a blind spot
 /// (more than half of a two-host fleet is both).
@@ -67,20 +67,36 @@ fn near(a: Timestamp, b: Timestamp, wait: Duration) -> bool {
 }
 
 /// For a quiet record asked by `notice`, a host's first alarm: the
-/// earliest deadline of the hosts remembered alone within one `wait` of
-/// it (the gathering then starts there), or `None` when it is the only
-/// one (it goes out alone, now).
+/// earliest deadline of the hosts remembered alone, or asking in the same
+/// batch (`peers`), within one `wait` of it (the gathering then starts
+/// there), or `None` when it is the only one (it goes out alone, now).
 pub(super) fn gathering_since(
     g: &GroupRecord,
     notice: &Notice,
     wait: Duration,
+    peers: &[(&HostId, Timestamp)],
 ) -> Option<Timestamp> {
-    g.members
+    let remembered = g
+        .members
         .iter()
-        .filter(|m| m.fate == Fate::Alone && m.host != notice.host)
-        .map(|m| m.missing_since)
-        .filter(|&t| near(t, notice.missing_since, wait))
+        .filter(|m| m.fate == Fate::Alone)
+        .map(|m| (&m.host, m.missing_since));
+    remembered
+        .chain(peers.iter().copied())
+        .filter(|&(h, t)| *h != notice.host && near(t, notice.missing_since, wait))
+        .map(|(_, t)| t)
         .min()
+        .map(|t| t.min(notice.missing_since))
+}
+
+/// The first alarms among a batch's notices, with their deadlines: each
+/// one's peers for [`gathering_since`].
+pub(super) fn batch_alarms<'a>(notices: &[(&'a Notice, &Policy)]) -> Vec<(&'a HostId, Timestamp)> {
+    notices
+        .iter()
+        .filter(|(n, _)| n.kind == crate::NoticeKind::Alarm && n.alarm_count <= 1)
+        .map(|(n, _)| (&n.host, n.missing_since))
+        .collect()
 }
 
 /// The gathering about to be resolved, with the hosts remembered alone

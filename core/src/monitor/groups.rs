@@ -383,6 +383,16 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             }
             let (write, verdict) = blind::consult_with(&w, notice, now, wait, others);
             if verdict == Verdict::Resolve {
+                // Written first: a gathering this notice began already
+                // over (the hosts without a group, or a site asking past
+                // its hold) is resolved like any other, then asked again.
+                if let Some(mut next) = write {
+                    next.version = w.version + 1;
+                    if !self.store.swap_group(w.version, &next).await? {
+                        report.conflicts += 1;
+                        continue;
+                    }
+                }
                 self.resolve_watcher(report).await?;
                 continue;
             }

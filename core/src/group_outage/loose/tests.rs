@@ -187,3 +187,23 @@ fn the_watcher_owes_one_blind_notice_for_them_at_once() {
     let (_, v) = blind::consult_with(&w, &alarm, at(15), WAIT, true);
     assert_eq!(v, Verdict::Hold(at(20)));
 }
+
+#[test]
+fn silences_asked_in_one_batch_are_gathered_from_the_first() {
+    let g = GroupRecord::new(GroupName::ungrouped());
+    let p = policy();
+    let alarms: Vec<Notice> = ["a", "b", "c"]
+        .iter()
+        .zip([0, 1, 2])
+        .map(|(h, s)| loose_notice(h, NoticeKind::Alarm, s, 12))
+        .collect();
+    let asks: Vec<(&Notice, &crate::Policy)> = alarms.iter().map(|n| (n, &p)).collect();
+    let (w, verdicts) = crate::group_outage::consult_batch(&g, &asks, at(12), &policy_of());
+    // Deadlines 10, 11, 12: all held until the first one's plus the wait.
+    assert_eq!(verdicts, [Verdict::Hold(at(15)); 3]);
+    let w = w.expect("written");
+    assert_eq!(w.phase, GroupPhase::Gathering { until: at(15) });
+    // One alone in its batch goes out at once.
+    let (_, v) = crate::group_outage::consult_batch(&g, &asks[..1], at(12), &policy_of());
+    assert_eq!(v, [Verdict::Alone]);
+}

@@ -1,0 +1,163 @@
+//! Hosts without a group in the watcher-blind detection through a real
+//! store, with two monitors sharing it: more than half of all hosts
+//! silent within one wait is one "watcher may be blind" notice; a lone
+//! host without a group alarms on time, never held.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::blind::two_monitors;
+use super::{at, host};
+use crate::testing::RecordingNotifier;
+use crate::{GroupName, Heartbeat, ManualClock, Monitor, Notice, NoticeKind, Store};
+
+type Pair = (
+    Monitor<dyn Store, ManualClock>,
+    Monitor<dyn Store, ManualClock>,
+);
+
+/// Sweeps with both monitors each second from `from` to `to` while the
+/// hosts `beating` heartbeat; every new notice with the second it came.
+async fn run(
+    (a, b): &Pair,
+    clock: &ManualClock,
+    ch: &RecordingNotifier,
+    beating: &[&str],
+    from: u64,
+    to: u64,
+) -> Vec<(u64, Notice)> {
+    let mut seen: Vec<(u64, Notice)> = Vec::new();
+    for s in from..=to {
+        clock.set(at(s));
+        for h in beating {
+            a.heartbeat(&Heartbeat::new(host(h), at(s))).await.unwrap();
+        }
+        let _ = a.sweep().await.unwrap();
+        let _ = b.sweep().await.unwrap();
+        for n in ch.notices() {
+            if !seen.iter().any(|(_, m)| m.id == n.id) {
+                seen.push((s, n));
+            }
+        }
+    }
+    seen
+}
+
+const HOSTS: [&str; 6] = ["h-0", "h-1", "h-2", "h-3", "h-4", "h-5"];
+
+/// Six hosts without a group; four fall silent at once (deadline 10)
+/// while two keep beating, two monitors sweeping every second with blind
+/// detection on (wait 5 s). On a store that keeps groups and counts its
+/// hosts: exactly one watcher-blind notice, naming the four as the hosts
+/// without a group, "4 of 6 hosts", within one wait of the deadline (no
+/// host alarm); once they are back, exactly one all-clear for it. On a
+/// store that cannot count ([`Store::counts_hosts`]): each host alarms on
+/// its own, at its deadline.
+pub async fn hosts_without_a_group_half_silent_are_one_blind_notice(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let ch = RecordingNotifier::new("ch");
+    let pair = two_monitors(&store, &clock, &ch, Duration::from_secs(5));
+    for h in HOSTS {
+        pair.0
+            .heartbeat(&Heartbeat::new(host(h), at(0)))
+            .await
+            .unwrap();
+    }
+    let (dark, beating) = HOSTS.split_at(4);
+    let seen = run(&pair, &clock, &ch, beating, 1, 30).await;
+    if !(store.keeps_groups() && store.counts_hosts()) {
+        assert_eq!(seen.len(), 4, "{store}: each host alarms: {seen:#?}");
+        assert!(
+            seen.iter()
+                .all(|(s, n)| n.kind == NoticeKind::Alarm && !n.is_blind() && *s <= 11),
+            "{store}: at their deadline, never held: {seen:#?}"
+        );
+        return;
+    }
+    assert_eq!(
+        seen.len(),
+        1,
+        "{store}: one notice, nothing else: {seen:#?}"
+    );
+    let (s, n) = &seen[0];
+    assert!(
+        n.is_blind() && n.kind == NoticeKind::Alarm,
+        "{store}: {n:#?}"
+    );
+    assert!(*s <= 10 + 5 + 1, "{store}: within one wait: at {s}");
+    let spot = n.blind_spot.as_deref().unwrap();
+    assert_eq!(spot.sites.len(), 1, "{store}: {spot:?}");
+    assert!(spot.sites[0].group.is_ungrouped(), "{store}: {spot:?}");
+    let mut named: Vec<&str> = spot.sites[0].hosts.iter().map(|h| h.as_str()).collect();
+    named.sort_unstable();
+    assert_eq!(named, dark, "{store}: every silent host is named");
+    assert_eq!(
+        (spot.hosts_silent, spot.hosts_total),
+        (4, Some(6)),
+        "{store}"
+    );
+    assert!(
+        n.subject()
+            .contains("watcher may be blind: 4 of 6 hosts silent"),
+        "{store}: {}",
+        n.subject()
+    );
+
+    // They are back: one all-clear, nothing else.
+    ch.clear();
+    let seen = run(&pair, &clock, &ch, &HOSTS, 31, 50).await;
+    assert_eq!(seen.len(), 1, "{store}: one all-clear: {seen:#?}");
+    let back = &seen[0].1;
+    assert!(
+        back.is_blind() && back.kind == NoticeKind::Recovery,
+        "{store}: {back:#?}"
+    );
+    assert_eq!(back.outage_id, n.outage_id, "{store}: one outage id");
+    for g in [GroupName::watcher(), GroupName::ungrouped()] {
+        let r = store.get_group(&g).await.unwrap().expect("stored");
+        assert_eq!(
+            r.phase,
+            crate::group_outage::GroupPhase::Quiet,
+            "{store}: {r:?}"
+        );
+        assert!(r.outbox.is_empty(), "{store}: {r:?}");
+    }
+}
+
+/// Blind detection on (wait 5 s), six hosts without a group, two
+/// monitors: one falling silent alone alarms at its deadline, not held;
+/// two more silent together later (three of six: not more than half) each
+/// alarm on their own within one wait of their deadline, and no blind
+/// notice is sent.
+pub async fn a_host_without_a_group_alarms_on_time(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let ch = RecordingNotifier::new("ch");
+    let pair = two_monitors(&store, &clock, &ch, Duration::from_secs(5));
+    for h in HOSTS {
+        pair.0
+            .heartbeat(&Heartbeat::new(host(h), at(0)))
+            .await
+            .unwrap();
+    }
+    // h-0 stops at 0 (deadline 10).
+    let seen = run(&pair, &clock, &ch, &HOSTS[1..], 1, 20).await;
+    assert_eq!(seen.len(), 1, "{store}: {seen:#?}");
+    let (s, n) = &seen[0];
+    assert_eq!(
+        (n.kind, n.host.as_str()),
+        (NoticeKind::Alarm, "h-0"),
+        "{store}"
+    );
+    assert!(*s <= 11, "{store}: on time, at {s}");
+    // h-1 and h-2 stop at 20 (deadline 30).
+    ch.clear();
+    let seen = run(&pair, &clock, &ch, &HOSTS[3..], 21, 45).await;
+    assert_eq!(seen.len(), 2, "{store}: two alarms: {seen:#?}");
+    for (s, n) in &seen {
+        assert!(
+            n.kind == NoticeKind::Alarm && !n.is_blind(),
+            "{store}: {n:#?}"
+        );
+        assert!(*s <= 30 + 5 + 1, "{store}: within one wait: at {s}");
+    }
+}
