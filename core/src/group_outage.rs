@@ -271,13 +271,28 @@ pub fn consult_batch(
     now: Timestamp,
     gp: &GroupPolicy,
 ) -> (Option<GroupRecord>, Vec<Verdict>) {
+    consult_batch_with(g, notices, now, gp, &[])
+}
+
+/// [`consult_batch`], with `expected`: hosts without a group that have not
+/// asked but whose deadlines the monitor read from the due index, each a
+/// peer of a first alarm within one wait of it ([`loose`]).
+pub fn consult_batch_with(
+    g: &GroupRecord,
+    notices: &[(&Notice, &Policy)],
+    now: Timestamp,
+    gp: &GroupPolicy,
+    expected: &[(HostId, Timestamp)],
+) -> (Option<GroupRecord>, Vec<Verdict>) {
     let mut next = g.clone();
     let mut silent = next.silent().count();
     let mut verdicts = Vec::with_capacity(notices.len());
     // Hosts without a group whose alarms come in one batch are gathered
     // together from the first (loose): none of them is a lone silence.
     let peers = if g.group.is_ungrouped() {
-        loose::batch_alarms(notices)
+        let mut peers = loose::batch_alarms(notices);
+        peers.extend(expected.iter().map(|(h, t)| (h, *t)));
+        peers
     } else {
         Vec::new()
     };

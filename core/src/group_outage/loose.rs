@@ -8,13 +8,17 @@
 //!
 //! | the record | a host's first alarm | verdict |
 //! |---|---|---|
-//! | quiet, no other host without a group silent within one wait of it (remembered, or asking in the same sweep batch) | the host is remembered (*alone*) | **alone**: its alarm goes out now, on time |
+//! | quiet, no other host without a group silent or due within one wait of it (remembered, asking in the same sweep batch, or read from the due index with its deadline that close) | the host is remembered (*alone*) | **alone**: its alarm goes out now, on time |
 //! | quiet, another one silent within one wait of it | the record gathers until the earlier one's deadline plus the wait | **hold** (at most one wait after its own deadline) |
 //! | gathering, its end reached | | [`resolve`]: the held hosts and those remembered within the wait, if still silent, are counted against the store's host count |
 //!
-//! A lone silence is never held: a dead man's switch alarms on time, and
-//! the first host of a fleet going dark is told at once too. A second one
-//! within one wait starts the gathering; at its end, with at least
+//! A lone silence is never held: a dead man's switch alarms on time. A
+//! fleet going dark comes due host by host, milliseconds apart, each in a
+//! sweep of its own; so when a first alarm finds the record quiet the
+//! monitor reads the due index up to one wait past it (at most 64
+//! records, O(due)) for other hosts without a group whose deadline falls
+//! within the wait, and gathers with them. Another silence within one
+//! wait starts the gathering; at its end, with at least
 //! [`MIN_HOSTS`] still silent and more than half of all the store's hosts
 //! ([`Store::host_count`](crate::Store::host_count), asked then and only
 //! then), the record is in an outage: its alarm (naming every one of

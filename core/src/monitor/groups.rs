@@ -22,6 +22,9 @@ pub type Grouping = Arc<dyn Fn(&GroupName) -> GroupPolicy + Send + Sync>;
 static UNGROUPED_GROUP: std::sync::LazyLock<GroupName> =
     std::sync::LazyLock::new(GroupName::ungrouped);
 
+/// How many due host records [`Monitor::expected_silences`] reads at most.
+const PEER_PROBE: usize = 64;
+
 /// How many due group records [`Monitor::another_site_gathering`] reads
 /// at most: sites gathering at once, far more than a blind spot needs.
 const GATHERING_PROBE: usize = 256;
@@ -306,6 +309,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             return Ok(items.iter().map(|_| Routed::Deliver).collect());
         }
         let gp = self.group_policy(group);
+        // Read once, when a first alarm finds the hosts without a group
+        // quiet (gathering or in an outage, the record knows its own).
+        let mut expected: Option<Vec<(crate::HostId, Timestamp)>> = None;
         let mut out = Vec::with_capacity(items.len());
         // Rounds in a row that decided nothing (a lost swap, a gathering
         // to resolve): bounded like any compare-and-swap loop.
@@ -323,7 +329,16 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 .get_group(group)
                 .await?
                 .unwrap_or_else(|| GroupRecord::new(group.clone()));
-            let (write, verdicts) = group_outage::consult_batch(&g, &items[out.len()..], now, &gp);
+            if group.is_ungrouped() && g.phase == GroupPhase::Quiet && expected.is_none() {
+                expected = Some(self.expected_silences(items, gp.wait).await?);
+            }
+            let (write, verdicts) = group_outage::consult_batch_with(
+                &g,
+                &items[out.len()..],
+                now,
+                &gp,
+                expected.as_deref().unwrap_or_default(),
+            );
             if let Some(mut next) = write {
                 next.version = g.version + 1;
                 if !self.store.swap_group(g.version, &next).await? {
@@ -344,6 +359,51 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             }
         }
         Ok(out)
+    }
+
+    /// Hosts without a group, other than those asking, whose deadline lies
+    /// within one `wait` of a first alarm among `items`: read from the due
+    /// index up to the latest such alarm's deadline plus the wait (at most
+    /// [`PEER_PROBE`] records, O(due), only when a first alarm asks). A
+    /// fleet going dark comes due host by host, a few milliseconds apart,
+    /// each in a sweep of its own; these make the first of them part of a
+    /// gathering instead of a lone silence ([`group_outage::loose`]).
+    async fn expected_silences(
+        &self,
+        items: &[(&Notice, &Policy)],
+        wait: std::time::Duration,
+    ) -> Result<Vec<(crate::HostId, Timestamp)>, StoreError> {
+        let firsts: Vec<Timestamp> = items
+            .iter()
+            .filter(|(n, _)| n.kind == NoticeKind::Alarm && n.alarm_count <= 1)
+            .map(|(n, _)| n.missing_since)
+            .collect();
+        let Some(&last) = firsts.iter().max() else {
+            return Ok(Vec::new());
+        };
+        let asking: std::collections::HashSet<&str> =
+            items.iter().map(|(n, _)| n.host.as_str()).collect();
+        let due = self
+            .store
+            .due(crate::model::add(last, wait), PEER_PROBE)
+            .await?;
+        let near = |t: Timestamp| {
+            firsts
+                .iter()
+                .any(|&f| crate::model::since(t, f) <= wait && crate::model::since(f, t) <= wait)
+        };
+        Ok(due
+            .into_iter()
+            .filter(|r| {
+                r.group.is_none()
+                    && matches!(r.status, Status::Up | Status::Missing)
+                    && !asking.contains(r.host.as_str())
+            })
+            .filter_map(|r| {
+                let deadline = r.deadline(&self.policies.for_record(&r));
+                near(deadline).then(|| (r.host, deadline))
+            })
+            .collect())
     }
 
     /// Asks the watcher's record what to do with a group's leased notice
