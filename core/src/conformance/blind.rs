@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{at, host, monitor};
+use super::{at, host};
 use crate::testing::RecordingNotifier;
 use crate::{
     GroupName, GroupPolicy, Heartbeat, ManualClock, Monitor, Notice, NoticeKind, Notifier, Store,
@@ -29,6 +29,20 @@ pub(super) fn two_monitors(
     Monitor<dyn Store, ManualClock>,
     Monitor<dyn Store, ManualClock>,
 ) {
+    two_monitors_with(store, clock, ch, wait, super::policy())
+}
+
+/// [`two_monitors`] with `policy` for every host.
+pub(super) fn two_monitors_with(
+    store: &Arc<dyn Store>,
+    clock: &ManualClock,
+    ch: &RecordingNotifier,
+    wait: Duration,
+    policy: crate::Policy,
+) -> (
+    Monitor<dyn Store, ManualClock>,
+    Monitor<dyn Store, ManualClock>,
+) {
     let gp = GroupPolicy {
         min_hosts: 2,
         wait,
@@ -37,7 +51,7 @@ pub(super) fn two_monitors(
     let grouping: crate::Grouping = Arc::new(move |_| gp);
     let channels = || -> Vec<Arc<dyn Notifier>> { vec![Arc::new(ch.clone())] };
     let one = |owner| {
-        monitor(store.clone(), clock, channels(), owner)
+        super::monitor_with(store.clone(), clock, channels(), owner, policy.clone())
             .with_grouping(grouping.clone())
             .with_blind_detection(wait)
     };

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::blind::two_monitors;
+use super::blind::{two_monitors, two_monitors_with};
 use super::{at, host};
+use crate::model::add;
 use crate::testing::RecordingNotifier;
 use crate::{GroupName, Heartbeat, ManualClock, Monitor, Notice, NoticeKind, Store};
 
@@ -45,33 +46,39 @@ async fn run(
 
 const HOSTS: [&str; 6] = ["h-0", "h-1", "h-2", "h-3", "h-4", "h-5"];
 
-/// Six hosts without a group; four fall silent together (deadlines 10.0
-/// to 10.3 s) while two keep beating, two monitors sweeping every second with blind
-/// detection on (wait 5 s). On a store that keeps groups and counts its
-/// hosts: exactly one watcher-blind notice, naming the four as the hosts
-/// without a group, "4 of 6 hosts", within one wait of the deadline (no
-/// host alarm); once they are back, exactly one all-clear for it. On a
-/// store that cannot count ([`Store::counts_hosts`]): each host alarms on
-/// its own, at its deadline.
+/// Six hosts without a group beating every second (they say so:
+/// `"interval": 1`), timeout 30 s; four fall silent together (their last
+/// beats 100 ms apart, deadlines 30.0 to 30.3 s) while two keep beating,
+/// two monitors sweeping every second with blind detection on (wait 5 s).
+/// At the sweep at 30 s only the first is due, alone in its batch; the
+/// others have missed their expected beat and their deadlines fall within
+/// the wait, so the monitor finds them in the due index and the first is
+/// not a lone silence. On a store that keeps groups and counts its hosts:
+/// exactly one watcher-blind notice, naming the four as the hosts without
+/// a group, "4 of 6 hosts", within one wait of the first deadline (no host
+/// alarm); once they are back, exactly one all-clear for it. On a store
+/// that cannot count ([`Store::counts_hosts`]): each host alarms on its
+/// own, at its deadline.
 pub async fn hosts_without_a_group_half_silent_are_one_blind_notice(store: Arc<dyn Store>) {
     let clock = ManualClock::new(at(0));
     let ch = RecordingNotifier::new("ch");
-    let pair = two_monitors(&store, &clock, &ch, Duration::from_secs(5));
-    // Their last beats 100 ms apart: at the sweep at 10 s only the first
-    // is due, alone in its batch; the others are expected from the due
-    // index (their deadlines within one wait), so it is not a lone
-    // silence either.
+    let policy = crate::Policy {
+        timeout: Duration::from_secs(30),
+        ..super::policy()
+    };
+    let pair = two_monitors_with(&store, &clock, &ch, Duration::from_secs(5), policy);
     for (i, h) in HOSTS.iter().enumerate() {
-        let t = crate::model::add(at(0), Duration::from_millis(100 * i as u64));
-        pair.0.heartbeat(&Heartbeat::new(host(h), t)).await.unwrap();
+        let mut hb = Heartbeat::new(host(h), add(at(0), Duration::from_millis(100 * i as u64)));
+        hb.interval = Some(Duration::from_secs(1));
+        pair.0.heartbeat(&hb).await.unwrap();
     }
     let (dark, beating) = HOSTS.split_at(4);
-    let seen = run(&pair, &clock, &ch, beating, 1, 30).await;
+    let seen = run(&pair, &clock, &ch, beating, 1, 45).await;
     if !(store.keeps_groups() && store.counts_hosts()) {
         assert_eq!(seen.len(), 4, "{store}: each host alarms: {seen:#?}");
         assert!(
             seen.iter()
-                .all(|(s, n)| n.kind == NoticeKind::Alarm && !n.is_blind() && *s <= 11),
+                .all(|(s, n)| n.kind == NoticeKind::Alarm && !n.is_blind() && *s <= 31),
             "{store}: at their deadline, never held: {seen:#?}"
         );
         return;
@@ -86,7 +93,7 @@ pub async fn hosts_without_a_group_half_silent_are_one_blind_notice(store: Arc<d
         n.is_blind() && n.kind == NoticeKind::Alarm,
         "{store}: {n:#?}"
     );
-    assert!(*s <= 10 + 5 + 1, "{store}: within one wait: at {s}");
+    assert!(*s <= 30 + 5 + 1, "{store}: within one wait: at {s}");
     let spot = n.blind_spot.as_deref().unwrap();
     assert_eq!(spot.sites.len(), 1, "{store}: {spot:?}");
     assert!(spot.sites[0].group.is_ungrouped(), "{store}: {spot:?}");
@@ -107,7 +114,7 @@ pub async fn hosts_without_a_group_half_silent_are_one_blind_notice(store: Arc<d
 
     // They are back: one all-clear, nothing else.
     ch.clear();
-    let seen = run(&pair, &clock, &ch, &HOSTS, 31, 50).await;
+    let seen = run(&pair, &clock, &ch, &HOSTS, 46, 70).await;
     assert_eq!(seen.len(), 1, "{store}: one all-clear: {seen:#?}");
     let back = &seen[0].1;
     assert!(
@@ -128,9 +135,10 @@ pub async fn hosts_without_a_group_half_silent_are_one_blind_notice(store: Arc<d
 
 /// Blind detection on (wait 5 s), six hosts without a group, two
 /// monitors: one falling silent alone alarms at its deadline, not held;
-/// two more silent together later (three of six: not more than half) each
-/// alarm on their own within one wait of their deadline, and no blind
-/// notice is sent.
+/// two silent together later are two alarms at their deadline, not held
+/// either; and three silent together after that (three of six: not more
+/// than half) are held at most one wait, then each alarms on its own. No
+/// blind notice is sent.
 pub async fn a_host_without_a_group_alarms_on_time(store: Arc<dyn Store>) {
     let clock = ManualClock::new(at(0));
     let ch = RecordingNotifier::new("ch");
@@ -160,6 +168,20 @@ pub async fn a_host_without_a_group_alarms_on_time(store: Arc<dyn Store>) {
             n.kind == NoticeKind::Alarm && !n.is_blind(),
             "{store}: {n:#?}"
         );
-        assert!(*s <= 30 + 5 + 1, "{store}: within one wait: at {s}");
+        assert!(*s <= 31, "{store}: on time: at {s}");
+    }
+    // Everyone is back; then h-0, h-1 and h-2 stop together at 60
+    // (deadline 70).
+    let _ = run(&pair, &clock, &ch, &HOSTS, 46, 60).await;
+    ch.clear();
+    let seen = run(&pair, &clock, &ch, &HOSTS[3..], 61, 90).await;
+    let alarms: Vec<&(u64, Notice)> = seen
+        .iter()
+        .filter(|(_, n)| n.kind == NoticeKind::Alarm)
+        .collect();
+    assert_eq!(alarms.len(), 3, "{store}: three alarms: {seen:#?}");
+    for (s, n) in alarms {
+        assert!(!n.is_blind() && !n.is_group(), "{store}: {n:#?}");
+        assert!(*s <= 70 + 5 + 1, "{store}: within one wait: at {s}");
     }
 }

@@ -12,13 +12,14 @@
 //! | quiet, another one silent within one wait of it | the record gathers until the earlier one's deadline plus the wait | **hold** (at most one wait after its own deadline) |
 //! | gathering, its end reached | | [`resolve`]: the held hosts and those remembered within the wait, if still silent, are counted against the store's host count |
 //!
-//! A lone silence is never held: a dead man's switch alarms on time. A
+//! A lone silence is never held, nor a pair: a dead man's switch alarms
+//! on time, and only [`MIN_HOSTS`] silent together start a gathering. A
 //! fleet going dark comes due host by host, milliseconds apart, each in a
 //! sweep of its own; so when a first alarm finds the record quiet the
 //! monitor reads the due index up to one wait past it (at most 64
 //! records, O(due)) for other hosts without a group whose deadline falls
-//! within the wait, and gathers with them. Another silence within one
-//! wait starts the gathering; at its end, with at least
+//! within the wait, and gathers with them. Two more silences within one
+//! wait start the gathering; at its end, with at least
 //! [`MIN_HOSTS`] still silent and more than half of all the store's hosts
 //! ([`Store::host_count`](crate::Store::host_count), asked then and only
 //! then), the record is in an outage: its alarm (naming every one of
@@ -47,16 +48,18 @@ use super::{Fate, GroupPhase, GroupPolicy, GroupRecord};
 use crate::model::since;
 use crate::{HostId, Notice, Policy, Timestamp};
 
-/// The fewest silent hosts without a group that can be a blind spot
-/// (more than half of a two-host fleet is both).
-pub const MIN_HOSTS: usize = 2;
+/// The fewest silent hosts without a group that can be a blind spot, and
+/// that start a gathering: two hosts silent together are two alarms (a
+/// blind notice would spare one notice and say less of each host), and
+/// holding a pair of independent silences would only make them late.
+pub const MIN_HOSTS: usize = 3;
 
 /// How the record of the hosts without a group gathers: the blind
-/// detection's `wait`, an outage kept while [`MIN_HOSTS`] are silent, no
-/// flapping episode of its own.
+/// detection's `wait`, an outage kept while two are silent, no flapping
+/// episode of its own.
 pub fn policy(wait: Duration) -> GroupPolicy {
     GroupPolicy {
-        min_hosts: MIN_HOSTS as u32,
+        min_hosts: 2,
         wait,
         flap: crate::flap::FlapPolicy {
             enabled: false,
@@ -73,7 +76,8 @@ fn near(a: Timestamp, b: Timestamp, wait: Duration) -> bool {
 /// For a quiet record asked by `notice`, a host's first alarm: the
 /// earliest deadline of the hosts remembered alone, or asking in the same
 /// batch (`peers`), within one `wait` of it (the gathering then starts
-/// there), or `None` when it is the only one (it goes out alone, now).
+/// there), or `None` when fewer than [`MIN_HOSTS`] with it are that close
+/// (it goes out alone, now).
 pub(super) fn gathering_since(
     g: &GroupRecord,
     notice: &Notice,
@@ -85,10 +89,16 @@ pub(super) fn gathering_since(
         .iter()
         .filter(|m| m.fate == Fate::Alone)
         .map(|m| (&m.host, m.missing_since));
-    remembered
+    // By host: one remembered and asking in the same batch counts once.
+    let near_ones: std::collections::HashMap<&HostId, Timestamp> = remembered
         .chain(peers.iter().copied())
         .filter(|&(h, t)| *h != notice.host && near(t, notice.missing_since, wait))
-        .map(|(_, t)| t)
+        .collect();
+    if near_ones.len() + 1 < MIN_HOSTS {
+        return None;
+    }
+    near_ones
+        .into_values()
         .min()
         .map(|t| t.min(notice.missing_since))
 }

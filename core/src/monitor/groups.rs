@@ -361,8 +361,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         Ok(out)
     }
 
-    /// Hosts without a group, other than those asking, whose deadline lies
-    /// within one `wait` of a first alarm among `items`: read from the due
+    /// Hosts without a group, other than those asking, already silent
+    /// (past their deadline or their expected beat, [`crate::beat`]) whose
+    /// deadline lies within one `wait` of a first alarm among `items`:
+    /// read from the due
     /// index up to the latest such alarm's deadline plus the wait (at most
     /// [`PEER_PROBE`] records, O(due), only when a first alarm asks). A
     /// fleet going dark comes due host by host, a few milliseconds apart,
@@ -381,6 +383,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         let Some(&last) = firsts.iter().max() else {
             return Ok(Vec::new());
         };
+        let now = self.clock.now();
         let asking: std::collections::HashSet<&str> =
             items.iter().map(|(n, _)| n.host.as_str()).collect();
         let due = self
@@ -400,8 +403,14 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                     && !asking.contains(r.host.as_str())
             })
             .filter_map(|r| {
-                let deadline = r.deadline(&self.policies.for_record(&r));
-                near(deadline).then(|| (r.host, deadline))
+                let policy = self.policies.for_record(&r);
+                let deadline = r.deadline(&policy);
+                // Silent already: past its deadline, or past its expected
+                // beat (crate::beat). A host still beating on time whose
+                // deadline merely falls within the wait is no peer.
+                let silent =
+                    r.status == Status::Missing || crate::beat::missed_beat(&r, now, &policy);
+                (silent && near(deadline)).then(|| (r.host, deadline))
             })
             .collect())
     }

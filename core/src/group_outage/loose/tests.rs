@@ -65,26 +65,31 @@ fn a_lone_silence_goes_out_at_once_and_is_forgotten_when_back() {
 }
 
 #[test]
-fn a_second_silence_within_the_wait_gathers_from_the_first_deadline() {
+fn a_third_silence_within_the_wait_gathers_from_the_first_deadline() {
     let mut g = GroupRecord::new(GroupName::ungrouped());
     assert_eq!(
         ask(&mut g, &loose_notice("a", NoticeKind::Alarm, 0, 10), 10),
         Verdict::Alone
     );
-    // b's deadline is 13: held until a's deadline plus the wait (15), never
+    // Two silent together are two alarms: b is not held either.
+    assert_eq!(
+        ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 2, 12), 12),
+        Verdict::Alone
+    );
+    // c's deadline is 13: held until a's deadline plus the wait (15), never
     // more than one wait after its own.
     assert_eq!(
-        ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 3, 13), 13),
+        ask(&mut g, &loose_notice("c", NoticeKind::Alarm, 3, 13), 13),
         Verdict::Hold(at(15))
     );
     assert_eq!(
-        ask(&mut g, &loose_notice("c", NoticeKind::Alarm, 4, 14), 14),
+        ask(&mut g, &loose_notice("d", NoticeKind::Alarm, 4, 14), 14),
         Verdict::Hold(at(15))
     );
     assert_eq!(g.phase, GroupPhase::Gathering { until: at(15) });
     // Its end: asked again, it must be resolved first.
     assert_eq!(
-        ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 3, 15), 15),
+        ask(&mut g, &loose_notice("c", NoticeKind::Alarm, 3, 15), 15),
         Verdict::Resolve
     );
 }
@@ -111,9 +116,9 @@ fn more_than_half_silent_is_one_outage_naming_all_of_them() {
         "the first one, told alone, is named too"
     );
     assert_eq!(n.headline(), "hosts without a group: 3 hosts silent");
-    // The held ones' own alarms are absorbed, the first one's reminders too.
+    // The held one's own alarm is absorbed, the first one's reminders too.
     assert_eq!(
-        ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 2, 16), 16),
+        ask(&mut g, &loose_notice("c", NoticeKind::Alarm, 3, 16), 16),
         Verdict::Absorbed
     );
     assert_eq!(
@@ -146,11 +151,12 @@ fn half_or_fewer_silent_are_each_alone_at_the_holds_end() {
 }
 
 #[test]
-fn a_blind_spot_needs_two_hosts_and_more_than_half() {
+fn a_blind_spot_needs_three_hosts_and_more_than_half() {
     assert!(!is_blind_spot(1, Some(1)));
-    assert!(is_blind_spot(2, Some(3)));
-    assert!(is_blind_spot(2, Some(2)));
-    assert!(!is_blind_spot(2, Some(4)));
+    assert!(!is_blind_spot(2, Some(2)), "two hosts are two alarms");
+    assert!(is_blind_spot(3, Some(5)));
+    assert!(is_blind_spot(3, Some(3)));
+    assert!(!is_blind_spot(3, Some(6)), "half is not more than half");
     assert!(!is_blind_spot(1000, None));
 }
 
