@@ -2,7 +2,8 @@
 //! with a JSON webhook to a real receiver. Ten hosts of a site stop
 //! together: one group alarm naming all ten, and after they return one
 //! group all-clear; a host of another site stops alone: its own alarm. Two
-//! sites stop together: one "watcher may be blind" notice and one all-clear.
+//! sites stop together: one "watcher may be blind" notice and one all-clear;
+//! so do four of six hosts without a group.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,16 @@ const WAIT: Duration = Duration::from_secs(30);
 /// a 3 s timeout, long enough for a keeper to beat every host in time on a
 /// loaded machine while the group wait stays short.
 async fn start(rx: &Receiver, dir: &tempfile::TempDir, groups: &str) -> Arc<Watcher> {
+    start_with(rx, dir, groups, "3s").await
+}
+
+/// [`start`] with another timeout.
+async fn start_with(
+    rx: &Receiver,
+    dir: &tempfile::TempDir,
+    groups: &str,
+    timeout: &str,
+) -> Arc<Watcher> {
     let config = format!(
         r#"
 [[channels]]
@@ -38,7 +49,7 @@ wait = "1s"
             &[],
             dir.path(),
             &config,
-            &[("IAMALIVE_TIMEOUT", "3s")],
+            &[("IAMALIVE_TIMEOUT", timeout)],
         )
         .await,
     )
@@ -414,4 +425,89 @@ hosts = "ber-*"
     assert_eq!(bodies.len(), 2, "{bodies:#?}");
     assert_eq!(bodies[1]["hosts"].as_array().map(Vec::len), Some(6));
     assert_eq!(bodies[1]["outage_id"], ga["outage_id"]);
+}
+
+/// More than half of the hosts without a group falling silent together is
+/// a blind spot too: six hosts beat every 300 ms (their interval learned),
+/// timeout 12 s, group wait 1 s; four stop. One `watcher_blind` notice
+/// naming the four as the hosts without a group, "4 of 6 hosts silent",
+/// and no host alarm (when the first comes due the others have missed
+/// their beat, so it is not taken for a lone silence); after they return,
+/// one `watcher_blind_recovery`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn most_hosts_without_a_group_silent_are_one_watcher_blind_notice() {
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let w = start_with(&rx, &dir, "", "12s").await;
+    let hosts: Vec<String> = (0..6).map(|i| format!("h-{i}")).collect();
+    for _ in 0..3 {
+        futures::future::join_all(hosts.iter().map(|h| w.beat(h))).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (dark, beating) = hosts.split_at(4);
+    let steady: Vec<(&str, Option<&str>)> = beating.iter().map(|h| (h.as_str(), None)).collect();
+    let keeper = Keeper::start(&w, &steady, dark);
+    assert!(
+        rx.wait_for(&["\"kind\":\"watcher_blind\""], 1, WAIT).await,
+        "{:?}\n{}",
+        rx.bodies(),
+        w.log()
+    );
+    let bodies = rx.json();
+    assert_eq!(bodies.len(), 1, "only the blind notice: {bodies:#?}");
+    let b = &bodies[0];
+    let subject = b["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with("[iamalive] ALARM watcher may be blind: 4 of 6 hosts silent since "),
+        "{subject}"
+    );
+    assert_eq!(
+        (b["hosts_silent"].as_u64(), b["hosts_total"].as_u64()),
+        (Some(4), Some(6)),
+        "{b}"
+    );
+    let groups = b["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 1, "{b}");
+    assert_eq!(groups[0]["group"], "ungrouped", "{b}");
+    let mut named: Vec<&str> = groups[0]["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    named.sort_unstable();
+    assert_eq!(named, ["h-0", "h-1", "h-2", "h-3"], "{b}");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("More than half of all monitored hosts"),
+        "says why: {b}"
+    );
+
+    keeper.bring_back();
+    assert!(
+        rx.wait_for(&["\"kind\":\"watcher_blind_recovery\""], 1, WAIT)
+            .await,
+        "{:?}\n{}",
+        rx.bodies(),
+        w.log()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let bodies = rx.json();
+    keeper.stop().await;
+    let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["watcher_blind", "watcher_blind_recovery"],
+        "one notice and one all-clear, no host notice: {bodies:#?}"
+    );
+    assert!(
+        bodies[1]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[iamalive] RECOVERED watcher sees again: 4 of 6 hosts back after"),
+        "{}",
+        bodies[1]
+    );
 }
