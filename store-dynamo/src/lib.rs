@@ -425,6 +425,33 @@ impl DynamoStore {
         self.read_item(k, false).await
     }
 
+    /// A Query of the due index's partition `shard` (a host shard's number
+    /// or the groups' shard), earliest `due_at` first, at most `limit` keys
+    /// per page: those due by `now`, or all of the partition's with `None`.
+    fn due_index_query(
+        &self,
+        shard: String,
+        now: Option<Timestamp>,
+        limit: i32,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .expression_attribute_names("#shard", DUE_SHARD)
+            .expression_attribute_values(":shard", s(shard))
+            .scan_index_forward(true)
+            .limit(limit);
+        match now {
+            Some(now) => req
+                .key_condition_expression("#shard = :shard AND #due <= :now")
+                .expression_attribute_names("#due", DUE_AT)
+                .expression_attribute_values(":now", n_time(now)),
+            None => req.key_condition_expression("#shard = :shard"),
+        }
+    }
+
     /// Queries one shard of the due index for keys due by `now`, earliest
     /// first, at most `limit`.
     async fn query_shard(
@@ -437,24 +464,12 @@ impl DynamoStore {
         let mut start: Option<Item> = None;
         loop {
             let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
-            let mut req = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(DUE_INDEX)
-                .expression_attribute_names("#shard", DUE_SHARD)
-                .expression_attribute_values(":shard", s(shard.to_string()))
-                .scan_index_forward(true)
-                .limit(want)
-                .set_exclusive_start_key(start.take());
-            req = match now {
-                Some(now) => req
-                    .key_condition_expression("#shard = :shard AND #due <= :now")
-                    .expression_attribute_names("#due", DUE_AT)
-                    .expression_attribute_values(":now", n_time(now)),
-                None => req.key_condition_expression("#shard = :shard"),
-            };
-            let page = req.send().await.map_err(error::map)?;
+            let page = self
+                .due_index_query(shard.to_string(), now, want)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(error::map)?;
             for it in page.items() {
                 let Some(k) = get_s(it, PK) else { continue };
                 if let Some(d) = opt_time(it, k, DUE_AT)? {
