@@ -27,7 +27,7 @@
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use iamalive_core::{GroupName, GroupRecord, StoreError, Timestamp};
+use iamalive_core::{GroupName, GroupRecord, StoreError, Timestamp, encode_json};
 
 use crate::codec::*;
 use crate::{DynamoStore, STORE, error, key, n, s};
@@ -58,14 +58,6 @@ const BODY: &str = "body";
 
 fn group_key(g: &str) -> String {
     format!("#g:{g}")
-}
-
-fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        store: STORE,
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
 }
 
 fn decode(k: &str, body: &str, version: u64) -> Result<GroupRecord, StoreError> {
@@ -165,10 +157,7 @@ impl DynamoStore {
         expected: u64,
         next: &GroupRecord,
     ) -> Result<bool, StoreError> {
-        let body = serde_json::to_string(next).map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("group record cannot be encoded: {e}"),
-        })?;
+        let body = encode_json(STORE, "group record", next)?;
         let group = next.group.as_str();
         let mut item = key(group_key(group));
         item.insert(VERSION.into(), AttributeValue::N(next.version.to_string()));

@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::{
 use iamalive_core::{
     Event, GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, LazyWindow,
     MonitorMark, Silence, Status, Store, StoreError, Timestamp, apply_heartbeat,
-    created_by_heartbeat,
+    created_by_heartbeat, encode_json,
 };
 
 use codec::*;
@@ -745,7 +745,7 @@ impl Store for DynamoStore {
         event: &Event,
         keep: usize,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(event).map_err(|e| StoreError::backend(STORE, e))?;
+        let json = encode_json(STORE, format_args!("event of {host}"), event)?;
         let k = events_key(host);
         // Read, append, trim, write back if nobody wrote in between.
         for _ in 0..MAX_ROUNDS {
@@ -804,7 +804,7 @@ impl Store for DynamoStore {
     }
 
     async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
-        let json = serde_json::to_string(silence).map_err(|e| StoreError::backend(STORE, e))?;
+        let json = encode_json(STORE, format_args!("silence {}", silence.id), silence)?;
         for _ in 0..MAX_ROUNDS {
             // Into the existing map, or create the map with this entry.
             let into = self
