@@ -15,6 +15,17 @@ pub mod stats;
 pub use backend::Backend;
 pub use null::{HandoffStore, NullStore};
 
+/// A multi-thread Tokio runtime of `threads` workers named `name`: every
+/// harness runs the service and its load on runtimes of its own, so the two
+/// do not share workers.
+pub fn runtime(threads: usize, name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+}
+
 /// Whether `IAMALIVE_BENCH_QUICK` asks for the smaller sizes.
 pub fn quick() -> bool {
     std::env::var_os("IAMALIVE_BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0")

@@ -49,4 +49,4 @@ pub use report::{describe_report, describe_report_in, report_span};
 pub use route::{Route, Routes, UnknownChannel, routable};
 pub use schedule::{HostPolicy, PolicySpec, Schedule};
 pub use silence::{Repeat, Silence, check_tz, parse_instant};
-pub use store::{BoxError, HeartbeatOutcome, Store, StoreError};
+pub use store::{BoxError, HeartbeatOutcome, Store, StoreError, encode_json};

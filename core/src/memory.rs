@@ -40,12 +40,8 @@ impl Inner {
                     .insert(rec.host.clone());
             }
         }
-        if let Some(d) = self.hosts.get(&rec.host).and_then(|old| old.due_at) {
-            self.due.remove(&(d, rec.host.clone()));
-        }
-        if let Some(d) = rec.due_at {
-            self.due.insert((d, rec.host.clone()));
-        }
+        let old_due = self.hosts.get(&rec.host).and_then(|old| old.due_at);
+        reindex(&mut self.due, &rec.host, old_due, rec.due_at);
         self.hosts.insert(rec.host.clone(), rec);
     }
 
@@ -57,6 +53,37 @@ impl Inner {
             }
         }
     }
+}
+
+/// Moves `key` in a due index (the hosts' or the groups') from its `old`
+/// `due_at` to its `new` one.
+fn reindex<K: Ord + Clone>(
+    index: &mut BTreeSet<(Timestamp, K)>,
+    key: &K,
+    old: Option<Timestamp>,
+    new: Option<Timestamp>,
+) {
+    if let Some(d) = old {
+        index.remove(&(d, key.clone()));
+    }
+    if let Some(d) = new {
+        index.insert((d, key.clone()));
+    }
+}
+
+/// The records of `index` due by `now`, earliest first, at most `limit`.
+fn due_by<K: Ord, V: Clone>(
+    index: &BTreeSet<(Timestamp, K)>,
+    records: &BTreeMap<K, V>,
+    now: Timestamp,
+    limit: usize,
+) -> Vec<V> {
+    index
+        .iter()
+        .take_while(|(d, _)| *d <= now)
+        .take(limit)
+        .filter_map(|(_, k)| records.get(k).cloned())
+        .collect()
 }
 
 /// Host records in memory: for embedding, tests and benchmarks.
@@ -131,12 +158,7 @@ impl Store for MemoryStore {
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
         let g = self.lock();
-        Ok(g.due
-            .iter()
-            .take_while(|(d, _)| *d <= now)
-            .take(limit)
-            .filter_map(|(_, h)| g.hosts.get(h).cloned())
-            .collect())
+        Ok(due_by(&g.due, &g.hosts, now, limit))
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -268,12 +290,8 @@ impl Store for MemoryStore {
         if current != expected {
             return Ok(false);
         }
-        if let Some(d) = g.groups.get(&next.group).and_then(|old| old.due_at) {
-            g.group_due.remove(&(d, next.group.clone()));
-        }
-        if let Some(d) = next.due_at {
-            g.group_due.insert((d, next.group.clone()));
-        }
+        let old_due = g.groups.get(&next.group).and_then(|old| old.due_at);
+        reindex(&mut g.group_due, &next.group, old_due, next.due_at);
         g.groups.insert(next.group.clone(), next.clone());
         Ok(true)
     }
@@ -284,12 +302,7 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<GroupRecord>, StoreError> {
         let g = self.lock();
-        Ok(g.group_due
-            .iter()
-            .take_while(|(d, _)| *d <= now)
-            .take(limit)
-            .filter_map(|(_, name)| g.groups.get(name).cloned())
-            .collect())
+        Ok(due_by(&g.group_due, &g.groups, now, limit))
     }
 
     async fn next_group_due(&self) -> Result<Option<Timestamp>, StoreError> {

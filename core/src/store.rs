@@ -93,6 +93,25 @@ impl StoreError {
         }
     }
 
+    /// The request was refused for what it asked (see
+    /// [`StoreError::InvalidInput`]).
+    pub fn invalid_input(store: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            store,
+            reason: reason.into(),
+        }
+    }
+
+    /// What is stored at `key` could not be read back (see
+    /// [`StoreError::Corrupt`]).
+    pub fn corrupt(store: &'static str, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Corrupt {
+            store,
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// The store's data was lost or replaced (see [`StoreError::Lost`]).
     pub fn lost(store: &'static str, reason: impl Into<String>) -> Self {
         Self::Lost {
@@ -143,6 +162,18 @@ impl StoreError {
             },
         }
     }
+}
+
+/// `value` as the JSON a store keeps (a group record, an event, a
+/// silence, a record's outbox). A value serde cannot write is refused as
+/// [`StoreError::InvalidInput`] naming `what`, so every store words it alike.
+pub fn encode_json<T: serde::Serialize + ?Sized>(
+    store: &'static str,
+    what: impl fmt::Display,
+    value: &T,
+) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::invalid_input(store, format!("{what} cannot be encoded: {e}")))
 }
 
 /// What [`Store::record_heartbeat`] did.
@@ -407,5 +438,26 @@ mod tests {
             rounds: 3,
         };
         assert!(e.replicate().is_transient());
+    }
+
+    /// What serde cannot write is refused as invalid input naming what it
+    /// was; what it can is the same JSON as serde_json's.
+    #[test]
+    fn encode_json_names_what_it_could_not_write() {
+        let tuple_keys = std::collections::BTreeMap::from([((1, 2), 3)]);
+        match encode_json("redis", format_args!("policy of {}", "web"), &tuple_keys) {
+            Err(StoreError::InvalidInput { store, reason }) => {
+                assert_eq!(store, "redis");
+                assert!(
+                    reason.starts_with("policy of web cannot be encoded: "),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            encode_json("sqlite", "event", &["a", "b"]).unwrap(),
+            r#"["a","b"]"#
+        );
     }
 }

@@ -610,13 +610,7 @@ impl AppState {
         Err(self.reject(
             Some(host),
             "key not allowed for host",
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "key '{}' may only act for hosts matching '{}', not '{host}'",
-                    key.name, key.hosts
-                ),
-            ),
+            not_for_host(key, host),
         ))
     }
 
@@ -1498,6 +1492,18 @@ async fn admin_for_host(
     host: &str,
 ) -> Result<HostId, ApiError> {
     host_for_key(st.admin(headers)?, host)
+}
+
+/// 403 for a host-side call (a heartbeat, a maintenance window) with a key
+/// whose host pattern does not match `host`.
+fn not_for_host(key: &ApiKey, host: &HostId) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "key '{}' may only act for hosts matching '{}', not '{host}'",
+            key.name, key.hosts
+        ),
+    )
 }
 
 /// `host` parsed, if `key` may manage it.

@@ -9,7 +9,7 @@ use iamalive_core::{
 };
 
 use crate::STORE;
-use iamalive_core::StoreError;
+use iamalive_core::{StoreError, encode_json};
 
 /// One item as the SDK sees it.
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -150,7 +150,7 @@ pub(crate) fn to_item(rec: &HostRecord, shards: u16) -> Result<Item, StoreError>
     }
     item.insert(VERSION.into(), AttributeValue::N(rec.version.to_string()));
     if let Some(o) = &rec.outbox {
-        let json = serde_json::to_string(o).map_err(|e| StoreError::backend(STORE, e))?;
+        let json = encode_json(STORE, format_args!("outbox of {host}"), o)?;
         item.insert(OUTBOX.into(), AttributeValue::S(json));
     }
     if let Some(m) = &rec.message {
@@ -163,11 +163,11 @@ pub(crate) fn to_item(rec: &HostRecord, shards: u16) -> Result<Item, StoreError>
         item.insert(GROUP.into(), AttributeValue::S(g.as_str().to_owned()));
     }
     if let Some(j) = &rec.job {
-        let json = serde_json::to_string(j).map_err(|e| StoreError::backend(STORE, e))?;
+        let json = encode_json(STORE, format_args!("job state of {host}"), j)?;
         item.insert(JOB.into(), AttributeValue::S(json));
     }
     if let Some(p) = &rec.policy {
-        let json = serde_json::to_string(p).map_err(|e| StoreError::backend(STORE, e))?;
+        let json = encode_json(STORE, format_args!("policy of {host}"), p)?;
         item.insert(POLICY.into(), AttributeValue::S(json));
     }
     let (flips, flapping) = iamalive_core::flap::to_stored(rec.flap.as_deref())
@@ -191,12 +191,8 @@ pub(crate) fn to_item(rec: &HostRecord, shards: u16) -> Result<Item, StoreError>
     Ok(item)
 }
 
-fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        store: STORE,
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
+pub(crate) fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::corrupt(STORE, key, reason)
 }
 
 /// A string attribute, if present.

@@ -27,10 +27,10 @@
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use iamalive_core::{GroupName, GroupRecord, StoreError, Timestamp};
+use iamalive_core::{GroupName, GroupRecord, StoreError, Timestamp, encode_json};
 
 use crate::codec::*;
-use crate::{DUE_INDEX, DynamoStore, STORE, error, key, n, s};
+use crate::{DynamoStore, STORE, error, key, n, s};
 
 /// The longest record body kept in the group's own item (DynamoDB's item
 /// limit is 400 KB, key and attribute names included).
@@ -58,14 +58,6 @@ const BODY: &str = "body";
 
 fn group_key(g: &str) -> String {
     format!("#g:{g}")
-}
-
-fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        store: STORE,
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
 }
 
 fn decode(k: &str, body: &str, version: u64) -> Result<GroupRecord, StoreError> {
@@ -165,10 +157,7 @@ impl DynamoStore {
         expected: u64,
         next: &GroupRecord,
     ) -> Result<bool, StoreError> {
-        let body = serde_json::to_string(next).map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("group record cannot be encoded: {e}"),
-        })?;
+        let body = encode_json(STORE, "group record", next)?;
         let group = next.group.as_str();
         let mut item = key(group_key(group));
         item.insert(VERSION.into(), AttributeValue::N(next.version.to_string()));
@@ -227,23 +216,11 @@ impl DynamoStore {
         limit: usize,
     ) -> Result<Vec<GroupRecord>, StoreError> {
         let want = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
-        let mut req = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE_INDEX)
-            .expression_attribute_names("#shard", DUE_SHARD)
-            .expression_attribute_values(":shard", s(GROUP_SHARD))
-            .scan_index_forward(true)
-            .limit(want);
-        req = match now {
-            Some(now) => req
-                .key_condition_expression("#shard = :shard AND #due <= :now")
-                .expression_attribute_names("#due", DUE_AT)
-                .expression_attribute_values(":now", n_time(now)),
-            None => req.key_condition_expression("#shard = :shard"),
-        };
-        let page = req.send().await.map_err(error::map)?;
+        let page = self
+            .due_index_query(GROUP_SHARD.to_owned(), now, want)
+            .send()
+            .await
+            .map_err(error::map)?;
         let mut out = Vec::new();
         for it in page.items() {
             let Some(k) = get_s(it, PK) else { continue };

@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::{
 use iamalive_core::{
     Event, GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, LazyWindow,
     MonitorMark, Silence, Status, Store, StoreError, Timestamp, apply_heartbeat,
-    created_by_heartbeat,
+    created_by_heartbeat, encode_json,
 };
 
 use codec::*;
@@ -188,36 +188,20 @@ impl DynamoStore {
                     .is_some_and(|e| e.is_resource_not_found_exception()) => {}
             Err(e) => return Err(error::map(e)),
         }
-        let attr = |name: &str, t: ScalarAttributeType| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(t)
-                .build()
-                .map_err(|e| StoreError::backend(STORE, e))
-        };
-        let key_el = key_schema;
-        let gsi = GlobalSecondaryIndex::builder()
-            .index_name(DUE_INDEX)
-            .key_schema(key_el(DUE_SHARD, KeyType::Hash)?)
-            .key_schema(key_el(DUE_AT, KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::KeysOnly)
-                    .build(),
-            )
-            .build()
-            .map_err(|e| StoreError::backend(STORE, e))?;
         let created = self
             .client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr(PK, ScalarAttributeType::S)?)
-            .attribute_definitions(attr(DUE_SHARD, ScalarAttributeType::S)?)
-            .attribute_definitions(attr(DUE_AT, ScalarAttributeType::N)?)
-            .attribute_definitions(attr(GROUP, ScalarAttributeType::S)?)
-            .key_schema(key_el(PK, KeyType::Hash)?)
-            .global_secondary_indexes(gsi)
+            .attribute_definitions(attribute(PK, ScalarAttributeType::S)?)
+            .attribute_definitions(attribute(DUE_SHARD, ScalarAttributeType::S)?)
+            .attribute_definitions(attribute(DUE_AT, ScalarAttributeType::N)?)
+            .attribute_definitions(attribute(GROUP, ScalarAttributeType::S)?)
+            .key_schema(key_schema(PK, KeyType::Hash)?)
+            .global_secondary_indexes(keys_only_index(
+                DUE_INDEX,
+                &[(DUE_SHARD, KeyType::Hash), (DUE_AT, KeyType::Range)],
+            )?)
             .global_secondary_indexes(group_index()?)
             .send()
             .await;
@@ -236,27 +220,19 @@ impl DynamoStore {
     /// Adds the [`GROUP_INDEX`] to a table created before it existed
     /// (DynamoDB backfills it from the items' `group` attribute).
     async fn add_group_index(&self) -> Result<(), StoreError> {
+        // The same definition as a new table's, as an index to add.
+        let index = group_index()?;
         let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
-            .index_name(GROUP_INDEX)
-            .key_schema(key_schema(GROUP, KeyType::Hash)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::KeysOnly)
-                    .build(),
-            )
+            .index_name(index.index_name)
+            .set_key_schema(Some(index.key_schema))
+            .set_projection(index.projection)
             .build()
             .map_err(|e| StoreError::backend(STORE, e))?;
         let out = self
             .client
             .update_table()
             .table_name(&self.table)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(GROUP)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| StoreError::backend(STORE, e))?,
-            )
+            .attribute_definitions(attribute(GROUP, ScalarAttributeType::S)?)
             .global_secondary_index_updates(
                 aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
                     .create(create)
@@ -449,6 +425,33 @@ impl DynamoStore {
         self.read_item(k, false).await
     }
 
+    /// A Query of the due index's partition `shard` (a host shard's number
+    /// or the groups' shard), earliest `due_at` first, at most `limit` keys
+    /// per page: those due by `now`, or all of the partition's with `None`.
+    fn due_index_query(
+        &self,
+        shard: String,
+        now: Option<Timestamp>,
+        limit: i32,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .expression_attribute_names("#shard", DUE_SHARD)
+            .expression_attribute_values(":shard", s(shard))
+            .scan_index_forward(true)
+            .limit(limit);
+        match now {
+            Some(now) => req
+                .key_condition_expression("#shard = :shard AND #due <= :now")
+                .expression_attribute_names("#due", DUE_AT)
+                .expression_attribute_values(":now", n_time(now)),
+            None => req.key_condition_expression("#shard = :shard"),
+        }
+    }
+
     /// Queries one shard of the due index for keys due by `now`, earliest
     /// first, at most `limit`.
     async fn query_shard(
@@ -461,24 +464,12 @@ impl DynamoStore {
         let mut start: Option<Item> = None;
         loop {
             let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
-            let mut req = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(DUE_INDEX)
-                .expression_attribute_names("#shard", DUE_SHARD)
-                .expression_attribute_values(":shard", s(shard.to_string()))
-                .scan_index_forward(true)
-                .limit(want)
-                .set_exclusive_start_key(start.take());
-            req = match now {
-                Some(now) => req
-                    .key_condition_expression("#shard = :shard AND #due <= :now")
-                    .expression_attribute_names("#due", DUE_AT)
-                    .expression_attribute_values(":now", n_time(now)),
-                None => req.key_condition_expression("#shard = :shard"),
-            };
-            let page = req.send().await.map_err(error::map)?;
+            let page = self
+                .due_index_query(shard.to_string(), now, want)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(error::map)?;
             for it in page.items() {
                 let Some(k) = get_s(it, PK) else { continue };
                 if let Some(d) = opt_time(it, k, DUE_AT)? {
@@ -543,18 +534,34 @@ fn key_schema(name: &str, t: KeyType) -> Result<KeySchemaElement, StoreError> {
         .map_err(|e| StoreError::backend(STORE, e))
 }
 
-/// The [`GROUP_INDEX`]'s definition.
-fn group_index() -> Result<GlobalSecondaryIndex, StoreError> {
-    GlobalSecondaryIndex::builder()
-        .index_name(GROUP_INDEX)
-        .key_schema(key_schema(GROUP, KeyType::Hash)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::KeysOnly)
-                .build(),
-        )
+fn attribute(name: &str, t: ScalarAttributeType) -> Result<AttributeDefinition, StoreError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(t)
         .build()
         .map_err(|e| StoreError::backend(STORE, e))
+}
+
+/// A global secondary index on `keys` that projects only the table's keys
+/// (both indexes are read for keys, then the items themselves).
+fn keys_only_index(
+    name: &str,
+    keys: &[(&str, KeyType)],
+) -> Result<GlobalSecondaryIndex, StoreError> {
+    let mut index = GlobalSecondaryIndex::builder().index_name(name).projection(
+        Projection::builder()
+            .projection_type(ProjectionType::KeysOnly)
+            .build(),
+    );
+    for (attr, t) in keys {
+        index = index.key_schema(key_schema(attr, t.clone())?);
+    }
+    index.build().map_err(|e| StoreError::backend(STORE, e))
+}
+
+/// The [`GROUP_INDEX`]'s definition.
+fn group_index() -> Result<GlobalSecondaryIndex, StoreError> {
+    keys_only_index(GROUP_INDEX, &[(GROUP, KeyType::Hash)])
 }
 
 async fn tokio_sleep(d: Duration) {
@@ -738,7 +745,7 @@ impl Store for DynamoStore {
         event: &Event,
         keep: usize,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(event).map_err(|e| StoreError::backend(STORE, e))?;
+        let json = encode_json(STORE, format_args!("event of {host}"), event)?;
         let k = events_key(host);
         // Read, append, trim, write back if nobody wrote in between.
         for _ in 0..MAX_ROUNDS {
@@ -797,7 +804,7 @@ impl Store for DynamoStore {
     }
 
     async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
-        let json = serde_json::to_string(silence).map_err(|e| StoreError::backend(STORE, e))?;
+        let json = encode_json(STORE, format_args!("silence {}", silence.id), silence)?;
         for _ in 0..MAX_ROUNDS {
             // Into the existing map, or create the map with this entry.
             let into = self

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use iamalive_core::{
     Downtime, GroupName, HostId, HostRecord, MonitorMark, Status, StoreError, Timestamp,
+    encode_json,
 };
 
 use crate::STORE;
@@ -93,12 +94,8 @@ pub(crate) fn from_score(s: f64) -> Option<Timestamp> {
     DateTime::from_timestamp_millis(s.floor() as i64)
 }
 
-fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        store: STORE,
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
+pub(crate) fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::corrupt(STORE, key, reason)
 }
 
 fn parse_ts(key: &str, field: &str, v: &str) -> Result<Timestamp, StoreError> {
@@ -128,10 +125,7 @@ pub(crate) fn encode(rec: &HostRecord) -> Result<Vec<(&'static str, String)>, St
     ];
     f.extend(opt.into_iter().filter_map(|(k, v)| Some((k, ts(v?)))));
     if let Some(o) = &rec.outbox {
-        let json = serde_json::to_string(o).map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("outbox of {} cannot be encoded: {e}", rec.host),
-        })?;
+        let json = encode_json(STORE, format_args!("outbox of {}", rec.host), o)?;
         f.push(("outbox", json));
     }
     if let Some(m) = &rec.message {
@@ -144,17 +138,11 @@ pub(crate) fn encode(rec: &HostRecord) -> Result<Vec<(&'static str, String)>, St
         f.push(("group", g.as_str().to_owned()));
     }
     if let Some(j) = &rec.job {
-        let json = serde_json::to_string(j).map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("job state of {} cannot be encoded: {e}", rec.host),
-        })?;
+        let json = encode_json(STORE, format_args!("job state of {}", rec.host), j)?;
         f.push(("job", json));
     }
     if let Some(p) = &rec.policy {
-        let json = serde_json::to_string(p).map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("policy of {} cannot be encoded: {e}", rec.host),
-        })?;
+        let json = encode_json(STORE, format_args!("policy of {}", rec.host), p)?;
         f.push(("policy", json));
     }
     // Two fields: the heartbeat script keeps `due_at` while `flapping` is

@@ -5,10 +5,10 @@
 
 use std::sync::LazyLock;
 
-use iamalive_core::{GroupName, GroupRecord, StoreError, Timestamp};
+use iamalive_core::{GroupName, GroupRecord, StoreError, Timestamp, encode_json};
 use redis::Script;
 
-use crate::codec::score;
+use crate::codec::{corrupt, score};
 use crate::{RedisStore, STORE};
 
 /// KEYS: the group's hash, the due set. ARGV: expected version (0: only
@@ -28,14 +28,6 @@ return 1
 ",
     )
 });
-
-fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        store: STORE,
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
-}
 
 impl RedisStore {
     fn group_key(&self, g: &str) -> String {
@@ -67,10 +59,7 @@ impl RedisStore {
         expected: u64,
         next: &GroupRecord,
     ) -> Result<bool, StoreError> {
-        let body = serde_json::to_string(next).map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("group record cannot be encoded: {e}"),
-        })?;
+        let body = encode_json(STORE, "group record", next)?;
         let mut inv = SWAP.prepare_invoke();
         inv.key(self.group_key(next.group.as_str()))
             .key(self.group_due_key())

@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use iamalive_core::{
     Event, GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark,
-    Silence, Status, Store, StoreError, Timestamp,
+    Silence, Status, Store, StoreError, Timestamp, encode_json,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
@@ -809,10 +809,7 @@ impl Store for RedisStore {
         event: &Event,
         keep: usize,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(event).map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("event of {host}: {e}"),
-        })?;
+        let json = encode_json(STORE, format_args!("event of {host}"), event)?;
         let key = self.c.keys.events(host);
         let last = isize::try_from(keep).unwrap_or(isize::MAX) - 1;
         let mut pipe = redis::pipe();
@@ -859,10 +856,7 @@ impl Store for RedisStore {
     }
 
     async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
-        let json = serde_json::to_string(silence).map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("silence {}: {e}", silence.id),
-        })?;
+        let json = encode_json(STORE, format_args!("silence {}", silence.id), silence)?;
         let mut cmd = redis::cmd("HSET");
         cmd.arg(&self.c.keys.silences).arg(&silence.id).arg(json);
         self.c.query::<()>(true, &cmd).await

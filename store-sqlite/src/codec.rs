@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use iamalive_core::beat::Interval;
 use iamalive_core::{
-    GroupName, HostId, HostRecord, MonitorMark, Outbox, Status, StoreError, Timestamp,
+    GroupName, HostId, HostRecord, MonitorMark, Outbox, Status, StoreError, Timestamp, encode_json,
 };
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
@@ -52,34 +52,19 @@ pub(crate) fn version(v: u64) -> Result<i64, StoreError> {
 
 /// The outbox as JSON text.
 pub(crate) fn outbox_json(o: Option<&Outbox>) -> Result<Option<String>, StoreError> {
-    o.map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("outbox cannot be written as JSON: {e}"),
-        })
+    o.map(|o| encode_json(STORE, "outbox", o)).transpose()
 }
 
 /// The job state as JSON text.
 pub(crate) fn job_json(j: Option<&iamalive_core::job::Job>) -> Result<Option<String>, StoreError> {
-    j.map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("job state cannot be written as JSON: {e}"),
-        })
+    j.map(|j| encode_json(STORE, "job state", j)).transpose()
 }
 
 /// A host's stored policy as JSON text.
 pub(crate) fn policy_json(
     p: Option<&iamalive_core::HostPolicy>,
 ) -> Result<Option<String>, StoreError> {
-    p.map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("policy cannot be written as JSON: {e}"),
-        })
+    p.map(|p| encode_json(STORE, "policy", p)).transpose()
 }
 
 /// A host's flip history and flapping episode as the JSON text of the
@@ -87,18 +72,13 @@ pub(crate) fn policy_json(
 pub(crate) fn flap_json(
     f: Option<&iamalive_core::flap::Flap>,
 ) -> Result<(Option<String>, Option<String>), StoreError> {
-    iamalive_core::flap::to_stored(f).map_err(|e| StoreError::InvalidInput {
-        store: STORE,
-        reason: format!("flip history cannot be written as JSON: {e}"),
+    iamalive_core::flap::to_stored(f).map_err(|e| {
+        StoreError::invalid_input(STORE, format!("flip history cannot be encoded: {e}"))
     })
 }
 
 fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        store: STORE,
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
+    StoreError::corrupt(STORE, key, reason)
 }
 
 fn value<'a>(

@@ -2,18 +2,14 @@
 //! state as JSON, swapped with compare-and-swap on `version`, indexed by
 //! `due_at` like the hosts.
 
-use iamalive_core::{GroupName, GroupRecord, StoreError, Timestamp};
+use iamalive_core::{GroupName, GroupRecord, StoreError, Timestamp, encode_json};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::codec::{from_ts, opt_ts, ts};
 use crate::{STORE, SqliteStore, sqlite_error};
 
 fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        store: STORE,
-        key: format!("groups.{key}"),
-        reason: reason.into(),
-    }
+    StoreError::corrupt(STORE, format!("groups.{key}"), reason)
 }
 
 fn decode(name: &str, version: i64, body: &str) -> Result<GroupRecord, StoreError> {
@@ -24,10 +20,7 @@ fn decode(name: &str, version: i64, body: &str) -> Result<GroupRecord, StoreErro
 }
 
 fn swap(conn: &Connection, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
-    let body = serde_json::to_string(next).map_err(|e| StoreError::InvalidInput {
-        store: STORE,
-        reason: format!("group record cannot be written as JSON: {e}"),
-    })?;
+    let body = encode_json(STORE, "group record", next)?;
     let name = next.group.as_str();
     let version = i64::try_from(next.version).map_err(|_| corrupt(name, "version too large"))?;
     let expected = i64::try_from(expected).map_err(|_| corrupt(name, "version too large"))?;

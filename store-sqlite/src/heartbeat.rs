@@ -12,23 +12,47 @@ use tokio::sync::oneshot;
 use crate::codec::{self, COLS, record_from_row, ts};
 use crate::{STORE, sqlite_error};
 
-/// The common case, an up host: one `UPDATE` and no `RETURNING` (whose
-/// ephemeral result table costs more than the update itself). `due_at`
-/// moves to `due_if_up` unless a recovery is still owed.
-pub(crate) const UP_SQL: &str = "UPDATE hosts SET
+/// What every heartbeat to a known host sets, whatever its status: the
+/// newest `last_seen`, a new version, the message, report and group it
+/// sent (the stored ones when it sent none) and the interval it sent. A
+/// macro, not a `const`, so that `concat!` can build each statement from it.
+macro_rules! seen_sql {
+    () => {
+        "
         last_seen = max(last_seen, ?2),
         version = version + 1,
         message = coalesce(?3, message),
         report = coalesce(?4, report),
         group_name = coalesce(?7, group_name),
-        interval_ms = ?8,
+        interval_ms = ?8,"
+    };
+}
+
+/// An up host's learned interval when the heartbeat sent none: the gap
+/// since its last beat shifted into the last two gaps (core's
+/// `learn_interval`).
+macro_rules! up_gaps_sql {
+    () => {
+        "
         prev_gap_ms = CASE WHEN ?8 IS NULL AND ?2 >= last_seen THEN gap_ms ELSE prev_gap_ms END,
         gap_ms = CASE WHEN ?8 IS NULL AND ?2 >= last_seen
             THEN CASE WHEN ?2 > last_seen THEN max((?2 - last_seen) / 1000000, 1) ELSE 0 END
-            ELSE gap_ms END,
+            ELSE gap_ms END"
+    };
+}
+
+/// The common case, an up host: one `UPDATE` and no `RETURNING` (whose
+/// ephemeral result table costs more than the update itself). `due_at`
+/// moves to `due_if_up` unless a recovery is still owed.
+pub(crate) const UP_SQL: &str = concat!(
+    "UPDATE hosts SET",
+    seen_sql!(),
+    up_gaps_sql!(),
+    ",
         due_at = CASE WHEN outbox IS NULL AND policy IS NULL AND flapping IS NULL
             THEN ?5 ELSE due_at END
-    WHERE host = ?1 AND status = 'up'";
+    WHERE host = ?1 AND status = 'up'"
+);
 
 /// The cheapest case, tried first: an up host with nothing owed whose
 /// `due_at` already lies in the [`LazyWindow`], between half a timeout
@@ -39,34 +63,27 @@ pub(crate) const UP_SQL: &str = "UPDATE hosts SET
 /// `due_at` whatever it is: the monitor armed it from that policy, which
 /// `?5` does not know, and it only grows with `last_seen`; so does a
 /// flapping host (the monitor armed it for the instant it is stable).
-pub(crate) const LAZY_SQL: &str = "UPDATE hosts SET
-        last_seen = max(last_seen, ?2),
-        version = version + 1,
-        message = coalesce(?3, message),
-        report = coalesce(?4, report),
-        group_name = coalesce(?7, group_name),
-        interval_ms = ?8,
-        prev_gap_ms = CASE WHEN ?8 IS NULL AND ?2 >= last_seen THEN gap_ms ELSE prev_gap_ms END,
-        gap_ms = CASE WHEN ?8 IS NULL AND ?2 >= last_seen
-            THEN CASE WHEN ?2 > last_seen THEN max((?2 - last_seen) / 1000000, 1) ELSE 0 END
-            ELSE gap_ms END
+pub(crate) const LAZY_SQL: &str = concat!(
+    "UPDATE hosts SET",
+    seen_sql!(),
+    up_gaps_sql!(),
+    "
     WHERE host = ?1 AND status = 'up' AND outbox IS NULL
-        AND ((due_at >= ?6 AND due_at <= ?5) OR policy IS NOT NULL OR flapping IS NOT NULL)";
+        AND ((due_at >= ?6 AND due_at <= ?5) OR policy IS NOT NULL OR flapping IS NOT NULL)"
+);
 
 /// Any other known status, reporting it: a missing or alarmed host becomes
 /// due at the heartbeat, a paused one keeps its `due_at` (none, or the end
 /// of its pause). Written with `OR`
 /// rather than `IN (…)`, which would build a temporary table each time.
-const OTHER_SQL: &str = "UPDATE hosts SET
-        last_seen = max(last_seen, ?2),
-        version = version + 1,
-        message = coalesce(?3, message),
-        report = coalesce(?4, report),
-        group_name = coalesce(?7, group_name),
-        interval_ms = ?8,
+const OTHER_SQL: &str = concat!(
+    "UPDATE hosts SET",
+    seen_sql!(),
+    "
         due_at = CASE WHEN status = 'paused' THEN due_at ELSE ?2 END
     WHERE host = ?1 AND (status = 'missing' OR status = 'alarmed' OR status = 'paused')
-    RETURNING status";
+    RETURNING status"
+);
 
 /// A new host, as `HostRecord::new` with `due_if_up` as its `due_at`.
 const CREATE_SQL: &str = "INSERT INTO hosts

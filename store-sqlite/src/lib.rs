@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use iamalive_core::{
     Event, GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark,
-    Silence, Store, StoreError, Timestamp,
+    Silence, Store, StoreError, Timestamp, encode_json,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -727,10 +727,7 @@ impl Store for SqliteStore {
         keep: usize,
     ) -> Result<(), StoreError> {
         let host = host.as_str().to_owned();
-        let body = serde_json::to_string(event).map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("event cannot be written as JSON: {e}"),
-        })?;
+        let body = encode_json(STORE, "event", event)?;
         let keep = limit(keep);
         // One write job: the writer runs it inside its transaction, so the
         // insert and the trim land together.
@@ -778,10 +775,7 @@ impl Store for SqliteStore {
 
     async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
         let id = silence.id.clone();
-        let body = serde_json::to_string(silence).map_err(|e| StoreError::InvalidInput {
-            store: STORE,
-            reason: format!("silence cannot be written as JSON: {e}"),
-        })?;
+        let body = encode_json(STORE, "silence", silence)?;
         self.write(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO silences (id, body) VALUES (?1, ?2)

@@ -418,26 +418,15 @@ async fn run(args: &Args, url: &str) -> Result<(), Box<dyn std::error::Error>> {
             before = after;
         };
     let beat = |at| Heartbeat::new(host.clone(), at);
-    mon.heartbeat(&beat(clock.now())).await?;
-    step(
-        "first heartbeat: creates the host",
-        rec.take(),
-        snapshot(&raw, table).await,
-    );
-    clock.advance(Duration::from_secs(60));
-    mon.heartbeat(&beat(clock.now())).await?;
-    step(
-        "heartbeat 1 min later: dueAt kept (lazy window)",
-        rec.take(),
-        snapshot(&raw, table).await,
-    );
-    clock.advance(Duration::from_secs(300));
-    mon.heartbeat(&beat(clock.now())).await?;
-    step(
-        "heartbeat 5 min later: dueAt re-armed",
-        rec.take(),
-        snapshot(&raw, table).await,
-    );
+    for (after, name) in [
+        (0, "first heartbeat: creates the host"),
+        (60, "heartbeat 1 min later: dueAt kept (lazy window)"),
+        (300, "heartbeat 5 min later: dueAt re-armed"),
+    ] {
+        clock.advance(Duration::from_secs(after));
+        mon.heartbeat(&beat(clock.now())).await?;
+        step(name, rec.take(), snapshot(&raw, table).await);
+    }
     let cold_store = DynamoStore::new(client(url, Some(&rec)), table);
     let cold = monitor(&cold_store, &clock);
     clock.advance(Duration::from_secs(60));

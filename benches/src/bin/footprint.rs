@@ -39,10 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &args.stores,
         &[Backend::Memory, Backend::Sqlite, Backend::Redis],
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = iamalive_benches::runtime(2, "footprint")?;
     for b in stores {
         rt.block_on(async {
             let (rss0, _) = rss().unwrap_or_default();

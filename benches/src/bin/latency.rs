@@ -98,16 +98,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &args.stores,
         &[Backend::Memory, Backend::Sqlite, Backend::Redis],
     );
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("server")
-        .enable_all()
-        .build()?;
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("client")
-        .enable_all()
-        .build()?;
+    let server_rt = iamalive_benches::runtime(2, "server")?;
+    let client_rt = iamalive_benches::runtime(2, "client")?;
     println!(
         "{} hosts monitored, {} outages with deadlines spread over {:?}, timeout {:?}; {} run(s)",
         args.hosts, args.outages, args.spread, args.timeout, args.runs

@@ -65,16 +65,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         redis,
         redis_url,
     } = backend::select(&args.stores, &Backend::ALL);
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.server_threads)
-        .thread_name("server")
-        .enable_all()
-        .build()?;
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads)
-        .thread_name("client")
-        .enable_all()
-        .build()?;
+    let server_rt = iamalive_benches::runtime(args.server_threads, "server")?;
+    let client_rt = iamalive_benches::runtime(args.client_threads, "client")?;
 
     if args.serve {
         let b = stores[0];

@@ -171,66 +171,57 @@ fn report(store: &str, hosts: usize, runs: &[(Duration, f64)]) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = iamalive_benches::runtime(2, "startup")?;
     for store in &args.stores {
         let dir = tempfile::tempdir()?;
-        match store.as_str() {
+        let t = Instant::now();
+        // The store seeded, then the binary that serves it and its
+        // environment; `_server` (Redis) lives until the runs are done.
+        let (_server, bin, env) = match store.as_str() {
             "sqlite" => {
                 let path = dir.path().join("iamalive.db");
-                let t = Instant::now();
                 rt.block_on(async {
                     let s = Arc::new(SqliteStore::builder().path(&path).build()?);
                     seed(&*s, args.hosts, args.in_flight.unwrap_or(4096)).await?;
                     s.checkpoint().await?;
                     Ok::<_, Box<dyn std::error::Error>>(())
                 })?;
-                eprintln!(
-                    "sqlite: seeded {} hosts in {:.1} s",
-                    args.hosts,
-                    t.elapsed().as_secs_f64()
-                );
                 let bin = args
                     .sqlite_bin
                     .clone()
                     .unwrap_or_else(|| beside("sqlite-smtp"));
-                let env = [("IAMALIVE_SQLITE_PATH", path.display().to_string())];
-                let runs = (0..args.runs)
-                    .map(|_| start_once(&bin, &env, dir.path()))
-                    .collect::<Result<Vec<_>, _>>()?;
-                report("sqlite", args.hosts, &runs);
+                let env = vec![("IAMALIVE_SQLITE_PATH", path.display().to_string())];
+                (None, bin, env)
             }
             "redis" => {
                 let server = iamalive_testkit::redis();
                 let url = server.redis_url();
-                let t = Instant::now();
                 rt.block_on(async {
                     let s = Arc::new(RedisStore::from_url(&url, PREFIX).await?);
                     seed(&*s, args.hosts, args.in_flight.unwrap_or(512)).await?;
                     Ok::<_, Box<dyn std::error::Error>>(())
                 })?;
-                eprintln!(
-                    "redis: seeded {} hosts in {:.1} s",
-                    args.hosts,
-                    t.elapsed().as_secs_f64()
-                );
                 let bin = args
                     .redis_bin
                     .clone()
                     .unwrap_or_else(|| beside("redis-webhook"));
-                let env = [
-                    ("IAMALIVE_REDIS_URL", url.clone()),
+                let env = vec![
+                    ("IAMALIVE_REDIS_URL", url),
                     ("IAMALIVE_REDIS_PREFIX", PREFIX.to_string()),
                 ];
-                let runs = (0..args.runs)
-                    .map(|_| start_once(&bin, &env, dir.path()))
-                    .collect::<Result<Vec<_>, _>>()?;
-                report("redis", args.hosts, &runs);
+                (Some(server), bin, env)
             }
             other => return Err(format!("unknown store {other:?}: sqlite or redis").into()),
-        }
+        };
+        eprintln!(
+            "{store}: seeded {} hosts in {:.1} s",
+            args.hosts,
+            t.elapsed().as_secs_f64()
+        );
+        let runs = (0..args.runs)
+            .map(|_| start_once(&bin, &env, dir.path()))
+            .collect::<Result<Vec<_>, _>>()?;
+        report(store, args.hosts, &runs);
     }
     Ok(())
 }

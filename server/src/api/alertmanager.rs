@@ -135,18 +135,20 @@ async fn receive(
         "alertmanager: {count} firing ({})",
         names(firing)
     )));
-    let group = st.0.groups.group_of(&host, None);
-    let hb = Heartbeat {
-        at: now,
-        host,
-        message: Some(message),
-        report: None,
-        group,
-        interval: None,
-    };
+    let hb = beat(&st, host, now, message);
     // A success, as a ping's: it answers a stop reported before it, and a
     // stop whose alarm has not gone out yet still owes it.
     st.signal(index, key, hb, Signal::Success, None).await
+}
+
+/// The heartbeat a message from Alertmanager stands for: `host`'s, at
+/// `now`, in its configured group, saying `message`.
+fn beat(st: &AppState, host: HostId, now: Timestamp, message: String) -> Heartbeat {
+    Heartbeat {
+        message: Some(message),
+        group: st.0.groups.group_of(&host, None),
+        ..Heartbeat::new(host, now)
+    }
 }
 
 /// Every alert resolved: the pipeline says it stopped. Stored as the
@@ -163,15 +165,7 @@ async fn stopped(
         "alertmanager: every alert resolved ({}): the alerting pipeline stopped",
         names(payload.alerts.iter())
     )));
-    let group = st.0.groups.group_of(&host, None);
-    let hb = Heartbeat {
-        at: now,
-        host,
-        message: Some(reason),
-        report: None,
-        group,
-        interval: None,
-    };
+    let hb = beat(st, host, now, reason);
     let out = st
         .monitor()
         .signal(&hb, Signal::Fail, None)

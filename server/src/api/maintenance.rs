@@ -56,13 +56,7 @@ fn key_for_host(
     st.charge(i, key, None, false)?;
     let host = parse_host(host)?;
     if !key.allows(&host) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "key '{}' may only act for hosts matching '{}', not '{host}'",
-                key.name, key.hosts
-            ),
-        ));
+        return Err(super::not_for_host(key, &host));
     }
     Ok((host, key.role))
 }

@@ -130,28 +130,14 @@ impl DashboardSettings {
             }
             status_pages.push(g);
         }
-        let badge_secret = match t.badge_secret {
-            Some(s) if s.len() < MIN_BADGE_SECRET => {
-                return Err(ConfigError::new(
-                    "dashboard.badge_secret (IAMALIVE_BADGE_SECRET)",
-                    format!(
-                        "must be at least {MIN_BADGE_SECRET} bytes of random text (e.g. `openssl rand -hex 32`)"
-                    ),
-                ));
-            }
-            s => s.map(Secret::new),
-        };
-        let session_secret = match t.session_secret {
-            Some(s) if s.len() < MIN_BADGE_SECRET => {
-                return Err(ConfigError::new(
-                    "dashboard.session_secret (IAMALIVE_DASHBOARD_SECRET)",
-                    format!(
-                        "must be at least {MIN_BADGE_SECRET} bytes of random text (e.g. `openssl rand -hex 32`)"
-                    ),
-                ));
-            }
-            s => s.map(Secret::new),
-        };
+        let badge_secret = secret(
+            "dashboard.badge_secret (IAMALIVE_BADGE_SECRET)",
+            t.badge_secret,
+        )?;
+        let session_secret = secret(
+            "dashboard.session_secret (IAMALIVE_DASHBOARD_SECRET)",
+            t.session_secret,
+        )?;
         let tz = match t.tz.as_deref().map(str::trim) {
             None => d.tz,
             Some(name) => name.parse::<Tz>().map_err(|_| {
@@ -178,6 +164,20 @@ impl DashboardSettings {
     /// Whether `/status/<group>` is served.
     pub(crate) fn status_page_on(&self, group: &str) -> bool {
         self.status_pages.iter().any(|g| g == "*" || g == group)
+    }
+}
+
+/// A signing secret from `key`, refused when shorter than
+/// [`MIN_BADGE_SECRET`] (the badge and the session secrets alike).
+fn secret(key: &'static str, s: Option<String>) -> Result<Option<Secret>, ConfigError> {
+    match s {
+        Some(s) if s.len() < MIN_BADGE_SECRET => Err(ConfigError::new(
+            key,
+            format!(
+                "must be at least {MIN_BADGE_SECRET} bytes of random text (e.g. `openssl rand -hex 32`)"
+            ),
+        )),
+        s => Ok(s.map(Secret::new)),
     }
 }
 
