@@ -171,6 +171,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         group_flapping_is_one_notice_then_its_end,
         interval_and_group_hosts_are_stored,
         missed_beats_are_evidence_of_a_group_outage,
+        a_silenced_host_is_no_evidence,
     ]
 }
 
@@ -228,7 +229,8 @@ mod group_flapping;
 pub use group_flapping::group_flapping_is_one_notice_then_its_end;
 mod missed;
 pub use missed::{
-    interval_and_group_hosts_are_stored, missed_beats_are_evidence_of_a_group_outage,
+    a_silenced_host_is_no_evidence, interval_and_group_hosts_are_stored,
+    missed_beats_are_evidence_of_a_group_outage,
 };
 
 /// A heartbeat creates an unknown host `up` at version 1 and bumps the

@@ -148,6 +148,10 @@ impl StdoutNotifier {
                     if h.new {
                         d.push_str(", new");
                     }
+                    // Named on a missed beat, before its own timeout ran out.
+                    if h.missed_beat && h.back_at.is_none() && !recovery {
+                        d.push_str(", missed a beat");
+                    }
                     if recovery && h.back_at.is_none() {
                         d.push_str(", still silent");
                     }
@@ -433,6 +437,25 @@ mod tests {
         );
         assert!(
             l.contains(", hosts: ber-1 (last seen 2024-05-01T12:00:00Z), ber-2 (last seen 2024-05-01T12:00:00Z, new)"),
+            "{l}"
+        );
+        // One named on a missed beat says so, in the headline and its entry.
+        site.hosts[0].missed_beat = true;
+        let l = StdoutNotifier::line(&site);
+        assert!(
+            l.starts_with("[iamalive] ALARM site office-berlin: 2 hosts silent (1 missed a beat"),
+            "{l}"
+        );
+        assert!(
+            l.contains("ber-1 (last seen 2024-05-01T12:00:00Z, missed a beat)"),
+            "{l}"
+        );
+        // The hosts without a group are named as such.
+        site.group = Some(iamalive_core::GroupName::ungrouped());
+        site.hosts[0].missed_beat = false;
+        let l = StdoutNotifier::line(&site);
+        assert!(
+            l.starts_with("[iamalive] ALARM hosts without a group: 2 hosts silent"),
             "{l}"
         );
     }

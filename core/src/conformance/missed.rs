@@ -294,3 +294,67 @@ pub async fn missed_beats_are_evidence_of_a_group_outage(store: Arc<dyn Store>) 
         "{store}: the all-clear names the ten, the one that only missed a beat back at its beat"
     );
 }
+
+/// A host under a silence is expected to be quiet: its missed beat is no
+/// evidence of its site's outage. Three hosts of a site beat every 60 s
+/// (they say so), timeout 10 min, `min_hosts` 3; `ber-0` stops at 0 s,
+/// `ber-1` and `ber-2` at 60 s, and `ber-2` is silenced. At the first
+/// deadline plus the wait only `ber-1`'s missed beat counts: two are too
+/// few for a group outage, so `ber-0`'s own alarm goes out, and no group
+/// notice.
+pub async fn a_silenced_host_is_no_evidence(store: Arc<dyn Store>) {
+    if !store.keeps_groups() {
+        return;
+    }
+    let clock = ManualClock::new(at(0));
+    let ch = RecordingNotifier::new("ch");
+    let gp = GroupPolicy {
+        min_hosts: 3,
+        wait: secs(30),
+        ..GroupPolicy::default()
+    };
+    let grouping: crate::Grouping = Arc::new(move |_| gp);
+    let policy = Policy {
+        timeout: secs(600),
+        reminder_interval: secs(3600),
+        ..Policy::default()
+    };
+    let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(ch.clone())];
+    let m = monitor_with(store.clone(), &clock, channels, "a", policy).with_grouping(grouping);
+    let ber = GroupName::new("office-berlin").unwrap();
+    for i in 0..3 {
+        m.heartbeat(&beat(Some(&ber), &format!("ber-{i}"), 0, Some(60)))
+            .await
+            .unwrap();
+    }
+    clock.set(at(60));
+    for i in 1..3 {
+        m.heartbeat(&beat(Some(&ber), &format!("ber-{i}"), 60, Some(60)))
+            .await
+            .unwrap();
+    }
+    let quiet = crate::Silence::new(
+        "maintenance",
+        crate::HostPattern::new("ber-2").unwrap(),
+        at(60),
+        at(7200),
+        "planned",
+    )
+    .unwrap();
+    store.put_silence(&quiet).await.unwrap();
+    for s in (65..=640u64).step_by(5) {
+        clock.set(at(s));
+        let _ = m.sweep().await.unwrap();
+    }
+    let notices = ch.notices();
+    assert!(
+        !notices.iter().any(Notice::is_group),
+        "{store}: a silenced host made the group outage: {notices:#?}"
+    );
+    let alarms: Vec<&str> = notices
+        .iter()
+        .filter(|n| n.kind == NoticeKind::Alarm)
+        .map(|n| n.host.as_str())
+        .collect();
+    assert_eq!(alarms, ["ber-0"], "{store}: {notices:#?}");
+}

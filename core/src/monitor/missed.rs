@@ -28,6 +28,14 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         if hosts.len() >= missed::MAX_GROUP_HOSTS {
             tracing::warn!(group = %g.group, read = hosts.len(), "group has more hosts than are read for missed-beat evidence; some are not counted");
         }
+        // A host under a silence is expected to be quiet: its missed beat
+        // is no evidence of its site's outage (its own alarm is silenced
+        // too). The silences are read only here, when a group decides.
+        let silences = self.store.silences().await?;
+        let hosts: Vec<_> = hosts
+            .into_iter()
+            .filter(|r| !silences.iter().any(|s| s.covers(&r.host, now)))
+            .collect();
         Ok(missed::add_evidence(g, &hosts, now, |r| {
             self.policies.for_record(r)
         }))
