@@ -237,16 +237,8 @@ fn run_store(
     redis_url: Option<&str>,
     moto_url: Option<&str>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("server")
-        .enable_all()
-        .build()?;
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("client")
-        .enable_all()
-        .build()?;
+    let server_rt = iamalive_benches::runtime(2, "server")?;
+    let client_rt = iamalive_benches::runtime(2, "client")?;
     let mut config = bench_config();
     // Every cycle is an outage of the same site: with flapping detection
     // on, the fifth within an hour would be one `flapping` notice instead
