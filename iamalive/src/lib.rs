@@ -52,6 +52,12 @@ impl std::fmt::Debug for Opened {
 }
 
 /// The store `config` chose ([`StoreKind`]) and its channels.
+// A build with SQLite alone (the sqlite-smtp preset) has no store after
+// the early return but the error arm.
+#[cfg_attr(
+    not(any(feature = "redis", feature = "dynamo")),
+    allow(unreachable_code, unused_variables)
+)]
 pub async fn deployment(config: &Config) -> Result<Opened, SetupError> {
     let channels = channels(config, &ChannelBuilder::new()).await?;
     // The SQLite store is handed back apart as well (a graceful stop

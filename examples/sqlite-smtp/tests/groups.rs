@@ -55,6 +55,50 @@ wait = "1s"
     )
 }
 
+/// Waits for the `watcher_blind` notice and returns its body, the only
+/// notice received.
+async fn only_blind_notice(rx: &Receiver, w: &Watcher) -> Value {
+    assert!(
+        rx.wait_for(&["\"kind\":\"watcher_blind\""], 1, WAIT).await,
+        "{:?}\n{}",
+        rx.bodies(),
+        w.log()
+    );
+    let mut bodies = rx.json();
+    assert_eq!(bodies.len(), 1, "only the blind notice: {bodies:#?}");
+    bodies.remove(0)
+}
+
+/// Brings the keeper's dark hosts back and checks that exactly one
+/// all-clear follows the blind notice (same outage id, its subject going
+/// on with `then`), and no group or host notice.
+async fn then_one_blind_all_clear(rx: &Receiver, w: &Watcher, keeper: Keeper, then: &str) {
+    keeper.bring_back();
+    assert!(
+        rx.wait_for(&["\"kind\":\"watcher_blind_recovery\""], 1, WAIT)
+            .await,
+        "{:?}\n{}",
+        rx.bodies(),
+        w.log()
+    );
+    // Let any stray notice show (within the timeout: the keeper stops).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let bodies = rx.json();
+    keeper.stop().await;
+    let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["watcher_blind", "watcher_blind_recovery"],
+        "one notice and one all-clear, no group or host notice: {bodies:#?}"
+    );
+    assert_eq!(bodies[1]["outage_id"], bodies[0]["outage_id"]);
+    let subject = bodies[1]["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with(&format!("[iamalive] RECOVERED watcher sees again: {then}")),
+        "{subject}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dark_site_is_one_alarm_and_one_all_clear() {
     let rx = Receiver::start().await;
@@ -172,15 +216,7 @@ hosts = "par-*"
         ("rom-2", Some("office-rome")),
     ];
     let keeper = Keeper::start(&w, &rome, &dark);
-    assert!(
-        rx.wait_for(&["\"kind\":\"watcher_blind\""], 1, WAIT).await,
-        "{:?}\n{}",
-        rx.bodies(),
-        w.log()
-    );
-    let bodies = rx.json();
-    assert_eq!(bodies.len(), 1, "only the blind notice: {bodies:#?}");
-    let b = &bodies[0];
+    let b = &only_blind_notice(&rx, &w).await;
     let subject = b["subject"].as_str().unwrap();
     assert!(
         subject.starts_with(
@@ -208,33 +244,7 @@ hosts = "par-*"
         "says why: {b}"
     );
 
-    keeper.bring_back();
-    assert!(
-        rx.wait_for(&["\"kind\":\"watcher_blind_recovery\""], 1, WAIT)
-            .await,
-        "{:?}\n{}",
-        rx.bodies(),
-        w.log()
-    );
-    // Let any stray notice show (within the timeout: the keeper stops).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let bodies = rx.json();
-    keeper.stop().await;
-    let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
-    assert_eq!(
-        kinds,
-        ["watcher_blind", "watcher_blind_recovery"],
-        "one notice and one all-clear, no group or host notice: {bodies:#?}"
-    );
-    assert_eq!(bodies[1]["outage_id"], bodies[0]["outage_id"]);
-    assert!(
-        bodies[1]["subject"]
-            .as_str()
-            .unwrap()
-            .starts_with("[iamalive] RECOVERED watcher sees again: 2 sites"),
-        "{}",
-        bodies[1]
-    );
+    then_one_blind_all_clear(&rx, &w, keeper, "2 sites").await;
 }
 
 /// Hosts past their expected beat count toward `min_hosts`: six hosts of
@@ -447,15 +457,7 @@ async fn most_hosts_without_a_group_silent_are_one_watcher_blind_notice() {
     let (dark, beating) = hosts.split_at(4);
     let steady: Vec<(&str, Option<&str>)> = beating.iter().map(|h| (h.as_str(), None)).collect();
     let keeper = Keeper::start(&w, &steady, dark);
-    assert!(
-        rx.wait_for(&["\"kind\":\"watcher_blind\""], 1, WAIT).await,
-        "{:?}\n{}",
-        rx.bodies(),
-        w.log()
-    );
-    let bodies = rx.json();
-    assert_eq!(bodies.len(), 1, "only the blind notice: {bodies:#?}");
-    let b = &bodies[0];
+    let b = &only_blind_notice(&rx, &w).await;
     let subject = b["subject"].as_str().unwrap();
     assert!(
         subject.starts_with("[iamalive] ALARM watcher may be blind: 4 of 6 hosts silent since "),
@@ -485,29 +487,5 @@ async fn most_hosts_without_a_group_silent_are_one_watcher_blind_notice() {
         "says why: {b}"
     );
 
-    keeper.bring_back();
-    assert!(
-        rx.wait_for(&["\"kind\":\"watcher_blind_recovery\""], 1, WAIT)
-            .await,
-        "{:?}\n{}",
-        rx.bodies(),
-        w.log()
-    );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let bodies = rx.json();
-    keeper.stop().await;
-    let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
-    assert_eq!(
-        kinds,
-        ["watcher_blind", "watcher_blind_recovery"],
-        "one notice and one all-clear, no host notice: {bodies:#?}"
-    );
-    assert!(
-        bodies[1]["subject"]
-            .as_str()
-            .unwrap()
-            .starts_with("[iamalive] RECOVERED watcher sees again: 4 of 6 hosts back after"),
-        "{}",
-        bodies[1]
-    );
+    then_one_blind_all_clear(&rx, &w, keeper, "4 of 6 hosts back after").await;
 }
