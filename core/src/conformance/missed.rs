@@ -159,6 +159,31 @@ pub async fn interval_and_group_hosts_are_stored(store: Arc<dyn Store>) {
     );
 }
 
+/// A monitor named `owner` over `store` delivering to `ch`: timeout
+/// 10 min, reminders hourly, groups of at least `min_hosts` gathered for
+/// 30 s. The setup of the cases below.
+fn site_monitor(
+    store: &Arc<dyn Store>,
+    clock: &ManualClock,
+    ch: &RecordingNotifier,
+    owner: &str,
+    min_hosts: u32,
+) -> crate::Monitor<dyn Store, ManualClock> {
+    let gp = GroupPolicy {
+        min_hosts,
+        wait: secs(30),
+        ..GroupPolicy::default()
+    };
+    let grouping: crate::Grouping = Arc::new(move |_| gp);
+    let policy = Policy {
+        timeout: secs(600),
+        reminder_interval: secs(3600),
+        ..Policy::default()
+    };
+    let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(ch.clone())];
+    monitor_with(store.clone(), clock, channels, owner, policy).with_grouping(grouping)
+}
+
 /// Ten hosts of one site beat every 60 s (five send their interval, five
 /// are learned from the gaps), timeout 10 min, `min_hosts` 5; one stops at
 /// 0 s, the nine others at 60 s. With two monitors on the store, one group
@@ -173,22 +198,7 @@ pub async fn missed_beats_are_evidence_of_a_group_outage(store: Arc<dyn Store>) 
     }
     let clock = ManualClock::new(at(0));
     let ch = RecordingNotifier::new("ch");
-    let channels = || -> Vec<Arc<dyn Notifier>> { vec![Arc::new(ch.clone())] };
-    let gp = GroupPolicy {
-        min_hosts: 5,
-        wait: secs(30),
-        ..GroupPolicy::default()
-    };
-    let grouping: crate::Grouping = Arc::new(move |_| gp);
-    let policy = Policy {
-        timeout: secs(600),
-        reminder_interval: secs(3600),
-        ..Policy::default()
-    };
-    let mk = |owner: &str| {
-        monitor_with(store.clone(), &clock, channels(), owner, policy.clone())
-            .with_grouping(grouping.clone())
-    };
+    let mk = |owner: &str| site_monitor(&store, &clock, &ch, owner, 5);
     let (a, b) = (mk("a"), mk("b"));
     let ber = GroupName::new("office-berlin").unwrap();
     let name = |i: usize| format!("ber-{i}");
@@ -308,19 +318,7 @@ pub async fn a_silenced_host_is_no_evidence(store: Arc<dyn Store>) {
     }
     let clock = ManualClock::new(at(0));
     let ch = RecordingNotifier::new("ch");
-    let gp = GroupPolicy {
-        min_hosts: 3,
-        wait: secs(30),
-        ..GroupPolicy::default()
-    };
-    let grouping: crate::Grouping = Arc::new(move |_| gp);
-    let policy = Policy {
-        timeout: secs(600),
-        reminder_interval: secs(3600),
-        ..Policy::default()
-    };
-    let channels: Vec<Arc<dyn Notifier>> = vec![Arc::new(ch.clone())];
-    let m = monitor_with(store.clone(), &clock, channels, "a", policy).with_grouping(grouping);
+    let m = site_monitor(&store, &clock, &ch, "a", 3);
     let ber = GroupName::new("office-berlin").unwrap();
     for i in 0..3 {
         m.heartbeat(&beat(Some(&ber), &format!("ber-{i}"), 0, Some(60)))
