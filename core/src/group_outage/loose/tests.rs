@@ -1,7 +1,10 @@
 //! Hosts without a group in the blind detection, on a manual timeline:
 //! deadlines 10 s after the last beat, wait 5 s.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
+
+use proptest::prelude::*;
 
 use super::*;
 use crate::group_outage::Verdict;
@@ -212,4 +215,137 @@ fn silences_asked_in_one_batch_are_gathered_from_the_first() {
     // One alone in its batch goes out at once.
     let (_, v) = crate::group_outage::consult_batch(&g, &asks[..1], at(12), &policy_of());
     assert_eq!(v, [Verdict::Alone]);
+}
+
+/// One host of the property test: silent from its deadline `down + 10`,
+/// back `back` seconds after it (if ever).
+#[derive(Debug, Clone)]
+struct Silence {
+    down: u64,
+    back: Option<u64>,
+}
+
+const WAIT_S: u64 = 5;
+
+proptest! {
+    /// Hosts without a group falling silent at random times, among up to
+    /// seven more that keep beating, every silent host asking each second
+    /// in one batch (as a sweep does), returns asked too: every host
+    /// silent past the wait is named in some delivered notice; no host is
+    /// held more than one wait after its deadline; a host with fewer than
+    /// two others coming due within one wait of it is never held; at most
+    /// one alarm per outage of the record.
+    #[test]
+    fn loose_invariants(
+        extra in 0u64..8,
+        hosts in prop::collection::vec(
+            (0u64..40, prop::option::of(1u64..120))
+                .prop_map(|(down, back)| Silence { down, back }),
+            1..10,
+        )
+    ) {
+        let total = hosts.len() as u64 + extra;
+        let names: Vec<String> = (0..hosts.len()).map(|i| format!("h{i}")).collect();
+        let silent_at = |j: usize, now: u64| {
+            let h: &Silence = &hosts[j];
+            now >= h.down + 10 && h.back.is_none_or(|b| now < h.down + 10 + b)
+        };
+        let resolve_now = |g: &mut GroupRecord, now: u64| {
+            let read = regather(g, WAIT);
+            let still = |m: &super::super::Member| {
+                let j: usize = m.host.as_str()[1..].parse().unwrap();
+                silent_at(j, now)
+            };
+            if let Some(w) = super::resolve(&read, at(now), &policy_of(), &policy(), Some(total), still) {
+                *g = w;
+            }
+        };
+        let mut g = GroupRecord::new(GroupName::ungrouped());
+        let mut named: BTreeSet<String> = BTreeSet::new();
+        let mut held: Vec<bool> = vec![false; hosts.len()];
+        let mut told = vec![false; hosts.len()];
+        let mut back_done = vec![false; hosts.len()];
+        let mut alarms: BTreeSet<String> = BTreeSet::new();
+        let p = policy();
+        for now in 0..300u64 {
+            if let GroupPhase::Gathering { until } = g.phase
+                && until <= at(now)
+            {
+                resolve_now(&mut g, now);
+            }
+            let asking: Vec<usize> = (0..hosts.len())
+                .filter(|&i| silent_at(i, now) && !told[i])
+                .collect();
+            let notices: Vec<Notice> = asking
+                .iter()
+                .map(|&i| loose_notice(&names[i], NoticeKind::Alarm, hosts[i].down, now))
+                .collect();
+            let mut done = 0;
+            for _ in 0..4 {
+                if done == notices.len() {
+                    break;
+                }
+                let asks: Vec<(&Notice, &crate::Policy)> = notices[done..].iter().map(|n| (n, &p)).collect();
+                let (w, verdicts) = crate::group_outage::consult_batch(&g, &asks, at(now), &policy_of());
+                if let Some(w) = w {
+                    g = w;
+                }
+                for v in verdicts {
+                    if v == Verdict::Resolve {
+                        resolve_now(&mut g, now);
+                        break;
+                    }
+                    let i = asking[done];
+                    let deadline = hosts[i].down + 10;
+                    match v {
+                        Verdict::Hold(until) => {
+                            held[i] = true;
+                            prop_assert!(until <= at(deadline + WAIT_S), "{} held past the wait", names[i]);
+                        }
+                        Verdict::Alone => {
+                            told[i] = true;
+                            named.insert(names[i].clone());
+                            prop_assert!(now <= deadline + WAIT_S + 1, "{} told late", names[i]);
+                        }
+                        Verdict::Absorbed => told[i] = true,
+                        Verdict::Resolve => unreachable!(),
+                    }
+                    done += 1;
+                }
+            }
+            prop_assert_eq!(done, notices.len(), "every ask answered");
+            for i in 0..hosts.len() {
+                let deadline = hosts[i].down + 10;
+                let is_back = hosts[i].back.is_some_and(|b| now >= deadline + b);
+                if is_back && told[i] && !back_done[i] {
+                    let mut n = loose_notice(&names[i], NoticeKind::Recovery, hosts[i].down, now);
+                    n.recovered_at = Some(at(now));
+                    let _ = ask(&mut g, &n, now);
+                    back_done[i] = true;
+                }
+            }
+            for n in deliver_all(&mut g, now) {
+                if n.kind == NoticeKind::Alarm {
+                    prop_assert!(alarms.insert(n.outage_id.clone()), "two alarms for {}", n.outage_id);
+                }
+                for h in &n.hosts {
+                    named.insert(h.host.as_str().to_owned());
+                }
+            }
+        }
+        for (i, h) in hosts.iter().enumerate() {
+            let d = h.down + 10;
+            let others_near = hosts
+                .iter()
+                .enumerate()
+                .filter(|&(j, o)| j != i && (o.down + 10).abs_diff(d) <= WAIT_S)
+                .count();
+            if others_near + 1 < MIN_HOSTS {
+                prop_assert!(!held[i], "{} held though alone: {:?}", names[i], hosts);
+            }
+            if h.back.is_none_or(|b| b > WAIT_S + 1) {
+                prop_assert!(named.contains(&names[i]), "{} never named: {:?}", names[i], named);
+            }
+        }
+    }
 }
