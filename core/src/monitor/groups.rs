@@ -410,7 +410,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 // deadline merely falls within the wait is no peer.
                 let silent =
                     r.status == Status::Missing || crate::beat::missed_beat(&r, now, &policy);
-                (silent && near(deadline)).then(|| (r.host, deadline))
+                (silent && near(deadline)).then_some((r.host, deadline))
             })
             .collect())
     }

@@ -69,22 +69,28 @@ async fn only_blind_notice(rx: &Receiver, w: &Watcher) -> Value {
     bodies.remove(0)
 }
 
-/// Brings the keeper's dark hosts back and checks that exactly one
-/// all-clear follows the blind notice (same outage id, its subject going
-/// on with `then`), and no group or host notice.
-async fn then_one_blind_all_clear(rx: &Receiver, w: &Watcher, keeper: Keeper, then: &str) {
+/// Brings the keeper's dark hosts back, waits for a notice holding every
+/// one of `needles`, lets any stray notice show (within the timeout: the
+/// keeper stops) and returns every notice received.
+async fn bring_back(rx: &Receiver, w: &Watcher, keeper: Keeper, needles: &[&str]) -> Vec<Value> {
     keeper.bring_back();
     assert!(
-        rx.wait_for(&["\"kind\":\"watcher_blind_recovery\""], 1, WAIT)
-            .await,
+        rx.wait_for(needles, 1, WAIT).await,
         "{:?}\n{}",
         rx.bodies(),
         w.log()
     );
-    // Let any stray notice show (within the timeout: the keeper stops).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let bodies = rx.json();
     keeper.stop().await;
+    bodies
+}
+
+/// Brings the keeper's dark hosts back and checks that exactly one
+/// all-clear follows the blind notice (same outage id, its subject going
+/// on with `then`), and no group or host notice.
+async fn then_one_blind_all_clear(rx: &Receiver, w: &Watcher, keeper: Keeper, then: &str) {
+    let bodies = bring_back(rx, w, keeper, &["\"kind\":\"watcher_blind_recovery\""]).await;
     let kinds: Vec<&str> = bodies.iter().map(|b| b["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
@@ -157,22 +163,8 @@ hosts = "ber-*"
     assert!(par.get("hosts").is_none(), "a lone host's own alarm: {par}");
 
     // Berlin comes back: one all-clear for the site.
-    keeper.bring_back();
-    assert!(
-        rx.wait_for(
-            &["\"kind\":\"recovery\"", "office-berlin", "\"hosts\""],
-            1,
-            WAIT
-        )
-        .await,
-        "{:?}\n{}",
-        rx.bodies(),
-        w.log()
-    );
-    // Let any stray notice show (within the timeout: the keeper stops).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let bodies = rx.json();
-    keeper.stop().await;
+    let needles = ["\"kind\":\"recovery\"", "office-berlin", "\"hosts\""];
+    let bodies = bring_back(&rx, &w, keeper, &needles).await;
     let clears: Vec<&Value> = bodies
         .iter()
         .filter(|b| b["kind"] == "recovery" && b["group"] == "office-berlin")
