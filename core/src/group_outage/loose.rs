@@ -69,7 +69,7 @@ pub fn policy(wait: Duration) -> GroupPolicy {
 }
 
 /// Whether `a` and `b` lie within `wait` of each other.
-fn near(a: Timestamp, b: Timestamp, wait: Duration) -> bool {
+pub(crate) fn near(a: Timestamp, b: Timestamp, wait: Duration) -> bool {
     since(a, b) <= wait && since(b, a) <= wait
 }
 
@@ -105,7 +105,7 @@ pub(super) fn gathering_since(
 
 /// The first alarms among a batch's notices, with their deadlines: each
 /// one's peers for [`gathering_since`].
-pub(super) fn batch_alarms<'a>(notices: &[(&'a Notice, &Policy)]) -> Vec<(&'a HostId, Timestamp)> {
+pub(crate) fn batch_alarms<'a>(notices: &[(&'a Notice, &Policy)]) -> Vec<(&'a HostId, Timestamp)> {
     notices
         .iter()
         .filter(|(n, _)| n.kind == crate::NoticeKind::Alarm && n.alarm_count <= 1)

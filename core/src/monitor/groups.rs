@@ -375,10 +375,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         items: &[(&Notice, &Policy)],
         wait: std::time::Duration,
     ) -> Result<Vec<(crate::HostId, Timestamp)>, StoreError> {
-        let firsts: Vec<Timestamp> = items
-            .iter()
-            .filter(|(n, _)| n.kind == NoticeKind::Alarm && n.alarm_count <= 1)
-            .map(|(n, _)| n.missing_since)
+        let firsts: Vec<Timestamp> = group_outage::loose::batch_alarms(items)
+            .into_iter()
+            .map(|(_, t)| t)
             .collect();
         let Some(&last) = firsts.iter().max() else {
             return Ok(Vec::new());
@@ -393,7 +392,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         let near = |t: Timestamp| {
             firsts
                 .iter()
-                .any(|&f| crate::model::since(t, f) <= wait && crate::model::since(f, t) <= wait)
+                .any(|&f| group_outage::loose::near(t, f, wait))
         };
         Ok(due
             .into_iter()
