@@ -157,6 +157,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         short_restart_gives_back_swallowed_time,
         refused_notice_stays_owed_and_is_announced,
         groups_are_stored,
+        group_records_swap_by_version,
         group_outage_is_one_notice,
         a_dark_site_is_named_whole,
         a_site_back_as_its_alarm_goes_out_is_cleared,
@@ -215,7 +216,7 @@ mod loose;
 pub use blind::{blind_detection_keeps_a_lone_site_on_time, watcher_blind_is_one_notice};
 pub use groups::{
     DARK_SITE_HOSTS, a_dark_site_is_named_whole, a_site_back_as_its_alarm_goes_out_is_cleared,
-    group_outage_is_one_notice,
+    group_outage_is_one_notice, group_records_swap_by_version,
 };
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 pub use loose::{

@@ -284,6 +284,10 @@ impl Store for MemoryStore {
         Ok(self.lock().groups.get(group).cloned())
     }
 
+    async fn group_version(&self, group: &GroupName) -> Result<Option<u64>, StoreError> {
+        Ok(Some(self.lock().groups.get(group).map_or(0, |r| r.version)))
+    }
+
     async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
         let mut g = self.lock();
         let current = g.groups.get(&next.group).map_or(0, |r| r.version);

@@ -16,6 +16,7 @@ use crate::{
     StoreError, Timestamp,
 };
 
+mod group_reads;
 mod groups;
 mod missed;
 pub use groups::Grouping;
@@ -154,6 +155,8 @@ pub struct Monitor<S: ?Sized, C> {
     /// A store call failed since the last successful mark: the next mark
     /// takes the whole gap as downtime (heartbeats may have been refused).
     fault_since_mark: AtomicBool,
+    /// The group records last read or written ([`group_reads`]).
+    group_reads: group_reads::GroupReads,
 }
 
 #[derive(Default)]
@@ -207,6 +210,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             }),
             store_troubled: AtomicBool::new(false),
             fault_since_mark: AtomicBool::new(false),
+            group_reads: group_reads::GroupReads::default(),
             opts,
             blind: None,
             grouping: None,

@@ -1,17 +1,17 @@
-//! For tests: a notifier that records and can be made to fail, and a store
+//! For tests: a notifier that records and can be made to fail, a store
 //! whose heartbeat writes can be made to hang or whose calls can be made to
-//! fail.
+//! fail, and a store that counts its group-record calls.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::{
-    Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Notice, NoticeKind, Notifier,
-    NotifyError, Silence, Store, StoreError, Timestamp,
+    GroupName, GroupRecord, Heartbeat, HeartbeatOutcome, HostId, HostRecord, MonitorMark, Notice,
+    NoticeKind, Notifier, NotifyError, Silence, Store, StoreError, Timestamp,
 };
 
 /// Records every notice it is given. Clones share the same log, so several
@@ -213,5 +213,133 @@ impl<S: Store> Store for StallingStore<S> {
             return Err(StoreError::lost("stalling", reason));
         }
         self.inner.check().await
+    }
+}
+
+/// A store that counts the group-record calls made to it and forwards
+/// every call to the store it wraps: for tests of how often the monitor
+/// reads and writes a group's record.
+#[derive(Debug, Default)]
+pub struct CountingStore<S> {
+    inner: S,
+    group_reads: AtomicU64,
+    group_version_reads: AtomicU64,
+    group_writes: AtomicU64,
+}
+
+impl<S: Store> CountingStore<S> {
+    /// Wraps `inner`, nothing counted yet.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            group_reads: AtomicU64::new(0),
+            group_version_reads: AtomicU64::new(0),
+            group_writes: AtomicU64::new(0),
+        }
+    }
+
+    /// Calls of [`Store::get_group`] so far.
+    pub fn group_reads(&self) -> u64 {
+        self.group_reads.load(Ordering::SeqCst)
+    }
+
+    /// Calls of [`Store::group_version`] so far.
+    pub fn group_version_reads(&self) -> u64 {
+        self.group_version_reads.load(Ordering::SeqCst)
+    }
+
+    /// Calls of [`Store::swap_group`] so far, won or lost.
+    pub fn group_writes(&self) -> u64 {
+        self.group_writes.load(Ordering::SeqCst)
+    }
+}
+
+impl<S: Store> fmt::Display for CountingStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "counting({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for CountingStore<S> {
+    async fn record_heartbeat(
+        &self,
+        hb: &Heartbeat,
+        due_if_up: Timestamp,
+        create: bool,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        self.inner.record_heartbeat(hb, due_if_up, create).await
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
+        self.inner.due(now, limit).await
+    }
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.next_due().await
+    }
+    async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
+        self.inner.get(host).await
+    }
+    async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
+        self.inner.compare_and_swap(expected, next).await
+    }
+    async fn list(
+        &self,
+        after: Option<&HostId>,
+        limit: usize,
+    ) -> Result<Vec<HostRecord>, StoreError> {
+        self.inner.list(after, limit).await
+    }
+    async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
+        self.inner.remove(host).await
+    }
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        self.inner.put_silence(silence).await
+    }
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        self.inner.silences().await
+    }
+    async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.remove_silence(id).await
+    }
+    async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
+        self.inner.mark_run(now, gap).await
+    }
+    async fn host_count(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.host_count().await
+    }
+    fn counts_hosts(&self) -> bool {
+        self.inner.counts_hosts()
+    }
+    async fn group_hosts(
+        &self,
+        group: &GroupName,
+        limit: usize,
+    ) -> Result<Option<Vec<HostRecord>>, StoreError> {
+        self.inner.group_hosts(group, limit).await
+    }
+    fn keeps_groups(&self) -> bool {
+        self.inner.keeps_groups()
+    }
+    async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
+        self.group_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_group(group).await
+    }
+    async fn group_version(&self, group: &GroupName) -> Result<Option<u64>, StoreError> {
+        self.group_version_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.group_version(group).await
+    }
+    async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
+        self.group_writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.swap_group(expected, next).await
+    }
+    async fn due_groups(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<GroupRecord>, StoreError> {
+        self.inner.due_groups(now, limit).await
+    }
+    async fn next_group_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.next_group_due().await
     }
 }

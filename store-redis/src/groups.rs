@@ -54,6 +54,17 @@ impl RedisStore {
         Ok(Some(rec))
     }
 
+    pub(crate) async fn group_version_of(&self, g: &GroupName) -> Result<u64, StoreError> {
+        let key = self.group_key(g.as_str());
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(&key).arg("version");
+        let v: Option<String> = self.c.query(true, &cmd).await?;
+        v.map_or(Ok(0), |v| {
+            v.parse()
+                .map_err(|e| corrupt(&key, format!("version {v:?}: {e}")))
+        })
+    }
+
     pub(crate) async fn swap_group_record(
         &self,
         expected: u64,

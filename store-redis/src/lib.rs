@@ -726,6 +726,11 @@ impl Store for RedisStore {
         self.group(group).await
     }
 
+    /// `HGET version` of the group's hash, the body left on the server.
+    async fn group_version(&self, group: &GroupName) -> Result<Option<u64>, StoreError> {
+        self.group_version_of(group).await.map(Some)
+    }
+
     async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
         self.swap_group_record(expected, next).await
     }

@@ -82,6 +82,20 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn group_version_of(&self, g: &GroupName) -> Result<u64, StoreError> {
+        let name = g.as_str().to_owned();
+        self.read(move |conn| {
+            let v: Option<i64> = conn
+                .prepare_cached("SELECT version FROM groups WHERE name = ?1")
+                .and_then(|mut s| s.query_row([&name], |r| r.get(0)).optional())
+                .map_err(sqlite_error)?;
+            v.map_or(Ok(0), |v| {
+                u64::try_from(v).map_err(|_| corrupt(&name, "negative version"))
+            })
+        })
+        .await
+    }
+
     pub(crate) async fn swap_group_row(
         &self,
         expected: u64,

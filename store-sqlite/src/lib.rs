@@ -867,6 +867,11 @@ impl Store for SqliteStore {
         .map(Some)
     }
 
+    /// From the `groups` row's `version` column, the body left unread.
+    async fn group_version(&self, group: &GroupName) -> Result<Option<u64>, StoreError> {
+        self.group_version_of(group).await.map(Some)
+    }
+
     async fn swap_group(&self, expected: u64, next: &GroupRecord) -> Result<bool, StoreError> {
         self.swap_group_row(expected, next).await
     }

@@ -5,8 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{at, host, monitor};
+use crate::group_outage::{Fate, Member};
 use crate::testing::RecordingNotifier;
-use crate::{GroupName, GroupPolicy, Heartbeat, ManualClock, Notice, NoticeKind, Notifier, Store};
+use crate::{
+    GroupName, GroupPolicy, GroupRecord, Heartbeat, ManualClock, Notice, NoticeKind, Notifier,
+    Store,
+};
 
 fn beat_in(g: &GroupName, name: &str, secs: u64) -> Heartbeat {
     let mut hb = Heartbeat::new(host(name), at(secs));
@@ -384,5 +388,64 @@ pub async fn a_site_back_as_its_alarm_goes_out_is_cleared(store: Arc<dyn Store>)
     assert!(
         notices.iter().all(Notice::is_group),
         "{store}: no host speaks on its own: {notices:#?}"
+    );
+}
+
+/// A group record is written by compare-and-swap on its version (0: only
+/// if absent), read back as written, and where the store tells a record's
+/// version without reading it ([`Store::group_version`]) that is the
+/// stored version, absent (0) or after a won or a lost swap: a monitor
+/// keeps the record it read and, next time, reads only the version.
+pub async fn group_records_swap_by_version(store: Arc<dyn Store>) {
+    if !store.keeps_groups() {
+        return;
+    }
+    let site = GroupName::new("office-berlin").expect("name");
+    let told = |v: Option<u64>, want: u64| v.is_none_or(|v| v == want);
+    let version = store.group_version(&site).await.expect("version");
+    assert!(
+        told(version, 0),
+        "{store}: an absent record is 0: {version:?}"
+    );
+    assert!(store.get_group(&site).await.expect("get").is_none());
+
+    let mut first = GroupRecord::new(site.clone());
+    first.version = 1;
+    first.due_at = Some(at(5));
+    assert!(store.swap_group(0, &first).await.expect("swap"), "{store}");
+    assert!(
+        !store.swap_group(0, &first).await.expect("swap"),
+        "{store}: 0 writes only an absent record"
+    );
+    let version = store.group_version(&site).await.expect("version");
+    assert!(told(version, 1), "{store}: {version:?}");
+
+    let mut second = first.clone();
+    second.version = 2;
+    second.due_at = None;
+    second.members.insert(Member {
+        host: host("ber-1"),
+        outage_id: "ber-1@5000".into(),
+        fate: Fate::Held,
+        last_seen: at(1),
+        missing_since: at(4),
+        back_at: None,
+        report: Some("link down \"quoted\"".into()),
+        named: false,
+        missed_beat: false,
+    });
+    assert!(
+        !store.swap_group(7, &second).await.expect("swap"),
+        "{store}: a stale version loses"
+    );
+    let version = store.group_version(&site).await.expect("version");
+    assert!(told(version, 1), "{store}: a lost swap changes nothing");
+    assert!(store.swap_group(1, &second).await.expect("swap"), "{store}");
+    let version = store.group_version(&site).await.expect("version");
+    assert!(told(version, 2), "{store}: {version:?}");
+    assert_eq!(
+        store.get_group(&site).await.expect("get"),
+        Some(second),
+        "{store}: read back as written"
     );
 }

@@ -325,8 +325,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             }
             let now = self.clock.now();
             let g = self
-                .store
-                .get_group(group)
+                .read_group(group)
                 .await?
                 .unwrap_or_else(|| GroupRecord::new(group.clone()));
             if group.is_ungrouped() && g.phase == GroupPhase::Quiet && expected.is_none() {
@@ -341,7 +340,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             );
             if let Some(mut next) = write {
                 next.version = g.version + 1;
-                if !self.store.swap_group(g.version, &next).await? {
+                if !self.write_group(g.version, &next).await? {
                     report.conflicts += 1;
                     idle += 1;
                     continue;
@@ -433,8 +432,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         for _ in 0..MAX_ROUNDS {
             let now = self.clock.now();
             let w = self
-                .store
-                .get_group(&name)
+                .read_group(&name)
                 .await?
                 .unwrap_or_else(GroupRecord::watcher);
             // A site alone keeps the group wait's bound: its first alarm
@@ -456,7 +454,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 // its hold) is resolved like any other, then asked again.
                 if let Some(mut next) = write {
                     next.version = w.version + 1;
-                    if !self.store.swap_group(w.version, &next).await? {
+                    if !self.write_group(w.version, &next).await? {
                         report.conflicts += 1;
                         continue;
                     }
@@ -488,7 +486,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     ) -> Result<Option<Routed>, StoreError> {
         if let Some(mut next) = write {
             next.version = read.version + 1;
-            if !self.store.swap_group(read.version, &next).await? {
+            if !self.write_group(read.version, &next).await? {
                 report.conflicts += 1;
                 return Ok(None);
             }
@@ -556,7 +554,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     async fn resolve_watcher(&self, report: &mut SweepReport) -> Result<(), StoreError> {
         let name = GroupName::watcher();
         let now = self.clock.now();
-        let Some(w) = self.store.get_group(&name).await? else {
+        let Some(w) = self.read_group(&name).await? else {
             return Ok(());
         };
         let GroupPhase::Gathering { until } = w.phase else {
@@ -571,7 +569,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             .iter()
             .filter(|s| s.fate == group_outage::Fate::Held)
         {
-            let on = self.store.get_group(&s.group).await?.is_some_and(|g| {
+            let on = self.read_group(&s.group).await?.is_some_and(|g| {
                 g.outage_id.as_deref() == Some(s.outage_id.as_str())
                     && matches!(g.phase, GroupPhase::Outage | GroupPhase::Ending { .. })
             });
@@ -582,7 +580,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             dark.get(&s.group).copied().unwrap_or(false)
         }) {
             next.version = w.version + 1;
-            if !self.store.swap_group(w.version, &next).await? {
+            if !self.write_group(w.version, &next).await? {
                 report.conflicts += 1;
             }
         }
@@ -617,7 +615,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 tracing::info!(silent = n, total = ?total, "more than half of all hosts silent within one wait: hosts without a group are one outage");
             }
             w.version = read.version + 1;
-            if !self.store.swap_group(read.version, &w).await? {
+            if !self.write_group(read.version, &w).await? {
                 report.conflicts += 1;
             }
         }
@@ -687,7 +685,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         let (owner, lease) = (self.opts.owner.as_str(), self.opts.lease);
         for _ in 0..MAX_ROUNDS * 4 {
             let now = self.clock.now();
-            let Some(g) = self.store.get_group(&group).await? else {
+            let Some(g) = self.read_group(&group).await? else {
                 return Ok(());
             };
             let policy = self.group_host_policy(&g);
@@ -717,7 +715,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 });
                 if let Some(mut w) = resolved {
                     w.version = g.version + 1;
-                    if !self.store.swap_group(g.version, &w).await? {
+                    if !self.write_group(g.version, &w).await? {
                         report.conflicts += 1;
                     }
                 }
@@ -730,7 +728,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 let pruned = self.prune_flappers(&g, now, &policy).await?;
                 if let Some(mut w) = pruned {
                     w.version = g.version + 1;
-                    if !self.store.swap_group(g.version, &w).await? {
+                    if !self.write_group(g.version, &w).await? {
                         report.conflicts += 1;
                     }
                     continue;
@@ -741,7 +739,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 return Ok(());
             };
             w.version = g.version + 1;
-            if !self.store.swap_group(g.version, &w).await? {
+            if !self.write_group(g.version, &w).await? {
                 report.conflicts += 1;
                 continue;
             }
@@ -798,7 +796,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 let now = self.clock.now();
                 let g = match current.take() {
                     Some(g) => g,
-                    None => match self.store.get_group(&group).await? {
+                    None => match self.read_group(&group).await? {
                         Some(g) => g,
                         None => return Ok(()),
                     },
@@ -808,7 +806,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                     break;
                 };
                 s.version = g.version + 1;
-                if self.store.swap_group(g.version, &s).await? {
+                if self.write_group(g.version, &s).await? {
                     if s.outbox.first().is_none_or(|o| o.notice.id != ob.notice.id) {
                         report.completed += 1;
                     }
@@ -835,7 +833,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         for _ in 0..MAX_ROUNDS {
             let g = match current.take() {
                 Some(g) => g,
-                None => match self.store.get_group(group).await? {
+                None => match self.read_group(group).await? {
                     Some(g) => g,
                     None => return Ok(()),
                 },
@@ -844,7 +842,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 return Ok(());
             };
             next.version = g.version + 1;
-            if self.store.swap_group(g.version, &next).await? {
+            if self.write_group(g.version, &next).await? {
                 return Ok(());
             }
             report.conflicts += 1;

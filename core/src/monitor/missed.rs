@@ -65,7 +65,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             return Ok(false);
         };
         next.version = g.version + 1;
-        if !self.store.swap_group(g.version, &next).await? {
+        if !self.write_group(g.version, &next).await? {
             report.conflicts += 1;
         }
         Ok(true)
