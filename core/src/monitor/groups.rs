@@ -403,11 +403,15 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             .filter_map(|r| {
                 let policy = self.policies.for_record(&r);
                 let deadline = r.deadline(&policy);
-                // Silent already: past its deadline, or past its expected
-                // beat (crate::beat). A host still beating on time whose
-                // deadline merely falls within the wait is no peer.
-                let silent =
-                    r.status == Status::Missing || crate::beat::missed_beat(&r, now, &policy);
+                // Silent already: past its deadline (missing, or still up
+                // because no sweep has reached it yet: hosts of a fleet
+                // going dark come due milliseconds apart), or past its
+                // expected beat (crate::beat). A host still beating on
+                // time whose deadline merely falls within the wait is no
+                // peer.
+                let silent = r.status == Status::Missing
+                    || (r.status == Status::Up && now >= deadline)
+                    || crate::beat::missed_beat(&r, now, &policy);
                 (silent && near(deadline)).then_some((r.host, deadline))
             })
             .collect())
