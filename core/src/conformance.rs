@@ -79,27 +79,33 @@ pub fn monitor_with(
         channels,
         clock.clone(),
         PolicySet::new(policy),
-        MonitorOptions {
-            owner: owner.into(),
-            lease: Duration::from_secs(30),
-            batch: 64,
-            concurrency: 8,
-            retry: RetryPolicy {
-                base: Duration::from_secs(1),
-                max: Duration::from_secs(8),
-            },
-            mark_interval: Some(Duration::from_secs(2)),
-            // The suite jumps the clock between sweeps; only the grace test
-            // wants those jumps taken as downtime.
-            downtime_gap: Some(Duration::from_secs(3600)),
-            // Each test starts its monitors when it likes; only the grace
-            // tests want a start taken as the end of a downtime.
-            ingest_in_process: false,
-            auto_register: true,
-            health: crate::HealthOptions::default(),
-        },
+        options(owner),
     )
     .expect("channel names are unique")
+}
+
+/// The suite's monitor options for `owner`: batches of 64, eight
+/// deliveries at once, a 30 s lease.
+fn options(owner: &str) -> MonitorOptions {
+    MonitorOptions {
+        owner: owner.into(),
+        lease: Duration::from_secs(30),
+        batch: 64,
+        concurrency: 8,
+        retry: RetryPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(8),
+        },
+        mark_interval: Some(Duration::from_secs(2)),
+        // The suite jumps the clock between sweeps; only the grace test
+        // wants those jumps taken as downtime.
+        downtime_gap: Some(Duration::from_secs(3600)),
+        // Each test starts its monitors when it likes; only the grace
+        // tests want a start taken as the end of a downtime.
+        ingest_in_process: false,
+        auto_register: true,
+        health: crate::HealthOptions::default(),
+    }
 }
 
 async fn beat(store: &dyn Store, h: &HostId, t: Timestamp) -> HeartbeatOutcome {
@@ -164,6 +170,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         watcher_blind_is_one_notice,
         blind_detection_keeps_a_lone_site_on_time,
         hosts_without_a_group_half_silent_are_one_blind_notice,
+        hosts_without_a_group_past_their_deadline_unswept_are_peers,
         a_host_without_a_group_alarms_on_time,
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
@@ -221,6 +228,7 @@ pub use groups::{
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 pub use loose::{
     a_host_without_a_group_alarms_on_time, hosts_without_a_group_half_silent_are_one_blind_notice,
+    hosts_without_a_group_past_their_deadline_unswept_are_peers,
 };
 mod schedules;
 pub use schedules::schedule_persisted_and_monitors_agree;

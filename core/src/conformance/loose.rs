@@ -185,3 +185,79 @@ pub async fn a_host_without_a_group_alarms_on_time(store: Arc<dyn Store>) {
         assert!(*s <= 70 + 5 + 1, "{store}: within one wait: at {s}");
     }
 }
+
+/// Blind detection on (wait 5 s), timeout 10 s, six hosts without a group
+/// and without a known interval (so no missed beat can tell a peer), one
+/// monitor sweeping in batches of one. h-0..h-3 stop together, their
+/// deadlines 1 ms apart; the first sweep comes after all four deadlines,
+/// so h-0 is alone in its batch while h-1..h-3 are still up, past their
+/// deadlines, not yet reached by any sweep. They are its peers: no host
+/// alarm at any point, and exactly one watcher-blind notice naming the
+/// four, within one wait of the first deadline. (A fleet going dark comes
+/// due milliseconds apart; a look-ahead that counted only missing hosts
+/// and missed beats let the first host swept alarm alone.)
+pub async fn hosts_without_a_group_past_their_deadline_unswept_are_peers(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let ch = RecordingNotifier::new("ch");
+    let gp = crate::GroupPolicy {
+        min_hosts: 2,
+        wait: Duration::from_secs(5),
+        ..crate::GroupPolicy::default()
+    };
+    let grouping: crate::Grouping = Arc::new(move |_| gp);
+    let monitor = Monitor::new(
+        store.clone(),
+        vec![Arc::new(ch.clone())],
+        clock.clone(),
+        crate::PolicySet::new(super::policy()),
+        crate::MonitorOptions {
+            batch: 1,
+            ..super::options("a")
+        },
+    )
+    .expect("one channel")
+    .with_grouping(grouping)
+    .with_blind_detection(Duration::from_secs(5));
+    for (i, h) in HOSTS.iter().enumerate() {
+        let hb = Heartbeat::new(host(h), add(at(0), Duration::from_millis(i as u64)));
+        monitor.heartbeat(&hb).await.unwrap();
+    }
+    let timeout = super::policy().timeout.as_secs();
+    let mut seen: Vec<(u64, Notice)> = Vec::new();
+    // The first sweep at the last of the four deadlines, then each second.
+    for step in 0..=20u64 {
+        let t = add(at(timeout), Duration::from_millis(3 + step * 1000));
+        clock.set(t);
+        for h in &HOSTS[4..] {
+            monitor
+                .heartbeat(&Heartbeat::new(host(h), t))
+                .await
+                .unwrap();
+        }
+        let _ = monitor.sweep().await.unwrap();
+        for n in ch.notices() {
+            if !seen.iter().any(|(_, m)| m.id == n.id) {
+                seen.push((timeout + step, n));
+            }
+        }
+    }
+    if !(store.keeps_groups() && store.counts_hosts()) {
+        assert_eq!(seen.len(), 4, "{store}: each host alarms: {seen:#?}");
+        return;
+    }
+    assert!(
+        seen.iter().all(|(_, n)| n.is_blind()),
+        "{store}: no host alarms before or beside the blind notice: {seen:#?}"
+    );
+    assert_eq!(seen.len(), 1, "{store}: one notice: {seen:#?}");
+    let (s, n) = &seen[0];
+    assert_eq!(n.kind, NoticeKind::Alarm, "{store}: {n:#?}");
+    assert!(*s <= timeout + 5 + 1, "{store}: within one wait: at {s}");
+    let spot = n
+        .blind_spot
+        .as_deref()
+        .expect("a blind notice names its sites");
+    let mut named: Vec<&str> = spot.sites[0].hosts.iter().map(|h| h.as_str()).collect();
+    named.sort_unstable();
+    assert_eq!(named, HOSTS[..4], "{store}: the four are named");
+}
