@@ -271,10 +271,38 @@ pub fn evaluate_in_place(
     policy: &Policy,
     ctx: &Context<'_>,
 ) -> Vec<Notice> {
+    if !decide(rec, now, policy, ctx) {
+        return Vec::new();
+    }
+    owed_notice(rec)
+}
+
+/// A copy of the notice `rec` owes, the rare end of [`evaluate_in_place`]
+/// kept out of its hot path.
+#[cold]
+#[inline(never)]
+fn owed_notice(rec: &HostRecord) -> Vec<Notice> {
+    rec.outbox
+        .as_deref()
+        .map(|o| vec![o.notice.clone()])
+        .unwrap_or_default()
+}
+
+/// [`evaluate_in_place`] without handing out the owed notice: `true` when
+/// a notice became owed (it is in `rec.outbox`). What the monitor's
+/// [`step`] takes, which writes the record and delivers from its outbox,
+/// so the notice is built once and never copied.
+#[inline(always)]
+pub(crate) fn decide(
+    rec: &mut HostRecord,
+    now: Timestamp,
+    policy: &Policy,
+    ctx: &Context<'_>,
+) -> bool {
     rec.last_checked = Some(now);
     if let Some(deadline) = quiet_up(rec, now, policy, ctx) {
         rec.due_at = Some(deadline);
-        return Vec::new();
+        return false;
     }
     decide_in_place(rec, now, policy, ctx)
 }
@@ -315,8 +343,8 @@ pub(crate) fn decide_in_place(
     now: Timestamp,
     policy: &Policy,
     ctx: &Context<'_>,
-) -> Vec<Notice> {
-    let mut notices = Vec::new();
+) -> bool {
+    let mut owed = false;
     let raw_deadline = rec.deadline(policy);
     // A reported failure makes an up host missing from the failure on, and
     // is never "heard" until a success answers it (see `crate::job`).
@@ -324,7 +352,10 @@ pub(crate) fn decide_in_place(
     let heard = now < raw_deadline && !crate::job::failing(rec);
     let silenced = |rec: &HostRecord| ctx.silence_end(&rec.host, now).is_some();
     let fp = &policy.flapping;
-    let mut owe_now = |rec: &mut HostRecord, kind| owe(rec, kind, now, policy, ctx, &mut notices);
+    let mut owe_now = |rec: &mut HostRecord, kind| {
+        owe(rec, kind, now, policy, ctx);
+        owed = true;
+    };
     match (rec.status, Owed::of(rec, now)) {
         // any, leased (live): unchanged, its owner delivers.
         (_, Owed::Leased { .. }) => {}
@@ -432,7 +463,7 @@ pub(crate) fn decide_in_place(
         crate::job::recovered(rec);
     }
     rec.due_at = due_at(rec, now, deadline, policy, ctx);
-    notices
+    owed
 }
 
 /// The next instant a monitor must look at `r`, from `r` alone (its
@@ -517,17 +548,16 @@ fn resume_at(r: &mut HostRecord, at: Timestamp) {
     r.watch_from = at;
 }
 
+/// Puts the notice of `kind` in `next`'s outbox (replacing what it owed).
 fn owe(
     next: &mut HostRecord,
     kind: NoticeKind,
     now: Timestamp,
     policy: &Policy,
     ctx: &Context<'_>,
-    notices: &mut Vec<Notice>,
 ) {
     let notice = make_notice(next, kind, now, policy, ctx);
-    next.outbox = Some(Box::new(Outbox::new(notice.clone())));
-    notices.push(notice);
+    next.outbox = Some(Box::new(Outbox::new(notice)));
 }
 
 fn make_notice(
@@ -542,7 +572,7 @@ fn make_notice(
     }
     let missing_since = r.missing_since.unwrap_or(now);
     let silent_since = r.silent_since.unwrap_or(r.last_seen);
-    let outage_id = format!("{}@{}", r.host, missing_since.timestamp_millis());
+    let outage_id = crate::model::outage_id(&r.host, missing_since);
     let (count, next_reminder, recovered_at, silent_for) = match kind {
         NoticeKind::Alarm | NoticeKind::Reminder => {
             let count = if kind == NoticeKind::Alarm {
@@ -687,7 +717,7 @@ pub fn step(
     lease: Duration,
 ) -> Step {
     let mut next = rec.clone();
-    let _owed = evaluate_in_place(&mut next, now, policy, ctx);
+    let _owed = decide(&mut next, now, policy, ctx);
     let leased = claim_in_place(&mut next, owner, now, lease);
     // Compared without `last_checked`, which every evaluation moves.
     let checked = std::mem::replace(&mut next.last_checked, rec.last_checked);

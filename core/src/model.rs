@@ -212,10 +212,27 @@ pub struct Notice {
 /// A notice's stable id (receivers deduplicate on it): `<outage>/recovery`
 /// for the all-clear, `<outage>/<kind>/<count>` for an alarm or reminder.
 pub(crate) fn notice_id(outage_id: &str, kind: NoticeKind, count: u32) -> String {
-    match kind {
-        NoticeKind::Recovery => format!("{outage_id}/recovery"),
-        _ => format!("{outage_id}/{kind}/{count}"),
+    use std::fmt::Write as _;
+    // Sized once: `format!` guesses from the literal parts alone and grows
+    // the string as it goes (a reallocation on every alarm).
+    let mut id = String::with_capacity(outage_id.len() + 24);
+    id.push_str(outage_id);
+    id.push('/');
+    id.push_str(kind.as_str());
+    if kind != NoticeKind::Recovery {
+        let _ = write!(id, "/{count}");
     }
+    id
+}
+
+/// The outage id of `host`'s outage missing since `since`:
+/// `host@<unix millis>`.
+pub(crate) fn outage_id(host: &HostId, since: Timestamp) -> String {
+    use std::fmt::Write as _;
+    let mut id = String::with_capacity(host.as_str().len() + 21);
+    id.push_str(host.as_str());
+    let _ = write!(id, "@{}", since.timestamp_millis());
+    id
 }
 
 impl Notice {

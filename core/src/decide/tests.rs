@@ -1185,8 +1185,15 @@ proptest! {
         let fast_notices = evaluate_in_place(&mut fast, t(now), &policy, &ctx);
         let mut whole = r.clone();
         whole.last_checked = Some(t(now));
-        let whole_notices = decide_in_place(&mut whole, t(now), &policy, &ctx);
-        prop_assert_eq!(fast, whole);
+        let whole_owes = decide_in_place(&mut whole, t(now), &policy, &ctx);
+        prop_assert_eq!(&fast, &whole);
+        // The same notice: the one in the (equal) outbox, when one became owed.
+        let whole_notices: Vec<Notice> = whole
+            .outbox
+            .as_deref()
+            .filter(|_| whole_owes)
+            .map(|o| vec![o.notice.clone()])
+            .unwrap_or_default();
         prop_assert_eq!(fast_notices, whole_notices);
     }
 }
