@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::testing::RecordingNotifier;
+use crate::testing::{Call, Hook, Hooked, RecordingNotifier};
 use crate::{
     Clock, GroupName, Heartbeat, HeartbeatOutcome, HostId, HostPattern, HostRecord, ManualClock,
     Monitor, MonitorMark, MonitorOptions, NoticeKind, Notifier, Outbox, Policy, PolicySet, Repeat,
@@ -595,74 +595,29 @@ pub async fn compare_and_swap_rules(store: Arc<dyn Store>) {
     );
 }
 
-/// Wraps a store and lands a heartbeat for `target` just before its first
-/// compare-and-swap of that host: the race of a heartbeat arriving between
+/// Lands a heartbeat for `target` just before its first compare-and-swap
+/// of that host reaches `store`: the race of a heartbeat arriving between
 /// a monitor's read and write.
 struct Interleave {
-    inner: Arc<dyn Store>,
+    store: Arc<dyn Store>,
     target: HostId,
     at: Timestamp,
     fired: AtomicBool,
 }
 
-impl std::fmt::Display for Interleave {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.inner)
-    }
-}
-
 #[async_trait]
-impl Store for Interleave {
-    async fn record_heartbeat(
-        &self,
-        hb: &Heartbeat,
-        d: Timestamp,
-        c: bool,
-    ) -> Result<HeartbeatOutcome, StoreError> {
-        self.inner.record_heartbeat(hb, d, c).await
-    }
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<HostRecord>, StoreError> {
-        self.inner.due(now, limit).await
-    }
-    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.next_due().await
-    }
-    async fn get(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
-        self.inner.get(host).await
-    }
-    async fn compare_and_swap(&self, expected: u64, next: &HostRecord) -> Result<bool, StoreError> {
-        if next.host == self.target && !self.fired.swap(true, Ordering::SeqCst) {
+impl Hook for Interleave {
+    async fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+        if let Call::CompareAndSwap(next) = call
+            && next.host == self.target
+            && !self.fired.swap(true, Ordering::SeqCst)
+        {
             let hb = Heartbeat::new(self.target.clone(), self.at);
-            self.inner
+            self.store
                 .record_heartbeat(&hb, add(self.at, policy().timeout), true)
                 .await?;
         }
-        self.inner.compare_and_swap(expected, next).await
-    }
-    async fn list(
-        &self,
-        after: Option<&HostId>,
-        limit: usize,
-    ) -> Result<Vec<HostRecord>, StoreError> {
-        self.inner.list(after, limit).await
-    }
-    async fn remove(&self, host: &HostId) -> Result<bool, StoreError> {
-        self.inner.remove(host).await
-    }
-    async fn put_silence(&self, s: &Silence) -> Result<(), StoreError> {
-        self.inner.put_silence(s).await
-    }
-    async fn silences(&self) -> Result<Vec<Silence>, StoreError> {
-        self.inner.silences().await
-    }
-    async fn remove_silence(&self, id: &str) -> Result<bool, StoreError> {
-        self.inner.remove_silence(id).await
-    }
-    async fn mark_run(&self, now: Timestamp, gap: Duration) -> Result<MonitorMark, StoreError> {
-        self.inner.mark_run(now, gap).await
-    }
-    async fn check(&self) -> Result<(), StoreError> {
-        self.inner.check().await
+        Ok(())
     }
 }
 
@@ -673,12 +628,15 @@ pub async fn heartbeat_between_read_and_write(store: Arc<dyn Store>) {
     let h = host("racy");
     beat(&*store, &h, at(0)).await;
     let clock = ManualClock::new(at(11));
-    let wrapped: Arc<dyn Store> = Arc::new(Interleave {
-        inner: store.clone(),
-        target: h.clone(),
-        at: at(11),
-        fired: AtomicBool::new(false),
-    });
+    let wrapped: Arc<dyn Store> = Arc::new(Hooked::over(
+        store.clone(),
+        Interleave {
+            store: store.clone(),
+            target: h.clone(),
+            at: at(11),
+            fired: AtomicBool::new(false),
+        },
+    ));
     let rec = RecordingNotifier::new("rec");
     let m = monitor(wrapped, &clock, vec![Arc::new(rec.clone())], "m1");
     let report = m.sweep().await.expect("sweep");
