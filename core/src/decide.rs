@@ -717,7 +717,8 @@ pub fn step(
     lease: Duration,
 ) -> Step {
     let mut next = rec.clone();
-    let _owed = decide(&mut next, now, policy, ctx);
+    // The owed notice, if any, is in the outbox `claim_in_place` leases.
+    decide(&mut next, now, policy, ctx);
     let leased = claim_in_place(&mut next, owner, now, lease);
     // Compared without `last_checked`, which every evaluation moves.
     let checked = std::mem::replace(&mut next.last_checked, rec.last_checked);

@@ -35,13 +35,19 @@ async fn run(
         }
         let _ = a.sweep().await.unwrap();
         let _ = b.sweep().await.unwrap();
-        for n in ch.notices() {
-            if !seen.iter().any(|(_, m)| m.id == n.id) {
-                seen.push((s, n));
-            }
-        }
+        note_new(ch, &mut seen, s);
     }
     seen
+}
+
+/// Adds to `seen` each notice `ch` got that is not there yet, with the
+/// second `s` it came.
+fn note_new(ch: &RecordingNotifier, seen: &mut Vec<(u64, Notice)>, s: u64) {
+    for n in ch.notices() {
+        if !seen.iter().any(|(_, m)| m.id == n.id) {
+            seen.push((s, n));
+        }
+    }
 }
 
 const HOSTS: [&str; 6] = ["h-0", "h-1", "h-2", "h-3", "h-4", "h-5"];
@@ -235,11 +241,7 @@ pub async fn hosts_without_a_group_past_their_deadline_unswept_are_peers(store: 
                 .unwrap();
         }
         let _ = monitor.sweep().await.unwrap();
-        for n in ch.notices() {
-            if !seen.iter().any(|(_, m)| m.id == n.id) {
-                seen.push((timeout + step, n));
-            }
-        }
+        note_new(&ch, &mut seen, timeout + step);
     }
     if !(store.keeps_groups() && store.counts_hosts()) {
         assert_eq!(seen.len(), 4, "{store}: each host alarms: {seen:#?}");
