@@ -57,29 +57,67 @@ pub(crate) fn ts_arg(t: Timestamp) -> TsArg {
     TsArg::Fixed(b)
 }
 
-/// The up-hash entry of a record: `due_at`, `last_seen` (30 bytes each)
-/// and `version`, or `None` when the record must have none (not up, a
-/// notice owed, no `due_at`, or an instant outside the years 0–9999).
+/// The up-hash entry of a record: `due_at`, `last_seen` (30 bytes each),
+/// then, comma-separated, `version`, `last_seen` again as whole
+/// milliseconds and the nanoseconds past them (six digits, so the
+/// heartbeat script learns a gap with one subtraction and one string
+/// comparison), and the interval's `sent`,
+/// `gap` and `prev_gap` in milliseconds (0 for unknown); `None` when the
+/// record must have none (not up, a notice owed, no `due_at`, or an
+/// instant outside the years 0–9999).
 pub(crate) fn up_entry(rec: &HostRecord) -> Option<String> {
     if rec.status != Status::Up || rec.outbox.is_some() {
         return None;
     }
     let (due, seen) = (ts(rec.due_at?), ts(rec.last_seen));
     let (d, s) = crate::scripts::UP_ENTRY;
-    (due.len() == d && seen.len() == s - d).then(|| format!("{due}{seen}{}", rec.version))
+    let (ms, sub) = split_ms(rec.last_seen);
+    let i = &rec.interval;
+    (due.len() == d && seen.len() == s - d).then(|| {
+        format!(
+            "{due}{seen}{},{ms},{sub:06},{},{},{}",
+            rec.version, i.sent_ms, i.gap_ms, i.prev_gap_ms
+        )
+    })
+}
+
+/// An instant as whole milliseconds (its score) and the nanoseconds past
+/// them, below 1,000,000.
+pub(crate) fn split_ms(t: Timestamp) -> (i64, u32) {
+    (score(t), t.timestamp_subsec_nanos() % 1_000_000)
 }
 
 /// Applies a host's up-hash entry to its record read from the hash: while
-/// the entry exists, its `version` and `last_seen` are the true ones.
+/// the entry exists, its `version`, `last_seen` and interval are the true
+/// ones. An entry written before it carried the interval (`version`
+/// alone after the two instants) leaves the hash's interval in place.
 pub(crate) fn merge_up(key: &str, rec: &mut HostRecord, entry: &str) -> Result<(), StoreError> {
     let (d, s) = crate::scripts::UP_ENTRY;
-    let (Some(seen), Some(version)) = (entry.get(d..s), entry.get(s..)) else {
+    let (Some(seen), Some(tail)) = (entry.get(d..s), entry.get(s..)) else {
         return Err(corrupt(key, format!("up entry {entry:?}")));
     };
+    let bad = |what: &str| corrupt(key, format!("up entry {entry:?}: {what}"));
+    let mut parts = tail.split(',');
+    let version = parts.next().unwrap_or_default();
+    let version = version.parse().map_err(|e| bad(&format!("version: {e}")))?;
+    let rest: Vec<&str> = parts.collect();
+    match rest[..] {
+        [] => {}
+        [_ms, _sub, sent, gap, prev] => {
+            let ms = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|e| bad(&format!("interval {v:?}: {e}")))
+            };
+            rec.interval = iamalive_core::beat::Interval {
+                sent_ms: ms(sent)?,
+                gap_ms: ms(gap)?,
+                prev_gap_ms: ms(prev)?,
+            };
+        }
+        _ => return Err(bad("fields")),
+    }
     rec.last_seen = parse_ts(key, "up last_seen", seen)?;
-    rec.version = version
-        .parse()
-        .map_err(|e| corrupt(key, format!("up entry version {version:?}: {e}")))?;
+    rec.version = version;
     Ok(())
 }
 
@@ -333,16 +371,53 @@ mod tests {
         let t = DateTime::from_timestamp(1_767_225_600, 5).unwrap();
         let mut r = HostRecord::new(HostId::new("a-1").unwrap(), t, std::time::Duration::ZERO);
         r.version = 42;
+        r.interval.gap_ms = 60_000;
+        r.interval.prev_gap_ms = 59_999;
         let e = up_entry(&r).unwrap();
-        assert_eq!(e.len(), 62);
+        assert_eq!(
+            &e[60..],
+            "42,1767225600000,000005,0,60000,59999",
+            "version, last_seen in ms and ns past them, the interval"
+        );
         let mut back = r.clone();
         back.version = 1;
         back.last_seen = DateTime::UNIX_EPOCH;
+        back.interval = Default::default();
         merge_up("k", &mut back, &e).unwrap();
         assert_eq!(back, r);
         r.status = Status::Missing;
         assert_eq!(up_entry(&r), None);
         assert!(merge_up("k", &mut back, "short").is_err());
+        let bad = format!("{}7,1,2,3", &e[..60]);
+        assert!(merge_up("k", &mut back, &bad).is_err(), "{bad}");
+    }
+
+    /// An entry written before entries carried the interval: its version
+    /// and `last_seen` apply, the interval read from the hash stays.
+    #[test]
+    fn an_entry_without_the_interval_keeps_the_hashs() {
+        let t = DateTime::from_timestamp(1_767_225_600, 5).unwrap();
+        let mut r = HostRecord::new(HostId::new("a-1").unwrap(), t, std::time::Duration::ZERO);
+        r.interval.sent_ms = 30_000;
+        let old = format!("{}9", &up_entry(&r).unwrap()[..60]);
+        merge_up("k", &mut r, &old).unwrap();
+        assert_eq!((r.version, r.interval.sent_ms), (9, 30_000));
+    }
+
+    #[test]
+    fn split_ms_adds_back_up_to_the_instant() {
+        for (secs, ns) in [
+            (1_767_225_600, 5),
+            (1_767_225_600, 999_999_999),
+            (-1, 1_500_000),
+        ] {
+            let t = DateTime::from_timestamp(secs, ns).unwrap();
+            let (ms, sub) = split_ms(t);
+            let back = DateTime::from_timestamp_millis(ms).unwrap()
+                + chrono::TimeDelta::nanoseconds(i64::from(sub));
+            assert_eq!(back, t, "{secs} {ns}");
+            assert!(sub < 1_000_000);
+        }
     }
 
     #[test]

@@ -126,7 +126,8 @@ fn heartbeats_cmd(keys: &Keys, batch: &[Pending]) -> Cmd {
             flag(hb.report.is_some()),
             flag(hb.group.is_some()),
         ]);
-        let _ = write!(flags, "{},{},", score(hb.at), score(p.due_if_up));
+        let (at_ms, at_ns) = split_ms(hb.at);
+        let _ = write!(flags, "{at_ms},{},{at_ns:06},", score(p.due_if_up));
         if let Some(i) = hb.interval {
             let _ = write!(flags, "{}", iamalive_core::beat::to_ms(i));
         }

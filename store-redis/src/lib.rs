@@ -29,7 +29,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::codec::{
-    decode, decode_mark, encode, encode_mark, from_score, merge_up, score, ts_arg, up_entry,
+    decode, decode_mark, encode, encode_mark, from_score, merge_up, score, split_ms, ts_arg,
+    up_entry,
 };
 use crate::heartbeat::{Pending, batcher};
 

@@ -846,3 +846,99 @@ async fn group_flapping_conformance_case() {
         .expect("connect");
     conformance::group_flapping_is_one_notice_then_its_end(Arc::new(s)).await;
 }
+
+/// An up entry written before entries carried the interval (`due_at`,
+/// `last_seen`, `version` only; the interval in the hash): a swap
+/// checks its version, reads merge it, and the next heartbeat takes the
+/// slow path once, learns from the hash's gaps and writes the entry in
+/// today's form, after which heartbeats are fast again.
+#[tokio::test]
+async fn an_entry_from_before_the_interval_is_upgraded_by_a_heartbeat() {
+    let server = iamalive_testkit::redis();
+    let s = store_on(&server, Duration::from_secs(5)).await;
+    let mut c = raw(&server).await;
+    let a = h("old-entry");
+    beat(&s, &a, 0, 10_000).await;
+    beat(&s, &a, 1_000, 11_000).await;
+    let (_, e) = raw_state(&mut c, &s, &a).await;
+    let e = e.expect("an up entry");
+    // What the previous release wrote: the hash holds the interval, the
+    // entry its version (3 after one more fast beat) and nothing after.
+    let old = format!("{}3", &e[..60]);
+    let _: () = redis::cmd("HSET")
+        .arg(s.up_key())
+        .arg(a.as_str())
+        .arg(&old)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(s.host_key(&a))
+        .arg("gap")
+        .arg("1000")
+        .arg("prev_gap")
+        .arg("900")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let r = get(&s, &a).await;
+    assert_eq!(
+        (
+            r.version,
+            r.last_seen,
+            r.interval.gap_ms,
+            r.interval.prev_gap_ms
+        ),
+        (3, t(1_000), 1_000, 900),
+        "read: the old entry's version and last_seen, the hash's interval"
+    );
+    // The next heartbeat folds it (slow path) and learns on from the hash.
+    beat(&s, &a, 3_500, 13_500).await;
+    let r = get(&s, &a).await;
+    assert_eq!(
+        (
+            r.version,
+            r.last_seen,
+            r.interval.gap_ms,
+            r.interval.prev_gap_ms
+        ),
+        (4, t(3_500), 2_500, 1_000)
+    );
+    let (v, e) = raw_state(&mut c, &s, &a).await;
+    assert_eq!(v.as_deref(), Some("4"), "the slow path wrote the hash");
+    let e = e.expect("still up: an entry");
+    assert_eq!(
+        &e[60..],
+        format!("4,{},000000,0,2500,1000", t(3_500).timestamp_millis()),
+        "the entry in today's form"
+    );
+    // Fast again: only the entry changes.
+    beat(&s, &a, 4_000, 14_000).await;
+    let r = get(&s, &a).await;
+    assert_eq!(
+        (r.version, r.interval.gap_ms, r.interval.prev_gap_ms),
+        (5, 500, 2_500)
+    );
+    assert_eq!(raw_state(&mut c, &s, &a).await.0.as_deref(), Some("4"));
+    // A swap checks an old entry's version too.
+    let _: () = redis::cmd("HSET")
+        .arg(s.up_key())
+        .arg(a.as_str())
+        .arg(format!("{}5", &e[..60]))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let r = get(&s, &a).await;
+    assert_eq!(r.version, 5);
+    let stale = {
+        let mut n = r.clone();
+        n.version = 5;
+        n
+    };
+    assert!(
+        !s.compare_and_swap(4, &stale).await.unwrap(),
+        "stale version"
+    );
+    set(&s, &r, |n| n.message = Some("swapped".into())).await;
+    assert_eq!(get(&s, &a).await.message.as_deref(), Some("swapped"));
+}

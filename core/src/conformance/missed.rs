@@ -119,6 +119,32 @@ pub async fn interval_and_group_hosts_are_stored(store: Arc<dyn Store>) {
         Some((secs(45), IntervalSource::Sent)),
         "{store}"
     );
+    // Gaps to the nanosecond, floored to milliseconds: 1.000001 ms is 1
+    // (not the 2 its whole-millisecond instants differ by); a beat at the
+    // same instant is a gap of 0; a beat with a message (another path in
+    // some stores) learns the same way.
+    let ns = |n: u64| add(at(0), Duration::from_nanos(n));
+    let gaps = |g: u64, p: u64| (g, p);
+    for (n, message, want) in [
+        (999_999, false, None),
+        (2_000_000, false, Some(gaps(1, 0))),
+        (2_000_000, false, Some(gaps(0, 1))),
+        (5_000_001, true, Some(gaps(3, 0))),
+        (5_000_002, false, Some(gaps(1, 3))),
+    ] {
+        let mut hb = beat(None, "iv-ns", 0, None);
+        hb.at = ns(n);
+        hb.message = message.then(|| "with a message".to_owned());
+        record(s, &hb).await;
+        let i = store.get(&host("iv-ns")).await.unwrap().unwrap().interval;
+        if let Some(want) = want {
+            assert_eq!(
+                (i.gap_ms, i.prev_gap_ms),
+                want,
+                "{store}: the gaps after a beat {n} ns past the start"
+            );
+        }
+    }
     if !store.keeps_groups() {
         return;
     }
