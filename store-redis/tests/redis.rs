@@ -565,6 +565,31 @@ async fn raw_state(
     (v, e)
 }
 
+/// A store and a raw connection on `server`, with `name` up after two
+/// heartbeats (at 0 and 1 s, timeout 10 s): on the fast path.
+async fn up_host(
+    server: &Server,
+    name: &str,
+) -> (RedisStore, redis::aio::MultiplexedConnection, HostId) {
+    let s = store_on(server, Duration::from_secs(5)).await;
+    let c = raw(server).await;
+    let a = h(name);
+    beat(&s, &a, 0, 10_000).await;
+    beat(&s, &a, 1_000, 11_000).await;
+    (s, c, a)
+}
+
+/// Writes fields of a hash directly, as another release or an operator
+/// would.
+async fn hset(c: &mut redis::aio::MultiplexedConnection, key: &str, fields: &[(&str, &str)]) {
+    let _: () = redis::cmd("HSET")
+        .arg(key)
+        .arg(fields)
+        .query_async(c)
+        .await
+        .unwrap();
+}
+
 /// An up host with nothing owed beats on the fast path (only its entry in
 /// `{prefix}:up` changes); every read sees the bumped version and the later
 /// `last_seen` at once.
@@ -670,11 +695,7 @@ async fn fast_heartbeat_between_read_and_swap_fails_the_swap() {
 #[tokio::test]
 async fn swaps_and_remove_keep_the_up_entry_exact() {
     let server = iamalive_testkit::redis();
-    let s = store_on(&server, Duration::from_secs(5)).await;
-    let mut c = raw(&server).await;
-    let a = h("swapped");
-    beat(&s, &a, 0, 10_000).await;
-    beat(&s, &a, 1_000, 11_000).await;
+    let (s, mut c, a) = up_host(&server, "swapped").await;
 
     // Missing: no entry; the heartbeat is a recovery, due now.
     let r = get(&s, &a).await;
@@ -855,55 +876,36 @@ async fn group_flapping_conformance_case() {
 #[tokio::test]
 async fn an_entry_from_before_the_interval_is_upgraded_by_a_heartbeat() {
     let server = iamalive_testkit::redis();
-    let s = store_on(&server, Duration::from_secs(5)).await;
-    let mut c = raw(&server).await;
-    let a = h("old-entry");
-    beat(&s, &a, 0, 10_000).await;
-    beat(&s, &a, 1_000, 11_000).await;
+    let (s, mut c, a) = up_host(&server, "old-entry").await;
     let (_, e) = raw_state(&mut c, &s, &a).await;
     let e = e.expect("an up entry");
     // What the previous release wrote: the hash holds the interval, the
     // entry its version (3 after one more fast beat) and nothing after.
     let old = format!("{}3", &e[..60]);
-    let _: () = redis::cmd("HSET")
-        .arg(s.up_key())
-        .arg(a.as_str())
-        .arg(&old)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(s.host_key(&a))
-        .arg("gap")
-        .arg("1000")
-        .arg("prev_gap")
-        .arg("900")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let r = get(&s, &a).await;
-    assert_eq!(
+    hset(&mut c, s.up_key(), &[(a.as_str(), &old)]).await;
+    hset(
+        &mut c,
+        &s.host_key(&a),
+        &[("gap", "1000"), ("prev_gap", "900")],
+    )
+    .await;
+    // (version, last_seen, gap, prev_gap) as read.
+    let read = |r: HostRecord| {
         (
             r.version,
             r.last_seen,
             r.interval.gap_ms,
-            r.interval.prev_gap_ms
-        ),
+            r.interval.prev_gap_ms,
+        )
+    };
+    assert_eq!(
+        read(get(&s, &a).await),
         (3, t(1_000), 1_000, 900),
         "read: the old entry's version and last_seen, the hash's interval"
     );
     // The next heartbeat folds it (slow path) and learns on from the hash.
     beat(&s, &a, 3_500, 13_500).await;
-    let r = get(&s, &a).await;
-    assert_eq!(
-        (
-            r.version,
-            r.last_seen,
-            r.interval.gap_ms,
-            r.interval.prev_gap_ms
-        ),
-        (4, t(3_500), 2_500, 1_000)
-    );
+    assert_eq!(read(get(&s, &a).await), (4, t(3_500), 2_500, 1_000));
     let (v, e) = raw_state(&mut c, &s, &a).await;
     assert_eq!(v.as_deref(), Some("4"), "the slow path wrote the hash");
     let e = e.expect("still up: an entry");
@@ -914,20 +916,15 @@ async fn an_entry_from_before_the_interval_is_upgraded_by_a_heartbeat() {
     );
     // Fast again: only the entry changes.
     beat(&s, &a, 4_000, 14_000).await;
-    let r = get(&s, &a).await;
-    assert_eq!(
-        (r.version, r.interval.gap_ms, r.interval.prev_gap_ms),
-        (5, 500, 2_500)
-    );
+    assert_eq!(read(get(&s, &a).await), (5, t(4_000), 500, 2_500));
     assert_eq!(raw_state(&mut c, &s, &a).await.0.as_deref(), Some("4"));
     // A swap checks an old entry's version too.
-    let _: () = redis::cmd("HSET")
-        .arg(s.up_key())
-        .arg(a.as_str())
-        .arg(format!("{}5", &e[..60]))
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    hset(
+        &mut c,
+        s.up_key(),
+        &[(a.as_str(), &format!("{}5", &e[..60]))],
+    )
+    .await;
     let r = get(&s, &a).await;
     assert_eq!(r.version, 5);
     let stale = {
