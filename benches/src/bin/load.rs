@@ -46,7 +46,8 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
     /// Only serve one store (the first given) with its hosts registered,
-    /// print the address, and wait for Ctrl-C: for wrk or oha.
+    /// print the address, and wait for Ctrl-C or SIGTERM (then stop the
+    /// redis-server it started, if any): for wrk or oha.
     #[arg(long)]
     serve: bool,
 }
@@ -82,7 +83,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 args.hosts,
                 iamalive_benches::http::BENCH_KEY
             );
-            tokio::signal::ctrl_c().await?;
+            // SIGTERM too (`kill PID`): returning drops the redis-server
+            // this harness started, which a killed process would leave
+            // running.
+            iamalive_server::shutdown_signal().await;
             Ok(())
         });
     }
