@@ -779,8 +779,9 @@ pub struct HostRecord {
 }
 
 // Written out rather than derived so the rare parts (an owed notice, a
-// message) are cloned out of line: the derived clone inlined the outbox's
-// clone into an 872-byte stack frame that every clone paid for.
+// message, a job, a host policy, a flip history) are cloned out of line:
+// the derived clone inlined the outbox's clone into an 872-byte stack
+// frame that every clone paid for.
 impl Clone for HostRecord {
     fn clone(&self) -> Self {
         Self {
@@ -799,9 +800,9 @@ impl Clone for HostRecord {
             message: self.message.as_deref().map(clone_text),
             report: self.report.as_deref().map(clone_text),
             group: self.group.clone(),
-            job: self.job.clone(),
-            policy: self.policy.clone(),
-            flap: self.flap.clone(),
+            job: self.job.as_deref().map(clone_boxed),
+            policy: self.policy.as_deref().map(clone_boxed),
+            flap: self.flap.as_deref().map(clone_boxed),
             interval: self.interval,
         }
     }
@@ -809,7 +810,7 @@ impl Clone for HostRecord {
 
 #[cold]
 #[inline(never)]
-fn clone_boxed(o: &Outbox) -> Box<Outbox> {
+fn clone_boxed<T: Clone>(o: &T) -> Box<T> {
     Box::new(o.clone())
 }
 
