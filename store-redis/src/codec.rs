@@ -97,13 +97,21 @@ pub(crate) fn merge_up(key: &str, rec: &mut HostRecord, entry: &str) -> Result<(
         return Err(corrupt(key, format!("up entry {entry:?}")));
     };
     let bad = |what: &str| corrupt(key, format!("up entry {entry:?}: {what}"));
+    // Read on every get, due and list: split without collecting.
     let mut parts = tail.split(',');
     let version = parts.next().unwrap_or_default();
     let version = version.parse().map_err(|e| bad(&format!("version: {e}")))?;
-    let rest: Vec<&str> = parts.collect();
-    match rest[..] {
-        [] => {}
-        [_ms, _sub, sent, gap, prev] => {
+    let rest: [Option<&str>; 6] = std::array::from_fn(|_| parts.next());
+    match rest {
+        [None, ..] => {}
+        [
+            Some(_ms),
+            Some(_sub),
+            Some(sent),
+            Some(gap),
+            Some(prev),
+            None,
+        ] => {
             let ms = |v: &str| {
                 v.parse::<u64>()
                     .map_err(|e| bad(&format!("interval {v:?}: {e}")))
@@ -390,6 +398,8 @@ mod tests {
         assert!(merge_up("k", &mut back, "short").is_err());
         let bad = format!("{}7,1,2,3", &e[..60]);
         assert!(merge_up("k", &mut back, &bad).is_err(), "{bad}");
+        let long = format!("{e},9");
+        assert!(merge_up("k", &mut back, &long).is_err(), "{long}");
     }
 
     /// An entry written before entries carried the interval: its version

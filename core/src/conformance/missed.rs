@@ -124,13 +124,12 @@ pub async fn interval_and_group_hosts_are_stored(store: Arc<dyn Store>) {
     // same instant is a gap of 0; a beat with a message (another path in
     // some stores) learns the same way.
     let ns = |n: u64| add(at(0), Duration::from_nanos(n));
-    let gaps = |g: u64, p: u64| (g, p);
     for (n, message, want) in [
         (999_999, false, None),
-        (2_000_000, false, Some(gaps(1, 0))),
-        (2_000_000, false, Some(gaps(0, 1))),
-        (5_000_001, true, Some(gaps(3, 0))),
-        (5_000_002, false, Some(gaps(1, 3))),
+        (2_000_000, false, Some((1, 0))),
+        (2_000_000, false, Some((0, 1))),
+        (5_000_001, true, Some((3, 0))),
+        (5_000_002, false, Some((1, 3))),
     ] {
         let mut hb = beat(None, "iv-ns", 0, None);
         hb.at = ns(n);
