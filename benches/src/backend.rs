@@ -38,6 +38,9 @@ impl Backend {
         Backend::Redis,
     ];
 
+    /// The stores users run: memory, SQLite, Redis.
+    pub const STORES: [Backend; 3] = [Backend::Memory, Backend::Sqlite, Backend::Redis];
+
     /// `null`, `memory`, `sqlite`, `redis`, `handoff` or `yield`.
     pub fn name(self) -> &'static str {
         match self {
@@ -105,6 +108,13 @@ pub struct Selected {
     pub redis: Option<iamalive_testkit::Server>,
     /// Its URL, for [`open`].
     pub redis_url: Option<String>,
+}
+
+impl Selected {
+    /// The URL of the redis-server started, if any, for [`open`].
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref()
+    }
 }
 
 /// The stores `chosen` on the command line, `default` when none was, with

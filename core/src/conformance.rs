@@ -465,25 +465,21 @@ pub async fn concurrent_first_heartbeats_create_once(store: Arc<dyn Store>) {
 
 fn sample_notice(h: &HostId, kind: NoticeKind) -> crate::Notice {
     crate::Notice {
-        id: format!("{h}@1/{kind}"),
-        outage_id: format!("{h}@1"),
-        kind,
-        host: h.clone(),
-        created_at: at(41),
         last_seen: at(0),
         missing_since: at(10),
         recovered_at: Some(at(40)),
         silent_for: Duration::from_secs(40),
         alarm_count: 1,
-        next_reminder: None,
         message: Some("quote \" and newline\n and ünïcode ✓".into()),
         report: Some(r#"{"k":"v"}"#.into()),
-        blind: None,
         group: Some(group("office-berlin")),
-        hosts: Vec::new(),
-        blind_spot: None,
-        job: None,
-        flap: None,
+        ..crate::Notice::new(
+            format!("{h}@1/{kind}"),
+            format!("{h}@1"),
+            kind,
+            h.clone(),
+            at(41),
+        )
     }
 }
 

@@ -596,25 +596,19 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
     let left: Vec<Member> = g.silent().cloned().collect();
     for m in left {
         let n = Notice {
-            id: format!("{}/alarm/1", m.outage_id),
-            outage_id: m.outage_id.clone(),
-            kind: NoticeKind::Alarm,
-            host: m.host.clone(),
-            created_at: now,
             last_seen: m.last_seen,
             missing_since: m.missing_since,
-            recovered_at: None,
             silent_for: since(now, m.last_seen),
             alarm_count: 1,
             next_reminder: policy.reminder_after(1).map(|w| add(now, w)),
-            message: None,
-            report: None,
-            blind: None,
             group: Some(g.group.clone()),
-            hosts: Vec::new(),
-            blind_spot: None,
-            job: None,
-            flap: None,
+            ..Notice::new(
+                format!("{}/alarm/1", m.outage_id),
+                m.outage_id.clone(),
+                NoticeKind::Alarm,
+                m.host.clone(),
+                now,
+            )
         };
         g.outbox.push(Outbox::new(n));
     }
@@ -703,49 +697,36 @@ pub(crate) fn group_notice(
     let last_back = hosts.iter().filter_map(|h| h.back_at).max();
     let first_seen = hosts.iter().map(|h| h.last_seen).min().unwrap_or(since_at);
     let id = crate::model::notice_id(&outage_id, kind, count);
+    let recovery = kind == NoticeKind::Recovery;
+    let end = if recovery {
+        last_back.unwrap_or(now)
+    } else {
+        now
+    };
+    let host = hosts
+        .first()
+        .map(|h| h.host.clone())
+        .or_else(|| g.members.first().map(|m| m.host.clone()))
+        .expect("a group notice is owed only by a group with members");
     Notice {
-        id,
-        outage_id,
-        kind,
-        host: hosts
-            .first()
-            .map(|h| h.host.clone())
-            .or_else(|| g.members.first().map(|m| m.host.clone()))
-            .expect("a group notice is owed only by a group with members"),
-        created_at: now,
         last_seen: first_seen,
         missing_since: since_at,
-        recovered_at: if kind == NoticeKind::Recovery {
-            Some(last_back.unwrap_or(now))
-        } else {
-            None
-        },
-        silent_for: since(
-            if kind == NoticeKind::Recovery {
-                last_back.unwrap_or(now)
-            } else {
-                now
-            },
-            first_seen,
-        ),
+        recovered_at: recovery.then_some(end),
+        silent_for: since(end, first_seen),
         alarm_count: count,
-        next_reminder: if kind == NoticeKind::Recovery {
+        next_reminder: if recovery {
             None
         } else {
             policy.reminder_after(count).map(|w| add(now, w))
         },
-        message: None,
-        report: if kind == NoticeKind::Recovery {
+        report: if recovery {
             summarise_reports(&hosts)
         } else {
             None
         },
-        blind: None,
         group: Some(g.group.clone()),
         hosts,
-        job: None,
-        flap: None,
-        blind_spot: None,
+        ..Notice::new(id, outage_id, kind, host, now)
     }
 }
 

@@ -174,6 +174,22 @@ pub struct PolicyOverride {
     pub schedule: Option<Schedule>,
 }
 
+impl PolicyOverride {
+    /// An override for `hosts` that replaces nothing yet: set the fields
+    /// it replaces (`PolicyOverride { timeout: Some(..), ..PolicyOverride::new(p) }`).
+    pub fn new(hosts: HostPattern) -> Self {
+        Self {
+            hosts,
+            timeout: None,
+            reminder_interval: None,
+            reminder_backoff: None,
+            max_reminder_interval: None,
+            max_reminders: None,
+            schedule: None,
+        }
+    }
+}
+
 /// The written form of a [`PolicyOverride`]: the schedule's parts flat.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -424,13 +440,8 @@ mod tests {
         assert!(bad.unwrap_err().to_string().contains("tmeout"));
         let zero = PolicySet {
             overrides: vec![PolicyOverride {
-                hosts: HostPattern::new("x*").unwrap(),
                 timeout: Some(Duration::ZERO),
-                reminder_interval: None,
-                reminder_backoff: None,
-                max_reminder_interval: None,
-                max_reminders: None,
-                schedule: None,
+                ..PolicyOverride::new(HostPattern::new("x*").unwrap())
             }],
             ..PolicySet::default()
         };

@@ -196,25 +196,8 @@ mod tests {
     fn notice(host: &str, kind: NoticeKind) -> Notice {
         let t = "2024-05-01T12:00:00Z".parse().unwrap();
         Notice {
-            id: "x".into(),
-            outage_id: "x".into(),
-            kind,
-            host: HostId::new(host).unwrap(),
-            created_at: t,
-            last_seen: t,
-            missing_since: t,
-            recovered_at: None,
-            silent_for: Duration::ZERO,
             alarm_count: 1,
-            next_reminder: None,
-            message: None,
-            report: None,
-            blind: None,
-            group: None,
-            hosts: Vec::new(),
-            blind_spot: None,
-            job: None,
-            flap: None,
+            ..Notice::new("x".into(), "x".into(), kind, HostId::new(host).unwrap(), t)
         }
     }
 

@@ -236,30 +236,20 @@ mod tests {
         use iamalive_core::group_outage::blind::{BlindSite, BlindSpot};
         let t = chrono::Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
         let base = Notice {
-            id: "web-3@1/flapping/start".into(),
-            outage_id: "web-3@1/flapping".into(),
-            kind: NoticeKind::Flapping,
-            host: HostId::new("web-3").unwrap(),
-            created_at: t,
-            last_seen: t,
-            missing_since: t,
-            recovered_at: None,
             silent_for: Duration::from_secs(180),
-            alarm_count: 0,
-            next_reminder: None,
-            message: None,
-            report: None,
-            blind: None,
-            group: None,
-            hosts: Vec::new(),
-            blind_spot: None,
-            job: None,
             flap: Some(Box::new(FlapNote {
                 flips: 5,
                 window: Duration::from_secs(3600),
                 stable_for: Duration::from_secs(1800),
                 since: t,
             })),
+            ..Notice::new(
+                "web-3@1/flapping/start".into(),
+                "web-3@1/flapping".into(),
+                NoticeKind::Flapping,
+                HostId::new("web-3").unwrap(),
+                t,
+            )
         };
         let l = StdoutNotifier::line(&base);
         assert!(l.starts_with("[iamalive] FLAPPING web-3"), "{l}");
@@ -309,25 +299,17 @@ mod tests {
     fn one_line_per_notice() {
         let t = chrono::Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
         let n = Notice {
-            id: "build-01@1/alarm/1".into(),
-            outage_id: "build-01@1".into(),
-            kind: NoticeKind::Alarm,
-            host: HostId::new("build-01").unwrap(),
-            created_at: t,
-            last_seen: t,
-            missing_since: t,
-            recovered_at: None,
             silent_for: Duration::from_secs(600),
             alarm_count: 1,
             next_reminder: Some(t),
-            message: None,
             report: Some("{\n  \"a\": 1\n}".into()),
-            blind: None,
-            group: None,
-            hosts: Vec::new(),
-            blind_spot: None,
-            job: None,
-            flap: None,
+            ..Notice::new(
+                "build-01@1/alarm/1".into(),
+                "build-01@1".into(),
+                NoticeKind::Alarm,
+                HostId::new("build-01").unwrap(),
+                t,
+            )
         };
         let l = StdoutNotifier::line(&n);
         assert!(!l.contains('\n'), "{l}");

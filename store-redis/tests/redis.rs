@@ -193,25 +193,18 @@ async fn heartbeat_script_follows_the_contract() {
     // Up with a recovery still owed: due_at untouched.
     let r = get(&s, &a).await;
     let notice = iamalive_core::Notice {
-        id: "n1".into(),
-        outage_id: "o1".into(),
-        kind: NoticeKind::Recovery,
-        host: a.clone(),
-        created_at: t(21_000),
         last_seen: t(0),
         missing_since: t(10_000),
         recovered_at: Some(t(21_000)),
         silent_for: Duration::from_secs(21),
         alarm_count: 1,
-        next_reminder: None,
-        message: None,
-        report: None,
-        blind: None,
-        group: None,
-        hosts: Vec::new(),
-        blind_spot: None,
-        job: None,
-        flap: None,
+        ..iamalive_core::Notice::new(
+            "n1".into(),
+            "o1".into(),
+            NoticeKind::Recovery,
+            a.clone(),
+            t(21_000),
+        )
     };
     set(&s, &r, |n| {
         n.status = Status::Up;
@@ -730,25 +723,18 @@ async fn swaps_and_remove_keep_the_up_entry_exact() {
 
     // Up with a recovery owed: no entry, due_at untouched by heartbeats.
     let notice = iamalive_core::Notice {
-        id: "n1".into(),
-        outage_id: "o1".into(),
-        kind: NoticeKind::Recovery,
-        host: a.clone(),
-        created_at: t(12_000),
         last_seen: t(1_000),
         missing_since: t(10_000),
         recovered_at: Some(t(12_000)),
         silent_for: Duration::from_secs(11),
         alarm_count: 1,
-        next_reminder: None,
-        message: None,
-        report: None,
-        blind: None,
-        group: None,
-        hosts: Vec::new(),
-        blind_spot: None,
-        job: None,
-        flap: None,
+        ..iamalive_core::Notice::new(
+            "n1".into(),
+            "o1".into(),
+            NoticeKind::Recovery,
+            a.clone(),
+            t(12_000),
+        )
     };
     let r = set(&s, &got, |n| {
         n.status = Status::Up;

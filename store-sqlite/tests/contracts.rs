@@ -69,25 +69,19 @@ async fn set(store: &SqliteStore, rec: &HostRecord, f: impl FnOnce(&mut HostReco
 
 fn notice(h: &HostId, kind: NoticeKind) -> Notice {
     Notice {
-        id: format!("{h}@0/{kind}/1"),
-        outage_id: format!("{h}@0"),
-        kind,
-        host: h.clone(),
-        created_at: t(30),
         last_seen: t(0),
         missing_since: t(10),
-        recovered_at: None,
         silent_for: Duration::from_secs(30),
         alarm_count: 1,
         next_reminder: Some(t(90)),
         message: Some("disk \"full\"\n✓".into()),
-        report: None,
-        blind: None,
-        group: None,
-        hosts: Vec::new(),
-        blind_spot: None,
-        job: None,
-        flap: None,
+        ..Notice::new(
+            format!("{h}@0/{kind}/1"),
+            format!("{h}@0"),
+            kind,
+            h.clone(),
+            t(30),
+        )
     }
 }
 

@@ -31,20 +31,13 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let backend::Selected {
-        stores,
-        redis,
-        redis_url,
-    } = backend::select(
-        &args.stores,
-        &[Backend::Memory, Backend::Sqlite, Backend::Redis],
-    );
+    let selected = backend::select(&args.stores, &Backend::STORES);
     let rt = iamalive_benches::runtime(2, "footprint")?;
-    for b in stores {
+    for &b in &selected.stores {
         rt.block_on(async {
             let (rss0, _) = rss().unwrap_or_default();
-            let opened = backend::open(b, redis_url.as_deref()).await?;
-            let used0 = match &redis_url {
+            let opened = backend::open(b, selected.redis_url()).await?;
+            let used0 = match selected.redis_url() {
                 Some(u) if b == Backend::Redis => Some(redis_used_memory(u).await?),
                 _ => None,
             };
@@ -85,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 hwm1 as f64 / MIB,
                 rss1.saturating_sub(rss0) as f64 / args.hosts as f64
             );
-            if let (Some(u), Some(used0)) = (&redis_url, used0) {
+            if let (Some(u), Some(used0)) = (selected.redis_url(), used0) {
                 let used1 = redis_used_memory(u).await?;
                 println!(
                     "{:<7} redis used_memory {:.1} MiB more: {:.0} bytes/host",
@@ -110,7 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok::<_, Box<dyn std::error::Error>>(())
         })?;
     }
-    drop(redis);
+    drop(selected);
     Ok(())
 }
 

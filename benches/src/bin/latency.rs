@@ -90,14 +90,7 @@ fn outage_host(i: usize) -> HostId {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let backend::Selected {
-        stores,
-        redis,
-        redis_url,
-    } = backend::select(
-        &args.stores,
-        &[Backend::Memory, Backend::Sqlite, Backend::Redis],
-    );
+    let selected = backend::select(&args.stores, &Backend::STORES);
     let server_rt = iamalive_benches::runtime(2, "server")?;
     let client_rt = iamalive_benches::runtime(2, "client")?;
     println!(
@@ -106,10 +99,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut summary: Vec<Summary> = Vec::new();
     for run in 0..args.runs {
-        for &b in &stores {
+        for &b in &selected.stores {
             for mode in &args.mode {
                 let load = mode == "load";
-                let o = one(&args, b, load, &server_rt, &client_rt, redis_url.as_deref())?;
+                let o = one(&args, b, load, &server_rt, &client_rt, selected.redis_url())?;
                 let mut lat = o.lat;
                 let f = [
                     ms(lat.percentile(50.0)),
@@ -152,7 +145,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             median(hb)
         );
     }
-    drop(redis);
+    drop(selected);
     Ok(())
 }
 
@@ -167,13 +160,9 @@ fn one(
     let mut config = bench_config();
     config.policies.default.timeout = Duration::from_secs(3600);
     config.policies.overrides.push(PolicyOverride {
-        hosts: HostPattern::new("out-*")?,
         timeout: Some(args.timeout),
         reminder_interval: Some(Duration::from_secs(3600)),
-        reminder_backoff: None,
-        max_reminder_interval: None,
-        max_reminders: None,
-        schedule: None,
+        ..PolicyOverride::new(HostPattern::new("out-*")?)
     });
     let stamper = Arc::new(Stamper::default());
     let others = args.hosts - args.outages;

@@ -61,18 +61,15 @@ struct Row {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let backend::Selected {
-        stores,
-        redis,
-        redis_url,
-    } = backend::select(&args.stores, &Backend::ALL);
+    let selected = backend::select(&args.stores, &Backend::ALL);
+    let stores = &selected.stores;
     let server_rt = iamalive_benches::runtime(args.server_threads, "server")?;
     let client_rt = iamalive_benches::runtime(args.client_threads, "client")?;
 
     if args.serve {
         let b = stores[0];
         return server_rt.block_on(async {
-            let opened = backend::open(b, redis_url.as_deref()).await?;
+            let opened = backend::open(b, selected.redis_url()).await?;
             let state = app_state(opened.store.clone(), vec![], &bench_config());
             register(&state, args.hosts).await?;
             let (addr, _h) = serve(state.clone()).await?;
@@ -113,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for run in 0..args.runs {
         for (i, &b) in stores.iter().enumerate() {
             let (opened, state) = server_rt.block_on(async {
-                let opened = backend::open(b, redis_url.as_deref()).await?;
+                let opened = backend::open(b, selected.redis_url()).await?;
                 let state = app_state(opened.store.clone(), vec![], &bench_config());
                 register(&state, args.hosts).await?;
                 Ok::<_, Box<dyn std::error::Error>>((opened, state))
@@ -171,7 +168,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             row.errors
         );
     }
-    drop(redis);
+    drop(selected);
     Ok(())
 }
 

@@ -248,13 +248,9 @@ fn run_store(
     config.policies.default.timeout = Duration::from_secs(3600);
     config.policies.default.reminder_interval = Duration::from_secs(3600);
     config.policies.overrides.push(PolicyOverride {
-        hosts: HostPattern::new("site-*")?,
         timeout: Some(args.timeout),
         reminder_interval: Some(Duration::from_secs(3600)),
-        reminder_backoff: None,
-        max_reminder_interval: None,
-        max_reminders: None,
-        schedule: None,
+        ..PolicyOverride::new(HostPattern::new("site-*")?)
     });
     config.groups.groups.push(GroupConfig {
         name: GroupName::new("site-a")?,

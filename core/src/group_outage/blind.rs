@@ -461,17 +461,11 @@ fn blind_notice(w: &GroupRecord, kind: NoticeKind, now: Timestamp) -> Notice {
         format!("{outage_id}/alarm/1")
     };
     Notice {
-        id,
-        outage_id,
-        kind,
-        host: crate::health::watcher_host(),
-        created_at: now,
         last_seen: since_at,
         missing_since: since_at,
         recovered_at: recovery.then_some(end),
         silent_for: since(end, since_at),
         alarm_count: 1,
-        next_reminder: None,
         message: (!recovery).then(|| {
             let two_sites = sites.iter().filter(|s| !s.group.is_ungrouped()).count() >= MIN_SITES;
             if two_sites {
@@ -480,17 +474,12 @@ fn blind_notice(w: &GroupRecord, kind: NoticeKind, now: Timestamp) -> Notice {
                 why_hosts()
             }
         }),
-        report: None,
-        blind: None,
-        group: None,
-        hosts: Vec::new(),
-        job: None,
-        flap: None,
         blind_spot: Some(Box::new(BlindSpot {
             sites,
             hosts_silent,
             hosts_total: w.hosts_total,
         })),
+        ..Notice::new(id, outage_id, kind, crate::health::watcher_host(), now)
     }
 }
 

@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{GroupHost, GroupPhase, GroupPolicy, GroupRecord, Verdict, due_at, group_notice};
 use crate::flap::{Flap, FlapNote, OnOutage};
-use crate::model::{add, since};
+use crate::model::add;
 use crate::{HostId, Notice, NoticeKind, Outbox, Policy, Timestamp};
 
 /// The most hosts a group's `flapping` notice is remembered naming (for
@@ -401,26 +401,21 @@ fn stable_notice(g: &GroupRecord, now: Timestamp) -> Notice {
         .collect();
     let outage_id = episode_id(g, since_at);
     let first = hosts.first().map(|h| h.host.clone());
+    let host = first.unwrap_or_else(crate::health::watcher_host);
     Notice {
-        id: format!("{outage_id}/stable"),
-        outage_id,
-        kind: NoticeKind::Stable,
-        host: first.unwrap_or_else(crate::health::watcher_host),
-        created_at: now,
         last_seen: up_since,
         missing_since: since_at,
         recovered_at: Some(up_since),
-        silent_for: since(up_since, up_since),
-        alarm_count: 0,
-        next_reminder: None,
-        message: None,
-        report: None,
-        blind: None,
         group: Some(g.group.clone()),
         hosts,
-        job: None,
         flap: note.map(Box::new),
-        blind_spot: None,
+        ..Notice::new(
+            format!("{outage_id}/stable"),
+            outage_id,
+            NoticeKind::Stable,
+            host,
+            now,
+        )
     }
 }
 

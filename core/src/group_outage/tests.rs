@@ -43,25 +43,19 @@ pub(super) fn notice(h: &str, kind: NoticeKind, last_seen: u64, now: u64) -> Not
     let missing_since = at(last_seen + 10);
     let outage_id = format!("{h}@{}", missing_since.timestamp_millis());
     Notice {
-        id: format!("{outage_id}/{kind}"),
-        outage_id,
-        kind,
-        host: host(h),
-        created_at: at(now),
         last_seen: at(last_seen),
         missing_since,
         recovered_at: (kind == NoticeKind::Recovery).then(|| at(now)),
         silent_for: Duration::from_secs(now - last_seen),
         alarm_count: 1,
-        next_reminder: None,
-        message: None,
-        report: None,
-        blind: None,
         group: Some(group()),
-        hosts: Vec::new(),
-        blind_spot: None,
-        job: None,
-        flap: None,
+        ..Notice::new(
+            format!("{outage_id}/{kind}"),
+            outage_id,
+            kind,
+            host(h),
+            at(now),
+        )
     }
 }
 

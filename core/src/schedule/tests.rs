@@ -139,13 +139,8 @@ fn backup_policies() -> PolicySet {
     PolicySet {
         default: Policy::default(),
         overrides: vec![PolicyOverride {
-            hosts: HostPattern::new("backup-*").unwrap(),
-            timeout: None,
-            reminder_interval: None,
-            reminder_backoff: None,
-            max_reminder_interval: None,
-            max_reminders: None,
             schedule: Some(berlin_0230()),
+            ..PolicyOverride::new(HostPattern::new("backup-*").unwrap())
         }],
     }
 }

@@ -34,11 +34,6 @@ pub fn notice(host: &str, kind: NoticeKind) -> Notice {
         other => (format!("{outage_id}/{other}/1"), None, None, 1),
     };
     Notice {
-        id,
-        outage_id,
-        kind,
-        host: HostId::new(host).unwrap(),
-        created_at,
         last_seen,
         missing_since,
         recovered_at,
@@ -49,12 +44,7 @@ pub fn notice(host: &str, kind: NoticeKind) -> Notice {
         report: (kind == NoticeKind::Recovery).then(|| {
             r#"{"since":"2024-05-01T12:01:00.000Z","failed_attempts":5,"failures":[{"kind":"dns","detail":"no such host","first":"2024-05-01T12:01:00.000Z","last":"2024-05-01T12:25:00.000Z","count":5}]}"#.to_owned()
         }),
-        blind: None,
-        group: None,
-        hosts: Vec::new(),
-        blind_spot: None,
-        job: None,
-        flap: None,
+        ..Notice::new(id, outage_id, kind, HostId::new(host).unwrap(), created_at)
     }
 }
 

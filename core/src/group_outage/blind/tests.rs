@@ -41,25 +41,20 @@ fn site_notice(g: &str, kind: NoticeKind, dark: u64, n: usize, now: u64) -> Noti
         })
         .collect();
     Notice {
-        id: format!("{outage_id}/{kind}"),
-        outage_id,
-        kind,
-        host: HostId::new(format!("{g}-0")).unwrap(),
-        created_at: at(now),
         last_seen: at(dark.saturating_sub(10)),
         missing_since: at(dark),
         recovered_at: (kind == NoticeKind::Recovery).then(|| at(now)),
         silent_for: Duration::from_secs(now + 10 - dark),
         alarm_count: 1,
-        next_reminder: None,
-        message: None,
-        report: None,
-        blind: None,
         group: Some(group),
         hosts,
-        job: None,
-        flap: None,
-        blind_spot: None,
+        ..Notice::new(
+            format!("{outage_id}/{kind}"),
+            outage_id,
+            kind,
+            HostId::new(format!("{g}-0")).unwrap(),
+            at(now),
+        )
     }
 }
 
