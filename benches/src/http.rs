@@ -12,8 +12,10 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use iamalive_core::{Clock, Notifier, Store, SystemClock};
-use iamalive_server::{ApiKey, AppState, Config, KeyHash};
+use iamalive_server::{ApiKey, AppState, Config, KeyHash, Runner};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::stats::Latencies;
 
@@ -72,6 +74,42 @@ pub async fn serve(state: AppState) -> std::io::Result<(SocketAddr, ServeHandle)
 #[derive(Debug)]
 pub struct ServeHandle {
     _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The whole service on loopback, as the binaries run it: the router
+/// served ([`serve`]) and the runner sweeping, at most a second apart,
+/// until [`Service::stop`].
+#[derive(Debug)]
+pub struct Service {
+    /// Where the router answers.
+    pub addr: SocketAddr,
+    serving: ServeHandle,
+    stop: oneshot::Sender<()>,
+    runner: JoinHandle<()>,
+}
+
+impl Service {
+    /// Starts both on the current runtime.
+    pub async fn start(state: &AppState) -> std::io::Result<Self> {
+        let (addr, serving) = serve(state.clone()).await?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let runner = tokio::spawn(Runner::new(state, Duration::from_secs(1)).run(async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            serving,
+            stop,
+            runner,
+        })
+    }
+
+    /// Stops the runner, once its sweep in hand is done, then the server.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.runner.await;
+        drop(self.serving);
+    }
 }
 
 /// What a load run did in its measured window.

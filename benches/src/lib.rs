@@ -10,7 +10,10 @@ pub mod backend;
 pub mod http;
 mod null;
 pub mod process;
+pub mod stamper;
 pub mod stats;
+
+pub use stamper::Stamper;
 
 pub use backend::Backend;
 pub use null::{HandoffStore, NullStore};

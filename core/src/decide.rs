@@ -568,7 +568,7 @@ fn make_notice(
     ctx: &Context<'_>,
 ) -> Notice {
     if matches!(kind, NoticeKind::Flapping | NoticeKind::Stable) {
-        return flap_notice(r, kind, now, policy, ctx);
+        return flap_notice(r, kind, now, flap::note(r, &policy.flapping), ctx.blind);
     }
     let missing_since = r.missing_since.unwrap_or(now);
     let silent_since = r.silent_since.unwrap_or(r.last_seen);
@@ -619,15 +619,15 @@ fn make_notice(
 
 /// The `flapping` notice of `r`'s episode (owed as its outage begins: the
 /// host is down), or the `stable` notice that ends it (the host is up,
-/// since its last return). Both share the episode's outage id.
+/// since its last return), with the episode's `note`. Both share the
+/// episode's outage id.
 fn flap_notice(
     r: &HostRecord,
     kind: NoticeKind,
     now: Timestamp,
-    policy: &Policy,
-    ctx: &Context<'_>,
+    note: Option<flap::FlapNote>,
+    blind: Option<&str>,
 ) -> Notice {
-    let note = flap::note(r, &policy.flapping);
     let since_ = note.as_ref().map_or(now, |n| n.since);
     let outage_id = format!("{}@{}/flapping", r.host, since_.timestamp_millis());
     let (id, last_seen, missing_since, recovered_at, silent_for) = if kind == NoticeKind::Flapping {
@@ -655,7 +655,7 @@ fn flap_notice(
         recovered_at,
         silent_for,
         message: r.message.clone(),
-        blind: ctx.blind.map(str::to_owned),
+        blind: blind.map(str::to_owned),
         group: r.group.clone(),
         flap: note.map(Box::new),
         ..Notice::new(id, outage_id, kind, r.host.clone(), now)

@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
-use iamalive_benches::http::{app_state, bench_config, serve};
+use iamalive_benches::http::{Service, app_state, bench_config};
 use iamalive_benches::stats::rss;
 use iamalive_benches::{Backend, backend, host};
 use iamalive_core::Heartbeat;
-use iamalive_server::Runner;
 
 #[derive(Parser, Debug)]
 #[command(about = "Bytes per host on disk and in Redis; resident memory of the service")]
@@ -43,11 +42,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             // The whole service: router served on loopback and the runner.
             let state = app_state(opened.store.clone(), vec![], &bench_config());
-            let (addr, _serving) = serve(state.clone()).await?;
-            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-            let runner = tokio::spawn(Runner::new(&state, Duration::from_secs(1)).run(async {
-                let _ = stop_rx.await;
-            }));
+            let service = Service::start(&state).await?;
+            let addr = service.addr;
             let t = Instant::now();
             let monitor = Arc::clone(state.monitor());
             let now = chrono::Utc::now();
@@ -87,8 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     (used1 - used0) as f64 / args.hosts as f64
                 );
             }
-            let _ = stop_tx.send(());
-            let _ = runner.await;
+            service.stop().await;
             drop(state);
             let path = opened.sqlite_path.clone();
             let dir_guard = opened;

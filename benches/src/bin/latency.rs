@@ -4,20 +4,15 @@
 //!
 //! `cargo run --release -p iamalive-benches --bin latency -- --hosts 100000 --outages 1000`
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use clap::Parser;
 use futures::StreamExt;
-use iamalive_benches::http::{LoadSpec, app_state, bench_config, drive, serve};
+use iamalive_benches::http::{LoadSpec, Service, app_state, bench_config, drive};
 use iamalive_benches::stats::{Latencies, median, ms};
-use iamalive_benches::{Backend, backend, host};
-use iamalive_core::{
-    Heartbeat, HostId, HostPattern, Notice, NoticeKind, Notifier, NotifyError, PolicyOverride,
-    Timestamp, add,
-};
-use iamalive_server::Runner;
+use iamalive_benches::{Backend, Stamper, backend, host};
+use iamalive_core::{Heartbeat, HostId, HostPattern, NoticeKind, PolicyOverride, add};
 
 #[derive(Parser, Debug)]
 #[command(about = "Measures deadline-to-notifier latency of alarms")]
@@ -47,31 +42,6 @@ struct Args {
     /// Runs of the whole set; the summary gives the median of each figure.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-}
-
-/// Timestamps every alarm as it arrives.
-#[derive(Default)]
-struct Stamper {
-    got: Mutex<Vec<(HostId, Timestamp, Timestamp)>>,
-}
-
-#[async_trait]
-impl Notifier for Stamper {
-    fn name(&self) -> &str {
-        "stamper"
-    }
-
-    async fn deliver(&self, notice: &Notice) -> Result<(), NotifyError> {
-        let arrived = chrono::Utc::now();
-        if notice.kind == NoticeKind::Alarm {
-            self.got.lock().unwrap_or_else(|e| e.into_inner()).push((
-                notice.host.clone(),
-                notice.last_seen,
-                arrived,
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// Per store and mode: [p50, p99, max] of each run, and heartbeats/s.
@@ -181,11 +151,8 @@ fn one(
         }
         Ok::<_, Box<dyn std::error::Error>>((opened, state))
     })?;
-    let (addr, handle) = server_rt.block_on(serve(state.clone()))?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let runner = server_rt.spawn(Runner::new(&state, Duration::from_secs(1)).run(async {
-        let _ = stop_rx.await;
-    }));
+    let service = server_rt.block_on(Service::start(&state))?;
+    let addr = service.addr;
 
     // The heartbeat load for the other hosts, over HTTP, for the whole run.
     let window = args.spread + args.timeout + Duration::from_secs(1);
@@ -208,9 +175,7 @@ fn one(
         }
         // Until every alarm arrived, or well past the last deadline.
         let give_up = Instant::now() + args.timeout + Duration::from_secs(5);
-        while stamper.got.lock().unwrap_or_else(|e| e.into_inner()).len() < n
-            && Instant::now() < give_up
-        {
+        while stamper.count(NoticeKind::Alarm) < n && Instant::now() < give_up {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok::<_, iamalive_core::StoreError>(())
@@ -219,17 +184,19 @@ fn one(
         Some(l) => client_rt.block_on(l)??.rate(),
         None => 0.0,
     };
-    let _ = stop_tx.send(());
-    let _ = server_rt.block_on(runner);
-    drop(handle);
+    server_rt.block_on(service.stop());
     drop(state);
     server_rt.block_on(async move { drop(opened) });
 
-    let got = std::mem::take(&mut *stamper.got.lock().unwrap_or_else(|e| e.into_inner()));
+    let got: Vec<_> = stamper
+        .take()
+        .into_iter()
+        .filter(|(n, _)| n.kind == NoticeKind::Alarm)
+        .collect();
     let mut lat = Latencies::default();
     let mut early = 0;
-    for (_, last_seen, arrived) in &got {
-        let deadline = add(*last_seen, args.timeout);
+    for (notice, arrived) in &got {
+        let deadline = add(notice.last_seen, args.timeout);
         match (*arrived - deadline).to_std() {
             Ok(d) => lat.record(d),
             Err(_) => early += 1,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures::StreamExt;
-use iamalive_benches::http::{LoadSpec, app_state, bench_config, drive, serve};
+use iamalive_benches::http::{LoadSpec, Service, app_state, bench_config, drive, serve};
 use iamalive_benches::stats::{median, ms};
 use iamalive_benches::{Backend, backend, host};
 use iamalive_core::Heartbeat;
@@ -115,11 +115,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 register(&state, args.hosts).await?;
                 Ok::<_, Box<dyn std::error::Error>>((opened, state))
             })?;
-            let (addr, handle) = server_rt.block_on(serve(state.clone()))?;
-            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-            let runner = server_rt.spawn(Runner::new(&state, Duration::from_secs(1)).run(async {
-                let _ = stop_rx.await;
-            }));
+            let service = server_rt.block_on(Service::start(&state))?;
+            let addr = service.addr;
             let spec = LoadSpec::flat_out(
                 addr,
                 args.connections,
@@ -128,9 +125,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 args.duration,
             );
             let mut r = client_rt.block_on(drive(&spec))?;
-            let _ = stop_tx.send(());
-            let _ = server_rt.block_on(runner);
-            drop(handle);
+            server_rt.block_on(service.stop());
             drop(state);
             let (p50, p99) = (r.latencies.percentile(50.0), r.latencies.percentile(99.0));
             println!(

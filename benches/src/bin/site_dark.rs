@@ -20,22 +20,20 @@
 //!
 //! `cargo run --release -p iamalive-benches --bin site-dark -- --store memory --reps 20`
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use clap::Parser;
 use futures::StreamExt;
-use iamalive_benches::http::{LoadSpec, app_state, bench_config, burst, drive, serve};
+use iamalive_benches::http::{LoadSpec, Service, app_state, bench_config, burst, drive};
 use iamalive_benches::stats::{Latencies, median, ms};
-use iamalive_benches::{Backend, backend, host};
+use iamalive_benches::{Backend, Stamper, backend, host};
 use iamalive_core::{
-    GroupName, Heartbeat, HostPattern, Notice, NoticeKind, Notifier, NotifyError, PolicyOverride,
-    Store, StoreError, Timestamp, add,
+    GroupName, Heartbeat, HostPattern, NoticeKind, PolicyOverride, Store, StoreError, Timestamp,
+    add,
 };
-use iamalive_server::Runner;
 use iamalive_server::{GroupConfig, GroupingSettings};
 
 #[derive(Parser, Debug)]
@@ -74,44 +72,6 @@ struct Args {
     /// Give up on a phase after this long.
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     give_up: Duration,
-}
-
-/// Every notice as it arrived.
-#[derive(Default)]
-struct Stamper {
-    got: Mutex<Vec<(Notice, Timestamp)>>,
-}
-
-#[async_trait]
-impl Notifier for Stamper {
-    fn name(&self) -> &str {
-        "stamper"
-    }
-
-    async fn deliver(&self, notice: &Notice) -> Result<(), NotifyError> {
-        let arrived = chrono::Utc::now();
-        self.got
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((notice.clone(), arrived));
-        Ok(())
-    }
-}
-
-impl Stamper {
-    /// The first group notice of `kind` after the first `skip` notices.
-    fn find(&self, kind: NoticeKind, skip: usize) -> Option<(usize, Notice, Timestamp)> {
-        let got = self.got.lock().unwrap_or_else(|e| e.into_inner());
-        got.iter()
-            .enumerate()
-            .skip(skip)
-            .find(|(_, (n, _))| n.kind == kind && n.is_group())
-            .map(|(i, (n, t))| (i, n.clone(), *t))
-    }
-
-    fn len(&self) -> usize {
-        self.got.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }
 
 /// One cycle's figures (milliseconds); `None` where it did not happen.
@@ -286,11 +246,8 @@ fn run_store(
         "\n== {name}: {others} other hosts seeded in {:.1} s",
         seed_start.elapsed().as_secs_f64()
     );
-    let (addr, handle) = server_rt.block_on(serve(state.clone()))?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let runner = server_rt.spawn(Runner::new(&state, Duration::from_secs(1)).run(async {
-        let _ = stop_rx.await;
-    }));
+    let service = server_rt.block_on(Service::start(&state))?;
+    let addr = service.addr;
 
     // The others' heartbeats, at a steady rate, for the whole run.
     let stop = Arc::new(AtomicBool::new(false));
@@ -337,12 +294,12 @@ fn run_store(
                 if let Some(d) = done {
                     windows.push((rep, t_start, d));
                 }
-                while stamper.find(NoticeKind::Recovery, seen_before).is_none()
+                while stamper.find_group(NoticeKind::Recovery, seen_before).is_none()
                     && Instant::now() < give_up
                 {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
-                if let Some((_, n, at)) = stamper.find(NoticeKind::Recovery, seen_before) {
+                if let Some((_, n, at)) = stamper.find_group(NoticeKind::Recovery, seen_before) {
                     out.all_clear = n.recovered_at.map(|r| ms_between(r, at));
                 }
             }
@@ -362,7 +319,7 @@ fn run_store(
             let give_up = Instant::now() + args.give_up;
             let mut alarm = None;
             while alarm.is_none() && Instant::now() < give_up {
-                alarm = stamper.find(NoticeKind::Alarm, seen_before);
+                alarm = stamper.find_group(NoticeKind::Alarm, seen_before);
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             if let Some((_, n, at)) = alarm {
@@ -376,10 +333,7 @@ fn run_store(
                     windows.push((rep, wait_end, d));
                 }
             }
-            out.others = {
-                let got = stamper.got.lock().unwrap_or_else(|e| e.into_inner());
-                got[seen_before..].iter().filter(|(n, _)| !n.is_group()).count()
-            };
+            out.others = stamper.hosts_own_since(seen_before);
             println!(
                 "rep {rep:>2}: burst {:>6.0} ms | all-clear {} | returns done {} | held done {} | alarm {} naming {} | absorbed done {} | other notices {} | load {}",
                 out.burst,
@@ -398,9 +352,7 @@ fn run_store(
     });
     stop.store(true, Ordering::Relaxed);
     let load = client_rt.block_on(loader)??;
-    let _ = stop_tx.send(());
-    let _ = server_rt.block_on(runner);
-    drop(handle);
+    server_rt.block_on(service.stop());
     drop(state);
     server_rt.block_on(async move {
         drop(store);
