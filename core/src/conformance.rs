@@ -146,6 +146,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         heartbeat_lazy_window,
         concurrent_first_heartbeats_create_once,
         due_index,
+        due_count,
         compare_and_swap_rules,
         heartbeat_between_read_and_write,
         lifecycle_through_monitor,
@@ -172,6 +173,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         hosts_without_a_group_half_silent_are_one_blind_notice,
         hosts_without_a_group_past_their_deadline_unswept_are_peers,
         a_host_without_a_group_alarms_on_time,
+        hosts_without_a_group_too_few_to_be_half_alarm_on_time,
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
         schedule_persisted_and_monitors_agree,
@@ -229,6 +231,7 @@ pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agre
 pub use loose::{
     a_host_without_a_group_alarms_on_time, hosts_without_a_group_half_silent_are_one_blind_notice,
     hosts_without_a_group_past_their_deadline_unswept_are_peers,
+    hosts_without_a_group_too_few_to_be_half_alarm_on_time,
 };
 mod schedules;
 pub use schedules::schedule_persisted_and_monitors_agree;
@@ -542,6 +545,54 @@ pub async fn due_index(store: Arc<dyn Store>) {
     );
     let next = store.next_due().await.expect("next_due");
     assert!(next.is_some_and(|n| n <= at(12)), "{store}: {next:?}");
+}
+
+/// `count_due` counts the records due by `until` (inclusive) from the due
+/// index, no further than `at_most`; a record without `due_at` never
+/// counts. A store that [counts its hosts](Store::counts_hosts) must
+/// answer, since the watcher-blind detection asks it before it holds
+/// anyone; another may say `None`.
+pub async fn due_count(store: Arc<dyn Store>) {
+    let count = |until: Timestamp, at_most: u64| {
+        let store = store.clone();
+        async move { store.count_due(until, at_most).await.expect("count_due") }
+    };
+    let Some(empty) = count(at(100), 10).await else {
+        assert!(
+            !store.counts_hosts(),
+            "{store}: counts its hosts, so it counts the due ones"
+        );
+        return;
+    };
+    assert_eq!(empty, 0, "{store}: empty store");
+    for (i, name) in ["e", "a", "d", "b", "c"].iter().enumerate() {
+        // due at 10 + 2*i seconds: e=10, a=12, d=14, b=16, c=18
+        store
+            .record_heartbeat(
+                &Heartbeat::new(host(name), at(0)),
+                at(10 + 2 * i as u64),
+                true,
+            )
+            .await
+            .expect("hb");
+    }
+    assert_eq!(count(at(9), 10).await, Some(0), "{store}: none due yet");
+    assert_eq!(count(at(14), 10).await, Some(3), "{store}: until included");
+    let before = at(14) - chrono::Duration::milliseconds(1);
+    assert_eq!(count(before, 10).await, Some(2), "{store}: 1 ms before");
+    assert_eq!(count(at(100), 10).await, Some(5), "{store}: all");
+    assert_eq!(count(at(100), 2).await, Some(2), "{store}: at_most");
+    assert_eq!(count(at(100), 0).await, Some(0), "{store}: at_most 0");
+    let r = get(&*store, &host("e")).await;
+    let mut n = r.clone();
+    n.due_at = None;
+    n.version = r.version + 1;
+    assert!(store.compare_and_swap(r.version, &n).await.expect("cas"));
+    assert_eq!(
+        count(at(100), 10).await,
+        Some(4),
+        "{store}: None leaves the count"
+    );
 }
 
 /// Compare-and-swap: only on the expected version; 0 creates if absent.

@@ -271,18 +271,19 @@ pub fn consult_batch(
     now: Timestamp,
     gp: &GroupPolicy,
 ) -> (Option<GroupRecord>, Vec<Verdict>) {
-    consult_batch_with(g, notices, now, gp, &[])
+    consult_batch_with(g, notices, now, gp, &loose::Lookahead::default())
 }
 
-/// [`consult_batch`], with `expected`: hosts without a group that have not
-/// asked but whose deadlines the monitor read from the due index, each a
-/// peer of a first alarm within one wait of it ([`loose`]).
+/// [`consult_batch`], with what the monitor read for the hosts without a
+/// group ([`loose::Lookahead`]): those that have not asked but whose
+/// deadlines it read from the due index, each a peer of a first alarm
+/// within one wait of it, and whether a blind spot is within reach at all.
 pub fn consult_batch_with(
     g: &GroupRecord,
     notices: &[(&Notice, &Policy)],
     now: Timestamp,
     gp: &GroupPolicy,
-    expected: &[(HostId, Timestamp)],
+    look: &loose::Lookahead,
 ) -> (Option<GroupRecord>, Vec<Verdict>) {
     let mut next = g.clone();
     let mut silent = next.silent().count();
@@ -290,11 +291,9 @@ pub fn consult_batch_with(
     // Hosts without a group whose alarms come in one batch are gathered
     // together from the first (loose): none of them is a lone silence.
     let peers = if g.group.is_ungrouped() {
-        let mut peers = loose::batch_alarms(notices);
-        peers.extend(expected.iter().map(|(h, t)| (h, *t)));
-        peers
+        loose::Peers::of(notices, look)
     } else {
-        Vec::new()
+        loose::Peers::default()
     };
     let mut last_policy = None;
     for &(notice, policy) in notices {
@@ -325,7 +324,7 @@ pub fn consult_batch_with(
 /// One notice of [`consult_batch`], applied to `next`; `silent` is its
 /// count of [silent](GroupRecord::silent) members, kept up to date.
 /// `peers`: the alarms of hosts without a group asked in the same batch
-/// ([`loose::batch_alarms`]).
+/// and those the monitor read ([`loose::Peers`]).
 fn consult_one(
     next: &mut GroupRecord,
     silent: &mut usize,
@@ -333,7 +332,7 @@ fn consult_one(
     now: Timestamp,
     gp: &GroupPolicy,
     policy: &Policy,
-    peers: &[(&HostId, Timestamp)],
+    peers: &loose::Peers<'_>,
 ) -> Verdict {
     // A host named on a missed beat whose own alarm now asks (missed).
     if let Some(v) = missed::adopt(next, notice) {

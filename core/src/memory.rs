@@ -280,6 +280,17 @@ impl Store for MemoryStore {
         Ok(Some(self.len() as u64))
     }
 
+    async fn count_due(&self, until: Timestamp, at_most: u64) -> Result<Option<u64>, StoreError> {
+        let g = self.lock();
+        let n = g
+            .due
+            .iter()
+            .take_while(|(d, _)| *d <= until)
+            .take(usize::try_from(at_most).unwrap_or(usize::MAX))
+            .count();
+        Ok(Some(n as u64))
+    }
+
     async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
         Ok(self.lock().groups.get(group).cloned())
     }

@@ -157,6 +157,9 @@ pub struct Monitor<S: ?Sized, C> {
     fault_since_mark: AtomicBool,
     /// The group records last read or written ([`group_reads`]).
     group_reads: group_reads::GroupReads,
+    /// The last count of how many hosts can be silent by the end of a
+    /// gathering of hosts without a group ([`groups::Reach`]).
+    reach: Mutex<Option<groups::Reach>>,
 }
 
 #[derive(Default)]
@@ -211,6 +214,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             store_troubled: AtomicBool::new(false),
             fault_since_mark: AtomicBool::new(false),
             group_reads: group_reads::GroupReads::default(),
+            reach: Mutex::new(None),
             opts,
             blind: None,
             grouping: None,

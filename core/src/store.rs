@@ -341,6 +341,22 @@ pub trait Store: fmt::Display + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// How many hosts are due by `until` (`due_at <= until`), counting no
+    /// further than `at_most`, if the store can tell from its due index.
+    ///
+    /// *Contract*: O(log hosts) or O(min(due, `at_most`)), never a walk of
+    /// the host list; it may count a host due just after `until` (a
+    /// `due_at` rounded to the index's precision), never miss one due by
+    /// then. Asked before the watcher-blind detection holds the first
+    /// alarms of hosts without a group: only when more than half of all
+    /// hosts can be silent by the end of the wait are they held
+    /// ([`crate::group_outage::loose`]). The default cannot (`None`), and
+    /// such alarms are then held whenever three fall silent together.
+    async fn count_due(&self, until: Timestamp, at_most: u64) -> Result<Option<u64>, StoreError> {
+        let _ = (until, at_most);
+        Ok(None)
+    }
+
     /// Whether [`host_count`](Self::host_count) answers with a count.
     /// Only then are hosts without a group part of the watcher-blind
     /// detection ("more than half of all hosts silent within one wait",

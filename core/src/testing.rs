@@ -122,6 +122,8 @@ pub enum Call<'a> {
     Check,
     /// [`Store::host_count`].
     HostCount,
+    /// [`Store::count_due`].
+    CountDue,
     /// [`Store::group_hosts`].
     GroupHosts(&'a GroupName),
     /// [`Store::get_group`].
@@ -270,6 +272,10 @@ impl<S: Store + ?Sized, H: Hook> Store for Hooked<S, H> {
     }
     fn counts_hosts(&self) -> bool {
         self.inner.counts_hosts()
+    }
+    async fn count_due(&self, until: Timestamp, at_most: u64) -> Result<Option<u64>, StoreError> {
+        self.hook.before(Call::CountDue).await?;
+        self.inner.count_due(until, at_most).await
     }
     async fn group_hosts(
         &self,

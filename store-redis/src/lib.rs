@@ -723,6 +723,16 @@ impl Store for RedisStore {
         self.count_hosts().await.map(Some)
     }
 
+    /// `ZCOUNT` on the due index: O(log hosts). Scores are whole
+    /// milliseconds, so a host due later within `until`'s millisecond
+    /// counts too.
+    async fn count_due(&self, until: Timestamp, at_most: u64) -> Result<Option<u64>, StoreError> {
+        let mut cmd = redis::cmd("ZCOUNT");
+        cmd.arg(&self.c.keys.due).arg("-inf").arg(score(until));
+        let n: u64 = self.c.query(true, &cmd).await?;
+        Ok(Some(n.min(at_most)))
+    }
+
     async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
         self.group(group).await
     }

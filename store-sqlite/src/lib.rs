@@ -844,6 +844,11 @@ impl Store for SqliteStore {
         self.count_hosts().await.map(Some)
     }
 
+    /// By the index on `due_at`, reading at most `at_most` of its entries.
+    async fn count_due(&self, until: Timestamp, at_most: u64) -> Result<Option<u64>, StoreError> {
+        self.count_due_by(until, at_most).await.map(Some)
+    }
+
     async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {
         self.group(group).await
     }

@@ -192,6 +192,47 @@ pub async fn a_host_without_a_group_alarms_on_time(store: Arc<dyn Store>) {
     }
 }
 
+/// Blind detection on (wait 5 s), twenty hosts without a group, timeout
+/// 60 s, two monitors sweeping every second: three fall silent together
+/// while the other seventeen keep beating (every 10 s, so none of them is
+/// due within a minute). Three of twenty cannot be more than half by the
+/// end of the wait, whatever happens meanwhile, so nobody is held: each
+/// of the three alarms at its deadline, on its own, on every store. (A
+/// gathering held them up to one wait for a blind notice that could not
+/// come; the store's `count_due` says so.)
+pub async fn hosts_without_a_group_too_few_to_be_half_alarm_on_time(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let ch = RecordingNotifier::new("ch");
+    let policy = crate::Policy {
+        timeout: Duration::from_secs(60),
+        ..super::policy()
+    };
+    let (a, b) = two_monitors_with(&store, &clock, &ch, Duration::from_secs(5), policy);
+    let hosts: Vec<String> = (0..20).map(|i| format!("f-{i:02}")).collect();
+    let mut seen: Vec<(u64, Notice)> = Vec::new();
+    // f-00..f-02 beat at 0 only (deadline 60); the others every 10 s.
+    for s in 0..=80u64 {
+        clock.set(at(s));
+        let beating = if s == 0 { &hosts[..] } else { &hosts[3..] };
+        if s % 10 == 0 {
+            for h in beating {
+                a.heartbeat(&Heartbeat::new(host(h), at(s))).await.unwrap();
+            }
+        }
+        let _ = a.sweep().await.unwrap();
+        let _ = b.sweep().await.unwrap();
+        note_new(&ch, &mut seen, s);
+    }
+    assert_eq!(seen.len(), 3, "{store}: three alarms: {seen:#?}");
+    for (s, n) in &seen {
+        assert!(
+            n.kind == NoticeKind::Alarm && !n.is_blind() && !n.is_group(),
+            "{store}: each on its own: {n:#?}"
+        );
+        assert!(*s <= 60, "{store}: at the deadline, not held: at {s}");
+    }
+}
+
 /// Blind detection on (wait 5 s), timeout 10 s, six hosts without a group
 /// and without a known interval (so no missed beat can tell a peer), one
 /// monitor sweeping in batches of one. h-0..h-3 stop together, their

@@ -9,6 +9,7 @@
 //! | the record | a host's first alarm | verdict |
 //! |---|---|---|
 //! | quiet, no other host without a group silent or due within one wait of it (remembered, asking in the same sweep batch, or read from the due index with its deadline that close) | the host is remembered (*alone*) | **alone**: its alarm goes out now, on time |
+//! | quiet, others silent within one wait of it, but more than half of all hosts cannot be silent by the wait's end ([`blind_within_reach`]) | the host is remembered (*alone*) | **alone**: its alarm goes out now, on time |
 //! | quiet, another one silent within one wait of it | the record gathers until the earlier one's deadline plus the wait | **hold** (at most one wait after its own deadline) |
 //! | gathering, its end reached | | [`resolve`]: the held hosts and those remembered within the wait, if still silent, are counted against the store's host count |
 //!
@@ -27,6 +28,16 @@
 //! ([`super::blind`]) like a site's, which owes the one blind notice
 //! without waiting for a second site. Fewer: each held host is alone and
 //! its own alarm goes out at the hold's end.
+//!
+//! Nobody is held for a blind notice that cannot come. Before a gathering
+//! begins the monitor asks the store how many hosts are due by one wait
+//! past its end ([`Store::count_due`](crate::Store::count_due), counting
+//! no further than half of [`Store::host_count`](crate::Store::host_count);
+//! one count serves the first alarms of the next wait): only hosts due by
+//! then can be silent at its end, so when they and the hosts silent now
+//! are not more than half of all hosts, the three (or three hundred) of a
+//! hundred thousand that fell silent together are a rack or a network
+//! segment, and their alarms go out on time ([`blind_within_reach`]).
 //!
 //! From there it behaves as a group: hosts that fall silent later join
 //! and are named in its reminders ("hosts without a group: 40 still
@@ -73,17 +84,76 @@ pub(crate) fn near(a: Timestamp, b: Timestamp, wait: Duration) -> bool {
     since(a, b) <= wait && since(b, a) <= wait
 }
 
+/// What the monitor read for a quiet record's first alarms, passed to
+/// [`consult_batch_with`](super::consult_batch_with).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lookahead {
+    /// Hosts that have not asked but are silent already, with their
+    /// deadlines: each a peer of a first alarm within one wait of it.
+    pub expected: Vec<(HostId, Timestamp)>,
+    /// More than half of all hosts cannot be silent by the end of a
+    /// gathering begun now ([`blind_within_reach`]): nobody is held, each
+    /// first alarm goes out at once.
+    pub out_of_reach: bool,
+}
+
+/// Whether a gathering could end in a blind spot: at most `reach` hosts
+/// can be silent by its end (every host due by then, and those asking or
+/// remembered now), against `total` hosts in all. When either is unknown
+/// it could.
+///
+/// Holding alarms is worth it only when the blind notice can come of it:
+/// three hosts of a hundred thousand silent together are a rack or a
+/// network segment, not the watcher's ingress, and their alarms go out on
+/// time. When the ingress does fail, every host's heartbeats stop, so the
+/// hosts silent by the wait's end are among those due by then; a watcher
+/// that hears nothing also registers no host and moves no deadline, so the
+/// count cannot grow behind its back.
+pub fn blind_within_reach(reach: Option<u64>, total: Option<u64>) -> bool {
+    match (reach, total) {
+        (Some(n), Some(_)) => is_blind_spot(usize::try_from(n).unwrap_or(usize::MAX), total),
+        _ => true,
+    }
+}
+
+/// A batch's first alarms of hosts without a group and the silent hosts
+/// the monitor read ([`Lookahead`]), as one record's consultation sees
+/// them.
+#[derive(Debug, Default)]
+pub(super) struct Peers<'a> {
+    /// Each with its deadline.
+    pub(super) near: Vec<(&'a HostId, Timestamp)>,
+    /// [`Lookahead::out_of_reach`].
+    pub(super) out_of_reach: bool,
+}
+
+impl<'a> Peers<'a> {
+    /// The first alarms among `notices` and what the monitor read.
+    pub(super) fn of(notices: &[(&'a Notice, &Policy)], look: &'a Lookahead) -> Self {
+        let mut near = batch_alarms(notices);
+        near.extend(look.expected.iter().map(|(h, t)| (h, *t)));
+        Self {
+            near,
+            out_of_reach: look.out_of_reach,
+        }
+    }
+}
+
 /// For a quiet record asked by `notice`, a host's first alarm: the
 /// earliest deadline of the hosts remembered alone, or asking in the same
-/// batch (`peers`), within one `wait` of it (the gathering then starts
-/// there), or `None` when fewer than [`MIN_HOSTS`] with it are that close
-/// (it goes out alone, now).
+/// batch or read by the monitor (`peers`), within one `wait` of it (the
+/// gathering then starts there), or `None` when fewer than [`MIN_HOSTS`]
+/// with it are that close or no blind spot is within reach (it goes out
+/// alone, now).
 pub(super) fn gathering_since(
     g: &GroupRecord,
     notice: &Notice,
     wait: Duration,
-    peers: &[(&HostId, Timestamp)],
+    peers: &Peers<'_>,
 ) -> Option<Timestamp> {
+    if peers.out_of_reach {
+        return None;
+    }
     let remembered = g
         .members
         .iter()
@@ -91,7 +161,7 @@ pub(super) fn gathering_since(
         .map(|m| (&m.host, m.missing_since));
     // By host: one remembered and asking in the same batch counts once.
     let near_ones: std::collections::HashMap<&HostId, Timestamp> = remembered
-        .chain(peers.iter().copied())
+        .chain(peers.near.iter().copied())
         .filter(|&(h, t)| *h != notice.host && near(t, notice.missing_since, wait))
         .collect();
     if near_ones.len() + 1 < MIN_HOSTS {

@@ -22,6 +22,18 @@ pub type Grouping = Arc<dyn Fn(&GroupName) -> GroupPolicy + Send + Sync>;
 static UNGROUPED_GROUP: std::sync::LazyLock<GroupName> =
     std::sync::LazyLock::new(GroupName::ungrouped);
 
+/// How many hosts can be silent by the end of a gathering of hosts
+/// without a group, as last counted ([`Monitor::blind_within_reach`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reach {
+    /// The count covers gatherings ending by then.
+    horizon: Timestamp,
+    /// Hosts due by `horizon` (at most one more than half of `total`).
+    due: Option<u64>,
+    /// All hosts.
+    total: Option<u64>,
+}
+
 /// How many due host records [`Monitor::expected_silences`] reads at most.
 const PEER_PROBE: usize = 64;
 
@@ -311,7 +323,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         let gp = self.group_policy(group);
         // Read once, when a first alarm finds the hosts without a group
         // quiet (gathering or in an outage, the record knows its own).
-        let mut expected: Option<Vec<(crate::HostId, Timestamp)>> = None;
+        let mut look: Option<group_outage::loose::Lookahead> = None;
+        let no_look = group_outage::loose::Lookahead::default();
         let mut out = Vec::with_capacity(items.len());
         // Rounds in a row that decided nothing (a lost swap, a gathering
         // to resolve): bounded like any compare-and-swap loop.
@@ -328,15 +341,22 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 .read_group(group)
                 .await?
                 .unwrap_or_else(|| GroupRecord::new(group.clone()));
-            if group.is_ungrouped() && g.phase == GroupPhase::Quiet && expected.is_none() {
-                expected = Some(self.expected_silences(items, gp.wait).await?);
+            if group.is_ungrouped() && g.phase == GroupPhase::Quiet && look.is_none() {
+                let expected = self.expected_silences(items, gp.wait).await?;
+                let within = self
+                    .blind_within_reach(&g, items, &expected, gp.wait)
+                    .await?;
+                look = Some(group_outage::loose::Lookahead {
+                    expected,
+                    out_of_reach: !within,
+                });
             }
             let (write, verdicts) = group_outage::consult_batch_with(
                 &g,
                 &items[out.len()..],
                 now,
                 &gp,
-                expected.as_deref().unwrap_or_default(),
+                look.as_ref().unwrap_or(&no_look),
             );
             if let Some(mut next) = write {
                 next.version = g.version + 1;
@@ -415,6 +435,72 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 (silent && near(deadline)).then_some((r.host, deadline))
             })
             .collect())
+    }
+
+    /// Whether the first alarms among `items`, asking the quiet record `g`
+    /// of the hosts without a group with the silent hosts `expected`,
+    /// could begin a gathering that ends in a blind spot
+    /// ([`group_outage::loose::blind_within_reach`]). Counts only when at
+    /// least [`MIN_HOSTS`](group_outage::loose::MIN_HOSTS) are silent
+    /// together (fewer begin no gathering): the store's host count and
+    /// its hosts due by one wait past the end of such a gathering, at most
+    /// one more than half of them ([`Store::count_due`]). One count serves
+    /// every first alarm whose gathering would end by then, so a partial
+    /// outage of a thousand hosts costs one count per wait, not one per
+    /// host.
+    async fn blind_within_reach(
+        &self,
+        g: &GroupRecord,
+        items: &[Ask<'_>],
+        expected: &[(crate::HostId, Timestamp)],
+        wait: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let firsts = group_outage::loose::batch_alarms(items);
+        let Some(last) = firsts.iter().map(|&(_, t)| t).max() else {
+            return Ok(true);
+        };
+        let remembered = g
+            .members
+            .iter()
+            .filter(|m| m.fate == group_outage::Fate::Alone)
+            .count();
+        let known = firsts.len() + expected.len() + remembered;
+        if known < group_outage::loose::MIN_HOSTS {
+            return Ok(true);
+        }
+        let end = crate::model::add(last, wait);
+        let cached = *self.reach.lock().unwrap_or_else(|e| e.into_inner());
+        let reach = match cached {
+            Some(r) if r.horizon >= end => r,
+            _ => {
+                let horizon = crate::model::add(end, wait);
+                let total = self.store.host_count().await?;
+                let due = match total {
+                    Some(t) => self.store.count_due(horizon, t / 2 + 1).await?,
+                    None => None,
+                };
+                let r = Reach {
+                    horizon,
+                    due,
+                    total,
+                };
+                *self.reach.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                r
+            }
+        };
+        let within = group_outage::loose::blind_within_reach(
+            reach.due.map(|d| d.saturating_add(known as u64)),
+            reach.total,
+        );
+        if !within {
+            tracing::debug!(
+                silent = known,
+                due = ?reach.due,
+                total = ?reach.total,
+                "hosts without a group silent together, too few to be half of all hosts by the wait's end: their alarms go out now"
+            );
+        }
+        Ok(within)
     }
 
     /// Asks the watcher's record what to do with a group's leased notice
