@@ -219,9 +219,14 @@ pub async fn hosts_without_a_group_too_few_to_be_half_alarm_on_time(store: Arc<d
                 a.heartbeat(&Heartbeat::new(host(h), at(s))).await.unwrap();
             }
         }
-        let _ = a.sweep().await.unwrap();
-        let _ = b.sweep().await.unwrap();
-        note_new(&ch, &mut seen, s);
+        // Nothing is due before 55 (the others' deadlines are a minute
+        // after their beats): sweeping from then on keeps this short on
+        // a slow store.
+        if s >= 55 {
+            let _ = a.sweep().await.unwrap();
+            let _ = b.sweep().await.unwrap();
+            note_new(&ch, &mut seen, s);
+        }
     }
     assert_eq!(seen.len(), 3, "{store}: three alarms: {seen:#?}");
     for (s, n) in &seen {
