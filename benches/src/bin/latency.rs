@@ -68,6 +68,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.hosts, args.outages, args.spread, args.timeout, args.runs
     );
     let mut summary: Vec<Summary> = Vec::new();
+    // Runs in which an alarm did not come, or came before its deadline:
+    // their figures describe the alarms that did, not the outages.
+    let mut incomplete = 0;
     for run in 0..args.runs {
         for &b in &selected.stores {
             for mode in &args.mode {
@@ -91,6 +94,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     o.early,
                     o.heartbeats_per_s
                 );
+                if o.alarms != args.outages || o.early > 0 {
+                    incomplete += 1;
+                }
                 match summary.iter_mut().find(|s| s.0 == b && &s.1 == mode) {
                     Some(s) => {
                         s.2.push(f);
@@ -116,6 +122,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     drop(selected);
+    if incomplete > 0 {
+        return Err(format!(
+            "{incomplete} run(s) did not get one alarm per outage, each after its deadline: \
+             the figures above are not detection latencies"
+        )
+        .into());
+    }
     Ok(())
 }
 

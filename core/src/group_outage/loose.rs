@@ -33,7 +33,7 @@
 //! begins the monitor asks the store how many hosts are due by one wait
 //! past its end ([`Store::count_due`](crate::Store::count_due), counting
 //! no further than half of [`Store::host_count`](crate::Store::host_count);
-//! one count serves the first alarms of the next wait): only hosts due by
+//! one count serves the first alarms of the next second): only hosts due by
 //! then can be silent at its end, so when they and the hosts silent now
 //! are not more than half of all hosts, the three (or three hundred) of a
 //! hundred thousand that fell silent together are a rack or a network

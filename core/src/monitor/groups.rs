@@ -26,6 +26,8 @@ static UNGROUPED_GROUP: std::sync::LazyLock<GroupName> =
 /// without a group, as last counted ([`Monitor::blind_within_reach`]).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Reach {
+    /// When it was counted.
+    at: Timestamp,
     /// The count covers gatherings ending by then.
     horizon: Timestamp,
     /// Hosts due by `horizon` (at most one more than half of `total`).
@@ -33,6 +35,12 @@ pub(super) struct Reach {
     /// All hosts.
     total: Option<u64>,
 }
+
+/// How long one [`Reach`] count serves: hosts registered since (their
+/// first heartbeat creating them) are in neither count, and a fleet whose
+/// hosts are still being created must not look smaller than it is for
+/// long.
+const REACH_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How many due host records [`Monitor::expected_silences`] reads at most.
 const PEER_PROBE: usize = 64;
@@ -445,9 +453,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// together (fewer begin no gathering): the store's host count and
     /// its hosts due by one wait past the end of such a gathering, at most
     /// one more than half of them ([`Store::count_due`]). One count serves
-    /// every first alarm whose gathering would end by then, so a partial
-    /// outage of a thousand hosts costs one count per wait, not one per
-    /// host.
+    /// for a second ([`REACH_TTL`]) every first alarm whose gathering would
+    /// end by then, so a partial outage of a thousand hosts costs a count
+    /// a second while it lasts, not one per host.
     async fn blind_within_reach(
         &self,
         g: &GroupRecord,
@@ -469,9 +477,10 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             return Ok(true);
         }
         let end = crate::model::add(last, wait);
+        let now = self.clock.now();
         let cached = *self.reach.lock().unwrap_or_else(|e| e.into_inner());
         let reach = match cached {
-            Some(r) if r.horizon >= end => r,
+            Some(r) if r.horizon >= end && now < crate::model::add(r.at, REACH_TTL) => r,
             _ => {
                 let horizon = crate::model::add(end, wait);
                 let total = self.store.host_count().await?;
@@ -480,6 +489,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                     None => None,
                 };
                 let r = Reach {
+                    at: now,
                     horizon,
                     due,
                     total,
