@@ -491,6 +491,29 @@ pub fn group(s: &str) -> GroupName {
     GroupName::new(s).expect("valid test group")
 }
 
+/// Five hosts due at 10 + 2*i seconds: e=10, a=12, d=14, b=16, c=18.
+async fn due_five(store: &dyn Store) {
+    for (i, name) in ["e", "a", "d", "b", "c"].iter().enumerate() {
+        store
+            .record_heartbeat(
+                &Heartbeat::new(host(name), at(0)),
+                at(10 + 2 * i as u64),
+                true,
+            )
+            .await
+            .expect("hb");
+    }
+}
+
+/// Takes `h` out of the due index (`due_at` None) by compare-and-swap.
+async fn clear_due(store: &dyn Store, h: &HostId) {
+    let r = get(store, h).await;
+    let mut n = r.clone();
+    n.due_at = None;
+    n.version = r.version + 1;
+    assert!(store.compare_and_swap(r.version, &n).await.expect("cas"));
+}
+
 /// `due` returns only records due at `now`, earliest first, at most `limit`;
 /// `next_due` is the earliest.
 pub async fn due_index(store: Arc<dyn Store>) {
@@ -499,14 +522,7 @@ pub async fn due_index(store: Arc<dyn Store>) {
         None,
         "{store}: empty store"
     );
-    for (i, name) in ["e", "a", "d", "b", "c"].iter().enumerate() {
-        // due at 10 + 2*i seconds: e=10, a=12, d=14, b=16, c=18
-        let h = host(name);
-        store
-            .record_heartbeat(&Heartbeat::new(h, at(0)), at(10 + 2 * i as u64), true)
-            .await
-            .expect("hb");
-    }
+    due_five(&*store).await;
     assert!(
         store.due(at(9), 10).await.expect("due").is_empty(),
         "{store}: nothing due yet"
@@ -533,11 +549,7 @@ pub async fn due_index(store: Arc<dyn Store>) {
         "{store}: next_due is the earliest: {next:?}"
     );
     // A record with no due_at is never returned.
-    let r = get(&*store, &host("e")).await;
-    let mut n = r.clone();
-    n.due_at = None;
-    n.version = r.version + 1;
-    assert!(store.compare_and_swap(r.version, &n).await.expect("cas"));
+    clear_due(&*store, &host("e")).await;
     assert_eq!(
         names(store.due(at(100), 10).await.expect("due")),
         ["a", "d", "b", "c"],
@@ -565,17 +577,7 @@ pub async fn due_count(store: Arc<dyn Store>) {
         return;
     };
     assert_eq!(empty, 0, "{store}: empty store");
-    for (i, name) in ["e", "a", "d", "b", "c"].iter().enumerate() {
-        // due at 10 + 2*i seconds: e=10, a=12, d=14, b=16, c=18
-        store
-            .record_heartbeat(
-                &Heartbeat::new(host(name), at(0)),
-                at(10 + 2 * i as u64),
-                true,
-            )
-            .await
-            .expect("hb");
-    }
+    due_five(&*store).await;
     assert_eq!(count(at(9), 10).await, Some(0), "{store}: none due yet");
     assert_eq!(count(at(14), 10).await, Some(3), "{store}: until included");
     let before = at(14) - chrono::Duration::milliseconds(1);
@@ -583,11 +585,7 @@ pub async fn due_count(store: Arc<dyn Store>) {
     assert_eq!(count(at(100), 10).await, Some(5), "{store}: all");
     assert_eq!(count(at(100), 2).await, Some(2), "{store}: at_most");
     assert_eq!(count(at(100), 0).await, Some(0), "{store}: at_most 0");
-    let r = get(&*store, &host("e")).await;
-    let mut n = r.clone();
-    n.due_at = None;
-    n.version = r.version + 1;
-    assert!(store.compare_and_swap(r.version, &n).await.expect("cas"));
+    clear_due(&*store, &host("e")).await;
     assert_eq!(
         count(at(100), 10).await,
         Some(4),

@@ -50,6 +50,21 @@ fn note_new(ch: &RecordingNotifier, seen: &mut Vec<(u64, Notice)>, s: u64) {
     }
 }
 
+/// Two monitors with blind detection on (wait 5 s), every host's timeout
+/// `timeout` seconds.
+fn pair_with_timeout(
+    store: &Arc<dyn Store>,
+    clock: &ManualClock,
+    ch: &RecordingNotifier,
+    timeout: u64,
+) -> Pair {
+    let policy = crate::Policy {
+        timeout: Duration::from_secs(timeout),
+        ..super::policy()
+    };
+    two_monitors_with(store, clock, ch, Duration::from_secs(5), policy)
+}
+
 const HOSTS: [&str; 6] = ["h-0", "h-1", "h-2", "h-3", "h-4", "h-5"];
 
 /// Six hosts without a group beating every second (they say so:
@@ -68,11 +83,7 @@ const HOSTS: [&str; 6] = ["h-0", "h-1", "h-2", "h-3", "h-4", "h-5"];
 pub async fn hosts_without_a_group_half_silent_are_one_blind_notice(store: Arc<dyn Store>) {
     let clock = ManualClock::new(at(0));
     let ch = RecordingNotifier::new("ch");
-    let policy = crate::Policy {
-        timeout: Duration::from_secs(30),
-        ..super::policy()
-    };
-    let pair = two_monitors_with(&store, &clock, &ch, Duration::from_secs(5), policy);
+    let pair = pair_with_timeout(&store, &clock, &ch, 30);
     for (i, h) in HOSTS.iter().enumerate() {
         let mut hb = Heartbeat::new(host(h), add(at(0), Duration::from_millis(100 * i as u64)));
         hb.interval = Some(Duration::from_secs(1));
@@ -203,11 +214,7 @@ pub async fn a_host_without_a_group_alarms_on_time(store: Arc<dyn Store>) {
 pub async fn hosts_without_a_group_too_few_to_be_half_alarm_on_time(store: Arc<dyn Store>) {
     let clock = ManualClock::new(at(0));
     let ch = RecordingNotifier::new("ch");
-    let policy = crate::Policy {
-        timeout: Duration::from_secs(60),
-        ..super::policy()
-    };
-    let (a, b) = two_monitors_with(&store, &clock, &ch, Duration::from_secs(5), policy);
+    let (a, b) = pair_with_timeout(&store, &clock, &ch, 60);
     let hosts: Vec<String> = (0..20).map(|i| format!("f-{i:02}")).collect();
     let mut seen: Vec<(u64, Notice)> = Vec::new();
     // f-00..f-02 beat at 0 only (deadline 60); the others every 10 s.
