@@ -174,6 +174,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         hosts_without_a_group_past_their_deadline_unswept_are_peers,
         a_host_without_a_group_alarms_on_time,
         hosts_without_a_group_too_few_to_be_half_alarm_on_time,
+        hosts_without_a_group_failing_one_by_one_hold_nobody,
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
         schedule_persisted_and_monitors_agree,
@@ -229,7 +230,8 @@ pub use groups::{
 };
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 pub use loose::{
-    a_host_without_a_group_alarms_on_time, hosts_without_a_group_half_silent_are_one_blind_notice,
+    a_host_without_a_group_alarms_on_time, hosts_without_a_group_failing_one_by_one_hold_nobody,
+    hosts_without_a_group_half_silent_are_one_blind_notice,
     hosts_without_a_group_past_their_deadline_unswept_are_peers,
     hosts_without_a_group_too_few_to_be_half_alarm_on_time,
 };

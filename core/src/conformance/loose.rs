@@ -245,6 +245,61 @@ pub async fn hosts_without_a_group_too_few_to_be_half_alarm_on_time(store: Arc<d
     }
 }
 
+/// Blind detection on (wait 5 s), twenty hosts without a group, timeout
+/// 60 s, reminders hourly, two monitors: f-00..f-07 fall silent one by
+/// one, 20 s apart (each alarms alone and is remembered), then f-08..f-10
+/// together, while f-11..f-19 keep beating every 10 s. Eleven of twenty
+/// are silent by then, but the eight from long before cannot be part of
+/// a gathering begun now (it names those remembered within one wait of
+/// its beginning), and three plus the hosts due by its end are not more
+/// than half: every alarm goes out at its deadline, none held, on every
+/// store. (Counting every host ever remembered held the last three.)
+pub async fn hosts_without_a_group_failing_one_by_one_hold_nobody(store: Arc<dyn Store>) {
+    let clock = ManualClock::new(at(0));
+    let ch = RecordingNotifier::new("ch");
+    let policy = crate::Policy {
+        timeout: Duration::from_secs(60),
+        reminder_interval: Duration::from_secs(3600),
+        ..super::policy()
+    };
+    let (a, b) = two_monitors_with(&store, &clock, &ch, Duration::from_secs(5), policy);
+    let hosts: Vec<String> = (0..20).map(|i| format!("f-{i:02}")).collect();
+    // f-0i beats last at 20*i (i < 8), f-08..f-10 at 200, the others on.
+    let last_beat = |i: usize| match i {
+        0..8 => Some(20 * i as u64),
+        8..11 => Some(200),
+        _ => None,
+    };
+    let mut seen: Vec<(u64, Notice)> = Vec::new();
+    for s in 0..=265u64 {
+        clock.set(at(s));
+        if s % 10 == 0 {
+            for (i, h) in hosts.iter().enumerate() {
+                if last_beat(i).is_none_or(|l| s <= l) {
+                    a.heartbeat(&Heartbeat::new(host(h), at(s))).await.unwrap();
+                }
+            }
+        }
+        // Every deadline falls on a multiple of 20 s; sweeping then, and
+        // each second after the last, keeps this short on a slow store.
+        if s % 20 == 0 || s > 260 {
+            let _ = a.sweep().await.unwrap();
+            let _ = b.sweep().await.unwrap();
+            note_new(&ch, &mut seen, s);
+        }
+    }
+    assert_eq!(seen.len(), 11, "{store}: eleven alarms: {seen:#?}");
+    for (s, n) in &seen {
+        assert!(
+            n.kind == NoticeKind::Alarm && !n.is_blind() && !n.is_group(),
+            "{store}: each on its own: {n:#?}"
+        );
+        let i: usize = n.host.as_str()[2..].parse().unwrap();
+        let deadline = last_beat(i).expect("a silent host") + 60;
+        assert_eq!(*s, deadline, "{store}: {} at its deadline", n.host);
+    }
+}
+
 /// Blind detection on (wait 5 s), timeout 10 s, six hosts without a group
 /// and without a known interval (so no missed beat can tell a peer), one
 /// monitor sweeping in batches of one. h-0..h-3 stop together, their

@@ -464,13 +464,23 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         wait: std::time::Duration,
     ) -> Result<bool, StoreError> {
         let firsts = group_outage::loose::batch_alarms(items);
-        let Some(last) = firsts.iter().map(|&(_, t)| t).max() else {
+        let (Some(first), Some(last)) = (
+            firsts.iter().map(|&(_, t)| t).min(),
+            firsts.iter().map(|&(_, t)| t).max(),
+        ) else {
             return Ok(true);
         };
+        // A gathering begins no earlier than a wait before its first
+        // alarm's deadline and names those remembered within a wait of
+        // its beginning (loose::regather): older ones cannot count.
+        let oldest = chrono::TimeDelta::from_std(wait.saturating_mul(2))
+            .ok()
+            .and_then(|d| first.checked_sub_signed(d))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         let remembered = g
             .members
             .iter()
-            .filter(|m| m.fate == group_outage::Fate::Alone)
+            .filter(|m| m.fate == group_outage::Fate::Alone && m.missing_since >= oldest)
             .count();
         let known = firsts.len() + expected.len() + remembered;
         if known < group_outage::loose::MIN_HOSTS {
