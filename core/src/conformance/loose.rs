@@ -20,7 +20,7 @@ type Pair = (
 /// Sweeps with both monitors each second from `from` to `to` while the
 /// hosts `beating` heartbeat; every new notice with the second it came.
 async fn run(
-    (a, b): &Pair,
+    pair: &Pair,
     clock: &ManualClock,
     ch: &RecordingNotifier,
     beating: &[&str],
@@ -31,13 +31,32 @@ async fn run(
     for s in from..=to {
         clock.set(at(s));
         for h in beating {
-            a.heartbeat(&Heartbeat::new(host(h), at(s))).await.unwrap();
+            pair.0
+                .heartbeat(&Heartbeat::new(host(h), at(s)))
+                .await
+                .unwrap();
         }
-        let _ = a.sweep().await.unwrap();
-        let _ = b.sweep().await.unwrap();
-        note_new(ch, &mut seen, s);
+        sweep_both(pair, ch, &mut seen, s).await;
     }
     seen
+}
+
+/// Both monitors sweep once; each new notice goes to `seen` with `s`.
+async fn sweep_both((a, b): &Pair, ch: &RecordingNotifier, seen: &mut Vec<(u64, Notice)>, s: u64) {
+    let _ = a.sweep().await.unwrap();
+    let _ = b.sweep().await.unwrap();
+    note_new(ch, seen, s);
+}
+
+/// `seen` is `n` host alarms, each on its own: no group, no blind notice.
+fn alarms_alone(store: &dyn Store, seen: &[(u64, Notice)], n: usize) {
+    assert_eq!(seen.len(), n, "{store}: {n} alarms: {seen:#?}");
+    for (_, notice) in seen {
+        assert!(
+            notice.kind == NoticeKind::Alarm && !notice.is_blind() && !notice.is_group(),
+            "{store}: each on its own: {notice:#?}"
+        );
+    }
 }
 
 /// Adds to `seen` each notice `ch` got that is not there yet, with the
@@ -214,7 +233,7 @@ pub async fn a_host_without_a_group_alarms_on_time(store: Arc<dyn Store>) {
 pub async fn hosts_without_a_group_too_few_to_be_half_alarm_on_time(store: Arc<dyn Store>) {
     let clock = ManualClock::new(at(0));
     let ch = RecordingNotifier::new("ch");
-    let (a, b) = pair_with_timeout(&store, &clock, &ch, 60);
+    let pair = pair_with_timeout(&store, &clock, &ch, 60);
     let hosts: Vec<String> = (0..20).map(|i| format!("f-{i:02}")).collect();
     let mut seen: Vec<(u64, Notice)> = Vec::new();
     // f-00..f-02 beat at 0 only (deadline 60); the others every 10 s.
@@ -223,24 +242,21 @@ pub async fn hosts_without_a_group_too_few_to_be_half_alarm_on_time(store: Arc<d
         let beating = if s == 0 { &hosts[..] } else { &hosts[3..] };
         if s % 10 == 0 {
             for h in beating {
-                a.heartbeat(&Heartbeat::new(host(h), at(s))).await.unwrap();
+                pair.0
+                    .heartbeat(&Heartbeat::new(host(h), at(s)))
+                    .await
+                    .unwrap();
             }
         }
         // Nothing is due before 55 (the others' deadlines are a minute
         // after their beats): sweeping from then on keeps this short on
         // a slow store.
         if s >= 55 {
-            let _ = a.sweep().await.unwrap();
-            let _ = b.sweep().await.unwrap();
-            note_new(&ch, &mut seen, s);
+            sweep_both(&pair, &ch, &mut seen, s).await;
         }
     }
-    assert_eq!(seen.len(), 3, "{store}: three alarms: {seen:#?}");
-    for (s, n) in &seen {
-        assert!(
-            n.kind == NoticeKind::Alarm && !n.is_blind() && !n.is_group(),
-            "{store}: each on its own: {n:#?}"
-        );
+    alarms_alone(&*store, &seen, 3);
+    for (s, _) in &seen {
         assert!(*s <= 60, "{store}: at the deadline, not held: at {s}");
     }
 }
@@ -262,7 +278,7 @@ pub async fn hosts_without_a_group_failing_one_by_one_hold_nobody(store: Arc<dyn
         reminder_interval: Duration::from_secs(3600),
         ..super::policy()
     };
-    let (a, b) = two_monitors_with(&store, &clock, &ch, Duration::from_secs(5), policy);
+    let pair = two_monitors_with(&store, &clock, &ch, Duration::from_secs(5), policy);
     let hosts: Vec<String> = (0..20).map(|i| format!("f-{i:02}")).collect();
     // f-0i beats last at 20*i (i < 8), f-08..f-10 at 200, the others on.
     let last_beat = |i: usize| match i {
@@ -276,24 +292,21 @@ pub async fn hosts_without_a_group_failing_one_by_one_hold_nobody(store: Arc<dyn
         if s % 10 == 0 {
             for (i, h) in hosts.iter().enumerate() {
                 if last_beat(i).is_none_or(|l| s <= l) {
-                    a.heartbeat(&Heartbeat::new(host(h), at(s))).await.unwrap();
+                    pair.0
+                        .heartbeat(&Heartbeat::new(host(h), at(s)))
+                        .await
+                        .unwrap();
                 }
             }
         }
         // Every deadline falls on a multiple of 20 s; sweeping then, and
         // each second after the last, keeps this short on a slow store.
         if s % 20 == 0 || s > 260 {
-            let _ = a.sweep().await.unwrap();
-            let _ = b.sweep().await.unwrap();
-            note_new(&ch, &mut seen, s);
+            sweep_both(&pair, &ch, &mut seen, s).await;
         }
     }
-    assert_eq!(seen.len(), 11, "{store}: eleven alarms: {seen:#?}");
+    alarms_alone(&*store, &seen, 11);
     for (s, n) in &seen {
-        assert!(
-            n.kind == NoticeKind::Alarm && !n.is_blind() && !n.is_group(),
-            "{store}: each on its own: {n:#?}"
-        );
         let i: usize = n.host.as_str()[2..].parse().unwrap();
         let deadline = last_beat(i).expect("a silent host") + 60;
         assert_eq!(*s, deadline, "{store}: {} at its deadline", n.host);
