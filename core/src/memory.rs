@@ -71,6 +71,19 @@ fn reindex<K: Ord + Clone>(
     }
 }
 
+/// The keys of `index` due by `now`, earliest first, at most `limit`.
+fn due_keys<K: Ord>(
+    index: &BTreeSet<(Timestamp, K)>,
+    now: Timestamp,
+    limit: usize,
+) -> impl Iterator<Item = &K> {
+    index
+        .iter()
+        .take_while(move |(d, _)| *d <= now)
+        .take(limit)
+        .map(|(_, k)| k)
+}
+
 /// The records of `index` due by `now`, earliest first, at most `limit`.
 fn due_by<K: Ord, V: Clone>(
     index: &BTreeSet<(Timestamp, K)>,
@@ -78,11 +91,8 @@ fn due_by<K: Ord, V: Clone>(
     now: Timestamp,
     limit: usize,
 ) -> Vec<V> {
-    index
-        .iter()
-        .take_while(|(d, _)| *d <= now)
-        .take(limit)
-        .filter_map(|(_, k)| records.get(k).cloned())
+    due_keys(index, now, limit)
+        .filter_map(|k| records.get(k).cloned())
         .collect()
 }
 
@@ -282,12 +292,12 @@ impl Store for MemoryStore {
 
     async fn count_due(&self, until: Timestamp, at_most: u64) -> Result<Option<u64>, StoreError> {
         let g = self.lock();
-        let n = g
-            .due
-            .iter()
-            .take_while(|(d, _)| *d <= until)
-            .take(usize::try_from(at_most).unwrap_or(usize::MAX))
-            .count();
+        let n = due_keys(
+            &g.due,
+            until,
+            usize::try_from(at_most).unwrap_or(usize::MAX),
+        )
+        .count();
         Ok(Some(n as u64))
     }
 

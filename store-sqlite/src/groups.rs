@@ -120,25 +120,6 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn count_due_by(
-        &self,
-        until: Timestamp,
-        at_most: u64,
-    ) -> Result<u64, StoreError> {
-        let until = ts(until);
-        let n = i64::try_from(at_most).unwrap_or(i64::MAX);
-        self.read(move |conn| {
-            let n: i64 = conn
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM hosts WHERE due_at <= ?1 LIMIT ?2)",
-                )
-                .and_then(|mut s| s.query_row(params![until, n], |r| r.get(0)))
-                .map_err(sqlite_error)?;
-            Ok(u64::try_from(n).unwrap_or(0))
-        })
-        .await
-    }
-
     pub(crate) async fn groups_due(
         &self,
         now: Timestamp,

@@ -846,7 +846,18 @@ impl Store for SqliteStore {
 
     /// By the index on `due_at`, reading at most `at_most` of its entries.
     async fn count_due(&self, until: Timestamp, at_most: u64) -> Result<Option<u64>, StoreError> {
-        self.count_due_by(until, at_most).await.map(Some)
+        let until = ts(until);
+        let n = limit(usize::try_from(at_most).unwrap_or(usize::MAX));
+        self.read(move |conn| {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM hosts WHERE due_at <= ?1 LIMIT ?2)",
+                )
+                .and_then(|mut s| s.query_row(params![until, n], |r| r.get(0)))
+                .map_err(sqlite_error)?;
+            Ok(Some(u64::try_from(n).unwrap_or(0)))
+        })
+        .await
     }
 
     async fn get_group(&self, group: &GroupName) -> Result<Option<GroupRecord>, StoreError> {

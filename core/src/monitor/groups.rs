@@ -350,9 +350,14 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 .await?
                 .unwrap_or_else(|| GroupRecord::new(group.clone()));
             if group.is_ungrouped() && g.phase == GroupPhase::Quiet && look.is_none() {
-                let expected = self.expected_silences(items, gp.wait).await?;
+                // The deadlines of the first alarms among the items.
+                let firsts: Vec<Timestamp> = group_outage::loose::batch_alarms(items)
+                    .into_iter()
+                    .map(|(_, t)| t)
+                    .collect();
+                let expected = self.expected_silences(items, &firsts, gp.wait).await?;
                 let within = self
-                    .blind_within_reach(&g, items, &expected, gp.wait)
+                    .blind_within_reach(&g, &firsts, &expected, gp.wait)
                     .await?;
                 look = Some(group_outage::loose::Lookahead {
                     expected,
@@ -390,8 +395,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
 
     /// Hosts without a group, other than those asking, already silent
     /// (past their deadline or their expected beat, [`crate::beat`]) whose
-    /// deadline lies within one `wait` of a first alarm among `items`:
-    /// read from the due
+    /// deadline lies within one `wait` of a first alarm among `items`
+    /// (their deadlines `firsts`): read from the due
     /// index up to the latest such alarm's deadline plus the wait (at most
     /// [`PEER_PROBE`] records, O(due), only when a first alarm asks). A
     /// fleet going dark comes due host by host, a few milliseconds apart,
@@ -400,12 +405,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     async fn expected_silences(
         &self,
         items: &[(&Notice, &Policy)],
+        firsts: &[Timestamp],
         wait: std::time::Duration,
     ) -> Result<Vec<(crate::HostId, Timestamp)>, StoreError> {
-        let firsts: Vec<Timestamp> = group_outage::loose::batch_alarms(items)
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
         let Some(&last) = firsts.iter().max() else {
             return Ok(Vec::new());
         };
@@ -445,9 +447,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             .collect())
     }
 
-    /// Whether the first alarms among `items`, asking the quiet record `g`
-    /// of the hosts without a group with the silent hosts `expected`,
-    /// could begin a gathering that ends in a blind spot
+    /// Whether first alarms with the deadlines `firsts`, asking the quiet
+    /// record `g` of the hosts without a group, with the silent hosts
+    /// `expected`, could begin a gathering that ends in a blind spot
     /// ([`group_outage::loose::blind_within_reach`]). Counts only when at
     /// least [`MIN_HOSTS`](group_outage::loose::MIN_HOSTS) are silent
     /// together (fewer begin no gathering): the store's host count and
@@ -459,15 +461,11 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     async fn blind_within_reach(
         &self,
         g: &GroupRecord,
-        items: &[Ask<'_>],
+        firsts: &[Timestamp],
         expected: &[(crate::HostId, Timestamp)],
         wait: std::time::Duration,
     ) -> Result<bool, StoreError> {
-        let firsts = group_outage::loose::batch_alarms(items);
-        let (Some(first), Some(last)) = (
-            firsts.iter().map(|&(_, t)| t).min(),
-            firsts.iter().map(|&(_, t)| t).max(),
-        ) else {
+        let (Some(&first), Some(&last)) = (firsts.iter().min(), firsts.iter().max()) else {
             return Ok(true);
         };
         // A gathering begins no earlier than a wait before its first
