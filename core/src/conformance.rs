@@ -178,6 +178,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         job_signals_persist_and_monitors_agree,
         event_log_bounded_per_host,
         schedule_persisted_and_monitors_agree,
+        a_longer_policy_ends_no_outage,
         flapping_is_one_notice_then_its_end,
         group_flapping_is_one_notice_then_its_end,
         interval_and_group_hosts_are_stored,
@@ -236,7 +237,7 @@ pub use loose::{
     hosts_without_a_group_too_few_to_be_half_alarm_on_time,
 };
 mod schedules;
-pub use schedules::schedule_persisted_and_monitors_agree;
+pub use schedules::{a_longer_policy_ends_no_outage, schedule_persisted_and_monitors_agree};
 mod flapping;
 pub use flapping::flapping_is_one_notice_then_its_end;
 mod group_flapping;

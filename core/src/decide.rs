@@ -8,8 +8,12 @@
 //!
 //! [`evaluate_in_place`] is one `match` on the record's [`Status`] and the
 //! [`Owed`] notice it carries; each arm is one row below, in the same order,
-//! with the same words in its comment. *heard* means `now` is before
-//! `last_seen` (or `watch_from`) plus the timeout; *silenced* means a
+//! with the same words in its comment. *within* means `now` is before
+//! `last_seen` (or `watch_from`) plus the timeout of the policy in force
+//! and no reported failure is unanswered; *heard* means within because the
+//! host reported during the outage (a heartbeat after `silent_since`, or a
+//! success answering its failure), not because its policy changed to allow
+//! the silence; *silenced* means a
 //! silence covers the host at `now`; the *deadline* is the one with the
 //! startup grace applied.
 //!
@@ -22,7 +26,7 @@
 //! | `up`      | nothing              | before the deadline          | `up`      | — |
 //! | `up`      | nothing              | deadline reached, silenced   | `missing` | — (held back) |
 //! | `up`      | nothing              | deadline reached             | `missing` | alarm |
-//! | `missing` | nothing / untold     | heard                        | `up`      | — (quiet recovery) |
+//! | `missing` | nothing / untold     | within                       | `up`      | — (quiet recovery) |
 //! | `missing` | told                 | heard                        | `up`      | recovery |
 //! | `missing` | untold               | silenced                     | `missing` | — (held back, dropped) |
 //! | `missing` | untold / told        |                              | `missing` | the alarm, still |
@@ -349,7 +353,14 @@ pub(crate) fn decide_in_place(
     // A reported failure makes an up host missing from the failure on, and
     // is never "heard" until a success answers it (see `crate::job`).
     let deadline = crate::job::cut_short(rec, grace(rec, raw_deadline, policy, ctx));
-    let heard = now < raw_deadline && !crate::job::failing(rec);
+    // Within its timeout under the policy in force (a failure never is).
+    let within = now < raw_deadline && !crate::job::failing(rec);
+    // Within it because the host reported during this outage (a heartbeat
+    // since its silence began, or a success answering its failure), not
+    // because its policy was changed to allow the silence: only a report
+    // ends an outage the team was told about.
+    let heard =
+        within && (crate::job::answered(rec) || rec.silent_since.is_none_or(|s| rec.last_seen > s));
     let silenced = |rec: &HostRecord| ctx.silence_end(&rec.host, now).is_some();
     let fp = &policy.flapping;
     let mut owe_now = |rec: &mut HostRecord, kind| {
@@ -402,13 +413,15 @@ pub(crate) fn decide_in_place(
                 flap::OnOutage::Quiet => {}
             }
         }
-        // missing, nothing / untold, heard → up quietly: nobody was told
-        // (an owed flapping notice still goes out).
-        (Status::Missing, Owed::Nothing | Owed::Untold { .. }) if heard => {
+        // missing, nothing / untold, within → up quietly: nobody was told
+        // (an owed flapping notice still goes out); a return, if heard.
+        (Status::Missing, Owed::Nothing | Owed::Untold { .. }) if within => {
             rec.status = Status::Up;
             drop_flip_notice(rec);
             clear_outage(rec);
-            flap::came_back(rec, rec.last_seen);
+            if heard {
+                flap::came_back(rec, rec.last_seen);
+            }
         }
         // missing, told, heard → up, recovery owed (a flapping notice
         // partly delivered: it still goes out, no recovery).

@@ -233,6 +233,12 @@ pub fn failing(rec: &HostRecord) -> bool {
         .is_some_and(|f| f.last_at >= rec.last_seen)
 }
 
+/// Whether `rec` has failures a later success answered (forgotten once
+/// the host is back up).
+pub(crate) fn answered(rec: &HostRecord) -> bool {
+    rec.job.as_deref().is_some_and(|j| j.failure.is_some()) && !failing(rec)
+}
+
 /// `deadline` cut short by a reported failure: an up host with a failure
 /// is missing from the failure on (the alarm goes out at once).
 pub fn cut_short(rec: &HostRecord, deadline: Timestamp) -> Timestamp {

@@ -321,8 +321,11 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     ///
     /// An up host is re-armed at once to its deadline under the new policy
     /// (a reported failure still cuts it short); a missing or alarmed one
-    /// is made due now, so the next sweep decides it under the new policy;
-    /// a paused one keeps its pause.
+    /// is made due now, so the next sweep decides it under the new policy:
+    /// an alarm nobody was told about is dropped if the new policy allows
+    /// the silence, but an outage the team was told about ends only when
+    /// the host reports (no all-clear for a host that never did); a paused
+    /// one keeps its pause.
     pub async fn set_policy(
         &self,
         host: &HostId,

@@ -160,3 +160,98 @@ pub async fn schedule_persisted_and_monitors_agree(store: Arc<dyn Store>) {
     assert_eq!(r.due_at, Some(add(now, Duration::from_secs(10))), "{store}");
     assert_eq!(get(&*store, &g).await.policy, None, "{store}");
 }
+
+/// A policy that would allow a host's silence does not end the outage the
+/// team was told about: only a report does. The host alarmed under the
+/// configuration's 10 s; an hour's timeout set through the API leaves it
+/// alarmed (no all-clear: it never reported), forgetting that policy again
+/// raises no second alarm, and the report that finally comes is the one
+/// all-clear, of the first outage. An alarm nobody was told about yet is
+/// dropped instead when the new policy allows the silence.
+pub async fn a_longer_policy_ends_no_outage(store: Arc<dyn Store>) {
+    let t0 = utc("2026-03-01T12:00:00Z");
+    let clock = ManualClock::new(t0);
+    let ch = RecordingNotifier::new("ch");
+    let m = monitor(store.clone(), &clock, vec![Arc::new(ch.clone())], "a");
+    let h = host("slow-job");
+    m.heartbeat(&Heartbeat::new(h.clone(), t0)).await.unwrap();
+    clock.set(add(t0, Duration::from_secs(10)));
+    let _ = m.sweep().await.unwrap();
+    assert_eq!(ch.count(NoticeKind::Alarm), 1, "{store}: alarmed at 10 s");
+    let alarm = ch.notices().into_iter().next().expect("the alarm");
+
+    clock.set(add(t0, Duration::from_secs(12)));
+    let hour = Some(HostPolicy::Timeout(Duration::from_secs(3600)));
+    let _ = m.set_policy(&h, hour.clone()).await.unwrap();
+    let _ = m.sweep().await.unwrap();
+    assert_eq!(
+        ch.count(NoticeKind::Recovery),
+        0,
+        "{store}: no all-clear for a host that never reported"
+    );
+    let r = get(&*store, &h).await;
+    assert_eq!(r.status, Status::Alarmed, "{store}: still in its outage");
+    assert_eq!(r.last_seen, t0, "{store}");
+
+    clock.set(add(t0, Duration::from_secs(14)));
+    let _ = m.set_policy(&h, None).await.unwrap();
+    let _ = m.sweep().await.unwrap();
+    assert_eq!(
+        ch.count(NoticeKind::Alarm),
+        1,
+        "{store}: the outage goes on, no second alarm"
+    );
+
+    let back = add(t0, Duration::from_secs(20));
+    clock.set(back);
+    m.heartbeat(&Heartbeat::new(h.clone(), back)).await.unwrap();
+    let _ = m.sweep().await.unwrap();
+    let recoveries: Vec<_> = ch
+        .notices()
+        .into_iter()
+        .filter(|n| n.kind == NoticeKind::Recovery)
+        .collect();
+    assert_eq!(recoveries.len(), 1, "{store}: one all-clear, on the report");
+    assert_eq!(
+        recoveries[0].outage_id, alarm.outage_id,
+        "{store}: of the outage the alarm opened"
+    );
+    assert_eq!(recoveries[0].recovered_at, Some(back), "{store}");
+    assert_eq!(get(&*store, &h).await.status, Status::Up, "{store}");
+
+    // Silent again, silenced as it goes missing: nobody is told. A policy
+    // that allows the silence then ends that outage quietly.
+    let quiet = host("quiet-job");
+    m.heartbeat(&Heartbeat::new(quiet.clone(), back))
+        .await
+        .unwrap();
+    let silence = crate::Silence::new(
+        "hush",
+        crate::HostPattern::new("quiet-*").expect("a valid pattern"),
+        back,
+        add(back, Duration::from_secs(60)),
+        "",
+    )
+    .expect("a valid silence");
+    store.put_silence(&silence).await.unwrap();
+    clock.set(add(back, Duration::from_secs(10)));
+    let _ = m.sweep().await.unwrap();
+    assert_eq!(
+        get(&*store, &quiet).await.status,
+        Status::Missing,
+        "{store}"
+    );
+    let _ = m.set_policy(&quiet, hour).await.unwrap();
+    let _ = m.sweep().await.unwrap();
+    let r = get(&*store, &quiet).await;
+    assert_eq!(r.status, Status::Up, "{store}: nobody was told: up quietly");
+    assert_eq!(
+        r.due_at,
+        Some(add(back, Duration::from_secs(3600))),
+        "{store}: watched under the new policy"
+    );
+    assert!(
+        ch.notices().iter().all(|n| n.host != quiet),
+        "{store}: nothing about the quiet host"
+    );
+}
