@@ -1231,6 +1231,15 @@ fn bad(reason: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, reason)
 }
 
+/// A query's `limit`: `default` when absent, a 400 outside 1 to `max`
+/// (never clamped: a destructive call must not do other than asked).
+fn limit_param(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match limit.unwrap_or(default) {
+        n @ 1.. if n <= max => Ok(n),
+        n => Err(bad(format!("limit must be 1 to {max}, not {n}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -1297,9 +1306,9 @@ async fn list_hosts(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let key = st.admin(&headers)?;
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Query(q) = query.map_err(|e| bad(format!("invalid query: {}", e.body_text())))?;
     let after = q.after.as_deref().map(parse_host).transpose()?;
-    let limit = q.limit.unwrap_or(500).clamp(1, 1000);
+    let limit = limit_param(q.limit, 500, 1000)?;
     let group = parse_group(q.group.as_deref())?;
     let page = visible_page(&st, key, after, limit, group.as_ref()).await?;
     let silences = silences(&st).await?;
@@ -1437,16 +1446,13 @@ async fn delete_hosts(
     query: Result<Query<BulkDeleteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let key = st.admin(&headers)?;
-    let Query(q) = query.map_err(|e| bad(e.body_text()))?;
+    let Query(q) = query.map_err(|e| bad(format!("invalid query: {}", e.body_text())))?;
     let pattern = q.pattern.as_deref().ok_or_else(|| {
         bad("give the hosts to remove as pattern=<glob>, e.g. DELETE /v1/hosts?pattern=junk-*; add dry_run=true to see them first")
     })?;
     let pattern =
         HostPattern::new(pattern).map_err(|e| bad(format!("invalid host pattern: {e}")))?;
-    let limit = q
-        .limit
-        .unwrap_or(BULK_DELETE_DEFAULT)
-        .clamp(1, BULK_DELETE_MAX);
+    let limit = limit_param(q.limit, BULK_DELETE_DEFAULT, BULK_DELETE_MAX)?;
     let store = st.0.monitor.store();
     let mut matched = 0usize;
     let mut names = Vec::new();

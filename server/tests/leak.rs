@@ -332,12 +332,36 @@ async fn hosts_are_removed_by_pattern_with_a_dry_run_first() {
             StatusCode::FORBIDDEN,
             "heartbeat-only",
         ),
+        // A limit out of range is refused, never clamped to one host.
+        (
+            "/v1/hosts?pattern=junk-*&limit=0",
+            ADMIN,
+            StatusCode::BAD_REQUEST,
+            "limit must be 1 to 10000, not 0",
+        ),
+        (
+            "/v1/hosts?pattern=junk-*&limit=10001",
+            ADMIN,
+            StatusCode::BAD_REQUEST,
+            "limit must be 1 to 10000",
+        ),
+        (
+            "/v1/hosts?pattern=junk-*&limit=-1",
+            ADMIN,
+            StatusCode::BAD_REQUEST,
+            "invalid query",
+        ),
     ] {
         call(&f, Method::DELETE, uri, Some(key), "")
             .await
             .rejected(status, needle);
     }
     assert_eq!(snapshot(&f).await, before);
+    for uri in ["/v1/hosts?limit=0", "/v1/hosts?limit=1001"] {
+        call(&f, Method::GET, uri, Some(ADMIN), "")
+            .await
+            .rejected(StatusCode::BAD_REQUEST, "limit must be 1 to 1000");
+    }
 
     // A key limited to web-* removes only within its own hosts.
     let a = call(

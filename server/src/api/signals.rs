@@ -195,12 +195,12 @@ pub(super) async fn host_events(
 ) -> Result<Response, ApiError> {
     let host = super::admin_for_host(&st, &headers, &host).await?;
     let q = query.map_err(|e| super::bad(format!("invalid query: {}", e.body_text())))?;
-    let limit = q.0.limit.unwrap_or(MAX_EVENTS);
-    if limit == 0 || limit > MAX_EVENTS {
-        return Err(super::bad(format!(
-            "limit must be 1 to {MAX_EVENTS} (each host keeps its last {MAX_EVENTS} events)"
-        )));
-    }
+    let limit = super::limit_param(q.0.limit, MAX_EVENTS, MAX_EVENTS).map_err(|e| {
+        super::bad(format!(
+            "{} (each host keeps its last {MAX_EVENTS} events)",
+            e.reason()
+        ))
+    })?;
     st.known_host(&host).await?;
     let events =
         st.0.monitor
