@@ -130,6 +130,15 @@ impl Silence {
                     .unwrap_or_default()
             ));
         };
+        let r = s.repeat.as_ref().expect("set above");
+        if r.never_ends(starts_at) {
+            return Err(format!(
+                "each occurrence of '{}' in {} lasts {} and reaches the next one, so the silence would never end: make it shorter than the time between occurrences",
+                r.cron,
+                r.tz,
+                humantime::format_duration(r.duration)
+            ));
+        }
         s.ends_at = first_end;
         Ok(s)
     }
@@ -260,6 +269,12 @@ impl Repeat {
     }
 
     fn merged(&self, cron: &Cron, start: DateTime<Tz>) -> (Timestamp, Timestamp) {
+        self.merge(cron, start).0
+    }
+
+    /// [`merged`](Self::merged), and whether the merge stopped at a gap or
+    /// at the schedule's end (rather than after [`MAX_MERGED`] occurrences).
+    fn merge(&self, cron: &Cron, start: DateTime<Tz>) -> ((Timestamp, Timestamp), bool) {
         let begin = start.to_utc();
         let mut end = add(begin, self.duration);
         let mut cursor = start;
@@ -269,10 +284,25 @@ impl Repeat {
                     end = end.max(add(next.to_utc(), self.duration));
                     cursor = next;
                 }
-                _ => break,
+                _ => return ((begin, end), true),
             }
         }
-        (begin, end)
+        ((begin, end), false)
+    }
+
+    /// Whether the occurrences from the first after `from` overlap or touch
+    /// one another without a gap for [`MAX_MERGED`] of them: a silence that
+    /// never ends (each occurrence as long as the time between them, or
+    /// longer).
+    fn never_ends(&self, from: Timestamp) -> bool {
+        let Ok((cron, tz)) = self.schedule() else {
+            return false;
+        };
+        cron.find_next_occurrence(&from.with_timezone(&tz), true)
+            .is_ok_and(|start| {
+                let ((_, end), gap) = self.merge(&cron, start);
+                !gap && self.until.is_none_or(|u| end < u)
+            })
     }
 }
 

@@ -550,6 +550,11 @@ async fn silences() {
             json!({"hosts": "db-*", "duration": "1h", "color": "red"}),
             "color",
         ),
+        // Occurrences longer than the time between them: never ends.
+        (
+            json!({"hosts": "db-*", "repeat": "0 * * * *", "tz": "UTC", "duration": "2h"}),
+            "would never end",
+        ),
     ] {
         call(
             &f,

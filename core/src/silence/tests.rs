@@ -309,3 +309,27 @@ fn a_stored_schedule_that_no_longer_reads_covers_nothing() {
     assert!(!s.covers(&host("a"), utc("2026-11-26T19:30:00Z")));
     assert_eq!(s.next_window(utc("2026-11-26T19:30:00Z")), None);
 }
+
+#[test]
+fn occurrences_that_never_leave_a_gap_are_refused() {
+    let from = utc("2026-11-26T00:00:00Z");
+    for (cron, length) in [
+        ("0 * * * *", hour() * 2),
+        ("0 * * * *", hour()),
+        ("0 9 * * *", hour() * 25),
+        ("0 9 * * MON-FRI", hour() * 72),
+    ] {
+        let r = Repeat::new(cron, "UTC", length, None).unwrap();
+        let e = Silence::repeating("x", any(), from, r, "").unwrap_err();
+        assert!(e.contains("would never end"), "{cron} for {length:?}: {e}");
+        assert!(e.contains(cron), "{e}");
+    }
+    // Touching within a day, with a gap after: one window a day.
+    let r = Repeat::new("0 19,20 * * *", "UTC", hour(), None).unwrap();
+    assert!(Silence::repeating("x", any(), from, r, "").is_ok());
+    // Endless in itself, but cut by `until`: it ends.
+    let until = Some(utc("2026-11-29T00:00:00Z"));
+    let r = Repeat::new("0 * * * *", "UTC", hour() * 2, until).unwrap();
+    let s = Silence::repeating("x", any(), from, r, "").unwrap();
+    assert_eq!(s.next_window(from).map(|w| w.1), until);
+}
