@@ -35,6 +35,7 @@
 //! | `alarmed` | any                  | heard                        | `up`      | recovery |
 //! | `alarmed` | untold               | silenced                     | `alarmed` | — (held back, dropped) |
 //! | `alarmed` | untold / told        |                              | `alarmed` | the reminder, still |
+//! | `alarmed` | nothing              | failed since the last alarm, not silenced | `alarmed` | reminder (at once) |
 //! | `alarmed` | nothing              | before the reminder, or none | `alarmed` | — |
 //! | `alarmed` | nothing              | reminder due, silenced       | `alarmed` | — |
 //! | `alarmed` | nothing              | reminder due                 | `alarmed` | reminder |
@@ -463,6 +464,13 @@ pub(crate) fn decide_in_place(
         (Status::Alarmed, Owed::Untold { .. }) if silenced(rec) => rec.outbox = None,
         // alarmed, untold / told: the reminder is still owed.
         (Status::Alarmed, Owed::Untold { .. } | Owed::Told { .. }) => {}
+        // alarmed, nothing owed, a failure reported since the last alarm,
+        // not silenced → reminder owed at once (it says the host failed).
+        (Status::Alarmed, Owed::Nothing)
+            if crate::job::failed_since(rec, rec.last_alarm) && !silenced(rec) =>
+        {
+            owe_now(rec, NoticeKind::Reminder);
+        }
         // alarmed, nothing owed, before the reminder, or none: unchanged.
         (Status::Alarmed, Owed::Nothing) if reminder_at(rec, policy).is_none_or(|at| now < at) => {}
         // alarmed, nothing owed, reminder due, silenced: unchanged.

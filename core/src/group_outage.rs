@@ -10,6 +10,7 @@
 //! | gathering, before its end | alarm | held with the others: **hold** |
 //! | gathering, its end reached | any | the group must be [`resolve`]d first: **resolve** |
 //! | outage (or ending) | alarm | the host joins the outage (named in the next group reminder): **absorbed** |
+//! | outage (or ending) | reminder of a member bringing news of a failure it reported | the group's reminders do not say it: **alone** |
 //! | outage (or ending) | reminder of a member | the group's reminders cover it: **absorbed** |
 //! | outage (or ending) | all-clear of a member | it is counted back: **absorbed** |
 //! | any | a host alone (its group's hold ended with fewer than `min_hosts` silent, or left over when the group came back), or not a member | **alone**: the host's own notice goes out |
@@ -393,6 +394,13 @@ fn consult_one(
             put(next, silent, member_of(notice, Fate::Outage));
             recount_with(next, silent, now, gp, policy);
             Verdict::Absorbed
+        }
+        // A member's reminder that brings news of a failure it reported:
+        // the group's reminders name it silent, so it goes out itself.
+        (NoticeKind::Reminder, Some(Fate::Outage), _)
+            if notice.job.as_deref().is_some_and(|j| j.new_failure) =>
+        {
+            Verdict::Alone
         }
         (NoticeKind::Alarm | NoticeKind::Reminder, Some(Fate::Outage), _) => Verdict::Absorbed,
         (NoticeKind::Recovery, Some(Fate::Outage), _) => {

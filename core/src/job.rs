@@ -212,6 +212,10 @@ pub struct JobNote {
     /// For an alarm or reminder: when the oldest run still open started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<Timestamp>,
+    /// For a reminder: the failure is news, reported since the last alarm
+    /// of an outage that began as a silence; it goes out at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_failure: bool,
 }
 
 fn job_mut(rec: &mut HostRecord) -> &mut Job {
@@ -231,6 +235,19 @@ pub fn failing(rec: &HostRecord) -> bool {
         .as_deref()
         .and_then(|j| j.failure.as_ref())
         .is_some_and(|f| f.last_at >= rec.last_seen)
+}
+
+/// Whether `rec` is failing with a failure first reported after `told`
+/// (its last alarm or reminder): news for the team, which heard of the
+/// outage but not of the failure (a silent host that then reports one).
+pub(crate) fn failed_since(rec: &HostRecord, told: Option<Timestamp>) -> bool {
+    failing(rec)
+        && told.is_some_and(|told| {
+            rec.job
+                .as_deref()
+                .and_then(|j| j.failure.as_ref())
+                .is_some_and(|f| f.first_at > told)
+        })
 }
 
 /// Whether `rec` has failures a later success answered (forgotten once
@@ -388,6 +405,7 @@ pub fn note(rec: &HostRecord, kind: NoticeKind) -> Option<Box<JobNote>> {
             failed: f.is_some(),
             never_succeeded: job.never_succeeded,
             started: job.runs.first().map(|r| r.started),
+            new_failure: kind == NoticeKind::Reminder && failed_since(rec, rec.last_alarm),
             ..JobNote::default()
         },
         NoticeKind::Recovery => JobNote {

@@ -437,11 +437,13 @@ impl Notice {
             return h;
         }
         let failed = self.job.as_deref().filter(|j| j.failed);
+        let reported = |j: &crate::job::JobNote| match &j.failure {
+            Some(reason) => format!("{} reported a failure: {reason}", self.host_label()),
+            None => format!("{} reported a failure", self.host_label()),
+        };
         match (self.kind, failed) {
-            (NoticeKind::Alarm, Some(j)) => match &j.failure {
-                Some(reason) => format!("{} reported a failure: {reason}", self.host_label()),
-                None => format!("{} reported a failure", self.host_label()),
-            },
+            (NoticeKind::Alarm, Some(j)) => reported(j),
+            (NoticeKind::Reminder, Some(j)) if j.new_failure => reported(j),
             (NoticeKind::Reminder, Some(_)) => format!("{} is still failing", self.host_label()),
             (NoticeKind::Recovery, Some(_)) => format!("{} succeeded again", self.host_label()),
             _ => self.plain_headline(),

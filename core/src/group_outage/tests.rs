@@ -123,6 +123,24 @@ fn hosts_silent_together_are_one_alarm_one_reminder_one_all_clear() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].kind, NoticeKind::Alarm);
     assert_eq!(sent[0].headline(), "site office-berlin: 2 hosts silent");
+    // A member that reports a failure: its news goes out on its own; its
+    // ordinary reminder is the group's.
+    let mut news = notice("b", NoticeKind::Reminder, 1, 20);
+    news.job = Some(Box::new(crate::job::JobNote {
+        failure: Some("db corrupted".into()),
+        failed: true,
+        new_failure: true,
+        ..crate::job::JobNote::default()
+    }));
+    assert_eq!(
+        news.headline(),
+        "b (site office-berlin) reported a failure: db corrupted"
+    );
+    assert_eq!(ask(&mut g, &news, 20, 2), Verdict::Alone);
+    assert_eq!(
+        ask(&mut g, &notice("b", NoticeKind::Reminder, 1, 21), 21, 2),
+        Verdict::Absorbed
+    );
     // A third host falls silent later: absorbed, named (new) in the reminder.
     assert_eq!(
         ask(&mut g, &notice("c", NoticeKind::Alarm, 30, 40), 40, 2),

@@ -525,3 +525,56 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_silent_host_that_reports_a_failure_is_news_at_once_and_once() {
+    // Silent: alarmed at 10 s.
+    let (r, sent) = pass(&rec_at(0), t(10_000), &Context::default());
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].kind, NoticeKind::Alarm);
+    // It reports a failure at 20 s, long before the 70 s reminder: the
+    // team hears it at once, with the reason.
+    let failed = fail(&r, t(20_000), Some("db corrupted".into()), None);
+    assert_eq!(failed.due_at, Some(t(20_000)), "due at once");
+    let (r, sent) = pass(&failed, t(20_000), &Context::default());
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].kind, NoticeKind::Reminder);
+    assert_eq!(
+        sent[0].outage_id,
+        format!("backup-db@{}", t(10_000).timestamp_millis())
+    );
+    assert!(
+        sent[0].headline().contains("db corrupted"),
+        "{}",
+        sent[0].headline()
+    );
+    assert_eq!(r.status, Status::Alarmed);
+    // A second failure in the same outage is no news.
+    let again = fail(&r, t(25_000), Some("still corrupted".into()), None);
+    let (r, sent) = pass(&again, t(25_000), &Context::default());
+    assert!(sent.is_empty(), "{sent:?}");
+    // The throttle goes on from the news: next reminder 60 s after it.
+    let (_, sent) = pass(&r, t(79_999), &Context::default());
+    assert!(sent.is_empty(), "{sent:?}");
+    let (_, sent) = pass(&r, t(80_000), &Context::default());
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].kind, NoticeKind::Reminder);
+
+    // Silenced: nothing at once.
+    let silences = [Silence::new(
+        "s",
+        crate::HostPattern::new("backup-*").unwrap(),
+        t(0),
+        t(100_000),
+        "maintenance",
+    )
+    .unwrap()];
+    let c = Context {
+        silences: &silences,
+        ..Context::default()
+    };
+    let (r, _) = pass(&rec_at(0), t(10_000), &Context::default());
+    let failed = fail(&r, t(20_000), Some("db corrupted".into()), None);
+    let (_, sent) = pass(&failed, t(20_000), &c);
+    assert!(sent.is_empty(), "{sent:?}");
+}
