@@ -33,8 +33,14 @@ pub struct AgentConfig {
     pub group: Option<String>,
     /// The bound on one request.
     pub timeout: Duration,
-    /// The time between heartbeats; sent with each as `interval` (seconds).
+    /// The time between heartbeats; sent with each as `interval` (seconds)
+    /// when [`send_interval`](Self::send_interval) says so.
     pub interval: Duration,
+    /// Whether heartbeats carry `interval`: the loop's do; a one-off's
+    /// (`--once`, `run`) only when the interval was given, since a job's
+    /// period is its schedule's and the watcher would otherwise learn a
+    /// wrong one (and count a healthy job as having missed a beat).
+    pub send_interval: bool,
     /// The waits between attempts while a heartbeat does not get through
     /// (usually [`Backoff::for_interval`]).
     pub backoff: Backoff,
@@ -59,6 +65,7 @@ impl fmt::Debug for AgentConfig {
             .field("group", &self.group)
             .field("timeout", &self.timeout)
             .field("interval", &self.interval)
+            .field("send_interval", &self.send_interval)
             .field("backoff", &self.backoff)
             .field("state_file", &self.state_file)
             .field("ca_file", &self.ca_file)
@@ -276,7 +283,9 @@ impl Agent {
     pub fn body(&self) -> Value {
         let mut m = Map::new();
         m.insert("host".into(), Value::String(self.config.host.clone()));
-        m.insert("interval".into(), interval_json(self.config.interval));
+        if self.config.send_interval {
+            m.insert("interval".into(), interval_json(self.config.interval));
+        }
         let message = match &self.signal {
             Some(s) => s.message.as_ref().or(self.config.message.as_ref()),
             None => self.config.message.as_ref(),

@@ -37,9 +37,12 @@ struct Args {
     /// The host id to report as [default: this machine's hostname, lowercased].
     #[arg(long, env = "IAMALIVE_AGENT_HOST", global = true)]
     host: Option<String>,
-    /// Time between heartbeats (`5m`, `30s`, `500ms`).
-    #[arg(long, env = "IAMALIVE_AGENT_INTERVAL", default_value = "4m", value_parser = humantime::parse_duration)]
-    interval: Duration,
+    /// Time between heartbeats (`5m`, `30s`, `500ms`) [default: 4m]. Sent
+    /// with each heartbeat of the loop as the host's interval; a one-off
+    /// (`--once`, `run`) sends it only when given here, since a job's
+    /// period is its schedule's, not this default.
+    #[arg(long, env = "IAMALIVE_AGENT_INTERVAL", value_parser = humantime::parse_duration)]
+    interval: Option<Duration>,
     /// Each wait is moved by a random amount up to this much either way
     /// [default: a tenth of the interval].
     #[arg(long, env = "IAMALIVE_AGENT_JITTER", value_parser = humantime::parse_duration)]
@@ -165,6 +168,16 @@ where
 /// directives (`warn,iamalive_agent=debug`). A `Targets` filter rather
 /// than an `EnvFilter`: the agent needs no span or field filters, and
 /// leaving out `EnvFilter`'s regular expressions keeps the binary small.
+impl Args {
+    /// The time between heartbeats, given or the default.
+    fn interval(&self) -> Duration {
+        self.interval.unwrap_or(DEFAULT_INTERVAL)
+    }
+}
+
+/// `--interval` when not given.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(240);
+
 fn log_filter(args: &Args) -> Result<Targets, String> {
     if let Some(Ok(t)) = std::env::var("RUST_LOG")
         .ok()
@@ -248,7 +261,7 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
             ));
         }
     };
-    if args.interval.is_zero() {
+    if args.interval().is_zero() {
         return Err("--interval must be more than zero".into());
     }
     let proxy = match (&args.proxy, args.no_proxy) {
@@ -259,8 +272,8 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         _ => ProxyChoice::FromEnv,
     };
     let backoff = match args.retry_backoff {
-        Some(first) => Backoff::with_first(args.interval, first),
-        None => Backoff::for_interval(args.interval),
+        Some(first) => Backoff::with_first(args.interval(), first),
+        None => Backoff::for_interval(args.interval()),
     };
     Ok(AgentConfig {
         url: endpoint(
@@ -274,7 +287,9 @@ fn config(args: &Args) -> Result<AgentConfig, String> {
         message: args.message.clone(),
         group,
         timeout: args.timeout,
-        interval: args.interval,
+        interval: args.interval(),
+        send_interval: args.interval.is_some()
+            || !(args.once || matches!(args.command, Some(AgentCommand::Run { .. }))),
         backoff,
         state_file: args.state_file.clone(),
         ca_file: args.ca_file.clone(),
@@ -395,10 +410,10 @@ async fn main() -> ExitCode {
     }
     tracing::info!(url = %agent.config().url, host = %agent.config().host,
         proxy = %agent.proxy().unwrap_or("none"),
-        interval = %humantime::format_duration(args.interval), once = args.once, "starting");
+        interval = %humantime::format_duration(args.interval()), once = args.once, "starting");
     if let Some(AgentCommand::Run { command }) = &args.command {
         let budget = Budget {
-            deadline: Some(args.deadline.unwrap_or(args.interval)),
+            deadline: Some(args.deadline.unwrap_or(args.interval())),
             max_attempts: args.retries.map(|r| r.saturating_add(1)),
         };
         return run_job(&mut agent, command, budget).await;
@@ -412,7 +427,7 @@ async fn main() -> ExitCode {
             }));
         }
         let budget = Budget {
-            deadline: Some(args.deadline.unwrap_or(args.interval)),
+            deadline: Some(args.deadline.unwrap_or(args.interval())),
             max_attempts: args.retries.map(|r| r.saturating_add(1)),
         };
         let outcome = tokio::select! {
@@ -432,7 +447,7 @@ async fn main() -> ExitCode {
     if args.deadline.is_some() {
         tracing::info!("--deadline only bounds --once runs");
     }
-    let jitter = args.jitter.unwrap_or(args.interval / 10);
+    let jitter = args.jitter.unwrap_or(args.interval() / 10);
     agent.run(jitter, stop_signal()).await;
     ExitCode::SUCCESS
 }

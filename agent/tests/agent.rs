@@ -85,6 +85,7 @@ fn config(addr: SocketAddr) -> AgentConfig {
         group: None,
         timeout: Duration::from_secs(5),
         interval: Duration::from_secs(2),
+        send_interval: true,
         backoff: Backoff {
             first: Duration::from_millis(10),
             cap: Duration::from_millis(40),
@@ -883,11 +884,23 @@ async fn fail_and_run_send_job_signals() {
     assert_eq!(got[4].1["status"], "success");
     assert_eq!(got[4].1["rid"], got[3].1["rid"]);
     assert_ne!(got[4].1["rid"], got[1].1["rid"], "each run its own id");
+    // A one-off sends no interval unless given: a job's period is its
+    // schedule's, not the agent's 4m default.
+    for (i, (_, body)) in got.iter().enumerate() {
+        assert!(body.get("interval").is_none(), "signal {i}: {body}");
+    }
+    let st = agent(s(&["--interval", "1h", "run", "--", "true"]))
+        .await
+        .unwrap();
+    assert!(st.success());
+    let got = r.got();
+    assert_eq!(got[6].1["status"], "success");
+    assert_eq!(got[6].1["interval"], 3600, "given: sent");
 
     // --fail without --once is refused before anything is sent.
     let st = agent(s(&["--fail"])).await.unwrap();
     assert_eq!(st.code(), Some(2));
-    assert_eq!(r.got().len(), 5);
+    assert_eq!(r.got().len(), 7);
 }
 
 #[test]

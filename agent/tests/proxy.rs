@@ -112,6 +112,7 @@ fn config(watcher: &str, proxy: &str) -> AgentConfig {
         group: None,
         timeout: Duration::from_secs(5),
         interval: Duration::from_secs(2),
+        send_interval: true,
         backoff: Backoff::for_interval(Duration::from_secs(2)),
         state_file: None,
         ca_file: None,
