@@ -512,21 +512,36 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         match &r {
             Err(e) if !matches!(e, StoreError::Contended { .. }) => self.store_result(Err(e)),
             Ok(SignalOutcome::Applied { duration, .. }) => {
-                let kind = match signal {
-                    Signal::Success => EventKind::Success,
-                    Signal::Fail => EventKind::Fail,
-                    Signal::Start => EventKind::Start,
-                    Signal::Log => EventKind::Log,
-                };
-                let mut e = Event::new(kind, hb.at);
-                e.message.clone_from(&hb.message);
-                e.duration = *duration;
-                e.rid = rid.map(str::to_owned);
-                self.log_event(&hb.host, &e).await;
+                self.log_signal(hb, signal, rid, *duration).await;
             }
             _ => {}
         }
         r
+    }
+
+    /// Appends `signal` from `hb` (with its run id and the duration of the
+    /// run it ended) to the host's event log, as [`signal`](Self::signal)
+    /// does once it applied. For an ingest that applied the signal another
+    /// way: a success that created its host through
+    /// [`heartbeat`](Self::heartbeat). Best effort, like every event.
+    pub async fn log_signal(
+        &self,
+        hb: &Heartbeat,
+        signal: Signal,
+        rid: Option<&str>,
+        duration: Option<Duration>,
+    ) {
+        let kind = match signal {
+            Signal::Success => EventKind::Success,
+            Signal::Fail => EventKind::Fail,
+            Signal::Start => EventKind::Start,
+            Signal::Log => EventKind::Log,
+        };
+        let mut e = Event::new(kind, hb.at);
+        e.message.clone_from(&hb.message);
+        e.duration = duration;
+        e.rid = rid.map(str::to_owned);
+        self.log_event(&hb.host, &e).await;
     }
 
     /// Appends `event` to `host`'s event log. Best effort: the signal or

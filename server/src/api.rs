@@ -623,14 +623,26 @@ impl AppState {
         key: &ApiKey,
         hb: Heartbeat,
     ) -> Result<Response, ApiError> {
+        let status = self.ingest(index, key, &hb).await?;
+        Ok(Json(json!({ "host": hb.host, "status": status, "at": hb.at })).into_response())
+    }
+
+    /// Records heartbeat `hb` sent with key number `index`, creating its
+    /// host within the key's rights and the caps; `"created"` or `"ok"`.
+    async fn ingest(
+        &self,
+        index: usize,
+        key: &ApiKey,
+        hb: &Heartbeat,
+    ) -> Result<&'static str, ApiError> {
         let mut outcome = self
             .0
             .monitor
-            .heartbeat_with(&hb, false)
+            .heartbeat_with(hb, false)
             .await
             .map_err(ApiError::store)?;
         if outcome == HeartbeatOutcome::Unknown && self.0.monitor.options().auto_register {
-            outcome = self.create_by_heartbeat(index, key, &hb).await?;
+            outcome = self.create_by_heartbeat(index, key, hb).await?;
         }
         if outcome.needs_decision() {
             self.0.wake.notify_one();
@@ -650,7 +662,7 @@ impl AppState {
         };
         metrics::counter!("iamalive_heartbeats_total", "result" => status).increment(1);
         tracing::debug!(host = %hb.host, status, "heartbeat");
-        Ok(Json(json!({ "host": hb.host, "status": status, "at": hb.at })).into_response())
+        Ok(status)
     }
 
     /// Creates the unknown host of `hb` if `key` may register hosts and no

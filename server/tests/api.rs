@@ -1437,3 +1437,60 @@ async fn a_success_answers_a_failure_in_the_api_before_the_sweep() {
     assert!(v["job"].is_null() || v["job"]["failure"].is_null(), "{v}");
     assert_eq!(f.channel.count(NoticeKind::Recovery), 1);
 }
+
+/// A success that creates its host is logged and answered like any other:
+/// by a ping URL and by a JSON heartbeat with a status or a run id.
+#[tokio::test]
+async fn a_success_that_creates_its_host_is_logged_and_answered_as_a_signal() {
+    let f = fixture(&[]);
+    let events = |host: &'static str| {
+        let f = &f;
+        async move {
+            call(
+                f,
+                Method::GET,
+                &format!("/v1/hosts/{host}/events"),
+                Some(ADMIN),
+                None,
+            )
+            .await
+            .json()["events"]
+                .as_array()
+                .unwrap()
+                .clone()
+        }
+    };
+    let a = call(
+        &f,
+        Method::GET,
+        &format!("/ping/{AGENT}/web-new-job/0"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let logged = events("web-new-job").await;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0]["kind"], "success");
+
+    let a = hb(
+        &f,
+        Some(AGENT),
+        json!({"host": "web-json-job", "status": "success", "rid": "r1", "message": "v2 deployed"}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = a.json();
+    assert_eq!(a["status"], "created");
+    assert_eq!(a["signal"], "success");
+    assert_eq!(a["rid"], "r1");
+    assert!(a["duration_s"].is_null(), "{a}");
+    let logged = events("web-json-job").await;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0]["kind"], "success");
+    assert_eq!(logged[0]["rid"], "r1");
+    assert_eq!(logged[0]["message"], "v2 deployed");
+    let rec = f.store.get(&h("web-json-job")).await.unwrap().unwrap();
+    assert_eq!(rec.message.as_deref(), Some("v2 deployed"));
+    assert_eq!(rec.status, Status::Up);
+}

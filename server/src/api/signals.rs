@@ -7,7 +7,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use iamalive_core::job::{self, Signal, SignalOutcome};
-use iamalive_core::{Heartbeat, HeartbeatOutcome, MAX_EVENTS};
+use iamalive_core::{Heartbeat, HeartbeatOutcome, MAX_EVENTS, Status};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -96,10 +96,18 @@ impl AppState {
             .await
             .map_err(ApiError::store)?;
         let mut created = false;
-        if out == SignalOutcome::Unknown {
-            if signal == Signal::Success {
-                return self.record(index, key, hb).await;
-            }
+        if out == SignalOutcome::Unknown && signal == Signal::Success {
+            // A success that creates its host is that host's first
+            // heartbeat (its message, interval and group with it), logged
+            // and answered like any other success.
+            created = self.ingest(index, key, &hb).await? == "created";
+            monitor.log_signal(&hb, signal, rid.as_deref(), None).await;
+            out = SignalOutcome::Applied {
+                status: Status::Up,
+                wake: false,
+                duration: None,
+            };
+        } else if out == SignalOutcome::Unknown {
             // Created as a registration would be (no message: the text
             // belongs to the signal), then the signal applies.
             let bare = Heartbeat::new(hb.host.clone(), hb.at);
