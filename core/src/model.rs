@@ -395,6 +395,18 @@ impl Notice {
         Some(j.started)
     }
 
+    /// For an alarm or reminder of a job that has succeeded before: the
+    /// start of its oldest run still open (a run that started and has not
+    /// finished is why it went silent). `None` for a job that
+    /// [never succeeded](Self::never_succeeded), which says so instead.
+    pub fn open_run(&self) -> Option<Timestamp> {
+        self.job
+            .as_deref()
+            .filter(|j| !j.never_succeeded)
+            .filter(|_| matches!(self.kind, NoticeKind::Alarm | NoticeKind::Reminder))
+            .and_then(|j| j.started)
+    }
+
     /// "started at 2024-05-01T02:00:00Z, never finished" or "never
     /// succeeded", for a job that [never succeeded](Self::never_succeeded).
     pub fn never_succeeded_text(&self) -> Option<String> {
@@ -606,6 +618,9 @@ impl Notice {
             None => writeln!(b, "last seen:     {}", ts(&self.last_seen)),
         }
         .ok();
+        if let Some(at) = self.open_run() {
+            let _ = writeln!(b, "run started:   {}, not finished", ts(&at));
+        }
         let _ = writeln!(b, "missing since: {}", ts(&self.missing_since));
         let (how, span) = match self.failing_for() {
             Some(d) => ("failing for:  ", d),

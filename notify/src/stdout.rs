@@ -129,6 +129,9 @@ impl StdoutNotifier {
                             ts(&notice.last_seen)
                         )),
                     }
+                    if let Some(at) = notice.open_run() {
+                        s.push_str(&format!(", run started at {}, not finished", ts(&at)));
+                    }
                 }
                 s.push_str(&format!(", alarm {}", notice.alarm_count));
                 if let Some(n) = &notice.next_reminder {
@@ -391,6 +394,27 @@ mod tests {
             "{l}"
         );
         assert!(!l.contains("last seen"), "{l}");
+        // One that succeeded before and then started a run that did not
+        // finish: silent, and why.
+        let running = Notice {
+            job: Some(Box::new(iamalive_core::job::JobNote {
+                started: Some(t + chrono::Duration::minutes(5)),
+                ..Default::default()
+            })),
+            ..n.clone()
+        };
+        let l = StdoutNotifier::line(&running);
+        assert!(
+            l.contains("silent for 10m, last seen 2024-05-01T12:00:00Z, run started at 2024-05-01T12:05:00Z, not finished, alarm 1"),
+            "{l}"
+        );
+        assert!(
+            running
+                .body()
+                .contains("run started:   2024-05-01T12:05:00Z, not finished"),
+            "{}",
+            running.body()
+        );
         let mut grouped = n.clone();
         grouped.group = Some(iamalive_core::GroupName::new("office-berlin").unwrap());
         let l = StdoutNotifier::line(&grouped);
