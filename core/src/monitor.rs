@@ -652,15 +652,24 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             // Logged once, after the group decided: held (until when), then
             // owed or absorbed when the hold ends.
             let n = &outbox.notice;
-            let group = n.group.as_ref().map(GroupName::as_str).unwrap_or_default();
+            // Hosts without a group are gathered under UNGROUPED, named
+            // as notices name them ("hosts without a group").
+            let group = n
+                .group
+                .as_ref()
+                .map_or(crate::group::UNGROUPED, GroupName::as_str);
+            let label = n
+                .group
+                .as_ref()
+                .map_or_else(|| "hosts without a group".to_owned(), GroupName::label);
             let results = match routed {
                 groups::Routed::Held(until) => {
                     let at = until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                    tracing::info!(host = %written.host, kind = %n.kind, id = %n.id, group, until = %at, "notice held for group {group} until {at}");
+                    tracing::info!(host = %written.host, kind = %n.kind, id = %n.id, group, until = %at, "notice held for {label} until {at}");
                     return self.hold_host(written, &n.id, until, report).await;
                 }
                 groups::Routed::Absorbed => {
-                    tracing::info!(host = %written.host, kind = %n.kind, id = %n.id, group, "notice absorbed by group {group}");
+                    tracing::info!(host = %written.host, kind = %n.kind, id = %n.id, group, "notice absorbed by {label}");
                     Self::absorbed(&targets)
                 }
                 groups::Routed::Deliver => {

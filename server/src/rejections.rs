@@ -127,13 +127,23 @@ impl Rejections {
             return None;
         }
         let ts = |t: &Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let plural = if e.count == 1 { "" } else { "s" };
+        let (first, last) = (ts(&e.first), ts(&e.last));
+        let (what, when) = match e.count {
+            1 => (
+                "1 heartbeat for this host was".to_owned(),
+                format!("at {first}"),
+            ),
+            n if first == last => (
+                format!("{n} heartbeats for this host were"),
+                format!("at {first}"),
+            ),
+            n => (
+                format!("{n} heartbeats for this host were"),
+                format!("between {first} and {last}"),
+            ),
+        };
         Some(format!(
-            "{} heartbeat{plural} for this host were rejected by the watcher between {} and {} \
-             (last reason: {}); the host may be alive but unable to report",
-            e.count,
-            ts(&e.first),
-            ts(&e.last),
+            "{what} rejected by the watcher {when} (last reason: {}); the host may be alive but unable to report",
             e.last_reason
         ))
     }

@@ -660,7 +660,7 @@ async fn an_alarm_says_why_the_watcher_was_blind() {
     assert_eq!(alarms.len(), 1);
     let blind = alarms[0].blind.as_deref().unwrap_or_default();
     assert!(
-        blind.contains("3 heartbeats for this host were rejected")
+        blind.contains("3 heartbeats for this host were rejected by the watcher between ")
             && blind.contains("rate limit of its key"),
         "{blind}"
     );

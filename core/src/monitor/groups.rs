@@ -513,8 +513,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         if !within {
             tracing::debug!(
                 silent = known,
-                due = ?reach.due,
-                total = ?reach.total,
+                due = reach.due,
+                total = reach.total,
                 "hosts without a group silent together, too few to be half of all hosts by the wait's end: their alarms go out now"
             );
         }
@@ -720,7 +720,11 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             |m: &group_outage::Member| silent.get(m.host.as_str()).copied().unwrap_or(false);
         if let Some(mut w) = group_outage::loose::resolve(&g, now, gp, policy, total, still) {
             if w.phase == GroupPhase::Outage {
-                tracing::info!(silent = n, total = ?total, "more than half of all hosts silent within one wait: hosts without a group are one outage");
+                tracing::info!(
+                    silent = n,
+                    total,
+                    "more than half of all hosts silent within one wait: hosts without a group are one outage"
+                );
             }
             w.version = read.version + 1;
             if !self.write_group(read.version, &w).await? {
