@@ -69,6 +69,25 @@ fn check_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > 128 {
         return Err("silence id must be 1 to 128 characters".into());
     }
+    // It is a path segment of DELETE /v1/silences/<id>.
+    if id.chars().any(|c| c == '/' || c.is_control()) {
+        return Err(format!(
+            "silence id {id:?} may not contain '/' or control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// The longest reason a silence keeps, in bytes (as a heartbeat's message).
+pub const MAX_REASON_LEN: usize = 1024;
+
+fn check_reason(reason: &str) -> Result<(), String> {
+    if reason.len() > MAX_REASON_LEN {
+        return Err(format!(
+            "reason is {} bytes; at most {MAX_REASON_LEN}",
+            reason.len()
+        ));
+    }
     Ok(())
 }
 
@@ -83,7 +102,9 @@ impl Silence {
         reason: impl Into<String>,
     ) -> Result<Self, String> {
         let id = id.into();
+        let reason = reason.into();
         check_id(&id)?;
+        check_reason(&reason)?;
         if ends_at <= starts_at {
             return Err(format!(
                 "silence must end after it starts ({ends_at} is not after {starts_at})"
@@ -94,7 +115,7 @@ impl Silence {
             hosts,
             starts_at,
             ends_at,
-            reason: reason.into(),
+            reason,
             repeat: None,
         })
     }
@@ -109,14 +130,16 @@ impl Silence {
         reason: impl Into<String>,
     ) -> Result<Self, String> {
         let id = id.into();
+        let reason = reason.into();
         check_id(&id)?;
+        check_reason(&reason)?;
         repeat.schedule()?;
         let mut s = Self {
             id,
             hosts,
             starts_at,
             ends_at: starts_at,
-            reason: reason.into(),
+            reason,
             repeat: Some(repeat),
         };
         let Some((_, first_end)) = s.next_window(starts_at) else {

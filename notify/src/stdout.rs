@@ -97,7 +97,12 @@ impl StdoutNotifier {
                 if let Some(at) = &notice.recovered_at {
                     s.push_str(&format!(", back at {}", ts(at)));
                 }
-                s.push_str(&format!(", {} alarm(s) sent", notice.alarm_count));
+                // alarm_count: the alarm and the reminders delivered.
+                s.push_str(&match notice.alarm_count.saturating_sub(1) {
+                    0 => ", 1 alarm sent".to_owned(),
+                    1 => ", 1 alarm and 1 reminder sent".to_owned(),
+                    n => format!(", 1 alarm and {n} reminders sent"),
+                });
                 if let Some(j) = notice.job.as_deref() {
                     if let Some(summary) = &j.summary {
                         s.push_str(&format!(", job {}", one_line(summary)));
@@ -322,6 +327,21 @@ mod tests {
         );
         assert!(l.contains("last seen 2024-05-01T12:00:00Z"), "{l}");
         assert!(l.ends_with("(id build-01@1/alarm/1)"), "{l}");
+        // An all-clear counts the alarm and the reminders apart.
+        for (count, said) in [
+            (1, ", 1 alarm sent"),
+            (2, ", 1 alarm and 1 reminder sent"),
+            (13, ", 1 alarm and 12 reminders sent"),
+        ] {
+            let back = Notice {
+                kind: NoticeKind::Recovery,
+                recovered_at: Some(t),
+                alarm_count: count,
+                ..n.clone()
+            };
+            let l = StdoutNotifier::line(&back);
+            assert!(l.contains(said), "{count}: {l}");
+        }
 
         // A job's failure: no "silent for 0s", the reason instead.
         let failed = Notice {

@@ -550,6 +550,14 @@ async fn silences() {
             json!({"hosts": "db-*", "duration": "1h", "color": "red"}),
             "color",
         ),
+        (
+            json!({"hosts": "db-*", "duration": "1h", "id": "a/b"}),
+            "may not contain '/'",
+        ),
+        (
+            json!({"hosts": "db-*", "duration": "1h", "reason": "x".repeat(1025)}),
+            "at most 1024",
+        ),
         // Occurrences longer than the time between them: never ends.
         (
             json!({"hosts": "db-*", "repeat": "0 * * * *", "tz": "UTC", "duration": "2h"}),
