@@ -79,7 +79,7 @@ fn check_id(id: &str) -> Result<(), String> {
 }
 
 /// The longest reason a silence keeps, in bytes (as a heartbeat's message).
-pub const MAX_REASON_LEN: usize = 1024;
+const MAX_REASON_LEN: usize = 1024;
 
 fn check_reason(reason: &str) -> Result<(), String> {
     if reason.len() > MAX_REASON_LEN {

@@ -77,16 +77,19 @@ pub(super) async fn start(
     if req.for_.is_zero() {
         return Err(bad("for must be longer than zero"));
     }
-    let (max, setting) = match role {
+    // A heartbeat key's bound is a right it lacks (403); the bound of every
+    // silence is a bad request (400), as for POST /v1/silences.
+    let (max, setting, refusal) = match role {
         Role::Heartbeat => (
             st.0.ops.max_self_silence,
             " (maintenance.max_self_silence, IAMALIVE_MAX_SELF_SILENCE, for heartbeat keys)",
+            StatusCode::FORBIDDEN,
         ),
-        Role::Admin => (MAX_SILENCE, ""),
+        Role::Admin => (MAX_SILENCE, "", StatusCode::BAD_REQUEST),
     };
     if req.for_ > max {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+            refusal,
             format!(
                 "a maintenance of {} is longer than the {} allowed{setting}",
                 humantime::format_duration(req.for_),
