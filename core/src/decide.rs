@@ -638,6 +638,24 @@ fn make_notice(
     }
 }
 
+/// `notice` as it reads when it goes out at `now` rather than when it was
+/// made: an alarm or reminder held by its group (gathering) and then sent
+/// alone says how long the host has been silent by now and when the next
+/// reminder comes (counted from this delivery, as [`settle`] will). `None`
+/// when nothing would change (another kind, or made at `now`). Only for a
+/// notice no channel has taken yet, so every channel gets the same text.
+pub fn as_of(notice: &Notice, now: Timestamp, policy: &Policy) -> Option<Notice> {
+    let timed = matches!(notice.kind, NoticeKind::Alarm | NoticeKind::Reminder);
+    if !timed || notice.created_at >= now || notice.blind_spot.is_some() {
+        return None;
+    }
+    let mut n = notice.clone();
+    n.silent_for = since(now, n.last_seen);
+    n.next_reminder = policy.reminder_after(n.alarm_count).map(|w| add(now, w));
+    n.created_at = now;
+    Some(n)
+}
+
 /// The `flapping` notice of `r`'s episode (owed as its outage begins: the
 /// host is down), or the `stable` notice that ends it (the host is up,
 /// since its last return), with the episode's `note`. Both share the

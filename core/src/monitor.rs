@@ -674,7 +674,12 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 }
                 groups::Routed::Deliver => {
                     tracing::info!(host = %written.host, kind = %n.kind, id = %n.id, "notice owed");
-                    self.deliver(&outbox.notice, &targets, &outbox.delivered, &outbox.failed)
+                    // Held while its group gathered: it speaks of now.
+                    let fresh = (outbox.delivered.is_empty() && outbox.failed.is_empty())
+                        .then(|| decide::as_of(n, now, &policy))
+                        .flatten();
+                    let notice = fresh.as_ref().unwrap_or(n);
+                    self.deliver(notice, &targets, &outbox.delivered, &outbox.failed)
                         .await
                 }
             };

@@ -126,6 +126,19 @@ pub async fn group_outage_is_one_notice(store: Arc<dyn Store>) {
         paris[0].created_at <= at(10 + 5 + 1),
         "{store}: a lone host is held at most the wait"
     );
+    // Held, then sent alone: it speaks of when it went out.
+    let p0 = paris[0];
+    assert!(p0.created_at > p0.missing_since, "{store}: it was held");
+    assert_eq!(
+        p0.silent_for,
+        crate::since(p0.created_at, p0.last_seen),
+        "{store}: silent for as long as it is when sent"
+    );
+    assert_eq!(
+        p0.next_reminder,
+        Some(crate::add(p0.created_at, Duration::from_secs(60))),
+        "{store}: the next reminder counts from the delivery"
+    );
     // The reminder came (60 s policy) only if the clock went that far: it
     // did not; every Berlin host comes back now.
     ch.clear();
