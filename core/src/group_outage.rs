@@ -150,6 +150,11 @@ pub struct Member {
     /// (see [`missed`]); its `outage_id` is empty until its own alarm.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub missed_beat: bool,
+    /// Its own alarm went out before it joined the outage (a host without
+    /// a group remembered alone, gathered later with its peers): still
+    /// silent when the group is back, it owes no second alarm.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alarmed_alone: bool,
 }
 
 /// A group's outage state: stored beside the hosts, swapped with
@@ -444,6 +449,7 @@ fn member_of(n: &Notice, fate: Fate) -> Member {
         report: None,
         named: false,
         missed_beat: false,
+        alarmed_alone: false,
     }
 }
 
@@ -600,7 +606,9 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
     // to its own record, which owes that alarm (or sees it beat again).
     g.members
         .retain(|m| m.back_at.is_some() || !missed::left_to_itself(m));
-    let left: Vec<Member> = g.silent().cloned().collect();
+    // Its own alarm out already (alone before it was gathered): its own
+    // record goes on with its reminders.
+    let left: Vec<Member> = g.silent().filter(|m| !m.alarmed_alone).cloned().collect();
     for m in left {
         let n = Notice {
             last_seen: m.last_seen,
@@ -608,7 +616,8 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
             silent_for: since(now, m.last_seen),
             alarm_count: 1,
             next_reminder: policy.reminder_after(1).map(|w| add(now, w)),
-            group: Some(g.group.clone()),
+            // Hosts without a group are not a site.
+            group: (!g.group.is_ungrouped()).then(|| g.group.clone()),
             ..Notice::new(
                 format!("{}/alarm/1", m.outage_id),
                 m.outage_id.clone(),

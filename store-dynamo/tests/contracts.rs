@@ -425,6 +425,7 @@ fn big_group(n: usize) -> iamalive_core::GroupRecord {
             report: Some("power cut in rack 12".into()),
             named: true,
             missed_beat: false,
+            alarmed_alone: false,
         })
         .collect();
     g

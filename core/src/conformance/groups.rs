@@ -446,6 +446,7 @@ pub async fn group_records_swap_by_version(store: Arc<dyn Store>) {
         report: Some("link down \"quoted\"".into()),
         named: false,
         missed_beat: false,
+        alarmed_alone: false,
     });
     assert!(
         !store.swap_group(7, &second).await.expect("swap"),

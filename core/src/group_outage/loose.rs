@@ -200,6 +200,7 @@ pub fn regather(g: &GroupRecord, wait: Duration) -> GroupRecord {
         let within = m.missing_since <= until && near(m.missing_since, start, wait);
         if m.fate == Fate::Alone && within {
             m.fate = Fate::Held;
+            m.alarmed_alone = true;
         }
     }
     next

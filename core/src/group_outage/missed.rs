@@ -69,6 +69,7 @@ pub fn add_evidence(
             report: None,
             named: false,
             missed_beat: true,
+            alarmed_alone: false,
         });
     }
     next

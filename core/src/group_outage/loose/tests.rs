@@ -349,3 +349,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_host_alarmed_alone_then_gathered_owes_no_second_alarm_when_the_rest_is_back() {
+    let mut g = GroupRecord::new(GroupName::ungrouped());
+    // a alarms alone (told); b and c are held, then more than half of 5.
+    ask(&mut g, &loose_notice("a", NoticeKind::Alarm, 0, 10), 10);
+    ask(&mut g, &loose_notice("b", NoticeKind::Alarm, 2, 12), 12);
+    ask(&mut g, &loose_notice("c", NoticeKind::Alarm, 3, 13), 13);
+    resolve_at(&mut g, 15, Some(5), &[]);
+    assert_eq!(deliver_all(&mut g, 15).len(), 1, "the outage's alarm");
+    // b and c come back; a stays silent.
+    for (h, last_seen) in [("b", 2), ("c", 3)] {
+        let mut back = loose_notice(h, NoticeKind::Recovery, last_seen, 40);
+        back.recovered_at = Some(at(40));
+        assert_eq!(ask(&mut g, &back, 40), Verdict::Absorbed);
+    }
+    let mut sent = deliver_all(&mut g, 40);
+    sent.extend(deliver_all(&mut g, 50));
+    assert_eq!(g.phase, GroupPhase::Quiet, "{sent:#?}");
+    let kinds: Vec<_> = sent.iter().map(|n| (n.kind, n.host.as_str())).collect();
+    assert!(
+        !sent
+            .iter()
+            .any(|n| !n.is_group() && n.kind == NoticeKind::Alarm),
+        "a was told alone already: no second alarm for it: {kinds:?}"
+    );
+    assert_eq!(
+        sent.iter()
+            .filter(|n| n.kind == NoticeKind::Recovery)
+            .count(),
+        1,
+        "{kinds:?}"
+    );
+}
