@@ -570,6 +570,7 @@ mod tests {
                 .collect(),
             first_silent_at: since,
             back_at: None,
+            still_silent: Vec::new(),
         };
         n.blind_spot = Some(Box::new(BlindSpot {
             sites: vec![site("berlin", 12), site("paris", 8)],

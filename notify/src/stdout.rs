@@ -51,10 +51,15 @@ impl StdoutNotifier {
                 .iter()
                 .map(|site| {
                     let hosts: Vec<&str> = site.hosts.iter().map(|h| h.as_str()).collect();
-                    let back = site
+                    let mut back = site
                         .back_at
                         .map(|t| format!(", back at {}", ts(&t)))
                         .unwrap_or_default();
+                    if !site.still_silent.is_empty() {
+                        let still: Vec<&str> =
+                            site.still_silent.iter().map(|h| h.as_str()).collect();
+                        back.push_str(&format!(" but for {} (still silent)", still.join(", ")));
+                    }
                     format!(
                         "{} ({} silent since {}{back}: {})",
                         site.group.label(),
@@ -288,6 +293,7 @@ mod tests {
                     hosts: vec![HostId::new("ber-1").unwrap(), HostId::new("ber-2").unwrap()],
                     first_silent_at: t,
                     back_at: None,
+                    still_silent: Vec::new(),
                 }],
                 hosts_silent: 2,
                 hosts_total: Some(5),

@@ -78,6 +78,10 @@ pub struct Site {
     /// When its group's all-clear came, once back.
     #[serde(default)]
     pub back_at: Option<Timestamp>,
+    /// Those of its hosts still silent when its group's all-clear came
+    /// (each alarms on its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub still_silent: Vec<HostId>,
 }
 
 impl Site {
@@ -99,6 +103,7 @@ impl Site {
             hosts,
             first_silent_at: notice.missing_since,
             back_at: None,
+            still_silent: Vec::new(),
         })
     }
 }
@@ -118,6 +123,10 @@ pub struct BlindSite {
     /// For the all-clear: when its group came back (`None`: still dark).
     #[serde(default)]
     pub back_at: Option<Timestamp>,
+    /// For the all-clear: those of its hosts still silent when its group
+    /// came back (each alarms on its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub still_silent: Vec<HostId>,
 }
 
 /// What the watcher-blind notice says beyond a notice's own fields.
@@ -173,8 +182,21 @@ impl BlindSpot {
             NoticeKind::Recovery => {
                 let back = self.sites.iter().filter(|s| s.back_at.is_some()).count();
                 let dark = humantime::format_duration(Duration::from_secs(dark.as_secs()));
-                if back == self.sites.len() {
+                let still: Vec<&str> = self
+                    .sites
+                    .iter()
+                    .flat_map(|s| s.still_silent.iter().map(HostId::as_str))
+                    .collect();
+                if back == self.sites.len() && still.is_empty() {
                     format!("watcher sees again: {} back after {dark}", self.counts())
+                } else if back == self.sites.len() {
+                    format!(
+                        "watcher sees again: {} of {} silent hosts back after {dark}, {} still silent ({})",
+                        self.hosts_silent.saturating_sub(still.len() as u64),
+                        self.hosts_silent,
+                        still.len(),
+                        still.join(", ")
+                    )
                 } else {
                     format!(
                         "watcher sees again: {back} of {} sites back after {dark}",
@@ -207,7 +229,16 @@ impl BlindSpot {
         let _ = writeln!(b);
         for s in &self.sites {
             let state = match s.back_at {
-                Some(at) => format!(", back at {}", ts(&at)),
+                Some(at) if s.still_silent.is_empty() => format!(", back at {}", ts(&at)),
+                Some(at) => format!(
+                    ", back at {} but for {} (still silent)",
+                    ts(&at),
+                    s.still_silent
+                        .iter()
+                        .map(HostId::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 None if n.kind == NoticeKind::Recovery => ", still dark".to_owned(),
                 None => String::new(),
             };
@@ -312,6 +343,12 @@ pub fn consult_with(
                 .find(|s| s.group == site.group && s.outage_id == site.outage_id)
             {
                 s.back_at = Some(notice.recovered_at.unwrap_or(now));
+                s.still_silent = notice
+                    .hosts
+                    .iter()
+                    .filter(|h| h.back_at.is_none())
+                    .map(|h| h.host.clone())
+                    .collect();
             }
             recount(&mut next, now, wait);
             Verdict::Absorbed
@@ -444,6 +481,7 @@ fn blind_notice(w: &GroupRecord, kind: NoticeKind, now: Timestamp) -> Notice {
             hosts: s.hosts.clone(),
             first_silent_at: s.first_silent_at,
             back_at: s.back_at,
+            still_silent: s.still_silent.clone(),
         })
         .collect();
     sites.sort_by(|a, b| a.group.cmp(&b.group));

@@ -394,3 +394,51 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_host_still_silent_when_its_site_is_back_is_not_named_back() {
+    let mut w = GroupRecord::watcher();
+    ask(
+        &mut w,
+        &site_notice("berlin", NoticeKind::Alarm, 10, 3, 15),
+        15,
+    );
+    ask(
+        &mut w,
+        &site_notice("paris", NoticeKind::Alarm, 13, 2, 18),
+        18,
+    );
+    ask(
+        &mut w,
+        &site_notice("berlin", NoticeKind::Alarm, 10, 3, 20),
+        20,
+    );
+    w = resolve(&w, at(20), Some(30), |_| true).unwrap();
+    assert_eq!(deliver_all(&mut w, 20).len(), 1, "the blind alarm");
+    ask(
+        &mut w,
+        &site_notice("paris", NoticeKind::Recovery, 13, 2, 90),
+        90,
+    );
+    // Berlin's all-clear names berlin-2 still silent (it alarms alone).
+    let mut berlin = site_notice("berlin", NoticeKind::Recovery, 10, 3, 91);
+    berlin.hosts[2].back_at = None;
+    assert_eq!(ask(&mut w, &berlin, 91), Verdict::Absorbed);
+    let sent = deliver_all(&mut w, 91);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].subject(),
+        "[iamalive] RECOVERED watcher sees again: 4 of 5 silent hosts back after 1m 21s, 1 still silent (berlin-2)"
+    );
+    let spot = sent[0].blind_spot.as_deref().unwrap();
+    assert_eq!(
+        spot.sites[0].still_silent,
+        [HostId::new("berlin-2").unwrap()]
+    );
+    assert!(spot.sites[1].still_silent.is_empty());
+    assert!(
+        sent[0].body().contains("but for berlin-2 (still silent)"),
+        "{}",
+        sent[0].body()
+    );
+}
