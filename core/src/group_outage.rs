@@ -376,7 +376,15 @@ fn consult_one(
                 Some(notice.missing_since)
             };
             if let Some(start) = start {
-                let until = add(start, gp.wait);
+                // An alarm owed late (a silence or a maintenance that
+                // ended, a flapping hold): its group gathers from when it
+                // became owed, so a site still dark then is one notice.
+                let owed = if next.group.is_ungrouped() {
+                    start
+                } else {
+                    start.max(notice.created_at)
+                };
+                let until = add(owed, gp.wait);
                 put(next, silent, member_of(notice, Fate::Held));
                 next.phase = GroupPhase::Gathering { until };
                 next.since = Some(start);

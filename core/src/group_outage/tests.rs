@@ -385,3 +385,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn hosts_owed_their_alarms_late_together_are_one_site_outage() {
+    // Deadlines at 10, covered by a silence until 60: the alarms are owed
+    // at 60, all three, and gather from then.
+    let mut g = GroupRecord::new(group());
+    assert_eq!(
+        ask(&mut g, &notice("a", NoticeKind::Alarm, 0, 60), 60, 2),
+        Verdict::Hold(at(65))
+    );
+    assert_eq!(
+        ask(&mut g, &notice("b", NoticeKind::Alarm, 0, 60), 60, 2),
+        Verdict::Hold(at(65))
+    );
+    assert_eq!(
+        ask(&mut g, &notice("c", NoticeKind::Alarm, 0, 61), 61, 2),
+        Verdict::Hold(at(65))
+    );
+    assert_eq!(g.since, Some(at(10)), "dark since the first deadline");
+    assert_eq!(
+        ask(&mut g, &notice("a", NoticeKind::Alarm, 0, 65), 65, 2),
+        Verdict::Resolve
+    );
+    resolve_all_silent(&mut g, 65, 2);
+    assert_eq!(g.phase, GroupPhase::Outage);
+    let sent = deliver_all(&mut g, 65);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].headline(), "site office-berlin: 3 hosts silent");
+}
