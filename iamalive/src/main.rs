@@ -20,8 +20,7 @@ use clap::{Args, Parser, Subcommand};
         The store is chosen by which section is configured: [sqlite] (the default, \
         no configuration needed), [redis] or [dynamo]. Notices go to every [[channels]] \
         entry as [[routes]] decide (stdout when none is configured). Every setting is \
-        also an IAMALIVE_* environment variable; see the iamalive-server README.",
-    args_conflicts_with_subcommands = true
+        also an IAMALIVE_* environment variable; see the iamalive-server README."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -81,6 +80,15 @@ async fn main() -> ExitCode {
             };
         }
     };
+    // The client options (--url, --key, …) go before or after a client
+    // subcommand; serving's own options only without one (or after
+    // `serve`): given with another subcommand they would be ignored.
+    if cli.command.is_some() && (cli.serve.config.is_some() || cli.serve.test_notice) {
+        eprintln!(
+            "error: --config and --test-notice go with serving: give them without a subcommand or after 'serve' ('backup' takes its own --config)"
+        );
+        return ExitCode::from(2);
+    }
     match cli.command {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Backup { file, config }) => {

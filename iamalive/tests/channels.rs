@@ -370,4 +370,18 @@ fn help_and_version_exit_0_and_unknown_arguments_2() {
     assert!(String::from_utf8_lossy(&h.stdout).contains("serve"));
     assert_eq!(run(&["serve", "--bogus"]).status.code(), Some(2));
     assert_eq!(run(&["bogus"]).status.code(), Some(2));
+    // The client options go before the subcommand too: an unreachable
+    // watcher is 5, not a usage error.
+    let o = run(&["--url", "http://127.0.0.1:9", "--key", "k", "hosts"]);
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Serving's own options with a client subcommand are refused, not
+    // ignored.
+    let o = run(&["--test-notice", "hosts"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--test-notice"));
 }
