@@ -204,7 +204,7 @@ fn outage_cell(row: &Row, w: When) -> Markup {
             Some(Outage::Reported { from, to }) => {
                 (at(*from, w)) " – " (at(*to, w)) " " span.muted { "(" (span((*to - *from).to_std().unwrap_or_default())) ")" }
             }
-            None => { span.muted { "none on record" } }
+            None => { span.muted { "none reported by its agent" } }
         }
     }
 }
