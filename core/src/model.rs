@@ -931,17 +931,22 @@ pub struct MonitorMark {
 
 impl MonitorMark {
     /// The mark after a run at `now`: a gap longer than `gap` since the
-    /// previous run is recorded as downtime. Backends call this inside
-    /// whatever makes their read-modify-write atomic.
+    /// previous run is recorded as downtime. A gap that begins where the
+    /// recorded downtime ended continues it rather than replacing it: the
+    /// second of two watchers restarted together, or the marks of a store
+    /// that refuses heartbeats meanwhile, extend the stretch nobody
+    /// listened, never shrink it to its last few seconds. Backends call
+    /// this inside whatever makes their read-modify-write atomic.
     pub fn advance(self, now: Timestamp, gap: Duration) -> Self {
         let mut next = self;
         if let Some(prev) = self.last_run
             && now > add(prev, gap)
         {
-            next.downtime = Some(Downtime {
-                from: prev,
-                until: now,
-            });
+            let from = match self.downtime {
+                Some(d) if d.until >= prev => d.from.min(prev),
+                _ => prev,
+            };
+            next.downtime = Some(Downtime { from, until: now });
         }
         next.last_run = Some(self.last_run.map_or(now, |p| p.max(now)));
         next
@@ -952,6 +957,39 @@ impl MonitorMark {
 mod tests {
     use super::*;
     use crate::{Context, evaluate_in_place};
+
+    #[test]
+    fn a_gap_that_continues_the_recorded_downtime_extends_it() {
+        let t = |s: i64| DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap();
+        let gap = Duration::from_secs(10);
+        let mark = MonitorMark::default().advance(t(0), gap).advance(t(1), gap);
+        // Both watchers stop at 1; the first is back at 25 (a downtime).
+        let one = mark.advance(t(25), gap);
+        let first = Downtime {
+            from: t(1),
+            until: t(25),
+        };
+        assert_eq!(one.downtime, Some(first));
+        // The second's first mark at 27 (a deaf start: gap zero) continues
+        // it, not replaces it with 25..27.
+        let two = one.advance(t(27), Duration::ZERO);
+        assert_eq!(
+            two.downtime,
+            Some(Downtime {
+                from: t(1),
+                until: t(27)
+            })
+        );
+        // Marks in time leave it alone; a later gap is a new downtime.
+        let later = two.advance(t(30), gap).advance(t(60), gap);
+        assert_eq!(
+            later.downtime,
+            Some(Downtime {
+                from: t(30),
+                until: t(60)
+            })
+        );
+    }
 
     #[test]
     fn a_clone_keeps_every_field_the_rare_ones_included() {
