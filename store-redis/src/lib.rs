@@ -394,18 +394,36 @@ fn transient(e: &RedisError) -> bool {
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
-        || matches!(
-            e.kind(),
-            ErrorKind::Server(
-                ServerErrorKind::BusyLoading
-                    | ServerErrorKind::TryAgain
-                    | ServerErrorKind::ClusterDown
-                    | ServerErrorKind::MasterDown
-                    | ServerErrorKind::ReadOnly
-                    | ServerErrorKind::Moved
-                    | ServerErrorKind::Ask
-            )
+        || transient_server_kind(e.kind())
+        || e.code() == Some("OOM")
+        // A transaction (or pipeline) aborted by the server names each
+        // command's error: aborted because Redis is loading its data or out
+        // of memory, it is as unavailable as a refused connection.
+        || e.clone().into_server_errors().is_some_and(|errs| {
+            errs.iter().any(|(_, se)| {
+                se.code() == "OOM"
+                    || se
+                        .kind()
+                        .is_some_and(|k| transient_server_kind(ErrorKind::Server(k)))
+            })
+        })
+}
+
+/// Server answers that say "not now" rather than "never": loading its
+/// data, a cluster or replica in transition, a slot moving.
+fn transient_server_kind(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+                | ServerErrorKind::Moved
+                | ServerErrorKind::Ask
         )
+    )
 }
 
 fn map_err(e: RedisError) -> StoreError {

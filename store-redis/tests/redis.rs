@@ -925,3 +925,44 @@ async fn an_entry_from_before_the_interval_is_upgraded_by_a_heartbeat() {
     set(&s, &r, |n| n.message = Some("swapped".into())).await;
     assert_eq!(get(&s, &a).await.message.as_deref(), Some("swapped"));
 }
+
+/// Redis out of memory refuses writes, inside transactions and scripts
+/// alike: that is the store unavailable for now (the API's 503 with
+/// Retry-After, the monitor's store trouble), not a backend failure (500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_is_unavailable_not_a_failure() {
+    let server = iamalive_testkit::redis();
+    let store = store_on(&server, Duration::from_secs(2)).await;
+    let mut c = raw(&server).await;
+    let a = h("oom-1");
+    beat(&store, &a, 0, 10_000).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxmemory", "1"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // A known host's heartbeat and a new host's creation.
+    let errors = [
+        store
+            .record_heartbeat(&Heartbeat::new(a.clone(), t(1_000)), t(11_000), true)
+            .await
+            .unwrap_err(),
+        store
+            .record_heartbeat(&Heartbeat::new(h("oom-2"), t(1_000)), t(11_000), true)
+            .await
+            .unwrap_err(),
+    ];
+    for e in &errors {
+        assert!(e.is_transient(), "{e}");
+        assert!(e.to_string().contains("OOM"), "{e}");
+    }
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxmemory", "0"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(matches!(
+        beat(&store, &a, 2_000, 12_000).await,
+        HeartbeatOutcome::Updated { .. }
+    ));
+}
