@@ -394,21 +394,26 @@ pub fn payload(
             })
         }
         WebhookFormat::Slack => {
+            // Every text Slack reads as mrkdwn is escaped: a job's output
+            // such as "<!channel>" or "<stdin>" is shown, never acted on.
             let fields: Vec<Value> = facts(n)
                 .into_iter()
                 .take(10)
-                .map(|(t, v)| json!({"type": "mrkdwn", "text": truncate(&format!("*{t}*\n{v}"), 2000)}))
+                .map(|(t, v)| json!({"type": "mrkdwn", "text": truncate(&format!("*{t}*\n{}", slack_escape(&v)), 2000)}))
                 .collect();
+            let headline = slack_escape(&headline(n));
             let mut blocks = vec![
                 json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&n.subject(), 150)}}),
-                json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&headline(n), 3000)}}),
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&headline, 3000)}}),
                 json!({"type": "section", "fields": fields}),
             ];
             if let Some(r) = &n.report_text() {
+                // A fence inside the report would end the code block.
+                let r = slack_escape(r).replace("```", "'''");
                 blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
                     "text": truncate(&format!("*Agent's account of the outage*\n```{r}```"), 3000)}}));
             }
-            json!({"text": format!("{}: {}", n.subject(), headline(n)), "blocks": blocks})
+            json!({"text": format!("{}: {headline}", slack_escape(&n.subject())), "blocks": blocks})
         }
         WebhookFormat::Discord => {
             let (_, rgb) = color(n.kind);
@@ -512,12 +517,46 @@ pub fn payload(
     }
 }
 
+/// Slack's three control characters in mrkdwn text, escaped as its
+/// message formatting asks.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn now() -> Timestamp {
         "2024-05-01T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn slack_shows_a_jobs_output_and_never_acts_on_it() {
+        let mut n = Notice::new(
+            "job-1@1/alarm/1".into(),
+            "job-1@1".into(),
+            NoticeKind::Alarm,
+            "job-1".parse().unwrap(),
+            now(),
+        );
+        n.job = Some(Box::new(iamalive_core::job::JobNote {
+            failure: Some("tar: <stdin>: Cannot open & fail <!channel>".into()),
+            failed: true,
+            ..Default::default()
+        }));
+        n.report = Some("link down ``` <!here>".into());
+        let body = payload(&n, WebhookFormat::Slack, None, now()).to_string();
+        assert!(!body.contains("<!channel>"), "{body}");
+        assert!(!body.contains("<!here>"), "{body}");
+        assert!(!body.contains("<stdin>"), "{body}");
+        assert!(
+            body.contains("tar: &lt;stdin&gt;: Cannot open &amp; fail &lt;!channel&gt;"),
+            "{body}"
+        );
+        assert_eq!(body.matches("```").count(), 2, "only its own fences: {body}");
     }
 
     #[test]
