@@ -556,7 +556,11 @@ mod tests {
             body.contains("tar: &lt;stdin&gt;: Cannot open &amp; fail &lt;!channel&gt;"),
             "{body}"
         );
-        assert_eq!(body.matches("```").count(), 2, "only its own fences: {body}");
+        assert_eq!(
+            body.matches("```").count(),
+            2,
+            "only its own fences: {body}"
+        );
     }
 
     #[test]
