@@ -155,6 +155,10 @@ pub struct Monitor<S: ?Sized, C> {
     /// A store call failed since the last successful mark: the next mark
     /// takes the whole gap as downtime (heartbeats may have been refused).
     fault_since_mark: AtomicBool,
+    /// [`mark_stopping`](Self::mark_stopping) has marked the stop: no mark
+    /// may move the store's last run past it (the sweep finishing its
+    /// deliveries no longer listens).
+    stop_marked: AtomicBool,
     /// The group records last read or written ([`group_reads`]).
     group_reads: group_reads::GroupReads,
     /// The last count of how many hosts can be silent by the end of a
@@ -213,6 +217,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             }),
             store_troubled: AtomicBool::new(false),
             fault_since_mark: AtomicBool::new(false),
+            stop_marked: AtomicBool::new(false),
             group_reads: group_reads::GroupReads::default(),
             reach: Mutex::new(None),
             opts,
@@ -475,6 +480,9 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     }
 
     async fn mark(&self, now: Timestamp) -> Result<(), StoreError> {
+        if self.stop_marked.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let interval = self.mark_interval();
         let (needed, first) = {
             let st = self.lock_state();
@@ -525,11 +533,17 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         Ok(())
     }
 
-    /// Marks the store one last time before a graceful stop, so the
+    /// Marks the store one last time as a graceful stop begins, so the
     /// downtime the next start measures begins now rather than at the last
-    /// periodic mark. Best effort: a failure only makes that downtime
-    /// (and the grace it gives) a little longer.
+    /// periodic mark. Call it when the ingest stops listening: marks after
+    /// it (a sweep still finishing its deliveries) are skipped, so a slow
+    /// delivery cannot move the stop past the heartbeats refused meanwhile.
+    /// Only the first call marks. Best effort: a failure only makes that
+    /// downtime (and the grace it gives) a little longer.
     pub async fn mark_stopping(&self) {
+        if self.stop_marked.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let now = self.clock.now();
         if let Err(e) = self.store.mark_run(now, Duration::MAX).await {
             tracing::debug!(store = %self.store, error = %e, "could not mark the stop");

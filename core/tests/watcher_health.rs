@@ -222,3 +222,35 @@ async fn heartbeat_with_creates_only_when_asked_and_announce_is_delivered_by_the
     let _ = m.sweep().await.unwrap();
     assert_eq!(ops.notices().len(), 1, "delivered once");
 }
+
+/// A graceful stop marks the store when the ingest stops listening; the
+/// sweep that goes on finishing its deliveries marks nothing after it, so
+/// the next start's downtime begins at the stop, not at the end of the
+/// slowest delivery.
+#[tokio::test]
+async fn the_stop_mark_is_not_moved_by_the_sweep_finishing_after_it() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new(at(0));
+    let mut m = monitor(store.clone(), &clock, Vec::new(), "m");
+    m.options_mut().ingest_in_process = true;
+    m.options_mut().downtime_gap = None;
+    m.heartbeat(&Heartbeat::new(host("web-1"), at(0)))
+        .await
+        .unwrap();
+    for s in 0..=4 {
+        clock.set(at(s));
+        let _ = m.sweep().await.unwrap();
+    }
+    clock.set(at(5));
+    m.mark_stopping().await;
+    // The sweep still running (its marks are due every 2 s) at 9.
+    clock.set(at(9));
+    let _ = m.sweep().await.unwrap();
+    m.mark_stopping().await;
+    let mark = store.mark_run(at(12), Duration::ZERO).await.unwrap();
+    assert_eq!(
+        mark.downtime.map(|d| d.from),
+        Some(at(5)),
+        "nobody listened from the stop on"
+    );
+}

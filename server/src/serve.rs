@@ -246,10 +246,14 @@ pub async fn serve_until(
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stopping = Arc::clone(state.monitor());
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing requests, the sweep and deliveries in flight");
         let _ = stop_tx.send(true);
+        // The listener closes now: the next start's downtime begins here,
+        // however long the deliveries in flight take to finish.
+        stopping.mark_stopping().await;
     });
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
