@@ -109,11 +109,62 @@ fn is_condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
         .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
+/// The bounds on each call when the client sets none: 2 s to connect, 2 s
+/// an attempt, 5 s for a call with its retries. Past them the call fails
+/// as the store unavailable (503 with Retry-After, store trouble counted),
+/// as Redis's timeout does.
+pub const DEFAULT_TIMEOUTS: DefaultTimeouts = DefaultTimeouts {
+    connect: Duration::from_secs(2),
+    attempt: Duration::from_secs(2),
+    operation: Duration::from_secs(5),
+};
+
+/// The timeouts [`DynamoStore::new`] gives a client that sets none.
+#[derive(Debug, Clone, Copy)]
+pub struct DefaultTimeouts {
+    /// To open a connection.
+    pub connect: Duration,
+    /// One attempt of a call.
+    pub attempt: Duration,
+    /// A call, its retries included.
+    pub operation: Duration,
+}
+
+impl DefaultTimeouts {
+    fn build(self) -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+        aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
+
 impl DynamoStore {
     /// A store over `table` through `client`, with [`DEFAULT_SHARDS`] due
     /// shards. No request is made; see
     /// [`create_table_if_missing`](Self::create_table_if_missing).
+    ///
+    /// A client without an operation timeout gets [`DEFAULT_TIMEOUTS`]: the
+    /// SDK's own default waits on an endpoint that stops answering for as
+    /// long as the connection lives, and a watcher whose store hangs is
+    /// blind without knowing it. A client that sets one keeps its own.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let client = if client
+            .config()
+            .timeout_config()
+            .is_some_and(|t| t.operation_timeout().is_some())
+        {
+            client
+        } else {
+            Client::from_conf(
+                client
+                    .config()
+                    .to_builder()
+                    .timeout_config(DEFAULT_TIMEOUTS.build())
+                    .build(),
+            )
+        };
         Self {
             client,
             table: table.into(),
