@@ -95,6 +95,7 @@ fn options(owner: &str) -> MonitorOptions {
         retry: RetryPolicy {
             base: Duration::from_secs(1),
             max: Duration::from_secs(8),
+            ..RetryPolicy::default()
         },
         mark_interval: Some(Duration::from_secs(2)),
         // The suite jumps the clock between sweeps; only the grace test

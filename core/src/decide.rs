@@ -109,6 +109,17 @@ pub struct RetryPolicy {
     /// The longest wait.
     #[serde(with = "humantime_serde")]
     pub max: Duration,
+    /// Once another channel took a notice, a channel still failing
+    /// transiently this long after the notice was made is given up for it
+    /// (it gets the next one): one channel down never holds back the
+    /// reminders, all-clears and alarms of the others. At most the host's
+    /// reminder interval ([`for_policy`](Self::for_policy)).
+    #[serde(default = "default_give_up", with = "humantime_serde")]
+    pub give_up_after: Duration,
+}
+
+fn default_give_up() -> Duration {
+    Duration::from_secs(600)
 }
 
 impl Default for RetryPolicy {
@@ -116,11 +127,21 @@ impl Default for RetryPolicy {
         Self {
             base: Duration::from_secs(2),
             max: Duration::from_secs(300),
+            give_up_after: default_give_up(),
         }
     }
 }
 
 impl RetryPolicy {
+    /// This policy for notices under `policy`: a channel is given up no
+    /// later than the next reminder would be due.
+    pub fn for_policy(&self, policy: &Policy) -> Self {
+        Self {
+            give_up_after: self.give_up_after.min(policy.reminder_interval),
+            ..*self
+        }
+    }
+
     /// The wait after `attempts` failed rounds (1 = the first).
     pub fn backoff(&self, attempts: u32) -> Duration {
         let exp = attempts.saturating_sub(1).min(30);
@@ -813,7 +834,7 @@ pub fn settle(
         .clone()
         .filter(|o| o.notice.id == round.notice_id)?;
     let mut next = r.clone();
-    if apply_round(&mut ob, round, now, retry) {
+    if apply_round(&mut ob, round, now, &retry.for_policy(policy)) {
         next.outbox = Some(ob);
         next.due_at = due_at(
             &next,
@@ -888,8 +909,16 @@ pub fn apply_round(
             }
         }
     }
-    // Given up on a refusing channel only once someone was told.
+    // Given up on a refusing channel only once someone was told; on one
+    // that still fails after the bound, too (it gets the next notice).
     if !ob.delivered.is_empty() {
+        if now >= add(ob.notice.created_at, retry.give_up_after) {
+            for c in round.channels.iter().filter(|c| ob.owed_to(c)) {
+                if !refused.contains(c) {
+                    refused.push(c.clone());
+                }
+            }
+        }
         ob.failed.append(&mut refused);
         let failed = &ob.failed;
         let refusals = std::mem::take(&mut ob.refusals);

@@ -891,7 +891,7 @@ pub fn settle(
         .outbox
         .first_mut()
         .filter(|o| o.notice.id == round.notice_id)?;
-    if apply_round(ob, round, now, retry) {
+    if apply_round(ob, round, now, &retry.for_policy(policy)) {
         next.due_at = due_at(&next, policy);
         return Some(next);
     }

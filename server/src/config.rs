@@ -358,6 +358,8 @@ struct MonitorTable {
     #[serde(default, with = "humantime_serde::option")]
     retry_max: Option<Duration>,
     #[serde(default, with = "humantime_serde::option")]
+    retry_give_up: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
     max_sleep: Option<Duration>,
     #[serde(default, with = "humantime_serde::option")]
     rejection_window: Option<Duration>,
@@ -427,6 +429,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("IAMALIVE_LEASE", "monitor.lease"),
     ("IAMALIVE_RETRY_BASE", "monitor.retry_base"),
     ("IAMALIVE_RETRY_MAX", "monitor.retry_max"),
+    ("IAMALIVE_RETRY_GIVE_UP", "monitor.retry_give_up"),
     ("IAMALIVE_MAX_SLEEP", "monitor.max_sleep"),
     ("IAMALIVE_REJECTION_WINDOW", "monitor.rejection_window"),
     ("IAMALIVE_STORE_FAULT_AFTER", "monitor.store_fault_after"),
@@ -902,6 +905,7 @@ impl Config {
             retry: RetryPolicy {
                 base: m.retry_base.unwrap_or(dm.retry.base),
                 max: m.retry_max.unwrap_or(dm.retry.max),
+                give_up_after: m.retry_give_up.unwrap_or(dm.retry.give_up_after),
             },
             max_sleep: m.max_sleep.unwrap_or(dm.max_sleep),
             rejection_window: m.rejection_window.unwrap_or(dm.rejection_window),
@@ -914,6 +918,10 @@ impl Config {
                 "monitor.retry_base (IAMALIVE_RETRY_BASE)",
             ),
             (monitor.max_sleep, "monitor.max_sleep (IAMALIVE_MAX_SLEEP)"),
+            (
+                monitor.retry.give_up_after,
+                "monitor.retry_give_up (IAMALIVE_RETRY_GIVE_UP)",
+            ),
         ] {
             if v.is_zero() {
                 return Err(ConfigError::new(key, "must be longer than zero"));

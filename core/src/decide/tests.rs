@@ -371,10 +371,84 @@ fn a_refusal_beside_a_channel_that_took_it_is_given_up() {
 }
 
 #[test]
+fn a_channel_still_failing_when_the_next_reminder_would_be_due_is_given_up() {
+    let r = evaluate(&rec_at(0), t(10_000), &policy(), &ctx()).next;
+    let id = r.outbox.as_ref().unwrap().notice.id.clone();
+    let chans = vec!["mail".to_owned(), "hook".to_owned()];
+    let round = |r: &HostRecord, at: i64, mail: ChannelOutcome| {
+        let results = vec![
+            ("mail".to_owned(), mail),
+            (
+                "hook".to_owned(),
+                ChannelOutcome::Transient { retry_after: None },
+            ),
+        ];
+        settle(
+            r,
+            &Round {
+                notice_id: &id,
+                results: &results,
+                channels: &chans,
+            },
+            t(at),
+            &policy(),
+            &RetryPolicy::default(),
+            &ctx(),
+        )
+        .unwrap()
+        .next
+    };
+    // mail takes the alarm at 10 s; the webhook keeps failing.
+    let r = round(&r, 10_000, ChannelOutcome::Delivered);
+    assert!(r.outbox.as_ref().unwrap().owed_to("hook"));
+    let r = round(&r, 69_999, ChannelOutcome::Delivered);
+    assert!(
+        r.outbox.as_ref().unwrap().owed_to("hook"),
+        "retried until the next reminder would be due"
+    );
+    assert_eq!(r.status, Status::Missing);
+    // At the reminder interval (60 s after the alarm was made) the webhook
+    // is given up for it: the alarm takes effect, reminders go on.
+    let r = round(&r, 70_000, ChannelOutcome::Delivered);
+    assert_eq!(r.outbox, None, "{:?}", r.outbox);
+    assert_eq!(r.status, Status::Alarmed);
+    assert!(r.due_at.is_some_and(|d| d > t(70_000)), "the next reminder");
+    // Nobody told: nothing is given up, however long it fails.
+    let lone = evaluate(&rec_at(0), t(10_000), &policy(), &ctx()).next;
+    let failing = vec![
+        (
+            "mail".to_owned(),
+            ChannelOutcome::Transient { retry_after: None },
+        ),
+        (
+            "hook".to_owned(),
+            ChannelOutcome::Transient { retry_after: None },
+        ),
+    ];
+    let lone = settle(
+        &lone,
+        &Round {
+            notice_id: &id,
+            results: &failing,
+            channels: &chans,
+        },
+        t(900_000),
+        &policy(),
+        &RetryPolicy::default(),
+        &ctx(),
+    )
+    .unwrap()
+    .next;
+    let ob = lone.outbox.unwrap();
+    assert!(ob.owed_to("mail") && ob.owed_to("hook"));
+}
+
+#[test]
 fn backoff_doubles_up_to_the_max() {
     let rp = RetryPolicy {
         base: Duration::from_secs(1),
         max: Duration::from_secs(5),
+        ..RetryPolicy::default()
     };
     let waits: Vec<u64> = (1..=5).map(|a| rp.backoff(a).as_secs()).collect();
     assert_eq!(waits, [1, 2, 4, 5, 5]);
