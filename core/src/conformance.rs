@@ -169,6 +169,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         group_outage_is_one_notice,
         a_dark_site_is_named_whole,
         a_site_back_as_its_alarm_goes_out_is_cleared,
+        a_site_outage_ends_when_its_silent_hosts_leave_it,
         watcher_blind_is_one_notice,
         blind_detection_keeps_a_lone_site_on_time,
         hosts_without_a_group_half_silent_are_one_blind_notice,
@@ -228,7 +229,8 @@ mod loose;
 pub use blind::{blind_detection_keeps_a_lone_site_on_time, watcher_blind_is_one_notice};
 pub use groups::{
     DARK_SITE_HOSTS, a_dark_site_is_named_whole, a_site_back_as_its_alarm_goes_out_is_cleared,
-    group_outage_is_one_notice, group_records_swap_by_version,
+    a_site_outage_ends_when_its_silent_hosts_leave_it, group_outage_is_one_notice,
+    group_records_swap_by_version,
 };
 pub use jobs::{event_log_bounded_per_host, job_signals_persist_and_monitors_agree};
 pub use loose::{

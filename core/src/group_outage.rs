@@ -594,6 +594,44 @@ fn recount_with(
     }
 }
 
+/// `hosts`, silent members of `g`'s outage that left it without coming
+/// back (removed, paused or silenced by an operator), taken out of it: the
+/// group's reminders no longer name them, and with fewer than `min_hosts`
+/// still silent the outage ends as it would if they had come back. Their
+/// own records take over (a silenced one alarms alone when its silence
+/// ends). When nobody of the outage is left, it ends without an all-clear
+/// (there is nobody to name). `None` when none of them is a silent member.
+pub fn depart(
+    g: &GroupRecord,
+    hosts: &[HostId],
+    now: Timestamp,
+    gp: &GroupPolicy,
+    policy: &Policy,
+) -> Option<GroupRecord> {
+    let leaving = |m: &Member| is_silent(m) && hosts.contains(&m.host);
+    if !g.members.iter().any(leaving) {
+        return None;
+    }
+    let mut next = g.clone();
+    next.members.retain(|m| !leaving(m));
+    if next.members.iter().any(|m| m.fate == Fate::Outage) {
+        let mut silent = next.silent().count();
+        recount_with(&mut next, &mut silent, now, gp, policy);
+    } else {
+        // Everyone in it left: nobody came back to name in an all-clear;
+        // the outage ends with the operator's actions, its owed notices
+        // dropped.
+        next.outbox.retain(|o| !o.notice.is_group());
+        next.phase = GroupPhase::Quiet;
+        next.since = None;
+        next.outage_id = None;
+        next.alarm_count = 0;
+        next.last_alarm = None;
+    }
+    next.due_at = due_at(&next, policy);
+    Some(next)
+}
+
 /// The group is back: one all-clear owed for the members that came back,
 /// then each member still silent is alone and owed its own alarm.
 fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {

@@ -463,3 +463,82 @@ pub async fn group_records_swap_by_version(store: Arc<dyn Store>) {
         "{store}: read back as written"
     );
 }
+
+/// A site in an outage whose silent hosts an operator removes, pauses or
+/// silences: they leave the outage, the site's reminders stop naming them
+/// (here: stop, since nobody is left silent), and a silenced one alarms on
+/// its own once its silence ends.
+pub async fn a_site_outage_ends_when_its_silent_hosts_leave_it(store: Arc<dyn Store>) {
+    if !store.keeps_groups() {
+        return;
+    }
+    let clock = ManualClock::new(at(0));
+    let ch = RecordingNotifier::new("ch");
+    let gp = GroupPolicy {
+        min_hosts: 2,
+        wait: Duration::from_secs(5),
+        ..GroupPolicy::default()
+    };
+    let grouping: crate::Grouping = Arc::new(move |_| gp);
+    let a = monitor(store.clone(), &clock, vec![Arc::new(ch.clone())], "a").with_grouping(grouping);
+    let rome = GroupName::new("office-rome").unwrap();
+    for h in ["rom-1", "rom-2", "rom-3"] {
+        a.heartbeat(&beat_in(&rome, h, 0)).await.unwrap();
+    }
+    let sweep_to = |from: u64, to: u64| {
+        let (a, clock) = (&a, &clock);
+        async move {
+            for s in from..=to {
+                clock.set(at(s));
+                let _ = a.sweep().await.unwrap();
+            }
+        }
+    };
+    sweep_to(1, 20).await;
+    let alarms: Vec<Notice> = ch.notices().into_iter().filter(Notice::is_group).collect();
+    assert_eq!(alarms.len(), 1, "{store}: one site alarm: {alarms:#?}");
+    assert_eq!(alarms[0].kind, NoticeKind::Alarm, "{store}");
+    ch.clear();
+
+    assert!(a.remove(&host("rom-1")).await.unwrap(), "{store}");
+    a.pause(&host("rom-2")).await.unwrap();
+    let hush = crate::Silence::new(
+        "rome-works",
+        crate::HostPattern::new("rom-3").unwrap(),
+        at(20),
+        at(200),
+        "works",
+    )
+    .unwrap();
+    a.add_silence(&hush).await.unwrap();
+    // Past the site's reminder (60 s after its alarm): no reminder names
+    // the hosts that left.
+    sweep_to(21, 150).await;
+    let reminders: Vec<Notice> = ch
+        .notices()
+        .into_iter()
+        .filter(|n| n.kind == NoticeKind::Reminder)
+        .collect();
+    assert!(
+        reminders.is_empty(),
+        "{store}: nobody is left silent in the site's outage: {reminders:#?}"
+    );
+    let g = store.get_group(&rome).await.unwrap().expect("the group");
+    assert!(
+        g.silent().next().is_none(),
+        "{store}: no silent member left: {g:#?}"
+    );
+    // The silence ends with rom-3 still silent: its own reminder.
+    ch.clear();
+    sweep_to(200, 262).await;
+    let own: Vec<Notice> = ch
+        .notices()
+        .into_iter()
+        .filter(|n| n.host.as_str() == "rom-3" && !n.is_group())
+        .collect();
+    assert!(
+        own.iter().any(|n| n.kind == NoticeKind::Reminder),
+        "{store}: a silenced host alarms on its own after its silence: {:#?}",
+        ch.notices()
+    );
+}

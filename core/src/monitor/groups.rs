@@ -836,6 +836,13 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             if self.check_missed(&g, now, &gp, &policy, report).await? {
                 continue;
             }
+            if let Some(mut w) = self.depart_gone(&g, now, &gp, &policy).await? {
+                w.version = g.version + 1;
+                if !self.write_group(g.version, &w).await? {
+                    report.conflicts += 1;
+                }
+                continue;
+            }
             if group_outage::flap::needs_prune(&g, now) {
                 let pruned = self.prune_flappers(&g, now, &policy).await?;
                 if let Some(mut w) = pruned {
@@ -1005,6 +1012,58 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// For each held member of `g`: whether its host is still silent in
     /// the same outage (read from its record; one read per held host,
     /// [`concurrency`](super::MonitorOptions::concurrency) at a time).
+    /// Before a group in an outage owes its next notice: its silent
+    /// members an operator removed, paused or silenced since leave the
+    /// outage ([`group_outage::depart`]), so its reminders stop naming
+    /// them and it can end. `None` when nobody left (or nothing is due).
+    async fn depart_gone(
+        &self,
+        g: &GroupRecord,
+        now: Timestamp,
+        gp: &GroupPolicy,
+        policy: &Policy,
+    ) -> Result<Option<GroupRecord>, StoreError> {
+        let in_outage = matches!(g.phase, GroupPhase::Outage | GroupPhase::Ending { .. });
+        if !in_outage || g.due_at.is_none_or(|d| d > now) || g.is_watcher() {
+            return Ok(None);
+        }
+        let silent: Vec<crate::HostId> = g
+            .members
+            .iter()
+            .filter(|m| m.fate == group_outage::Fate::Outage && m.back_at.is_none())
+            .map(|m| m.host.clone())
+            .collect();
+        if silent.is_empty() {
+            return Ok(None);
+        }
+        let silences = self.store.silences().await?;
+        let ctx = crate::decide::Context {
+            silences: &silences,
+            ..crate::decide::Context::default()
+        };
+        let records: Vec<Result<(crate::HostId, Option<HostRecord>), StoreError>> =
+            futures::stream::iter(silent)
+                .map(|h| async move { self.store.get(&h).await.map(|r| (h, r)) })
+                .buffer_unordered(self.opts.concurrency.max(1))
+                .collect()
+                .await;
+        let mut gone = Vec::new();
+        for r in records {
+            let (host, rec) = r?;
+            let left = match rec {
+                None => true,
+                Some(r) => r.status == Status::Paused || ctx.silence_end(&r.host, now).is_some(),
+            };
+            if left {
+                gone.push(host);
+            }
+        }
+        if !gone.is_empty() {
+            tracing::info!(group = %g.group, hosts = ?gone.iter().map(crate::HostId::as_str).collect::<Vec<_>>(), "removed, paused or silenced: they leave the site's outage");
+        }
+        Ok(group_outage::depart(g, &gone, now, gp, policy))
+    }
+
     async fn held_still_silent(
         &self,
         g: &GroupRecord,
