@@ -159,6 +159,10 @@ pub struct Monitor<S: ?Sized, C> {
     /// may move the store's last run past it (the sweep finishing its
     /// deliveries no longer listens).
     stop_marked: AtomicBool,
+    /// What channels did with a notice whose round could not be settled
+    /// (the store failed as it was written), by notice id: the next round
+    /// of that notice takes these answers instead of delivering again.
+    unsettled: Mutex<std::collections::HashMap<String, Vec<(String, ChannelOutcome)>>>,
     /// The group records last read or written ([`group_reads`]).
     group_reads: group_reads::GroupReads,
     /// The last count of how many hosts can be silent by the end of a
@@ -218,6 +222,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             store_troubled: AtomicBool::new(false),
             fault_since_mark: AtomicBool::new(false),
             stop_marked: AtomicBool::new(false),
+            unsettled: Mutex::default(),
             group_reads: group_reads::GroupReads::default(),
             reach: Mutex::new(None),
             opts,
@@ -688,13 +693,24 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 }
                 groups::Routed::Deliver => {
                     tracing::info!(host = %written.host, kind = %n.kind, id = %n.id, "notice owed");
+                    // Answers of a round this process could not settle
+                    // (the store failed): taken, not asked again.
+                    let mut results = self.take_unsettled(&n.id);
+                    let (mut delivered, mut failed) =
+                        (outbox.delivered.clone(), outbox.failed.clone());
+                    for (c, o) in &results {
+                        match o {
+                            ChannelOutcome::Delivered => delivered.push(c.clone()),
+                            _ => failed.push(c.clone()),
+                        }
+                    }
                     // Held while its group gathered: it speaks of now.
-                    let fresh = (outbox.delivered.is_empty() && outbox.failed.is_empty())
+                    let fresh = (delivered.is_empty() && failed.is_empty())
                         .then(|| decide::as_of(n, now, &policy))
                         .flatten();
                     let notice = fresh.as_ref().unwrap_or(n);
-                    self.deliver(notice, &targets, &outbox.delivered, &outbox.failed)
-                        .await
+                    results.extend(self.deliver(notice, &targets, &delivered, &failed).await);
+                    results
                 }
             };
             let absorbed = matches!(routed, groups::Routed::Absorbed);
@@ -712,12 +728,23 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 results: &results,
                 channels: &targets,
             };
-            let settled = self
+            let settled = match self
                 .swap(&host, Some(written), &mut report.conflicts, |r| {
                     decide::settle(r, &round, now, &policy, &self.opts.retry, &ctx)
                         .map(|d| (d.next, ()))
                 })
-                .await?;
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    // The channels answered; the store did not take it.
+                    // The record stays owed under this process's lease:
+                    // its next round settles these answers, not a
+                    // second delivery.
+                    self.keep_unsettled(&outbox.notice.id, &results);
+                    return Err(e);
+                }
+            };
             let Some((settled, ())) = settled else {
                 return Ok(());
             };
@@ -737,6 +764,40 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             rec = Some(settled);
         }
         Ok(())
+    }
+
+    /// Keeps what channels did with notice `id` when its round could not be
+    /// settled: deliveries and refusals (a transient failure is asked
+    /// again anyway). Bounded: past [`MAX_UNSETTLED`] notices the oldest
+    /// knowledge is not kept (at worst a notice is delivered twice, as
+    /// before).
+    fn keep_unsettled(&self, id: &str, results: &[(String, ChannelOutcome)]) {
+        let kept: Vec<(String, ChannelOutcome)> = results
+            .iter()
+            .filter(|(_, o)| !matches!(o, ChannelOutcome::Transient { .. }))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            return;
+        }
+        let mut u = self
+            .unsettled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if u.len() >= MAX_UNSETTLED {
+            u.clear();
+        }
+        u.insert(id.to_owned(), kept);
+    }
+
+    /// What channels did with notice `id` in a round not settled yet (see
+    /// [`keep_unsettled`](Self::keep_unsettled)), taken.
+    fn take_unsettled(&self, id: &str) -> Vec<(String, ChannelOutcome)> {
+        self.unsettled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id)
+            .unwrap_or_default()
     }
 
     /// The one compare-and-swap loop: decides `decide(record)` and swaps it
@@ -962,3 +1023,6 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         self.store.remove(host).await
     }
 }
+
+/// The most notices whose unsettled delivery rounds a monitor remembers.
+const MAX_UNSETTLED: usize = 10_000;

@@ -254,3 +254,60 @@ async fn the_stop_mark_is_not_moved_by_the_sweep_finishing_after_it() {
         "nobody listened from the stop on"
     );
 }
+
+/// Fails the one write that would settle the first delivered alarm.
+struct FailSettle(std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl iamalive_core::testing::Hook for FailSettle {
+    async fn before(
+        &self,
+        call: iamalive_core::testing::Call<'_>,
+    ) -> Result<(), iamalive_core::StoreError> {
+        if let iamalive_core::testing::Call::CompareAndSwap(next) = call
+            && next.status == Status::Alarmed
+            && self.0.swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(iamalive_core::StoreError::unavailable(
+                "test",
+                "broken pipe",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The channel took the alarm, then the store failed the write recording
+/// it: the next round settles what the channel said, never delivers the
+/// alarm a second time.
+#[tokio::test]
+async fn a_delivery_the_store_failed_to_record_is_not_delivered_again() {
+    let memory: Arc<MemoryStore> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> = Arc::new(iamalive_core::testing::Hooked::over(
+        memory.clone(),
+        FailSettle(std::sync::atomic::AtomicBool::new(true)),
+    ));
+    let clock = ManualClock::new(at(0));
+    let ops = RecordingNotifier::new("ops");
+    let m = monitor(store, &clock, vec![Arc::new(ops.clone())], "m");
+    m.heartbeat(&Heartbeat::new(host("db-1"), at(0)))
+        .await
+        .unwrap();
+    clock.set(at(10));
+    let _ = m.sweep().await.unwrap();
+    assert_eq!(ops.count(NoticeKind::Alarm), 1, "delivered once");
+    assert_ne!(
+        memory.get(&host("db-1")).await.unwrap().unwrap().status,
+        Status::Alarmed,
+        "the store did not record it"
+    );
+    // Past the lease: the round is settled from what the channel said.
+    for s in [11, 41, 45] {
+        clock.set(at(s));
+        let _ = m.sweep().await.unwrap();
+    }
+    assert_eq!(ops.count(NoticeKind::Alarm), 1, "never delivered twice");
+    let r = memory.get(&host("db-1")).await.unwrap().unwrap();
+    assert_eq!(r.status, Status::Alarmed);
+    assert_eq!(r.outbox, None);
+}
