@@ -110,6 +110,11 @@ pub struct StoreTrouble {
     pub failures: u64,
     #[serde(skip)]
     announced: Option<Timestamp>,
+    /// Working again since (no failure after it): the stretch ends once
+    /// it has worked for the fault bound, so a store that fails most of the
+    /// time, with a success in between, is still a fault.
+    #[serde(skip)]
+    ok_since: Option<Timestamp>,
 }
 
 impl StoreTrouble {
@@ -297,9 +302,11 @@ impl WatcherHealth {
             error: String::new(),
             failures: 0,
             announced: None,
+            ok_since: None,
         });
         t.error = error.to_owned();
         t.failures += 1;
+        t.ok_since = None;
         self.due_store_notice(now)
     }
 
@@ -309,6 +316,7 @@ impl WatcherHealth {
         let opts = self.opts;
         let t = self.store.as_mut()?;
         if now < add(t.since, opts.store_fault_after)
+            || t.ok_since.is_some()
             || t.announced
                 .is_some_and(|a| now < add(a, opts.reminder_interval))
         {
@@ -337,9 +345,16 @@ impl WatcherHealth {
         self.store.is_some()
     }
 
-    /// A store operation succeeded: a fault is over. Its all-clear goes out
-    /// only if the fault was announced.
+    /// A store operation succeeded. A fault is over once the store has
+    /// worked for `store_fault_after` with no failure (a success between
+    /// failures does not end it); its all-clear goes out only if the fault
+    /// was announced.
     pub fn store_ok(&mut self, now: Timestamp) -> Option<Announcement> {
+        let t = self.store.as_mut()?;
+        let ok_since = *t.ok_since.get_or_insert(now);
+        if now < add(ok_since, self.opts.store_fault_after) {
+            return None;
+        }
         let t = self.store.take()?;
         t.announced?;
         let outage = t.outage("store");
@@ -364,6 +379,7 @@ impl WatcherHealth {
             error: String::new(),
             failures: 0,
             announced: None,
+            ok_since: None,
         });
         let changed = t.error != error;
         t.error = error.to_owned();
@@ -502,8 +518,12 @@ mod tests {
         let mut h = WatcherHealth::new(opts());
         assert!(h.store_failed("disk full", t(0)).is_none());
         assert!(h.store_failed("disk full", t(29)).is_none());
-        // A blip that ends before the bound says nothing at all.
+        // A blip that ends before the bound says nothing at all; it is over
+        // once the store has worked for the bound.
         assert!(h.store_ok(t(29)).is_none());
+        assert!(h.store_ok(t(58)).is_none());
+        assert!(h.store_troubled(), "working for 29 s only");
+        assert!(h.store_ok(t(59)).is_none());
         assert!(!h.report().degraded());
 
         assert!(h.store_failed("disk full", t(100)).is_none());
@@ -515,12 +535,30 @@ mod tests {
         assert!(h.due_store_notice(t(729)).is_none());
         let r = h.due_store_notice(t(730)).expect("reminder");
         assert_ne!(r.notice.id, a.notice.id);
+        assert!(h.store_ok(t(800)).is_none(), "working again: not yet over");
         let ok = h
-            .store_ok(t(800))
-            .expect("all-clear after an announced fault");
+            .store_ok(t(830))
+            .expect("all-clear after an announced fault, worked for the bound");
         assert_eq!(ok.notice.kind, NoticeKind::Restored);
         assert_eq!(ok.notice.outage_id, a.notice.outage_id);
         assert!(!h.store_troubled());
+    }
+
+    #[test]
+    fn a_store_that_fails_most_of_the_time_is_a_fault() {
+        let mut h = WatcherHealth::new(opts());
+        // Fails for 8 s, works for 1 s, again and again.
+        let mut said = Vec::new();
+        for cycle in 0..6 {
+            let t0 = cycle * 9;
+            for s in 0..8 {
+                said.extend(h.store_failed("timed out", t(t0 + s)));
+            }
+            said.extend(h.store_ok(t(t0 + 8)));
+        }
+        assert_eq!(said.len(), 1, "announced once: {said:?}");
+        assert_eq!(said[0].notice.kind, NoticeKind::Degraded);
+        assert!(h.report().degraded());
     }
 
     #[test]

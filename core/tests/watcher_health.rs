@@ -86,15 +86,23 @@ async fn a_failing_store_is_announced_repeated_and_cleared() {
     store.set_failing(false);
     clock.set(at(640));
     let _ = m.sweep().await.expect("the store is back");
-    for ch in [&ops, &chat] {
-        assert_eq!(ch.count(NoticeKind::Restored), 1, "its all-clear");
-    }
-    assert!(!m.health().degraded());
     // db-1 was silent through the fault: the store outage is downtime it
     // gets back (its beats were refused), so no alarm fires at once.
     assert_eq!(ops.count(NoticeKind::Alarm), 0);
     let rec = store.get(&h).await.unwrap().unwrap();
     assert_eq!(rec.status, Status::Up);
+    // Over once it has worked for the bound (a success between failures
+    // does not end a fault).
+    assert_eq!(ops.count(NoticeKind::Restored), 0, "working for 0 s");
+    clock.set(at(669));
+    let _ = m.sweep().await.expect("the store works");
+    assert_eq!(ops.count(NoticeKind::Restored), 0, "working for 29 s");
+    clock.set(at(670));
+    let _ = m.sweep().await.expect("the store works");
+    for ch in [&ops, &chat] {
+        assert_eq!(ch.count(NoticeKind::Restored), 1, "its all-clear");
+    }
+    assert!(!m.health().degraded());
 }
 
 /// A store whose check finds its data lost (a deleted file, a wiped Redis)

@@ -575,7 +575,10 @@ mod tests {
         // Throttled like any ping.
         clock.advance(Duration::from_secs(9));
         assert_eq!(c.after_sweep(clock.now(), false, &h.report()), None);
-        // The store is back: the next ping says alive.
+        // The store is back, and has worked for the bound: the next ping
+        // says alive.
+        let _ = h.store_ok(clock.now());
+        clock.advance(Duration::from_secs(30));
         let _ = h.store_ok(clock.now());
         clock.advance(Duration::from_secs(1));
         assert_eq!(
