@@ -2116,12 +2116,26 @@ async fn metrics_page(State(st): State<AppState>) -> Response {
         Some(h) => {
             let mut body = h.render();
             let store = st.0.monitor.store();
-            if let Err(e) =
-                crate::host_metrics::render_hosts(store.as_ref(), &st.0.ops, &mut body).await
-            {
+            let read =
+                crate::host_metrics::render_hosts(store.as_ref(), &st.0.ops, &mut body).await;
+            if let Err(e) = &read {
                 // The process's own series still tell a store outage.
                 tracing::debug!(store = %store, error = %e, "per-host metrics left out");
             }
+            // Said in series of their own, so an alert on the hosts' series
+            // is not quietly resolved by their absence during a store fault.
+            let store_ok = st.0.monitor.health().store.is_none();
+            let _ = std::fmt::Write::write_fmt(
+                &mut body,
+                format_args!(
+                    "# HELP iamalive_host_series_up 1 when this scrape's per-host series were read from the store, 0 when the store failed and they are left out.\n\
+                 # TYPE iamalive_host_series_up gauge\niamalive_host_series_up {}\n\
+                 # HELP iamalive_store_up 0 while the watcher's store is failing (a fault not yet over), else 1.\n\
+                 # TYPE iamalive_store_up gauge\niamalive_store_up {}\n",
+                    u8::from(read.is_ok()),
+                    u8::from(store_ok),
+                ),
+            );
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
         }
         None => ApiError::new(

@@ -93,6 +93,14 @@ async fn prometheus_scrapes_per_host_series_and_notice_counts() {
         "a paused host has no up series: {up:?}"
     );
 
+    // The store answered: the per-host series are complete and the store
+    // is up (an alert on iamalive_host_up can tell a store outage apart).
+    for q in ["iamalive_host_series_up", "iamalive_store_up"] {
+        let v = query_until(&http, &prom_url, q, |v| !v.is_empty()).await;
+        assert_eq!(v.len(), 1, "{q}: {v:?}");
+        assert_eq!(v[0]["value"][1], "1", "{q}: {v:?}");
+    }
+
     let paused = by_host(
         &query_until(
             &http,
