@@ -173,8 +173,11 @@ pub struct Monitor<S: ?Sized, C> {
 #[derive(Default)]
 struct HealthState {
     health: WatcherHealth,
-    /// Watcher notices not yet taken by any channel (bounded).
+    /// Watcher notices not yet offered to the channels (bounded).
     pending: Vec<Announcement>,
+    /// Watcher notices no channel took yet, each with its failed rounds
+    /// and when to offer it again (the host notices' backoff).
+    retrying: Vec<(Announcement, u32, Timestamp)>,
 }
 
 /// At most this many watcher notices wait for a channel to take them.
@@ -218,6 +221,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             health: Mutex::new(HealthState {
                 health: WatcherHealth::new(opts.health),
                 pending: Vec::new(),
+                retrying: Vec::new(),
             }),
             store_troubled: AtomicBool::new(false),
             fault_since_mark: AtomicBool::new(false),
@@ -395,30 +399,43 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// but the one it is about. One no channel took is kept for the next
     /// flush (at most [`MAX_PENDING_ANNOUNCEMENTS`], oldest dropped).
     async fn flush_announcements(&self) {
-        let pending = {
+        let now = self.clock.now();
+        let due: Vec<(Announcement, u32)> = {
             let mut h = self.lock_health();
-            let now = self.clock.now();
-            let due = h.health.due_store_notice(now);
-            h.pending.extend(due);
-            std::mem::take(&mut h.pending)
+            let notice = h.health.due_store_notice(now);
+            h.pending.extend(notice);
+            let mut due: Vec<(Announcement, u32)> = std::mem::take(&mut h.pending)
+                .into_iter()
+                .map(|a| (a, 0))
+                .collect();
+            let (now_due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut h.retrying)
+                .into_iter()
+                .partition(|(_, _, at)| *at <= now);
+            h.retrying = later;
+            due.extend(now_due.into_iter().map(|(a, n, _)| (a, n)));
+            due
         };
         let mut kept = Vec::new();
-        for a in pending {
+        for (a, attempts) in due {
             let results = self
                 .send_to(&a.notice, |c| a.except.as_deref() != Some(c))
                 .await;
             if !results.iter().any(|(_, r)| r.is_ok()) && !results.is_empty() {
-                kept.push(a);
+                // Offered again after the backoff of host notices, not at
+                // every sweep: a relay over its quota is not hammered.
+                let attempts = attempts + 1;
+                let next = crate::add(self.clock.now(), self.opts.retry.backoff(attempts));
+                kept.push((a, attempts, next));
             }
         }
         if !kept.is_empty() {
             let mut h = self.lock_health();
-            kept.append(&mut h.pending);
+            kept.append(&mut h.retrying);
             let excess = kept.len().saturating_sub(MAX_PENDING_ANNOUNCEMENTS);
-            for a in kept.drain(..excess) {
+            for (a, _, _) in kept.drain(..excess) {
                 tracing::error!(id = %a.notice.id, "no channel took this watcher notice; dropped: {}", a.notice.message.as_deref().unwrap_or(""));
             }
-            h.pending = kept;
+            h.retrying = kept;
         }
     }
 

@@ -319,3 +319,52 @@ async fn a_delivery_the_store_failed_to_record_is_not_delivered_again() {
     assert_eq!(r.status, Status::Alarmed);
     assert_eq!(r.outbox, None);
 }
+
+/// A channel that is down: counts the watcher notices offered to it.
+struct DownHook(Arc<std::sync::atomic::AtomicUsize>);
+
+#[async_trait::async_trait]
+impl iamalive_core::Notifier for DownHook {
+    fn name(&self) -> &str {
+        "hook"
+    }
+    async fn deliver(&self, n: &iamalive_core::Notice) -> Result<(), iamalive_core::NotifyError> {
+        if n.id.starts_with("watcher/") {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(iamalive_core::NotifyError::transient("hook", "HTTP 500"))
+    }
+}
+
+/// A watcher notice no channel takes is offered again after the host
+/// notices' backoff, not at every sweep: a relay over its quota is not
+/// hammered.
+#[tokio::test]
+async fn a_watcher_notice_nobody_takes_backs_off() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new(at(0));
+    let mail = RecordingNotifier::new("mail");
+    mail.set_refusing();
+    let offered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let m = monitor(
+        store,
+        &clock,
+        vec![Arc::new(mail.clone()), Arc::new(DownHook(offered.clone()))],
+        "m",
+    );
+    m.heartbeat(&Heartbeat::new(host("db-1"), at(0)))
+        .await
+        .unwrap();
+    // mail refuses the alarm at 10 s: "mail refuses" goes to hook, which is
+    // down. Sweeps every second for 40 s.
+    for s in 10..=50 {
+        clock.set(at(s));
+        let _ = m.sweep().await.unwrap();
+    }
+    let n = offered.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(n >= 3, "offered again: {n}");
+    assert!(
+        n <= 10,
+        "with backoff (1 s doubling to 8 s), not 40 times: {n}"
+    );
+}
