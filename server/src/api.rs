@@ -137,7 +137,12 @@ impl ApiError {
     pub(crate) fn store(e: StoreError) -> Self {
         match &e {
             StoreError::Unavailable { .. } | StoreError::Contended { .. } => {
-                tracing::warn!(error = %e, "store call failed; the client may retry");
+                // One line per ten seconds, with how many it stands for:
+                // a store outage refuses every request, and the monitor
+                // announces the fault itself.
+                if let Some(more) = STORE_REFUSALS.tick() {
+                    tracing::warn!(error = %e, refused_since_last_line = more, "store call failed; the client may retry (this line at most every 10 s)");
+                }
                 Self {
                     retry_after: Some(Duration::from_secs(1)),
                     ..Self::new(
@@ -163,6 +168,40 @@ impl ApiError {
         }
     }
 }
+
+/// Counts requests refused because the store is unavailable, and says
+/// when a log line is due: the first, then at most one per
+/// [`Throttle::EVERY`] seconds.
+struct Throttle {
+    last_secs: std::sync::atomic::AtomicI64,
+    since_line: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    const EVERY: i64 = 10;
+
+    /// `Some(count)` when a line is due, with how many calls came since
+    /// the last one (this one included).
+    fn tick(&self) -> Option<u64> {
+        self.since_line.fetch_add(1, Ordering::Relaxed);
+        let now = chrono::Utc::now().timestamp();
+        let last = self.last_secs.load(Ordering::Relaxed);
+        if now - last < Self::EVERY
+            || self
+                .last_secs
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        Some(self.since_line.swap(0, Ordering::Relaxed))
+    }
+}
+
+static STORE_REFUSALS: Throttle = Throttle {
+    last_secs: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
+    since_line: std::sync::atomic::AtomicU64::new(0),
+};
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -1255,6 +1294,22 @@ fn limit_param(limit: Option<usize>, default: usize, max: usize) -> Result<usize
 #[cfg(test)]
 mod tests {
     #[test]
+    fn a_store_outage_is_one_log_line_per_ten_seconds_with_its_count() {
+        let t = super::Throttle {
+            last_secs: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
+            since_line: std::sync::atomic::AtomicU64::new(0),
+        };
+        assert_eq!(t.tick(), Some(1), "the first refusal is logged");
+        for _ in 0..99 {
+            assert_eq!(t.tick(), None, "the next ones within 10 s are not");
+        }
+        // Ten seconds on, the line says how many it stands for.
+        t.last_secs
+            .fetch_sub(super::Throttle::EVERY, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(t.tick(), Some(100));
+    }
+
+    #[test]
     fn ping_keys_stay_out_of_logs() {
         assert_eq!(
             super::log_path("/ping/s3cret/web-1/fail"),
@@ -2193,14 +2248,17 @@ async fn timeout_layer(State(limit): State<Duration>, req: Request, next: Next) 
             ),
         )
         .into_response(),
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "request took longer than {}",
-                humantime::format_duration(limit)
-            ),
-        )
-        .into_response(),
+        Err(_) => {
+            tracing::warn!(timeout = %humantime::format_duration(limit), "a request took longer than its timeout: answered 503");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "request took longer than {}",
+                    humantime::format_duration(limit)
+                ),
+            )
+            .into_response()
+        }
     }
 }
 
@@ -2281,11 +2339,16 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(admit::request_line_layer))
         .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(
-                |req: &axum::http::Request<axum::body::Body>| {
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
                     tracing::debug_span!("http", method = %req.method(), path = %log_path(req.uri().path()))
-                },
-            ),
+                })
+                // Every 5xx is logged where it is decided, with its reason
+                // (and a store outage at most every 10 s); tower's own line
+                // per failed response, without the path, only at debug.
+                .on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ),
         )
         .with_state(state)
 }
