@@ -632,6 +632,18 @@ impl Notice {
         } else {
             let _ = writeln!(b, "{how} {}", human(span));
         }
+        if let Some(f) = self
+            .flap
+            .as_deref()
+            .filter(|_| self.kind == NoticeKind::Alarm)
+        {
+            let _ = writeln!(
+                b,
+                "flapped:       {} outages since {} before this one",
+                f.flips,
+                ts(&f.since)
+            );
+        }
         let _ = writeln!(b, "alarm count:   {}", self.alarm_count);
         if let Some(n) = &self.next_reminder {
             let _ = writeln!(b, "next reminder: {} if still silent", ts(n));

@@ -143,6 +143,17 @@ impl StdoutNotifier {
                         s.push_str(&format!(", run started at {}, not finished", ts(&at)));
                     }
                 }
+                if let Some(f) = notice
+                    .flap
+                    .as_deref()
+                    .filter(|_| notice.kind == NoticeKind::Alarm)
+                {
+                    s.push_str(&format!(
+                        ", flapped ({} outages since {}) before it stayed down",
+                        f.flips,
+                        ts(&f.since)
+                    ));
+                }
                 s.push_str(&format!(", alarm {}", notice.alarm_count));
                 if let Some(n) = &notice.next_reminder {
                     s.push_str(&format!(", next reminder {}", ts(n)));
@@ -269,6 +280,26 @@ mod tests {
         assert!(l.contains("silent for 3m"), "{l}");
         assert!(l.contains("until it stays up or down for 30m"), "{l}");
         assert!(!l.contains("alarm 0"), "{l}");
+
+        // It stayed down: an alarm like any other, saying it flapped.
+        let down = Notice {
+            kind: NoticeKind::Alarm,
+            alarm_count: 1,
+            ..base.clone()
+        };
+        let l = StdoutNotifier::line(&down);
+        assert!(
+            l.contains(
+                "flapped (5 outages since 2024-05-01T12:00:00Z) before it stayed down, alarm 1"
+            ),
+            "{l}"
+        );
+        assert!(
+            down.body()
+                .contains("flapped:       5 outages since 2024-05-01T12:00:00Z before this one"),
+            "{}",
+            down.body()
+        );
 
         let stable = Notice {
             kind: NoticeKind::Stable,
