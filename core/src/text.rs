@@ -34,13 +34,18 @@ pub fn cut_chars_marked(s: &str, max: usize) -> String {
 }
 
 /// An error and every error under it on one line, joined by `: ` (what a
-/// client library reports is often only the outermost layer).
+/// client library reports is often only the outermost layer). A layer
+/// whose text its outer layer already shows (lettre's SMTP errors repeat
+/// the server's answer) is not said twice.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
+        let text = inner.to_string();
+        if !text.is_empty() && !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         src = inner.source();
     }
     s
@@ -69,6 +74,24 @@ mod tests {
         }
         let e = Outer(std::io::Error::other("dns error"));
         assert_eq!(error_chain(&e), "request failed: dns error");
+        // An outer layer that already shows its source's text.
+        #[derive(Debug)]
+        struct Says(std::io::Error);
+        impl std::fmt::Display for Says {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "permanent error (550): {}", self.0)
+            }
+        }
+        impl std::error::Error for Says {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Says(std::io::Error::other("5.7.1 quota exceeded"));
+        assert_eq!(
+            error_chain(&e),
+            "permanent error (550): 5.7.1 quota exceeded"
+        );
     }
 
     #[test]

@@ -1063,12 +1063,18 @@ fn resolve_channels(
         );
     }
     if let Some(d) = duplicate_name(&channels) {
+        // Only a kind's own name can come from a legacy section.
+        let legacy = if ["smtp", "sns", "webhook"].contains(&d.as_str()) {
+            format!(
+                " (a legacy [{d}] section or IAMALIVE_{}_* variable counts as a channel named {d:?})",
+                d.to_ascii_uppercase()
+            )
+        } else {
+            String::new()
+        };
         return Err(ConfigError::new(
             "channels.name",
-            format!(
-                "two channels are named {d:?}; each channel needs its own name (a legacy [{d}] section or IAMALIVE_{}_* variable counts as a channel named {d:?})",
-                d.to_ascii_uppercase()
-            ),
+            format!("two channels are named {d:?}; each channel needs its own name{legacy}"),
         ));
     }
     let names: Vec<String> = if channels.is_empty() {
