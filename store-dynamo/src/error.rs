@@ -30,9 +30,18 @@ where
         SdkError::ServiceError(e) => e.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c)),
         _ => false,
     };
-    // DisplayErrorContext prints the whole chain (the SDK's own Display is
-    // terse: "service error").
-    let text = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
+    // The service's code and message, or the chain of causes (timed out,
+    // connection refused): not the SDK's Display ("service error", terse),
+    // nor its DisplayErrorContext, which dumps the raw response, headers
+    // and body, into every log line and watcher notice (about 2 KB).
+    let text = match &err {
+        SdkError::ServiceError(e) => match (e.err().code(), e.err().message()) {
+            (Some(code), Some(msg)) => format!("{code}: {msg}"),
+            (Some(code), None) => code.to_owned(),
+            (None, _) => iamalive_core::text::error_chain(e.err()),
+        },
+        _ => iamalive_core::text::error_chain(&err),
+    };
     if transient {
         StoreError::unavailable(STORE, text)
     } else {

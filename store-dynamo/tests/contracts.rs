@@ -511,3 +511,16 @@ async fn a_group_past_the_item_limit_is_stored_in_parts_and_swapped_honestly() {
     assert_eq!(st.get_group(&g.group).await.unwrap().unwrap(), small);
     assert_eq!(parts(&st, &moto).await, 0, "no parts for a small record");
 }
+
+/// A service error reads as its code and message, short enough for a log
+/// line and a watcher notice, not the raw response.
+#[tokio::test]
+async fn a_service_error_is_its_code_and_message() {
+    let moto = iamalive_testkit::moto_serial::moto_serial();
+    let st = DynamoStore::new(common::client(&moto), "no-such-table");
+    let e = st.get(&h("web-1")).await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("ResourceNotFoundException"), "{text}");
+    assert!(text.len() < 300, "{} bytes: {text}", text.len());
+    assert!(!text.contains("headers"), "{text}");
+}
