@@ -137,16 +137,21 @@ fn a_failure_answered_before_any_sweep_still_alarms_then_recovers() {
     assert_eq!(r.due_at, Some(t(11_500)));
 }
 
-#[test]
-fn a_silenced_failure_recovers_quietly() {
-    let silences = [Silence::new(
+/// A silence over `backup-*` for the first 100 s.
+fn maintenance() -> [Silence; 1] {
+    [Silence::new(
         "s",
         crate::HostPattern::new("backup-*").unwrap(),
         t(0),
         t(100_000),
         "maintenance",
     )
-    .unwrap()];
+    .unwrap()]
+}
+
+#[test]
+fn a_silenced_failure_recovers_quietly() {
+    let silences = maintenance();
     let c = Context {
         silences: &silences,
         ..Context::default()
@@ -561,14 +566,7 @@ fn a_silent_host_that_reports_a_failure_is_news_at_once_and_once() {
     assert_eq!(sent[0].kind, NoticeKind::Reminder);
 
     // Silenced: nothing at once.
-    let silences = [Silence::new(
-        "s",
-        crate::HostPattern::new("backup-*").unwrap(),
-        t(0),
-        t(100_000),
-        "maintenance",
-    )
-    .unwrap()];
+    let silences = maintenance();
     let c = Context {
         silences: &silences,
         ..Context::default()
