@@ -1064,7 +1064,7 @@ fn resolve_channels(
     }
     if let Some(d) = duplicate_name(&channels) {
         // Only a kind's own name can come from a legacy section.
-        let legacy = if ["smtp", "sns", "webhook"].contains(&d.as_str()) {
+        let legacy = if matches!(d, "smtp" | "sns" | "webhook") {
             format!(
                 " (a legacy [{d}] section or IAMALIVE_{}_* variable counts as a channel named {d:?})",
                 d.to_ascii_uppercase()
