@@ -151,7 +151,11 @@ pub fn apply_heartbeat_with(
 /// heartbeat without one on an up host at or after its last beat, the gap
 /// since that beat learned.
 pub fn learn_interval(rec: &mut HostRecord, hb: &Heartbeat) {
-    let gap = (rec.status == Status::Up && hb.at >= rec.last_seen)
+    // A job created by a start or a failure has no beat yet: its
+    // `last_seen` is its creation, and the gap to its first success is
+    // the run's length, not its interval.
+    let first_success = rec.job.as_deref().is_some_and(|j| j.never_succeeded);
+    let gap = (rec.status == Status::Up && hb.at >= rec.last_seen && !first_success)
         .then(|| crate::model::since(hb.at, rec.last_seen));
     rec.interval.on_heartbeat(hb.interval, gap);
 }

@@ -576,3 +576,30 @@ fn a_silent_host_that_reports_a_failure_is_news_at_once_and_once() {
     let (_, sent) = pass(&failed, t(20_000), &c);
     assert!(sent.is_empty(), "{sent:?}");
 }
+
+#[tokio::test]
+async fn a_run_that_created_its_job_teaches_no_interval() {
+    let clock = ManualClock::new(t(0));
+    let (store, _ch, m) = monitor(&clock);
+    let h = host();
+    let at = |ms| Heartbeat::new(h.clone(), t(ms));
+    // `iamalive-agent run` on a new job: created by its start, success
+    // 2 ms later. The run's length is not the job's interval.
+    m.heartbeat_with(&at(0), true).await.unwrap();
+    m.signal_created(&at(0), Signal::Start, None).await.unwrap();
+    clock.set(t(2));
+    m.signal(&at(2), Signal::Success, None).await.unwrap();
+    let rec = store.get(&h).await.unwrap().unwrap();
+    assert_eq!(rec.interval.get(), None, "{:?}", rec.interval);
+    // Its next run, 5 s later: the gap between successes is learned.
+    clock.set(t(5_000));
+    m.signal(&at(5_000), Signal::Success, None).await.unwrap();
+    let rec = store.get(&h).await.unwrap().unwrap();
+    assert_eq!(
+        rec.interval.get(),
+        Some((
+            Duration::from_millis(4_998),
+            crate::beat::IntervalSource::Learned
+        ))
+    );
+}
