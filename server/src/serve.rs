@@ -266,9 +266,12 @@ pub async fn serve_until(
         match rearm.rearm_to_policy().await {
             Ok(0) => {}
             Ok(n) => {
+                // Also a host still in an earlier restart's grace: its
+                // deadline is brought back, and the sweep gives the grace
+                // of this restart.
                 tracing::info!(
                     hosts = n,
-                    "deadlines brought forward to the configured timeouts"
+                    "deadlines later than the configured timeouts allow were brought forward (a lowered timeout, or an earlier restart's grace); the sweep decides them now"
                 );
                 wake.notify_one();
             }
