@@ -92,6 +92,9 @@ impl StdoutNotifier {
                         "succeeded again after failing for {}",
                         human(failing)
                     ));
+                } else if notice.is_group() {
+                    // Its subject already says how long the site was dark.
+                    s.push_str(&format!("last seen {}", ts(&notice.last_seen)));
                 } else {
                     s.push_str(&format!(
                         "back after {} silent, last seen {}",
@@ -513,6 +516,20 @@ mod tests {
             l.contains("ber-1 (last seen 2024-05-01T12:00:00Z, missed a beat)"),
             "{l}"
         );
+        // Its all-clear says how long the site was dark once.
+        let mut back = site.clone();
+        back.kind = NoticeKind::Recovery;
+        back.recovered_at = Some(t);
+        for h in &mut back.hosts {
+            h.back_at = Some(t);
+        }
+        let l = StdoutNotifier::line(&back);
+        assert!(
+            l.starts_with("[iamalive] RECOVERED site office-berlin"),
+            "{l}"
+        );
+        assert_eq!(l.matches("back after").count(), 1, "{l}");
+        assert!(l.contains(": last seen 2024-05-01T12:00:00Z"), "{l}");
         // The hosts without a group are named as such.
         site.group = Some(iamalive_core::GroupName::ungrouped());
         site.hosts[0].missed_beat = false;
