@@ -1101,6 +1101,24 @@ async fn heartbeat(
 /// [`MAX_REPORT_FAILURES`] `failures`) and cleans its strings; the text to
 /// store.
 fn check_report(v: Value) -> Result<String, ApiError> {
+    // The fields the all-clear reads must mean what it says of them.
+    if let Some(since) = v.get("since").filter(|s| !s.is_null()) {
+        let ok = since
+            .as_str()
+            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok());
+        if !ok {
+            return Err(bad(format!(
+                "report.since must be an RFC 3339 time (\"2026-11-26T03:12:04Z\"), not {since}"
+            )));
+        }
+    }
+    if let Some(n) = v.get("failed_attempts").filter(|n| !n.is_null())
+        && n.as_u64().is_none()
+    {
+        return Err(bad(format!(
+            "report.failed_attempts must be a whole number of 0 or more, not {n}"
+        )));
+    }
     if let Some(n) = v
         .get("failures")
         .and_then(Value::as_array)

@@ -220,6 +220,24 @@ async fn every_heartbeat_rejection_is_json_and_writes_nothing() {
     hb(&f, Some(AGENT), json!({"host": "web-01", "report": [1, 2]}))
         .await
         .rejected(StatusCode::BAD_REQUEST, "report");
+    // The fields an all-clear reads must mean what it says of them.
+    hb(
+        &f,
+        Some(AGENT),
+        json!({"host": "web-01", "report": {"since": "yesterday"}}),
+    )
+    .await
+    .rejected(
+        StatusCode::BAD_REQUEST,
+        "report.since must be an RFC 3339 time",
+    );
+    hb(
+        &f,
+        Some(AGENT),
+        json!({"host": "web-01", "report": {"since": "2026-11-26T03:12:04Z", "failed_attempts": -1}}),
+    )
+    .await
+    .rejected(StatusCode::BAD_REQUEST, "report.failed_attempts");
     hb(
         &f,
         Some(AGENT),
