@@ -245,14 +245,22 @@ fn named_duration<'de, D: serde::Deserializer<'de>>(
     let Some(text) = Option::<String>::deserialize(d)? else {
         return Ok(None);
     };
-    humantime::parse_duration(text.trim())
-        .map(Some)
-        .map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{name}: '{text}' is not a duration such as \"30m\" or \"1h 30m\": {e}"
-            ))
-        })
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{name}: '{text}' is not a duration such as \"30m\" or \"1h 30m\": {e}"
+        ))
+    })?;
+    // As pauses and silences: past a year it is a typo, not a policy.
+    if d > MAX_POLICY_DURATION {
+        return Err(serde::de::Error::custom(format!(
+            "{name}: '{text}' is longer than the 1 year allowed"
+        )));
+    }
+    Ok(Some(d))
 }
+
+/// The longest timeout or grace a stored policy may set.
+const MAX_POLICY_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
 impl PolicySpec {
     /// Whether it says nothing at all.

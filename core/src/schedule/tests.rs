@@ -69,6 +69,14 @@ fn a_policy_body_is_a_timeout_or_a_schedule() {
             "grace: 'soon' is not a duration",
         ),
         (r#"{"schedul": "0 2 * * *"}"#, "schedul"),
+        (
+            r#"{"timeout": "999y"}"#,
+            "timeout: '999y' is longer than the 1 year allowed",
+        ),
+        (
+            r#"{"schedule": "0 2 * * *", "grace": "100y"}"#,
+            "grace: '100y' is longer than the 1 year allowed",
+        ),
     ] {
         let e = serde_json::from_str::<HostPolicy>(body)
             .unwrap_err()
