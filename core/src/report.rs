@@ -123,6 +123,14 @@ pub fn describe_report_in(report: &str, until: Option<Timestamp>, tz: Tz) -> Opt
     let end = until.or(last);
     let mut s = String::from("Could not reach the watcher");
     match (since, end) {
+        // Within one minute: to the second ("from 07:33 to 07:33" says
+        // nothing).
+        (Some(a), Some(b)) if clock(a, b, tz) == clock(b, a, tz) => s.push_str(&format!(
+            " from {} to {} {}",
+            a.with_timezone(&tz).format("%H:%M:%S"),
+            b.with_timezone(&tz).format("%H:%M:%S"),
+            zone(b, tz)
+        )),
         (Some(a), Some(b)) => s.push_str(&format!(
             " from {} to {} {}",
             clock(a, b, tz),
@@ -183,6 +191,16 @@ mod tests {
             "Could not reach the watcher from 03:12 to 04:02 UTC: DNS lookups failed 12 times \
              (failed to lookup address information: Name or service not known), then the \
              connection was refused twice."
+        );
+    }
+
+    #[test]
+    fn an_outage_within_one_minute_is_told_to_the_second() {
+        let r = r#"{"since":"2026-11-27T07:33:05Z","failures":[
+            {"kind":"connect","first":"2026-11-27T07:33:05Z","last":"2026-11-27T07:33:40Z","count":68}]}"#;
+        assert_eq!(
+            describe_report(r, Some(at("2026-11-27T07:33:41Z"))).unwrap(),
+            "Could not reach the watcher from 07:33:05 to 07:33:41 UTC: the connection failed 68 times."
         );
     }
 
