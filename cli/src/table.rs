@@ -219,7 +219,9 @@ pub(crate) fn host(h: &Value, now: DateTime<Utc>) -> String {
     if !h["next_run"].is_null() {
         rows.push(vec!["next run:".to_owned(), when(&h["next_run"], now)]);
     }
-    if !h["deadline"].is_null() {
+    // Only an up host has a deadline ahead; a paused one has none, and a
+    // missing one says since when in its status.
+    if !h["deadline"].is_null() && h["status"].as_str() == Some("up") {
         rows.push(vec!["missing at:".to_owned(), when(&h["deadline"], now)]);
     }
     let n = note(h, now);
@@ -401,5 +403,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("missing at:  2026-11-27 01:30 UTC"), "{text}");
+        // Paused: no deadline ahead to speak of.
+        let mut paused = h.clone();
+        paused["status"] = json!("paused");
+        assert!(!host(&paused, now).contains("missing at"));
     }
 }
