@@ -262,6 +262,7 @@ pub(crate) fn silences(list: &[Value], now: DateTime<Utc>) -> String {
         "ACTIVE".to_owned(),
         "STARTS".to_owned(),
         "ENDS".to_owned(),
+        "REPEATS".to_owned(),
         "REASON".to_owned(),
     ]];
     for s in list {
@@ -269,12 +270,23 @@ pub(crate) fn silences(list: &[Value], now: DateTime<Utc>) -> String {
             Some(w) => (&w["starts_at"], &w["ends_at"]),
             None => (&s["starts_at"], &s["ends_at"]),
         };
+        // A repeating one's schedule, its zone and each window's length.
+        let repeats = match s["repeat"].as_object() {
+            Some(r) => format!(
+                "{} {} for {}",
+                r["cron"].as_str().unwrap_or("?"),
+                r["tz"].as_str().unwrap_or("UTC"),
+                r["duration"].as_str().unwrap_or("?")
+            ),
+            None => "-".to_owned(),
+        };
         rows.push(vec![
             s["id"].as_str().unwrap_or("?").to_owned(),
             s["hosts"].as_str().unwrap_or("?").to_owned(),
             if s["active"] == true { "yes" } else { "no" }.to_owned(),
             when(from, now),
             when(to, now),
+            repeats,
             s["reason"].as_str().unwrap_or("").to_owned(),
         ]);
     }
@@ -285,6 +297,26 @@ pub(crate) fn silences(list: &[Value], now: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn silences_say_whether_they_repeat() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let once = json!({"id": "mw-1", "hosts": "db-*", "active": false,
+                          "starts_at": "2026-11-26T19:00:00Z", "ends_at": "2026-11-26T20:00:00Z",
+                          "reason": "patching"});
+        let nightly = json!({"id": "backup", "hosts": "db-*", "active": false,
+                             "starts_at": "2026-11-26T00:00:00Z", "ends_at": "2026-11-26T01:00:00Z",
+                             "repeat": {"cron": "30 2 * * SUN", "tz": "Europe/Berlin", "duration": "1h"},
+                             "next_window": {"starts_at": "2026-11-29T01:30:00Z", "ends_at": "2026-11-29T02:30:00Z"},
+                             "reason": "backups"});
+        let text = silences(&[once, nightly], now);
+        assert!(text.contains("REPEATS"), "{text}");
+        assert!(text.contains("30 2 * * SUN Europe/Berlin for 1h"), "{text}");
+        let once_line = text.lines().find(|l| l.starts_with("mw-1")).unwrap();
+        assert!(once_line.contains(" - "), "{once_line}");
+    }
 
     #[test]
     fn durations_read_short() {
