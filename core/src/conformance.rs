@@ -170,6 +170,7 @@ fn suite() -> Vec<(&'static str, SuiteFn)> {
         a_dark_site_is_named_whole,
         a_site_back_as_its_alarm_goes_out_is_cleared,
         a_site_outage_ends_when_its_silent_hosts_leave_it,
+        a_site_alarm_names_a_host_silent_alone_before_it,
         watcher_blind_is_one_notice,
         blind_detection_keeps_a_lone_site_on_time,
         hosts_without_a_group_half_silent_are_one_blind_notice,
@@ -228,7 +229,8 @@ mod jobs;
 mod loose;
 pub use blind::{blind_detection_keeps_a_lone_site_on_time, watcher_blind_is_one_notice};
 pub use groups::{
-    DARK_SITE_HOSTS, a_dark_site_is_named_whole, a_site_back_as_its_alarm_goes_out_is_cleared,
+    DARK_SITE_HOSTS, a_dark_site_is_named_whole, a_site_alarm_names_a_host_silent_alone_before_it,
+    a_site_back_as_its_alarm_goes_out_is_cleared,
     a_site_outage_ends_when_its_silent_hosts_leave_it, group_outage_is_one_notice,
     group_records_swap_by_version,
 };

@@ -594,6 +594,47 @@ fn recount_with(
     }
 }
 
+impl GroupRecord {
+    /// Members alone before this outage and, as `still_silent` says, still
+    /// silent: in the outage now, named by its notices (its alarm, owed and
+    /// not yet leased, is made again at `now` to name them), owing no
+    /// second alarm when it ends (see `Member::alarmed_alone`).
+    pub fn join_alone(
+        &mut self,
+        still_silent: impl Fn(&HostId) -> bool,
+        now: Timestamp,
+        policy: &Policy,
+    ) {
+        let joining: Vec<HostId> = self
+            .members
+            .iter()
+            .filter(|m| m.fate == Fate::Alone && m.back_at.is_none() && still_silent(&m.host))
+            .map(|m| m.host.clone())
+            .collect();
+        if joining.is_empty() {
+            return;
+        }
+        for h in joining {
+            if let Some(mut m) = self.members.remove(&h) {
+                m.fate = Fate::Outage;
+                m.alarmed_alone = true;
+                self.members.insert(m);
+            }
+        }
+        let fresh = self.outbox.iter().position(|o| {
+            o.notice.is_group()
+                && o.notice.kind == NoticeKind::Alarm
+                && o.delivered.is_empty()
+                && o.failed.is_empty()
+                && o.lease.is_none()
+        });
+        if let Some(i) = fresh {
+            let n = group_notice(self, NoticeKind::Alarm, now, policy);
+            self.outbox[i] = Outbox::new(n);
+        }
+    }
+}
+
 /// `hosts`, silent members of `g`'s outage that left it without coming
 /// back (removed, paused or silenced by an operator), taken out of it: the
 /// group's reminders no longer name them, and with fewer than `min_hosts`

@@ -542,3 +542,59 @@ pub async fn a_site_outage_ends_when_its_silent_hosts_leave_it(store: Arc<dyn St
         ch.notices()
     );
 }
+
+/// A host that alarmed alone is still silent when its site goes dark: the
+/// site's alarm names it with the others, and when the others are back it
+/// owes no second alarm of its own.
+pub async fn a_site_alarm_names_a_host_silent_alone_before_it(store: Arc<dyn Store>) {
+    if !store.keeps_groups() {
+        return;
+    }
+    let clock = ManualClock::new(at(0));
+    let ch = RecordingNotifier::new("ch");
+    let gp = GroupPolicy {
+        min_hosts: 2,
+        wait: Duration::from_secs(5),
+        ..GroupPolicy::default()
+    };
+    let grouping: crate::Grouping = Arc::new(move |_| gp);
+    let a = monitor(store.clone(), &clock, vec![Arc::new(ch.clone())], "a").with_grouping(grouping);
+    let oslo = GroupName::new("office-oslo").unwrap();
+    a.heartbeat(&beat_in(&oslo, "osl-1", 0)).await.unwrap();
+    for s in 0..=100u64 {
+        clock.set(at(s));
+        // osl-2 and osl-3 beat until 30; they are back at 70.
+        if s <= 30 || s >= 70 {
+            for h in ["osl-2", "osl-3"] {
+                a.heartbeat(&beat_in(&oslo, h, s)).await.unwrap();
+            }
+        }
+        let _ = a.sweep().await.unwrap();
+    }
+    let notices = ch.notices();
+    let own_alarms = notices
+        .iter()
+        .filter(|n| n.host.as_str() == "osl-1" && !n.is_group() && n.kind == NoticeKind::Alarm)
+        .count();
+    assert_eq!(
+        own_alarms, 1,
+        "{store}: osl-1 alarmed alone once: {notices:#?}"
+    );
+    let site = notices
+        .iter()
+        .find(|n| n.is_group() && n.kind == NoticeKind::Alarm)
+        .expect("the site's alarm");
+    let mut named: Vec<&str> = site.hosts.iter().map(|h| h.host.as_str()).collect();
+    named.sort_unstable();
+    assert_eq!(
+        named,
+        ["osl-1", "osl-2", "osl-3"],
+        "{store}: every silent host of the site"
+    );
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.is_group() && n.kind == NoticeKind::Recovery),
+        "{store}: the site's all-clear: {notices:#?}"
+    );
+}

@@ -825,6 +825,12 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 let resolved = group_outage::resolve(&g, now, &gp, &policy, |m| {
                     m.missed_beat || silent.get(m.host.as_str()).copied().unwrap_or(false)
                 });
+                let resolved = match resolved {
+                    Some(w) if w.phase == GroupPhase::Outage => {
+                        Some(self.name_alone_still_silent(w, now, &policy).await?)
+                    }
+                    other => other,
+                };
                 if let Some(mut w) = resolved {
                     w.version = g.version + 1;
                     if !self.write_group(g.version, &w).await? {
@@ -1080,6 +1086,41 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             .collect()
             .await;
         answers.into_iter().collect()
+    }
+
+    /// A site's outage just decided: its members that alarmed alone before
+    /// it and are still silent join it, so its alarm names every silent
+    /// host of the site ("3 hosts silent", not 2 beside one told earlier).
+    /// They do not count toward `min_hosts` (the outage is decided
+    /// already), and they owe no second alarm when the site is back
+    /// (`alarmed_alone`); their reminders are the site's meanwhile.
+    async fn name_alone_still_silent(
+        &self,
+        mut w: GroupRecord,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<GroupRecord, StoreError> {
+        let alone: Vec<(crate::HostId, Timestamp)> = w
+            .members
+            .iter()
+            .filter(|m| m.fate == group_outage::Fate::Alone && m.back_at.is_none())
+            .map(|m| (m.host.clone(), m.missing_since))
+            .collect();
+        if alone.is_empty() {
+            return Ok(w);
+        }
+        let answers: Vec<Result<(String, bool), StoreError>> = futures::stream::iter(alone)
+            .map(|(host, since)| self.held_silent(host, since))
+            .buffer_unordered(self.opts.concurrency.max(1))
+            .collect()
+            .await;
+        let still: HashMap<String, bool> = answers.into_iter().collect::<Result<_, _>>()?;
+        w.join_alone(
+            |h| still.get(h.as_str()).copied().unwrap_or(false),
+            now,
+            policy,
+        );
+        Ok(w)
     }
 
     /// Whether held `host` (missing since `since`) is still silent in the
