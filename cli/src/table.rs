@@ -13,6 +13,10 @@ fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
         Ok(d) => (d, true),
         Err(_) => ((t - now).to_std().unwrap_or_default(), false),
     };
+    // Under a second either way (a clock a few milliseconds apart): now.
+    if d < Duration::from_secs(1) {
+        return "now".to_owned();
+    }
     let d = short(d);
     if past {
         format!("{d} ago")
@@ -316,6 +320,16 @@ mod tests {
         assert!(text.contains("30 2 * * SUN Europe/Berlin for 1h"), "{text}");
         let once_line = text.lines().find(|l| l.starts_with("mw-1")).unwrap();
         assert!(once_line.contains(" - "), "{once_line}");
+    }
+
+    #[test]
+    fn an_instant_within_a_second_of_now_is_now() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let soon = now + chrono::Duration::milliseconds(300);
+        assert_eq!(relative(soon, now), "now");
+        assert_eq!(relative(now - chrono::Duration::seconds(90), now), "1m ago");
     }
 
     #[test]
