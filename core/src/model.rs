@@ -639,7 +639,7 @@ impl Notice {
         {
             let _ = writeln!(
                 b,
-                "flapped:       {} outages since {} before this one",
+                "flapped:       {} outages, flapping since {}, before this one",
                 f.flips,
                 ts(&f.since)
             );

@@ -152,7 +152,7 @@ impl StdoutNotifier {
                     .filter(|_| notice.kind == NoticeKind::Alarm)
                 {
                     s.push_str(&format!(
-                        ", flapped ({} outages since {}) before it stayed down",
+                        ", flapped ({} outages, flapping since {}) before it stayed down",
                         f.flips,
                         ts(&f.since)
                     ));
@@ -221,7 +221,9 @@ impl StdoutNotifier {
                 ))
             }
             NoticeKind::Stable => Some(format!(
-                "{} outages since {}, last seen {}",
+                // The count includes the outages that began the episode,
+                // before `since`.
+                "{} outages, flapping since {}, last seen {}",
                 f.flips,
                 ts(&f.since),
                 ts(&notice.last_seen)
@@ -293,13 +295,14 @@ mod tests {
         let l = StdoutNotifier::line(&down);
         assert!(
             l.contains(
-                "flapped (5 outages since 2024-05-01T12:00:00Z) before it stayed down, alarm 1"
+                "flapped (5 outages, flapping since 2024-05-01T12:00:00Z) before it stayed down, alarm 1"
             ),
             "{l}"
         );
         assert!(
-            down.body()
-                .contains("flapped:       5 outages since 2024-05-01T12:00:00Z before this one"),
+            down.body().contains(
+                "flapped:       5 outages, flapping since 2024-05-01T12:00:00Z, before this one"
+            ),
             "{}",
             down.body()
         );
@@ -311,7 +314,10 @@ mod tests {
             ..base.clone()
         };
         let l = StdoutNotifier::line(&stable);
-        assert!(l.contains("5 outages since 2024-05-01T12:00:00Z"), "{l}");
+        assert!(
+            l.contains("5 outages, flapping since 2024-05-01T12:00:00Z"),
+            "{l}"
+        );
         assert!(
             !l.contains("silent for 0s") && !l.contains("alarm 0"),
             "{l}"
