@@ -91,6 +91,43 @@ impl Routes {
         &self.0
     }
 
+    /// What an operator should hear at start about these routes: a route
+    /// whose `kinds` take some of an outage's notices (alarm, reminder,
+    /// all-clear) but not all sends the rest to the next route that
+    /// matches, so a channel there may hear reminders of an alarm it never
+    /// got, or an outage that never ends for it.
+    pub fn warnings(&self) -> Vec<String> {
+        const OUTAGE: [NoticeKind; 3] = [
+            NoticeKind::Alarm,
+            NoticeKind::Reminder,
+            NoticeKind::Recovery,
+        ];
+        let mut out = Vec::new();
+        for (i, r) in self.0.iter().enumerate() {
+            let Some(kinds) = &r.kinds else { continue };
+            let (taken, left): (Vec<NoticeKind>, Vec<NoticeKind>) =
+                OUTAGE.iter().partition(|k| kinds.contains(k));
+            if taken.is_empty() || left.is_empty() {
+                continue;
+            }
+            let names = |ks: &[NoticeKind]| {
+                ks.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            out.push(format!(
+                "routes[{i}] sends {} of its hosts' outages to {} but not {}: those go to the next route that matches (or to every channel), which then hears {} of an outage without its {}; list all three kinds in one route, or none",
+                names(&taken),
+                r.channels.join(", "),
+                names(&left),
+                names(&left),
+                names(&taken),
+            ));
+        }
+        out
+    }
+
     /// Whether `channel` gets `notice`: named by the first route matching
     /// the notice, or any channel when no route matches (and for watcher
     /// notices, the watcher-blind one included: it is about every site).
@@ -122,6 +159,31 @@ pub fn routable(kind: NoticeKind) -> bool {
 mod tests {
     use super::*;
     use crate::HostId;
+
+    #[test]
+    fn a_route_that_splits_an_outage_is_warned_of() {
+        let all = ["dba".to_owned(), "all".to_owned()];
+        let split: Vec<Route> = serde_json::from_str(
+            r#"[{"hosts": "db-*", "kinds": ["alarm", "recovery"], "channels": ["dba"]},
+                {"channels": ["all"]}]"#,
+        )
+        .unwrap();
+        let w = Routes::new(split, &all).unwrap().warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with(
+                "routes[0] sends alarm, recovery of its hosts' outages to dba but not reminder"
+            ),
+            "{}",
+            w[0]
+        );
+        let whole: Vec<Route> = serde_json::from_str(
+            r#"[{"hosts": "db-*", "kinds": ["alarm", "reminder", "recovery"], "channels": ["dba"]},
+                {"kinds": ["flapping"], "channels": ["all"]}, {"channels": ["all"]}]"#,
+        )
+        .unwrap();
+        assert!(Routes::new(whole, &all).unwrap().warnings().is_empty());
+    }
 
     fn notice(host: &str, kind: NoticeKind) -> Notice {
         let t: crate::Timestamp = "2024-05-01T12:00:00Z".parse().unwrap();

@@ -233,6 +233,9 @@ pub async fn serve_until(
         keys = config.keys.len(),
         "iamalive is watching"
     );
+    for w in config.routes.warnings() {
+        tracing::warn!("{w}");
+    }
     if let Some(key) = fresh {
         let banner = first_run_banner(
             &key,
