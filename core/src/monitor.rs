@@ -162,7 +162,11 @@ pub struct Monitor<S: ?Sized, C> {
     /// What channels did with a notice whose round could not be settled
     /// (the store failed as it was written), by notice id: the next round
     /// of that notice takes these answers instead of delivering again.
-    unsettled: Mutex<std::collections::HashMap<String, Vec<(String, ChannelOutcome)>>>,
+    unsettled: Arc<Mutex<Unsettled>>,
+    /// Deliveries still running after the sweep stopped waiting for them
+    /// ([`DELIVERY_WAIT`]), by notice id and channel: not started again
+    /// until they end, and their answers go to `unsettled`.
+    in_flight: Arc<Mutex<std::collections::HashSet<(String, String)>>>,
     /// The group records last read or written ([`group_reads`]).
     group_reads: group_reads::GroupReads,
     /// The last count of how many hosts can be silent by the end of a
@@ -226,7 +230,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             store_troubled: AtomicBool::new(false),
             fault_since_mark: AtomicBool::new(false),
             stop_marked: AtomicBool::new(false),
-            unsettled: Mutex::default(),
+            unsettled: Arc::default(),
+            in_flight: Arc::default(),
             group_reads: group_reads::GroupReads::default(),
             reach: Mutex::new(None),
             opts,
@@ -710,24 +715,15 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                 }
                 groups::Routed::Deliver => {
                     tracing::info!(host = %written.host, kind = %n.kind, id = %n.id, "notice owed");
-                    // Answers of a round this process could not settle
-                    // (the store failed): taken, not asked again.
-                    let mut results = self.take_unsettled(&n.id);
-                    let (mut delivered, mut failed) =
-                        (outbox.delivered.clone(), outbox.failed.clone());
-                    for (c, o) in &results {
-                        match o {
-                            ChannelOutcome::Delivered => delivered.push(c.clone()),
-                            _ => failed.push(c.clone()),
-                        }
-                    }
-                    // Held while its group gathered: it speaks of now.
-                    let fresh = (delivered.is_empty() && failed.is_empty())
-                        .then(|| decide::as_of(n, now, &policy))
-                        .flatten();
+                    // Held while its group gathered: it speaks of now
+                    // (unless some channel has it already).
+                    let untouched = outbox.delivered.is_empty()
+                        && outbox.failed.is_empty()
+                        && !lock(&self.unsettled).contains_key(&n.id);
+                    let fresh = untouched.then(|| decide::as_of(n, now, &policy)).flatten();
                     let notice = fresh.as_ref().unwrap_or(n);
-                    results.extend(self.deliver(notice, &targets, &delivered, &failed).await);
-                    results
+                    self.deliver_round(notice, &targets, &outbox.delivered, &outbox.failed)
+                        .await
                 }
             };
             let absorbed = matches!(routed, groups::Routed::Absorbed);
@@ -789,32 +785,52 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// knowledge is not kept (at worst a notice is delivered twice, as
     /// before).
     fn keep_unsettled(&self, id: &str, results: &[(String, ChannelOutcome)]) {
-        let kept: Vec<(String, ChannelOutcome)> = results
-            .iter()
-            .filter(|(_, o)| !matches!(o, ChannelOutcome::Transient { .. }))
-            .cloned()
-            .collect();
-        if kept.is_empty() {
-            return;
+        keep_answers(&self.unsettled, id, results);
+    }
+
+    /// One delivery round of `notice`: the answers already in for it
+    /// (a round not settled, a delivery that finished after the sweep
+    /// stopped waiting) are taken, not asked again, and every other channel
+    /// of `targets` not done with it is asked ([`deliver`](Self::deliver)).
+    async fn deliver_round(
+        &self,
+        notice: &Notice,
+        targets: &[String],
+        delivered: &[String],
+        failed: &[String],
+    ) -> Vec<(String, ChannelOutcome)> {
+        let mut results = self.take_unsettled(&notice.id);
+        let (mut delivered, mut failed) = (delivered.to_vec(), failed.to_vec());
+        for (c, o) in &results {
+            match o {
+                ChannelOutcome::Delivered => delivered.push(c.clone()),
+                _ => failed.push(c.clone()),
+            }
         }
-        let mut u = self
-            .unsettled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if u.len() >= MAX_UNSETTLED {
-            u.clear();
-        }
-        u.insert(id.to_owned(), kept);
+        results.extend(self.deliver(notice, targets, &delivered, &failed).await);
+        results
     }
 
     /// What channels did with notice `id` in a round not settled yet (see
     /// [`keep_unsettled`](Self::keep_unsettled)), taken.
     fn take_unsettled(&self, id: &str) -> Vec<(String, ChannelOutcome)> {
-        self.unsettled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(id)
-            .unwrap_or_default()
+        lock(&self.unsettled).remove(id).unwrap_or_default()
+    }
+
+    /// A delivery the round stopped waiting for: marked in flight until it
+    /// ends, then its answer kept for the notice's next round.
+    fn finish_later(&self, key: (String, String), task: tokio::task::JoinHandle<ChannelOutcome>) {
+        tracing::warn!(channel = %key.1, id = %key.0, wait = %humantime::format_duration(DELIVERY_WAIT), "channel still busy; the sweep goes on and its answer is taken in the notice's next round");
+        lock(&self.in_flight).insert(key.clone());
+        let (in_flight, unsettled) = (Arc::clone(&self.in_flight), Arc::clone(&self.unsettled));
+        // Called only from a round that spawned `task` on a runtime.
+        tokio::spawn(async move {
+            let outcome = task
+                .await
+                .unwrap_or(ChannelOutcome::Transient { retry_after: None });
+            keep_answers(&unsettled, &key.0, &[(key.1.clone(), outcome)]);
+            lock(&in_flight).remove(&key);
+        });
     }
 
     /// The one compare-and-swap loop: decides `decide(record)` and swaps it
@@ -860,6 +876,14 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     /// Delivers `notice` to every channel not yet done with it, all at once.
     /// A refusal, or a delivery by a channel that had been refusing, is
     /// noted in the watcher's health for the next flush to announce.
+    ///
+    /// Each channel's delivery runs as a task of its own; the round waits
+    /// for the answers at most [`DELIVERY_WAIT`] on the monitor's clock. A
+    /// channel still busy then (a webhook that hangs, a slow relay) is
+    /// counted transient for this round and left to finish on its own: it
+    /// is not asked again while it runs, and its answer goes to the notice's
+    /// next round. So one hanging channel holds a sweep, and the alarms of
+    /// every other host, for seconds, not for its own timeout.
     async fn deliver(
         &self,
         notice: &Notice,
@@ -867,36 +891,69 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         delivered: &[String],
         failed: &[String],
     ) -> Vec<(String, ChannelOutcome)> {
-        let owed = self.channels.iter().filter(|c| {
-            let n = c.name();
-            targets.iter().any(|t| t == n)
-                && !delivered.iter().any(|d| d == n)
-                && !failed.iter().any(|d| d == n)
-        });
-        let results = futures::future::join_all(owed.map(|c| async move {
-            let outcome = match c.deliver(notice).await {
-                Ok(()) => {
-                    match notice.group.as_ref().filter(|_| notice.is_group()) {
-                        Some(g) => tracing::info!(channel = c.name(), group = %g, hosts = notice.hosts.len(), kind = %notice.kind, id = %notice.id, "group notice delivered"),
-                        None => tracing::info!(channel = c.name(), host = %notice.host, kind = %notice.kind, id = %notice.id, "notice delivered"),
-                    }
-                    ChannelOutcome::Delivered
-                }
-                Err(e) => {
-                    if e.is_transient() {
-                        tracing::warn!(channel = c.name(), host = %notice.host, id = %notice.id, error = %e, "delivery failed; will retry");
-                    } else {
-                        tracing::error!(channel = c.name(), host = %notice.host, id = %notice.id, error = %e, "delivery refused");
-                    }
-                    ChannelOutcome::from(&e)
+        let owed: Vec<Arc<dyn Notifier>> = self
+            .channels
+            .iter()
+            .filter(|c| {
+                let n = c.name();
+                targets.iter().any(|t| t == n)
+                    && !delivered.iter().any(|d| d == n)
+                    && !failed.iter().any(|d| d == n)
+            })
+            .cloned()
+            .collect();
+        // Without a Tokio runtime (a monitor driven by another executor)
+        // the round waits for every channel, as it cannot leave one running.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let results =
+                futures::future::join_all(owed.iter().map(|c| async move {
+                    (c.name().to_owned(), deliver_one(&**c, notice).await)
+                }))
+                .await;
+            self.note_answers(notice, &results);
+            return results;
+        };
+        let shared = Arc::new(notice.clone());
+        let mut results = Vec::with_capacity(owed.len());
+        let mut running = Vec::with_capacity(owed.len());
+        for c in owed {
+            let key = (notice.id.clone(), c.name().to_owned());
+            if lock(&self.in_flight).contains(&key) {
+                // Still running from an earlier round: its answer comes to
+                // the next one.
+                results.push((key.1, ChannelOutcome::Transient { retry_after: None }));
+                continue;
+            }
+            let n = Arc::clone(&shared);
+            running.push((
+                key,
+                runtime.spawn(async move { deliver_one(&*c, &n).await }),
+            ));
+        }
+        let mut waited = self
+            .clock
+            .sleep_until(crate::add(self.clock.now(), DELIVERY_WAIT));
+        for (key, mut task) in running {
+            let outcome = tokio::select! {
+                biased;
+                r = &mut task => r.unwrap_or(ChannelOutcome::Transient { retry_after: None }),
+                () = &mut waited => {
+                    self.finish_later(key.clone(), task);
+                    ChannelOutcome::Transient { retry_after: None }
                 }
             };
-            (c.name().to_owned(), outcome)
-        }))
-        .await;
+            results.push((key.1, outcome));
+        }
+        self.note_answers(notice, &results);
+        results
+    }
+
+    /// Notes the channels' answers to `notice` in the watcher's health: a
+    /// refusal, or a delivery by a channel that had been refusing.
+    fn note_answers(&self, notice: &Notice, results: &[(String, ChannelOutcome)]) {
         let now = self.clock.now();
         let mut h = self.lock_health();
-        for (channel, outcome) in &results {
+        for (channel, outcome) in results {
             let a = match outcome {
                 ChannelOutcome::Delivered => h.health.channel_delivered(channel, now),
                 ChannelOutcome::Permanent { reason } => {
@@ -906,7 +963,6 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             };
             h.pending.extend(a);
         }
-        results
     }
 
     /// Reads one host.
@@ -1043,3 +1099,59 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
 
 /// The most notices whose unsettled delivery rounds a monitor remembers.
 const MAX_UNSETTLED: usize = 10_000;
+
+/// How long a delivery round waits for the channels' answers before
+/// leaving a busy channel to finish on its own (see `Monitor::deliver`).
+const DELIVERY_WAIT: Duration = Duration::from_secs(5);
+
+/// Answers of delivery rounds not settled yet, by notice id.
+type Unsettled = std::collections::HashMap<String, Vec<(String, ChannelOutcome)>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Keeps what channels did with notice `id` for its next round: deliveries
+/// and refusals (a transient failure is asked again anyway), added to what
+/// is kept already. Bounded: past [`MAX_UNSETTLED`] notices the knowledge
+/// is dropped (at worst a notice is delivered twice, as before).
+fn keep_answers(unsettled: &Mutex<Unsettled>, id: &str, results: &[(String, ChannelOutcome)]) {
+    let kept: Vec<(String, ChannelOutcome)> = results
+        .iter()
+        .filter(|(_, o)| !matches!(o, ChannelOutcome::Transient { .. }))
+        .cloned()
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    let mut u = lock(unsettled);
+    if u.len() >= MAX_UNSETTLED && !u.contains_key(id) {
+        u.clear();
+    }
+    u.entry(id.to_owned()).or_default().extend(kept);
+}
+
+/// One channel's delivery of `notice`, logged, as the round's outcome.
+async fn deliver_one(c: &dyn Notifier, notice: &Notice) -> ChannelOutcome {
+    match c.deliver(notice).await {
+        Ok(()) => {
+            match notice.group.as_ref().filter(|_| notice.is_group()) {
+                Some(g) => {
+                    tracing::info!(channel = c.name(), group = %g, hosts = notice.hosts.len(), kind = %notice.kind, id = %notice.id, "group notice delivered")
+                }
+                None => {
+                    tracing::info!(channel = c.name(), host = %notice.host, kind = %notice.kind, id = %notice.id, "notice delivered")
+                }
+            }
+            ChannelOutcome::Delivered
+        }
+        Err(e) => {
+            if e.is_transient() {
+                tracing::warn!(channel = c.name(), host = %notice.host, id = %notice.id, error = %e, "delivery failed; will retry");
+            } else {
+                tracing::error!(channel = c.name(), host = %notice.host, id = %notice.id, error = %e, "delivery refused");
+            }
+            ChannelOutcome::from(&e)
+        }
+    }
+}

@@ -368,3 +368,93 @@ async fn a_watcher_notice_nobody_takes_backs_off() {
         "with backoff (1 s doubling to 8 s), not 40 times: {n}"
     );
 }
+
+/// A webhook that hangs until released, counting its calls.
+struct HangingHook {
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl iamalive_core::Notifier for HangingHook {
+    fn name(&self) -> &str {
+        "hook"
+    }
+    async fn deliver(&self, _: &iamalive_core::Notice) -> Result<(), iamalive_core::NotifyError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.release.notified().await;
+        Ok(())
+    }
+}
+
+/// A channel that hangs holds the sweep for the delivery wait (5 s on the
+/// monitor's clock), not for its own timeout: the other channel has the
+/// alarm at once, the sweep goes on, the hanging delivery is not started
+/// again while it runs, and when it ends its answer settles the notice.
+#[tokio::test]
+async fn a_hanging_channel_holds_the_sweep_seconds_and_is_not_asked_twice() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new(at(0));
+    let mail = RecordingNotifier::new("mail");
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let hook = HangingHook {
+        calls: calls.clone(),
+        release: release.clone(),
+    };
+    let m = Arc::new(monitor(
+        store.clone(),
+        &clock,
+        vec![Arc::new(mail.clone()), Arc::new(hook)],
+        "m",
+    ));
+    m.heartbeat(&Heartbeat::new(host("db-1"), at(0)))
+        .await
+        .unwrap();
+    clock.set(at(10));
+    let sweeping = tokio::spawn({
+        let m = m.clone();
+        async move { m.sweep().await }
+    });
+    // The sweep waits on the monitor's clock: mail has the alarm, the hook
+    // hangs.
+    for _ in 0..1_000 {
+        if mail.count(NoticeKind::Alarm) == 1
+            && calls.load(std::sync::atomic::Ordering::SeqCst) == 1
+        {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(mail.count(NoticeKind::Alarm), 1, "mail has it at once");
+    assert!(!sweeping.is_finished(), "the sweep waits for the hook");
+    clock.set(at(15));
+    let report = tokio::time::timeout(Duration::from_secs(10), sweeping)
+        .await
+        .expect("the sweep stops waiting after 5 s on its clock")
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.failed_deliveries, 1, "{report:?}");
+    // Rounds while the hook still runs do not ask it again.
+    for s in [20, 30] {
+        clock.set(at(s));
+        let _ = m.sweep().await.unwrap();
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // It ends: its answer settles the alarm at the next round.
+    release.notify_waiters();
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    clock.set(at(60));
+    let _ = m.sweep().await.unwrap();
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "never asked twice"
+    );
+    let r = store.get(&host("db-1")).await.unwrap().unwrap();
+    assert_eq!(r.status, Status::Alarmed);
+    assert_eq!(r.outbox, None, "settled: {:?}", r.outbox);
+    assert_eq!(mail.count(NoticeKind::Alarm), 1, "mail not asked again");
+}

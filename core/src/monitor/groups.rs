@@ -904,7 +904,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                             tracing::info!(group = %group, kind = %n.kind, id = %n.id, hosts = n.hosts.len(), "group notice owed")
                         }
                     }
-                    self.deliver(n, &targets, &ob.delivered, &ob.failed).await
+                    self.deliver_round(n, &targets, &ob.delivered, &ob.failed)
+                        .await
                 }
             };
             report.failed_deliveries += results
