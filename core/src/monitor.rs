@@ -800,14 +800,16 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         failed: &[String],
     ) -> Vec<(String, ChannelOutcome)> {
         let mut results = self.take_unsettled(&notice.id);
-        let (mut delivered, mut failed) = (delivered.to_vec(), failed.to_vec());
-        for (c, o) in &results {
-            match o {
-                ChannelOutcome::Delivered => delivered.push(c.clone()),
-                _ => failed.push(c.clone()),
-            }
-        }
-        results.extend(self.deliver(notice, targets, &delivered, &failed).await);
+        let answered = |n: &str| {
+            delivered.iter().chain(failed).any(|d| d == n) || results.iter().any(|(c, _)| c == n)
+        };
+        let owed: Vec<Arc<dyn Notifier>> = self
+            .channels
+            .iter()
+            .filter(|c| targets.iter().any(|t| t == c.name()) && !answered(c.name()))
+            .cloned()
+            .collect();
+        results.extend(self.deliver(notice, owed).await);
         results
     }
 
@@ -873,7 +875,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         })
     }
 
-    /// Delivers `notice` to every channel not yet done with it, all at once.
+    /// Delivers `notice` to the `owed` channels, all at once.
     /// A refusal, or a delivery by a channel that had been refusing, is
     /// noted in the watcher's health for the next flush to announce.
     ///
@@ -887,21 +889,8 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
     async fn deliver(
         &self,
         notice: &Notice,
-        targets: &[String],
-        delivered: &[String],
-        failed: &[String],
+        owed: Vec<Arc<dyn Notifier>>,
     ) -> Vec<(String, ChannelOutcome)> {
-        let owed: Vec<Arc<dyn Notifier>> = self
-            .channels
-            .iter()
-            .filter(|c| {
-                let n = c.name();
-                targets.iter().any(|t| t == n)
-                    && !delivered.iter().any(|d| d == n)
-                    && !failed.iter().any(|d| d == n)
-            })
-            .cloned()
-            .collect();
         // Without a Tokio runtime (a monitor driven by another executor)
         // the round waits for every channel, as it cannot leave one running.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

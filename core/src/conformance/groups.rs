@@ -12,6 +12,22 @@ use crate::{
     Store,
 };
 
+/// A monitor over `store` on `clock` telling `ch`, with sites of at least
+/// two hosts gathered for 5 s.
+fn site_monitor(
+    store: &Arc<dyn Store>,
+    clock: &ManualClock,
+    ch: &RecordingNotifier,
+) -> crate::Monitor<dyn Store, ManualClock> {
+    let gp = GroupPolicy {
+        min_hosts: 2,
+        wait: Duration::from_secs(5),
+        ..GroupPolicy::default()
+    };
+    let grouping: crate::Grouping = Arc::new(move |_| gp);
+    monitor(store.clone(), clock, vec![Arc::new(ch.clone())], "a").with_grouping(grouping)
+}
+
 fn beat_in(g: &GroupName, name: &str, secs: u64) -> Heartbeat {
     let mut hb = Heartbeat::new(host(name), at(secs));
     hb.group = Some(g.clone());
@@ -474,13 +490,7 @@ pub async fn a_site_outage_ends_when_its_silent_hosts_leave_it(store: Arc<dyn St
     }
     let clock = ManualClock::new(at(0));
     let ch = RecordingNotifier::new("ch");
-    let gp = GroupPolicy {
-        min_hosts: 2,
-        wait: Duration::from_secs(5),
-        ..GroupPolicy::default()
-    };
-    let grouping: crate::Grouping = Arc::new(move |_| gp);
-    let a = monitor(store.clone(), &clock, vec![Arc::new(ch.clone())], "a").with_grouping(grouping);
+    let a = site_monitor(&store, &clock, &ch);
     let rome = GroupName::new("office-rome").unwrap();
     for h in ["rom-1", "rom-2", "rom-3"] {
         a.heartbeat(&beat_in(&rome, h, 0)).await.unwrap();
@@ -552,13 +562,7 @@ pub async fn a_site_alarm_names_a_host_silent_alone_before_it(store: Arc<dyn Sto
     }
     let clock = ManualClock::new(at(0));
     let ch = RecordingNotifier::new("ch");
-    let gp = GroupPolicy {
-        min_hosts: 2,
-        wait: Duration::from_secs(5),
-        ..GroupPolicy::default()
-    };
-    let grouping: crate::Grouping = Arc::new(move |_| gp);
-    let a = monitor(store.clone(), &clock, vec![Arc::new(ch.clone())], "a").with_grouping(grouping);
+    let a = site_monitor(&store, &clock, &ch);
     let oslo = GroupName::new("office-oslo").unwrap();
     a.heartbeat(&beat_in(&oslo, "osl-1", 0)).await.unwrap();
     for s in 0..=100u64 {
