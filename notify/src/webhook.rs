@@ -222,6 +222,23 @@ impl Notifier for WebhookNotifier {
     }
 
     async fn deliver(&self, notice: &Notice) -> Result<(), NotifyError> {
+        self.post(notice).await?;
+        // PagerDuty: a test notice would leave an incident open and page
+        // whoever is on call until someone resolves it by hand; it is
+        // resolved at once (the trigger still shows the wiring works).
+        if self.format == WebhookFormat::PagerDuty && notice.kind == iamalive_core::NoticeKind::Test
+        {
+            let mut done = notice.clone();
+            done.kind = iamalive_core::NoticeKind::Restored;
+            self.post(&done).await?;
+        }
+        Ok(())
+    }
+}
+
+impl WebhookNotifier {
+    /// One POST of `notice` in this channel's format.
+    async fn post(&self, notice: &Notice) -> Result<(), NotifyError> {
         let now = Utc::now();
         let body = serde_json::to_vec(&payload(
             notice,

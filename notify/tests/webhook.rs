@@ -269,6 +269,24 @@ async fn pagerduty_triggers_and_resolves_one_incident_per_outage() {
     );
     assert_eq!(bodies[1]["event_action"], "trigger");
     assert_eq!(bodies[2]["event_action"], "resolve");
+
+    // A test notice shows the wiring, then resolves its incident at once:
+    // nobody is paged until someone closes it by hand.
+    let test = iamalive_core::health::watcher_notice(
+        NoticeKind::Test,
+        "watcher/test",
+        1,
+        chrono::Utc::now(),
+        chrono::Utc::now(),
+        "a test".into(),
+    );
+    n.deliver(&test).await.unwrap();
+    let got = log.lock().unwrap().clone();
+    assert_eq!(got.len(), 5);
+    let (trigger, resolve) = (got[3].json(), got[4].json());
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(resolve["event_action"], "resolve");
+    assert_eq!(trigger["dedup_key"], resolve["dedup_key"]);
 }
 
 #[tokio::test]
