@@ -203,7 +203,10 @@ pub enum HostPolicy {
 /// /v1/hosts/<host>`): `timeout`, or `schedule` with optional `tz` and
 /// `grace`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a JSON object with timeout, or schedule with tz and grace"
+)]
 pub struct PolicySpec {
     /// A fixed timeout (`"5m"`).
     #[serde(

@@ -952,6 +952,7 @@ fn check_message(m: &Option<String>) -> Result<(), ApiError> {
 /// The heartbeat body. Fields beyond these are ignored, so newer agents
 /// can talk to older watchers.
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "a JSON object like {\"host\": \"build-01\"}")]
 struct HeartbeatBody {
     host: String,
     #[serde(default)]
@@ -1868,7 +1869,10 @@ fn unrestricted(key: &ApiKey) -> Result<(), ApiError> {
 
 /// `POST /v1/silences`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a JSON object like {\"hosts\": \"db-*\", \"duration\": \"1h\"}"
+)]
 pub(crate) struct NewSilence {
     id: Option<String>,
     hosts: String,

@@ -220,6 +220,14 @@ async fn every_heartbeat_rejection_is_json_and_writes_nothing() {
     hb(&f, Some(AGENT), json!({"host": "web-01", "report": [1, 2]}))
         .await
         .rejected(StatusCode::BAD_REQUEST, "report");
+    // A body of the wrong shape says what shape it wants, in the API's
+    // words, not the server's type names.
+    let a = hb(&f, Some(AGENT), json!([])).await;
+    assert!(!a.text.contains("HeartbeatBody"), "{}", a.text);
+    a.rejected(
+        StatusCode::BAD_REQUEST,
+        "expected a JSON object like {\"host\": \"build-01\"}",
+    );
     // The fields an all-clear reads must mean what it says of them.
     hb(
         &f,

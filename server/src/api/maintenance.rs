@@ -35,7 +35,10 @@ pub(crate) fn silence_id(host: &HostId) -> String {
 
 /// The body: `{"for": "2h", "reason": "recovery image"}`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a JSON object like {\"for\": \"2h\", \"reason\": \"recovery image\"}"
+)]
 struct Body {
     #[serde(rename = "for", with = "humantime_serde")]
     for_: Duration,
