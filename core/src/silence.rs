@@ -106,8 +106,11 @@ impl Silence {
         check_id(&id)?;
         check_reason(&reason)?;
         if ends_at <= starts_at {
+            let t = |t: Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             return Err(format!(
-                "silence must end after it starts ({ends_at} is not after {starts_at})"
+                "silence must end after it starts ({} is not after {})",
+                t(ends_at),
+                t(starts_at)
             ));
         }
         Ok(Self {

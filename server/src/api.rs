@@ -1933,6 +1933,9 @@ fn build_silence(req: NewSilence, now: Timestamp) -> Result<Silence, String> {
             "{what} is longer than 1 year; remove the silence when the work is done, or repeat a shorter one"
         )
     };
+    if length.is_some_and(|d| d.is_zero()) {
+        return Err("duration must be greater than zero".into());
+    }
     if let Some(d) = length.filter(|d| *d > MAX_SILENCE) {
         return Err(year(&format!(
             "the duration {}",

@@ -584,6 +584,10 @@ async fn silences() {
             json!({"hosts": "db-*", "duration": "1h", "reason": "x".repeat(1025)}),
             "at most 1024",
         ),
+        (
+            json!({"hosts": "db-*", "for": "0s"}),
+            "duration must be greater than zero",
+        ),
         // Occurrences longer than the time between them: never ends.
         (
             json!({"hosts": "db-*", "repeat": "0 * * * *", "tz": "UTC", "duration": "2h"}),
