@@ -1018,18 +1018,23 @@ fn parse_interval(v: Option<Value>) -> Result<Option<Duration>, ApiError> {
             ),
         )
     };
-    let secs = match v {
+    // Refusals echo the value as it was sent ("400d", not 34560000).
+    let sent = match &v {
         None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| bad(&n))?,
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
+    };
+    let secs = match v {
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| bad(&sent))?,
         Some(Value::String(s)) => humantime::parse_duration(&s)
-            .map_err(|_| bad(&format!("{s:?}")))?
+            .map_err(|_| bad(&sent))?
             .as_secs_f64(),
-        Some(other) => return Err(bad(&other)),
+        _ => return Err(bad(&sent)),
     };
     if secs.is_finite() && secs > 0.0 && secs <= YEAR {
         Ok(Some(Duration::from_secs_f64(secs)))
     } else {
-        Err(bad(&secs))
+        Err(bad(&sent))
     }
 }
 

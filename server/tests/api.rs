@@ -780,6 +780,10 @@ async fn a_heartbeat_interval_is_seconds_or_a_duration_and_bad_ones_are_refused(
             .await
             .rejected(StatusCode::BAD_REQUEST, "interval");
     }
+    // The refusal echoes the value as sent.
+    hb(&f, Some(ADMIN), json!({"host": "db-1", "interval": "400d"}))
+        .await
+        .rejected(StatusCode::BAD_REQUEST, "not \"400d\"");
     assert_eq!(
         f.store.get(&h("db-1")).await.unwrap().unwrap(),
         before,
