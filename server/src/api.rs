@@ -1662,6 +1662,11 @@ fn pause_end(req: &PauseBody, now: Timestamp) -> Result<Option<Timestamp>, ApiEr
         check_tz(tz).map_err(bad)?;
     }
     let fmt = |t: Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    if req.tz.is_some() && req.until.is_none() && req.for_.is_none() {
+        return Err(bad(
+            "tz goes with until (a local time such as \"2026-11-26 19:00\"); alone it says nothing about when the pause ends",
+        ));
+    }
     match (&req.until, req.for_) {
         (None, None) => Ok(None),
         (Some(_), Some(_)) => Err(bad(

@@ -959,6 +959,8 @@ async fn bad_pauses_are_400_with_a_reason_and_change_nothing() {
         (json!({"until": "soon"}), "neither RFC 3339"),
         (json!({"for": "soon"}), "body must be empty"),
         (json!({"pause": "2h"}), "pause"),
+        // A zone alone would pause until resumed, which it never meant.
+        (json!({"tz": "UTC"}), "tz goes with until"),
     ] {
         pause(&f, "db-01", Some(body.clone()))
             .await
