@@ -383,7 +383,7 @@ fn close_run(
             run
         }
     };
-    let duration = since(at, run.started);
+    let duration = run_length(at, run.started);
     if succeeded {
         job.last_run = Some(FinishedRun {
             started: run.started,
@@ -393,6 +393,12 @@ fn close_run(
         });
     }
     Some(duration)
+}
+
+/// How long a run from `started` to `end` took, to the millisecond: it
+/// reads "1s 521ms", not down to the nanosecond the clock happens to give.
+fn run_length(end: Timestamp, started: Timestamp) -> Duration {
+    Duration::from_millis(u64::try_from(since(end, started).as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What the job adds to a notice of `kind` made from `rec`.
@@ -596,7 +602,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                             .job
                             .as_deref()
                             .and_then(|j| ended_run(j, rid))
-                            .map(|r| since(hb.at, r.started));
+                            .map(|r| run_length(hb.at, r.started));
                         let next = fail(rec, hb.at, hb.message.clone(), rid);
                         (next, d, status != Status::Paused)
                     }

@@ -603,3 +603,13 @@ async fn a_run_that_created_its_job_teaches_no_interval() {
         ))
     );
 }
+
+#[test]
+fn a_run_lasts_to_the_millisecond() {
+    let end = t(0) + chrono::Duration::nanoseconds(1_521_379_976);
+    assert_eq!(run_length(end, t(0)), Duration::from_millis(1_521));
+    assert_eq!(
+        humantime::format_duration(run_length(end, t(0))).to_string(),
+        "1s 521ms"
+    );
+}
