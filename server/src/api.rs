@@ -2303,7 +2303,15 @@ fn log_path(path: &str) -> String {
     crate::redact::redact_path(path)
 }
 
-async fn no_route() -> ApiError {
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    // The commonest slip, a trailing slash, is said by name.
+    let path = uri.path();
+    if path.len() > 1 && path.ends_with('/') {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such endpoint: drop the trailing '/' from the path",
+        );
+    }
     ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
 }
 

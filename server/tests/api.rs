@@ -374,6 +374,15 @@ async fn ping_urls() {
     call(
         &f,
         Method::GET,
+        &format!("/ping/{AGENT}/web-01/"),
+        None,
+        None,
+    )
+    .await
+    .rejected(StatusCode::NOT_FOUND, "drop the trailing '/'");
+    call(
+        &f,
+        Method::GET,
         &format!("/ping/{AGENT}/web%2001"),
         None,
         None,
