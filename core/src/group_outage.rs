@@ -605,21 +605,16 @@ impl GroupRecord {
         now: Timestamp,
         policy: &Policy,
     ) {
-        let joining: Vec<HostId> = self
-            .members
-            .iter()
-            .filter(|m| m.fate == Fate::Alone && m.back_at.is_none() && still_silent(&m.host))
-            .map(|m| m.host.clone())
-            .collect();
-        if joining.is_empty() {
-            return;
-        }
-        for h in joining {
-            if let Some(mut m) = self.members.remove(&h) {
+        let mut joined = false;
+        for m in self.members.iter_mut() {
+            if m.fate == Fate::Alone && m.back_at.is_none() && still_silent(&m.host) {
                 m.fate = Fate::Outage;
                 m.alarmed_alone = true;
-                self.members.insert(m);
+                joined = true;
             }
+        }
+        if !joined {
+            return;
         }
         let fresh = self.outbox.iter().position(|o| {
             o.notice.is_group()
@@ -663,11 +658,7 @@ pub fn depart(
         // the outage ends with the operator's actions, its owed notices
         // dropped.
         next.outbox.retain(|o| !o.notice.is_group());
-        next.phase = GroupPhase::Quiet;
-        next.since = None;
-        next.outage_id = None;
-        next.alarm_count = 0;
-        next.last_alarm = None;
+        end_outage(&mut next);
     }
     next.due_at = due_at(&next, policy);
     Some(next)
@@ -722,6 +713,11 @@ fn finish(g: &mut GroupRecord, now: Timestamp, policy: &Policy) {
     }
     // The site came back: a flapping episode's wait for stability restarts.
     flap::came_back(g, now);
+    end_outage(g);
+}
+
+/// The group is quiet again: no outage, nothing counted toward one.
+fn end_outage(g: &mut GroupRecord) {
     g.phase = GroupPhase::Quiet;
     g.since = None;
     g.outage_id = None;

@@ -754,7 +754,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
                     // The record stays owed under this process's lease:
                     // its next round settles these answers, not a
                     // second delivery.
-                    self.keep_unsettled(&outbox.notice.id, &results);
+                    keep_answers(&self.unsettled, &outbox.notice.id, &results);
                     return Err(e);
                 }
             };
@@ -779,15 +779,6 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         Ok(())
     }
 
-    /// Keeps what channels did with notice `id` when its round could not be
-    /// settled: deliveries and refusals (a transient failure is asked
-    /// again anyway). Bounded: past [`MAX_UNSETTLED`] notices the oldest
-    /// knowledge is not kept (at worst a notice is delivered twice, as
-    /// before).
-    fn keep_unsettled(&self, id: &str, results: &[(String, ChannelOutcome)]) {
-        keep_answers(&self.unsettled, id, results);
-    }
-
     /// One delivery round of `notice`: the answers already in for it
     /// (a round not settled, a delivery that finished after the sweep
     /// stopped waiting) are taken, not asked again, and every other channel
@@ -799,7 +790,7 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
         delivered: &[String],
         failed: &[String],
     ) -> Vec<(String, ChannelOutcome)> {
-        let mut results = self.take_unsettled(&notice.id);
+        let mut results = lock(&self.unsettled).remove(&notice.id).unwrap_or_default();
         let answered = |n: &str| {
             delivered.iter().chain(failed).any(|d| d == n) || results.iter().any(|(c, _)| c == n)
         };
@@ -811,12 +802,6 @@ impl<S: Store + ?Sized, C: Clock> Monitor<S, C> {
             .collect();
         results.extend(self.deliver(notice, owed).await);
         results
-    }
-
-    /// What channels did with notice `id` in a round not settled yet (see
-    /// [`keep_unsettled`](Self::keep_unsettled)), taken.
-    fn take_unsettled(&self, id: &str) -> Vec<(String, ChannelOutcome)> {
-        lock(&self.unsettled).remove(id).unwrap_or_default()
     }
 
     /// A delivery the round stopped waiting for: marked in flight until it

@@ -662,18 +662,18 @@ impl AppState {
         key: &ApiKey,
         hb: Heartbeat,
     ) -> Result<Response, ApiError> {
-        let status = self.ingest(index, key, &hb).await?;
+        let status = answer_word(self.ingest(index, key, &hb).await?);
         Ok(Json(json!({ "host": hb.host, "status": status, "at": hb.at })).into_response())
     }
 
     /// Records heartbeat `hb` sent with key number `index`, creating its
-    /// host within the key's rights and the caps; `"created"` or `"ok"`.
+    /// host within the key's rights and the caps; never `Unknown` (a 404).
     async fn ingest(
         &self,
         index: usize,
         key: &ApiKey,
         hb: &Heartbeat,
-    ) -> Result<&'static str, ApiError> {
+    ) -> Result<HeartbeatOutcome, ApiError> {
         let mut outcome = self
             .0
             .monitor
@@ -686,22 +686,19 @@ impl AppState {
         if outcome.needs_decision() {
             self.0.wake.notify_one();
         }
-        let status = match outcome {
-            HeartbeatOutcome::Unknown => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!(
-                        "unknown host '{}': auto-registration is off; register it first (PUT /v1/hosts/{})",
-                        hb.host, hb.host
-                    ),
-                ));
-            }
-            HeartbeatOutcome::Created => "created",
-            HeartbeatOutcome::Updated { .. } => "ok",
-        };
+        if outcome == HeartbeatOutcome::Unknown {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "unknown host '{}': auto-registration is off; register it first (PUT /v1/hosts/{})",
+                    hb.host, hb.host
+                ),
+            ));
+        }
+        let status = answer_word(outcome);
         metrics::counter!("iamalive_heartbeats_total", "result" => status).increment(1);
         tracing::debug!(host = %hb.host, status, "heartbeat");
-        Ok(status)
+        Ok(outcome)
     }
 
     /// Creates the unknown host of `hb` if `key` may register hosts and no
@@ -946,6 +943,15 @@ fn check_message(m: &Option<String>) -> Result<(), ApiError> {
             ),
         )),
         _ => Ok(()),
+    }
+}
+
+/// A recorded heartbeat's `status` word in the API's answer and the
+/// `iamalive_heartbeats_total` label: `created` or `ok`.
+fn answer_word(o: HeartbeatOutcome) -> &'static str {
+    match o {
+        HeartbeatOutcome::Created => "created",
+        HeartbeatOutcome::Updated { .. } | HeartbeatOutcome::Unknown => "ok",
     }
 }
 

@@ -100,7 +100,7 @@ impl AppState {
             // A success that creates its host is that host's first
             // heartbeat (its message, interval and group with it), logged
             // and answered like any other success.
-            created = self.ingest(index, key, &hb).await? == "created";
+            created = self.ingest(index, key, &hb).await? == HeartbeatOutcome::Created;
             monitor.log_signal(&hb, signal, rid.as_deref(), None).await;
             out = SignalOutcome::Applied {
                 status: Status::Up,
